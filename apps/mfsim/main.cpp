@@ -1,0 +1,105 @@
+// mfsim: a thin command line over the mfsim libraries. Exit codes: 0 ok, 1 failure, 2 bad usage
+// or bad input, 3 verification mismatch (common/error.h).
+#include <fmt/format.h>
+
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+
+#include "apps/mfsim/cli.h"
+#include "common/error.h"
+
+namespace po = boost::program_options;
+
+namespace mfsim::cli {
+
+namespace {
+
+const Command kCommands[] = {
+    {"inspect", "validate a trace and summarise its GEMMs", cmd_inspect},
+    {"example-trace", "write the small example trace with payloads", cmd_example_trace},
+};
+
+void print_usage() {
+  std::printf(
+      "mfsim %s: cycle-accurate simulator and energy estimator for multiplication-free DNN "
+      "training\n\nusage: mfsim <command> [options]   (mfsim <command> --help for its options)\n\n"
+      "commands:\n",
+      MFSIM_VERSION);
+  for (const auto& c : kCommands) std::printf("  %-15s %s\n", c.name, c.summary);
+  std::printf(
+      "\noptions:\n  -h, --help       this help\n  --version        print the version\n\n"
+      "exit codes: 0 ok, 1 failure, 2 bad usage or bad input, 3 verification mismatch\n");
+}
+
+}  // namespace
+
+bool parse_or_help(const char* command, const char* synopsis, const Args& args,
+                   const po::options_description& options,
+                   const po::positional_options_description& positional, po::variables_map& vm) {
+  po::options_description all;
+  all.add(options).add_options()("help,h", "show this help");
+  try {
+    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+    if (vm.count("help") != 0) {
+      std::cout << "usage: mfsim " << command << " " << synopsis << "\n\n" << all << "\n";
+      return false;
+    }
+    po::notify(vm);
+  } catch (const po::required_option& e) {
+    std::string name = e.get_option_name();  // "--trace"
+    std::string bare = name.substr(name.find_first_not_of('-'));
+    for (unsigned i = 0; i < positional.max_total_count() && i < 8; ++i) {
+      if (positional.name_for_position(i) == bare) {
+        throw InputError(fmt::format("{}: missing argument {}; see 'mfsim {} --help'", command,
+                                     bare, command));
+      }
+    }
+    throw InputError(fmt::format("{}: missing option {}; see 'mfsim {} --help'", command, name,
+                                 command));
+  } catch (const po::error& e) {
+    throw InputError(fmt::format("{}: {}; see 'mfsim {} --help'", command, e.what(), command));
+  }
+  return true;
+}
+
+}  // namespace mfsim::cli
+
+int main(int argc, char** argv) {
+  using namespace mfsim;
+  if (argc < 2) {
+    cli::print_usage();
+    return kExitBadInput;
+  }
+  std::string name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    cli::print_usage();
+    return kExitOk;
+  }
+  if (name == "--version") {
+    std::printf("mfsim %s\n", MFSIM_VERSION);
+    return kExitOk;
+  }
+  const cli::Command* cmd = nullptr;
+  for (const auto& c : cli::kCommands) {
+    if (name == c.name) cmd = &c;
+  }
+  try {
+    if (cmd == nullptr) {
+      std::string names;
+      for (const auto& c : cli::kCommands) names += names.empty() ? c.name : fmt::format("|{}", c.name);
+      throw InputError(fmt::format("unknown command \"{}\"; expected {} (see 'mfsim --help')", name, names));
+    }
+    return cmd->run(cli::Args(argv + 2, argv + argc));
+  } catch (const InputError& e) {
+    std::fprintf(stderr, "mfsim: error: %s\n", e.what());
+    return kExitBadInput;
+  } catch (const VerificationError& e) {
+    std::fprintf(stderr, "mfsim: mismatch: %s\n", e.what());
+    return kExitMismatch;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mfsim: failure: %s\n", e.what());
+    return kExitFailure;
+  }
+}

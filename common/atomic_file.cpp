@@ -1,0 +1,64 @@
+#include "common/atomic_file.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "common/error.h"
+
+namespace mfsim {
+
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  tmp_path_ = fmt::format("{}.tmp.{}", path_, static_cast<long>(::getpid()));
+  file_ = std::fopen(tmp_path_.c_str(), "wb");
+  if (file_ == nullptr) {
+    throw InputError(fmt::format("{}: cannot create file: {}", path_, std::strerror(errno)));
+  }
+}
+
+AtomicFile::~AtomicFile() {
+  if (file_ != nullptr) std::fclose(file_);
+  if (!committed_) std::remove(tmp_path_.c_str());
+}
+
+void AtomicFile::write(const void* data, std::size_t bytes) {
+  if (bytes == 0) return;
+  if (std::fwrite(data, 1, bytes, file_) != bytes) {
+    throw std::runtime_error(fmt::format("{}: write failed: {}", path_, std::strerror(errno)));
+  }
+  bytes_ += bytes;
+}
+
+void AtomicFile::commit() {
+  if (committed_) return;
+  bool ok = std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0;
+  ok = (std::fclose(file_) == 0) && ok;
+  file_ = nullptr;
+  if (!ok || std::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
+    std::string why = std::strerror(errno);
+    std::remove(tmp_path_.c_str());
+    throw std::runtime_error(fmt::format("{}: cannot write file: {}", path_, why));
+  }
+  committed_ = true;
+}
+
+void write_file_atomic(const std::string& path, std::string_view text) {
+  AtomicFile f(path);
+  f.write(text);
+  f.commit();
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(fmt::format("{}: cannot open file: {}", path, std::strerror(errno)));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw InputError(fmt::format("{}: read error", path));
+  return ss.str();
+}
+
+}  // namespace mfsim

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs mfsim's build and run dependencies from Debian 12 packages.
+# Idempotent: packages already installed are skipped, and nothing is done when all are present.
+# Works as root; otherwise uses sudo.
+set -euo pipefail
+
+packages=(
+  # toolchain (already on the image, listed so a bare Debian 12 works too)
+  g++ cmake ninja-build pkg-config ccache
+  # libraries
+  libsystemc-dev              # SystemC 2.3.4 + TLM: the cycle-accurate array models
+  libboost-program-options-dev  # the mfsim command line (brings the Boost headers)
+  nlohmann-json3-dev          # trace metadata, configs, reports
+  libfmt-dev                  # formatting of messages and reports
+  catch2                      # unit tests (Catch2 v2, CTest integration)
+  zlib1g-dev                  # CRC-32 payload checksums, gzip-compressed IDX data files
+  # data
+  dataset-fashion-mnist       # Fashion-MNIST IDX files under /usr/share/datasets/fashion-mnist
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "setup: done"

@@ -1,0 +1,126 @@
+// The mfsim command line end to end: usage, exit codes, inspect, the shipped example.
+#include <catch2/catch.hpp>
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/crc32.h"
+#include "tests/test_util.h"
+#include "traces/example_trace.h"
+
+using namespace mfsim;
+using mfsim::test::run_mfsim;
+using mfsim::test::TempDir;
+
+namespace {
+std::string example() { return test::source_dir() + "/traces/examples/mlp-tiny.json"; }
+int count_lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+}  // namespace
+
+TEST_CASE("mfsim --help, --version and usage errors", "[smoke]") {
+  auto help = run_mfsim("--help");
+  CHECK(help.exit_code == 0);
+  CHECK(help.out.find("usage: mfsim <command> [options]") != std::string::npos);
+  CHECK(help.out.find("inspect") != std::string::npos);
+  auto version = run_mfsim("--version");
+  CHECK(version.exit_code == 0);
+  CHECK(version.out == fmt::format("mfsim {}\n", MFSIM_VERSION));
+  auto none = run_mfsim("");
+  CHECK(none.exit_code == 2);
+  auto unknown = run_mfsim("simulatee");
+  CHECK(unknown.exit_code == 2);
+  CHECK(unknown.err ==
+        "mfsim: error: unknown command \"simulatee\"; expected inspect|example-trace (see 'mfsim "
+        "--help')\n");
+  auto sub_help = run_mfsim("inspect --help");
+  CHECK(sub_help.exit_code == 0);
+  CHECK(sub_help.out.find("--recompute") != std::string::npos);
+  auto bad_opt = run_mfsim("inspect --colour " + example());
+  CHECK(bad_opt.exit_code == 2);
+  CHECK(bad_opt.err ==
+        "mfsim: error: inspect: unrecognised option '--colour'; see 'mfsim inspect --help'\n");
+  auto missing = run_mfsim("inspect");
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.err == "mfsim: error: inspect: missing argument trace; see 'mfsim inspect --help'\n");
+  auto conflict = run_mfsim("inspect --no-verify --recompute " + example());
+  CHECK(conflict.exit_code == 2);
+  CHECK(conflict.err == "mfsim: error: inspect: --recompute needs the payloads; drop --no-verify\n");
+}
+
+TEST_CASE("mfsim inspect summarises the shipped example and recomputes it", "[smoke]") {
+  auto r = run_mfsim("inspect --recompute " + example());
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.err.empty());
+  CHECK(r.out.find("records    7 (7 with payload, 5,540 payload bytes, checksums verified)") !=
+        std::string::npos);
+  CHECK(r.out.find("recomputed 7 GEMMs: all match the reference arithmetic") != std::string::npos);
+  // 7x12x20 (three times: pot4, int8, fp32) + 7x10x12 = 5880 forward MACs.
+  CHECK(r.out.find("fwd                 4               5,880  pot4 x2, int8 x1, fp32 x1") !=
+        std::string::npos);
+  CHECK(r.out.find("bwd_data            1                 840  pot4 x1") != std::string::npos);
+  CHECK(r.out.find("total               7               9,240") != std::string::npos);
+
+  auto j = run_mfsim("inspect --json " + example());
+  REQUIRE(j.exit_code == 0);
+  auto doc = nlohmann::json::parse(j.out);
+  CHECK(doc["records"] == 7);
+  CHECK(doc["records_with_payload"] == 7);
+  CHECK(doc["checksums_verified"] == true);
+  CHECK(doc["macs_total"] == 9240);
+  CHECK(doc["phases"]["fwd"]["macs"] == 5880);
+  CHECK(doc["phases"]["bwd_weight"]["records"] == 2);
+  CHECK(doc["phases"]["fwd"]["formats"]["int8"] == 1);
+  CHECK(doc["layers"] == nlohmann::json::array({"fc1", "fc2"}));
+}
+
+TEST_CASE("mfsim inspect: bad input exits 2 with one line naming file and field", "[smoke]") {
+  TempDir dir;
+  std::string path = dir.file("bad.json");
+  test::spit(path, R"({"format":"mfsim-trace","version":1,"records":[{"layer":"fc","phase":"fwd",)"
+                   R"("M":4,"N":4,"K":-3,"a":{"format":"fp32"},"b":{"format":"fp32"}}]})");
+  auto r = run_mfsim("inspect " + path);
+  CHECK(r.exit_code == 2);
+  CHECK(r.out.empty());
+  CHECK(r.err == "mfsim: error: " + path + ": records[0].K: expected a positive integer below 2^31, got -3\n");
+  CHECK(count_lines(r.err) == 1);
+  auto missing = run_mfsim("inspect " + dir.file("absent.json"));
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.err == "mfsim: error: " + dir.file("absent.json") +
+                           ": cannot open file: No such file or directory\n");
+}
+
+TEST_CASE("mfsim inspect --recompute: a wrong expected output exits 3 naming GEMM and element", "[smoke]") {
+  TempDir dir;
+  std::string path = dir.file("t.json"), bin = dir.file("t.bin");
+  write_example_trace(path, 1);
+  auto doc = nlohmann::json::parse(test::slurp(path));
+  auto& ref = doc["records"][1]["payload"]["expected"];
+  std::string bytes = test::slurp(bin);
+  auto offset = ref["offset"].get<std::size_t>(), size = ref["bytes"].get<std::size_t>();
+  // Element (1, 3) of the 7x10 output: int32 index 13.
+  bytes[offset + 13 * 4] = static_cast<char>(bytes[offset + 13 * 4] + 1);
+  test::spit(bin, bytes);
+  ref["crc32"] = fmt::format("{:08x}", crc32(bytes.data() + offset, size));  // still consistent
+  test::spit(path, doc.dump());
+  auto plain = run_mfsim("inspect " + path);
+  CHECK(plain.exit_code == 0);  // checksums fine; values not recomputed
+  auto r = run_mfsim("inspect --recompute " + path);
+  CHECK(r.exit_code == 3);
+  CHECK(r.err.rfind("mfsim: mismatch: " + path + ": records[1] (fc2 fwd): first mismatch at output "
+                    "element (1, 3) of 7x10: recomputed ",
+                    0) == 0);
+  CHECK(count_lines(r.err) == 1);
+}
+
+TEST_CASE("the shipped example trace regenerates byte for byte", "[golden]") {
+  TempDir dir;
+  std::string path = dir.file("mlp-tiny.json");
+  auto r = run_mfsim("example-trace --seed 1 -o " + path);
+  REQUIRE(r.exit_code == 0);
+  INFO("regenerate with: build/mfsim example-trace --seed 1 -o traces/examples/mlp-tiny.json");
+  CHECK(test::slurp(path) == test::slurp(example()));
+  CHECK(test::slurp(dir.file("mlp-tiny.bin")) ==
+        test::slurp(test::source_dir() + "/traces/examples/mlp-tiny.bin"));
+}

@@ -1,0 +1,142 @@
+#include "traces/trace.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+namespace mfsim {
+
+const char* to_string(Phase p) {
+  switch (p) {
+    case Phase::kFwd: return "fwd";
+    case Phase::kBwdData: return "bwd_data";
+    case Phase::kBwdWeight: return "bwd_weight";
+  }
+  return "?";
+}
+
+bool parse_phase(const std::string& s, Phase* out) {
+  for (int i = 0; i < kNumPhases; ++i) {
+    if (s == to_string(static_cast<Phase>(i))) {
+      *out = static_cast<Phase>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+const char* to_string(NumFormat f) {
+  switch (f) {
+    case NumFormat::kPot4: return "pot4";
+    case NumFormat::kInt8: return "int8";
+    case NumFormat::kFp32: return "fp32";
+  }
+  return "?";
+}
+
+bool parse_num_format(const std::string& s, NumFormat* out) {
+  for (int i = 0; i < kNumFormats; ++i) {
+    if (s == to_string(static_cast<NumFormat>(i))) {
+      *out = static_cast<NumFormat>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+int bits_per_element(NumFormat f) {
+  switch (f) {
+    case NumFormat::kPot4: return 4;
+    case NumFormat::kInt8: return 8;
+    case NumFormat::kFp32: return 32;
+  }
+  return 0;
+}
+
+const char* to_string(OutputType t) {
+  switch (t) {
+    case OutputType::kI32: return "i32";
+    case OutputType::kI64: return "i64";
+    case OutputType::kF32: return "f32";
+  }
+  return "?";
+}
+
+int bytes_per_element(OutputType t) { return t == OutputType::kI64 ? 8 : 4; }
+
+OutputType TraceRecord::output_type() const {
+  if (format() == NumFormat::kFp32) return OutputType::kF32;
+  return accumulator.bits <= 32 ? OutputType::kI32 : OutputType::kI64;
+}
+
+namespace {
+std::uint64_t operand_bytes(NumFormat f, std::uint64_t elements) {
+  switch (f) {
+    case NumFormat::kPot4: return pot4_packed_bytes(elements);
+    case NumFormat::kInt8: return elements;
+    case NumFormat::kFp32: return elements * 4;
+  }
+  return 0;
+}
+}  // namespace
+
+// Dimensions are validated to < 2^31, so these products fit in 64 bits.
+std::uint64_t TraceRecord::operand_a_bytes() const {
+  return operand_bytes(a.format, static_cast<std::uint64_t>(shape.m) * shape.k);
+}
+std::uint64_t TraceRecord::operand_b_bytes() const {
+  return operand_bytes(b.format, static_cast<std::uint64_t>(shape.k) * shape.n);
+}
+std::uint64_t TraceRecord::expected_bytes() const {
+  return static_cast<std::uint64_t>(shape.m) * shape.n * bytes_per_element(output_type());
+}
+
+std::size_t Trace::records_with_payload() const {
+  std::size_t n = 0;
+  for (const auto& r : records) n += r.has_payload ? 1 : 0;
+  return n;
+}
+
+std::uint64_t Trace::total_macs() const {
+  std::uint64_t n = 0;
+  for (const auto& r : records) n += r.shape.macs();
+  return n;
+}
+
+namespace {
+std::string first_difference(const GemmShape& s, std::size_t i, const std::string& got,
+                             const std::string& want) {
+  return fmt::format("first mismatch at output element ({}, {}) of {}x{}: recomputed {}, recorded {}",
+                     static_cast<std::int64_t>(i) / s.n, static_cast<std::int64_t>(i) % s.n, s.m,
+                     s.n, got, want);
+}
+}  // namespace
+
+std::string check_record_result(const TraceRecord& rec, const RecordPayload& p) {
+  const GemmShape& s = rec.shape;
+  std::size_t count = static_cast<std::size_t>(s.m) * static_cast<std::size_t>(s.n);
+  if (rec.format() == NumFormat::kFp32) {
+    std::vector<float> c(count);
+    gemm_fp32_ref(s, p.a_fp32.data(), p.b_fp32.data(), rec.fp32_fma, c.data());
+    for (std::size_t i = 0; i < count; ++i) {
+      if (std::memcmp(&c[i], &p.expected_fp32[i], sizeof(float)) != 0) {
+        return first_difference(s, i, fmt::format("{}", c[i]), fmt::format("{}", p.expected_fp32[i]));
+      }
+    }
+    return {};
+  }
+  std::vector<std::int64_t> c(count);
+  if (rec.format() == NumFormat::kPot4) {
+    gemm_pot4_ref(s, p.a_pot4.data(), p.b_pot4.data(), rec.accumulator, c.data());
+  } else {
+    gemm_int8_ref(s, p.a_int8.data(), p.b_int8.data(), rec.accumulator, c.data());
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    if (c[i] != p.expected_acc[i]) {
+      return first_difference(s, i, std::to_string(c[i]), std::to_string(p.expected_acc[i]));
+    }
+  }
+  return {};
+}
+
+}  // namespace mfsim

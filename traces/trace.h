@@ -1,0 +1,97 @@
+// The mfsim trace: the GEMMs of a training step (or of a network), as plain structs.
+//
+// On disk (docs/trace-format.md): a JSON metadata file, and for traces with operands a binary
+// payload file beside it. Shape-only traces are just the JSON. Readers (trace_reader.h) parse
+// and validate into these structs; nothing downstream reads the JSON itself.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "models/accumulator.h"
+#include "models/gemm_ref.h"
+#include "models/pot4.h"
+
+namespace mfsim {
+
+constexpr int kTraceFormatVersion = 1;
+constexpr const char* kTraceFormatName = "mfsim-trace";
+constexpr char kPayloadMagic[8] = {'M', 'F', 'S', 'I', 'M', 'B', 'I', 'N'};
+constexpr std::uint64_t kPayloadHeaderBytes = 16;  // magic, u32 version, u32 reserved (0)
+constexpr std::int64_t kTraceMaxDim = 2147483647;  // M, N, K in [1, 2^31 - 1]
+
+// The three GEMMs of a linear layer with activations A (M x K), weights W (K x N) and output
+// error G (M x N): fwd Y = A.W, bwd_data dA = G.W^T, bwd_weight dW = A^T.G.
+enum class Phase : std::uint8_t { kFwd = 0, kBwdData = 1, kBwdWeight = 2 };
+constexpr int kNumPhases = 3;
+const char* to_string(Phase p);
+bool parse_phase(const std::string& s, Phase* out);
+
+enum class NumFormat : std::uint8_t { kPot4 = 0, kInt8 = 1, kFp32 = 2 };
+constexpr int kNumFormats = 3;
+const char* to_string(NumFormat f);
+bool parse_num_format(const std::string& s, NumFormat* out);
+int bits_per_element(NumFormat f);  // 4, 8, 32
+
+// Element type of a stored expected output: integer accumulators (pot4, int8) or FP32.
+enum class OutputType : std::uint8_t { kI32 = 0, kI64 = 1, kF32 = 2 };
+const char* to_string(OutputType t);
+int bytes_per_element(OutputType t);
+
+struct OperandSpec {
+  NumFormat format = NumFormat::kPot4;
+  int scale_exp = 0;   // pot4: the tensor's scale exponent E
+  float scale = 1.0f;  // int8: v = q * scale (positive, finite)
+};
+
+struct PayloadRef {
+  std::uint64_t offset = 0;  // byte offset in the payload file
+  std::uint64_t bytes = 0;
+  std::uint32_t crc32 = 0;
+};
+
+struct TraceRecord {
+  std::string layer;
+  Phase phase = Phase::kFwd;
+  GemmShape shape;                // C[M x N] = A[M x K] . B[K x N], row-major
+  OperandSpec a, b;               // both operands share one format
+  AccumulatorSpec accumulator;    // pot4 and int8 (int8 default: 32 bits)
+  bool fp32_fma = false;          // fp32: fused multiply-add instead of multiply then add
+  bool has_payload = false;
+  PayloadRef payload_a, payload_b, payload_expected;
+
+  NumFormat format() const { return a.format; }
+  OutputType output_type() const;
+  std::uint64_t operand_a_bytes() const;   // packed size on disk
+  std::uint64_t operand_b_bytes() const;
+  std::uint64_t expected_bytes() const;
+};
+
+struct Trace {
+  int version = kTraceFormatVersion;
+  std::string generator;
+  std::string description;
+  std::string payload_path;            // resolved path of the payload file ("" if none)
+  std::uint64_t payload_file_bytes = 0;
+  std::vector<TraceRecord> records;
+
+  std::size_t records_with_payload() const;
+  std::uint64_t total_macs() const;
+};
+
+// Operands and expected output of one record, decoded into memory (one element per slot).
+struct RecordPayload {
+  std::vector<Pot4Code> a_pot4, b_pot4;
+  std::vector<std::int8_t> a_int8, b_int8;
+  std::vector<float> a_fp32, b_fp32;
+  std::vector<std::int64_t> expected_acc;  // pot4, int8
+  std::vector<float> expected_fp32;        // fp32
+};
+
+// Recomputes a record's GEMM with the reference arithmetic (models/gemm_ref.h) and compares it
+// with the expected output. Returns an empty string when equal, else a message naming the
+// first differing element. Throws AccumulatorOverflow under OverflowPolicy::kError.
+std::string check_record_result(const TraceRecord& rec, const RecordPayload& payload);
+
+}  // namespace mfsim

@@ -1,0 +1,352 @@
+#include "traces/trace_reader.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "common/atomic_file.h"
+#include "common/crc32.h"
+#include "common/error.h"
+#include "common/json_fields.h"
+
+namespace mfsim {
+
+using nlohmann::json;
+
+namespace {
+
+std::string dir_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? std::string() : path.substr(0, slash + 1);
+}
+
+OperandSpec parse_operand(JsonFields& rec, const char* key) {
+  JsonFields f(rec.required_object(key), rec.file(), rec.field_path(key));
+  OperandSpec op;
+  std::string fmt_name = f.required_choice("format", {"pot4", "int8", "fp32"});
+  parse_num_format(fmt_name, &op.format);
+  if (op.format == NumFormat::kPot4) {
+    op.scale_exp = static_cast<int>(f.required_int(
+        "scale_exp", kPot4ScaleExpMin, kPot4ScaleExpMax,
+        "an integer scale exponent in [-120, 127]"));
+  } else if (op.format == NumFormat::kInt8) {
+    double s = f.required_number("scale");
+    auto sf = static_cast<float>(s);
+    if (!(s > 0.0) || !std::isfinite(sf) || static_cast<double>(sf) != s) {
+      f.fail("scale", fmt::format("expected a positive finite float32 value, got {}", s));
+    }
+    op.scale = sf;
+  }
+  f.finish();
+  return op;
+}
+
+// `typed_for` is set for the expected output, whose "type" must match the record's.
+PayloadRef parse_payload_ref(JsonFields& parent, const char* key, std::uint64_t want_bytes,
+                             const std::string& what, std::uint64_t file_bytes,
+                             const TraceRecord* typed_for = nullptr) {
+  JsonFields f(parent.required_object(key), parent.file(), parent.field_path(key));
+  PayloadRef ref;
+  if (typed_for != nullptr) {
+    const TraceRecord& r = *typed_for;
+    std::string type = f.required_choice("type", {"i32", "i64", "f32"});
+    if (type != to_string(r.output_type())) {
+      std::string acc = r.format() == NumFormat::kFp32
+                            ? std::string()
+                            : fmt::format(" with a {}-bit accumulator", r.accumulator.bits);
+      f.fail("type", fmt::format("expected \"{}\" for a {} GEMM{}, got \"{}\"",
+                                 to_string(r.output_type()), to_string(r.format()), acc, type));
+    }
+  }
+  ref.offset = static_cast<std::uint64_t>(f.required_int(
+      "offset", static_cast<std::int64_t>(kPayloadHeaderBytes), INT64_MAX,
+      "a byte offset >= 16 (after the payload file header)"));
+  ref.bytes = static_cast<std::uint64_t>(f.required_int("bytes", 0, INT64_MAX,
+                                                        "a non-negative byte count"));
+  if (ref.bytes != want_bytes) {
+    f.fail("bytes", fmt::format("expected {} bytes for {}, got {}", want_bytes, what, ref.bytes));
+  }
+  std::string crc = f.required_string("crc32");
+  bool hex_ok = crc.size() == 8 && crc.find_first_not_of("0123456789abcdef") == std::string::npos;
+  if (!hex_ok) {
+    f.fail("crc32", fmt::format("expected 8 lower-case hex digits, got \"{}\"", crc));
+  }
+  ref.crc32 = static_cast<std::uint32_t>(std::stoul(crc, nullptr, 16));
+  if (ref.offset > file_bytes || ref.bytes > file_bytes - ref.offset) {
+    throw InputError(fmt::format(
+        "{}: bytes [{}, {}) lie outside the payload file ({} bytes)", parent.where(key),
+        ref.offset, ref.offset + ref.bytes, file_bytes));
+  }
+  f.finish();
+  return ref;
+}
+
+TraceRecord parse_record(const json& j, const std::string& file, std::size_t index,
+                         bool have_payload_file, std::uint64_t file_bytes) {
+  JsonFields f(j, file, fmt::format("records[{}]", index));
+  TraceRecord r;
+  r.layer = f.required_string("layer");
+  if (r.layer.empty()) f.fail("layer", "expected a non-empty layer name");
+  parse_phase(f.required_choice("phase", {"fwd", "bwd_data", "bwd_weight"}), &r.phase);
+  const char* positive = "a positive integer below 2^31";
+  r.shape.m = f.required_int("M", 1, kTraceMaxDim, positive);
+  r.shape.n = f.required_int("N", 1, kTraceMaxDim, positive);
+  r.shape.k = f.required_int("K", 1, kTraceMaxDim, positive);
+  std::uint64_t macs = 0;
+  if (__builtin_mul_overflow(static_cast<std::uint64_t>(r.shape.m) * r.shape.n,
+                             static_cast<std::uint64_t>(r.shape.k), &macs)) {
+    throw InputError(fmt::format("{}: {}: M*N*K = {}*{}*{} overflows 64 bits", file, f.path(),
+                                 r.shape.m, r.shape.n, r.shape.k));
+  }
+  r.a = parse_operand(f, "a");
+  r.b = parse_operand(f, "b");
+  if (r.b.format != r.a.format) {
+    f.fail("b.format", fmt::format("\"{}\" differs from a.format \"{}\"; both operands of a GEMM "
+                                   "must use one format",
+                                   to_string(r.b.format), to_string(r.a.format)));
+  }
+  if (const json* acc = f.optional_object("accumulator")) {
+    if (r.format() == NumFormat::kFp32) {
+      f.fail("accumulator", "fp32 GEMMs have no integer accumulator; remove this field");
+    }
+    JsonFields af(*acc, file, f.field_path("accumulator"));
+    r.accumulator.bits = static_cast<int>(af.required_int("bits", kAccumulatorMinBits,
+                                                          kAccumulatorMaxBits));
+    std::string pol = af.required_choice("overflow", {"error", "saturate"});
+    parse_overflow_policy(pol, &r.accumulator.overflow);
+    af.finish();
+  }
+  r.fp32_fma = f.optional_bool("fp32_fma", false);
+  if (r.fp32_fma && r.format() != NumFormat::kFp32) {
+    f.fail("fp32_fma", "only fp32 GEMMs can use fused multiply-add");
+  }
+  if (const json* p = f.optional_object("payload")) {
+    if (!have_payload_file) {
+      f.fail("payload", "the record has a payload but the trace has no payload_file");
+    }
+    JsonFields pf(*p, file, f.field_path("payload"));
+    std::uint64_t c_elems = static_cast<std::uint64_t>(r.shape.m) * r.shape.n;
+    if (c_elems > UINT64_MAX / 8) {
+      throw InputError(fmt::format("{}: {}: output of M*N = {}*{} elements is too large for a payload (limit 2^61)",
+                                   file, pf.path(), r.shape.m, r.shape.n));
+    }
+    r.payload_a = parse_payload_ref(pf, "a", r.operand_a_bytes(),
+                                    fmt::format("{}x{} {} elements", r.shape.m, r.shape.k,
+                                                to_string(r.a.format)),
+                                    file_bytes);
+    r.payload_b = parse_payload_ref(pf, "b", r.operand_b_bytes(),
+                                    fmt::format("{}x{} {} elements", r.shape.k, r.shape.n,
+                                                to_string(r.b.format)),
+                                    file_bytes);
+    r.payload_expected = parse_payload_ref(
+        pf, "expected", r.expected_bytes(),
+        fmt::format("{}x{} {} elements", r.shape.m, r.shape.n, to_string(r.output_type())),
+        file_bytes, &r);
+    pf.finish();
+    r.has_payload = true;
+  }
+  f.finish();
+  return r;
+}
+
+}  // namespace
+
+Trace parse_trace_json(const std::string& text, const std::string& file, const std::string& dir) {
+  json doc = parse_json_document(text, file);
+  JsonFields f(doc, file, "");
+  f.required_choice("format", {kTraceFormatName});
+  std::int64_t version = f.required_int("version", INT64_MIN, INT64_MAX, "an integer");
+  if (version != kTraceFormatVersion) {
+    f.fail("version", fmt::format("unsupported trace format version {}; this mfsim reads version {}",
+                                  version, kTraceFormatVersion));
+  }
+  Trace t;
+  t.version = static_cast<int>(version);
+  t.generator = f.optional_string("generator").value_or("");
+  t.description = f.optional_string("description").value_or("");
+  bool have_payload_file = false;
+  if (const json* pj = f.optional_object("payload_file")) {
+    JsonFields pf(*pj, file, "payload_file");
+    std::string rel = pf.required_string("path");
+    if (rel.empty()) pf.fail("path", "expected a file name, got \"\"");
+    t.payload_path = (!rel.empty() && rel[0] == '/') ? rel : dir + rel;
+    t.payload_file_bytes = static_cast<std::uint64_t>(
+        pf.required_int("bytes", static_cast<std::int64_t>(kPayloadHeaderBytes), INT64_MAX,
+                        "a byte count >= 16"));
+    pf.finish();
+    have_payload_file = true;
+  }
+  const json& recs = f.required_array("records");
+  t.records.reserve(recs.size());
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < recs.size(); ++i) {
+    t.records.push_back(parse_record(recs[i], file, i, have_payload_file, t.payload_file_bytes));
+    if (__builtin_add_overflow(total, t.records.back().shape.macs(), &total)) {
+      throw InputError(fmt::format("{}: records[{}]: total MACs of the trace overflow 64 bits",
+                                   file, i));
+    }
+  }
+  f.finish();
+  return t;
+}
+
+TraceReader::TraceReader(const std::string& path) : path_(path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    throw InputError(fmt::format("{}: is a directory; expected a trace file (.json)", path));
+  }
+  trace_ = parse_trace_json(read_file(path), path, dir_of(path));
+  if (trace_.payload_path.empty()) return;
+  fd_ = ::open(trace_.payload_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) {
+    throw InputError(fmt::format("{}: payload_file.path: cannot open {}: {}", path,
+                                 trace_.payload_path, std::strerror(errno)));
+  }
+  struct stat pst {};
+  if (::fstat(fd_, &pst) != 0 || !S_ISREG(pst.st_mode)) {
+    ::close(fd_);
+    fd_ = -1;
+    throw InputError(fmt::format("{}: payload_file.path: {} is not a regular file", path,
+                                 trace_.payload_path));
+  }
+  auto actual = static_cast<std::uint64_t>(pst.st_size);
+  std::uint8_t header[kPayloadHeaderBytes] = {};
+  bool header_ok = actual >= kPayloadHeaderBytes &&
+                   ::pread(fd_, header, kPayloadHeaderBytes, 0) ==
+                       static_cast<ssize_t>(kPayloadHeaderBytes) &&
+                   std::memcmp(header, kPayloadMagic, sizeof kPayloadMagic) == 0;
+  if (!header_ok) {
+    ::close(fd_);
+    fd_ = -1;
+    throw InputError(fmt::format("{}: not an mfsim payload file (bad magic; expected MFSIMBIN)",
+                                 trace_.payload_path));
+  }
+  std::uint32_t bin_version = 0;
+  std::memcpy(&bin_version, header + 8, 4);  // little-endian hosts only (x86-64, aarch64)
+  if (bin_version != static_cast<std::uint32_t>(kTraceFormatVersion)) {
+    ::close(fd_);
+    fd_ = -1;
+    throw InputError(fmt::format("{}: unsupported payload file version {}; expected {}",
+                                 trace_.payload_path, bin_version, kTraceFormatVersion));
+  }
+  if (actual != trace_.payload_file_bytes) {
+    ::close(fd_);
+    fd_ = -1;
+    throw InputError(fmt::format(
+        "{}: payload_file.bytes: {} has {} bytes, the trace says {} (truncated or replaced "
+        "payload file)",
+        path, trace_.payload_path, actual, trace_.payload_file_bytes));
+  }
+}
+
+TraceReader::~TraceReader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::vector<std::uint8_t> TraceReader::read_range(std::size_t index, const char* which,
+                                                  const PayloadRef& ref) const {
+  std::vector<std::uint8_t> buf(ref.bytes);
+  std::uint64_t done = 0;
+  while (done < ref.bytes) {
+    ssize_t n = ::pread(fd_, buf.data() + done, ref.bytes - done,
+                        static_cast<off_t>(ref.offset + done));
+    if (n <= 0) {
+      throw InputError(fmt::format("{}: records[{}].payload.{}: cannot read {} bytes at offset {} "
+                                   "of {}",
+                                   path_, index, which, ref.bytes, ref.offset, trace_.payload_path));
+    }
+    done += static_cast<std::uint64_t>(n);
+  }
+  std::uint32_t crc = crc32(buf.data(), buf.size());
+  if (crc != ref.crc32) {
+    throw InputError(fmt::format(
+        "{}: records[{}].payload.{}: checksum mismatch (crc32 recorded {:08x}, computed {:08x})",
+        path_, index, which, ref.crc32, crc));
+  }
+  return buf;
+}
+
+namespace {
+
+template <typename T>
+std::vector<T> decode_le(const std::vector<std::uint8_t>& raw) {
+  std::vector<T> out(raw.size() / sizeof(T));
+  if (!raw.empty()) std::memcpy(out.data(), raw.data(), out.size() * sizeof(T));
+  return out;
+}
+
+void decode_operand(NumFormat f, const std::vector<std::uint8_t>& raw, std::uint64_t elems,
+                    std::vector<Pot4Code>* pot4, std::vector<std::int8_t>* i8,
+                    std::vector<float>* f32) {
+  switch (f) {
+    case NumFormat::kPot4:
+      pot4->resize(elems);
+      pot4_unpack(raw.data(), elems, pot4->data());
+      break;
+    case NumFormat::kInt8: *i8 = decode_le<std::int8_t>(raw); break;
+    case NumFormat::kFp32: *f32 = decode_le<float>(raw); break;
+  }
+}
+
+}  // namespace
+
+RecordPayload TraceReader::read_payload(std::size_t index) const {
+  const TraceRecord& r = trace_.records.at(index);
+  if (!r.has_payload) {
+    throw InputError(fmt::format("{}: records[{}]: record has no payload (shape-only)", path_,
+                                 index));
+  }
+  RecordPayload p;
+  auto a = read_range(index, "a", r.payload_a);
+  auto b = read_range(index, "b", r.payload_b);
+  auto c = read_range(index, "expected", r.payload_expected);
+  decode_operand(r.a.format, a, static_cast<std::uint64_t>(r.shape.m) * r.shape.k, &p.a_pot4,
+                 &p.a_int8, &p.a_fp32);
+  decode_operand(r.b.format, b, static_cast<std::uint64_t>(r.shape.k) * r.shape.n, &p.b_pot4,
+                 &p.b_int8, &p.b_fp32);
+  if (r.a.format == NumFormat::kPot4 && r.operand_a_bytes() > 0 &&
+      (static_cast<std::uint64_t>(r.shape.m) * r.shape.k) % 2 == 1 && (a.back() >> 4) != 0) {
+    throw InputError(fmt::format("{}: records[{}].payload.a: padding nibble of the last byte is "
+                                 "not zero",
+                                 path_, index));
+  }
+  switch (r.output_type()) {
+    case OutputType::kI32: {
+      auto v = decode_le<std::int32_t>(c);
+      p.expected_acc.assign(v.begin(), v.end());
+      break;
+    }
+    case OutputType::kI64: p.expected_acc = decode_le<std::int64_t>(c); break;
+    case OutputType::kF32: p.expected_fp32 = decode_le<float>(c); break;
+  }
+  if (r.format() != NumFormat::kFp32) {
+    for (std::size_t i = 0; i < p.expected_acc.size(); ++i) {
+      if (p.expected_acc[i] > r.accumulator.max() || p.expected_acc[i] < r.accumulator.min()) {
+        throw InputError(fmt::format(
+            "{}: records[{}].payload.expected: element {} = {} does not fit the {}-bit "
+            "accumulator",
+            path_, index, i, p.expected_acc[i], r.accumulator.bits));
+      }
+    }
+  }
+  if (r.format() == NumFormat::kInt8) {
+    for (const auto* v : {&p.a_int8, &p.b_int8}) {
+      for (std::size_t i = 0; i < v->size(); ++i) {
+        if ((*v)[i] == -128) {
+          throw InputError(fmt::format("{}: records[{}].payload.{}: element {} is -128; int8 "
+                                       "operands are symmetric in [-127, 127]",
+                                       path_, index, v == &p.a_int8 ? "a" : "b", i));
+        }
+      }
+    }
+  }
+  return p;
+}
+
+}  // namespace mfsim

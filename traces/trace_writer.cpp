@@ -1,0 +1,206 @@
+#include "traces/trace_writer.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "common/atomic_file.h"
+#include "common/crc32.h"
+
+namespace mfsim {
+
+using ojson = nlohmann::ordered_json;
+
+namespace {
+
+std::string base_name(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+ojson operand_json(const OperandSpec& op) {
+  ojson j;
+  j["format"] = to_string(op.format);
+  if (op.format == NumFormat::kPot4) j["scale_exp"] = op.scale_exp;
+  if (op.format == NumFormat::kInt8) j["scale"] = static_cast<double>(op.scale);
+  return j;
+}
+
+ojson ref_json(const PayloadRef& r) {
+  return ojson{{"offset", r.offset}, {"bytes", r.bytes}, {"crc32", fmt::format("{:08x}", r.crc32)}};
+}
+
+template <typename T>
+std::vector<std::uint8_t> raw_bytes(const T* data, std::size_t count) {
+  std::vector<std::uint8_t> out(count * sizeof(T));
+  if (count > 0) std::memcpy(out.data(), data, out.size());
+  return out;
+}
+
+std::vector<std::uint8_t> acc_bytes(const TraceRecord& rec, const std::int64_t* v, std::size_t n) {
+  if (rec.output_type() == OutputType::kI64) return raw_bytes(v, n);
+  std::vector<std::int32_t> narrow(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (v[i] > rec.accumulator.max() || v[i] < rec.accumulator.min()) {
+      throw std::invalid_argument(fmt::format(
+          "trace writer: {} {}: expected output {} does not fit the {}-bit accumulator", rec.layer,
+          to_string(rec.phase), v[i], rec.accumulator.bits));
+    }
+    narrow[i] = static_cast<std::int32_t>(v[i]);
+  }
+  return raw_bytes(narrow.data(), n);
+}
+
+}  // namespace
+
+std::string TraceWriter::payload_path_for(const std::string& json_path) {
+  std::string base = json_path;
+  if (base.size() > 5 && base.compare(base.size() - 5, 5, ".json") == 0) {
+    base.resize(base.size() - 5);
+  }
+  return base + ".bin";
+}
+
+TraceWriter::TraceWriter(std::string json_path, std::string generator, std::string description)
+    : json_path_(std::move(json_path)) {
+  trace_.generator = std::move(generator);
+  trace_.description = std::move(description);
+}
+
+TraceWriter::~TraceWriter() = default;
+
+void TraceWriter::check(const TraceRecord& rec, NumFormat want) const {
+  if (rec.shape.m < 1 || rec.shape.n < 1 || rec.shape.k < 1 || rec.shape.m > kTraceMaxDim ||
+      rec.shape.n > kTraceMaxDim || rec.shape.k > kTraceMaxDim) {
+    throw std::invalid_argument(fmt::format("trace writer: {} {}: dimensions out of range",
+                                            rec.layer, to_string(rec.phase)));
+  }
+  if (rec.a.format != want || rec.b.format != want) {
+    throw std::invalid_argument(fmt::format("trace writer: {} {}: operand formats are not {}",
+                                            rec.layer, to_string(rec.phase), to_string(want)));
+  }
+}
+
+void TraceWriter::add_shape(const TraceRecord& rec) {
+  check(rec, rec.a.format);
+  TraceRecord r = rec;
+  r.has_payload = false;
+  trace_.records.push_back(std::move(r));
+}
+
+PayloadRef TraceWriter::append(const void* data, std::uint64_t bytes) {
+  if (!bin_) {
+    trace_.payload_path = payload_path_for(json_path_);
+    bin_ = std::make_unique<AtomicFile>(trace_.payload_path);
+    std::uint8_t header[kPayloadHeaderBytes] = {};
+    std::memcpy(header, kPayloadMagic, sizeof kPayloadMagic);
+    auto version = static_cast<std::uint32_t>(kTraceFormatVersion);
+    std::memcpy(header + 8, &version, 4);
+    bin_->write(header, sizeof header);
+  }
+  PayloadRef ref;
+  ref.offset = bin_->bytes_written();
+  ref.bytes = bytes;
+  ref.crc32 = crc32(data, bytes);
+  bin_->write(data, bytes);
+  static const std::uint8_t zeros[8] = {};
+  std::uint64_t pad = (8 - bin_->bytes_written() % 8) % 8;  // keep payloads 8-byte aligned
+  bin_->write(zeros, pad);
+  return ref;
+}
+
+void TraceWriter::push_with_payload(TraceRecord rec, const std::vector<std::uint8_t>& a,
+                                    const std::vector<std::uint8_t>& b,
+                                    const std::vector<std::uint8_t>& c) {
+  rec.payload_a = append(a.data(), a.size());
+  rec.payload_b = append(b.data(), b.size());
+  rec.payload_expected = append(c.data(), c.size());
+  rec.has_payload = true;
+  trace_.records.push_back(std::move(rec));
+}
+
+void TraceWriter::add_pot4(const TraceRecord& rec, const Pot4Code* a, const Pot4Code* b,
+                           const std::int64_t* expected) {
+  check(rec, NumFormat::kPot4);
+  const auto& s = rec.shape;
+  std::size_t na = static_cast<std::size_t>(s.m * s.k), nb = static_cast<std::size_t>(s.k * s.n);
+  std::vector<std::uint8_t> pa(pot4_packed_bytes(na)), pb(pot4_packed_bytes(nb));
+  pot4_pack(a, na, pa.data());
+  pot4_pack(b, nb, pb.data());
+  push_with_payload(rec, pa, pb, acc_bytes(rec, expected, static_cast<std::size_t>(s.m * s.n)));
+}
+
+void TraceWriter::add_int8(const TraceRecord& rec, const std::int8_t* a, const std::int8_t* b,
+                           const std::int64_t* expected) {
+  check(rec, NumFormat::kInt8);
+  const auto& s = rec.shape;
+  push_with_payload(rec, raw_bytes(a, static_cast<std::size_t>(s.m * s.k)),
+                    raw_bytes(b, static_cast<std::size_t>(s.k * s.n)),
+                    acc_bytes(rec, expected, static_cast<std::size_t>(s.m * s.n)));
+}
+
+void TraceWriter::add_fp32(const TraceRecord& rec, const float* a, const float* b,
+                           const float* expected) {
+  check(rec, NumFormat::kFp32);
+  const auto& s = rec.shape;
+  push_with_payload(rec, raw_bytes(a, static_cast<std::size_t>(s.m * s.k)),
+                    raw_bytes(b, static_cast<std::size_t>(s.k * s.n)),
+                    raw_bytes(expected, static_cast<std::size_t>(s.m * s.n)));
+}
+
+// Layout: one top-level key per line and one record per line, so that a trace reads well in
+// a pager, greps by layer or phase, and diffs record by record.
+std::string trace_to_json(const Trace& t) {
+  ojson head;
+  head["format"] = kTraceFormatName;
+  head["version"] = t.version;
+  if (!t.generator.empty()) head["generator"] = t.generator;
+  if (!t.description.empty()) head["description"] = t.description;
+  if (!t.payload_path.empty()) {
+    head["payload_file"] = ojson{{"path", t.payload_path}, {"bytes", t.payload_file_bytes}};
+  }
+  std::string out = "{\n";
+  for (auto it = head.begin(); it != head.end(); ++it) {
+    out += fmt::format(" {}: {},\n", ojson(it.key()).dump(), it.value().dump());
+  }
+  out += " \"records\": [";
+  for (std::size_t i = 0; i < t.records.size(); ++i) {
+    const TraceRecord& r = t.records[i];
+    ojson j;
+    j["layer"] = r.layer;
+    j["phase"] = to_string(r.phase);
+    j["M"] = r.shape.m;
+    j["N"] = r.shape.n;
+    j["K"] = r.shape.k;
+    j["a"] = operand_json(r.a);
+    j["b"] = operand_json(r.b);
+    if (r.format() != NumFormat::kFp32) {
+      j["accumulator"] = ojson{{"bits", r.accumulator.bits},
+                               {"overflow", to_string(r.accumulator.overflow)}};
+    } else if (r.fp32_fma) {
+      j["fp32_fma"] = true;
+    }
+    if (r.has_payload) {
+      ojson e = ref_json(r.payload_expected);
+      e["type"] = to_string(r.output_type());
+      j["payload"] = ojson{{"a", ref_json(r.payload_a)}, {"b", ref_json(r.payload_b)}, {"expected", e}};
+    }
+    out += (i == 0 ? "\n  " : ",\n  ") + j.dump();
+  }
+  out += t.records.empty() ? "]\n}\n" : "\n ]\n}\n";
+  return out;
+}
+
+void TraceWriter::commit() {
+  Trace out = trace_;
+  if (bin_) {
+    out.payload_file_bytes = bin_->bytes_written();
+    out.payload_path = base_name(trace_.payload_path);  // stored relative to the JSON
+    bin_->commit();
+  }
+  write_file_atomic(json_path_, trace_to_json(out));
+}
+
+}  // namespace mfsim

@@ -1,0 +1,53 @@
+// Writes an mfsim trace (docs/trace-format.md): records are appended one by one (payloads
+// stream to the payload file as they come, so a large step need not be held in memory), and
+// commit() writes the JSON. Both files are written atomically (temporary file, then rename);
+// a writer destroyed without commit() leaves nothing behind.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "traces/trace.h"
+
+namespace mfsim {
+
+class AtomicFile;
+
+class TraceWriter {
+ public:
+  // `json_path` should end in .json; the payload file (if any record has operands) is the same
+  // path with .bin instead.
+  TraceWriter(std::string json_path, std::string generator, std::string description = "");
+  ~TraceWriter();
+  TraceWriter(const TraceWriter&) = delete;
+  TraceWriter& operator=(const TraceWriter&) = delete;
+
+  // A shape-only record (rec.has_payload is ignored and left false).
+  void add_shape(const TraceRecord& rec);
+  // Records with operands and expected output; the record's format must match.
+  void add_pot4(const TraceRecord& rec, const Pot4Code* a, const Pot4Code* b,
+                const std::int64_t* expected);
+  void add_int8(const TraceRecord& rec, const std::int8_t* a, const std::int8_t* b,
+                const std::int64_t* expected);
+  void add_fp32(const TraceRecord& rec, const float* a, const float* b, const float* expected);
+
+  std::size_t size() const { return trace_.records.size(); }
+  void commit();
+
+  static std::string payload_path_for(const std::string& json_path);
+
+ private:
+  PayloadRef append(const void* data, std::uint64_t bytes);
+  void check(const TraceRecord& rec, NumFormat want) const;
+  void push_with_payload(TraceRecord rec, const std::vector<std::uint8_t>& a,
+                         const std::vector<std::uint8_t>& b, const std::vector<std::uint8_t>& c);
+
+  std::string json_path_;
+  Trace trace_;
+  std::unique_ptr<AtomicFile> bin_;
+};
+
+// Serialises trace metadata to the JSON text of the format (payload_path is written as given).
+std::string trace_to_json(const Trace& trace);
+
+}  // namespace mfsim
