@@ -27,5 +27,6 @@ bool parse_or_help(const char* command, const char* synopsis, const Args& args,
 
 int cmd_inspect(const Args& args);
 int cmd_example_trace(const Args& args);
+int cmd_simulate(const Args& args);
 
 }  // namespace mfsim::cli

@@ -1,0 +1,488 @@
+#include "sim/array_sim.h"
+
+#include <systemc>
+
+#include <algorithm>
+#include <array>
+#include <deque>
+#include <memory>
+
+#include "common/error.h"
+#include "sim/array_core.h"
+
+namespace mfsim {
+
+namespace {
+
+constexpr int kVcdLanes = 8;
+
+// Probe values for the VCD waveform (west boundary and one PE), filled after each cycle.
+struct Probe {
+  std::array<double, kVcdLanes> west{};
+  double pe00 = 0;
+};
+
+// Type-erased array engine: operand matrices, the output buffer and the register-level core.
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual void begin_gemm(const GemmShape& s, GemmOperands&& ops) = 0;
+  virtual void begin_fold(const Fold& f) = 0;
+  virtual bool step() = 0;
+  virtual void end_fold(const Fold& f) = 0;
+  virtual void end_gemm(ValueGemmResult& r) = 0;
+  virtual void probe(Probe& p) const = 0;
+};
+
+template <class P>
+class EngineImpl : public Engine {
+ public:
+  using Op = typename P::Op;
+  using Acc = typename P::Acc;
+
+  EngineImpl(const SimConfig& cfg, typename P::Pe pe, std::int64_t max_term)
+      : cfg_(cfg), core_(cfg.rows, cfg.cols, cfg.mac_latency, pe), max_term_(max_term) {}
+
+  void begin_gemm(const GemmShape& s, GemmOperands&& ops) override {
+    s_ = s;
+    convert(ops);
+    c_.assign(static_cast<std::size_t>(s.m * s.n), Acc{});
+    // Integer partial sums reach at most K * max_term: check every add only if that can overflow.
+    checked_ = max_term_ > 0 && static_cast<std::uint64_t>(s.k) * static_cast<std::uint64_t>(max_term_) >
+                                    static_cast<std::uint64_t>(cfg_.accumulator.max());
+    core_.counters = {};
+    first_fold_ = true;
+  }
+
+  void begin_fold(const Fold& f) override {
+    const std::int64_t K = s_.k, N = s_.n, T = f.t;
+    const std::int64_t r0 = f.row_block * cfg_.rows, c0 = f.col_block * cfg_.cols;
+    west_.resize(static_cast<std::size_t>(f.r * T));
+    typename ArrayCore<P>::FoldInput in;
+    in.dataflow = cfg_.dataflow;
+    in.r = f.r;
+    in.c = f.c;
+    in.t = T;
+    switch (cfg_.dataflow) {
+      case Dataflow::kOs:  // rows: M block r0; columns: N block c0; stream over k
+        north_.resize(static_cast<std::size_t>(f.c * T));
+        for (int i = 0; i < f.r; ++i) {
+          std::copy_n(&a_[static_cast<std::size_t>((r0 + i) * K)], K, &west_[static_cast<std::size_t>(i * T)]);
+        }
+        for (int j = 0; j < f.c; ++j) {
+          for (std::int64_t k = 0; k < K; ++k) north_[static_cast<std::size_t>(j * T + k)] = b_[static_cast<std::size_t>(k * N + c0 + j)];
+        }
+        out_.resize(static_cast<std::size_t>(f.r * f.c));
+        in.north = north_.data();
+        in.base_row = r0;
+        in.base_col = c0;
+        break;
+      case Dataflow::kWs:  // rows: K block r0; columns: N block c0; stream over m
+        stationary_.resize(static_cast<std::size_t>(f.r * f.c));
+        for (int i = 0; i < f.r; ++i) {
+          for (int j = 0; j < f.c; ++j) stationary_[static_cast<std::size_t>(i * f.c + j)] = b_[static_cast<std::size_t>((r0 + i) * N + c0 + j)];
+          for (std::int64_t m = 0; m < T; ++m) west_[static_cast<std::size_t>(i * T + m)] = a_[static_cast<std::size_t>(m * K + r0 + i)];
+        }
+        out_.resize(static_cast<std::size_t>(T * f.c));
+        if (!f.first_k) {
+          psum_.resize(out_.size());
+          for (std::int64_t m = 0; m < T; ++m) {
+            for (int j = 0; j < f.c; ++j) psum_[static_cast<std::size_t>(m * f.c + j)] = c_[static_cast<std::size_t>(m * N + c0 + j)];
+          }
+        }
+        in.base_col = c0;
+        in.base_k = r0;
+        break;
+      case Dataflow::kIs:  // rows: K block r0; columns: M block c0; stream over n
+        stationary_.resize(static_cast<std::size_t>(f.r * f.c));
+        for (int i = 0; i < f.r; ++i) {
+          for (int j = 0; j < f.c; ++j) stationary_[static_cast<std::size_t>(i * f.c + j)] = a_[static_cast<std::size_t>((c0 + j) * K + r0 + i)];
+          std::copy_n(&b_[static_cast<std::size_t>((r0 + i) * N)], N, &west_[static_cast<std::size_t>(i * T)]);
+        }
+        out_.resize(static_cast<std::size_t>(T * f.c));
+        if (!f.first_k) {
+          psum_.resize(out_.size());
+          for (std::int64_t n = 0; n < T; ++n) {
+            for (int j = 0; j < f.c; ++j) psum_[static_cast<std::size_t>(n * f.c + j)] = c_[static_cast<std::size_t>((c0 + j) * N + n)];
+          }
+        }
+        in.base_row = c0;
+        in.base_k = r0;
+        break;
+    }
+    in.west = west_.data();
+    in.stationary = stationary_.data();
+    in.psum_in = (cfg_.dataflow != Dataflow::kOs && !f.first_k) ? psum_.data() : nullptr;
+    in.out = out_.data();
+    core_.begin(in, checked_);
+  }
+
+  bool step() override { return core_.step(); }
+
+  void end_fold(const Fold& f) override {
+    const std::int64_t N = s_.n;
+    const std::int64_t r0 = f.row_block * cfg_.rows, c0 = f.col_block * cfg_.cols;
+    switch (cfg_.dataflow) {
+      case Dataflow::kOs:
+        for (int i = 0; i < f.r; ++i) {
+          for (int j = 0; j < f.c; ++j) c_[static_cast<std::size_t>((r0 + i) * N + c0 + j)] = out_[static_cast<std::size_t>(i * f.c + j)];
+        }
+        break;
+      case Dataflow::kWs:
+        for (std::int64_t m = 0; m < f.t; ++m) {
+          for (int j = 0; j < f.c; ++j) c_[static_cast<std::size_t>(m * N + c0 + j)] = out_[static_cast<std::size_t>(m * f.c + j)];
+        }
+        break;
+      case Dataflow::kIs:
+        for (std::int64_t n = 0; n < f.t; ++n) {
+          for (int j = 0; j < f.c; ++j) c_[static_cast<std::size_t>((c0 + j) * N + n)] = out_[static_cast<std::size_t>(n * f.c + j)];
+        }
+        break;
+    }
+    if (first_fold_) {
+      first_output_ = core_.first_output_cycle;
+      last_output_ = core_.last_output_cycle;
+      first_fold_ = false;
+    }
+  }
+
+  void end_gemm(ValueGemmResult& r) override;
+  void probe(Probe& p) const override;
+
+ private:
+  void convert(GemmOperands& ops);
+
+  SimConfig cfg_;
+  ArrayCore<P> core_;
+  std::int64_t max_term_;
+  GemmShape s_;
+  std::vector<Op> a_, b_, west_, north_, stationary_;
+  std::vector<Acc> c_, out_, psum_;
+  bool checked_ = false, first_fold_ = true;
+  std::int64_t first_output_ = -1, last_output_ = -1;
+};
+
+template <>
+void EngineImpl<MfMacPolicy>::convert(GemmOperands& ops) {
+  a_.resize(ops.a_pot4.size());
+  b_.resize(ops.b_pot4.size());
+  std::transform(ops.a_pot4.begin(), ops.a_pot4.end(), a_.begin(), MfMacPolicy::make);
+  std::transform(ops.b_pot4.begin(), ops.b_pot4.end(), b_.begin(), MfMacPolicy::make);
+}
+template <>
+void EngineImpl<Int8Policy>::convert(GemmOperands& ops) {
+  a_.resize(ops.a_int.size());
+  b_.resize(ops.b_int.size());
+  std::transform(ops.a_int.begin(), ops.a_int.end(), a_.begin(), Int8Policy::make);
+  std::transform(ops.b_int.begin(), ops.b_int.end(), b_.begin(), Int8Policy::make);
+}
+template <>
+void EngineImpl<Fp32Policy>::convert(GemmOperands& ops) {
+  a_.resize(ops.a_f32.size());
+  b_.resize(ops.b_f32.size());
+  std::transform(ops.a_f32.begin(), ops.a_f32.end(), a_.begin(), Fp32Policy::make);
+  std::transform(ops.b_f32.begin(), ops.b_f32.end(), b_.begin(), Fp32Policy::make);
+}
+
+double op_value(std::uint8_t o) { return (o >> 4) != 0 ? pot4_int(o & 0xF) : 0.0; }
+double op_value(Int8Policy::Op o) { return o.v; }
+double op_value(Fp32Policy::Op o) { return o.v; }
+
+template <class P>
+void EngineImpl<P>::probe(Probe& p) const {
+  for (int i = 0; i < kVcdLanes; ++i) {
+    p.west[i] = i < cfg_.rows ? op_value(core_.west_reg(i, 0)) : 0.0;
+  }
+  p.pe00 = static_cast<double>(core_.acc_reg(0, 0));
+}
+
+template <class P>
+void EngineImpl<P>::end_gemm(ValueGemmResult& r) {
+  const auto& k = core_.counters;
+  EventCounts& e = r.events;
+  e.mac_slots = k.tally.slots;
+  e.products_zero = k.tally.zero;
+  r.saturations = k.tally.saturations;
+  r.first_output_cycle = first_output_;
+  r.last_output_cycle = last_output_;
+  FoldPlan plan(cfg_, s_);
+  const std::uint64_t ob = static_cast<std::uint64_t>(plan.operand_bits());
+  const std::uint64_t outb = static_cast<std::uint64_t>(plan.output_bits());
+  const std::uint64_t accb = static_cast<std::uint64_t>(plan.acc_register_bits());
+  const bool os = cfg_.dataflow == Dataflow::kOs;
+  std::uint64_t acc_writes = os ? k.drain_writes : k.tally.slots;
+  const std::uint64_t active = k.tally.slots - k.tally.zero;
+  if constexpr (std::is_same_v<P, MfMacPolicy>) {
+    e.mfmac_xor = e.mfmac_exp_add = e.mfmac_decode = e.mfmac_acc_add = active;
+    if (os) acc_writes += active;
+  } else if constexpr (std::is_same_v<P, Int8Policy>) {
+    e.int8_mul = e.int8_add = k.tally.slots;
+    if (os) acc_writes += k.tally.slots;
+  } else {
+    if (cfg_.fp32_fma) {
+      e.fp32_fma = k.tally.slots;
+    } else {
+      e.fp32_mul = e.fp32_add = k.tally.slots;
+    }
+    if (os) acc_writes += k.tally.slots;
+  }
+  e.reg_operand_write_bits = k.operand_writes * ob;
+  e.reg_acc_write_bits = acc_writes * accb;
+  // Edge feeds are SRAM reads: A feeds the west edge in OS and WS, the stationary registers in
+  // IS; B the north edge (OS), the stationary registers (WS) or the west edge (IS).
+  switch (cfg_.dataflow) {
+    case Dataflow::kOs:
+      e.sram_a_read_bits += k.west_reads * ob;
+      e.sram_b_read_bits += k.north_reads * ob;
+      break;
+    case Dataflow::kWs:
+      e.sram_a_read_bits += k.west_reads * ob;
+      e.sram_b_read_bits += k.stationary_reads * ob;
+      break;
+    case Dataflow::kIs:
+      e.sram_a_read_bits += k.stationary_reads * ob;
+      e.sram_b_read_bits += k.west_reads * ob;
+      break;
+  }
+  e.sram_c_write_bits += k.out_writes * outb;
+  e.sram_c_read_bits += k.psum_reads * outb;
+  if constexpr (std::is_same_v<P, Fp32Policy>) {
+    r.out_f32.assign(c_.begin(), c_.end());
+  } else {
+    r.out_int.assign(c_.begin(), c_.end());
+  }
+}
+
+std::unique_ptr<Engine> make_engine(const SimConfig& cfg) {
+  switch (cfg.array) {
+    case ArrayKind::kMfMac: {
+      MfMacPolicy::Pe pe;
+      pe.spec = cfg.accumulator;
+      return std::make_unique<EngineImpl<MfMacPolicy>>(cfg, pe, std::int64_t{1} << kMfMacFracBits);
+    }
+    case ArrayKind::kInt8: {
+      Int8Policy::Pe pe;
+      pe.spec = cfg.accumulator;
+      return std::make_unique<EngineImpl<Int8Policy>>(cfg, pe, std::int64_t{127} * 127);
+    }
+    case ArrayKind::kFp32: {
+      Fp32Policy::Pe pe;
+      pe.fma = cfg.fp32_fma;
+      return std::make_unique<EngineImpl<Fp32Policy>>(cfg, pe, 0);
+    }
+  }
+  return nullptr;
+}
+
+// The system: a controller process that walks GEMMs and folds and clocks the array, and a DRAM
+// channel process that serves load and store requests in order at dram.bandwidth.
+class SystolicSystem : public sc_core::sc_module {
+ public:
+  SC_HAS_PROCESS(SystolicSystem);
+
+  SystolicSystem(sc_core::sc_module_name name, const SimConfig& cfg, const std::vector<GemmJob>& jobs,
+                 const std::function<void(std::size_t, ValueGemmResult&)>& on_done,
+                 const std::string& vcd_path)
+      : sc_module(name), cfg_(cfg), jobs_(jobs), on_done_(on_done), engine_(make_engine(cfg)) {
+    SC_THREAD(control);
+    SC_THREAD(dram);
+    if (!vcd_path.empty()) open_vcd(vcd_path);
+  }
+
+  ~SystolicSystem() override {
+    if (vcd_ != nullptr) sc_core::sc_close_vcd_trace_file(vcd_);
+  }
+
+  std::exception_ptr error;  // an exception escaping the controller, rethrown after sc_start
+
+ private:
+  struct Request {
+    std::uint64_t bytes = 0;
+    bool store = false;
+    bool popped = false;
+    std::uint64_t completion = 0;
+  };
+
+  std::uint64_t now() const {
+    return static_cast<std::uint64_t>(sc_core::sc_time_stamp() / period_);
+  }
+
+  Request* issue(std::uint64_t bytes, bool store) {
+    if (bytes == 0) return nullptr;
+    requests_.push_back(Request{bytes, store, false, 0});
+    Request* r = &requests_.back();
+    queue_.push_back(r);
+    request_event_.notify();
+    return r;
+  }
+
+  void wait_done(Request* r) {
+    if (r == nullptr) return;
+    while (!r->popped) wait(popped_event_);
+    std::uint64_t t = now();
+    if (r->completion > t) wait(static_cast<double>(r->completion - t) * period_);
+  }
+
+  void dram() {
+    for (;;) {
+      while (queue_.empty()) wait(request_event_);
+      Request* r = queue_.front();
+      queue_.pop_front();
+      std::uint64_t cycles = transfer_cycles(r->bytes, cfg_.dram_bytes_per_cycle);
+      r->completion = now() + cycles;
+      r->popped = true;
+      popped_event_.notify();
+      dram_busy_ = true;
+      wait(static_cast<double>(cycles) * period_);
+      dram_busy_ = false;
+      (r->store ? dram_write_bytes_ : dram_read_bytes_) += r->bytes;
+    }
+  }
+
+  void control() {
+    try {
+      for (std::size_t g = 0; g < jobs_.size(); ++g) run_gemm(g);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    // Without a clock the simulation ends when no process is left to run; with the VCD clock
+    // it must be stopped (quietly: sc_stop's info message would go to stdout).
+    if (clock_) {
+      sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
+      sc_core::sc_stop();
+    }
+  }
+
+  void run_gemm(std::size_t g) {
+    const GemmJob& job = jobs_[g];
+    ValueGemmResult res;
+    engine_->begin_gemm(job.shape, job.load());
+    FoldPlan plan(cfg_, job.shape);
+    requests_.clear();
+    dram_read_bytes_ = dram_write_bytes_ = 0;
+    const std::uint64_t gemm_start = now();
+    Fold cur = plan.fold(0);
+    Request* load = issue(cur.load_bytes(), false);
+    Request* last = load;
+    std::uint64_t prev_end = gemm_start;
+    gemm_index_ = static_cast<int>(g);
+    try {
+      for (std::int64_t i = 0; i < plan.count(); ++i) {
+        stall_ = true;
+        wait_done(load);
+        stall_ = false;
+        const std::uint64_t start = now();
+        res.timing.stall += start - prev_end;
+        const bool has_next = i + 1 < plan.count();
+        Fold next = has_next ? plan.fold(i + 1) : Fold{};
+        Request* next_load = nullptr;
+        if (has_next && next.load_c_bytes == 0) {
+          next_load = issue(next.load_bytes(), false);
+          if (next_load != nullptr) last = next_load;
+        }
+        engine_->begin_fold(cur);
+        fold_index_ = static_cast<int>(i);
+        bool done = false;
+        while (!done) {
+          done = engine_->step();
+          ++res.array_steps;
+          if (vcd_ != nullptr) engine_->probe(probe_);
+          wait(period_);
+        }
+        const std::uint64_t end = now();
+        if (res.fold_cycles.size() < 4096) res.fold_cycles.push_back(static_cast<std::int64_t>(end - start));
+        res.timing.compute += end - start;
+        engine_->end_fold(cur);
+        if (Request* st = issue(cur.store_c_bytes, true)) last = st;
+        if (has_next && next.load_c_bytes != 0) {
+          next_load = issue(next.load_bytes(), false);
+          if (next_load != nullptr) last = next_load;
+        }
+        load = next_load;
+        prev_end = end;
+        cur = next;
+      }
+    } catch (const AccumulatorOverflow& e) {
+      res.overflow = e.what();
+    }
+    stall_ = true;
+    wait_done(last);
+    stall_ = false;
+    res.timing.folds = static_cast<std::uint64_t>(plan.count());
+    res.timing.total = now() - gemm_start;
+    res.timing.stall += now() - prev_end;
+    engine_->end_gemm(res);
+    // SRAM fills and spills follow the DRAM transfers.
+    for (std::int64_t i = 0; i < plan.count(); ++i) {
+      Fold f = plan.fold(i);
+      res.events.sram_a_write_bits += f.load_a_bytes * 8;
+      res.events.sram_b_write_bits += f.load_b_bytes * 8;
+      res.events.sram_c_write_bits += f.load_c_bytes * 8;
+      res.events.sram_c_read_bits += f.store_c_bytes * 8;
+    }
+    res.events.dram_read_bytes = dram_read_bytes_;
+    res.events.dram_write_bytes = dram_write_bytes_;
+    res.events.pe_cycles_busy = res.events.mac_slots;
+    res.events.pe_cycles_idle = static_cast<std::uint64_t>(cfg_.rows) * static_cast<std::uint64_t>(cfg_.cols) *
+                                    res.timing.total - res.events.mac_slots;
+    on_done_(g, res);
+  }
+
+  void open_vcd(const std::string& path) {
+    std::string base = path;
+    if (base.size() > 4 && base.compare(base.size() - 4, 4, ".vcd") == 0) base.resize(base.size() - 4);
+    vcd_ = sc_core::sc_create_vcd_trace_file(base.c_str());
+    vcd_->set_time_unit(1, sc_core::SC_NS);
+    clock_ = std::make_unique<sc_core::sc_clock>("clk", period_);
+    sc_core::sc_trace(vcd_, *clock_, "clk");
+    sc_core::sc_trace(vcd_, gemm_index_, "gemm");
+    sc_core::sc_trace(vcd_, fold_index_, "fold");
+    sc_core::sc_trace(vcd_, stall_, "stall");
+    sc_core::sc_trace(vcd_, dram_busy_, "dram_busy");
+    for (int i = 0; i < kVcdLanes && i < cfg_.rows; ++i) {
+      sc_core::sc_trace(vcd_, probe_.west[i], "west_in_row" + std::to_string(i));
+    }
+    sc_core::sc_trace(vcd_, probe_.pe00, "pe_0_0_acc");
+  }
+
+  SimConfig cfg_;
+  const std::vector<GemmJob>& jobs_;
+  std::function<void(std::size_t, ValueGemmResult&)> on_done_;
+  std::unique_ptr<Engine> engine_;
+  sc_core::sc_time period_{1, sc_core::SC_NS};
+  std::deque<Request> requests_;
+  std::deque<Request*> queue_;
+  sc_core::sc_event request_event_, popped_event_;
+  std::uint64_t dram_read_bytes_ = 0, dram_write_bytes_ = 0;
+  sc_core::sc_trace_file* vcd_ = nullptr;
+  std::unique_ptr<sc_core::sc_clock> clock_;
+  Probe probe_;
+  int gemm_index_ = -1, fold_index_ = -1;
+  bool stall_ = false, dram_busy_ = false;
+};
+
+}  // namespace
+
+void simulate_value(const SimConfig& cfg, const std::vector<GemmJob>& jobs,
+                    const std::function<void(std::size_t, ValueGemmResult&)>& on_done,
+                    const std::string& vcd_path) {
+  if (jobs.empty()) return;
+  // SystemC 2.3 cannot elaborate again after a simulation ran in the same kernel context. A
+  // second call in one process gets a fresh context; the old one is leaked on purpose
+  // (deleting it can touch objects of the finished simulation; it is a few tens of KB).
+  static bool kernel_used = false;
+  if (kernel_used) {
+    sc_core::sc_curr_simcontext = new sc_core::sc_simcontext();
+    sc_core::sc_default_global_context = sc_core::sc_curr_simcontext;
+  }
+  kernel_used = true;
+  SystolicSystem top("mfsim", cfg, jobs, on_done, vcd_path);
+  sc_core::sc_start();
+  if (top.error) std::rethrow_exception(top.error);
+}
+
+}  // namespace mfsim
+
+// libsystemc.so defines main() and needs sc_main; mfsim has its own main() (and tests use
+// Catch2's), so this is never called.
+extern "C" int sc_main(int, char*[]) { return 0; }

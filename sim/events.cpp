@@ -1,0 +1,54 @@
+#include "sim/events.h"
+
+namespace mfsim {
+
+const std::vector<CounterInfo>& counter_registry() {
+  static const std::vector<CounterInfo> r = {
+      {"mac_slots", &EventCounts::mac_slots, "products", "products scheduled on PEs (M*N*K)"},
+      {"products_zero", &EventCounts::products_zero, "products",
+       "products with a zero operand; on MF-MAC PEs they are zero-gated (no XOR, add or accumulate)"},
+      {"mfmac_xor", &EventCounts::mfmac_xor, "ops", "1-bit sign XORs of MF-MAC products"},
+      {"mfmac_exp_add", &EventCounts::mfmac_exp_add, "ops",
+       "3-bit + 3-bit exponent additions (the INT4 adds) of MF-MAC products"},
+      {"mfmac_decode", &EventCounts::mfmac_decode, "ops", "exponent-to-one-hot decodes"},
+      {"mfmac_acc_add", &EventCounts::mfmac_acc_add, "ops",
+       "accumulator additions of one-hot terms (pe.acc_bits wide)"},
+      {"int8_mul", &EventCounts::int8_mul, "ops", "8 x 8-bit multiplications"},
+      {"int8_add", &EventCounts::int8_add, "ops", "accumulator additions (pe.acc_bits wide)"},
+      {"fp32_mul", &EventCounts::fp32_mul, "ops", "FP32 multiplications (multiply-then-add PEs)"},
+      {"fp32_add", &EventCounts::fp32_add, "ops", "FP32 additions (multiply-then-add PEs)"},
+      {"fp32_fma", &EventCounts::fp32_fma, "ops", "FP32 fused multiply-adds (pe.fp32_fma)"},
+      {"reg_operand_write_bits", &EventCounts::reg_operand_write_bits, "bits",
+       "writes of valid data into operand pipeline and stationary registers"},
+      {"reg_acc_write_bits", &EventCounts::reg_acc_write_bits, "bits",
+       "writes into accumulator and partial-sum registers, including output drain shifts"},
+      {"pe_cycles_busy", &EventCounts::pe_cycles_busy, "PE-cycles", "PE-cycles with a scheduled product"},
+      {"pe_cycles_idle", &EventCounts::pe_cycles_idle, "PE-cycles",
+       "R*C*cycles minus busy: fill, drain, stall and unused PEs"},
+      {"sram_a_read_bits", &EventCounts::sram_a_read_bits, "bits", "operand A buffer reads"},
+      {"sram_a_write_bits", &EventCounts::sram_a_write_bits, "bits", "operand A buffer writes (fills from DRAM)"},
+      {"sram_b_read_bits", &EventCounts::sram_b_read_bits, "bits", "operand B buffer reads"},
+      {"sram_b_write_bits", &EventCounts::sram_b_write_bits, "bits", "operand B buffer writes (fills from DRAM)"},
+      {"sram_c_read_bits", &EventCounts::sram_c_read_bits, "bits",
+       "output buffer reads (partial sums into the array, results to DRAM)"},
+      {"sram_c_write_bits", &EventCounts::sram_c_write_bits, "bits",
+       "output buffer writes (results and partial sums from the array, spilled partial sums from DRAM)"},
+      {"dram_read_bytes", &EventCounts::dram_read_bytes, "bytes", "DRAM reads"},
+      {"dram_write_bytes", &EventCounts::dram_write_bytes, "bytes", "DRAM writes"},
+  };
+  return r;
+}
+
+EventCounts& EventCounts::operator+=(const EventCounts& o) {
+  for (const auto& c : counter_registry()) this->*c.member += o.*c.member;
+  return *this;
+}
+
+bool EventCounts::operator==(const EventCounts& o) const {
+  for (const auto& c : counter_registry()) {
+    if (this->*c.member != o.*c.member) return false;
+  }
+  return true;
+}
+
+}  // namespace mfsim

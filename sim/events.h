@@ -1,0 +1,42 @@
+// Event counters of one simulation: everything the energy model (energy/) needs, and nothing
+// that holds an energy constant. Each counter is registered once (name, unit, description) in
+// counter_registry(); reports list them from there in a fixed order.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace mfsim {
+
+struct EventCounts {
+  std::uint64_t mac_slots = 0;        // products scheduled on PEs (M*N*K per GEMM)
+  std::uint64_t products_zero = 0;    // products with a zero operand (MF-MAC: zero-gated)
+  std::uint64_t mfmac_xor = 0;        // sign XORs (MF-MAC, non-gated products)
+  std::uint64_t mfmac_exp_add = 0;    // 3-bit + 3-bit exponent additions
+  std::uint64_t mfmac_decode = 0;     // exponent-to-one-hot decodes
+  std::uint64_t mfmac_acc_add = 0;    // accumulator additions of one-hot terms
+  std::uint64_t int8_mul = 0, int8_add = 0;
+  std::uint64_t fp32_mul = 0, fp32_add = 0, fp32_fma = 0;
+  std::uint64_t reg_operand_write_bits = 0;  // operand pipeline and stationary registers
+  std::uint64_t reg_acc_write_bits = 0;      // accumulator / partial-sum registers
+  std::uint64_t pe_cycles_busy = 0;          // PE-cycles with a scheduled product
+  std::uint64_t pe_cycles_idle = 0;          // all other PE-cycles (fill, drain, stalls, unused PEs)
+  std::uint64_t sram_a_read_bits = 0, sram_a_write_bits = 0;
+  std::uint64_t sram_b_read_bits = 0, sram_b_write_bits = 0;
+  std::uint64_t sram_c_read_bits = 0, sram_c_write_bits = 0;
+  std::uint64_t dram_read_bytes = 0, dram_write_bytes = 0;
+
+  EventCounts& operator+=(const EventCounts& o);
+  bool operator==(const EventCounts& o) const;
+};
+
+struct CounterInfo {
+  const char* name;
+  std::uint64_t EventCounts::*member;
+  const char* unit;
+  const char* description;
+};
+
+const std::vector<CounterInfo>& counter_registry();
+
+}  // namespace mfsim

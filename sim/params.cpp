@@ -1,0 +1,259 @@
+#include "sim/params.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "common/json_fields.h"
+
+namespace mfsim {
+
+const char* to_string(ArrayKind a) {
+  switch (a) {
+    case ArrayKind::kMfMac: return "mfmac";
+    case ArrayKind::kInt8: return "int8";
+    case ArrayKind::kFp32: return "fp32";
+  }
+  return "?";
+}
+
+const char* to_string(Dataflow d) {
+  switch (d) {
+    case Dataflow::kOs: return "os";
+    case Dataflow::kWs: return "ws";
+    case Dataflow::kIs: return "is";
+  }
+  return "?";
+}
+
+const std::vector<ParamSpec>& param_specs() {
+  static const std::vector<ParamSpec> specs = {
+      {"array.kind", ParamType::kChoice, "mfmac", "", 0, 0, "mfmac|int8|fp32",
+       "PE arithmetic: MF-MAC (PoT4 operands), INT8 multiply-accumulate, or FP32"},
+      {"array.rows", ParamType::kInt, "32", "PEs", 1, 4096, nullptr, "rows R of the systolic array"},
+      {"array.cols", ParamType::kInt, "32", "PEs", 1, 4096, nullptr,
+       "columns C of the systolic array"},
+      {"array.dataflow", ParamType::kChoice, "os", "", 0, 0, "os|ws|is",
+       "output-, weight- or input-stationary mapping (docs/cycle-semantics.md)"},
+      {"pe.mac_latency", ParamType::kInt, "1", "cycles", 1, 64, nullptr,
+       "latency of one multiply-accumulate (pipelined FP32 MACs take several)"},
+      {"pe.acc_bits", ParamType::kInt, "32", "bits", 2, 64, nullptr,
+       "width of the integer accumulators and partial sums (MF-MAC, INT8)"},
+      {"pe.acc_overflow", ParamType::kChoice, "error", "", 0, 0, "error|saturate",
+       "integer accumulator overflow: stop with an error, or saturate and count"},
+      {"pe.fp32_fma", ParamType::kBool, "false", "", 0, 0, nullptr,
+       "FP32 PEs fuse multiply and add (one rounding) instead of multiply then add"},
+      {"sram.a_kib", ParamType::kInt, "256", "KiB", 1, 1 << 22, nullptr,
+       "operand A buffer (activations / errors), double-buffered: half holds a fold's tile"},
+      {"sram.b_kib", ParamType::kInt, "256", "KiB", 1, 1 << 22, nullptr,
+       "operand B buffer (weights / errors), double-buffered"},
+      {"sram.c_kib", ParamType::kInt, "128", "KiB", 1, 1 << 22, nullptr,
+       "output buffer (results and partial sums), double-buffered"},
+      {"dram.bandwidth", ParamType::kNumber, "32", "bytes/cycle", 1e-3, 1e6, nullptr,
+       "DRAM bandwidth shared by loads and stores"},
+      {"clock.mhz", ParamType::kNumber, "1000", "MHz", 1e-3, 1e6, nullptr,
+       "clock frequency (converts cycles to seconds in reports)"},
+  };
+  return specs;
+}
+
+const ParamSpec* find_param(const std::string& name) {
+  for (const auto& s : param_specs()) {
+    if (name == s.name) return &s;
+  }
+  return nullptr;
+}
+
+namespace {
+
+std::string expectation(const ParamSpec& s) {
+  switch (s.type) {
+    case ParamType::kInt:
+      return fmt::format("an integer in [{}, {}]", static_cast<std::int64_t>(s.min),
+                         static_cast<std::int64_t>(s.max));
+    case ParamType::kNumber: return fmt::format("a number in [{}, {}]", s.min, s.max);
+    case ParamType::kChoice: return s.choices;
+    case ParamType::kBool: return "true|false";
+  }
+  return "";
+}
+
+// Returns the canonical text of a valid value, or "" if invalid.
+std::string canonical(const ParamSpec& s, const std::string& v) {
+  switch (s.type) {
+    case ParamType::kInt: {
+      if (v.empty() || v.find_first_not_of("0123456789-+") != std::string::npos) return "";
+      try {
+        std::size_t used = 0;
+        long long x = std::stoll(v, &used);
+        auto xd = static_cast<double>(x);
+        if (used != v.size() || xd < s.min || xd > s.max) return "";
+        return std::to_string(x);
+      } catch (...) {
+        return "";
+      }
+    }
+    case ParamType::kNumber: {
+      try {
+        std::size_t used = 0;
+        double x = std::stod(v, &used);
+        if (used != v.size() || !std::isfinite(x) || x < s.min || x > s.max) return "";
+        return fmt::format("{}", x);
+      } catch (...) {
+        return "";
+      }
+    }
+    case ParamType::kChoice: {
+      std::string choices = s.choices;
+      std::size_t start = 0;
+      while (start <= choices.size()) {
+        std::size_t bar = choices.find('|', start);
+        if (bar == std::string::npos) bar = choices.size();
+        if (choices.compare(start, bar - start, v) == 0 && bar - start == v.size()) return v;
+        start = bar + 1;
+      }
+      return "";
+    }
+    case ParamType::kBool:
+      if (v == "true" || v == "1") return "true";
+      if (v == "false" || v == "0") return "false";
+      return "";
+  }
+  return "";
+}
+
+std::string unknown_param_message(const std::string& name) {
+  return fmt::format("unknown parameter \"{}\"; see 'mfsim simulate --list-params'", name);
+}
+
+}  // namespace
+
+ParamSet::ParamSet() {
+  for (const auto& s : param_specs()) values_[s.name] = s.default_value;
+}
+
+void ParamSet::set(const std::string& name, const std::string& value, const std::string& origin) {
+  const ParamSpec* s = find_param(name);
+  if (s == nullptr) throw InputError(fmt::format("{}: {}", origin, unknown_param_message(name)));
+  std::string c = canonical(*s, value);
+  if (c.empty()) {
+    throw InputError(fmt::format("{}: {}: expected {}, got \"{}\"", origin, name, expectation(*s), value));
+  }
+  values_[name] = c;
+}
+
+void ParamSet::set_assignment(const std::string& assignment) {
+  auto eq = assignment.find('=');
+  std::string origin = fmt::format("--set {}", assignment);
+  if (eq == std::string::npos || eq == 0) {
+    throw InputError(fmt::format("{}: expected NAME=VALUE", origin));
+  }
+  set(assignment.substr(0, eq), assignment.substr(eq + 1), origin);
+}
+
+namespace {
+void flatten(const nlohmann::json& j, const std::string& prefix, const std::string& file,
+             std::vector<std::pair<std::string, const nlohmann::json*>>& out) {
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
+    if (it->is_object()) {
+      flatten(*it, key, file, out);
+    } else {
+      out.emplace_back(key, &*it);
+    }
+  }
+}
+}  // namespace
+
+void ParamSet::load_config_file(const std::string& path) {
+  nlohmann::json doc = parse_json_document(read_file(path), path);
+  if (!doc.is_object()) throw InputError(fmt::format("{}: document: expected an object of parameters", path));
+  std::vector<std::pair<std::string, const nlohmann::json*>> items;
+  flatten(doc, "", path, items);
+  for (const auto& [name, v] : items) {
+    const ParamSpec* s = find_param(name);
+    if (s == nullptr) throw InputError(fmt::format("{}: {}", path, unknown_param_message(name)));
+    std::string text;
+    if (v->is_string()) {
+      text = v->get<std::string>();
+    } else if (v->is_boolean() || v->is_number()) {
+      text = v->dump();
+    } else {
+      throw InputError(fmt::format("{}: {}: expected {}, got {}", path, name, expectation(*s),
+                                   json_excerpt(*v)));
+    }
+    if ((s->type == ParamType::kInt || s->type == ParamType::kNumber) && v->is_string()) {
+      throw InputError(fmt::format("{}: {}: expected {}, got {}", path, name, expectation(*s),
+                                   json_excerpt(*v)));
+    }
+    set(name, text, path);
+  }
+}
+
+SimConfig ParamSet::build() const {
+  SimConfig c;
+  const std::string& kind = values_.at("array.kind");
+  c.array = kind == "mfmac" ? ArrayKind::kMfMac : kind == "int8" ? ArrayKind::kInt8 : ArrayKind::kFp32;
+  c.rows = std::stoi(values_.at("array.rows"));
+  c.cols = std::stoi(values_.at("array.cols"));
+  const std::string& df = values_.at("array.dataflow");
+  c.dataflow = df == "os" ? Dataflow::kOs : df == "ws" ? Dataflow::kWs : Dataflow::kIs;
+  c.mac_latency = std::stoi(values_.at("pe.mac_latency"));
+  c.accumulator.bits = std::stoi(values_.at("pe.acc_bits"));
+  parse_overflow_policy(values_.at("pe.acc_overflow"), &c.accumulator.overflow);
+  c.fp32_fma = values_.at("pe.fp32_fma") == "true";
+  c.sram_a_bytes = std::stoull(values_.at("sram.a_kib")) * 1024;
+  c.sram_b_bytes = std::stoull(values_.at("sram.b_kib")) * 1024;
+  c.sram_c_bytes = std::stoull(values_.at("sram.c_kib")) * 1024;
+  c.dram_bytes_per_cycle = std::stod(values_.at("dram.bandwidth"));
+  c.clock_mhz = std::stod(values_.at("clock.mhz"));
+  return c;
+}
+
+nlohmann::json ParamSet::to_json() const {
+  nlohmann::ordered_json j;
+  for (const auto& s : param_specs()) {
+    const std::string& v = values_.at(s.name);
+    switch (s.type) {
+      case ParamType::kInt: j[s.name] = std::stoll(v); break;
+      case ParamType::kNumber: j[s.name] = std::stod(v); break;
+      case ParamType::kBool: j[s.name] = v == "true"; break;
+      case ParamType::kChoice: j[s.name] = v; break;
+    }
+  }
+  return nlohmann::json::parse(j.dump());
+}
+
+std::string params_table_text() {
+  std::string out = fmt::format("{:<16} {:<8} {:<12} {:<22} {}\n", "parameter", "default",
+                                "unit", "allowed", "description");
+  for (const auto& s : param_specs()) {
+    out += fmt::format("{:<16} {:<8} {:<12} {:<22} {}\n", s.name, s.default_value, s.unit,
+                       expectation(s), s.description);
+  }
+  return out;
+}
+
+std::string params_markdown() {
+  std::string out =
+      "# Simulator parameters\n\n"
+      "Generated from the declarations in `sim/params.cpp` by `mfsim simulate --list-params "
+      "--markdown`;\na test keeps this file in step with the code. Set them in a JSON config "
+      "(`--config FILE`,\nnested objects or dotted keys) or with `--set NAME=VALUE`; "
+      "`--rows`, `--cols`, `--dataflow` and\n`--array` are shorthands for the `array.*` "
+      "parameters.\n\n"
+      "| parameter | default | unit | allowed | description |\n|---|---|---|---|---|\n";
+  for (const auto& s : param_specs()) {
+    std::string allowed = expectation(s);
+    std::string escaped;
+    for (char ch : allowed) escaped += ch == '|' ? std::string("\\|") : std::string(1, ch);
+    out += fmt::format("| `{}` | {} | {} | {} | {} |\n", s.name, s.default_value, s.unit, escaped,
+                       s.description);
+  }
+  return out;
+}
+
+}  // namespace mfsim

@@ -1,0 +1,72 @@
+// The simulator's parameters: declared once (name, type, default, unit, range, description),
+// from which --list-params, docs/params.md, config-file parsing and --set are all derived.
+//
+// A ParamSet starts from the defaults; values come from a JSON config (nested objects or dotted
+// keys) and --set NAME=VALUE; every value is validated against its declaration and errors name
+// the parameter and where it came from. build() turns it into the plain SimConfig the models use.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "models/accumulator.h"
+
+namespace mfsim {
+
+enum class ArrayKind : std::uint8_t { kMfMac = 0, kInt8 = 1, kFp32 = 2 };
+enum class Dataflow : std::uint8_t { kOs = 0, kWs = 1, kIs = 2 };
+const char* to_string(ArrayKind a);
+const char* to_string(Dataflow d);
+
+enum class ParamType : std::uint8_t { kInt, kNumber, kChoice, kBool };
+
+struct ParamSpec {
+  const char* name;
+  ParamType type;
+  const char* default_value;
+  const char* unit;       // "" when dimensionless
+  double min, max;        // kInt, kNumber (inclusive)
+  const char* choices;    // kChoice: "a|b|c"
+  const char* description;
+};
+
+const std::vector<ParamSpec>& param_specs();
+const ParamSpec* find_param(const std::string& name);
+
+// Plain configuration of one simulation (all validated).
+struct SimConfig {
+  ArrayKind array = ArrayKind::kMfMac;
+  int rows = 32, cols = 32;
+  Dataflow dataflow = Dataflow::kOs;
+  int mac_latency = 1;                 // cycles
+  AccumulatorSpec accumulator;         // MF-MAC and INT8 PEs
+  bool fp32_fma = false;
+  std::uint64_t sram_a_bytes = 0, sram_b_bytes = 0, sram_c_bytes = 0;
+  double dram_bytes_per_cycle = 32.0;
+  double clock_mhz = 1000.0;
+};
+
+class ParamSet {
+ public:
+  ParamSet();  // all defaults
+  // `origin` names the source in errors ("--set array.rows=0", "cfg.json").
+  void set(const std::string& name, const std::string& value, const std::string& origin);
+  void set_assignment(const std::string& assignment);  // "name=value" from --set
+  void load_config_file(const std::string& path);
+  SimConfig build() const;
+  nlohmann::json to_json() const;  // every parameter with its value (typed)
+  const std::string& get(const std::string& name) const { return values_.at(name); }
+
+ private:
+  std::map<std::string, std::string> values_;
+};
+
+// Aligned text table of all parameters (for --list-params) and the Markdown of docs/params.md.
+std::string params_table_text();
+std::string params_markdown();
+
+}  // namespace mfsim

@@ -1,0 +1,135 @@
+// PE arithmetic policies of the systolic array (sim/array_core.h). The array code is shared;
+// a policy says what an operand register holds, what a partial sum is, and what one PE does
+// with an operand pair. Every operand register carries a valid bit, so bubbles (fill, drain,
+// skew) are never mistaken for data.
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+
+#include "models/accumulator.h"
+#include "models/mfmac.h"
+
+namespace mfsim {
+
+// Local event tallies of the hot loop (folded into EventCounts by the caller).
+struct PeTally {
+  std::uint64_t slots = 0;        // valid operand pairs (scheduled products)
+  std::uint64_t zero = 0;         // valid pairs with a zero operand
+  std::uint64_t saturations = 0;  // clamped accumulations (OverflowPolicy::kSaturate)
+};
+
+// Where a product sits in the GEMM, for overflow messages.
+struct ProductPos {
+  std::int64_t row, col, k;
+};
+
+// MF-MAC: the register holds a PoT4 code in bits 3..0 and the valid bit in bit 4.
+struct MfMacPolicy {
+  using Op = std::uint8_t;
+  using Acc = std::int64_t;
+  static constexpr Op kBubble = 0;
+  static constexpr Op make(Pot4Code c) { return static_cast<Op>(0x10 | (c & 0xF)); }
+  static unsigned valid(Op o) { return o >> 4; }
+
+  struct Tables {
+    std::array<std::int32_t, 1024> term{};   // one-hot term of (a << 5 | b); 0 if gated/bubble
+    std::array<std::uint8_t, 1024> zero{};   // 1 if both valid and a zero operand (gated)
+    std::array<std::uint8_t, 1024> slot{};   // 1 if both valid
+    Tables() {
+      for (unsigned a = 0; a < 32; ++a) {
+        for (unsigned b = 0; b < 32; ++b) {
+          unsigned idx = a << 5 | b;
+          bool both = (a >> 4) != 0 && (b >> 4) != 0;
+          MfMacProduct p = mfmac_product(static_cast<Pot4Code>(a & 0xF), static_cast<Pot4Code>(b & 0xF));
+          slot[idx] = both ? 1 : 0;
+          zero[idx] = both && p.zero ? 1 : 0;
+          term[idx] = both ? static_cast<std::int32_t>(p.term()) : 0;
+        }
+      }
+    }
+  };
+  static const Tables& tables() {
+    static const Tables t;
+    return t;
+  }
+
+  struct Pe {
+    const Tables& t = tables();
+    AccumulatorSpec spec;
+    bool fma = false;
+    template <bool kChecked>
+    Acc mac(Acc acc, Op a, Op b, PeTally& tally, const ProductPos& pos) const {
+      unsigned idx = static_cast<unsigned>(a) << 5 | b;
+      tally.slots += t.slot[idx];
+      tally.zero += t.zero[idx];
+      std::int64_t term = t.term[idx];
+      if constexpr (kChecked) {
+        if (term != 0 && accumulate(acc, term, spec, pos.row, pos.col, pos.k)) ++tally.saturations;
+        return acc;
+      } else {
+        return acc + term;
+      }
+    }
+  };
+};
+
+// INT8: 8 x 8-bit multiply, integer accumulation (pe.acc_bits).
+struct Int8Policy {
+  struct Op {
+    std::int16_t v;
+    std::uint8_t valid;
+  };
+  using Acc = std::int64_t;
+  static constexpr Op kBubble{0, 0};
+  static constexpr Op make(int v) { return Op{static_cast<std::int16_t>(v), 1}; }
+  static unsigned valid(Op o) { return o.valid; }
+
+  struct Pe {
+    AccumulatorSpec spec;
+    bool fma = false;
+    template <bool kChecked>
+    Acc mac(Acc acc, Op a, Op b, PeTally& tally, const ProductPos& pos) const {
+      unsigned both = a.valid & b.valid;
+      std::int64_t prod = std::int64_t{a.v} * b.v;  // 0 for bubbles
+      tally.slots += both;
+      tally.zero += both & static_cast<unsigned>(prod == 0);
+      if constexpr (kChecked) {
+        if (both != 0 && accumulate(acc, prod, spec, pos.row, pos.col, pos.k)) ++tally.saturations;
+        return acc;
+      } else {
+        return acc + prod;
+      }
+    }
+  };
+};
+
+// FP32: multiply then add (two roundings) or fused multiply-add (one rounding).
+struct Fp32Policy {
+  struct Op {
+    float v;
+    std::uint8_t valid;
+  };
+  using Acc = float;
+  static constexpr Op kBubble{0.0f, 0};
+  static constexpr Op make(float v) { return Op{v, 1}; }
+  static unsigned valid(Op o) { return o.valid; }
+
+  struct Pe {
+    AccumulatorSpec spec;
+    bool fma = false;
+    template <bool kChecked>
+    Acc mac(Acc acc, Op a, Op b, PeTally& tally, const ProductPos&) const {
+      unsigned both = a.valid & b.valid;
+      tally.slots += both;
+      tally.zero += both & static_cast<unsigned>(a.v == 0.0f || b.v == 0.0f);
+      if (both == 0) return acc;  // bubbles never touch a partial sum
+      if (fma) return std::fma(a.v, b.v, acc);
+      float prod = a.v * b.v;
+      return acc + prod;
+    }
+  };
+};
+
+}  // namespace mfsim

@@ -1,0 +1,416 @@
+#include "sim/replay.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "common/error.h"
+#include "sim/array_sim.h"
+#include "sim/fold_model.h"
+
+namespace mfsim {
+
+using ojson = nlohmann::ordered_json;
+
+bool parse_sim_mode(const std::string& s, SimMode* out) {
+  if (s == "auto") *out = SimMode::kAuto;
+  else if (s == "value") *out = SimMode::kValue;
+  else if (s == "timing") *out = SimMode::kTiming;
+  else return false;
+  return true;
+}
+
+const char* to_string(SimMode m) {
+  switch (m) {
+    case SimMode::kAuto: return "auto";
+    case SimMode::kValue: return "value";
+    case SimMode::kTiming: return "timing";
+  }
+  return "?";
+}
+
+bool array_represents(ArrayKind a, NumFormat f) {
+  switch (a) {
+    case ArrayKind::kMfMac: return f == NumFormat::kPot4;
+    case ArrayKind::kInt8: return f == NumFormat::kPot4 || f == NumFormat::kInt8;
+    case ArrayKind::kFp32: return true;
+  }
+  return false;
+}
+
+namespace {
+
+// Operands of a record in the array's representation. PoT4 codes become their exact integer
+// images (+-2^(m-1), on the grid 2^(E-6)) on the INT8 and FP32 arrays, INT8 values become floats
+// on the FP32 array: the array then computes the recorded integer accumulators exactly (FP32:
+// as long as no partial sum needs rounding).
+GemmOperands to_array_operands(ArrayKind array, const TraceRecord& r, RecordPayload& p) {
+  GemmOperands ops;
+  auto ints = [&](const std::vector<Pot4Code>& pc, const std::vector<std::int8_t>& i8) {
+    std::vector<int> v;
+    if (r.format() == NumFormat::kPot4) {
+      v.reserve(pc.size());
+      for (Pot4Code c : pc) v.push_back(pot4_int(c));
+    } else {
+      v.assign(i8.begin(), i8.end());
+    }
+    return v;
+  };
+  switch (array) {
+    case ArrayKind::kMfMac:
+      ops.a_pot4 = std::move(p.a_pot4);
+      ops.b_pot4 = std::move(p.b_pot4);
+      break;
+    case ArrayKind::kInt8:
+      ops.a_int = ints(p.a_pot4, p.a_int8);
+      ops.b_int = ints(p.b_pot4, p.b_int8);
+      break;
+    case ArrayKind::kFp32:
+      if (r.format() == NumFormat::kFp32) {
+        ops.a_f32 = std::move(p.a_fp32);
+        ops.b_f32 = std::move(p.b_fp32);
+      } else {
+        for (int v : ints(p.a_pot4, p.a_int8)) ops.a_f32.push_back(static_cast<float>(v));
+        for (int v : ints(p.b_pot4, p.b_int8)) ops.b_f32.push_back(static_cast<float>(v));
+      }
+      break;
+  }
+  return ops;
+}
+
+// Products with a zero operand: sum over k of zA_k * N + zB_k * M - zA_k * zB_k.
+std::uint64_t count_zero_products(const GemmShape& s, const GemmOperands& o) {
+  auto zero_a = [&](std::size_t i) {
+    return !o.a_pot4.empty() ? pot4_is_zero(o.a_pot4[i]) : !o.a_int.empty() ? o.a_int[i] == 0 : o.a_f32[i] == 0.0f;
+  };
+  auto zero_b = [&](std::size_t i) {
+    return !o.b_pot4.empty() ? pot4_is_zero(o.b_pot4[i]) : !o.b_int.empty() ? o.b_int[i] == 0 : o.b_f32[i] == 0.0f;
+  };
+  std::vector<std::uint64_t> za(static_cast<std::size_t>(s.k), 0), zb(static_cast<std::size_t>(s.k), 0);
+  for (std::int64_t m = 0; m < s.m; ++m) {
+    for (std::int64_t k = 0; k < s.k; ++k) za[k] += zero_a(static_cast<std::size_t>(m * s.k + k)) ? 1 : 0;
+  }
+  for (std::int64_t k = 0; k < s.k; ++k) {
+    for (std::int64_t n = 0; n < s.n; ++n) zb[k] += zero_b(static_cast<std::size_t>(k * s.n + n)) ? 1 : 0;
+  }
+  std::uint64_t z = 0;
+  for (std::int64_t k = 0; k < s.k; ++k) {
+    z += za[k] * static_cast<std::uint64_t>(s.n) + zb[k] * static_cast<std::uint64_t>(s.m) - za[k] * zb[k];
+  }
+  return z;
+}
+
+std::string record_name(std::size_t i, const TraceRecord& r) {
+  return fmt::format("records[{}] ({} {})", i, r.layer, to_string(r.phase));
+}
+
+ojson events_json(const EventCounts& e) {
+  ojson j;
+  for (const auto& c : counter_registry()) j[c.name] = e.*c.member;
+  return j;
+}
+
+struct GemmOutcome {
+  std::string mode;
+  GemmTiming timing;
+  EventCounts events;
+  bool zero_measured = false;
+  bool checked = false;
+  std::string against;
+  std::string mismatch;
+  std::string note;
+  std::uint64_t saturations = 0;
+  std::vector<std::int64_t> fold_cycles;
+};
+
+std::string first_difference_int(const GemmShape& s, const std::vector<std::int64_t>& got,
+                                 const std::vector<std::int64_t>& want) {
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (got[i] != want[i]) {
+      return fmt::format("first mismatch at output element ({}, {}) of {}x{}: array {}, expected {}",
+                         static_cast<std::int64_t>(i) / s.n, static_cast<std::int64_t>(i) % s.n,
+                         s.m, s.n, got[i], want[i]);
+    }
+  }
+  return {};
+}
+
+std::string first_difference_f32(const GemmShape& s, const std::vector<float>& got,
+                                 const std::vector<float>& want) {
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0) {
+      return fmt::format("first mismatch at output element ({}, {}) of {}x{}: array {}, expected {}",
+                         static_cast<std::int64_t>(i) / s.n, static_cast<std::int64_t>(i) % s.n,
+                         s.m, s.n, got[i], want[i]);
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) {
+  const Trace& trace = reader.trace();
+  const SimConfig& cfg = opt.config;
+  const auto wall_start = std::chrono::steady_clock::now();
+  std::vector<GemmOutcome> out(trace.records.size());
+  std::vector<std::string> notes;
+
+  // Decide the mode of every record first, so that bad combinations fail before any work.
+  std::vector<std::size_t> value_records;
+  for (std::size_t i = 0; i < trace.records.size(); ++i) {
+    const TraceRecord& r = trace.records[i];
+    bool representable = array_represents(cfg.array, r.format());
+    if (opt.mode == SimMode::kValue) {
+      if (!r.has_payload) {
+        throw InputError(fmt::format("{}: {}: value mode needs operands, but the record is "
+                                     "shape-only; use --mode timing or auto",
+                                     reader.path(), record_name(i, r)));
+      }
+      if (!representable) {
+        throw InputError(fmt::format("{}: {}: {} operands cannot be represented exactly on the {} "
+                                     "array; use --mode timing or auto",
+                                     reader.path(), record_name(i, r), to_string(r.format()),
+                                     to_string(cfg.array)));
+      }
+    }
+    if (opt.mode != SimMode::kTiming && r.has_payload && representable) {
+      value_records.push_back(i);
+      out[i].mode = "value";
+    } else {
+      out[i].mode = "timing";
+      if (opt.mode == SimMode::kAuto && r.has_payload && !representable) {
+        out[i].note = fmt::format("{} operands cannot be represented exactly on the {} array: "
+                                  "timing mode",
+                                  to_string(r.format()), to_string(cfg.array));
+        notes.push_back(fmt::format("{}: {}", record_name(i, r), out[i].note));
+      }
+    }
+  }
+
+  // Timing-mode records: closed form (zero products measured when operands are present).
+  for (std::size_t i = 0; i < trace.records.size(); ++i) {
+    if (out[i].mode != "timing") continue;
+    const TraceRecord& r = trace.records[i];
+    FoldPlan plan(cfg, r.shape);
+    out[i].timing = analytic_timing(plan);
+    std::uint64_t zeros = 0;
+    if (r.has_payload && array_represents(cfg.array, r.format())) {
+      RecordPayload p = reader.read_payload(i);
+      zeros = count_zero_products(r.shape, to_array_operands(cfg.array, r, p));
+      out[i].zero_measured = true;
+    }
+    out[i].events = analytic_events(plan, out[i].timing, zeros);
+  }
+
+  // Value-mode records: one SystemC simulation over all of them, verified GEMM by GEMM.
+  std::uint64_t array_steps = 0;
+  double value_seconds = 0;
+  if (!value_records.empty()) {
+    std::vector<GemmJob> jobs;
+    std::vector<RecordPayload> expected(value_records.size());
+    std::vector<GemmOperands> fp32_refs_ops(value_records.size());
+    for (std::size_t j = 0; j < value_records.size(); ++j) {
+      std::size_t i = value_records[j];
+      jobs.push_back(GemmJob{trace.records[i].shape, [&, i, j]() {
+                               RecordPayload p = reader.read_payload(i);
+                               GemmOperands ops = to_array_operands(cfg.array, trace.records[i], p);
+                               if (cfg.array == ArrayKind::kFp32) fp32_refs_ops[j] = ops;
+                               expected[j].expected_acc = std::move(p.expected_acc);
+                               expected[j].expected_fp32 = std::move(p.expected_fp32);
+                               return ops;
+                             }});
+    }
+    auto on_done = [&](std::size_t j, ValueGemmResult& res) {
+      std::size_t i = value_records[j];
+      const TraceRecord& r = trace.records[i];
+      GemmOutcome& g = out[i];
+      g.timing = res.timing;
+      g.events = res.events;
+      g.zero_measured = true;
+      g.saturations = res.saturations;
+      g.fold_cycles = std::move(res.fold_cycles);
+      array_steps += res.array_steps;
+      g.checked = true;
+      if (!res.overflow.empty()) {
+        g.mismatch = fmt::format("array accumulator overflow: {}", res.overflow);
+      } else if (cfg.array != ArrayKind::kFp32) {
+        g.against = "trace";
+        g.mismatch = first_difference_int(r.shape, res.out_int, expected[j].expected_acc);
+      } else {
+        // The FP32 array is checked against the FP32 reference GEMM on the same operands, and
+        // against the recorded output where that is the same arithmetic.
+        const GemmOperands& ops = fp32_refs_ops[j];
+        std::vector<float> ref(res.out_f32.size());
+        gemm_fp32_ref(r.shape, ops.a_f32.data(), ops.b_f32.data(), cfg.fp32_fma, ref.data());
+        g.against = "fp32_reference";
+        g.mismatch = first_difference_f32(r.shape, res.out_f32, ref);
+        if (g.mismatch.empty() && r.format() == NumFormat::kFp32 && r.fp32_fma == cfg.fp32_fma) {
+          g.against = "trace";
+          g.mismatch = first_difference_f32(r.shape, res.out_f32, expected[j].expected_fp32);
+        } else if (g.mismatch.empty() && r.format() != NumFormat::kFp32) {
+          bool exact = true;  // recorded integers equal the FP32 result if no sum needed rounding
+          std::vector<float> want(expected[j].expected_acc.size());
+          for (std::size_t e = 0; e < want.size(); ++e) {
+            want[e] = static_cast<float>(expected[j].expected_acc[e]);
+            exact = exact && static_cast<std::int64_t>(want[e]) == expected[j].expected_acc[e];
+          }
+          std::uint64_t max_term = r.format() == NumFormat::kPot4 ? 4096 : 16129;
+          if (exact && static_cast<std::uint64_t>(r.shape.k) * max_term < (std::uint64_t{1} << 24)) {
+            g.against = "trace";
+            g.mismatch = first_difference_f32(r.shape, res.out_f32, want);
+          }
+        }
+      }
+      expected[j] = RecordPayload{};
+      fp32_refs_ops[j] = GemmOperands{};
+    };
+    const auto t0 = std::chrono::steady_clock::now();
+    simulate_value(cfg, jobs, on_done, opt.vcd_path);
+    value_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+  // The report.
+  ReplayOutcome result;
+  ojson& rep = result.report;
+  rep["mfsim_version"] = MFSIM_VERSION;
+  rep["report"] = "simulate";
+  if (!opt.command_line.empty()) rep["command"] = opt.command_line;
+  rep["trace"] = reader.path();
+  rep["mode"] = to_string(opt.mode);
+  rep["config"] = opt.params;
+  rep["units"] = ojson{{"cycles", "clock cycles"},
+                       {"time_seconds", "seconds at clock.mhz"},
+                       {"utilization", "fraction of PE-cycles with a scheduled product (0..1)"},
+                       {"macs", "multiply-accumulates (M*N*K)"}};
+  ojson counters = ojson::object();
+  for (const auto& c : counter_registry()) counters[c.name] = ojson{{"unit", c.unit}, {"description", c.description}};
+  rep["counters"] = counters;
+
+  const double pe_count = static_cast<double>(cfg.rows) * cfg.cols;
+  auto utilization = [&](std::uint64_t slots, std::uint64_t cycles) {
+    return cycles == 0 ? 0.0 : static_cast<double>(slots) / (pe_count * static_cast<double>(cycles));
+  };
+  struct Totals {
+    GemmTiming t;
+    std::uint64_t scalesim = 0, macs = 0, gemms = 0;
+    EventCounts e;
+  };
+  Totals total;
+  std::array<Totals, kNumPhases> phases{};
+  ojson gemms = ojson::array();
+  std::uint64_t checked = 0, against_trace = 0;
+  for (std::size_t i = 0; i < trace.records.size(); ++i) {
+    const TraceRecord& r = trace.records[i];
+    const GemmOutcome& g = out[i];
+    std::uint64_t scalesim = scalesim_cycles(cfg.dataflow, cfg.rows, cfg.cols, r.shape);
+    ojson j;
+    j["index"] = i;
+    j["layer"] = r.layer;
+    j["phase"] = to_string(r.phase);
+    j["M"] = r.shape.m;
+    j["N"] = r.shape.n;
+    j["K"] = r.shape.k;
+    j["format"] = to_string(r.format());
+    j["mode"] = g.mode;
+    j["folds"] = g.timing.folds;
+    j["cycles"] = ojson{{"total", g.timing.total}, {"compute", g.timing.compute},
+                        {"stall", g.timing.stall}, {"scalesim_compatible", scalesim}};
+    j["utilization"] = utilization(g.events.mac_slots, g.timing.total);
+    j["macs"] = r.shape.macs();
+    j["zero_products_measured"] = g.zero_measured;
+    j["events"] = events_json(g.events);
+    ojson v;
+    v["checked"] = g.checked;
+    if (g.checked) {
+      v["against"] = g.against;
+      v["match"] = g.mismatch.empty();
+      if (!g.mismatch.empty()) v["first_mismatch"] = g.mismatch;
+      if (g.saturations > 0) v["saturations"] = g.saturations;
+    }
+    j["verification"] = v;
+    if (!g.note.empty()) j["note"] = g.note;
+    gemms.push_back(std::move(j));
+
+    for (Totals* t : {&total, &phases[static_cast<int>(r.phase)]}) {
+      t->t.folds += g.timing.folds;
+      t->t.total += g.timing.total;
+      t->t.compute += g.timing.compute;
+      t->t.stall += g.timing.stall;
+      t->scalesim += scalesim;
+      t->macs += r.shape.macs();
+      t->gemms += 1;
+      t->e += g.events;
+    }
+    if (g.checked) {
+      ++checked;
+      if (g.against == "trace") ++against_trace;
+      if (!g.mismatch.empty()) {
+        if (result.mismatches == 0) {
+          result.first_mismatch = fmt::format("{}: {}: {}", reader.path(), record_name(i, r), g.mismatch);
+        }
+        ++result.mismatches;
+      }
+    }
+  }
+  auto totals_json = [&](const Totals& t) {
+    ojson j;
+    j["gemms"] = t.gemms;
+    j["folds"] = t.t.folds;
+    j["cycles"] = ojson{{"total", t.t.total}, {"compute", t.t.compute}, {"stall", t.t.stall},
+                        {"scalesim_compatible", t.scalesim}};
+    j["time_seconds"] = static_cast<double>(t.t.total) / (cfg.clock_mhz * 1e6);
+    j["utilization"] = utilization(t.e.mac_slots, t.t.total);
+    j["macs"] = t.macs;
+    j["events"] = events_json(t.e);
+    return j;
+  };
+  rep["total"] = totals_json(total);
+  ojson by_phase = ojson::object();
+  for (int p = 0; p < kNumPhases; ++p) by_phase[to_string(static_cast<Phase>(p))] = totals_json(phases[p]);
+  rep["by_phase"] = by_phase;
+  rep["verification"] = ojson{{"gemms_checked", checked},
+                              {"checked_against_trace", against_trace},
+                              {"mismatches", result.mismatches}};
+  if (!result.first_mismatch.empty()) rep["verification"]["first_mismatch"] = result.first_mismatch;
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  const double pe_updates = pe_count * static_cast<double>(array_steps);
+  rep["performance"] = ojson{{"wall_seconds", wall},
+                             {"value_mode_seconds", value_seconds},
+                             {"pe_updates", pe_updates},
+                             {"pe_updates_per_second", value_seconds > 0 ? pe_updates / value_seconds : 0.0},
+                             {"simulated_cycles_per_second", wall > 0 ? static_cast<double>(total.t.total) / wall : 0.0}};
+  rep["notes"] = notes;
+  rep["gemms"] = std::move(gemms);
+  return result;
+}
+
+std::string report_summary_text(const ojson& rep) {
+  const ojson& cfg = rep["config"];
+  const ojson& t = rep["total"];
+  std::string out = fmt::format(
+      "array {} {}x{} {}   trace {}\n", cfg["array.kind"].get<std::string>(),
+      cfg["array.rows"].get<int>(), cfg["array.cols"].get<int>(),
+      cfg["array.dataflow"].get<std::string>(), rep["trace"].get<std::string>());
+  out += fmt::format("{:<12}{:>7}{:>14}{:>12}{:>12}{:>16}{:>8}\n", "phase", "GEMMs", "cycles", "stall",
+                     "MACs", "scalesim_cyc", "util");
+  auto line = [&](const std::string& name, const ojson& x) {
+    return fmt::format("{:<12}{:>7}{:>14}{:>12}{:>12}{:>16}{:>7.1f}%\n", name, x["gemms"].get<std::uint64_t>(),
+                       x["cycles"]["total"].get<std::uint64_t>(), x["cycles"]["stall"].get<std::uint64_t>(),
+                       x["macs"].get<std::uint64_t>(), x["cycles"]["scalesim_compatible"].get<std::uint64_t>(),
+                       100.0 * x["utilization"].get<double>());
+  };
+  for (auto it = rep["by_phase"].begin(); it != rep["by_phase"].end(); ++it) {
+    if (it.value()["gemms"].get<std::uint64_t>() > 0) out += line(it.key(), it.value());
+  }
+  out += line("total", t);
+  const ojson& v = rep["verification"];
+  out += fmt::format("verification: {} GEMMs checked bit for bit ({} against the trace), {} mismatches\n",
+                     v["gemms_checked"].get<std::uint64_t>(), v["checked_against_trace"].get<std::uint64_t>(),
+                     v["mismatches"].get<std::uint64_t>());
+  for (const auto& n : rep["notes"]) out += fmt::format("note: {}\n", n.get<std::string>());
+  return out;
+}
+
+}  // namespace mfsim

@@ -1,0 +1,252 @@
+// The cycle model: SystemC value-mode simulation against the closed forms, timing mode against
+// value mode, SCALE-Sim's formula, the memory timeline, and bit-exact results.
+#include <catch2/catch.hpp>
+
+#include <random>
+
+#include "models/gemm_ref.h"
+#include "sim/array_sim.h"
+#include "sim/fold_model.h"
+
+using namespace mfsim;
+
+namespace {
+
+SimConfig config(ArrayKind a, Dataflow d, int rows, int cols, int latency = 1) {
+  SimConfig c;
+  c.array = a;
+  c.dataflow = d;
+  c.rows = rows;
+  c.cols = cols;
+  c.mac_latency = latency;
+  c.sram_a_bytes = c.sram_b_bytes = c.sram_c_bytes = 1 << 20;
+  c.dram_bytes_per_cycle = 1e6;  // effectively no stalls unless a test says otherwise
+  return c;
+}
+
+struct RandomGemm {
+  GemmShape shape;
+  GemmOperands ops;
+};
+
+RandomGemm random_gemm(std::mt19937& rng, ArrayKind a, GemmShape s, int zero_percent) {
+  RandomGemm g{s, {}};
+  std::uniform_int_distribution<int> code(0, 15), pct(0, 99), i8(-127, 127), f(-300, 300);
+  auto na = static_cast<std::size_t>(s.m * s.k), nb = static_cast<std::size_t>(s.k * s.n);
+  auto fill = [&](std::size_t n, std::vector<Pot4Code>& p, std::vector<int>& iv, std::vector<float>& fv) {
+    for (std::size_t i = 0; i < n; ++i) {
+      bool zero = pct(rng) < zero_percent;
+      switch (a) {
+        case ArrayKind::kMfMac: p.push_back(zero ? Pot4Code{0} : static_cast<Pot4Code>(code(rng))); break;
+        case ArrayKind::kInt8: iv.push_back(zero ? 0 : i8(rng)); break;
+        // FP32 values with rounding in their sums: the accumulation order is exercised.
+        case ArrayKind::kFp32: fv.push_back(zero ? 0.0f : static_cast<float>(f(rng)) / 7.0f); break;
+      }
+    }
+  };
+  fill(na, g.ops.a_pot4, g.ops.a_int, g.ops.a_f32);
+  fill(nb, g.ops.b_pot4, g.ops.b_int, g.ops.b_f32);
+  return g;
+}
+
+// Reference result of the array's arithmetic.
+void reference(const SimConfig& cfg, const RandomGemm& g, std::vector<std::int64_t>& acc,
+               std::vector<float>& f32) {
+  const GemmShape& s = g.shape;
+  auto n = static_cast<std::size_t>(s.m * s.n);
+  if (cfg.array == ArrayKind::kMfMac) {
+    acc.resize(n);
+    gemm_pot4_ref(s, g.ops.a_pot4.data(), g.ops.b_pot4.data(), cfg.accumulator, acc.data());
+  } else if (cfg.array == ArrayKind::kInt8) {
+    std::vector<std::int8_t> a(g.ops.a_int.begin(), g.ops.a_int.end()), b(g.ops.b_int.begin(), g.ops.b_int.end());
+    acc.resize(n);
+    gemm_int8_ref(s, a.data(), b.data(), cfg.accumulator, acc.data());
+  } else {
+    f32.resize(n);
+    gemm_fp32_ref(s, g.ops.a_f32.data(), g.ops.b_f32.data(), cfg.fp32_fma, f32.data());
+  }
+}
+
+std::vector<ValueGemmResult> run(const SimConfig& cfg, const std::vector<RandomGemm>& gemms) {
+  std::vector<GemmJob> jobs;
+  for (const auto& g : gemms) jobs.push_back(GemmJob{g.shape, [&g]() { return g.ops; }});
+  std::vector<ValueGemmResult> results(gemms.size());
+  simulate_value(cfg, jobs, [&](std::size_t i, ValueGemmResult& r) { results[i] = std::move(r); });
+  return results;
+}
+
+const char* name(Dataflow d) { return to_string(d); }
+
+}  // namespace
+
+TEST_CASE("first and last output cycles of a fold match the closed form", "[timing]") {
+  const unsigned seed = 5;
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+  for (Dataflow d : {Dataflow::kOs, Dataflow::kWs, Dataflow::kIs}) {
+    for (int latency : {1, 3}) {
+      for (auto [rows, cols] : {std::pair{7, 5}, std::pair{1, 1}, std::pair{4, 9}}) {
+        for (auto [r, c, t] : {std::tuple{rows, cols, 33}, std::tuple{1, cols, 2}, std::tuple{rows, 1, 1},
+                               std::tuple{(rows + 1) / 2, (cols + 1) / 2, 5}}) {
+          // One fold with r active rows and c active columns (Sr = r, Sc = c).
+          GemmShape s = d == Dataflow::kOs   ? GemmShape{r, c, t}
+                        : d == Dataflow::kWs ? GemmShape{t, c, r}
+                                             : GemmShape{c, t, r};
+          SimConfig cfg = config(ArrayKind::kMfMac, d, rows, cols, latency);
+          auto res = run(cfg, {random_gemm(rng, cfg.array, s, 20)});
+          INFO(name(d) << " L=" << latency << " array " << rows << "x" << cols << " fold r=" << r
+                       << " c=" << c << " t=" << t);
+          REQUIRE(res[0].fold_cycles.size() == 1);
+          CHECK(res[0].first_output_cycle == first_output_cycle(d, latency, r, c, t));
+          CHECK(res[0].last_output_cycle == last_output_cycle(d, latency, r, c, t));
+          CHECK(res[0].fold_cycles[0] == fold_cycles(d, latency, r, c, t));
+        }
+      }
+    }
+  }
+  // By hand: a 1x1 OS array with K = 1 multiplies in cycle 0 and drains in cycle 1.
+  CHECK(fold_cycles(Dataflow::kOs, 1, 1, 1, 1) == 2);
+  CHECK(first_output_cycle(Dataflow::kOs, 1, 1, 1, 1) == 1);
+  // A 7x5 WS fold with 33 rows of A: 7 preload cycles, then the first result leaves column 0
+  // after passing 7 PEs (cycle 13), the last leaves column 4 at 7 + 7 + 4 + 32 = cycle 50.
+  CHECK(first_output_cycle(Dataflow::kWs, 1, 7, 5, 33) == 13);
+  CHECK(last_output_cycle(Dataflow::kWs, 1, 7, 5, 33) == 49);
+}
+
+TEST_CASE("value mode equals timing mode and the reference on many shapes", "[model]") {
+  const unsigned seed = 20261128;
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> dim(1, 40), arr(1, 9), lat(1, 3), zero(0, 60);
+  std::uniform_real_distribution<double> bw(0.5, 64.0);
+  std::uniform_int_distribution<int> kib(0, 3);
+  int cases = 0;
+  for (ArrayKind a : {ArrayKind::kMfMac, ArrayKind::kInt8, ArrayKind::kFp32}) {
+    for (Dataflow d : {Dataflow::kOs, Dataflow::kWs, Dataflow::kIs}) {
+      for (int rep = 0; rep < 4; ++rep) {
+        SimConfig cfg = config(a, d, arr(rng), arr(rng), lat(rng));
+        cfg.dram_bytes_per_cycle = bw(rng);
+        // Small buffers (64 B .. 512 B) force reloads and partial-sum spills.
+        cfg.sram_a_bytes = 64u << kib(rng);
+        cfg.sram_b_bytes = 64u << kib(rng);
+        cfg.sram_c_bytes = 64u << kib(rng);
+        cfg.fp32_fma = rep % 2 == 1;
+        std::vector<RandomGemm> gemms;
+        for (int g = 0; g < 3; ++g) {
+          gemms.push_back(random_gemm(rng, a, GemmShape{dim(rng), dim(rng), dim(rng)}, zero(rng)));
+        }
+        auto res = run(cfg, gemms);
+        for (std::size_t g = 0; g < gemms.size(); ++g) {
+          const GemmShape& s = gemms[g].shape;
+          INFO(to_string(a) << " " << name(d) << " " << cfg.rows << "x" << cfg.cols << " L=" << cfg.mac_latency
+                            << " bw=" << cfg.dram_bytes_per_cycle << " sram " << cfg.sram_a_bytes << "/"
+                            << cfg.sram_b_bytes << "/" << cfg.sram_c_bytes << " GEMM " << s.m << "x" << s.n
+                            << "x" << s.k);
+          FoldPlan plan(cfg, s);
+          GemmTiming t = analytic_timing(plan);
+          CHECK(res[g].timing.total == t.total);
+          CHECK(res[g].timing.compute == t.compute);
+          CHECK(res[g].timing.stall == t.stall);
+          CHECK(res[g].timing.folds == t.folds);
+          EventCounts e = analytic_events(plan, t, res[g].events.products_zero);
+          for (const auto& c : counter_registry()) {
+            INFO("counter " << c.name);
+            CHECK(res[g].events.*c.member == e.*c.member);
+          }
+          for (std::size_t f = 0; f < res[g].fold_cycles.size(); ++f) {
+            Fold fold = plan.fold(static_cast<std::int64_t>(f));
+            CHECK(res[g].fold_cycles[f] == fold_cycles(d, cfg.mac_latency, fold.r, fold.c, fold.t));
+          }
+          std::vector<std::int64_t> acc;
+          std::vector<float> f32;
+          reference(cfg, gemms[g], acc, f32);
+          if (a == ArrayKind::kFp32) {
+            CHECK(res[g].out_f32 == f32);
+          } else {
+            CHECK(res[g].out_int == acc);
+          }
+          ++cases;
+        }
+      }
+    }
+  }
+  CHECK(cases == 108);
+}
+
+TEST_CASE("zero products measured by the array equal the operand count", "[model]") {
+  std::mt19937 rng(3);
+  SimConfig cfg = config(ArrayKind::kMfMac, Dataflow::kWs, 5, 4);
+  RandomGemm g = random_gemm(rng, cfg.array, GemmShape{9, 7, 11}, 40);
+  auto res = run(cfg, {g});
+  std::uint64_t zeros = 0;
+  for (std::int64_t m = 0; m < 9; ++m) {
+    for (std::int64_t n = 0; n < 7; ++n) {
+      for (std::int64_t k = 0; k < 11; ++k) {
+        zeros += (pot4_is_zero(g.ops.a_pot4[m * 11 + k]) || pot4_is_zero(g.ops.b_pot4[k * 7 + n])) ? 1 : 0;
+      }
+    }
+  }
+  CHECK(res[0].events.products_zero == zeros);
+  CHECK(res[0].events.mfmac_acc_add == 9u * 7u * 11u - zeros);
+}
+
+TEST_CASE("SCALE-Sim compatible cycles follow its fold formula", "[model]") {
+  // 64x64x64 on 32x32: F = 4 folds. OS per fold 32 + 32 + 64 - 2 = 126; WS/IS 64 + 32 + 64 - 2.
+  CHECK(scalesim_cycles(Dataflow::kOs, 32, 32, GemmShape{64, 64, 64}) == 4 * 126 - 1);
+  CHECK(scalesim_cycles(Dataflow::kWs, 32, 32, GemmShape{64, 64, 64}) == 4 * 158 - 1);
+  CHECK(scalesim_cycles(Dataflow::kIs, 32, 32, GemmShape{64, 64, 64}) == 4 * 158 - 1);
+  // Odd sizes: M = 100, N = 10, K = 33 on 7x5. OS: F = 15*2, per fold 7+5+33-2 = 43.
+  CHECK(scalesim_cycles(Dataflow::kOs, 7, 5, GemmShape{100, 10, 33}) == 30 * 43 - 1);
+  // WS maps (K, N, M) = (33, 10, 100): F = 5*2, per fold 14+5+100-2 = 117.
+  CHECK(scalesim_cycles(Dataflow::kWs, 7, 5, GemmShape{100, 10, 33}) == 10 * 117 - 1);
+  // IS maps (K, M, N) = (33, 100, 10): F = 5*20, per fold 14+5+10-2 = 27.
+  CHECK(scalesim_cycles(Dataflow::kIs, 7, 5, GemmShape{100, 10, 33}) == 100 * 27 - 1);
+  // With full folds and no stalls our OS model adds the R-cycle drain: R + F*(...) relation.
+  SimConfig cfg = config(ArrayKind::kMfMac, Dataflow::kWs, 32, 32);
+  GemmTiming t = analytic_timing(FoldPlan(cfg, GemmShape{64, 64, 64}));
+  CHECK(t.compute == 4 * 158);  // our full WS fold equals SCALE-Sim's per-fold figure
+  CHECK(t.total == t.compute + 2);  // plus the first load and the last store, 1 cycle each here
+}
+
+TEST_CASE("memory stalls: a worked example by hand", "[model]") {
+  // OS 4x4 MF-MAC array, GEMM 4x4x8, 1 byte/cycle: fold 0 loads A (4x8 PoT4 = 16 B) and
+  // B (8x4 = 16 B): 32 stall cycles; the fold takes 2*4 + 4 + 8 - 2 = 18 cycles; the 4x4
+  // 32-bit results (64 B) are stored in 64 cycles: total 32 + 18 + 64 = 114.
+  SimConfig cfg = config(ArrayKind::kMfMac, Dataflow::kOs, 4, 4);
+  cfg.dram_bytes_per_cycle = 1.0;
+  std::mt19937 rng(1);
+  auto res = run(cfg, {random_gemm(rng, cfg.array, GemmShape{4, 4, 8}, 0)});
+  CHECK(res[0].timing.total == 114);
+  CHECK(res[0].timing.compute == 18);
+  CHECK(res[0].timing.stall == 96);
+  CHECK(res[0].events.dram_read_bytes == 32);
+  CHECK(res[0].events.dram_write_bytes == 64);
+  GemmTiming t = analytic_timing(FoldPlan(cfg, GemmShape{4, 4, 8}));
+  CHECK(t.total == 114);
+  // Two column folds (N = 8). Fold 0 loads A (16 B) and its B tile (16 B): [0, 32). It runs
+  // [32, 50). At 32 fold 1's B tile (16 B; A is reused) is prefetched: done 48, so fold 1 runs
+  // [50, 68) without a stall. Fold 0's store (64 B) is issued at 50: done 114; fold 1's at 68
+  // waits for it: done 178.
+  auto two = run(cfg, {random_gemm(rng, cfg.array, GemmShape{4, 8, 8}, 0)});
+  CHECK(two[0].timing.total == 178);
+  CHECK(two[0].timing.compute == 36);
+  CHECK(two[0].timing.stall == 178 - 36);
+  CHECK(two[0].events.dram_read_bytes == 48);
+  CHECK(analytic_timing(FoldPlan(cfg, GemmShape{4, 8, 8})).total == 178);
+}
+
+TEST_CASE("accumulator overflow in the array: error or saturation", "[model]") {
+  // K = 8 products of the largest term (2^12) overflow a 16-bit accumulator at k = 7.
+  SimConfig cfg = config(ArrayKind::kMfMac, Dataflow::kWs, 3, 2);
+  cfg.accumulator = AccumulatorSpec{16, OverflowPolicy::kError};
+  RandomGemm g{GemmShape{2, 2, 8}, {}};
+  g.ops.a_pot4.assign(16, pot4_encode(false, 7));
+  g.ops.b_pot4.assign(16, pot4_encode(false, 7));
+  auto res = run(cfg, {g});
+  CHECK(res[0].overflow.find("16-bit accumulator overflow at output element (") == 0);
+  cfg.accumulator.overflow = OverflowPolicy::kSaturate;
+  auto sat = run(cfg, {g});
+  CHECK(sat[0].overflow.empty());
+  CHECK(sat[0].saturations == 4);  // one clamp per output element
+  CHECK(sat[0].out_int == std::vector<std::int64_t>(4, 32767));
+}
