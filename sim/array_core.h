@@ -109,7 +109,7 @@ class ArrayCore {
         std::memcpy(&b_[idx(i, 0)], &b_[idx(i - 1, 0)], static_cast<std::size_t>(c) * sizeof(Op));
       }
       for (int j = 0; j < c; ++j) b_[j] = feed(in_.north, j, t - j, counters.north_reads);
-      std::uint64_t writes = 0;
+      PeTally local;  // local tallies stay in registers (they could alias the accumulators)
       for (int i = 0; i < r; ++i) {
         const Op* arow = &a_[idx(i, 0)];
         const Op* brow = &b_[idx(i, 0)];
@@ -117,11 +117,11 @@ class ArrayCore {
         for (int j = 0; j < c; ++j) {
           ProductPos pos{};
           if constexpr (kChecked) pos = ProductPos{in_.base_row + i, in_.base_col + j, (t - i - j) / L_};
-          accrow[j] = pe_.template mac<kChecked>(accrow[j], arow[j], brow[j], counters.tally, pos);
-          writes += P::valid(arow[j]) + P::valid(brow[j]);
+          accrow[j] = pe_.template mac<kChecked>(accrow[j], arow[j], brow[j], local, pos);
         }
       }
-      counters.operand_writes += writes;
+      add(local);
+      counters.operand_writes += local.valid_operands;  // both registers of every PE
       const auto all = static_cast<std::uint64_t>(r) * c * static_cast<std::uint64_t>(in_.t);
       if (counters.tally.slots - slots_at_begin_ == all) {
         phase_ = L_ > 1 ? kComplete : kDrain;
@@ -163,7 +163,7 @@ class ArrayCore {
     }
     const std::int64_t tau = t - r;
     const std::size_t slot = static_cast<std::size_t>(t % L_);
-    std::uint64_t writes = 0;
+    PeTally local;
     for (int i = r - 1; i >= 0; --i) {
       Op* row = &a_[idx(i, 0)];
       std::memmove(row + 1, row, static_cast<std::size_t>(c - 1) * sizeof(Op));
@@ -192,11 +192,13 @@ class ArrayCore {
           pos = in_.dataflow == Dataflow::kWs ? ProductPos{m, in_.base_col + j, in_.base_k + i}
                                               : ProductPos{in_.base_row + j, m, in_.base_k + i};
         }
-        pipe_[idx(i, j) * L_ + slot] = pe_.template mac<kChecked>(pin, row[j], srow[j], counters.tally, pos);
-        writes += P::valid(row[j]);
+        pipe_[idx(i, j) * L_ + slot] = pe_.template mac<kChecked>(pin, row[j], srow[j], local, pos);
       }
     }
-    counters.operand_writes += writes;
+    add(local);
+    // Stationary registers are not rewritten while streaming: count only the streamed operand
+    // (a valid stream operand always meets a valid stationary one: slots).
+    counters.operand_writes += local.slots;
     // Results complete L-1 cycles after the bottom row computed them.
     const std::size_t out_slot = static_cast<std::size_t>((t + 1) % L_);
     bool any = false;
@@ -210,6 +212,12 @@ class ArrayCore {
     }
     if (any) note_output(t);
     return emerged_ == static_cast<std::uint64_t>(in_.t) * c;
+  }
+
+  void add(const PeTally& t) {
+    counters.tally.slots += t.slots;
+    counters.tally.zero += t.zero;
+    counters.tally.saturations += t.saturations;
   }
 
   void note_output(std::int64_t t) {

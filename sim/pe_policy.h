@@ -18,6 +18,7 @@ struct PeTally {
   std::uint64_t slots = 0;        // valid operand pairs (scheduled products)
   std::uint64_t zero = 0;         // valid pairs with a zero operand
   std::uint64_t saturations = 0;  // clamped accumulations (OverflowPolicy::kSaturate)
+  std::uint64_t valid_operands = 0;  // valid operands in the two registers of each pair
 };
 
 // Where a product sits in the GEMM, for overflow messages.
@@ -33,19 +34,26 @@ struct MfMacPolicy {
   static constexpr Op make(Pot4Code c) { return static_cast<Op>(0x10 | (c & 0xF)); }
   static unsigned valid(Op o) { return o >> 4; }
 
+  // One table entry per register pair (a << 5 | b): everything a PE needs in one load.
+  struct Entry {
+    std::int32_t term;   // one-hot term; 0 if gated or a bubble
+    std::uint8_t slot;   // 1 if both operands are valid
+    std::uint8_t zero;   // 1 if both valid and one is zero (gated)
+    std::uint8_t valid;  // valid(a) + valid(b): operand registers holding data
+    std::uint8_t pad;
+  };
   struct Tables {
-    std::array<std::int32_t, 1024> term{};   // one-hot term of (a << 5 | b); 0 if gated/bubble
-    std::array<std::uint8_t, 1024> zero{};   // 1 if both valid and a zero operand (gated)
-    std::array<std::uint8_t, 1024> slot{};   // 1 if both valid
+    std::array<Entry, 1024> e{};
     Tables() {
       for (unsigned a = 0; a < 32; ++a) {
         for (unsigned b = 0; b < 32; ++b) {
-          unsigned idx = a << 5 | b;
           bool both = (a >> 4) != 0 && (b >> 4) != 0;
           MfMacProduct p = mfmac_product(static_cast<Pot4Code>(a & 0xF), static_cast<Pot4Code>(b & 0xF));
-          slot[idx] = both ? 1 : 0;
-          zero[idx] = both && p.zero ? 1 : 0;
-          term[idx] = both ? static_cast<std::int32_t>(p.term()) : 0;
+          Entry& x = e[a << 5 | b];
+          x.slot = both ? 1 : 0;
+          x.zero = both && p.zero ? 1 : 0;
+          x.term = both ? static_cast<std::int32_t>(p.term()) : 0;
+          x.valid = static_cast<std::uint8_t>((a >> 4) + (b >> 4));
         }
       }
     }
@@ -61,15 +69,15 @@ struct MfMacPolicy {
     bool fma = false;
     template <bool kChecked>
     Acc mac(Acc acc, Op a, Op b, PeTally& tally, const ProductPos& pos) const {
-      unsigned idx = static_cast<unsigned>(a) << 5 | b;
-      tally.slots += t.slot[idx];
-      tally.zero += t.zero[idx];
-      std::int64_t term = t.term[idx];
+      const Entry& x = t.e[static_cast<unsigned>(a) << 5 | b];
+      tally.slots += x.slot;
+      tally.zero += x.zero;
+      tally.valid_operands += x.valid;
       if constexpr (kChecked) {
-        if (term != 0 && accumulate(acc, term, spec, pos.row, pos.col, pos.k)) ++tally.saturations;
+        if (x.term != 0 && accumulate(acc, x.term, spec, pos.row, pos.col, pos.k)) ++tally.saturations;
         return acc;
       } else {
-        return acc + term;
+        return acc + x.term;
       }
     }
   };
@@ -94,6 +102,7 @@ struct Int8Policy {
       unsigned both = a.valid & b.valid;
       std::int64_t prod = std::int64_t{a.v} * b.v;  // 0 for bubbles
       tally.slots += both;
+      tally.valid_operands += a.valid + b.valid;
       tally.zero += both & static_cast<unsigned>(prod == 0);
       if constexpr (kChecked) {
         if (both != 0 && accumulate(acc, prod, spec, pos.row, pos.col, pos.k)) ++tally.saturations;
@@ -123,6 +132,7 @@ struct Fp32Policy {
     Acc mac(Acc acc, Op a, Op b, PeTally& tally, const ProductPos&) const {
       unsigned both = a.valid & b.valid;
       tally.slots += both;
+      tally.valid_operands += a.valid + b.valid;
       tally.zero += both & static_cast<unsigned>(a.v == 0.0f || b.v == 0.0f);
       if (both == 0) return acc;  // bubbles never touch a partial sum
       if (fma) return std::fma(a.v, b.v, acc);
