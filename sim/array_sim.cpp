@@ -432,7 +432,7 @@ class SystolicSystem : public sc_core::sc_module {
     std::string base = path;
     if (base.size() > 4 && base.compare(base.size() - 4, 4, ".vcd") == 0) base.resize(base.size() - 4);
     vcd_ = sc_core::sc_create_vcd_trace_file(base.c_str());
-    vcd_->set_time_unit(1, sc_core::SC_NS);
+    vcd_->set_time_unit(100, sc_core::SC_PS);  // the clock's falling edge is at half a cycle
     clock_ = std::make_unique<sc_core::sc_clock>("clk", period_);
     sc_core::sc_trace(vcd_, *clock_, "clk");
     sc_core::sc_trace(vcd_, gemm_index_, "gemm");
@@ -476,6 +476,8 @@ void simulate_value(const SimConfig& cfg, const std::vector<GemmJob>& jobs,
     sc_core::sc_default_global_context = sc_core::sc_curr_simcontext;
   }
   kernel_used = true;
+  // SystemC's informational messages would go to stdout, which belongs to mfsim's output.
+  sc_core::sc_report_handler::set_actions(sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
   SystolicSystem top("mfsim", cfg, jobs, on_done, vcd_path);
   sc_core::sc_start();
   if (top.error) std::rethrow_exception(top.error);

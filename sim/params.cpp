@@ -228,10 +228,10 @@ nlohmann::json ParamSet::to_json() const {
 }
 
 std::string params_table_text() {
-  std::string out = fmt::format("{:<16} {:<8} {:<12} {:<22} {}\n", "parameter", "default",
+  std::string out = fmt::format("{:<16} {:<8} {:<12} {:<30} {}\n", "parameter", "default",
                                 "unit", "allowed", "description");
   for (const auto& s : param_specs()) {
-    out += fmt::format("{:<16} {:<8} {:<12} {:<22} {}\n", s.name, s.default_value, s.unit,
+    out += fmt::format("{:<16} {:<8} {:<12} {:<30} {}\n", s.name, s.default_value, s.unit,
                        expectation(s), s.description);
   }
   return out;

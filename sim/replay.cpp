@@ -393,10 +393,10 @@ std::string report_summary_text(const ojson& rep) {
       "array {} {}x{} {}   trace {}\n", cfg["array.kind"].get<std::string>(),
       cfg["array.rows"].get<int>(), cfg["array.cols"].get<int>(),
       cfg["array.dataflow"].get<std::string>(), rep["trace"].get<std::string>());
-  out += fmt::format("{:<12}{:>7}{:>14}{:>12}{:>12}{:>16}{:>8}\n", "phase", "GEMMs", "cycles", "stall",
-                     "MACs", "scalesim_cyc", "util");
+  out += fmt::format("{:<12}{:>7}{:>16}{:>16}{:>18}{:>16}{:>8}\n", "phase", "GEMMs", "cycles", "stall",
+                     "MACs", "SCALE-Sim cyc", "util");
   auto line = [&](const std::string& name, const ojson& x) {
-    return fmt::format("{:<12}{:>7}{:>14}{:>12}{:>12}{:>16}{:>7.1f}%\n", name, x["gemms"].get<std::uint64_t>(),
+    return fmt::format("{:<12}{:>7}{:>16}{:>16}{:>18}{:>16}{:>7.1f}%\n", name, x["gemms"].get<std::uint64_t>(),
                        x["cycles"]["total"].get<std::uint64_t>(), x["cycles"]["stall"].get<std::uint64_t>(),
                        x["macs"].get<std::uint64_t>(), x["cycles"]["scalesim_compatible"].get<std::uint64_t>(),
                        100.0 * x["utilization"].get<double>());

@@ -1,0 +1,154 @@
+// mfsim simulate end to end: every array and dataflow on the shipped example, timing equals
+// value mode, parameters and their errors, mismatches, VCD, and the parameter docs.
+#include <catch2/catch.hpp>
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/crc32.h"
+#include "tests/test_util.h"
+#include "traces/example_trace.h"
+
+using namespace mfsim;
+using mfsim::test::run_mfsim;
+using mfsim::test::TempDir;
+using nlohmann::json;
+
+namespace {
+std::string example() { return test::source_dir() + "/traces/examples/mlp-tiny.json"; }
+}  // namespace
+
+TEST_CASE("simulate: the example replays bit-exactly on every array and dataflow", "[smoke]") {
+  TempDir dir;
+  for (const char* array : {"mfmac", "int8", "fp32"}) {
+    for (const char* df : {"os", "ws", "is"}) {
+      std::string value = dir.file(fmt::format("{}-{}-v.json", array, df));
+      std::string timing = dir.file(fmt::format("{}-{}-t.json", array, df));
+      auto r = run_mfsim(fmt::format("simulate --trace {} --array {} --dataflow {} --rows 7 --cols 5 "
+                                     "--set dram.bandwidth=3 --report {} --mode auto",
+                                     example(), array, df, value));
+      INFO(array << " " << df << ": " << r.err);
+      REQUIRE(r.exit_code == 0);
+      auto t = run_mfsim(fmt::format("simulate -q --trace {} --array {} --dataflow {} --rows 7 --cols 5 "
+                                     "--set dram.bandwidth=3 --report {} --mode timing",
+                                     example(), array, df, timing));
+      REQUIRE(t.exit_code == 0);
+      CHECK(t.out.empty());
+      json v = json::parse(test::slurp(value)), tj = json::parse(test::slurp(timing));
+      // mfmac replays the 5 PoT4 GEMMs, int8 also the INT8 one, fp32 all 7.
+      int expect_checked = std::string(array) == "mfmac" ? 5 : std::string(array) == "int8" ? 6 : 7;
+      CHECK(v["verification"]["gemms_checked"] == expect_checked);
+      CHECK(v["verification"]["checked_against_trace"] == expect_checked);
+      CHECK(v["verification"]["mismatches"] == 0);
+      CHECK(tj["verification"]["gemms_checked"] == 0);
+      REQUIRE(v["gemms"].size() == 7);
+      for (std::size_t i = 0; i < 7; ++i) {
+        CHECK(v["gemms"][i]["cycles"] == tj["gemms"][i]["cycles"]);
+        CHECK(v["gemms"][i]["events"] == tj["gemms"][i]["events"]);  // zeros measured from operands
+      }
+      CHECK(v["total"]["cycles"]["total"].get<std::uint64_t>() ==
+            v["total"]["cycles"]["compute"].get<std::uint64_t>() + v["total"]["cycles"]["stall"].get<std::uint64_t>());
+      CHECK(v["total"]["cycles"]["stall"].get<std::uint64_t>() > 0);  // 3 bytes/cycle stalls
+      CHECK(v["config"]["array.rows"] == 7);
+      CHECK(v["config"]["dram.bandwidth"] == 3.0);
+    }
+  }
+}
+
+TEST_CASE("simulate: parameter errors name the parameter and where it came from", "[smoke]") {
+  TempDir dir;
+  std::string rep = dir.file("r.json");
+  auto sim = [&](const std::string& extra) {
+    return run_mfsim(fmt::format("simulate --trace {} --report {} {}", example(), rep, extra));
+  };
+  auto r = sim("--set array.rows=0");
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: --set array.rows=0: array.rows: expected an integer in [1, 4096], got \"0\"\n");
+  r = sim("--set array.row=4");
+  CHECK(r.err == "mfsim: error: --set array.row=4: unknown parameter \"array.row\"; see 'mfsim simulate "
+                 "--list-params'\n");
+  r = sim("--rows 3x");
+  CHECK(r.err == "mfsim: error: --rows: array.rows: expected an integer in [1, 4096], got \"3x\"\n");
+  r = sim("--dataflow rs");
+  CHECK(r.err == "mfsim: error: --dataflow: array.dataflow: expected os|ws|is, got \"rs\"\n");
+  r = sim("--set dram.bandwidth");
+  CHECK(r.err == "mfsim: error: --set dram.bandwidth: expected NAME=VALUE\n");
+  r = sim("--mode fast");
+  CHECK(r.err == "mfsim: error: simulate: --mode: unknown value \"fast\"; expected auto|value|timing\n");
+  std::string cfg = dir.file("cfg.json");
+  test::spit(cfg, R"({"array": {"rows": 8, "colls": 4}})");
+  r = sim("--config " + cfg);
+  CHECK(r.err == "mfsim: error: " + cfg + ": unknown parameter \"array.colls\"; see 'mfsim simulate --list-params'\n");
+  test::spit(cfg, R"({"sram": {"a_kib": "big"}})");
+  r = sim("--config " + cfg);
+  CHECK(r.err == "mfsim: error: " + cfg + ": sram.a_kib: expected an integer in [1, 4194304], got \"big\"\n");
+  test::spit(cfg, R"({"pe.fp32_fma": true, "array": {"rows": 8, "kind": "fp32"}, "dram.bandwidth": 12.5})");
+  r = sim("--config " + cfg + " -q");
+  CHECK(r.exit_code == 0);
+  json j = json::parse(test::slurp(rep));
+  CHECK(j["config"]["array.rows"] == 8);
+  CHECK(j["config"]["array.kind"] == "fp32");
+  CHECK(j["config"]["pe.fp32_fma"] == true);
+  CHECK(j["config"]["dram.bandwidth"] == 12.5);
+  std::remove(rep.c_str());
+  r = sim("--mode value");  // mfmac cannot hold the int8 and fp32 records
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: " + example() + ": records[5] (fc1 fwd): int8 operands cannot be "
+                 "represented exactly on the mfmac array; use --mode timing or auto\n");
+  CHECK_FALSE(test::file_exists(rep));  // no report on bad input
+  r = run_mfsim(fmt::format("simulate --trace {}", example()));
+  CHECK(r.err == "mfsim: error: simulate: missing option --report; see 'mfsim simulate --help'\n");
+}
+
+TEST_CASE("simulate: a wrong expected output exits 3 naming GEMM and element", "[smoke]") {
+  TempDir dir;
+  std::string path = dir.file("t.json"), bin = dir.file("t.bin"), rep = dir.file("r.json");
+  write_example_trace(path, 1);
+  auto doc = json::parse(test::slurp(path));
+  auto& ref = doc["records"][1]["payload"]["expected"];
+  std::string bytes = test::slurp(bin);
+  auto offset = ref["offset"].get<std::size_t>(), size = ref["bytes"].get<std::size_t>();
+  bytes[offset + 13 * 4] = static_cast<char>(bytes[offset + 13 * 4] + 1);  // element (1, 3)
+  test::spit(bin, bytes);
+  ref["crc32"] = fmt::format("{:08x}", crc32(bytes.data() + offset, size));
+  test::spit(path, doc.dump());
+  for (const char* df : {"os", "ws", "is"}) {
+    auto r = run_mfsim(fmt::format("simulate -q --trace {} --dataflow {} --rows 3 --cols 4 --report {}", path, df, rep));
+    INFO(df);
+    CHECK(r.exit_code == 3);
+    CHECK(r.err.rfind("mfsim: mismatch: " + path + ": records[1] (fc2 fwd): first mismatch at output element "
+                      "(1, 3) of 7x10: array ",
+                      0) == 0);
+    json j = json::parse(test::slurp(rep));  // the report is still written
+    CHECK(j["verification"]["mismatches"] == 1);
+    CHECK(j["gemms"][1]["verification"]["match"] == false);
+  }
+  auto ovf = run_mfsim(fmt::format("simulate -q --trace {} --set pe.acc_bits=10 --report {}", example(), rep));
+  CHECK(ovf.exit_code == 3);
+  CHECK(ovf.err.find("array accumulator overflow: 10-bit accumulator overflow at output element") !=
+        std::string::npos);
+}
+
+TEST_CASE("simulate --vcd writes a waveform of the array boundary", "[smoke]") {
+  TempDir dir;
+  std::string vcd = dir.file("wave.vcd");
+  auto r = run_mfsim(fmt::format("simulate -q --trace {} --rows 4 --cols 4 --vcd {} --report {}", example(), vcd,
+                                 dir.file("r.json")));
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.empty());
+  std::string text = test::slurp(vcd);
+  CHECK(text.find("$var") != std::string::npos);
+  CHECK(text.find("west_in_row0") != std::string::npos);
+  CHECK(text.find("stall") != std::string::npos);
+  CHECK(text.find("#100") != std::string::npos);  // time advances past cycle 100
+}
+
+TEST_CASE("docs/params.md is generated from the parameter declarations", "[golden]") {
+  auto r = run_mfsim("simulate --list-params --markdown");
+  REQUIRE(r.exit_code == 0);
+  INFO("regenerate with: build/mfsim simulate --list-params --markdown > docs/params.md");
+  CHECK(r.out == test::slurp(test::source_dir() + "/docs/params.md"));
+  auto text = run_mfsim("simulate --list-params");
+  CHECK(text.out.find("dram.bandwidth   32       bytes/cycle") != std::string::npos);
+}
