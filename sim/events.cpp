@@ -44,6 +44,12 @@ EventCounts& EventCounts::operator+=(const EventCounts& o) {
   return *this;
 }
 
+EventCounts EventCounts::scaled(std::uint64_t factor) const {
+  EventCounts e = *this;
+  for (const auto& c : counter_registry()) e.*c.member *= factor;
+  return e;
+}
+
 bool EventCounts::operator==(const EventCounts& o) const {
   for (const auto& c : counter_registry()) {
     if (this->*c.member != o.*c.member) return false;

@@ -27,6 +27,7 @@ struct EventCounts {
   std::uint64_t dram_read_bytes = 0, dram_write_bytes = 0;
 
   EventCounts& operator+=(const EventCounts& o);
+  EventCounts scaled(std::uint64_t factor) const;  // every counter times factor
   bool operator==(const EventCounts& o) const;
 };
 

@@ -202,6 +202,16 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
       out[i].zero_measured = true;
     }
     out[i].events = analytic_events(plan, out[i].timing, zeros);
+    // `repeat` identical GEMMs run back to back, each from empty buffers: the same folds,
+    // cycles and counts each time (timing does not depend on data), so one is evaluated.
+    if (r.repeat != 1) {
+      const auto n = static_cast<std::uint64_t>(r.repeat);
+      out[i].timing.folds *= n;
+      out[i].timing.compute *= n;
+      out[i].timing.stall *= n;
+      out[i].timing.total *= n;
+      out[i].events = out[i].events.scaled(n);
+    }
   }
 
   // Value-mode records: one SystemC simulation over all of them, verified GEMM by GEMM.
@@ -304,7 +314,8 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
   for (std::size_t i = 0; i < trace.records.size(); ++i) {
     const TraceRecord& r = trace.records[i];
     const GemmOutcome& g = out[i];
-    std::uint64_t scalesim = scalesim_cycles(cfg.dataflow, cfg.rows, cfg.cols, r.shape);
+    std::uint64_t scalesim =
+        scalesim_cycles(cfg.dataflow, cfg.rows, cfg.cols, r.shape) * static_cast<std::uint64_t>(r.repeat);
     ojson j;
     j["index"] = i;
     j["layer"] = r.layer;
@@ -312,13 +323,14 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     j["M"] = r.shape.m;
     j["N"] = r.shape.n;
     j["K"] = r.shape.k;
+    j["repeat"] = r.repeat;
     j["format"] = to_string(r.format());
     j["mode"] = g.mode;
     j["folds"] = g.timing.folds;
     j["cycles"] = ojson{{"total", g.timing.total}, {"compute", g.timing.compute},
                         {"stall", g.timing.stall}, {"scalesim_compatible", scalesim}};
     j["utilization"] = utilization(g.events.mac_slots, g.timing.total);
-    j["macs"] = r.shape.macs();
+    j["macs"] = r.macs();
     j["zero_products_measured"] = g.zero_measured;
     j["events"] = events_json(g.events);
     ojson v;
@@ -339,7 +351,7 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
       t->t.compute += g.timing.compute;
       t->t.stall += g.timing.stall;
       t->scalesim += scalesim;
-      t->macs += r.shape.macs();
+      t->macs += r.macs();
       t->gemms += 1;
       t->e += g.events;
     }

@@ -126,6 +126,10 @@ TEST_CASE("trace errors: record fields", "[unit]") {
         fx.err("records[6].accumulator: fp32 GEMMs have no integer accumulator; remove this field"));
   CHECK(with([](json& j) { j["records"][0]["accumulator"]["bits"] = 65; }) ==
         fx.err("records[0].accumulator.bits: expected an integer in [2, 64], got 65"));
+  CHECK(with([](json& j) { j["records"][0]["repeat"] = 0; }) ==
+        fx.err("records[0].repeat: expected a positive integer below 2^31, got 0"));
+  CHECK(with([](json& j) { j["records"][0]["repeat"] = 2; }) ==
+        fx.err("records[0].payload: a record with repeat > 1 cannot carry a payload"));
   CHECK(with([](json& j) { j["records"][0]["accumulator"]["overflow"] = "wrap"; }) ==
         fx.err("records[0].accumulator.overflow: unknown value \"wrap\"; expected error|saturate"));
 }

@@ -58,6 +58,8 @@ TEST_CASE("shape-only trace round-trips and writes no payload file", "[unit]") {
   in.back().accumulator = AccumulatorSpec{48, OverflowPolicy::kSaturate};
   in.push_back(rec("fc", Phase::kBwdData, 2147483647, 1, 3, NumFormat::kFp32));
   in.back().fp32_fma = true;
+  in.push_back(rec("attn.scores", Phase::kFwd, 128, 128, 64, NumFormat::kPot4));
+  in.back().repeat = 256;  // batch 32 x 8 heads
   {
     TraceWriter w(path, "test", "three records");
     for (const auto& r : in) w.add_shape(r);
@@ -72,9 +74,10 @@ TEST_CASE("shape-only trace round-trips and writes no payload file", "[unit]") {
   REQUIRE(t.records.size() == in.size());
   for (std::size_t i = 0; i < in.size(); ++i) {
     check_same_metadata(t.records[i], in[i]);
+    CHECK(t.records[i].repeat == in[i].repeat);
     CHECK_FALSE(t.records[i].has_payload);
   }
-  CHECK(t.total_macs() == 401408ull * 64 * 147 * 2 + 2147483647ull * 3);
+  CHECK(t.total_macs() == 401408ull * 64 * 147 * 2 + 2147483647ull * 3 + 256ull * 128 * 128 * 64);
   CHECK_THROWS_AS(reader.read_payload(0), InputError);
 }
 

@@ -99,7 +99,7 @@ std::size_t Trace::records_with_payload() const {
 
 std::uint64_t Trace::total_macs() const {
   std::uint64_t n = 0;
-  for (const auto& r : records) n += r.shape.macs();
+  for (const auto& r : records) n += r.macs();
   return n;
 }
 

@@ -55,6 +55,7 @@ struct TraceRecord {
   std::string layer;
   Phase phase = Phase::kFwd;
   GemmShape shape;                // C[M x N] = A[M x K] . B[K x N], row-major
+  std::int64_t repeat = 1;        // independent GEMMs of this shape (attention heads, groups)
   OperandSpec a, b;               // both operands share one format
   AccumulatorSpec accumulator;    // pot4 and int8 (int8 default: 32 bits)
   bool fp32_fma = false;          // fp32: fused multiply-add instead of multiply then add
@@ -62,6 +63,7 @@ struct TraceRecord {
   PayloadRef payload_a, payload_b, payload_expected;
 
   NumFormat format() const { return a.format; }
+  std::uint64_t macs() const { return shape.macs() * static_cast<std::uint64_t>(repeat); }
   OutputType output_type() const;
   std::uint64_t operand_a_bytes() const;   // packed size on disk
   std::uint64_t operand_b_bytes() const;

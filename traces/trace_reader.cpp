@@ -104,6 +104,10 @@ TraceRecord parse_record(const json& j, const std::string& file, std::size_t ind
     throw InputError(fmt::format("{}: {}: M*N*K = {}*{}*{} overflows 64 bits", file, f.path(),
                                  r.shape.m, r.shape.n, r.shape.k));
   }
+  r.repeat = f.optional_int("repeat", 1, kTraceMaxDim, positive).value_or(1);
+  if (__builtin_mul_overflow(macs, static_cast<std::uint64_t>(r.repeat), &macs)) {
+    throw InputError(fmt::format("{}: {}: M*N*K*repeat overflows 64 bits", file, f.path()));
+  }
   r.a = parse_operand(f, "a");
   r.b = parse_operand(f, "b");
   if (r.b.format != r.a.format) {
@@ -130,6 +134,7 @@ TraceRecord parse_record(const json& j, const std::string& file, std::size_t ind
     if (!have_payload_file) {
       f.fail("payload", "the record has a payload but the trace has no payload_file");
     }
+    if (r.repeat != 1) f.fail("payload", "a record with repeat > 1 cannot carry a payload");
     JsonFields pf(*p, file, f.field_path("payload"));
     std::uint64_t c_elems = static_cast<std::uint64_t>(r.shape.m) * r.shape.n;
     if (c_elems > UINT64_MAX / 8) {
@@ -187,7 +192,7 @@ Trace parse_trace_json(const std::string& text, const std::string& file, const s
   std::uint64_t total = 0;
   for (std::size_t i = 0; i < recs.size(); ++i) {
     t.records.push_back(parse_record(recs[i], file, i, have_payload_file, t.payload_file_bytes));
-    if (__builtin_add_overflow(total, t.records.back().shape.macs(), &total)) {
+    if (__builtin_add_overflow(total, t.records.back().macs(), &total)) {
       throw InputError(fmt::format("{}: records[{}]: total MACs of the trace overflow 64 bits",
                                    file, i));
     }

@@ -114,6 +114,7 @@ PayloadRef TraceWriter::append(const void* data, std::uint64_t bytes) {
 void TraceWriter::push_with_payload(TraceRecord rec, const std::vector<std::uint8_t>& a,
                                     const std::vector<std::uint8_t>& b,
                                     const std::vector<std::uint8_t>& c) {
+  if (rec.repeat != 1) throw std::invalid_argument("trace writer: a payload record must have repeat 1");
   rec.payload_a = append(a.data(), a.size());
   rec.payload_b = append(b.data(), b.size());
   rec.payload_expected = append(c.data(), c.size());
@@ -174,6 +175,7 @@ std::string trace_to_json(const Trace& t) {
     j["M"] = r.shape.m;
     j["N"] = r.shape.n;
     j["K"] = r.shape.k;
+    if (r.repeat != 1) j["repeat"] = r.repeat;
     j["a"] = operand_json(r.a);
     j["b"] = operand_json(r.b);
     if (r.format() != NumFormat::kFp32) {

@@ -71,7 +71,7 @@ int cmd_inspect(const Args& args) {
     const TraceRecord& r = t.records[i];
     auto& ps = phases[static_cast<int>(r.phase)];
     ps.records++;
-    ps.macs += r.shape.macs();
+    ps.macs += r.macs();
     ps.by_format[static_cast<int>(r.format())]++;
     if (std::find(layers.begin(), layers.end(), r.layer) == layers.end()) layers.push_back(r.layer);
     if (!r.has_payload) continue;
