@@ -1,5 +1,5 @@
 // Writes a shape-only training trace of ResNet-18 (ImageNet 224x224) for the timing-mode
-// benchmark: make_network_trace BATCH OUT.json
+// benchmark: make_network_trace BATCH OUT.json  (the same as `mfsim trace --network resnet18`)
 #include <cstdio>
 #include <cstdlib>
 
@@ -11,9 +11,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: make_network_trace BATCH OUT.json\n");
     return 2;
   }
-  int batch = std::atoi(argv[1]);
+  mfsim::NetworkOptions opt;
+  opt.batch = std::atoi(argv[1]);
   mfsim::TraceWriter w(argv[2], "bench/make_network_trace", "ResNet-18 ImageNet 224x224 training step");
-  for (const auto& r : mfsim::training_gemms(mfsim::resnet18_layers(224, 224), batch, mfsim::NumFormat::kPot4)) {
+  for (const auto& r : mfsim::training_records(mfsim::network_layers("resnet18", opt), {}, mfsim::NumFormat::kPot4)) {
     w.add_shape(r);
   }
   w.commit();

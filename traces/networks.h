@@ -1,14 +1,15 @@
-// Shape-only training traces of known networks: the GEMM view of every linear layer's three
-// training GEMMs (docs/trace-format.md, "The GEMM of a record").
+// Shape-only training traces of known networks and of SCALE-Sim topology files: the GEMM view
+// of every linear layer's three training GEMMs (docs/workloads.md).
 //
-// Convolution as im2col GEMM, input (B, Cin, H, W), kernel R x S, output P x Q:
-//   fwd         M = B*P*Q   N = Cout       K = R*S*Cin
-//   bwd_data    M = B*P*Q   N = R*S*Cin    K = Cout      (dA = G . W^T, then col2im)
-//   bwd_weight  M = R*S*Cin N = Cout       K = B*P*Q     (dW = A^T . G)
-// Fully connected (in -> out): fwd (B, out, in), bwd_data (B, in, out), bwd_weight (in, out, B).
-// The first layer has no bwd_data GEMM: the input image needs no gradient.
+// A layer's forward GEMM is Y[M x N] = A[M x K] . W[K x N], `repeat` times (attention heads,
+// groups). Its backward GEMMs are
+//   bwd_data    dA = G . W^T   (M, K, N)   -- omitted when the layer's input needs no gradient
+//   bwd_weight  dW = A^T . G   (K, N, M)
+// Convolution as im2col GEMM, input (B, Cin, H, W), kernel R x S, g groups, output P x Q:
+//   M = B*P*Q, N = Cout/g, K = R*S*Cin/g, repeat = g.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -16,22 +17,50 @@
 
 namespace mfsim {
 
-struct LayerSpec {
+struct LayerGemm {
   std::string name;
-  bool conv = true;
-  int cin = 0, cout = 0;
-  int kh = 1, kw = 1, stride = 1, pad = 0;
-  int h_in = 1, w_in = 1;  // conv input size
-  int h_out() const { return (h_in + 2 * pad - kh) / stride + 1; }
-  int w_out() const { return (w_in + 2 * pad - kw) / stride + 1; }
+  std::int64_t m = 0, n = 0, k = 0;  // forward GEMM
+  std::int64_t repeat = 1;
+  bool input_grad = true;            // false for the first layer of a CNN (the image)
 };
 
-// ResNet-18 for ImageNet (torchvision layout), input image h x w.
-std::vector<LayerSpec> resnet18_layers(int h, int w);
+struct NetworkOptions {
+  int batch = 1;
+  int image_h = 224, image_w = 224;  // CNNs
+  int seq = 128;                     // Transformer: tokens per sentence (source and target)
+  int vocab = 32000;                 // Transformer: output vocabulary
+};
 
-// The training GEMMs of the layers at batch `batch`, in execution order: all forward GEMMs,
-// then the backward GEMMs from the last layer to the first (bwd_data then bwd_weight).
-std::vector<TraceRecord> training_gemms(const std::vector<LayerSpec>& layers, int batch,
-                                        NumFormat format);
+struct NetworkInfo {
+  const char* name;
+  const char* description;
+};
+const std::vector<NetworkInfo>& known_networks();
+
+// Forward GEMMs of a known network; throws InputError for an unknown name.
+std::vector<LayerGemm> network_layers(const std::string& name, const NetworkOptions& opt);
+
+// Convolution helper (used by the networks and the SCALE-Sim import): output size by the
+// usual rule P = floor((H + 2*pad - R) / stride) + 1.
+LayerGemm conv_gemm(std::string name, int batch, int cin, int cout, int k, int stride, int pad,
+                    int h, int w, int groups = 1);
+
+struct PhaseSelection {
+  bool fwd = true, bwd_data = true, bwd_weight = true;
+};
+
+// Training records, in execution order: the forward GEMMs, then the backward GEMMs from the
+// last layer to the first (bwd_data, then bwd_weight, per layer).
+std::vector<TraceRecord> training_records(const std::vector<LayerGemm>& layers,
+                                          const PhaseSelection& phases, NumFormat format);
+
+// SCALE-Sim topology CSV (header line, then rows with a trailing comma):
+//   conv: Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels,
+//         Num Filter, Strides[, Stride width]
+//   gemm: Layer name, M, N, K
+// SCALE-Sim's output-size rule: P = ceil((H - R + stride) / stride) (no padding: the IFMAP is
+// taken as already padded). Layers whose name contains "DP" are depthwise: one GEMM per
+// channel (repeat = Channels). Errors name the file and line.
+std::vector<LayerGemm> read_scalesim_topology(const std::string& path, bool gemm_form, int batch);
 
 }  // namespace mfsim

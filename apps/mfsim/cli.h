@@ -28,5 +28,6 @@ bool parse_or_help(const char* command, const char* synopsis, const Args& args,
 int cmd_inspect(const Args& args);
 int cmd_example_trace(const Args& args);
 int cmd_simulate(const Args& args);
+int cmd_trace(const Args& args);
 
 }  // namespace mfsim::cli

@@ -18,6 +18,7 @@ namespace {
 
 const Command kCommands[] = {
     {"inspect", "validate a trace and summarise its GEMMs", cmd_inspect},
+    {"trace", "write a shape-only training trace of a known network or a SCALE-Sim topology", cmd_trace},
     {"simulate", "replay a trace on one systolic array configuration; JSON report", cmd_simulate},
     {"example-trace", "write the small example trace with payloads", cmd_example_trace},
 };

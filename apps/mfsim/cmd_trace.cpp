@@ -1,0 +1,122 @@
+// mfsim trace --network NAME --batch B [--image HxW] [--seq L] [--tokens N] [--vocab V]
+//             [--phases fwd,bwd_data,bwd_weight] [--format F] -o FILE
+// mfsim trace --scalesim-topology FILE.csv [--gemm] [--training] --batch B -o FILE
+// mfsim trace --list-networks
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <sstream>
+
+#include "apps/mfsim/cli.h"
+#include "common/error.h"
+#include "traces/networks.h"
+#include "traces/trace_writer.h"
+
+namespace po = boost::program_options;
+
+namespace mfsim::cli {
+
+namespace {
+
+int positive(const po::variables_map& vm, const char* name, int fallback) {
+  if (vm.count(name) == 0) return fallback;
+  int v = vm[name].as<int>();
+  if (v < 1) throw InputError(fmt::format("trace: --{}: expected a positive integer, got {}", name, v));
+  return v;
+}
+
+}  // namespace
+
+int cmd_trace(const Args& args) {
+  po::options_description opts("options");
+  opts.add_options()
+      ("network", po::value<std::string>(), "known network (see --list-networks)")
+      ("scalesim-topology", po::value<std::string>(), "SCALE-Sim topology CSV to import")
+      ("gemm", "the topology file is in SCALE-Sim's GEMM form (Layer name, M, N, K)")
+      ("training", "topology import: add the backward GEMMs (default: forward only, as SCALE-Sim)")
+      ("batch", po::value<int>(), "images (CNNs) or sentences (Transformer) per step")
+      ("image", po::value<std::string>(), "CNN input size HxW (default 224x224)")
+      ("seq", po::value<int>(), "Transformer tokens per sentence (default 128)")
+      ("tokens", po::value<int>(), "Transformer tokens per batch (sets --batch = tokens / seq)")
+      ("vocab", po::value<int>(), "Transformer output vocabulary (default 32000)")
+      ("phases", po::value<std::string>()->default_value("fwd,bwd_data,bwd_weight"), "phases to emit")
+      ("format", po::value<std::string>()->default_value("pot4"), "operand format of the records: pot4|int8|fp32")
+      ("output,o", po::value<std::string>(), "trace file to write (.json)")
+      ("list-networks", "list the known networks");
+  po::variables_map vm;
+  if (!parse_or_help("trace", "--network NAME --batch B -o FILE | --scalesim-topology FILE.csv --batch B -o FILE",
+                     args, opts, {}, vm)) {
+    return kExitOk;
+  }
+  if (vm.count("list-networks") != 0) {
+    for (const auto& n : known_networks()) std::printf("%-18s %s\n", n.name, n.description);
+    return kExitOk;
+  }
+  const bool net = vm.count("network") != 0, topo = vm.count("scalesim-topology") != 0;
+  if (net == topo) throw InputError("trace: give exactly one of --network and --scalesim-topology");
+  if (vm.count("output") == 0) throw InputError("trace: missing option --output; see 'mfsim trace --help'");
+  NumFormat format{};
+  if (!parse_num_format(vm["format"].as<std::string>(), &format)) {
+    throw InputError(fmt::format("trace: --format: unknown value \"{}\"; expected pot4|int8|fp32",
+                                 vm["format"].as<std::string>()));
+  }
+  PhaseSelection phases{false, false, false};
+  {
+    std::stringstream ss(vm["phases"].as<std::string>());
+    std::string p;
+    while (std::getline(ss, p, ',')) {
+      if (p == "fwd") phases.fwd = true;
+      else if (p == "bwd_data") phases.bwd_data = true;
+      else if (p == "bwd_weight") phases.bwd_weight = true;
+      else throw InputError(fmt::format("trace: --phases: unknown phase \"{}\"; expected fwd|bwd_data|bwd_weight", p));
+    }
+  }
+  NetworkOptions opt;
+  opt.seq = positive(vm, "seq", opt.seq);
+  opt.vocab = positive(vm, "vocab", opt.vocab);
+  if (vm.count("tokens") != 0) {
+    int tokens = positive(vm, "tokens", 1);
+    if (tokens % opt.seq != 0) {
+      throw InputError(fmt::format("trace: --tokens: {} is not a multiple of --seq {}", tokens, opt.seq));
+    }
+    opt.batch = tokens / opt.seq;
+  } else {
+    if (vm.count("batch") == 0) throw InputError("trace: missing option --batch; see 'mfsim trace --help'");
+    opt.batch = positive(vm, "batch", 1);
+  }
+  if (vm.count("image") != 0) {
+    std::string s = vm["image"].as<std::string>();
+    int h = 0, w = 0;
+    char x = 0, extra = 0;
+    if (std::sscanf(s.c_str(), "%d%c%d%c", &h, &x, &w, &extra) != 3 || x != 'x' || h < 1 || w < 1) {
+      throw InputError(fmt::format("trace: --image: expected HxW with positive integers, got \"{}\"", s));
+    }
+    opt.image_h = h;
+    opt.image_w = w;
+  }
+  std::vector<LayerGemm> layers;
+  std::string what;
+  if (net) {
+    const std::string name = vm["network"].as<std::string>();
+    layers = network_layers(name, opt);
+    what = name == "transformer-base"
+               ? fmt::format("{} training step: {} sentences x {} tokens, vocabulary {}", name, opt.batch, opt.seq, opt.vocab)
+               : fmt::format("{} training step: batch {}, {}x{} images", name, opt.batch, opt.image_h, opt.image_w);
+  } else {
+    const std::string path = vm["scalesim-topology"].as<std::string>();
+    layers = read_scalesim_topology(path, vm.count("gemm") != 0, opt.batch);
+    if (vm.count("training") == 0 && vm["phases"].defaulted()) phases = PhaseSelection{true, false, false};
+    what = fmt::format("SCALE-Sim topology {} ({} form), batch {}", path, vm.count("gemm") != 0 ? "GEMM" : "conv",
+                       opt.batch);
+  }
+  std::string cmd = "mfsim trace";
+  for (const auto& a : args) cmd += " " + a;
+  const std::string out = vm["output"].as<std::string>();
+  TraceWriter w(out, cmd, what);
+  for (const auto& r : training_records(layers, phases, format)) w.add_shape(r);
+  w.commit();
+  std::fprintf(stderr, "mfsim: wrote %s (%zu GEMM records)\n", out.c_str(), w.size());
+  return kExitOk;
+}
+
+}  // namespace mfsim::cli

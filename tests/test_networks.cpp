@@ -1,0 +1,140 @@
+// Network workloads and the SCALE-Sim topology import (traces/networks.h).
+#include <catch2/catch.hpp>
+
+#include "common/error.h"
+#include "tests/test_util.h"
+#include "traces/networks.h"
+
+using namespace mfsim;
+using mfsim::test::TempDir;
+
+namespace {
+double fwd_macs(const std::vector<LayerGemm>& layers) {
+  double s = 0;
+  for (const auto& l : layers) s += static_cast<double>(l.m * l.n * l.k * l.repeat);
+  return s;
+}
+}  // namespace
+
+TEST_CASE("forward MACs per 224x224 image match published figures", "[model]") {
+  NetworkOptions o;  // batch 1
+  // Published (torchvision / original papers): ResNet-18 1.82 G, ResNet-50 4.09 G (v1.5 ~4.1 G),
+  // VGG-16 15.47 G, MobileNetV2 0.300 G multiply-adds.
+  CHECK(fwd_macs(network_layers("resnet18", o)) == Approx(1.82e9).epsilon(0.01));
+  CHECK(fwd_macs(network_layers("resnet50", o)) == Approx(4.09e9).epsilon(0.01));
+  CHECK(fwd_macs(network_layers("vgg16", o)) == Approx(15.47e9).epsilon(0.01));
+  CHECK(fwd_macs(network_layers("mobilenetv2", o)) == Approx(0.300e9).epsilon(0.01));
+  // Batch scales M only.
+  NetworkOptions b32 = o;
+  b32.batch = 32;
+  CHECK(fwd_macs(network_layers("resnet50", b32)) == 32 * fwd_macs(network_layers("resnet50", o)));
+  CHECK(network_layers("resnet18", o).size() == 21);  // 17 3x3/7x7 convs + 3 downsamples + fc
+  CHECK(network_layers("resnet50", o).size() == 54);  // 49 convs + 4 downsamples + fc
+}
+
+TEST_CASE("Transformer-base: linear-layer weights times tokens plus attention", "[model]") {
+  NetworkOptions o;
+  o.batch = 3;
+  o.seq = 40;
+  o.vocab = 37000;
+  const double d = 512, ff = 2048, L = 40, tokens = 3 * 40;
+  // Weights of the linear layers (excluding embeddings): encoder 4d^2 + 2 d ff per layer,
+  // decoder 8d^2 + 2 d ff per layer, generator d * vocab (about 63 M with the embeddings,
+  // close to the 65 M parameters reported for Transformer-base).
+  const double weights = 6 * (4 * d * d + 2 * d * ff) + 6 * (8 * d * d + 2 * d * ff) + d * 37000;
+  // Attention: scores and context, 2 * L * d MACs per token per attention block; 18 blocks.
+  const double attention = 18 * 2 * L * d * tokens;
+  CHECK(fwd_macs(network_layers("transformer-base", o)) == weights * tokens + attention);
+  auto layers = network_layers("transformer-base", o);
+  CHECK(layers.size() == 6 * 8 + 6 * 14 + 1);
+  CHECK(layers[3].name == "encoder0.self_attn.scores");
+  CHECK(layers[3].repeat == 3 * 8);
+  CHECK(layers[3].m == 40);
+  CHECK(layers[3].k == 64);
+}
+
+TEST_CASE("training records: backward GEMM shapes and the first layer", "[unit]") {
+  std::vector<LayerGemm> layers = {conv_gemm("c1", 2, 3, 8, 3, 1, 1, 10, 10), LayerGemm{"fc", 2, 5, 800, 1, true}};
+  layers[0].input_grad = false;
+  auto recs = training_records(layers, {}, NumFormat::kPot4);
+  REQUIRE(recs.size() == 5);  // 2 fwd, fc bwd_data, fc bwd_weight, c1 bwd_weight
+  CHECK(recs[0].shape.m == 200);  // B*P*Q
+  CHECK(recs[0].shape.n == 8);
+  CHECK(recs[0].shape.k == 27);   // R*S*Cin
+  CHECK(recs[2].layer == "fc");
+  CHECK(recs[2].phase == Phase::kBwdData);
+  CHECK((recs[2].shape.m == 2 && recs[2].shape.n == 800 && recs[2].shape.k == 5));
+  CHECK(recs[3].phase == Phase::kBwdWeight);
+  CHECK((recs[3].shape.m == 800 && recs[3].shape.n == 5 && recs[3].shape.k == 2));
+  CHECK(recs[4].layer == "c1");
+  CHECK(recs[4].phase == Phase::kBwdWeight);
+  CHECK((recs[4].shape.m == 27 && recs[4].shape.n == 8 && recs[4].shape.k == 200));
+  auto fwd_only = training_records(layers, PhaseSelection{true, false, false}, NumFormat::kPot4);
+  CHECK(fwd_only.size() == 2);
+}
+
+TEST_CASE("SCALE-Sim topology import: conv and GEMM forms", "[unit]") {
+  TempDir dir;
+  std::string conv = dir.file("conv.csv");
+  test::spit(conv,
+             "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+             "Conv1, 230, 230, 7, 7, 3, 64, 2,\n"
+             "\n"
+             "Conv2, 58, 58, 3, 3, 64, 64, 1,\r\n"
+             "DP_conv, 114, 114, 3, 3, 32, 1, 1,\n"
+             "Rect, 20, 30, 3, 5, 4, 8, 2, 3,\n");
+  auto layers = read_scalesim_topology(conv, false, 2);
+  REQUIRE(layers.size() == 4);
+  // SCALE-Sim: P = ceil((230 - 7 + 2) / 2) = 113.
+  CHECK(layers[0].m == 113 * 113 * 2);
+  CHECK(layers[0].n == 64);
+  CHECK(layers[0].k == 7 * 7 * 3);
+  CHECK_FALSE(layers[0].input_grad);
+  CHECK(layers[1].m == 56 * 56 * 2);
+  CHECK(layers[1].k == 576);
+  CHECK(layers[2].repeat == 32);  // depthwise: one GEMM per channel
+  CHECK(layers[2].k == 9);
+  CHECK(layers[2].n == 1);
+  // Separate strides 2 (rows) and 3 (columns): ceil((20-3+2)/2) = 10, ceil((30-5+3)/3) = 10.
+  CHECK(layers[3].m == 10 * 10 * 2);
+  CHECK(layers[3].k == 3 * 5 * 4);
+  std::string gemm = dir.file("gemm.csv");
+  test::spit(gemm, "Layer, M, N, K,\nfc1, 64, 1000, 2048,\nqkv, 128, 1536, 512,\n");
+  auto g = read_scalesim_topology(gemm, true, 1);
+  REQUIRE(g.size() == 2);
+  CHECK((g[0].m == 64 && g[0].n == 1000 && g[0].k == 2048));
+  CHECK((g[1].m == 128 && g[1].n == 1536 && g[1].k == 512));
+}
+
+TEST_CASE("SCALE-Sim topology import: bad rows name file and line", "[unit]") {
+  TempDir dir;
+  std::string p = dir.file("t.csv");
+  auto error = [&](const std::string& text, bool gemm) {
+    test::spit(p, text);
+    try {
+      read_scalesim_topology(p, gemm, 1);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  const std::string head = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n";
+  CHECK(error(head + "c1, 56, 56, 3, 3, 64, 64,\n", false) ==
+        p + ": line 2: expected 8 or 9 fields (Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter "
+            "Width, Channels, Num Filter, Strides), got 7");
+  CHECK(error(head + "c1, 56, 56, 3, 3, 64, 64, 1,\nc2, 56, x56, 3, 3, 64, 64, 1,\n", false) ==
+        p + ": line 3: IFMAP Width: expected a positive integer, got \"x56\"");
+  CHECK(error(head + "c1, 56, 56, 3, 3, 0, 64, 1,\n", false) ==
+        p + ": line 2: Channels: expected a positive integer, got \"0\"");
+  CHECK(error(head + "c1, 2, 56, 3, 3, 4, 64, 1,\n", false) ==
+        p + ": line 2: filter 3x3 is larger than the IFMAP 2x56");
+  CHECK(error(head, false) == p + ": no layers (a header line, then one row per layer)");
+  CHECK(error("Layer, M, N, K,\nfc, 1, 2,\n", true) == p + ": line 2: expected 4 fields (Layer name, M, N, K), got 3");
+  CHECK(error("Layer, M, N, K,\n, 1, 2, 3,\n", true) == p + ": line 2: empty layer name");
+  try {
+    read_scalesim_topology(dir.file("absent.csv"), false, 1);
+    FAIL("no error");
+  } catch (const InputError& e) {
+    CHECK(std::string(e.what()) == dir.file("absent.csv") + ": cannot open file");
+  }
+}
