@@ -54,6 +54,10 @@ const std::vector<ParamSpec>& param_specs() {
        "output buffer (results and partial sums), double-buffered"},
       {"dram.bandwidth", ParamType::kNumber, "32", "bytes/cycle", 1e-3, 1e6, nullptr,
        "DRAM bandwidth shared by loads and stores"},
+      {"quant.wbc_iterations", ParamType::kInt, "8", "iterations", 0, 64, nullptr,
+       "WBC bisection steps per weight tensor and step (quantization overhead accounting)"},
+      {"quant.prc_candidates", ParamType::kInt, "3", "candidates", 1, 16, nullptr,
+       "PRC clipping offsets tried per tensor and step (quantization overhead accounting)"},
       {"clock.mhz", ParamType::kNumber, "1000", "MHz", 1e-3, 1e6, nullptr,
        "clock frequency (converts cycles to seconds in reports)"},
   };

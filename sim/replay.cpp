@@ -421,6 +421,12 @@ std::string report_summary_text(const ojson& rep) {
   out += fmt::format("verification: {} GEMMs checked bit for bit ({} against the trace), {} mismatches\n",
                      v["gemms_checked"].get<std::uint64_t>(), v["checked_against_trace"].get<std::uint64_t>(),
                      v["mismatches"].get<std::uint64_t>());
+  if (rep.contains("energy_pj")) {
+    const ojson& e = rep["energy_pj"];
+    out += fmt::format("energy ({} table): {:.4g} uJ total, {:.4g} pJ/MAC; MAC arithmetic {:.4g} pJ/MAC\n",
+                       e["table"].get<std::string>(), e["total"].get<double>() * 1e-6, e["per_mac"].get<double>(),
+                       e["arithmetic_per_mac"].get<double>());
+  }
   for (const auto& n : rep["notes"]) out += fmt::format("note: {}\n", n.get<std::string>());
   return out;
 }

@@ -29,5 +29,6 @@ int cmd_inspect(const Args& args);
 int cmd_example_trace(const Args& args);
 int cmd_simulate(const Args& args);
 int cmd_trace(const Args& args);
+int cmd_compare(const Args& args);
 
 }  // namespace mfsim::cli

@@ -4,10 +4,12 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <memory>
 
 #include "apps/mfsim/cli.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "energy/energy_model.h"
 #include "sim/params.h"
 #include "sim/replay.h"
 
@@ -28,6 +30,8 @@ int cmd_simulate(const Args& args) {
       ("set", po::value<std::vector<std::string>>()->composing(), "NAME=VALUE, repeatable; overrides --config and the shorthands")
       ("mode", po::value<std::string>()->default_value("auto"), "auto|value|timing (docs/cycle-semantics.md)")
       ("vcd", po::value<std::string>(), "write a VCD waveform of the value-mode simulation (small runs)")
+      ("energy-table", po::value<std::string>()->default_value("paper"), "energy table: paper|horowitz45|aladdin45 or a JSON file")
+      ("energy-csv", po::value<std::string>(), "also write the energy items as an Accelergy-shaped CSV")
       ("quiet,q", "no summary on stdout")
       ("list-params", "print every parameter with default, unit and range, then exit")
       ("markdown", "with --list-params: print docs/params.md");
@@ -67,11 +71,19 @@ int cmd_simulate(const Args& args) {
   opt.command_line = cmd;
 
   const std::string report_path = vm["report"].as<std::string>();
+  EnergyTable table = load_energy_table(vm["energy-table"].as<std::string>());
   TraceReader reader(vm["trace"].as<std::string>());
   AtomicFile report_file(report_path);  // fails early if the report cannot be written
+  std::unique_ptr<AtomicFile> csv_file;
+  if (vm.count("energy-csv") != 0) csv_file = std::make_unique<AtomicFile>(vm["energy-csv"].as<std::string>());
   ReplayOutcome res = replay_trace(reader, opt);
+  const auto energy = add_energy(res.report, table);
   report_file.write(res.report.dump(2) + "\n");
   report_file.commit();
+  if (csv_file) {
+    csv_file->write(energy_csv(energy));
+    csv_file->commit();
+  }
   if (vm.count("quiet") == 0) std::fputs(report_summary_text(res.report).c_str(), stdout);
   if (res.mismatches > 0) {
     throw VerificationError(fmt::format("{} (and {} more mismatching GEMMs; report in {})", res.first_mismatch,

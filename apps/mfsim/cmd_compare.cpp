@@ -1,0 +1,191 @@
+// mfsim compare --trace FILE --report FILE.json [--rows R] [--cols C] [--dataflow D]
+//               [--energy-table T[,T...]] [--config FILE] [--set NAME=VALUE ...] [--mode M]
+//               [--html FILE.html] [--runs-dir DIR]
+// Runs `mfsim simulate` on the FP32, INT8 and MF-MAC arrays, one process per simulation (in
+// parallel), then evaluates energy under each table and writes the savings report.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <sstream>
+
+#include "apps/mfsim/cli.h"
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "energy/savings.h"
+
+extern char** environ;
+
+namespace po = boost::program_options;
+
+namespace mfsim::cli {
+
+namespace {
+
+struct Child {
+  std::string array, report, log;
+  pid_t pid = -1;
+};
+
+std::string self_exe() {
+  std::error_code ec;
+  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) throw std::runtime_error("compare: cannot locate the mfsim executable (/proc/self/exe)");
+  return p.string();
+}
+
+pid_t spawn(const std::vector<std::string>& argv, const std::string& log) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, argv[0].c_str(), &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) throw std::runtime_error(fmt::format("compare: cannot start {}: {}", argv[0], std::strerror(rc)));
+  return pid;
+}
+
+}  // namespace
+
+int cmd_compare(const Args& args) {
+  po::options_description opts("options");
+  opts.add_options()
+      ("trace", po::value<std::string>(), "trace file (.json)")
+      ("report", po::value<std::string>(), "savings report to write (JSON, atomically)")
+      ("rows", po::value<std::string>(), "array rows (default: the parameter default)")
+      ("cols", po::value<std::string>(), "array columns")
+      ("dataflow", po::value<std::string>(), "os|ws|is")
+      ("energy-table", po::value<std::string>()->default_value("paper"),
+       "one or more tables, comma-separated: paper|horowitz45|aladdin45 or JSON files; the first is the headline")
+      ("config", po::value<std::string>(), "JSON file of parameters, passed to every simulation")
+      ("set", po::value<std::vector<std::string>>()->composing(), "NAME=VALUE, passed to every simulation")
+      ("mode", po::value<std::string>()->default_value("auto"), "auto|value|timing, passed to every simulation")
+      ("html", po::value<std::string>(), "also write a self-contained HTML page with the energy charts")
+      ("runs-dir", po::value<std::string>(), "keep the three simulate reports in this directory")
+      ("quiet,q", "no table on stdout");
+  po::variables_map vm;
+  if (!parse_or_help("compare", "--trace FILE --report FILE.json [options]", args, opts, {}, vm)) return kExitOk;
+  for (const char* required : {"trace", "report"}) {
+    if (vm.count(required) == 0) {
+      throw InputError(fmt::format("compare: missing option --{}; see 'mfsim compare --help'", required));
+    }
+  }
+  std::vector<EnergyTable> tables;
+  {
+    std::stringstream ss(vm["energy-table"].as<std::string>());
+    std::string t;
+    while (std::getline(ss, t, ',')) tables.push_back(load_energy_table(t));
+  }
+  const std::string report_path = vm["report"].as<std::string>();
+  AtomicFile report_file(report_path);
+  std::unique_ptr<AtomicFile> html_file;
+  if (vm.count("html") != 0) html_file = std::make_unique<AtomicFile>(vm["html"].as<std::string>());
+
+  std::string dir;
+  bool keep = vm.count("runs-dir") != 0;
+  if (keep) {
+    dir = vm["runs-dir"].as<std::string>();
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) throw InputError(fmt::format("--runs-dir: cannot create {}: {}", dir, ec.message()));
+  } else {
+    std::string templ = (std::filesystem::temp_directory_path() / "mfsim-compare-XXXXXX").string();
+    if (::mkdtemp(templ.data()) == nullptr) throw std::runtime_error("compare: mkdtemp failed");
+    dir = templ;
+  }
+  const std::string exe = self_exe();
+  std::vector<Child> children;
+  for (const char* array : {"fp32", "int8", "mfmac"}) {
+    Child c;
+    c.array = array;
+    c.report = fmt::format("{}/simulate-{}.json", dir, array);
+    c.log = fmt::format("{}/simulate-{}.log", dir, array);
+    std::vector<std::string> argv = {exe, "simulate", "-q", "--trace", vm["trace"].as<std::string>(), "--array", array,
+                                     "--report", c.report, "--mode", vm["mode"].as<std::string>(),
+                                     "--energy-table", vm["energy-table"].as<std::string>().substr(
+                                         0, vm["energy-table"].as<std::string>().find(','))};
+    for (const char* flag : {"rows", "cols", "dataflow", "config"}) {
+      if (vm.count(flag) != 0) {
+        argv.push_back(fmt::format("--{}", flag));
+        argv.push_back(vm[flag].as<std::string>());
+      }
+    }
+    if (vm.count("set") != 0) {
+      for (const auto& s : vm["set"].as<std::vector<std::string>>()) {
+        argv.push_back("--set");
+        argv.push_back(s);
+      }
+    }
+    c.pid = spawn(argv, c.log);
+    children.push_back(c);
+  }
+  std::string first_error;
+  int worst = kExitOk;
+  for (auto& c : children) {
+    int status = 0;
+    while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : kExitFailure;
+    if (code != kExitOk && first_error.empty()) {
+      std::string log = read_file(c.log);
+      while (!log.empty() && log.back() == '\n') log.pop_back();
+      auto nl = log.rfind('\n');
+      first_error = nl == std::string::npos ? log : log.substr(nl + 1);
+      const std::string prefix = "mfsim: error: ", mprefix = "mfsim: mismatch: ", fprefix = "mfsim: failure: ";
+      for (const auto& p : {prefix, mprefix, fprefix}) {
+        if (first_error.rfind(p, 0) == 0) first_error = first_error.substr(p.size());
+      }
+      first_error = fmt::format("{} array: {}", c.array, first_error);
+      worst = code;
+    }
+  }
+  auto cleanup = [&] {
+    if (!keep) std::filesystem::remove_all(dir);
+  };
+  if (worst != kExitOk) {
+    cleanup();
+    if (worst == kExitBadInput) throw InputError(first_error);
+    if (worst == kExitMismatch) throw VerificationError(first_error);
+    throw std::runtime_error(first_error);
+  }
+  std::vector<std::pair<std::string, nlohmann::ordered_json>> reports;
+  for (const auto& c : children) {
+    reports.emplace_back(c.array, nlohmann::ordered_json::parse(read_file(c.report)));
+  }
+  cleanup();
+  const auto& cfg = reports.front().second["config"];
+  nlohmann::ordered_json meta;
+  meta["mfsim_version"] = MFSIM_VERSION;
+  std::string cmd = "mfsim compare";
+  for (const auto& a : args) cmd += " " + a;
+  meta["command"] = cmd;
+  meta["trace"] = vm["trace"].as<std::string>();
+  meta["rows"] = cfg["array.rows"];
+  meta["cols"] = cfg["array.cols"];
+  meta["dataflow"] = cfg["array.dataflow"];
+  meta["config"] = cfg;
+  meta["report_file"] = report_path;
+  nlohmann::ordered_json out = build_savings_report(reports, tables, meta);
+  report_file.write(out.dump(2) + "\n");
+  report_file.commit();
+  if (html_file) {
+    html_file->write(savings_html(out));
+    html_file->commit();
+  }
+  if (vm.count("quiet") == 0) std::fputs(savings_text(out).c_str(), stdout);
+  return kExitOk;
+}
+
+}  // namespace mfsim::cli

@@ -1,0 +1,208 @@
+#include "energy/energy_model.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+namespace mfsim {
+
+using ojson = nlohmann::ordered_json;
+
+QuantOps quant_ops(const std::string& array, const std::string& phase, std::int64_t m, std::int64_t n,
+                   std::int64_t k, std::int64_t repeat, int wbc_iterations, int prc_candidates) {
+  QuantOps q;
+  if (array == "fp32") return q;
+  const double r = static_cast<double>(repeat);
+  // Tensors quantized for this GEMM: fwd A (M x K) and W (K x N); bwd_data the output error G
+  // (its a operand, M x K); bwd_weight reuses the quantized A and G.
+  double act = 0, wgt = 0, err = 0;
+  if (phase == "fwd") {
+    act = static_cast<double>(m) * static_cast<double>(k) * r;
+    wgt = static_cast<double>(k) * static_cast<double>(n) * r;
+  } else if (phase == "bwd_data") {
+    err = static_cast<double>(m) * static_cast<double>(k) * r;
+  }
+  const double all = act + wgt + err;
+  if (array == "mfmac") {
+    // ALS scale: one comparison per element (max |x|). Rounding: the mantissa against the
+    // threshold (a comparison) and the PoT code from the exponent (a small subtraction).
+    q.compare32 += all * 2;
+    q.exp_sub8 += all;
+    q.rng16 += err;      // stochastic rounding of the errors
+    q.compare32 += err;  // ... against the random number
+    // WBC: bisection over t, each iteration re-rounds and sums |Q(w)|; plus sum |w| once.
+    q.compare32 += wgt * wbc_iterations;
+    q.fp32_add += wgt * (wbc_iterations + 1);
+    // PRC: each candidate offset re-quantizes and accumulates |x - Q(x)|.
+    q.compare32 += all * prc_candidates;
+    q.exp_sub8 += all * prc_candidates;
+    q.fp32_add += all * prc_candidates * 2;
+  } else {  // int8: max search, x * (127 / max), round to an integer
+    q.compare32 += all;
+    q.fp32_mul += all;
+    q.fp32_add += all;
+    q.rng16 += err;
+  }
+  return q;
+}
+
+namespace {
+
+double num(const nlohmann::json& j, const char* key) { return j.at(key).get<double>(); }
+
+}  // namespace
+
+std::vector<EnergyItem> energy_items(const nlohmann::json& cfg, const nlohmann::json& ev,
+                                     const QuantOps& q, const EnergyTable& t) {
+  std::vector<EnergyItem> items;
+  auto add = [&](const char* comp, const char* action, double count, const char* unit, double per) {
+    items.push_back(EnergyItem{comp, action, count, unit, per, count * per});
+  };
+  const std::string array = cfg.at("array.kind").get<std::string>();
+  const int acc_bits = cfg.at("pe.acc_bits").get<int>();
+  if (array == "mfmac") {
+    add("pe_arithmetic", "xor", num(ev, "mfmac_xor"), "ops", t.xor1);
+    add("pe_arithmetic", "exponent_add", num(ev, "mfmac_exp_add"), "ops", t.int4_add);
+    add("pe_arithmetic", "onehot_decode", num(ev, "mfmac_decode"), "ops", t.onehot_decode);
+    add("pe_arithmetic", "accumulate", num(ev, "mfmac_acc_add"), "ops", t.int_add(acc_bits));
+    add("pe_arithmetic", "zero_gated", num(ev, "products_zero"), "products", 0.0);
+  } else if (array == "int8") {
+    add("pe_arithmetic", "multiply", num(ev, "int8_mul"), "ops", t.int8_mul);
+    add("pe_arithmetic", "accumulate", num(ev, "int8_add"), "ops", t.int_add(acc_bits));
+  } else {
+    add("pe_arithmetic", "multiply", num(ev, "fp32_mul"), "ops", t.fp32_mul);
+    add("pe_arithmetic", "add", num(ev, "fp32_add"), "ops", t.fp32_add);
+    add("pe_arithmetic", "fma", num(ev, "fp32_fma"), "ops", t.fp32_fma);
+  }
+  add("pe_registers", "operand_write", num(ev, "reg_operand_write_bits"), "bits", t.register_bit);
+  add("pe_registers", "accumulator_write", num(ev, "reg_acc_write_bits"), "bits", t.register_bit);
+  const struct {
+    const char* comp;
+    const char* kib;
+    const char* rd;
+    const char* wr;
+  } bufs[] = {{"sram_a", "sram.a_kib", "sram_a_read_bits", "sram_a_write_bits"},
+              {"sram_b", "sram.b_kib", "sram_b_read_bits", "sram_b_write_bits"},
+              {"sram_c", "sram.c_kib", "sram_c_read_bits", "sram_c_write_bits"}};
+  for (const auto& b : bufs) {
+    double per_bit = t.sram_pj_per_bit(cfg.at(b.kib).get<double>() * 1024.0);
+    add(b.comp, "read", num(ev, b.rd), "bits", per_bit);
+    add(b.comp, "write", num(ev, b.wr), "bits", per_bit);
+  }
+  add("dram", "read", num(ev, "dram_read_bytes"), "bytes", t.dram_pj_per_byte());
+  add("dram", "write", num(ev, "dram_write_bytes"), "bytes", t.dram_pj_per_byte());
+  if (array != "fp32") {
+    add("quantization", "compare", q.compare32, "ops", t.int_add(32));
+    add("quantization", "exponent_subtract", q.exp_sub8, "ops", t.int_add(8));
+    add("quantization", "fp32_add", q.fp32_add, "ops", t.fp32_add);
+    add("quantization", "fp32_multiply", q.fp32_mul, "ops", t.fp32_mul);
+    add("quantization", "random_16bit", q.rng16, "ops", t.int_add(16));
+  }
+  return items;
+}
+
+namespace {
+
+const char* const kComponents[] = {"pe_arithmetic", "pe_registers", "sram_a", "sram_b", "sram_c", "dram", "quantization"};
+
+ojson by_component(const std::vector<EnergyItem>& items) {
+  ojson j = ojson::object();
+  for (const char* c : kComponents) j[c] = 0.0;
+  for (const auto& it : items) j[it.component] = j[it.component].get<double>() + it.pj;
+  return j;
+}
+
+double total_of(const std::vector<EnergyItem>& items) {
+  double s = 0;
+  for (const auto& it : items) s += it.pj;
+  return s;
+}
+
+void accumulate_items(std::vector<EnergyItem>& into, const std::vector<EnergyItem>& from) {
+  if (into.empty()) {
+    into = from;
+    return;
+  }
+  for (std::size_t i = 0; i < from.size(); ++i) {
+    into[i].count += from[i].count;
+    into[i].pj += from[i].pj;
+  }
+}
+
+}  // namespace
+
+ojson add_energy(ojson& report, const EnergyTable& table) {
+  const nlohmann::json cfg = nlohmann::json::parse(report.at("config").dump());
+  const std::string array = cfg.at("array.kind").get<std::string>();
+  const int wbc = cfg.at("quant.wbc_iterations").get<int>();
+  const int prc = cfg.at("quant.prc_candidates").get<int>();
+  std::vector<EnergyItem> total;
+  std::map<std::string, std::vector<EnergyItem>> phases;
+  std::vector<std::pair<std::string, double>> layers;  // in first-seen order
+  double macs = 0;
+  for (auto& g : report.at("gemms")) {
+    QuantOps q = quant_ops(array, g.at("phase").get<std::string>(), g.at("M").get<std::int64_t>(),
+                           g.at("N").get<std::int64_t>(), g.at("K").get<std::int64_t>(),
+                           g.at("repeat").get<std::int64_t>(), wbc, prc);
+    const nlohmann::json ev = nlohmann::json::parse(g.at("events").dump());
+    std::vector<EnergyItem> items = energy_items(cfg, ev, q, table);
+    const double gt = total_of(items);
+    g["energy_pj"] = ojson{{"total", gt}, {"by_component", by_component(items)}};
+    accumulate_items(total, items);
+    accumulate_items(phases[g.at("phase").get<std::string>()], items);
+    const std::string layer = g.at("layer").get<std::string>();
+    auto it = std::find_if(layers.begin(), layers.end(), [&](const auto& p) { return p.first == layer; });
+    if (it == layers.end()) {
+      layers.emplace_back(layer, gt);
+    } else {
+      it->second += gt;
+    }
+    macs += g.at("macs").get<double>();
+  }
+  if (total.empty()) total = energy_items(cfg, report.at("total").at("events"), QuantOps{}, table);
+  ojson e;
+  e["unit"] = "pJ";
+  e["table"] = table.name;
+  e["table_origin"] = table.origin;
+  const double t = total_of(total);
+  e["total"] = t;
+  e["per_mac"] = macs > 0 ? t / macs : 0.0;
+  e["by_component"] = by_component(total);
+  const double arith = e["by_component"]["pe_arithmetic"].get<double>();
+  e["arithmetic_per_mac"] = macs > 0 ? arith / macs : 0.0;
+  ojson ph = ojson::object();
+  for (const char* p : {"fwd", "bwd_data", "bwd_weight"}) {
+    auto f = phases.find(p);
+    if (f == phases.end()) {
+      ph[p] = ojson{{"total", 0.0}};
+    } else {
+      ph[p] = ojson{{"total", total_of(f->second)}, {"by_component", by_component(f->second)}};
+    }
+  }
+  e["by_phase"] = ph;
+  ojson ly = ojson::object();
+  for (const auto& [name, v] : layers) ly[name] = v;
+  e["by_layer"] = ly;
+  ojson items = ojson::array();
+  for (const auto& it : total) {
+    items.push_back(ojson{{"component", it.component}, {"action", it.action}, {"count", it.count},
+                          {"count_unit", it.count_unit}, {"pj_per_action", it.pj_per_action}, {"pj", it.pj}});
+  }
+  e["items"] = items;
+  report["energy_pj"] = e;
+  return e;
+}
+
+std::string energy_csv(const ojson& e) {
+  std::string out = "component,action,count,count_unit,pJ_per_action,pJ\n";
+  for (const auto& it : e.at("items")) {
+    out += fmt::format("{},{},{:.0f},{},{:.6g},{:.6g}\n", it["component"].get<std::string>(),
+                       it["action"].get<std::string>(), it["count"].get<double>(), it["count_unit"].get<std::string>(),
+                       it["pj_per_action"].get<double>(), it["pj"].get<double>());
+  }
+  out += fmt::format("total,,,,,{:.6g}\n", e.at("total").get<double>());
+  return out;
+}
+
+}  // namespace mfsim

@@ -1,0 +1,51 @@
+// Energy = event counts x per-action energy, evaluated after simulation from a simulate report
+// (its config, and per GEMM its shape, phase and event counts), so that changing the table
+// never reruns a simulation. The cycle model holds no energy constants.
+//
+// Components: pe_arithmetic (the linear layers' MAC arithmetic, the paper's scope),
+// pe_registers, sram_a, sram_b, sram_c, dram, and quantization (the ALS-POTQ or INT8
+// quantizers' own operations, counted per tensor element; docs/energy-accounting.md).
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "energy/energy_table.h"
+
+namespace mfsim {
+
+struct EnergyItem {
+  std::string component, action;
+  double count = 0;
+  std::string count_unit;
+  double pj_per_action = 0;
+  double pj = 0;
+};
+
+// Quantizer operations of one GEMM record (all `repeat` copies), by the accounting of
+// docs/energy-accounting.md.
+struct QuantOps {
+  double compare32 = 0;  // magnitude comparisons (max search, rounding threshold, WBC, PRC)
+  double exp_sub8 = 0;   // exponent subtractions (PoT code from the float exponent)
+  double fp32_add = 0;   // FP32 sums (WBC magnitude sums, PRC errors, INT8 rounding)
+  double fp32_mul = 0;   // INT8 scaling x * 127 / max
+  double rng16 = 0;      // 16-bit random numbers for stochastic rounding
+};
+QuantOps quant_ops(const std::string& array_kind, const std::string& phase, std::int64_t m, std::int64_t n,
+                   std::int64_t k, std::int64_t repeat, int wbc_iterations, int prc_candidates);
+
+// Energy items of one set of event counts (the "events" object of a report) under `config`
+// (the report's "config" object).
+std::vector<EnergyItem> energy_items(const nlohmann::json& config, const nlohmann::json& events,
+                                     const QuantOps& quant, const EnergyTable& table);
+
+// The `energy_pj` section for a simulate report (total, per MAC, by component, by phase, by
+// layer, items) and the per-GEMM totals (added to report["gemms"][i]["energy_pj"]).
+nlohmann::ordered_json add_energy(nlohmann::ordered_json& report, const EnergyTable& table);
+
+// Accelergy-shaped CSV (component,action,count,count_unit,pJ_per_action,pJ) of the items.
+std::string energy_csv(const nlohmann::ordered_json& energy_section);
+
+}  // namespace mfsim

@@ -1,0 +1,172 @@
+#include "energy/energy_table.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "common/json_fields.h"
+
+namespace mfsim {
+
+// Generated from energy/tables/*.json at build time (builtin_tables.cpp).
+extern const std::vector<std::pair<const char*, const char*>> kBuiltinEnergyTables;
+
+const std::vector<std::string>& builtin_energy_tables() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (const auto& t : kBuiltinEnergyTables) v.emplace_back(t.first);
+    return v;
+  }();
+  return names;
+}
+
+namespace {
+
+struct ActionRule {
+  const char* unit;
+  bool required;
+};
+
+const std::map<std::string, ActionRule>& action_rules() {
+  static const std::map<std::string, ActionRule> r = {
+      {"fp32_mul", {"pJ", true}},   {"fp32_add", {"pJ", true}},      {"fp32_fma", {"pJ", false}},
+      {"int8_mul", {"pJ", true}},   {"int_add", {"pJ", true}},       {"int4_add", {"pJ", true}},
+      {"xor", {"pJ", true}},        {"onehot_decode", {"pJ", true}}, {"register", {"pJ/bit", true}},
+      {"sram", {"pJ/access", true}}, {"dram", {"pJ/access", true}},
+  };
+  return r;
+}
+
+}  // namespace
+
+EnergyTable parse_energy_table(const std::string& text, const std::string& origin) {
+  nlohmann::json doc = parse_json_document(text, origin);
+  JsonFields f(doc, origin, "");
+  f.required_choice("format", {"mfsim-energy-table"});
+  std::int64_t version = f.required_int("version", INT64_MIN, INT64_MAX, "an integer");
+  if (version != 1) {
+    f.fail("version", fmt::format("unsupported energy table version {}; this mfsim reads version 1", version));
+  }
+  EnergyTable t;
+  t.origin = origin;
+  t.name = f.required_string("name");
+  t.description = f.optional_string("description").value_or("");
+  const nlohmann::json& rows = f.required_array("entries");
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    JsonFields e(rows[i], origin, fmt::format("entries[{}]", i));
+    EnergyEntry x;
+    x.action = e.required_string("action");
+    auto rule = action_rules().find(x.action);
+    if (rule == action_rules().end()) {
+      std::string names;
+      for (const auto& [k, v] : action_rules()) names += names.empty() ? k : "|" + k;
+      e.fail("action", fmt::format("unknown action \"{}\"; expected {}", x.action, names));
+    }
+    x.value = e.required_number("value");
+    if (!(x.value > 0) || !std::isfinite(x.value)) {
+      e.fail("value", fmt::format("expected a positive energy, got {}", x.value));
+    }
+    x.unit = e.required_string("unit");
+    if (x.unit != rule->second.unit) {
+      e.fail("unit", fmt::format("expected \"{}\" for {}, got \"{}\"", rule->second.unit, x.action, x.unit));
+    }
+    x.node_nm = static_cast<int>(e.required_int("node_nm", 1, 1000, "a technology node in nm (1 to 1000)"));
+    x.bits = static_cast<int>(e.required_int("bits", 1, 4096, "a bit width (1 to 4096)"));
+    x.source = e.required_string("source");
+    if (x.source.empty()) e.fail("source", "expected the figure's source, got \"\"");
+    x.derivation = e.optional_string("derivation").value_or("");
+    x.scaling = e.optional_string("scaling").value_or("none");
+    if (x.scaling != "none" && x.scaling != "linear") {
+      e.fail("scaling", fmt::format("unknown value \"{}\"; expected none|linear", x.scaling));
+    }
+    auto cap = e.optional_number("capacity_kib");
+    if (x.action == "sram") {
+      if (!cap || !(*cap > 0)) e.fail("capacity_kib", "expected the SRAM capacity in KiB (a positive number)");
+      x.capacity_kib = *cap;
+    } else if (cap) {
+      e.fail("capacity_kib", "only sram rows have a capacity");
+    }
+    e.finish();
+    if (x.action != "sram" && !seen.insert(x.action).second) {
+      e.fail("action", fmt::format("duplicate action \"{}\"", x.action));
+    }
+    if (x.action == "sram") {
+      for (const auto& p : t.sram_points) {
+        if (p.first == x.capacity_kib * 1024) e.fail("capacity_kib", fmt::format("duplicate sram capacity {} KiB", x.capacity_kib));
+      }
+      t.sram_points.emplace_back(x.capacity_kib * 1024, x.value);
+      t.sram_bits = x.bits;
+      seen.insert("sram");
+    }
+    if (x.action == "fp32_mul") t.fp32_mul = x.value;
+    if (x.action == "fp32_add") t.fp32_add = x.value;
+    if (x.action == "fp32_fma") {
+      t.fp32_fma = x.value;
+      t.fma_derived = false;
+    }
+    if (x.action == "int8_mul") t.int8_mul = x.value;
+    if (x.action == "int_add") {
+      t.int_add_value = x.value;
+      t.int_add_bits = x.bits;
+    }
+    if (x.action == "int4_add") t.int4_add = x.value;
+    if (x.action == "xor") t.xor1 = x.value;
+    if (x.action == "onehot_decode") t.onehot_decode = x.value;
+    if (x.action == "register") t.register_bit = x.value;
+    if (x.action == "dram") {
+      t.dram_access = x.value;
+      t.dram_bits = x.bits;
+    }
+    t.entries.push_back(std::move(x));
+  }
+  f.finish();
+  for (const auto& [name, rule] : action_rules()) {
+    if (rule.required && seen.count(name) == 0) {
+      throw InputError(fmt::format("{}: entries: missing a row for action \"{}\"", origin, name));
+    }
+  }
+  if (t.fma_derived) t.fp32_fma = t.fp32_mul + t.fp32_add;
+  std::sort(t.sram_points.begin(), t.sram_points.end());
+  return t;
+}
+
+EnergyTable load_energy_table(const std::string& name_or_path) {
+  for (const auto& [name, text] : kBuiltinEnergyTables) {
+    if (name_or_path == name) {
+      EnergyTable t = parse_energy_table(text, fmt::format("builtin:{}", name));
+      return t;
+    }
+  }
+  if (name_or_path.find('/') == std::string::npos && name_or_path.find(".json") == std::string::npos) {
+    std::string names;
+    for (const auto& n : builtin_energy_tables()) names += names.empty() ? n : "|" + n;
+    throw InputError(fmt::format("--energy-table: unknown table \"{}\"; expected {} or a JSON file",
+                                 name_or_path, names));
+  }
+  return parse_energy_table(read_file(name_or_path), name_or_path);
+}
+
+double EnergyTable::int_add(int bits) const { return int_add_value * bits / int_add_bits; }
+
+double EnergyTable::sram_pj_per_bit(double capacity) const {
+  const auto& p = sram_points;
+  double access = p.front().second;
+  if (p.size() > 1) {
+    // Energy per access grows as a power of the capacity between measured points (log-log
+    // interpolation); outside the points the nearest segment's exponent extrapolates.
+    std::size_t i = 0;
+    while (i + 2 < p.size() && capacity > p[i + 1].first) ++i;
+    double alpha = std::log(p[i + 1].second / p[i].second) / std::log(p[i + 1].first / p[i].first);
+    access = p[i].second * std::pow(capacity / p[i].first, alpha);
+  }
+  return access / sram_bits;
+}
+
+}  // namespace mfsim

@@ -1,0 +1,42 @@
+// Energy tables: per-action energies with provenance, read from JSON data files
+// (energy/tables/*.json, built into the binary by name, or any file a user passes).
+// Schema and rules: docs/energy-accounting.md. Every row names its source; derived figures
+// say how they were derived. A malformed table is an InputError naming the row and field.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mfsim {
+
+struct EnergyEntry {
+  std::string action, unit, source, derivation, scaling;
+  double value = 0;
+  int node_nm = 0, bits = 0;
+  double capacity_kib = 0;  // sram rows only
+};
+
+struct EnergyTable {
+  std::string name, description, origin;
+  std::vector<EnergyEntry> entries;  // as read (provenance)
+
+  double fp32_mul = 0, fp32_add = 0, fp32_fma = 0, int8_mul = 0, int4_add = 0, xor1 = 0,
+         onehot_decode = 0, register_bit = 0, dram_access = 0;
+  double int_add_value = 0;
+  int int_add_bits = 32, dram_bits = 64, sram_bits = 64;
+  bool fma_derived = true;
+  std::vector<std::pair<double, double>> sram_points;  // (capacity bytes, pJ per access), sorted
+
+  double int_add(int bits) const;                   // linear in width
+  double sram_pj_per_bit(double capacity_bytes) const;  // log-log interpolation
+  double dram_pj_per_byte() const { return dram_access / (dram_bits / 8.0); }
+};
+
+const std::vector<std::string>& builtin_energy_tables();
+// A built-in table by name, or a JSON file by path.
+EnergyTable load_energy_table(const std::string& name_or_path);
+EnergyTable parse_energy_table(const std::string& text, const std::string& origin);
+
+}  // namespace mfsim

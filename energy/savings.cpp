@@ -1,0 +1,195 @@
+#include "energy/savings.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "energy/energy_model.h"
+
+namespace mfsim {
+
+using ojson = nlohmann::ordered_json;
+
+namespace {
+
+const char* const kComponents[] = {"pe_arithmetic", "pe_registers", "sram_a", "sram_b", "sram_c", "dram", "quantization"};
+const char* const kColors[] = {"#d62728", "#ff7f0e", "#1f77b4", "#6baed6", "#9ecae1", "#7f7f7f", "#2ca02c"};
+
+double saving(double x, double base) { return base > 0 ? 1.0 - x / base : 0.0; }
+
+std::string html_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    switch (c) {
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '&': o += "&amp;"; break;
+      case '"': o += "&quot;"; break;
+      default: o += c;
+    }
+  }
+  return o;
+}
+
+}  // namespace
+
+ojson build_savings_report(const std::vector<std::pair<std::string, ojson>>& reports,
+                           const std::vector<EnergyTable>& tables, const ojson& meta) {
+  ojson out = meta;
+  out["report"] = "compare";
+  out["units"] = ojson{{"energy", "pJ"}, {"per_mac", "pJ per multiply-accumulate"},
+                       {"savings", "fraction 0..1 of the FP32 array's energy saved"}};
+  ojson arrays = ojson::object();
+  ojson by_table = ojson::object();
+  for (const auto& t : tables) {
+    ojson per_array = ojson::object();
+    for (auto [kind, rep] : reports) {  // copy: add_energy writes into the report
+      ojson e = add_energy(rep, t);
+      per_array[kind] = e;
+      if (&t == &tables.front()) {
+        const ojson& tot = rep["total"];
+        ojson a;
+        a["cycles"] = tot["cycles"];
+        a["time_seconds"] = tot["time_seconds"];
+        a["utilization"] = tot["utilization"];
+        a["macs"] = tot["macs"];
+        a["verification"] = rep["verification"];
+        a["notes"] = rep["notes"];
+        arrays[kind] = a;
+      }
+    }
+    ojson tab;
+    tab["table_origin"] = t.origin;
+    tab["description"] = t.description;
+    ojson energy = ojson::object();
+    ojson savings = ojson::object();
+    const ojson& fp = per_array["fp32"];
+    const double fp_arith = fp["by_component"]["pe_arithmetic"].get<double>();
+    const double fp_total = fp["total"].get<double>();
+    for (auto it = per_array.begin(); it != per_array.end(); ++it) {
+      const ojson& e = it.value();
+      const double arith = e["by_component"]["pe_arithmetic"].get<double>();
+      const double quant = e["by_component"]["quantization"].get<double>();
+      energy[it.key()] = ojson{{"total", e["total"]}, {"per_mac", e["per_mac"]},
+                               {"arithmetic_per_mac", e["arithmetic_per_mac"]}, {"by_component", e["by_component"]},
+                               {"by_phase", e["by_phase"]}};
+      if (it.key() == "fp32") continue;
+      savings[it.key()] = ojson{{"arithmetic", saving(arith, fp_arith)},
+                                {"arithmetic_and_quantization", saving(arith + quant, fp_arith)},
+                                {"total", saving(e["total"].get<double>(), fp_total)}};
+    }
+    tab["energy_pj"] = energy;
+    tab["savings_vs_fp32"] = savings;
+    by_table[t.name] = tab;
+  }
+  out["arrays"] = arrays;
+  out["energy_table"] = tables.front().name;
+  out["savings_vs_fp32"] = by_table[tables.front().name]["savings_vs_fp32"];
+  out["energy_pj"] = by_table[tables.front().name]["energy_pj"];
+  out["by_table"] = by_table;
+  return out;
+}
+
+std::string savings_text(const ojson& r) {
+  std::string out = fmt::format("trace {}   array {}x{} {}\n", r["trace"].get<std::string>(), r["rows"].get<int>(),
+                                r["cols"].get<int>(), r["dataflow"].get<std::string>());
+  for (auto it = r["by_table"].begin(); it != r["by_table"].end(); ++it) {
+    const ojson& t = it.value();
+    out += fmt::format("\nenergy table: {}\n", it.key());
+    out += fmt::format("{:<7}{:>14}{:>8}{:>14}{:>14}{:>13}{:>14}{:>11}\n", "array", "cycles", "util", "arith pJ/MAC",
+                       "total pJ/MAC", "total uJ", "saving arith", "total");
+    for (const char* a : {"fp32", "int8", "mfmac"}) {
+      if (!t["energy_pj"].contains(a)) continue;
+      const ojson& e = t["energy_pj"][a];
+      const ojson& arr = r["arrays"][a];
+      std::string sa = "-", st = "-";
+      if (t["savings_vs_fp32"].contains(a)) {
+        sa = fmt::format("{:.2f}%", 100 * t["savings_vs_fp32"][a]["arithmetic"].get<double>());
+        st = fmt::format("{:.2f}%", 100 * t["savings_vs_fp32"][a]["total"].get<double>());
+      }
+      out += fmt::format("{:<7}{:>14}{:>7.1f}%{:>14.4g}{:>14.4g}{:>13.4g}{:>14}{:>11}\n", a,
+                         arr["cycles"]["total"].get<std::uint64_t>(), 100 * arr["utilization"].get<double>(),
+                         e["arithmetic_per_mac"].get<double>(), e["per_mac"].get<double>(),
+                         e["total"].get<double>() * 1e-6, sa, st);
+    }
+  }
+  return out;
+}
+
+std::string savings_html(const ojson& r) {
+  const std::string table = r["energy_table"].get<std::string>();
+  const ojson& en = r["energy_pj"];
+  const char* arrays[] = {"fp32", "int8", "mfmac"};
+  // Chart 1: energy per MAC by component (stacked). Chart 2: MAC arithmetic per MAC.
+  double max_total = 0, max_arith = 0;
+  for (const char* a : arrays) {
+    max_total = std::max(max_total, en[a]["per_mac"].get<double>());
+    max_arith = std::max(max_arith, en[a]["arithmetic_per_mac"].get<double>());
+  }
+  const int left = 70, width = 560, bar_h = 34, gap = 18;
+  auto chart = [&](const std::string& title, bool stacked) {
+    const double scale = width / (stacked ? max_total : max_arith);
+    std::string s = fmt::format("<h2>{}</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
+                                "font-family=\"sans-serif\" font-size=\"13\">\n",
+                                html_escape(title), left + width + 130, 3 * (bar_h + gap) + 10);
+    int y = 5;
+    for (const char* a : arrays) {
+      s += fmt::format("<text x=\"0\" y=\"{}\">{}</text>\n", y + bar_h / 2 + 5, a);
+      double x = left;
+      if (stacked) {
+        for (std::size_t c = 0; c < 7; ++c) {
+          double v = en[a]["by_component"][kComponents[c]].get<double>() / r["arrays"][a]["macs"].get<double>();
+          double w = v * scale;
+          if (w <= 0) continue;
+          s += fmt::format("<rect x=\"{:.2f}\" y=\"{}\" width=\"{:.2f}\" height=\"{}\" fill=\"{}\"><title>{} {}: "
+                           "{:.4g} pJ/MAC</title></rect>\n",
+                           x, y, w, bar_h, kColors[c], a, kComponents[c], v);
+          x += w;
+        }
+        s += fmt::format("<text x=\"{:.1f}\" y=\"{}\">{:.3g} pJ/MAC</text>\n", x + 6, y + bar_h / 2 + 5,
+                         en[a]["per_mac"].get<double>());
+      } else {
+        double v = en[a]["arithmetic_per_mac"].get<double>();
+        s += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{:.2f}\" height=\"{}\" fill=\"{}\"/>\n", left, y, v * scale,
+                         bar_h, kColors[0]);
+        s += fmt::format("<text x=\"{:.1f}\" y=\"{}\">{:.4g} pJ/MAC</text>\n", left + v * scale + 6, y + bar_h / 2 + 5, v);
+      }
+      y += bar_h + gap;
+    }
+    return s + "</svg>\n";
+  };
+  std::string legend = "<p>";
+  for (std::size_t c = 0; c < 7; ++c) {
+    legend += fmt::format("<span style=\"display:inline-block;width:12px;height:12px;background:{};margin:0 4px 0 "
+                          "12px\"></span>{}",
+                          kColors[c], kComponents[c]);
+  }
+  legend += "</p>\n";
+  std::string rows;
+  for (auto it = r["by_table"].begin(); it != r["by_table"].end(); ++it) {
+    for (const char* a : {"int8", "mfmac"}) {
+      const ojson& s = it.value()["savings_vs_fp32"][a];
+      rows += fmt::format("<tr><td>{}</td><td>{}</td><td>{:.2f}%</td><td>{:.2f}%</td><td>{:.2f}%</td></tr>\n",
+                          html_escape(it.key()), a, 100 * s["arithmetic"].get<double>(),
+                          100 * s["arithmetic_and_quantization"].get<double>(), 100 * s["total"].get<double>());
+    }
+  }
+  std::string html = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>mfsim savings report</title>\n"
+                     "<style>body{font-family:sans-serif;max-width:900px;margin:2em auto;color:#222}"
+                     "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}"
+                     "td:first-child,td:nth-child(2){text-align:left}</style></head><body>\n";
+  html += fmt::format("<h1>Savings report</h1>\n<p>Trace <code>{}</code> on a {}x{} {} array; energy table "
+                      "<b>{}</b>. Same GEMMs on every array.</p>\n",
+                      html_escape(r["trace"].get<std::string>()), r["rows"].get<int>(), r["cols"].get<int>(),
+                      html_escape(r["dataflow"].get<std::string>()), html_escape(table));
+  html += chart("Energy per MAC by component (" + table + ")", true) + legend;
+  html += chart("MAC arithmetic only, per MAC (the paper's scope)", false);
+  html += "<h2>Savings against the FP32 array</h2>\n<table><tr><th>table</th><th>array</th><th>arithmetic</th>"
+          "<th>arithmetic + quantization</th><th>total (with registers, SRAM, DRAM)</th></tr>\n" +
+          rows + "</table>\n";
+  html += "<p>Every figure is derived from <code>" + html_escape(r.value("report_file", std::string("the JSON report"))) +
+          "</code>; how each term is computed: docs/energy-accounting.md.</p>\n</body></html>\n";
+  return html;
+}
+
+}  // namespace mfsim
