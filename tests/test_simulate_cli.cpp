@@ -152,3 +152,114 @@ TEST_CASE("docs/params.md is generated from the parameter declarations", "[golde
   auto text = run_mfsim("simulate --list-params");
   CHECK(text.out.find("dram.bandwidth   32       bytes/cycle") != std::string::npos);
 }
+
+TEST_CASE("compare: savings report on the example, consistent with its own energy terms", "[smoke]") {
+  TempDir dir;
+  std::string rep = dir.file("cmp.json"), html = dir.file("cmp.html");
+  auto r = run_mfsim(fmt::format("compare --trace {} --rows 8 --cols 8 --dataflow ws --energy-table "
+                                 "paper,aladdin45 --report {} --html {} --runs-dir {}",
+                                 example(), rep, html, dir.file("runs")));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("energy table: paper") != std::string::npos);
+  CHECK(r.out.find("energy table: aladdin45") != std::string::npos);
+  json j = json::parse(test::slurp(rep));
+  for (const char* table : {"paper", "aladdin45"}) {
+    const json& t = j["by_table"][table];
+    for (const char* a : {"int8", "mfmac"}) {
+      double arith = t["energy_pj"][a]["by_component"]["pe_arithmetic"].get<double>();
+      double fp = t["energy_pj"]["fp32"]["by_component"]["pe_arithmetic"].get<double>();
+      CHECK(t["savings_vs_fp32"][a]["arithmetic"].get<double>() == Approx(1 - arith / fp));
+      double total = t["energy_pj"][a]["total"].get<double>();
+      double fpt = t["energy_pj"]["fp32"]["total"].get<double>();
+      CHECK(t["savings_vs_fp32"][a]["total"].get<double>() == Approx(1 - total / fpt));
+    }
+  }
+  CHECK(j["savings_vs_fp32"] == j["by_table"]["paper"]["savings_vs_fp32"]);
+  // The MF-MAC array saves more arithmetic energy than INT8, and memory shrinks the saving.
+  const json& s = j["savings_vs_fp32"];
+  CHECK(s["mfmac"]["arithmetic"].get<double>() > s["int8"]["arithmetic"].get<double>());
+  CHECK(s["mfmac"]["total"].get<double>() < s["mfmac"]["arithmetic"].get<double>());
+  for (const char* a : {"fp32", "int8", "mfmac"}) {
+    CHECK(j["arrays"][a]["verification"]["mismatches"] == 0);
+    CHECK(test::file_exists(dir.file(fmt::format("runs/simulate-{}.json", a))));
+  }
+  CHECK(j["arrays"]["fp32"]["verification"]["gemms_checked"] == 7);
+  std::string page = test::slurp(html);
+  CHECK(page.find("<svg") != std::string::npos);
+  CHECK(page.find("Savings against the FP32 array") != std::string::npos);
+  // Errors of a simulation come back as the compare's own error.
+  auto bad = run_mfsim(fmt::format("compare --trace {} --set array.rows=0 --report {}", example(), rep));
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err == "mfsim: error: fp32 array: --set array.rows=0: array.rows: expected an integer in [1, 4096], got \"0\"\n");
+}
+
+TEST_CASE("simulate: energy section and the Accelergy-shaped CSV agree", "[smoke]") {
+  TempDir dir;
+  std::string rep = dir.file("r.json"), csv = dir.file("e.csv");
+  auto r = run_mfsim(fmt::format("simulate -q --trace {} --report {} --energy-csv {} --energy-table horowitz45",
+                                 example(), rep, csv));
+  REQUIRE(r.exit_code == 0);
+  json j = json::parse(test::slurp(rep));
+  const json& e = j["energy_pj"];
+  CHECK(e["table"] == "horowitz45");
+  double sum = 0, comp = 0, phases = 0, layers = 0, gemms = 0;
+  for (const auto& it : e["items"]) sum += it["pj"].get<double>();
+  for (const auto& c : e["by_component"]) comp += c.get<double>();
+  for (const auto& p : e["by_phase"]) phases += p["total"].get<double>();
+  for (const auto& l : e["by_layer"]) layers += l.get<double>();
+  for (const auto& g : j["gemms"]) gemms += g["energy_pj"]["total"].get<double>();
+  const double total = e["total"].get<double>();
+  CHECK(sum == Approx(total));
+  CHECK(comp == Approx(total));
+  CHECK(phases == Approx(total));
+  CHECK(layers == Approx(total));
+  CHECK(gemms == Approx(total));
+  CHECK(e["per_mac"].get<double>() == Approx(total / 9240));
+  std::string text = test::slurp(csv);
+  CHECK(text.rfind("component,action,count,count_unit,pJ_per_action,pJ\n", 0) == 0);
+  CHECK(text.find("pe_arithmetic,exponent_add,") != std::string::npos);
+  CHECK(text.find("dram,read,") != std::string::npos);
+}
+
+TEST_CASE("trace: network traces and their errors", "[smoke]") {
+  TempDir dir;
+  auto list = run_mfsim("trace --list-networks");
+  CHECK(list.exit_code == 0);
+  CHECK(list.out.find("transformer-base") != std::string::npos);
+  std::string out = dir.file("r50.json");
+  auto r = run_mfsim("trace --network resnet50 --batch 2 --image 112x112 --phases fwd,bwd_weight -o " + out);
+  REQUIRE(r.exit_code == 0);
+  json j = json::parse(test::slurp(out));
+  CHECK(j["records"].size() == 54 * 2);
+  auto inspect = run_mfsim("inspect --json " + out);
+  json s = json::parse(inspect.out);
+  CHECK(s["phases"]["bwd_data"]["records"] == 0);
+  CHECK(s["phases"]["fwd"]["macs"] == s["phases"]["bwd_weight"]["macs"]);
+  auto bad = run_mfsim("trace --network resnet34 --batch 1 -o " + out);
+  CHECK(bad.err == "mfsim: error: --network: unknown network \"resnet34\"; expected "
+                   "resnet18|resnet50|vgg16|mobilenetv2|transformer-base\n");
+  bad = run_mfsim("trace --network vgg16 --batch 1 --image 224 -o " + out);
+  CHECK(bad.err == "mfsim: error: trace: --image: expected HxW with positive integers, got \"224\"\n");
+  bad = run_mfsim("trace --network vgg16 --batch 1 --phases fwd,bwd -o " + out);
+  CHECK(bad.err == "mfsim: error: trace: --phases: unknown phase \"bwd\"; expected fwd|bwd_data|bwd_weight\n");
+  bad = run_mfsim("trace --network vgg16 -o " + out);
+  CHECK(bad.err == "mfsim: error: trace: missing option --batch; see 'mfsim trace --help'\n");
+  std::string topo = dir.file("topo.csv");
+  test::spit(topo, "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+                   "Conv1, 58, 58, 3, 3, 64, 64, 1,\nbad, 58, 58, 3, 3, 64, 64,\n");
+  bad = run_mfsim("trace --scalesim-topology " + topo + " --batch 1 -o " + out);
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err == "mfsim: error: " + topo + ": line 3: expected 8 or 9 fields (Layer name, IFMAP Height, IFMAP "
+                   "Width, Filter Height, Filter Width, Channels, Num Filter, Strides), got 7\n");
+  test::spit(topo, "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+                   "Conv1, 58, 58, 3, 3, 64, 64, 1,\n");
+  auto ok = run_mfsim("trace --scalesim-topology " + topo + " --batch 4 -o " + out);
+  REQUIRE(ok.exit_code == 0);
+  json t = json::parse(test::slurp(out));
+  REQUIRE(t["records"].size() == 1);  // forward only, as SCALE-Sim
+  CHECK(t["records"][0]["M"] == 56 * 56 * 4);
+  CHECK(t["records"][0]["K"] == 576);
+  auto train = run_mfsim("trace --scalesim-topology " + topo + " --training --batch 4 -o " + out);
+  CHECK(json::parse(test::slurp(out))["records"].size() == 2);  // fwd + bwd_weight (first layer)
+}
