@@ -16,6 +16,7 @@ packages=(
   zlib1g-dev                  # CRC-32 payload checksums, gzip-compressed IDX data files
   # data
   dataset-fashion-mnist       # Fashion-MNIST IDX files under /usr/share/datasets/fashion-mnist
+  python3                     # report post-processing in scripts/ (results tables, benchmarks)
 )
 
 missing=()
