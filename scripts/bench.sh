@@ -3,7 +3,8 @@
 #  1. value mode: PE-updates per second of the SystemC array, 32x32, each arithmetic and
 #     dataflow, a 256x256x8192 GEMM (compute-bound), best and median of 5 runs;
 #  2. timing mode: a ResNet-18 ImageNet training step at batch 32 on a 32x32 MF-MAC array,
-#     end to end through `mfsim simulate --mode timing` (trace parsing and report included).
+#     end to end through `mfsim simulate --mode timing` (trace parsing and report included);
+#  3. `mfsim compare` of a ResNet-50 training step (batch 32) on the three arrays.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build.sh > /dev/null
@@ -27,5 +28,15 @@ for df in os ws is; do
   end=$(date +%s.%N)
   cycles=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['total']['cycles']['total'])" "$tmp/r-$df.json")
   printf "%-3s %.3f s wall, %s cycles simulated\n" "$df" "$(echo "$end - $start" | bc)" "$cycles"
+done
+echo
+echo "== mfsim compare, ResNet-50 224x224 training step, batch 32, 32x32, three arrays (timing mode)"
+./build/mfsim trace --network resnet50 --batch 32 -o "$tmp/resnet50-b32.json" 2> /dev/null
+for df in os ws is; do
+  start=$(date +%s.%N)
+  ./build/mfsim compare -q --mode timing --trace "$tmp/resnet50-b32.json" --dataflow "$df" \
+    --energy-table paper,horowitz45,aladdin45 --report "$tmp/c-$df.json"
+  end=$(date +%s.%N)
+  printf "%-3s %.3f s wall (3 simulate processes + energy under 3 tables)\n" "$df" "$(echo "$end - $start" | bc)"
 done
 rm -rf "$tmp"
