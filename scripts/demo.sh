@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set-up if needed, Release build into build/, then the main job on the built-in default:
 # validate the shipped example trace (recomputing every GEMM), then replay it cycle by cycle
-# on MF-MAC, INT8 and FP32 systolic arrays (8x8, output-stationary) with bit-exact checks.
+# on MF-MAC, INT8 and FP32 systolic arrays (8x8) with bit-exact checks, and end with the
+# savings report (energy per component, savings against FP32).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -21,5 +22,11 @@ for array in mfmac int8 fp32; do
   done
 done
 echo
-echo "Reports: $out/simulate-*.json. GEMMs an array cannot hold exactly (e.g. FP32 operands on"
-echo "the MF-MAC array) run in timing mode; see each report's notes."
+echo "== mfsim compare: the savings report (FP32 vs INT8 vs MF-MAC, same GEMMs)"
+./build/mfsim compare --trace "$trace" --rows 8 --cols 8 --dataflow os --energy-table paper,horowitz45 \
+  --report "$out/compare.json" --html "$out/compare.html"
+echo
+echo "Reports: $out/simulate-*.json, $out/compare.json, $out/compare.html. GEMMs an array cannot"
+echo "hold exactly (e.g. FP32 operands on the MF-MAC array) run in timing mode; see the notes."
+echo "Real networks: build/mfsim trace --network resnet50 --batch 32 -o r50.json, then"
+echo "build/mfsim compare --trace r50.json --mode timing --report r50-savings.json"
