@@ -14,6 +14,7 @@ packages=(
   libfmt-dev                  # formatting of messages and reports
   catch2                      # unit tests (Catch2 v2, CTest integration)
   zlib1g-dev                  # CRC-32 payload checksums, gzip-compressed IDX data files
+  libopenblas-dev             # FP32 GEMMs of the functional training core (sgemm)
   # data
   dataset-fashion-mnist       # Fashion-MNIST IDX files under /usr/share/datasets/fashion-mnist
   python3                     # report post-processing in scripts/ (results tables, benchmarks)

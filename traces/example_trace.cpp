@@ -7,27 +7,12 @@
 
 #include "models/gemm_ref.h"
 #include "models/mfmac.h"
+#include "models/rng.h"
 #include "traces/trace_writer.h"
 
 namespace mfsim {
 
 namespace {
-
-// SplitMix64: tiny, portable, and exact across compilers and standard libraries.
-class SplitMix64 {
- public:
-  explicit SplitMix64(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next() {
-    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  unsigned below(unsigned n) { return static_cast<unsigned>(next() % n); }
-
- private:
-  std::uint64_t state_;
-};
 
 // PoT4 codes with a bell-shaped magnitude histogram (more small levels than large ones) and
 // `zero_percent` zeros, like ReLU activations or small gradients.

@@ -30,5 +30,6 @@ int cmd_example_trace(const Args& args);
 int cmd_simulate(const Args& args);
 int cmd_trace(const Args& args);
 int cmd_compare(const Args& args);
+int cmd_train(const Args& args);
 
 }  // namespace mfsim::cli

@@ -17,6 +17,7 @@ namespace mfsim::cli {
 namespace {
 
 const Command kCommands[] = {
+    {"train", "train a network in FP32, INT8 or ALS-POTQ; accuracy report, optional step trace", cmd_train},
     {"inspect", "validate a trace and summarise its GEMMs", cmd_inspect},
     {"trace", "write a shape-only training trace of a known network or a SCALE-Sim topology", cmd_trace},
     {"simulate", "replay a trace on one systolic array configuration; JSON report", cmd_simulate},

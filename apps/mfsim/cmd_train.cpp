@@ -1,0 +1,102 @@
+// mfsim train --model {mlp,cnn} --quant {fp32,int8,als-potq} --epochs N --batch B --seed S
+//             [--lr X] [--train-limit N] [--no-wbc] [--no-prc] [--trace-out FILE [--trace-step K]]
+//             --report FILE.json
+#include <fmt/format.h>
+
+#include <cstdio>
+
+#include "apps/mfsim/cli.h"
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "models/trainer.h"
+
+namespace po = boost::program_options;
+
+namespace mfsim::cli {
+
+int cmd_train(const Args& args) {
+  po::options_description opts("options");
+  opts.add_options()
+      ("model", po::value<std::string>()->default_value("mlp"), "mlp (784-256-128-10) or cnn (2 conv + 2 fc)")
+      ("spec", po::value<std::string>(), "custom network, e.g. conv:16:5:1:2,relu,maxpool:2,flatten,fc:10")
+      ("quant", po::value<std::string>()->default_value("als-potq"), "fp32|int8|als-potq")
+      ("epochs", po::value<int>()->default_value(5), "training epochs")
+      ("batch", po::value<int>()->default_value(64), "mini-batch size")
+      ("seed", po::value<std::uint64_t>()->default_value(1), "seed of initialisation, shuffling and rounding")
+      ("lr", po::value<double>()->default_value(0.05), "learning rate")
+      ("lr-schedule", po::value<std::string>()->default_value("constant"), "constant|cosine")
+      ("momentum", po::value<double>()->default_value(0.9), "SGD momentum")
+      ("weight-decay", po::value<double>()->default_value(0.0), "L2 weight decay")
+      ("train-limit", po::value<std::size_t>()->default_value(0), "use only the first N training images (0: all)")
+      ("test-limit", po::value<std::size_t>()->default_value(0), "use only the first N test images (0: all)")
+      ("no-wbc", "ALS-POTQ without Weight Bias Correction (threshold sqrt(2))")
+      ("no-prc", "ALS-POTQ without Parameterized Ratio Clipping (rho = 0)")
+      ("data", po::value<std::string>()->default_value(kDefaultDataDir), "directory with the IDX files")
+      ("threads", po::value<int>()->default_value(1), "BLAS threads (1 is fastest for these small GEMMs on 2 cores)")
+      ("trace-out", po::value<std::string>(), "write the trace of one training step (every GEMM, with operands)")
+      ("trace-step", po::value<int>()->default_value(0), "which step of the first epoch to trace (0-based)")
+      ("report", po::value<std::string>(), "JSON report to write (atomically)")
+      ("quiet,q", "no progress on stderr, no summary on stdout");
+  po::variables_map vm;
+  if (!parse_or_help("train", "--model M --quant Q --epochs N --batch B --seed S --report FILE.json [options]", args,
+                     opts, {}, vm)) {
+    return kExitOk;
+  }
+  if (vm.count("report") == 0) throw InputError("train: missing option --report; see 'mfsim train --help'");
+  TrainOptions o;
+  o.model = vm["model"].as<std::string>();
+  if (vm.count("spec") != 0) o.spec = vm["spec"].as<std::string>();
+  if (!parse_arith(vm["quant"].as<std::string>(), &o.arith)) {
+    throw InputError(fmt::format("train: --quant: unknown value \"{}\"; expected fp32|int8|als-potq",
+                                 vm["quant"].as<std::string>()));
+  }
+  auto positive = [&](const char* name) {
+    int v = vm[name].as<int>();
+    if (v < 1) throw InputError(fmt::format("train: --{}: expected a positive integer, got {}", name, v));
+    return v;
+  };
+  o.epochs = positive("epochs");
+  o.batch = positive("batch");
+  o.threads = positive("threads");
+  o.seed = vm["seed"].as<std::uint64_t>();
+  o.lr = vm["lr"].as<double>();
+  if (!(o.lr > 0)) throw InputError(fmt::format("train: --lr: expected a positive number, got {}", o.lr));
+  o.lr_schedule = vm["lr-schedule"].as<std::string>();
+  if (o.lr_schedule != "constant" && o.lr_schedule != "cosine") {
+    throw InputError(fmt::format("train: --lr-schedule: unknown value \"{}\"; expected constant|cosine", o.lr_schedule));
+  }
+  o.momentum = vm["momentum"].as<double>();
+  o.weight_decay = vm["weight-decay"].as<double>();
+  o.wbc = vm.count("no-wbc") == 0;
+  o.prc = vm.count("no-prc") == 0;
+  o.progress = vm.count("quiet") == 0;
+  if (vm.count("trace-out") != 0) o.trace_out = vm["trace-out"].as<std::string>();
+  o.trace_step = vm["trace-step"].as<int>();
+  if (o.trace_step < 0) throw InputError("train: --trace-step: expected a step index >= 0");
+  if (o.spec.empty()) network_spec(o.model);  // validates the name before loading data
+  const std::string data = vm["data"].as<std::string>();
+  Dataset train = load_idx_dataset(data, true, vm["train-limit"].as<std::size_t>());
+  Dataset test = load_idx_dataset(data, false, vm["test-limit"].as<std::size_t>());
+  const std::size_t steps = (train.size() + static_cast<std::size_t>(o.batch) - 1) / static_cast<std::size_t>(o.batch);
+  if (!o.trace_out.empty() && static_cast<std::size_t>(o.trace_step) >= steps) {
+    throw InputError(fmt::format("train: --trace-step: {} is past the {} steps of an epoch", o.trace_step, steps));
+  }
+  const std::string report_path = vm["report"].as<std::string>();
+  AtomicFile report(report_path);
+  nlohmann::ordered_json rep = train_network(o, train, test);
+  std::string cmd = "mfsim train";
+  for (const auto& a : args) cmd += " " + a;
+  rep["command"] = cmd;
+  rep["data"] = data;
+  report.write(rep.dump(2) + "\n");
+  report.commit();
+  if (vm.count("quiet") == 0) {
+    std::printf("%s %s: test accuracy %.4f after %d epochs (%.1f s per epoch)%s\n", rep["model"].get<std::string>().c_str(),
+                to_string(o.arith), rep["test_accuracy"].get<double>(), o.epochs,
+                rep["epoch_seconds"].empty() ? 0.0 : rep["epoch_seconds"].back().get<double>(),
+                rep["diverged"].get<bool>() ? " -- training diverged (loss not finite)" : "");
+  }
+  return rep["diverged"].get<bool>() ? kExitFailure : kExitOk;
+}
+
+}  // namespace mfsim::cli

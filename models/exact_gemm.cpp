@@ -1,0 +1,35 @@
+#include "models/exact_gemm.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace mfsim {
+
+void sgemm(bool ta, bool tb, int m, int n, int k, const float* a, const float* b, float* c, bool accumulate) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a,
+              ta ? m : k, b, tb ? k : n, accumulate ? 1.0f : 0.0f, c, n);
+}
+
+void exact_int_gemm(bool ta, bool tb, int m, int n, int k, const float* a, const float* b, double max_product,
+                    double* c) {
+  const int chunk = std::max(1, static_cast<int>(16777215.0 / std::max(1.0, max_product)));
+  std::vector<float> part(static_cast<std::size_t>(m) * n);
+  std::fill(c, c + static_cast<std::size_t>(m) * n, 0.0);
+  for (int k0 = 0; k0 < k; k0 += chunk) {
+    const int kc = std::min(chunk, k - k0);
+    // Sub-matrices of the K range [k0, k0 + kc).
+    const float* ap = ta ? a + static_cast<std::size_t>(k0) * m : a + k0;
+    const float* bp = tb ? b + k0 : b + static_cast<std::size_t>(k0) * n;
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, kc, 1.0f, ap,
+                ta ? m : k, bp, tb ? k : n, 0.0f, part.data(), n);
+    for (std::size_t i = 0; i < part.size(); ++i) c[i] += static_cast<double>(part[i]);
+  }
+}
+
+void set_blas_threads(int threads) { openblas_set_num_threads(threads); }
+
+const char* blas_info() { return openblas_get_config(); }
+
+}  // namespace mfsim

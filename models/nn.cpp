@@ -1,0 +1,579 @@
+#include "models/nn.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <sstream>
+
+#include "common/error.h"
+#include "models/exact_gemm.h"
+#include "models/gemm_ref.h"
+#include "models/rng.h"
+#include "traces/trace_writer.h"
+
+namespace mfsim {
+
+const char* to_string(Arith a) {
+  switch (a) {
+    case Arith::kFp32: return "fp32";
+    case Arith::kInt8: return "int8";
+    case Arith::kAlsPotq: return "als-potq";
+  }
+  return "?";
+}
+
+bool parse_arith(const std::string& s, Arith* out) {
+  if (s == "fp32") *out = Arith::kFp32;
+  else if (s == "int8") *out = Arith::kInt8;
+  else if (s == "als-potq") *out = Arith::kAlsPotq;
+  else return false;
+  return true;
+}
+
+namespace {
+
+// A quantized operand on its integer grid: values are exact small integers (PoT4: +-2^(m-1),
+// INT8: q) or, in fp32 mode, the float values themselves.
+struct Grid {
+  std::vector<float> v;
+  int e = 0;          // PoT4 scale exponent: value = v * 2^(e - 6)
+  float scale = 1.0f; // INT8 scale: value = v * scale
+};
+
+Grid to_grid(const Pot4Tensor& t) {
+  Grid g;
+  g.e = t.scale_exp;
+  g.v.resize(t.codes.size());
+  for (std::size_t i = 0; i < t.codes.size(); ++i) g.v[i] = static_cast<float>(pot4_int(t.codes[i]));
+  return g;
+}
+
+Grid to_grid(const Int8Tensor& t) {
+  Grid g;
+  g.scale = t.scale;
+  g.v.assign(t.q.begin(), t.q.end());
+  return g;
+}
+
+enum class Role { kActivation, kWeight, kError };
+
+Grid quantize(const float* x, std::size_t n, Role role, StepContext& ctx, std::uint64_t key) {
+  switch (ctx.arith) {
+    case Arith::kFp32: {
+      Grid g;
+      g.v.assign(x, x + n);
+      return g;
+    }
+    case Arith::kInt8:
+      return role == Role::kError ? to_grid(int8_stochastic(x, n, key)) : to_grid(int8_nearest(x, n));
+    case Arith::kAlsPotq: {
+      PotqOptions o = ctx.potq;
+      o.wbc = role == Role::kWeight && ctx.wbc;
+      Pot4Tensor t = role == Role::kError ? potq_stochastic(x, n, o, key) : potq_deterministic(x, n, o);
+      ctx.rho_hist[std::min(7, -t.rho)]++;
+      if (o.wbc) {
+        ctx.wbc_threshold_sum += t.threshold;
+        ctx.wbc_count++;
+      }
+      return to_grid(t);
+    }
+  }
+  return {};
+}
+
+std::vector<float> transpose(const float* a, int rows, int cols) {
+  std::vector<float> t(static_cast<std::size_t>(rows) * cols);
+  for (int i = 0; i < rows; ++i) {
+    for (int j = 0; j < cols; ++j) t[static_cast<std::size_t>(j) * rows + i] = a[static_cast<std::size_t>(i) * cols + j];
+  }
+  return t;
+}
+
+Pot4Code code_of(float v) {  // inverse of pot4_int on the grid values
+  if (v == 0.0f) return 0;
+  int e = 0;
+  std::frexp(std::fabs(v), &e);  // |v| = 2^(m-1) -> e = m
+  return pot4_encode(v < 0, static_cast<unsigned>(e));
+}
+
+// acc * 2^shift, rounded to float, by adding `shift` to the exponent field of the (exact,
+// integer-valued) double: the dequantization of an MF-MAC accumulator, no multiplication.
+inline float exponent_add(double acc, int shift) {
+  if (acc == 0.0) return 0.0f;
+  std::uint64_t b;
+  std::memcpy(&b, &acc, 8);
+  const int exp = static_cast<int>((b >> 52) & 0x7FF);
+  if (exp + shift <= 0 || exp + shift >= 0x7FF) return static_cast<float>(std::ldexp(acc, shift));  // out of range
+  b += static_cast<std::uint64_t>(static_cast<std::int64_t>(shift)) << 52;
+  double d;
+  std::memcpy(&d, &b, 8);
+  return static_cast<float>(d);
+}
+
+// The same for an exact integer held in a float (|acc| < 2^24).
+inline float exponent_add_f(float acc, int shift) {
+  if (acc == 0.0f) return 0.0f;
+  std::uint32_t b;
+  std::memcpy(&b, &acc, 4);
+  const int exp = static_cast<int>((b >> 23) & 0xFF);
+  if (exp + shift <= 0 || exp + shift >= 0xFF) return static_cast<float>(std::ldexp(static_cast<double>(acc), shift));
+  b += static_cast<std::uint32_t>(shift) << 23;
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+
+// C = op(A) . op(B) in the step's arithmetic, dequantized to float. Records the GEMM when the
+// step is traced.
+void linear_gemm(StepContext& ctx, const std::string& layer, Phase phase, bool ta, bool tb, int m, int n, int k,
+                 const Grid& a, const Grid& b, float* out) {
+  const std::size_t mn = static_cast<std::size_t>(m) * n;
+  std::vector<double> acc;
+  if (ctx.arith == Arith::kFp32) {
+    sgemm(ta, tb, m, n, k, a.v.data(), b.v.data(), out);
+  } else {
+    const double max_product = ctx.arith == Arith::kAlsPotq ? 4096.0 : 16129.0;
+    if (static_cast<double>(k) * max_product > 2147483647.0) {
+      throw std::runtime_error(fmt::format("{} {}: K = {} could overflow the 32-bit accumulator", layer,
+                                           to_string(phase), k));
+    }
+    if (static_cast<double>(k) * max_product < 16777216.0) {
+      // One chunk: the float GEMM's sums are exact integers below 2^24 (models/exact_gemm.h).
+      sgemm(ta, tb, m, n, k, a.v.data(), b.v.data(), out);
+      if (ctx.trace != nullptr) acc.assign(out, out + mn);
+      if (ctx.arith == Arith::kAlsPotq) {
+        const int shift = a.e + b.e - 12;
+        for (std::size_t i = 0; i < mn; ++i) out[i] = exponent_add_f(out[i], shift);
+      } else {
+        const float s = a.scale * b.scale;
+        for (std::size_t i = 0; i < mn; ++i) out[i] *= s;
+      }
+    } else {
+      acc.resize(mn);
+      exact_int_gemm(ta, tb, m, n, k, a.v.data(), b.v.data(), max_product, acc.data());
+      if (ctx.arith == Arith::kAlsPotq) {
+        const int shift = a.e + b.e - 12;  // the MF-MAC accumulator's LSB weight
+        for (std::size_t i = 0; i < mn; ++i) out[i] = exponent_add(acc[i], shift);
+      } else {
+        const float s = a.scale * b.scale;
+        for (std::size_t i = 0; i < mn; ++i) out[i] = static_cast<float>(acc[i]) * s;
+      }
+    }
+  }
+  if (ctx.trace == nullptr) return;
+  // The record holds A (m x k) and B (k x n) row-major, as the simulators read them.
+  std::vector<float> ar = ta ? transpose(a.v.data(), k, m) : a.v;
+  std::vector<float> br = tb ? transpose(b.v.data(), n, k) : b.v;
+  TraceRecord r;
+  r.layer = layer;
+  r.phase = phase;
+  r.shape = GemmShape{m, n, k};
+  if (ctx.arith == Arith::kFp32) {
+    r.a.format = r.b.format = NumFormat::kFp32;
+    std::vector<float> ref(mn);
+    gemm_fp32_ref(r.shape, ar.data(), br.data(), false, ref.data());  // the reference order
+    ctx.trace->add_fp32(r, ar.data(), br.data(), ref.data());
+    return;
+  }
+  std::vector<std::int64_t> expected(mn);
+  for (std::size_t i = 0; i < mn; ++i) expected[i] = static_cast<std::int64_t>(acc[i]);
+  if (ctx.arith == Arith::kAlsPotq) {
+    r.a.format = r.b.format = NumFormat::kPot4;
+    r.a.scale_exp = a.e;
+    r.b.scale_exp = b.e;
+    std::vector<Pot4Code> ca(ar.size()), cb(br.size());
+    std::transform(ar.begin(), ar.end(), ca.begin(), code_of);
+    std::transform(br.begin(), br.end(), cb.begin(), code_of);
+    ctx.trace->add_pot4(r, ca.data(), cb.data(), expected.data());
+  } else {
+    r.a.format = r.b.format = NumFormat::kInt8;
+    r.a.scale = a.scale;
+    r.b.scale = b.scale;
+    std::vector<std::int8_t> ia(ar.begin(), ar.end()), ib(br.begin(), br.end());
+    ctx.trace->add_int8(r, ia.data(), ib.data(), expected.data());
+  }
+}
+
+std::uint64_t rounding_key(const StepContext& ctx, int layer_index) {
+  return splitmix64_mix(ctx.seed ^ splitmix64_mix(ctx.step * 1000003ull + static_cast<std::uint64_t>(layer_index)));
+}
+
+// Shared by the fully connected and convolution layers: Y[M x N] = cols[M x K] . W[K x N] + b.
+class LinearBase : public Layer {
+ public:
+  LinearBase(std::string name, int index, int k, int n, SplitMix64& rng)
+      : name_(std::move(name)), index_(index), k_(k), n_(n), w_(static_cast<std::size_t>(k) * n), b_(n, 0.0f),
+        dw_(w_.size()), db_(n) {
+    const double bound = std::sqrt(6.0 / k);  // He-uniform for ReLU networks
+    for (auto& x : w_) x = static_cast<float>((rng.uniform() * 2.0 - 1.0) * bound);
+  }
+  std::string name() const override { return name_; }
+  std::vector<std::pair<std::vector<float>*, std::vector<float>*>> params() override {
+    return {{&w_, &dw_}, {&b_, &db_}};
+  }
+
+ protected:
+  // x_grid: the quantized layer input (already on its grid); cols: its im2col form (or itself).
+  void forward_gemm(StepContext& ctx, int m, std::vector<float>&& cols, const Grid& xq, float* y) {
+    m_ = m;
+    cols_.v = std::move(cols);
+    cols_.e = xq.e;
+    cols_.scale = xq.scale;
+    wq_ = quantize(w_.data(), w_.size(), Role::kWeight, ctx, 0);
+    linear_gemm(ctx, name_, Phase::kFwd, false, false, m, n_, k_, cols_, wq_, y);
+    for (int i = 0; i < m; ++i) {
+      for (int j = 0; j < n_; ++j) y[static_cast<std::size_t>(i) * n_ + j] += b_[j];
+    }
+  }
+  // dy: M x N. Returns dcols (M x K) when need_dx.
+  std::vector<float> backward_gemm(StepContext& ctx, const float* dy, bool need_dx) {
+    Grid g = quantize(dy, static_cast<std::size_t>(m_) * n_, Role::kError, ctx, rounding_key(ctx, index_));
+    std::vector<float> dcols;
+    if (need_dx) {
+      dcols.resize(static_cast<std::size_t>(m_) * k_);
+      linear_gemm(ctx, name_, Phase::kBwdData, false, true, m_, k_, n_, g, wq_, dcols.data());
+    }
+    linear_gemm(ctx, name_, Phase::kBwdWeight, true, false, k_, n_, m_, cols_, g, dw_.data());
+    std::fill(db_.begin(), db_.end(), 0.0f);
+    for (int i = 0; i < m_; ++i) {
+      for (int j = 0; j < n_; ++j) db_[j] += dy[static_cast<std::size_t>(i) * n_ + j];
+    }
+    return dcols;
+  }
+
+  std::string name_;
+  int index_, k_, n_, m_ = 0;
+  std::vector<float> w_, b_, dw_, db_;
+  Grid cols_, wq_;
+
+ public:
+  bool first = false;  // the first linear layer needs no input gradient
+};
+
+class Dense : public LinearBase {
+ public:
+  Dense(std::string name, int index, int in, int out, SplitMix64& rng) : LinearBase(std::move(name), index, in, out, rng) {}
+  Tensor forward(Tensor x, StepContext& ctx, bool) override {
+    Tensor y;
+    y.n = x.n;
+    y.c = n_;
+    y.v.resize(static_cast<std::size_t>(x.n) * n_);
+    Grid xq;
+    if (ctx.arith == Arith::kFp32) {
+      xq.v = std::move(x.v);  // kept for the backward pass, no copy
+    } else {
+      xq = quantize(x.v.data(), x.size(), Role::kActivation, ctx, 0);
+    }
+    const int e = xq.e;
+    const float sc = xq.scale;
+    Grid g{std::move(xq.v), e, sc};
+    forward_gemm(ctx, x.n, std::move(g.v), g, y.v.data());
+    return y;
+  }
+  Tensor backward(Tensor dy, StepContext& ctx) override {
+    Tensor dx;
+    dx.n = dy.n;
+    dx.c = k_;
+    dx.v = backward_gemm(ctx, dy.v.data(), !first);
+    return dx;
+  }
+};
+
+class Conv2d : public LinearBase {
+ public:
+  Conv2d(std::string name, int index, int h, int w, int cin, int cout, int k, int stride, int pad, SplitMix64& rng)
+      : LinearBase(std::move(name), index, k * k * cin, cout, rng), h_(h), w_in_(w), cin_(cin), ks_(k), stride_(stride),
+        pad_(pad) {
+    p_ = (h + 2 * pad - k) / stride + 1;
+    q_ = (w + 2 * pad - k) / stride + 1;
+  }
+  Tensor forward(Tensor x, StepContext& ctx, bool) override {
+    batch_ = x.n;
+    Grid xq;
+    if (ctx.arith == Arith::kFp32) {
+      xq.v = std::move(x.v);
+    } else {
+      xq = quantize(x.v.data(), x.size(), Role::kActivation, ctx, 0);
+    }
+    std::vector<float> cols = std::move(cols_.v);  // reuse last step's buffer
+    cols.assign(static_cast<std::size_t>(batch_) * p_ * q_ * k_, 0.0f);
+    for (int b = 0; b < batch_; ++b) {
+      for (int p = 0; p < p_; ++p) {
+        for (int q = 0; q < q_; ++q) {
+          float* row = &cols[((static_cast<std::size_t>(b) * p_ + p) * q_ + q) * k_];
+          for (int r = 0; r < ks_; ++r) {
+            int iy = p * stride_ + r - pad_;
+            if (iy < 0 || iy >= h_) continue;
+            for (int s = 0; s < ks_; ++s) {
+              int ix = q * stride_ + s - pad_;
+              if (ix < 0 || ix >= w_in_) continue;
+              const float* src = &xq.v[((static_cast<std::size_t>(b) * h_ + iy) * w_in_ + ix) * cin_];
+              float* dst = row + (r * ks_ + s) * cin_;
+              for (int c = 0; c < cin_; ++c) dst[c] = src[c];
+            }
+          }
+        }
+      }
+    }
+    Tensor y;
+    y.n = batch_;
+    y.h = p_;
+    y.w = q_;
+    y.c = n_;
+    y.v.resize(static_cast<std::size_t>(batch_) * p_ * q_ * n_);
+    forward_gemm(ctx, batch_ * p_ * q_, std::move(cols), xq, y.v.data());
+    return y;
+  }
+  Tensor backward(Tensor dy, StepContext& ctx) override {
+    std::vector<float> dcols = backward_gemm(ctx, dy.v.data(), !first);
+    Tensor dx;
+    dx.n = batch_;
+    dx.h = h_;
+    dx.w = w_in_;
+    dx.c = cin_;
+    if (first) return dx;
+    dx.v.assign(static_cast<std::size_t>(batch_) * h_ * w_in_ * cin_, 0.0f);
+    for (int b = 0; b < batch_; ++b) {  // col2im: scatter-add (no multiplications)
+      for (int p = 0; p < p_; ++p) {
+        for (int q = 0; q < q_; ++q) {
+          const float* row = &dcols[((static_cast<std::size_t>(b) * p_ + p) * q_ + q) * k_];
+          for (int r = 0; r < ks_; ++r) {
+            int iy = p * stride_ + r - pad_;
+            if (iy < 0 || iy >= h_) continue;
+            for (int s = 0; s < ks_; ++s) {
+              int ix = q * stride_ + s - pad_;
+              if (ix < 0 || ix >= w_in_) continue;
+              float* dst = &dx.v[((static_cast<std::size_t>(b) * h_ + iy) * w_in_ + ix) * cin_];
+              const float* src = row + (r * ks_ + s) * cin_;
+              for (int c = 0; c < cin_; ++c) dst[c] += src[c];
+            }
+          }
+        }
+      }
+    }
+    return dx;
+  }
+
+ private:
+  int h_, w_in_, cin_, ks_, stride_, pad_, p_ = 0, q_ = 0, batch_ = 0;
+};
+
+class Relu : public Layer {
+ public:
+  Tensor forward(Tensor x, StepContext&, bool) override {
+    mask_.resize(x.size());
+    for (std::size_t i = 0; i < x.v.size(); ++i) {
+      mask_[i] = x.v[i] > 0.0f ? 1 : 0;
+      x.v[i] = mask_[i] != 0 ? x.v[i] : 0.0f;
+    }
+    return x;
+  }
+  Tensor backward(Tensor dy, StepContext&) override {
+    for (std::size_t i = 0; i < dy.v.size(); ++i) dy.v[i] = mask_[i] != 0 ? dy.v[i] : 0.0f;
+    return dy;
+  }
+  std::string name() const override { return "relu"; }
+
+ private:
+  std::vector<std::uint8_t> mask_;
+};
+
+class MaxPool : public Layer {
+ public:
+  explicit MaxPool(int k) : k_(k) {}
+  Tensor forward(Tensor x, StepContext&, bool) override {
+    in_.n = x.n;
+    in_.h = x.h;
+    in_.w = x.w;
+    in_.c = x.c;
+    Tensor y;
+    y.n = x.n;
+    y.h = x.h / k_;
+    y.w = x.w / k_;
+    y.c = x.c;
+    y.v.resize(static_cast<std::size_t>(y.n) * y.h * y.w * y.c);
+    arg_.resize(y.v.size());
+    for (int b = 0; b < y.n; ++b) {
+      for (int p = 0; p < y.h; ++p) {
+        for (int q = 0; q < y.w; ++q) {
+          for (int c = 0; c < y.c; ++c) {
+            std::size_t best = 0;
+            float bv = -INFINITY;
+            for (int r = 0; r < k_; ++r) {
+              for (int s = 0; s < k_; ++s) {
+                std::size_t i = ((static_cast<std::size_t>(b) * x.h + p * k_ + r) * x.w + q * k_ + s) * x.c + c;
+                if (x.v[i] > bv || (r == 0 && s == 0)) {
+                  bv = x.v[i];
+                  best = i;
+                }
+              }
+            }
+            std::size_t o = ((static_cast<std::size_t>(b) * y.h + p) * y.w + q) * y.c + c;
+            y.v[o] = bv;
+            arg_[o] = best;
+          }
+        }
+      }
+    }
+    return y;
+  }
+  Tensor backward(Tensor dy, StepContext&) override {
+    Tensor dx = in_;
+    dx.v.assign(static_cast<std::size_t>(in_.n) * in_.h * in_.w * in_.c, 0.0f);
+    for (std::size_t o = 0; o < dy.v.size(); ++o) dx.v[arg_[o]] += dy.v[o];
+    return dx;
+  }
+  std::string name() const override { return "maxpool"; }
+
+ private:
+  int k_;
+  Tensor in_;
+  std::vector<std::size_t> arg_;
+};
+
+class Flatten : public Layer {
+ public:
+  Tensor forward(Tensor x, StepContext&, bool) override {
+    shape_.h = x.h;
+    shape_.w = x.w;
+    shape_.c = x.c;
+    x.c = x.h * x.w * x.c;
+    x.h = x.w = 1;
+    return x;
+  }
+  Tensor backward(Tensor dy, StepContext&) override {
+    dy.h = shape_.h;
+    dy.w = shape_.w;
+    dy.c = shape_.c;
+    return dy;
+  }
+  std::string name() const override { return "flatten"; }
+
+ private:
+  Tensor shape_;
+};
+
+int parse_int(const std::string& s, const std::string& spec) {
+  try {
+    std::size_t used = 0;
+    int v = std::stoi(s, &used);
+    if (used == s.size() && v > 0) return v;
+  } catch (...) {
+  }
+  throw InputError(fmt::format("network spec \"{}\": expected a positive integer, got \"{}\"", spec, s));
+}
+
+}  // namespace
+
+std::string network_spec(const std::string& name) {
+  if (name == "mlp") return "flatten,fc:256,relu,fc:128,relu,fc:10";
+  if (name == "cnn") return "conv:8:5:1:2,relu,maxpool:2,conv:16:5:1:2,relu,maxpool:2,flatten,fc:128,relu,fc:10";
+  throw InputError(fmt::format("--model: unknown network \"{}\"; expected mlp|cnn", name));
+}
+
+Network::Network(const std::string& spec, int h, int w, int c, std::uint64_t seed) {
+  SplitMix64 rng(seed);
+  std::stringstream ss(spec);
+  std::string item;
+  int fc = 0, conv = 0, linear = 0;
+  bool flat = false;
+  while (std::getline(ss, item, ',')) {
+    std::vector<std::string> f;
+    std::stringstream is(item);
+    std::string part;
+    while (std::getline(is, part, ':')) f.push_back(part);
+    if (f.empty()) throw InputError(fmt::format("network spec \"{}\": empty layer", spec));
+    const std::string& kind = f[0];
+    if (kind == "fc" && f.size() == 2) {
+      int out = parse_int(f[1], spec);
+      layers_.push_back(std::make_unique<Dense>(fmt::format("fc{}", ++fc), linear++, h * w * c, out, rng));
+      h = w = 1;
+      c = out;
+      flat = true;
+    } else if (kind == "conv" && f.size() == 5) {
+      if (flat) throw InputError(fmt::format("network spec \"{}\": conv after flatten", spec));
+      int out = parse_int(f[1], spec), k = parse_int(f[2], spec), s = parse_int(f[3], spec);
+      int p = f[4] == "0" ? 0 : parse_int(f[4], spec);
+      layers_.push_back(std::make_unique<Conv2d>(fmt::format("conv{}", ++conv), linear++, h, w, c, out, k, s, p, rng));
+      h = (h + 2 * p - k) / s + 1;
+      w = (w + 2 * p - k) / s + 1;
+      c = out;
+    } else if (kind == "relu" && f.size() == 1) {
+      layers_.push_back(std::make_unique<Relu>());
+    } else if (kind == "maxpool" && f.size() == 2) {
+      int k = parse_int(f[1], spec);
+      layers_.push_back(std::make_unique<MaxPool>(k));
+      h /= k;
+      w /= k;
+    } else if (kind == "flatten" && f.size() == 1) {
+      layers_.push_back(std::make_unique<Flatten>());
+      flat = true;
+    } else {
+      throw InputError(fmt::format("network spec \"{}\": unknown layer \"{}\"; expected fc:OUT, "
+                                   "conv:OUT:K:STRIDE:PAD, relu, maxpool:K or flatten",
+                                   spec, item));
+    }
+    if (h < 1 || w < 1) throw InputError(fmt::format("network spec \"{}\": \"{}\" shrinks the input to nothing", spec, item));
+  }
+  for (auto& l : layers_) {
+    if (auto* lin = dynamic_cast<LinearBase*>(l.get())) {
+      lin->first = true;
+      break;
+    }
+  }
+}
+
+Tensor Network::forward(Tensor x, StepContext& ctx, bool train) {
+  for (auto& l : layers_) x = l->forward(std::move(x), ctx, train);
+  return x;
+}
+
+void Network::backward(Tensor g, StepContext& ctx) {
+  for (std::size_t i = layers_.size(); i-- > 0;) g = layers_[i]->backward(std::move(g), ctx);
+}
+
+std::vector<std::pair<std::vector<float>*, std::vector<float>*>> Network::params() {
+  std::vector<std::pair<std::vector<float>*, std::vector<float>*>> p;
+  for (auto& l : layers_) {
+    auto lp = l->params();
+    p.insert(p.end(), lp.begin(), lp.end());
+  }
+  return p;
+}
+
+std::size_t Network::parameter_count() {
+  std::size_t n = 0;
+  for (auto& p : params()) n += p.first->size();
+  return n;
+}
+
+double softmax_cross_entropy(const Tensor& logits, const std::vector<int>& labels, Tensor* dlogits, int* correct) {
+  const int b = logits.n, c = logits.c;
+  double loss = 0;
+  int right = 0;
+  if (dlogits != nullptr) {
+    *dlogits = logits;
+  }
+  for (int i = 0; i < b; ++i) {
+    const float* z = &logits.v[static_cast<std::size_t>(i) * c];
+    float mx = *std::max_element(z, z + c);
+    int arg = static_cast<int>(std::max_element(z, z + c) - z);
+    right += arg == labels[i] ? 1 : 0;
+    double sum = 0;
+    for (int j = 0; j < c; ++j) sum += std::exp(static_cast<double>(z[j] - mx));
+    loss += std::log(sum) - static_cast<double>(z[labels[i]] - mx);
+    if (dlogits != nullptr) {
+      float* d = &dlogits->v[static_cast<std::size_t>(i) * c];
+      for (int j = 0; j < c; ++j) {
+        double p = std::exp(static_cast<double>(z[j] - mx)) / sum;
+        d[j] = static_cast<float>((p - (j == labels[i] ? 1.0 : 0.0)) / b);
+      }
+    }
+  }
+  if (correct != nullptr) *correct = right;
+  return loss / b;
+}
+
+}  // namespace mfsim

@@ -1,0 +1,79 @@
+// The functional training core's network: layers on NHWC float tensors, with every linear
+// layer's three GEMMs (forward, backward data, backward weight) computed in the selected
+// arithmetic (docs/training-core.md):
+//   fp32      FP32 operands, BLAS sgemm
+//   int8      INT8 operands (per-tensor scale; nearest for A and W, stochastic for G), exact
+//             INT32 accumulation, float rescale
+//   als-potq  PoT4 operands (ALS scale, WBC for W, PRC, stochastic G), MF-MAC accumulation
+//             (exact integer), dequantization by exponent add (ldexp) -- no multiplication
+// Networks are data: a spec string such as "conv:16:5:1:2,relu,maxpool:2,flatten,fc:10".
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/quantizer.h"
+
+namespace mfsim {
+
+enum class Arith : std::uint8_t { kFp32, kInt8, kAlsPotq };
+const char* to_string(Arith a);
+bool parse_arith(const std::string& s, Arith* out);
+
+struct Tensor {
+  std::vector<float> v;
+  int n = 0, h = 1, w = 1, c = 0;  // NHWC; fully connected activations have h = w = 1
+  std::size_t size() const { return v.size(); }
+};
+
+class TraceWriter;
+
+// Everything a linear layer needs to know about the current step.
+struct StepContext {
+  Arith arith = Arith::kFp32;
+  PotqOptions potq;        // PRC for A, W, G; WBC applies to W when wbc is set
+  bool wbc = true;
+  std::uint64_t seed = 1;  // stochastic rounding keys derive from seed, step and layer
+  std::uint64_t step = 0;
+  TraceWriter* trace = nullptr;  // when set, every GEMM of this step is recorded
+  // Per-step statistics (reset by the trainer): chosen PRC offsets and WBC thresholds.
+  double wbc_threshold_sum = 0;
+  int wbc_count = 0;
+  int rho_hist[8] = {0};
+};
+
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  // Inputs are taken by value: layers that keep their input for the backward pass move it.
+  virtual Tensor forward(Tensor x, StepContext& ctx, bool train) = 0;
+  virtual Tensor backward(Tensor dy, StepContext& ctx) = 0;
+  virtual std::string name() const = 0;
+  // Parameters and their gradients (empty for parameter-free layers).
+  virtual std::vector<std::pair<std::vector<float>*, std::vector<float>*>> params() { return {}; }
+};
+
+class Network {
+ public:
+  // Builds layers from a spec for inputs h x w x c; weights drawn from `seed`.
+  Network(const std::string& spec, int h, int w, int c, std::uint64_t seed);
+  Tensor forward(Tensor x, StepContext& ctx, bool train);
+  void backward(Tensor dlogits, StepContext& ctx);
+  std::vector<std::pair<std::vector<float>*, std::vector<float>*>> params();
+  std::vector<std::unique_ptr<Layer>>& layers() { return layers_; }
+  std::size_t parameter_count();
+
+ private:
+  std::vector<std::unique_ptr<Layer>> layers_;
+};
+
+// Built-in network specs by name (mlp, cnn); throws InputError for others.
+std::string network_spec(const std::string& name);
+
+// Softmax cross-entropy: mean loss over the batch, gradient wrt the logits, correct count.
+double softmax_cross_entropy(const Tensor& logits, const std::vector<int>& labels, Tensor* dlogits,
+                             int* correct);
+
+}  // namespace mfsim

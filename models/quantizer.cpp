@@ -1,0 +1,256 @@
+#include "models/quantizer.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "models/int8.h"
+#include "models/rng.h"
+
+namespace mfsim {
+
+namespace {
+constexpr double kSqrt2 = 1.41421356237309515;
+}
+
+float max_abs(const float* x, std::size_t n, bool* finite) {
+  float m = 0.0f;
+  bool ok = true;
+  for (std::size_t i = 0; i < n; ++i) {
+    float a = std::fabs(x[i]);
+    ok = ok && std::isfinite(a);
+    m = a > m ? a : m;
+  }
+  if (finite != nullptr) *finite = ok;
+  return m;
+}
+
+namespace {
+
+// Fast exact PoT4 rounding on the bits of a float (the same result as pot4_quantize; tested):
+// |x| = 1.mant * 2^k; round up when 1.mant >= t, i.e. mant >= t_mant = ceil((t - 1) * 2^23).
+inline std::uint32_t float_bits(float x) {
+  std::uint32_t b;
+  std::memcpy(&b, &x, 4);
+  return b;
+}
+
+inline std::uint32_t threshold_mant(double t) {
+  return static_cast<std::uint32_t>(std::ceil(std::ldexp(t - 1.0, 23)));
+}
+
+inline Pot4Code fast_quantize(float x, int e, std::uint32_t t_mant) {
+  const std::uint32_t b = float_bits(x);
+  const int exp = static_cast<int>((b >> 23) & 0xFFu);
+  const bool neg = (b >> 31) != 0;
+  if ((b & 0x7FFFFFFFu) == 0) return 0;
+  if (exp == 0) return pot4_quantize(x, e, 1.0 + std::ldexp(static_cast<double>(t_mant), -23));  // subnormal
+  if (exp == 255) return (b & 0x7FFFFFu) != 0 ? Pot4Code{0} : pot4_encode(neg, kPot4MaxMag);
+  const int level = exp - 127 + ((b & 0x7FFFFFu) >= t_mant ? 1 : 0);
+  int m = level - e + 7;
+  if (m > 7) m = 7;
+  if (m < 1) return 0;
+  return pot4_encode(neg, static_cast<unsigned>(m));
+}
+
+// |value| of a code under scale E, built from exponent bits (E + m - 7 >= -126: normal).
+inline float fast_magnitude(Pot4Code c, int e) {
+  if (pot4_is_zero(c)) return 0.0f;
+  const std::uint32_t b = static_cast<std::uint32_t>(e + static_cast<int>(pot4_mag(c)) - 7 + 127) << 23;
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+
+// sum |x - Q(x)| (the PRC criterion; for the stochastic case a deterministic proxy) for the
+// scale exponents e, e-1, ..., e-(count-1), in one pass.
+void quant_errors(const float* x, std::size_t n, int e, int count, std::uint32_t t_mant, double* err) {
+  for (int c = 0; c < count; ++c) err[c] = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const float a = std::fabs(x[i]);
+    for (int c = 0; c < count; ++c) {
+      const float q = fast_magnitude(fast_quantize(a, e - c, t_mant), e - c);
+      err[c] += std::fabs(a - q);
+    }
+  }
+}
+
+void quantize_into(const float* x, std::size_t n, int e, std::uint32_t t_mant, std::vector<Pot4Code>& out) {
+  out.resize(n);
+  for (std::size_t i = 0; i < n; ++i) out[i] = fast_quantize(x[i], e, t_mant);
+}
+
+// 2^k as a double, built from its exponent bits (|k| < 1000).
+inline double pow2(int k) {
+  const std::uint64_t b = static_cast<std::uint64_t>(k + 1023) << 52;
+  double d;
+  std::memcpy(&d, &b, 8);
+  return d;
+}
+
+// WBC: the threshold t in [1, 2) on the 1/1024 grid (what ten bisection steps reach) whose
+// sum |Q(w)| is closest to sum |w|. Sum |Q| as a function of t is a suffix sum of a histogram
+// of the weights' mantissas (top ten bits), weighted by the level they may round up from, so
+// all 1024 candidates cost one pass over the weights.
+std::uint32_t wbc_threshold_mant(const float* x, std::size_t n, int e) {
+  std::vector<double> hist(1024, 0.0);
+  double base = 0, target = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const float a = std::fabs(x[i]);
+    target += a;
+    const std::uint32_t b = float_bits(a);
+    const int exp = static_cast<int>(b >> 23);
+    if (exp == 0 || exp == 255) continue;
+    const int k = exp - 127;
+    const std::uint32_t bin = (b & 0x7FFFFFu) >> 13;
+    if (k >= e) {
+      base += pow2(e);
+    } else if (k == e - 7) {
+      hist[bin] += pow2(e - 6);
+    } else if (k > e - 7) {
+      base += pow2(k);
+      hist[bin] += pow2(k);
+    }
+  }
+  double suffix = 0, best = std::numeric_limits<double>::infinity();
+  std::uint32_t best_j = 424;  // sqrt(2) on the grid
+  for (int j = 1023; j >= 0; --j) {
+    suffix += hist[static_cast<std::size_t>(j)];
+    const double d = std::fabs(base + suffix - target);
+    if (d <= best) {
+      best = d;
+      best_j = static_cast<std::uint32_t>(j);
+    }
+  }
+  return best_j << 13;
+}
+
+}  // namespace
+
+double pot4_abs_sum(const float* x, std::size_t n, int e, double t) {
+  double s = 0;
+  for (std::size_t i = 0; i < n; ++i) s += std::fabs(pot4_decode(pot4_quantize(x[i], e, t), e));
+  return s;
+}
+
+Pot4Tensor potq_deterministic(const float* x, std::size_t n, const PotqOptions& opt) {
+  Pot4Tensor out;
+  const float m = max_abs(x, n, nullptr);
+  const int e0 = std::max(kPot4ScaleExpMin, std::min(kPot4ScaleExpMax, pot4_scale_exp_deterministic(m, kSqrt2)));
+  const int candidates = opt.prc ? opt.prc_candidates : 1;
+  const std::uint32_t sqrt2_mant = threshold_mant(kSqrt2);
+  double best_err = std::numeric_limits<double>::infinity();
+  std::uint32_t best_t = sqrt2_mant;
+  double errs[16] = {0};
+  if (candidates > 1 && !opt.wbc) quant_errors(x, n, e0, candidates, sqrt2_mant, errs);
+  for (int c = 0; c < candidates; ++c) {
+    const int e = std::max(kPot4ScaleExpMin, e0 - c);
+    const std::uint32_t t = opt.wbc ? wbc_threshold_mant(x, n, e) : sqrt2_mant;
+    double err = errs[c];
+    if (candidates > 1 && opt.wbc) quant_errors(x, n, e, 1, t, &err);
+    if (err < best_err) {
+      best_err = err;
+      out.scale_exp = e;
+      out.rho = -c;
+      best_t = t;
+    }
+  }
+  out.threshold = 1.0 + std::ldexp(static_cast<double>(best_t), -23);
+  quantize_into(x, n, out.scale_exp, best_t, out.codes);
+  return out;
+}
+
+Pot4Code pot4_round_stochastic(float x, int e, float u) {
+  if (x == 0.0f || std::isnan(x)) return 0;
+  const bool neg = std::signbit(x);
+  const float a = std::fabs(x);
+  if (std::isinf(a)) return pot4_encode(neg, kPot4MaxMag);
+  const int lowest = e - 6;  // smallest level 2^(E-6)
+  int k = 0;
+  float f = std::frexp(a, &k);  // a = f 2^k, f in [0.5, 1): a in [2^(k-1), 2^k)
+  int level;
+  if (k - 1 >= e) {
+    level = e;  // clip (only possible when rho < 0)
+  } else if (k - 1 < lowest) {
+    // Below the smallest level: 0 or 2^(E-6) with probability a / 2^(E-6).
+    float p = std::ldexp(a, -lowest);
+    if (!(u < p)) return 0;
+    level = lowest;
+  } else {
+    // Between 2^(k-1) and 2^k: up with probability (a - 2^(k-1)) / 2^(k-1) = 2f - 1.
+    float p = std::ldexp(f, 1) - 1.0f;
+    level = u < p ? k : k - 1;
+  }
+  return pot4_encode(neg, static_cast<unsigned>(level - e + 7));
+}
+
+Pot4Tensor potq_stochastic(const float* x, std::size_t n, const PotqOptions& opt, std::uint64_t key) {
+  Pot4Tensor out;
+  bool finite = true;
+  const float m = max_abs(x, n, &finite);
+  const int base = std::max(kPot4ScaleExpMin, std::min(kPot4ScaleExpMax, pot4_scale_exp_ceil(m)));
+  const int candidates = opt.prc ? opt.prc_candidates : 1;
+  const std::uint32_t mid = threshold_mant(1.5);  // linear midpoint: the stochastic rounding's mean
+  double best_err = std::numeric_limits<double>::infinity();
+  double errs[16] = {0};
+  if (candidates > 1) quant_errors(x, n, base, candidates, mid, errs);
+  for (int c = 0; c < candidates; ++c) {
+    const int e = std::max(kPot4ScaleExpMin, base - c);
+    const double err = errs[c];
+    if (err < best_err) {
+      best_err = err;
+      out.scale_exp = e;
+      out.rho = -c;
+    }
+  }
+  out.threshold = 0;  // stochastic
+  out.codes.resize(n);
+  const int e = out.scale_exp;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint32_t b = float_bits(x[i]);
+    if ((b & 0x7FFFFFFFu) == 0) {
+      out.codes[i] = 0;
+      continue;
+    }
+    const std::uint32_t u24 = counter_u24(key, i);
+    const int exp = static_cast<int>((b >> 23) & 0xFFu);
+    const int k = exp - 127;  // |x| in [2^k, 2^(k+1))
+    if (exp == 0 || exp == 255 || k < e - 6 || k >= e) {
+      // zero, subnormal, inf/NaN, below the smallest level, or clipped: the general routine
+      out.codes[i] = pot4_round_stochastic(x[i], e, static_cast<float>(u24) * (1.0f / 16777216.0f));
+      continue;
+    }
+    // up with probability (|x| - 2^k) / 2^k = mant / 2^23, i.e. when u24 / 2^24 < mant / 2^23
+    const int level = k + (u24 < ((b & 0x7FFFFFu) << 1) ? 1 : 0);
+    out.codes[i] = pot4_encode((b >> 31) != 0, static_cast<unsigned>(level - e + 7));
+  }
+  return out;
+}
+
+Int8Tensor int8_nearest(const float* x, std::size_t n) {
+  Int8Tensor t;
+  t.scale = int8_scale_for_max(max_abs(x, n, nullptr));
+  t.q.resize(n);
+  for (std::size_t i = 0; i < n; ++i) t.q[i] = int8_quantize_nearest(x[i], t.scale);
+  return t;
+}
+
+Int8Tensor int8_stochastic(const float* x, std::size_t n, std::uint64_t key) {
+  Int8Tensor t;
+  t.scale = int8_scale_for_max(max_abs(x, n, nullptr));
+  t.q.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    float r = x[i] / t.scale;
+    if (std::isnan(r)) {
+      t.q[i] = 0;
+      continue;
+    }
+    float fl = std::floor(r);
+    float v = fl + ((counter_uniform(key, i) < r - fl) ? 1.0f : 0.0f);
+    t.q[i] = int8_saturate(static_cast<std::int64_t>(std::max(-127.0f, std::min(127.0f, v))));
+  }
+  return t;
+}
+
+}  // namespace mfsim

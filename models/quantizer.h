@@ -1,0 +1,57 @@
+// ALS-POTQ and INT8 quantizers of the functional training core (docs/training-core.md).
+//
+// ALS-POTQ (project definition, ../shared/design/als-potq.md):
+//   - adaptive layer-wise scale: E from the tensor's largest magnitude each step (exponent
+//     extraction and comparisons), then offset by rho <= 0 (PRC);
+//   - activations and weights: deterministic rounding with threshold t (activations sqrt(2),
+//     weights t chosen by WBC); errors: stochastic rounding, unbiased in the linear domain;
+//   - PRC: rho in {0, -1, ..., -(candidates-1)} with the least sum |x - Q(x)|;
+//   - WBC: bisection over t in [1, 2) so that sum |Q(w)| matches sum |w|.
+// No multiplication is used: frexp/ldexp, comparisons, additions.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "models/pot4.h"
+
+namespace mfsim {
+
+struct Pot4Tensor {
+  std::vector<Pot4Code> codes;
+  int scale_exp = 0;
+  int rho = 0;              // PRC offset applied to the ALS exponent
+  double threshold = 1.41421356237309515;  // deterministic rounding threshold used
+};
+
+struct PotqOptions {
+  bool prc = true;
+  int prc_candidates = 3;
+  bool wbc = false;         // weights only
+  int wbc_iterations = 8;
+};
+
+// Largest |x| (NaN-free input assumed; NaN/inf make the tensor "non-finite").
+float max_abs(const float* x, std::size_t n, bool* finite);
+
+// Deterministic PoT4 quantization (activations with wbc = false, weights with wbc = true).
+Pot4Tensor potq_deterministic(const float* x, std::size_t n, const PotqOptions& opt);
+
+// Stochastic PoT4 quantization of errors; `key` seeds the counter-based random numbers.
+Pot4Tensor potq_stochastic(const float* x, std::size_t n, const PotqOptions& opt, std::uint64_t key);
+
+// One stochastic rounding of x to a PoT4 code under scale E (exposed for tests).
+Pot4Code pot4_round_stochastic(float x, int scale_exp, float u);
+
+// Sum of |Q(x)| for deterministic rounding at (E, t), used by WBC (exposed for tests).
+double pot4_abs_sum(const float* x, std::size_t n, int scale_exp, double t);
+
+struct Int8Tensor {
+  std::vector<std::int8_t> q;
+  float scale = 1.0f;
+};
+Int8Tensor int8_nearest(const float* x, std::size_t n);
+Int8Tensor int8_stochastic(const float* x, std::size_t n, std::uint64_t key);
+
+}  // namespace mfsim

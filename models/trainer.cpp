@@ -1,0 +1,208 @@
+#include "models/trainer.h"
+
+#include <fmt/format.h>
+#include <malloc.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+
+#include "models/exact_gemm.h"
+#include "models/rng.h"
+#include "traces/trace_writer.h"
+
+namespace mfsim {
+
+using ojson = nlohmann::ordered_json;
+
+namespace {
+
+Tensor batch_tensor(const Dataset& d, const std::vector<std::size_t>& order, std::size_t start, std::size_t count,
+                    std::vector<int>* labels) {
+  Tensor t;
+  t.n = static_cast<int>(count);
+  t.h = d.rows;
+  t.w = d.cols;
+  t.c = 1;
+  const std::size_t px = static_cast<std::size_t>(d.rows) * d.cols;
+  t.v.resize(count * px);
+  labels->resize(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    std::size_t ex = order[start + i];
+    std::copy_n(&d.images[ex * px], px, &t.v[i * px]);
+    (*labels)[i] = d.labels[ex];
+  }
+  return t;
+}
+
+double evaluate(Network& net, const Dataset& d, StepContext ctx, int batch, double* loss) {
+  std::vector<std::size_t> order(d.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::size_t right = 0;
+  double total_loss = 0;
+  ctx.trace = nullptr;
+  for (std::size_t s = 0; s < d.size(); s += static_cast<std::size_t>(batch)) {
+    std::size_t count = std::min<std::size_t>(static_cast<std::size_t>(batch), d.size() - s);
+    std::vector<int> labels;
+    Tensor x = batch_tensor(d, order, s, count, &labels);
+    Tensor logits = net.forward(std::move(x), ctx, false);
+    int correct = 0;
+    total_loss += softmax_cross_entropy(logits, labels, nullptr, &correct) * static_cast<double>(count);
+    right += static_cast<std::size_t>(correct);
+  }
+  if (loss != nullptr) *loss = total_loss / static_cast<double>(d.size());
+  return static_cast<double>(right) / static_cast<double>(d.size());
+}
+
+}  // namespace
+
+ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset& test) {
+  set_blas_threads(opt.threads);
+  // The per-step buffers (im2col matrices, activations) are large: keep freed memory in the
+  // heap instead of returning it to the kernel and faulting it in again every step.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest value glibc accepts on 64-bit
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  const std::string spec = opt.spec.empty() ? network_spec(opt.model) : opt.spec;
+  Network net(spec, train.rows, train.cols, 1, opt.seed);
+  auto params = net.params();
+  std::vector<std::vector<float>> velocity;
+  for (auto& p : params) velocity.emplace_back(p.first->size(), 0.0f);
+
+  StepContext ctx;
+  ctx.arith = opt.arith;
+  ctx.wbc = opt.wbc;
+  ctx.potq.prc = opt.prc;
+  ctx.potq.prc_candidates = opt.prc_candidates;
+  ctx.potq.wbc_iterations = opt.wbc_iterations;
+  ctx.seed = opt.seed;
+
+  ojson rep;
+  rep["model"] = opt.spec.empty() ? opt.model : "custom";
+  rep["spec"] = spec;
+  rep["quant"] = to_string(opt.arith);
+  rep["epochs"] = opt.epochs;
+  rep["batch"] = opt.batch;
+  rep["seed"] = opt.seed;
+  rep["lr"] = opt.lr;
+  rep["lr_schedule"] = opt.lr_schedule;
+  rep["momentum"] = opt.momentum;
+  rep["weight_decay"] = opt.weight_decay;
+  rep["wbc"] = opt.arith == Arith::kAlsPotq && opt.wbc;
+  rep["prc"] = opt.arith == Arith::kAlsPotq && opt.prc;
+  rep["threads"] = opt.threads;
+  rep["train_examples"] = train.size();
+  rep["test_examples"] = test.size();
+  rep["parameters"] = net.parameter_count();
+
+  const std::size_t steps_per_epoch = (train.size() + static_cast<std::size_t>(opt.batch) - 1) / opt.batch;
+  const bool tty = ::isatty(2) != 0;
+  std::vector<double> acc_per_epoch, loss_per_epoch, train_acc_per_epoch, epoch_seconds;
+  bool diverged = false;
+  std::string trace_written;
+  std::uint64_t step = 0;
+  SplitMix64 shuffle_rng(opt.seed ^ 0x5eedull);
+  for (int epoch = 0; epoch < opt.epochs && !diverged; ++epoch) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::size_t> order(train.size());
+    std::iota(order.begin(), order.end(), 0);
+    for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[shuffle_rng.next() % i]);
+    double loss_sum = 0;
+    std::size_t right = 0, seen = 0;
+    auto last_print = t0;
+    for (std::size_t s = 0; s < steps_per_epoch; ++s, ++step) {
+      const std::size_t start = s * static_cast<std::size_t>(opt.batch);
+      const std::size_t count = std::min<std::size_t>(static_cast<std::size_t>(opt.batch), train.size() - start);
+      std::vector<int> labels;
+      Tensor x = batch_tensor(train, order, start, count, &labels);
+      ctx.step = step;
+      std::unique_ptr<TraceWriter> tracer;
+      if (!opt.trace_out.empty() && epoch == 0 && s == static_cast<std::size_t>(opt.trace_step)) {
+        tracer = std::make_unique<TraceWriter>(
+            opt.trace_out, fmt::format("mfsim train --model {} --quant {} --seed {}", rep["model"].get<std::string>(),
+                                       to_string(opt.arith), opt.seed),
+            fmt::format("training step {} of epoch 1: every GEMM of the forward and backward pass, batch {}", s, count));
+        ctx.trace = tracer.get();
+      }
+      Tensor logits = net.forward(std::move(x), ctx, true);
+      Tensor dlogits;
+      int correct = 0;
+      double loss = softmax_cross_entropy(logits, labels, &dlogits, &correct);
+      if (!std::isfinite(loss)) {
+        diverged = true;
+        break;
+      }
+      net.backward(std::move(dlogits), ctx);
+      if (tracer) {
+        tracer->commit();
+        trace_written = opt.trace_out;
+        ctx.trace = nullptr;
+      }
+      double lr = opt.lr;
+      if (opt.lr_schedule == "cosine") {
+        const double total = static_cast<double>(steps_per_epoch) * opt.epochs;
+        lr = 0.5 * opt.lr * (1.0 + std::cos(3.14159265358979323846 * static_cast<double>(step) / total));
+      }
+      const float mu = static_cast<float>(opt.momentum), lrf = static_cast<float>(lr),
+                  wd = static_cast<float>(opt.weight_decay);
+      for (std::size_t p = 0; p < params.size(); ++p) {  // SGD with momentum (FP32)
+        auto& w = *params[p].first;
+        auto& g = *params[p].second;
+        auto& v = velocity[p];
+        for (std::size_t i = 0; i < w.size(); ++i) {
+          v[i] = mu * v[i] + g[i] + wd * w[i];
+          w[i] -= lrf * v[i];
+        }
+      }
+      loss_sum += loss * static_cast<double>(count);
+      right += static_cast<std::size_t>(correct);
+      seen += count;
+      if (opt.progress) {
+        auto now = std::chrono::steady_clock::now();
+        if (tty && std::chrono::duration<double>(now - last_print).count() > 0.5) {
+          std::fprintf(stderr, "\r[%s %s] epoch %d/%d  %zu/%zu  loss %.4f  ", rep["model"].get<std::string>().c_str(),
+                       to_string(opt.arith), epoch + 1, opt.epochs, seen, train.size(), loss_sum / static_cast<double>(seen));
+          last_print = now;
+        }
+      }
+    }
+    if (diverged) break;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    epoch_seconds.push_back(secs);
+    loss_per_epoch.push_back(loss_sum / static_cast<double>(seen));
+    train_acc_per_epoch.push_back(static_cast<double>(right) / static_cast<double>(seen));
+    double test_loss = 0;
+    acc_per_epoch.push_back(evaluate(net, test, ctx, 256, &test_loss));
+    if (opt.progress) {
+      std::fprintf(stderr, "%s[%s %s] epoch %d/%d  train loss %.4f  test accuracy %.4f  (%.1f s)\n", tty ? "\r" : "",
+                   rep["model"].get<std::string>().c_str(), to_string(opt.arith), epoch + 1, opt.epochs,
+                   loss_per_epoch.back(), acc_per_epoch.back(), secs);
+    }
+  }
+  rep["diverged"] = diverged;
+  rep["test_accuracy"] = acc_per_epoch.empty() ? 0.0 : acc_per_epoch.back();
+  rep["test_accuracy_per_epoch"] = acc_per_epoch;
+  rep["train_loss_per_epoch"] = loss_per_epoch;
+  rep["train_accuracy_per_epoch"] = train_acc_per_epoch;
+  rep["epoch_seconds"] = epoch_seconds;
+  rep["steps"] = step;
+  if (opt.arith == Arith::kAlsPotq) {
+    rep["wbc_mean_threshold"] = ctx.wbc_count > 0 ? ctx.wbc_threshold_sum / ctx.wbc_count : 0.0;
+    ojson rho = ojson::object();
+    for (int i = 0; i < 8; ++i) {
+      if (ctx.rho_hist[i] > 0) rho[std::to_string(-i)] = ctx.rho_hist[i];
+    }
+    rep["prc_offsets_chosen"] = rho;
+  }
+  // Multiplications outside the linear-layer GEMMs, per training step (docs/training-core.md).
+  const std::size_t np = net.parameter_count();
+  rep["fp32_multiplications_outside_gemms_per_step"] =
+      ojson{{"optimizer", 2 * np + (opt.weight_decay > 0 ? np : 0)},
+            {"loss_softmax", 2 * static_cast<std::size_t>(opt.batch) * 10}};
+  if (!trace_written.empty()) rep["trace"] = trace_written;
+  rep["blas"] = blas_info();
+  return rep;
+}
+
+}  // namespace mfsim

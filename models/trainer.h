@@ -1,0 +1,35 @@
+// The training loop of the functional core: SGD with momentum, seeded and deterministic (the
+// same seed and thread count give the same result bit for bit), evaluation on the test set
+// every epoch, an optional trace of one training step with operands and expected outputs.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "models/dataset.h"
+#include "models/nn.h"
+
+namespace mfsim {
+
+struct TrainOptions {
+  std::string model = "mlp";   // name (mlp, cnn) or empty with `spec`
+  std::string spec;            // network spec string (overrides the name's spec)
+  Arith arith = Arith::kAlsPotq;
+  int epochs = 5;
+  int batch = 64;
+  std::uint64_t seed = 1;
+  double lr = 0.05, momentum = 0.9, weight_decay = 0.0;
+  std::string lr_schedule = "constant";  // constant | cosine
+  bool wbc = true, prc = true;
+  int prc_candidates = 3, wbc_iterations = 8;
+  std::string trace_out;       // write the trace of one step here (JSON + .bin)
+  int trace_step = 0;          // 0-based step of the first epoch
+  int threads = 1;             // BLAS threads (the GEMMs here are small: 1 is fastest on 2 cores)
+  bool progress = true;        // progress line on stderr
+};
+
+// Trains on `train`, evaluates on `test` after every epoch; returns the report (JSON).
+nlohmann::ordered_json train_network(const TrainOptions& opt, const Dataset& train, const Dataset& test);
+
+}  // namespace mfsim
