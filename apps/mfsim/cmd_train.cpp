@@ -24,7 +24,7 @@ int cmd_train(const Args& args) {
       ("batch", po::value<int>()->default_value(64), "mini-batch size")
       ("seed", po::value<std::uint64_t>()->default_value(1), "seed of initialisation, shuffling and rounding")
       ("lr", po::value<double>()->default_value(0.05), "learning rate")
-      ("lr-schedule", po::value<std::string>()->default_value("constant"), "constant|cosine")
+      ("lr-schedule", po::value<std::string>()->default_value("cosine"), "cosine (decay to 0 over the run) or constant")
       ("momentum", po::value<double>()->default_value(0.9), "SGD momentum")
       ("weight-decay", po::value<double>()->default_value(0.0), "L2 weight decay")
       ("train-limit", po::value<std::size_t>()->default_value(0), "use only the first N training images (0: all)")
@@ -73,7 +73,8 @@ int cmd_train(const Args& args) {
   if (vm.count("trace-out") != 0) o.trace_out = vm["trace-out"].as<std::string>();
   o.trace_step = vm["trace-step"].as<int>();
   if (o.trace_step < 0) throw InputError("train: --trace-step: expected a step index >= 0");
-  if (o.spec.empty()) network_spec(o.model);  // validates the name before loading data
+  // Validate the network before loading any data (28x28x1 inputs).
+  Network probe(o.spec.empty() ? network_spec(o.model) : o.spec, 28, 28, 1, 0);
   const std::string data = vm["data"].as<std::string>();
   Dataset train = load_idx_dataset(data, true, vm["train-limit"].as<std::size_t>());
   Dataset test = load_idx_dataset(data, false, vm["test-limit"].as<std::size_t>());

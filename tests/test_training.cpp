@@ -1,0 +1,213 @@
+// The functional training core: exact fast GEMMs, quantizers, gradients, training, traces.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+
+#include "models/exact_gemm.h"
+#include "models/gemm_ref.h"
+#include "models/nn.h"
+#include "models/quantizer.h"
+#include "models/rng.h"
+#include "models/trainer.h"
+
+using namespace mfsim;
+
+TEST_CASE("exact float GEMM equals the MF-MAC reference bit for bit", "[model]") {
+  const unsigned seed = 42;
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> code(0, 15), pct(0, 99);
+  // Odd shapes, many zeros, and K past one float chunk (4095 products of 2^12).
+  for (auto [m, n, k, zeros] : {std::tuple{7, 5, 33, 0}, std::tuple{7, 5, 33, 90}, std::tuple{1, 1, 1, 0},
+                                std::tuple{3, 2, 9000, 10}, std::tuple{16, 9, 4095, 0}, std::tuple{5, 11, 4097, 50}}) {
+    for (bool ta : {false, true}) {
+      for (bool tb : {false, true}) {
+        std::vector<Pot4Code> a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(k * n));
+        for (auto& c : a) c = pct(rng) < zeros ? Pot4Code{0} : static_cast<Pot4Code>(code(rng));
+        for (auto& c : b) c = pct(rng) < zeros ? Pot4Code{0} : static_cast<Pot4Code>(code(rng));
+        std::vector<std::int64_t> ref(static_cast<std::size_t>(m * n));
+        gemm_pot4_ref(GemmShape{m, n, k}, a.data(), b.data(), AccumulatorSpec{}, ref.data());
+        // Operands as integer images, stored transposed when asked.
+        std::vector<float> fa(a.size()), fb(b.size());
+        for (int i = 0; i < m; ++i) {
+          for (int j = 0; j < k; ++j) {
+            float v = static_cast<float>(pot4_int(a[static_cast<std::size_t>(i * k + j)]));
+            fa[ta ? static_cast<std::size_t>(j * m + i) : static_cast<std::size_t>(i * k + j)] = v;
+          }
+        }
+        for (int i = 0; i < k; ++i) {
+          for (int j = 0; j < n; ++j) {
+            float v = static_cast<float>(pot4_int(b[static_cast<std::size_t>(i * n + j)]));
+            fb[tb ? static_cast<std::size_t>(j * k + i) : static_cast<std::size_t>(i * n + j)] = v;
+          }
+        }
+        std::vector<double> c(ref.size());
+        exact_int_gemm(ta, tb, m, n, k, fa.data(), fb.data(), 4096.0, c.data());
+        INFO(m << "x" << n << "x" << k << " zeros " << zeros << "% ta " << ta << " tb " << tb);
+        for (std::size_t i = 0; i < ref.size(); ++i) REQUIRE(static_cast<std::int64_t>(c[i]) == ref[i]);
+      }
+    }
+  }
+}
+
+TEST_CASE("fast quantizers equal the reference rounding code for code", "[unit]") {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<float> x(20000);
+  for (auto& v : x) v = g(rng) * std::ldexp(1.0f, static_cast<int>(rng() % 20) - 10);
+  x[0] = 0.0f;
+  x[1] = -0.0f;
+  x[2] = 1e-40f;  // subnormal
+  x[3] = INFINITY;
+  x[4] = -INFINITY;
+  for (bool wbc : {false, true}) {
+    for (bool prc : {false, true}) {
+      PotqOptions o;
+      o.wbc = wbc;
+      o.prc = prc;
+      Pot4Tensor t = potq_deterministic(x.data(), x.size(), o);
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        REQUIRE(t.codes[i] < 16);
+        REQUIRE(t.codes[i] == pot4_quantize(x[i], t.scale_exp, t.threshold));
+      }
+    }
+  }
+  // Stochastic: the fast path equals the general routine with the same random numbers.
+  PotqOptions o;
+  o.prc = false;
+  const std::uint64_t key = 77;
+  Pot4Tensor s = potq_stochastic(x.data(), x.size(), o, key);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    REQUIRE(s.codes[i] == pot4_round_stochastic(x[i], s.scale_exp, counter_uniform(key, i)));
+  }
+}
+
+TEST_CASE("quantizer properties: scale rule, WBC, unbiased stochastic rounding", "[unit]") {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> g(0.0f, 0.05f);
+  std::vector<float> w(50000);
+  for (auto& v : w) v = g(rng);
+  PotqOptions plain;
+  plain.prc = false;
+  Pot4Tensor t = potq_deterministic(w.data(), w.size(), plain);
+  // ALS: the largest magnitude maps to exactly 2^E (code 7).
+  std::size_t imax = 0;
+  for (std::size_t i = 0; i < w.size(); ++i) imax = std::fabs(w[i]) > std::fabs(w[imax]) ? i : imax;
+  CHECK(pot4_mag(t.codes[imax]) == 7);
+  // WBC keeps the mean magnitude closer to the real weights' than t = sqrt(2).
+  double sum_w = 0;
+  for (float v : w) sum_w += std::fabs(v);
+  PotqOptions wbc = plain;
+  wbc.wbc = true;
+  Pot4Tensor tw = potq_deterministic(w.data(), w.size(), wbc);
+  CHECK(tw.scale_exp == t.scale_exp);
+  const double bias_sqrt2 = std::fabs(pot4_abs_sum(w.data(), w.size(), t.scale_exp, t.threshold) - sum_w);
+  const double bias_wbc = std::fabs(pot4_abs_sum(w.data(), w.size(), tw.scale_exp, tw.threshold) - sum_w);
+  INFO("sum|w| " << sum_w << " sqrt2 bias " << bias_sqrt2 << " WBC bias " << bias_wbc << " t " << tw.threshold);
+  CHECK(bias_wbc < bias_sqrt2 / 10);
+  CHECK(tw.threshold > 1.3);
+  CHECK(tw.threshold < 1.6);
+  // Stochastic rounding is unbiased: the mean over many draws is x within 5 standard errors.
+  const int e = 0;
+  for (float x : {0.3f, -0.77f, 0.011f, 0.0021f, 0.9999f}) {
+    const int draws = 200000;
+    double sum = 0, sum2 = 0;
+    for (int i = 0; i < draws; ++i) {
+      double v = pot4_decode(pot4_round_stochastic(x, e, counter_uniform(123, static_cast<std::uint64_t>(i))), e);
+      sum += v;
+      sum2 += v * v;
+    }
+    const double mean = sum / draws, sd = std::sqrt(sum2 / draws - mean * mean);
+    INFO("x " << x << " mean " << mean << " sd " << sd);
+    CHECK(std::fabs(mean - x) < 5 * sd / std::sqrt(static_cast<double>(draws)) + 1e-12);
+  }
+}
+
+namespace {
+
+// A deterministic toy data set: 10 classes, each a fixed random 8x8 pattern plus noise.
+Dataset toy_dataset(std::size_t n, std::uint64_t seed) {
+  Dataset d;
+  d.rows = d.cols = 8;
+  SplitMix64 pat(99), rng(seed);
+  std::vector<float> patterns(10 * 64);
+  for (auto& p : patterns) p = static_cast<float>(pat.uniform() * 2 - 1);
+  for (std::size_t i = 0; i < n; ++i) {
+    int label = static_cast<int>(rng.below(10));
+    d.labels.push_back(label);
+    for (int j = 0; j < 64; ++j) {
+      d.images.push_back(patterns[static_cast<std::size_t>(label * 64 + j)] + static_cast<float>(rng.uniform() - 0.5));
+    }
+  }
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("FP32 gradients of every layer match finite differences", "[model]") {
+  // conv (stride 1, padding 1), ReLU, max-pool, flatten, fully connected, softmax cross-entropy.
+  Network net("conv:3:3:1:1,relu,maxpool:2,conv:2:3:2:1,relu,flatten,fc:5,relu,fc:4", 8, 8, 1, 7);
+  Dataset d = toy_dataset(6, 5);
+  Tensor x;
+  x.n = 6;
+  x.h = x.w = 8;
+  x.c = 1;
+  x.v = d.images;
+  std::vector<int> labels(d.labels.begin(), d.labels.end());
+  for (int& l : labels) l %= 4;
+  StepContext ctx;
+  ctx.arith = Arith::kFp32;
+  auto loss_of = [&]() {
+    Tensor logits = net.forward(x, ctx, true);
+    return softmax_cross_entropy(logits, labels, nullptr, nullptr);
+  };
+  Tensor logits = net.forward(x, ctx, true);
+  Tensor dl;
+  softmax_cross_entropy(logits, labels, &dl, nullptr);
+  net.backward(dl, ctx);
+  auto params = net.params();
+  REQUIRE(params.size() == 8);  // 4 linear layers x (weights, bias)
+  std::vector<std::vector<float>> grads;
+  for (auto& p : params) grads.push_back(*p.second);
+  int checked = 0;
+  for (std::size_t p = 0; p < params.size(); ++p) {
+    auto& w = *params[p].first;
+    for (std::size_t i = 0; i < w.size(); i += std::max<std::size_t>(1, w.size() / 7)) {
+      const float orig = w[i];
+      const float eps = 1e-2f;
+      w[i] = orig + eps;
+      double up = loss_of();
+      w[i] = orig - eps;
+      double down = loss_of();
+      w[i] = orig;
+      double numeric = (up - down) / (2 * eps);
+      INFO("param " << p << " index " << i << " analytic " << grads[p][i] << " numeric " << numeric);
+      CHECK(grads[p][i] == Approx(numeric).margin(2e-3).epsilon(3e-2));
+      ++checked;
+    }
+  }
+  CHECK(checked > 40);
+}
+
+TEST_CASE("a short training run lowers the loss in all three arithmetics", "[model]") {
+  Dataset train = toy_dataset(640, 1), test = toy_dataset(200, 2);
+  for (Arith a : {Arith::kFp32, Arith::kInt8, Arith::kAlsPotq}) {
+    TrainOptions o;
+    o.spec = "conv:4:3:1:1,relu,maxpool:2,flatten,fc:16,relu,fc:10";
+    o.arith = a;
+    o.epochs = 4;
+    o.batch = 32;
+    o.lr = 0.05;
+    o.progress = false;
+    auto rep = train_network(o, train, test);
+    auto losses = rep["train_loss_per_epoch"].get<std::vector<double>>();
+    INFO(to_string(a) << " losses " << losses.front() << " -> " << losses.back());
+    CHECK(losses.back() < 0.5 * losses.front());
+    CHECK(rep["test_accuracy"].get<double>() > 0.5);  // 10 classes: chance is 0.1
+    // Deterministic: the same seed gives the same result bit for bit.
+    auto again = train_network(o, train, test);
+    CHECK(again["train_loss_per_epoch"] == rep["train_loss_per_epoch"]);
+    CHECK(again["test_accuracy"] == rep["test_accuracy"]);
+  }
+}
