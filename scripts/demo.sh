@@ -1,32 +1,35 @@
 #!/usr/bin/env bash
-# Set-up if needed, Release build into build/, then the main job on the built-in default:
-# validate the shipped example trace (recomputing every GEMM), then replay it cycle by cycle
-# on MF-MAC, INT8 and FP32 systolic arrays (8x8) with bit-exact checks, and end with the
-# savings report (energy per component, savings against FP32).
+# Set-up if needed, Release build into build/, then the main job on a built-in default:
+#  1. train the LeNet-style CNN briefly on Fashion-MNIST with ALS-POTQ (100 steps) and record
+#     one training step (every forward and backward GEMM, with operands) as a trace;
+#  2. check the trace (recomputing every GEMM with the MF-MAC reference arithmetic);
+#  3. replay it cycle by cycle on MF-MAC, INT8 and FP32 systolic arrays with bit-exact checks;
+#  4. end with the savings report (energy per component, savings against FP32).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 ./scripts/build.sh
-trace=traces/examples/mlp-tiny.json
 out=build/demo
 mkdir -p "$out"
+trace="$out/cnn-step.json"
+echo
+echo "== mfsim train --model cnn --quant als-potq (6,400 images, 1 epoch) --trace-out $trace"
+./build/mfsim train --model cnn --quant als-potq --epochs 1 --train-limit 6400 --test-limit 2000 \
+  --trace-out "$trace" --trace-step 50 --report "$out/train.json"
 echo
 echo "== mfsim inspect --recompute $trace"
 ./build/mfsim inspect --recompute "$trace"
-echo
 for array in mfmac int8 fp32; do
-  for df in os ws; do
-    echo "== mfsim simulate --array $array --dataflow $df --rows 8 --cols 8"
-    ./build/mfsim simulate --trace "$trace" --array "$array" --dataflow "$df" --rows 8 --cols 8 \
-      --report "$out/simulate-$array-$df.json" | grep -E '^(phase|total|verification)'
-  done
+  echo
+  echo "== mfsim simulate --array $array --dataflow ws --rows 16 --cols 16"
+  ./build/mfsim simulate --trace "$trace" --array "$array" --dataflow ws --rows 16 --cols 16 \
+    --report "$out/simulate-$array.json" | grep -E '^(phase|fwd|bwd|total|verification|energy)'
 done
 echo
-echo "== mfsim compare: the savings report (FP32 vs INT8 vs MF-MAC, same GEMMs)"
-./build/mfsim compare --trace "$trace" --rows 8 --cols 8 --dataflow os --energy-table paper,horowitz45 \
+echo "== mfsim compare: the savings report (FP32 vs INT8 vs MF-MAC, the same GEMMs)"
+./build/mfsim compare --trace "$trace" --rows 16 --cols 16 --dataflow ws --energy-table paper,horowitz45 \
   --report "$out/compare.json" --html "$out/compare.html"
 echo
-echo "Reports: $out/simulate-*.json, $out/compare.json, $out/compare.html. GEMMs an array cannot"
-echo "hold exactly (e.g. FP32 operands on the MF-MAC array) run in timing mode; see the notes."
+echo "Reports: $out/train.json, $out/simulate-*.json, $out/compare.json, $out/compare.html."
 echo "Real networks: build/mfsim trace --network resnet50 --batch 32 -o r50.json, then"
 echo "build/mfsim compare --trace r50.json --mode timing --report r50-savings.json"

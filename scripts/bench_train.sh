@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Training-core speed (docs/performance.md): one epoch over all 60,000 Fashion-MNIST images
+# for the CNN and the MLP in each arithmetic, one BLAS thread, nothing else running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh > /dev/null
+./scripts/build.sh > /dev/null
+tmp=$(mktemp -d)
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%Y-%m-%d)"
+for model in cnn mlp; do
+  for quant in fp32 int8 als-potq; do
+    ./build/mfsim train -q --threads 1 --model "$model" --quant "$quant" --epochs 1 --report "$tmp/r.json"
+    python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print('%-4s %-9s epoch %.1f s  test accuracy %.4f' % (r['model'], r['quant'], r['epoch_seconds'][0], r['test_accuracy']))" "$tmp/r.json"
+  done
+done
+rm -rf "$tmp"
