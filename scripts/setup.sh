@@ -18,6 +18,8 @@ packages=(
   # data
   dataset-fashion-mnist       # Fashion-MNIST IDX files under /usr/share/datasets/fashion-mnist
   python3                     # report post-processing in scripts/ (results tables, benchmarks)
+  python3-matplotlib          # scripts/plot_sweep.py
+  libopenmpi-dev openmpi-bin  # mfsim sweep over MPI (optional at build time, tested with mpirun -np 2)
 )
 
 missing=()

@@ -31,5 +31,6 @@ int cmd_simulate(const Args& args);
 int cmd_trace(const Args& args);
 int cmd_compare(const Args& args);
 int cmd_train(const Args& args);
+int cmd_sweep(const Args& args);
 
 }  // namespace mfsim::cli

@@ -20,9 +20,8 @@
 #include "apps/mfsim/cli.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "apps/mfsim/process.h"
 #include "energy/savings.h"
-
-extern char** environ;
 
 namespace po = boost::program_options;
 
@@ -34,28 +33,6 @@ struct Child {
   std::string array, report, log;
   pid_t pid = -1;
 };
-
-std::string self_exe() {
-  std::error_code ec;
-  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) throw std::runtime_error("compare: cannot locate the mfsim executable (/proc/self/exe)");
-  return p.string();
-}
-
-pid_t spawn(const std::vector<std::string>& argv, const std::string& log) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, argv[0].c_str(), &fa, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) throw std::runtime_error(fmt::format("compare: cannot start {}: {}", argv[0], std::strerror(rc)));
-  return pid;
-}
 
 }  // namespace
 
@@ -105,7 +82,7 @@ int cmd_compare(const Args& args) {
     if (::mkdtemp(templ.data()) == nullptr) throw std::runtime_error("compare: mkdtemp failed");
     dir = templ;
   }
-  const std::string exe = self_exe();
+  const std::string exe = self_executable();
   std::vector<Child> children;
   for (const char* array : {"fp32", "int8", "mfmac"}) {
     Child c;
@@ -128,7 +105,7 @@ int cmd_compare(const Args& args) {
         argv.push_back(s);
       }
     }
-    c.pid = spawn(argv, c.log);
+    c.pid = spawn_process(argv, c.log);
     children.push_back(c);
   }
   std::string first_error;
@@ -139,15 +116,7 @@ int cmd_compare(const Args& args) {
     }
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : kExitFailure;
     if (code != kExitOk && first_error.empty()) {
-      std::string log = read_file(c.log);
-      while (!log.empty() && log.back() == '\n') log.pop_back();
-      auto nl = log.rfind('\n');
-      first_error = nl == std::string::npos ? log : log.substr(nl + 1);
-      const std::string prefix = "mfsim: error: ", mprefix = "mfsim: mismatch: ", fprefix = "mfsim: failure: ";
-      for (const auto& p : {prefix, mprefix, fprefix}) {
-        if (first_error.rfind(p, 0) == 0) first_error = first_error.substr(p.size());
-      }
-      first_error = fmt::format("{} array: {}", c.array, first_error);
+      first_error = fmt::format("{} array: {}", c.array, last_error_line(c.log));
       worst = code;
     }
   }

@@ -22,6 +22,7 @@ const Command kCommands[] = {
     {"trace", "write a shape-only training trace of a known network or a SCALE-Sim topology", cmd_trace},
     {"simulate", "replay a trace on one systolic array configuration; JSON report", cmd_simulate},
     {"compare", "the same trace on FP32, INT8 and MF-MAC arrays: cycles, energy, savings", cmd_compare},
+    {"sweep", "a grid of array parameters, each point its own process, in parallel or over MPI", cmd_sweep},
     {"example-trace", "write the small example trace with payloads", cmd_example_trace},
 };
 

@@ -1,0 +1,407 @@
+// mfsim sweep --trace FILE --out DIR [--arrays A,..] [--rows R,..] [--cols C,..]
+//             [--dataflow D,..] [--set NAME=V1,V2,...] [--config FILE] [--energy-table T,..]
+//             [--mode M] [-j N] [--resume] [--point-timeout S] [--quiet]
+// Every point of the grid is its own `mfsim simulate` process, -j at a time; under mpirun the
+// points are spread over the ranks and rank 0 gathers the results (docs/sweeps.md).
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "apps/mfsim/cli.h"
+#include "apps/mfsim/process.h"
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "energy/energy_model.h"
+#include "sim/params.h"
+
+#ifdef MFSIM_HAVE_MPI
+#include <mpi.h>
+#endif
+
+namespace po = boost::program_options;
+using ojson = nlohmann::ordered_json;
+
+namespace mfsim::cli {
+
+namespace {
+
+struct Axis {
+  std::string param;
+  std::vector<std::string> values;
+};
+
+struct Point {
+  std::size_t index = 0;
+  std::string id;
+  std::vector<std::pair<std::string, std::string>> params;  // in axis order
+  std::string status;  // ok | failed | timeout
+  std::string error;
+  double wall_seconds = 0;
+};
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, sep)) out.push_back(item);
+  if (!s.empty() && s.back() == sep) out.emplace_back();
+  return out;
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+bool is_terminal() { return ::isatty(2) != 0; }
+
+void progress(std::size_t done, std::size_t total, std::size_t failed, double elapsed, bool final) {
+  const int width = 30;
+  const double d = static_cast<double>(done), t = static_cast<double>(total);
+  const int filled = total == 0 ? width : static_cast<int>(width * d / t);
+  const double eta = done == 0 ? 0 : elapsed / d * (t - d);
+  std::fprintf(stderr, "\r[%s%s] %zu/%zu points, %zu failed, %.0f s elapsed, ETA %.0f s   %s",
+               std::string(static_cast<std::size_t>(filled), '=').c_str(),
+               std::string(static_cast<std::size_t>(width - filled), ' ').c_str(), done, total, failed, elapsed, eta,
+               final ? "\n" : "");
+}
+
+// Reads a finished point (its meta file says ok and its report is complete).
+bool load_finished(const std::string& dir, Point& p) {
+  const std::string meta = fmt::format("{}/points/{}.meta.json", dir, p.id);
+  const std::string rep = fmt::format("{}/points/{}.json", dir, p.id);
+  if (!std::filesystem::exists(meta) || !std::filesystem::exists(rep)) return false;
+  try {
+    auto m = nlohmann::json::parse(read_file(meta));
+    if (m.at("status") != "ok") return false;
+    if (nlohmann::json::parse(read_file(rep)).is_discarded()) return false;  // complete and valid
+    p.status = "ok";
+    p.wall_seconds = m.at("wall_seconds").get<double>();
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+void write_meta(const std::string& dir, const Point& p) {
+  ojson m{{"id", p.id}, {"status", p.status}, {"wall_seconds", p.wall_seconds}};
+  if (!p.error.empty()) m["error"] = p.error;
+  write_file_atomic(fmt::format("{}/points/{}.meta.json", dir, p.id), m.dump(1) + "\n");
+}
+
+}  // namespace
+
+int cmd_sweep(const Args& args) {
+  po::options_description opts("options");
+  opts.add_options()
+      ("trace", po::value<std::string>(), "trace file (.json)")
+      ("out", po::value<std::string>(), "output directory (results.csv, results.json, points/)")
+      ("arrays", po::value<std::string>()->default_value("mfmac,int8,fp32"), "array kinds")
+      ("rows", po::value<std::string>()->default_value("32"), "array rows, comma-separated")
+      ("cols", po::value<std::string>()->default_value("32"), "array columns, comma-separated")
+      ("dataflow", po::value<std::string>()->default_value("os"), "dataflows, comma-separated")
+      ("set", po::value<std::vector<std::string>>()->composing(), "NAME=V1,V2,... any declared parameter")
+      ("config", po::value<std::string>(), "JSON file of parameters for every point")
+      ("energy-table", po::value<std::string>()->default_value("paper"), "energy tables, comma-separated (no re-simulation per table)")
+      ("mode", po::value<std::string>()->default_value("auto"), "auto|value|timing")
+      ("jobs,j", po::value<int>(), "points at once (default: the number of cores)")
+      ("resume", "skip points that finished in DIR")
+      ("point-timeout", po::value<double>()->default_value(0), "seconds before a point is killed (0: none)")
+      ("quiet,q", "no progress bar");
+  po::variables_map vm;
+  if (!parse_or_help("sweep", "--trace FILE --out DIR [grid options]", args, opts, {}, vm)) return kExitOk;
+  for (const char* required : {"trace", "out"}) {
+    if (vm.count(required) == 0) {
+      throw InputError(fmt::format("sweep: missing option --{}; see 'mfsim sweep --help'", required));
+    }
+  }
+  // The grid: every value validated now, against the parameter declarations.
+  std::vector<Axis> axes = {{"array.kind", split(vm["arrays"].as<std::string>(), ',')},
+                            {"array.rows", split(vm["rows"].as<std::string>(), ',')},
+                            {"array.cols", split(vm["cols"].as<std::string>(), ',')},
+                            {"array.dataflow", split(vm["dataflow"].as<std::string>(), ',')}};
+  if (vm.count("set") != 0) {
+    for (const auto& s : vm["set"].as<std::vector<std::string>>()) {
+      auto eq = s.find('=');
+      if (eq == std::string::npos || eq == 0) throw InputError(fmt::format("--set {}: expected NAME=V1,V2,...", s));
+      std::string name = s.substr(0, eq);
+      for (const auto& a : axes) {
+        if (a.param == name) throw InputError(fmt::format("--set {}: {} is already swept", s, name));
+      }
+      axes.push_back({name, split(s.substr(eq + 1), ',')});
+    }
+  }
+  const char* flags[] = {"--arrays", "--rows", "--cols", "--dataflow"};
+  for (std::size_t a = 0; a < axes.size(); ++a) {
+    std::string origin = a < 4 ? flags[a] : "--set " + axes[a].param;
+    if (axes[a].values.empty()) throw InputError(fmt::format("{}: expected at least one value", origin));
+    ParamSet probe;
+    for (const auto& v : axes[a].values) probe.set(axes[a].param, v, origin);
+  }
+  std::vector<EnergyTable> tables;
+  for (const auto& t : split(vm["energy-table"].as<std::string>(), ',')) tables.push_back(load_energy_table(t));
+  const std::string dir = vm["out"].as<std::string>();
+  const std::string trace = std::filesystem::absolute(vm["trace"].as<std::string>()).string();
+  if (!std::filesystem::exists(trace)) throw InputError(fmt::format("{}: cannot open file: No such file or directory", trace));
+  const bool resume = vm.count("resume") != 0;
+  const double timeout = vm["point-timeout"].as<double>();
+  int jobs = vm.count("jobs") != 0 ? vm["jobs"].as<int>() : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (jobs < 1) throw InputError(fmt::format("sweep: -j: expected a positive integer, got {}", jobs));
+
+  int rank = 0, ranks = 1;
+#ifdef MFSIM_HAVE_MPI
+  const bool under_mpi = std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr || std::getenv("PMI_SIZE") != nullptr ||
+                         std::getenv("PMIX_RANK") != nullptr;
+  if (under_mpi) {
+    MPI_Init(nullptr, nullptr);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+  }
+#endif
+
+  std::error_code ec;
+  std::filesystem::create_directories(dir + "/points", ec);
+  if (ec) throw InputError(fmt::format("--out: cannot create {}: {}", dir, ec.message()));
+  if (!resume && rank == 0 && std::filesystem::exists(dir + "/results.csv")) {
+    throw InputError(fmt::format("--out: {} already holds a sweep; pass --resume to continue it or choose another directory", dir));
+  }
+
+  // Enumerate the points (the last axis varies fastest) and this rank's share.
+  std::vector<Point> points;
+  std::size_t total = 1;
+  for (const auto& a : axes) total *= a.values.size();
+  for (std::size_t i = 0; i < total; ++i) {
+    Point p;
+    p.index = i;
+    p.id = fmt::format("p{:05d}", i);
+    std::size_t rest = i;
+    std::vector<std::pair<std::string, std::string>> params(axes.size());
+    for (std::size_t a = axes.size(); a-- > 0;) {
+      params[a] = {axes[a].param, axes[a].values[rest % axes[a].values.size()]};
+      rest /= axes[a].values.size();
+    }
+    p.params = params;
+    points.push_back(p);
+  }
+  const std::string exe = self_executable();
+  std::vector<std::size_t> todo;
+  std::size_t done = 0, failed = 0;
+  for (auto& p : points) {
+    if (p.index % static_cast<std::size_t>(ranks) != static_cast<std::size_t>(rank)) continue;
+    if (resume && load_finished(dir, p)) {
+      ++done;
+      continue;
+    }
+    todo.push_back(p.index);
+  }
+  const std::size_t mine = todo.size() + done;
+  const bool show = vm.count("quiet") == 0 && is_terminal() && rank == 0;
+  struct Running {
+    std::size_t index;
+    pid_t pid;
+    std::chrono::steady_clock::time_point start;
+  };
+  std::vector<Running> running;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::size_t next = 0;
+  auto finish = [&](Running& r, int status, bool timed_out) {
+    Point& p = points[r.index];
+    p.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - r.start).count();
+    const std::string log = fmt::format("{}/points/{}.log", dir, p.id);
+    if (timed_out) {
+      p.status = "timeout";
+      p.error = fmt::format("killed after {} s (--point-timeout)", timeout);
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+      p.status = "ok";
+      p.error.clear();
+    } else {
+      p.status = "failed";
+      p.error = WIFSIGNALED(status) ? fmt::format("killed by signal {}", WTERMSIG(status)) : last_error_line(log);
+    }
+    if (p.status != "ok") ++failed;
+    write_meta(dir, p);
+    ++done;
+  };
+  while (next < todo.size() || !running.empty()) {
+    while (next < todo.size() && static_cast<int>(running.size()) < jobs) {
+      Point& p = points[todo[next++]];
+      std::filesystem::remove(fmt::format("{}/points/{}.meta.json", dir, p.id), ec);
+      std::vector<std::string> argv = {exe, "simulate", "-q", "--trace", trace, "--mode", vm["mode"].as<std::string>(),
+                                       "--energy-table", tables.front().origin.rfind("builtin:", 0) == 0
+                                                             ? tables.front().name
+                                                             : tables.front().origin,
+                                       "--report", fmt::format("{}/points/{}.json", dir, p.id)};
+      if (vm.count("config") != 0) {
+        argv.push_back("--config");
+        argv.push_back(vm["config"].as<std::string>());
+      }
+      for (const auto& [name, value] : p.params) {
+        argv.push_back("--set");
+        argv.push_back(name + "=" + value);
+      }
+      running.push_back({p.index, spawn_process(argv, fmt::format("{}/points/{}.log", dir, p.id)),
+                         std::chrono::steady_clock::now()});
+    }
+    bool reaped = false;
+    for (std::size_t i = 0; i < running.size();) {
+      int status = 0;
+      pid_t r = ::waitpid(running[i].pid, &status, WNOHANG);
+      bool timed_out = false;
+      if (r == 0 && timeout > 0 &&
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - running[i].start).count() > timeout) {
+        ::kill(running[i].pid, SIGKILL);
+        ::waitpid(running[i].pid, &status, 0);
+        r = running[i].pid;
+        timed_out = true;
+      }
+      if (r == running[i].pid) {
+        finish(running[i], status, timed_out);
+        running.erase(running.begin() + static_cast<std::ptrdiff_t>(i));
+        reaped = true;
+        continue;
+      }
+      ++i;
+    }
+    if (show) progress(done, mine, failed, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), false);
+    if (!reaped) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (show) progress(done, mine, failed, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), true);
+
+#ifdef MFSIM_HAVE_MPI
+  if (ranks > 1) {
+    // Rank 0 gathers every other rank's finished points (report and meta), so that the
+    // results are complete even without a shared file system.
+    if (rank != 0) {
+      for (const auto& p : points) {
+        if (p.index % static_cast<std::size_t>(ranks) != static_cast<std::size_t>(rank)) continue;
+        std::string rep, meta;
+        try {
+          rep = read_file(fmt::format("{}/points/{}.json", dir, p.id));
+        } catch (...) {
+        }
+        meta = read_file(fmt::format("{}/points/{}.meta.json", dir, p.id));
+        std::string msg = std::to_string(p.index) + "\n" + std::to_string(meta.size()) + "\n" + meta + rep;
+        MPI_Send(msg.data(), static_cast<int>(msg.size()), MPI_CHAR, 0, 7, MPI_COMM_WORLD);
+      }
+    } else {
+      std::size_t expected = 0;
+      for (const auto& p : points) expected += p.index % static_cast<std::size_t>(ranks) != 0 ? 1 : 0;
+      for (std::size_t m = 0; m < expected; ++m) {
+        MPI_Status st;
+        MPI_Probe(MPI_ANY_SOURCE, 7, MPI_COMM_WORLD, &st);
+        int len = 0;
+        MPI_Get_count(&st, MPI_CHAR, &len);
+        std::string msg(static_cast<std::size_t>(len), '\0');
+        MPI_Recv(msg.data(), len, MPI_CHAR, st.MPI_SOURCE, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        auto nl1 = msg.find('\n'), nl2 = msg.find('\n', nl1 + 1);
+        std::size_t idx = std::stoul(msg.substr(0, nl1)), mlen = std::stoul(msg.substr(nl1 + 1, nl2 - nl1 - 1));
+        std::string meta = msg.substr(nl2 + 1, mlen), rep = msg.substr(nl2 + 1 + mlen);
+        const Point& p = points[idx];
+        if (!rep.empty()) write_file_atomic(fmt::format("{}/points/{}.json", dir, p.id), rep);
+        write_file_atomic(fmt::format("{}/points/{}.meta.json", dir, p.id), meta);
+      }
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_Finalize();
+    if (rank != 0) return kExitOk;
+  }
+#endif
+
+  // Results, in grid order: one row per point and energy table, energy from stored counts.
+  std::string csv = "point";
+  for (const auto& a : axes) csv += "," + a.param;
+  csv += ",energy_table,cycles_total,cycles_stall,utilization,energy_pj_total,energy_pj_per_mac,wall_seconds,status,error\n";
+  ojson jpoints = ojson::array();
+  std::size_t n_failed = 0;
+  for (auto& p : points) {
+    if (p.status.empty()) {
+      try {
+        auto m = nlohmann::json::parse(read_file(fmt::format("{}/points/{}.meta.json", dir, p.id)));
+        p.status = m.at("status").get<std::string>();
+        p.wall_seconds = m.at("wall_seconds").get<double>();
+        p.error = m.value("error", std::string());
+      } catch (...) {
+        p.status = "missing";
+        p.error = "no result (the rank that ran it did not report)";
+      }
+    }
+    ojson jp;
+    jp["point"] = p.id;
+    ojson params = ojson::object();
+    for (const auto& [k, v] : p.params) params[k] = v;
+    jp["params"] = params;
+    jp["status"] = p.status;
+    if (!p.error.empty()) jp["error"] = p.error;
+    jp["wall_seconds"] = p.wall_seconds;
+    ojson report;
+    bool have = p.status == "ok";
+    if (have) {
+      try {
+        report = ojson::parse(read_file(fmt::format("{}/points/{}.json", dir, p.id)));
+      } catch (const std::exception& e) {
+        have = false;
+        p.status = "failed";
+        p.error = e.what();
+      }
+    }
+    if (p.status != "ok") ++n_failed;
+    ojson energies = ojson::object();
+    for (const auto& t : tables) {
+      std::string row = p.id;
+      for (const auto& [k, v] : p.params) row += "," + csv_field(v);
+      row += "," + t.name;
+      if (have) {
+        ojson copy = report;
+        ojson e = add_energy(copy, t);
+        energies[t.name] = ojson{{"total", e["total"]}, {"per_mac", e["per_mac"]}, {"by_component", e["by_component"]}};
+        const ojson& tot = report["total"];
+        row += fmt::format(",{},{},{:.6g},{:.6g},{:.6g}", tot["cycles"]["total"].get<std::uint64_t>(),
+                           tot["cycles"]["stall"].get<std::uint64_t>(), tot["utilization"].get<double>(),
+                           e["total"].get<double>(), e["per_mac"].get<double>());
+      } else {
+        row += ",,,,,";
+      }
+      row += fmt::format(",{:.3f},{},{}\n", p.wall_seconds, p.status, csv_field(p.error));
+      csv += row;
+    }
+    jp["energy_pj"] = energies;
+    if (have) jp["report"] = report;
+    jpoints.push_back(std::move(jp));
+  }
+  ojson res;
+  res["mfsim_version"] = MFSIM_VERSION;
+  std::string cmd = "mfsim sweep";
+  for (const auto& a : args) cmd += " " + a;
+  res["command"] = cmd;
+  res["trace"] = trace;
+  ojson jaxes = ojson::object();
+  for (const auto& a : axes) jaxes[a.param] = a.values;
+  res["axes"] = jaxes;
+  std::vector<std::string> tnames;
+  for (const auto& t : tables) tnames.push_back(t.name);
+  res["energy_tables"] = tnames;
+  res["points_total"] = points.size();
+  res["points_failed"] = n_failed;
+  res["mpi_ranks"] = ranks;
+  res["units"] = ojson{{"cycles", "clock cycles"}, {"energy", "pJ"}, {"wall_seconds", "s"}};
+  res["points"] = std::move(jpoints);
+  write_file_atomic(dir + "/results.json", res.dump(1) + "\n");
+  write_file_atomic(dir + "/results.csv", csv);
+  if (vm.count("quiet") == 0) {
+    std::printf("sweep: %zu points (%zu failed) x %zu energy tables -> %s/results.csv\n", points.size(), n_failed,
+                tables.size(), dir.c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace mfsim::cli

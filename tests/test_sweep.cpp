@@ -1,0 +1,164 @@
+// mfsim sweep end to end: grid order, results, resume, interruption, failures, timeouts, MPI.
+#include <catch2/catch.hpp>
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "tests/test_util.h"
+
+using namespace mfsim;
+using mfsim::test::run_mfsim;
+using mfsim::test::TempDir;
+using nlohmann::json;
+
+namespace {
+
+std::string example() { return test::source_dir() + "/traces/examples/mlp-tiny.json"; }
+const std::string kGrid = "--arrays mfmac,int8 --rows 4,7 --cols 5 --dataflow os,ws --set pe.acc_bits=10,32";
+
+// results.csv without the wall_seconds column and with the output directory removed from
+// error messages: what must not depend on how or where the sweep ran.
+std::string stable_csv(const std::string& dir) {
+  std::stringstream in(test::slurp(dir + "/results.csv"));
+  std::string line, out;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::string cell;
+    bool quoted = false;
+    for (char c : line) {
+      if (c == '"') quoted = !quoted;
+      if (c == ',' && !quoted) {
+        f.push_back(cell);
+        cell.clear();
+      } else {
+        cell += c;
+      }
+    }
+    f.push_back(cell);
+    REQUIRE(f.size() == 15);
+    f[12] = "";  // wall_seconds
+    auto pos = f[14].find(dir);
+    if (pos != std::string::npos) f[14].replace(pos, dir.size(), "DIR");
+    for (const auto& x : f) out += x + "|";
+    out += "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("sweep: grid order, results, failures recorded, resume without re-simulation", "[smoke]") {
+  TempDir dir;
+  const std::string out = dir.file("sw");
+  auto r = run_mfsim(fmt::format("sweep -q --trace {} {} --energy-table paper -j 2 --out {}", example(), kGrid, out));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  json j = json::parse(test::slurp(out + "/results.json"));
+  REQUIRE(j["points"].size() == 16);
+  CHECK(j["points_failed"] == 8);  // a 10-bit accumulator overflows on this trace
+  for (std::size_t i = 0; i < 16; ++i) {
+    const json& p = j["points"][i];
+    CHECK(p["point"] == fmt::format("p{:05d}", i));
+    CHECK(p["status"] == (i % 2 == 0 ? "failed" : "ok"));  // pe.acc_bits varies fastest
+    if (i % 2 == 0) CHECK(p["error"].get<std::string>().find("accumulator overflow") != std::string::npos);
+  }
+  CHECK(j["points"][5]["params"] == json({{"array.kind", "mfmac"}, {"array.rows", "7"}, {"array.cols", "5"},
+                                          {"array.dataflow", "os"}, {"pe.acc_bits", "32"}}));
+  // A point equals a direct simulation of the same configuration.
+  auto single = run_mfsim(fmt::format("simulate -q --trace {} --array mfmac --rows 7 --cols 5 --dataflow os --report {}",
+                                      example(), dir.file("one.json")));
+  REQUIRE(single.exit_code == 0);
+  json one = json::parse(test::slurp(dir.file("one.json")));
+  CHECK(j["points"][5]["report"]["total"]["cycles"] == one["total"]["cycles"]);
+  CHECK(j["points"][5]["energy_pj"]["paper"]["total"] == one["energy_pj"]["total"]);
+  const std::string first = stable_csv(out);
+
+  // A second run without --resume refuses to overwrite.
+  auto again = run_mfsim(fmt::format("sweep -q --trace {} {} --out {}", example(), kGrid, out));
+  CHECK(again.exit_code == 2);
+  CHECK(again.err == "mfsim: error: --out: " + out + " already holds a sweep; pass --resume to continue it or choose "
+                                                     "another directory\n");
+
+  // --resume with one more energy table: no finished point is simulated again.
+  auto t_before = std::filesystem::last_write_time(out + "/points/p00005.json");
+  auto res = run_mfsim(fmt::format("sweep -q --resume --trace {} {} --energy-table paper,aladdin45 -j 2 --out {}",
+                                   example(), kGrid, out));
+  REQUIRE(res.exit_code == 0);
+  CHECK(std::filesystem::last_write_time(out + "/points/p00005.json") == t_before);
+  json k = json::parse(test::slurp(out + "/results.json"));
+  CHECK(k["points"][5]["energy_pj"].contains("aladdin45"));
+  CHECK(k["points"][5]["energy_pj"]["paper"] == j["points"][5]["energy_pj"]["paper"]);
+  CHECK(k["points"][5]["wall_seconds"] == j["points"][5]["wall_seconds"]);
+
+  // Interrupted: lose some finished points (as a kill between report and meta would), resume.
+  std::filesystem::remove(out + "/points/p00003.meta.json");
+  std::filesystem::remove(out + "/points/p00007.json");
+  std::filesystem::remove(out + "/results.csv");
+  auto resumed = run_mfsim(fmt::format("sweep -q --resume --trace {} {} --energy-table paper -j 2 --out {}", example(),
+                                       kGrid, out));
+  REQUIRE(resumed.exit_code == 0);
+  CHECK(stable_csv(out) == first);
+}
+
+TEST_CASE("sweep: killed at any moment and resumed gives the same results", "[smoke]") {
+  TempDir dir;
+  const std::string full = dir.file("full"), cut = dir.file("cut");
+  REQUIRE(run_mfsim(fmt::format("sweep -q --trace {} {} -j 2 --out {}", example(), kGrid, full)).exit_code == 0);
+  // SIGKILL the whole sweep after a moment (children may be mid-write), then resume.
+  std::string cmd = fmt::format("timeout -s KILL 0.3 {} sweep -q --trace {} {} -j 2 --out {} >/dev/null 2>&1",
+                                MFSIM_BINARY, example(), kGrid, cut);
+  CHECK(std::system(cmd.c_str()) != -1);
+  auto r = run_mfsim(fmt::format("sweep -q --resume --trace {} {} -j 2 --out {}", example(), kGrid, cut));
+  REQUIRE(r.exit_code == 0);
+  std::string a = stable_csv(full), b = stable_csv(cut);
+  // Error messages name the report path, which differs between the two directories.
+  auto strip = [](std::string s, const std::string& d) {
+    for (auto p = s.find(d); p != std::string::npos; p = s.find(d)) s.replace(p, d.size(), "DIR");
+    return s;
+  };
+  CHECK(strip(a, full) == strip(b, cut));
+}
+
+TEST_CASE("sweep: timeouts, bad grids", "[smoke]") {
+  TempDir dir;
+  auto t = run_mfsim(fmt::format("sweep -q --trace {} --arrays mfmac --rows 4 --cols 4 --point-timeout 0.000001 --out {}",
+                                 example(), dir.file("t")));
+  REQUIRE(t.exit_code == 0);
+  json j = json::parse(test::slurp(dir.file("t") + "/results.json"));
+  CHECK(j["points"][0]["status"] == "timeout");
+  CHECK(j["points"][0]["error"] == "killed after 1e-06 s (--point-timeout)");
+  auto bad = run_mfsim(fmt::format("sweep -q --trace {} --rows 0,8 --out {}", example(), dir.file("b")));
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err == "mfsim: error: --rows: array.rows: expected an integer in [1, 4096], got \"0\"\n");
+  bad = run_mfsim(fmt::format("sweep -q --trace {} --set dram.bw=1,2 --out {}", example(), dir.file("b")));
+  CHECK(bad.err == "mfsim: error: --set dram.bw: unknown parameter \"dram.bw\"; see 'mfsim simulate --list-params'\n");
+  bad = run_mfsim(fmt::format("sweep -q --trace {} --set array.rows=4 --out {}", example(), dir.file("b")));
+  CHECK(bad.err == "mfsim: error: --set array.rows=4: array.rows is already swept\n");
+}
+
+TEST_CASE("sweep under mpirun -np 2 gives the single-process results", "[smoke]") {
+  if (std::system("command -v mpirun >/dev/null 2>&1") != 0) {
+    WARN("mpirun not installed: the MPI sweep is not tested");
+    return;
+  }
+  TempDir dir;
+  const std::string one = dir.file("one"), two = dir.file("two");
+  REQUIRE(run_mfsim(fmt::format("sweep -q --trace {} {} -j 2 --out {}", example(), kGrid, one)).exit_code == 0);
+  std::string cmd = fmt::format(
+      "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_mpi_warn_on_fork=0 "
+      "mpirun --oversubscribe -np 2 {} sweep -q --trace {} {} -j 1 --out {} > {} 2>&1",
+      MFSIM_BINARY, example(), kGrid, two, dir.file("mpi.log"));
+  int rc = std::system(cmd.c_str());
+  INFO(test::slurp(dir.file("mpi.log")));
+  REQUIRE(rc == 0);
+  json j = json::parse(test::slurp(two + "/results.json"));
+  CHECK(j["mpi_ranks"] == 2);
+  auto strip = [](std::string s, const std::string& d) {
+    for (auto p = s.find(d); p != std::string::npos; p = s.find(d)) s.replace(p, d.size(), "DIR");
+    return s;
+  };
+  CHECK(strip(stable_csv(one), one) == strip(stable_csv(two), two));
+}
