@@ -117,9 +117,10 @@ TEST_CASE("simulate: a wrong expected output exits 3 naming GEMM and element", "
     auto r = run_mfsim(fmt::format("simulate -q --trace {} --dataflow {} --rows 3 --cols 4 --report {}", path, df, rep));
     INFO(df);
     CHECK(r.exit_code == 3);
-    CHECK(r.err.rfind("mfsim: mismatch: " + path + ": records[1] (fc2 fwd): first mismatch at output element "
-                      "(1, 3) of 7x10: array ",
-                      0) == 0);
+    // (find, not a prefix match: under AddressSanitizer, SystemC's coroutine stacks make ASan
+    // print a warning before the message.)
+    CHECK(r.err.find("mfsim: mismatch: " + path + ": records[1] (fc2 fwd): first mismatch at output element "
+                     "(1, 3) of 7x10: array ") != std::string::npos);
     json j = json::parse(test::slurp(rep));  // the report is still written
     CHECK(j["verification"]["mismatches"] == 1);
     CHECK(j["gemms"][1]["verification"]["match"] == false);
