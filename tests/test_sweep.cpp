@@ -162,3 +162,31 @@ TEST_CASE("sweep under mpirun -np 2 gives the single-process results", "[smoke]"
   };
   CHECK(strip(stable_csv(one), one) == strip(stable_csv(two), two));
 }
+
+TEST_CASE("plot_sweep.py draws the three plots of a sweep", "[smoke]") {
+  if (std::system("/usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1") != 0) {
+    WARN("python3-matplotlib not installed: the plots are not tested");
+    return;
+  }
+  TempDir dir;
+  const std::string out = dir.file("sw");
+  REQUIRE(run_mfsim(fmt::format("sweep -q --trace {} --arrays mfmac,fp32 --rows 4,8 --cols 4,8 --dataflow os,ws -j 2 "
+                                "--out {}",
+                                example(), out))
+              .exit_code == 0);
+  std::string cmd = fmt::format("{}/scripts/plot_sweep.py {} > {} 2>&1", test::source_dir(), out, dir.file("plot.log"));
+  int rc = std::system(cmd.c_str());
+  INFO(test::slurp(dir.file("plot.log")));
+  REQUIRE(rc == 0);
+  for (const char* name : {"energy_per_mac", "cycles_utilization", "edp_heatmap"}) {
+    for (const char* ext : {"png", "svg"}) {
+      std::string f = fmt::format("{}/{}.{}", out, name, ext);
+      CHECK(test::file_exists(f));
+      CHECK(std::filesystem::file_size(f) > 1000);
+    }
+  }
+  std::string bad = fmt::format("{}/scripts/plot_sweep.py {} > {} 2>&1", test::source_dir(), dir.file("none"),
+                                dir.file("bad.log"));
+  CHECK(std::system(bad.c_str()) != 0);
+  CHECK(test::slurp(dir.file("bad.log")).rfind("plot_sweep: " + dir.file("none") + "/results.json:", 0) == 0);
+}
