@@ -150,8 +150,10 @@ std::string savings_html(const ojson& r) {
                          en[a]["per_mac"].get<double>());
       } else {
         double v = en[a]["arithmetic_per_mac"].get<double>();
+        // One colour per arithmetic, as in scripts/plot_sweep.py: FP32 grey, INT8 blue, MF-MAC red.
+        const char* color = std::string(a) == "fp32" ? "#7f7f7f" : std::string(a) == "int8" ? "#1f77b4" : "#d62728";
         s += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{:.2f}\" height=\"{}\" fill=\"{}\"/>\n", left, y, v * scale,
-                         bar_h, kColors[0]);
+                         bar_h, color);
         s += fmt::format("<text x=\"{:.1f}\" y=\"{}\">{:.4g} pJ/MAC</text>\n", left + v * scale + 6, y + bar_h / 2 + 5, v);
       }
       y += bar_h + gap;
