@@ -19,7 +19,7 @@ struct TrainOptions {
   int epochs = 5;
   int batch = 64;
   std::uint64_t seed = 1;
-  double lr = 0.05, momentum = 0.9, weight_decay = 0.0;
+  double lr = 0.02, momentum = 0.9, weight_decay = 0.0;
   std::string lr_schedule = "cosine";  // constant | cosine (half-cosine decay to 0 over all steps)
   bool wbc = true, prc = true;
   int prc_candidates = 3, wbc_iterations = 8;

@@ -23,7 +23,7 @@ int cmd_train(const Args& args) {
       ("epochs", po::value<int>()->default_value(5), "training epochs")
       ("batch", po::value<int>()->default_value(64), "mini-batch size")
       ("seed", po::value<std::uint64_t>()->default_value(1), "seed of initialisation, shuffling and rounding")
-      ("lr", po::value<double>()->default_value(0.05), "learning rate")
+      ("lr", po::value<double>()->default_value(0.02), "learning rate (peak of the cosine schedule)")
       ("lr-schedule", po::value<std::string>()->default_value("cosine"), "cosine (decay to 0 over the run) or constant")
       ("momentum", po::value<double>()->default_value(0.9), "SGD momentum")
       ("weight-decay", po::value<double>()->default_value(0.0), "L2 weight decay")
