@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <chrono>
-#include <cstring>
 
 #include "common/error.h"
 #include "sim/array_sim.h"
@@ -124,30 +123,6 @@ struct GemmOutcome {
   std::vector<std::int64_t> fold_cycles;
 };
 
-std::string first_difference_int(const GemmShape& s, const std::vector<std::int64_t>& got,
-                                 const std::vector<std::int64_t>& want) {
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    if (got[i] != want[i]) {
-      return fmt::format("first mismatch at output element ({}, {}) of {}x{}: array {}, expected {}",
-                         static_cast<std::int64_t>(i) / s.n, static_cast<std::int64_t>(i) % s.n,
-                         s.m, s.n, got[i], want[i]);
-    }
-  }
-  return {};
-}
-
-std::string first_difference_f32(const GemmShape& s, const std::vector<float>& got,
-                                 const std::vector<float>& want) {
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0) {
-      return fmt::format("first mismatch at output element ({}, {}) of {}x{}: array {}, expected {}",
-                         static_cast<std::int64_t>(i) / s.n, static_cast<std::int64_t>(i) % s.n,
-                         s.m, s.n, got[i], want[i]);
-    }
-  }
-  return {};
-}
-
 }  // namespace
 
 ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) {
@@ -247,7 +222,7 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
         g.mismatch = fmt::format("array accumulator overflow: {}", res.overflow);
       } else if (cfg.array != ArrayKind::kFp32) {
         g.against = "trace";
-        g.mismatch = first_difference_int(r.shape, res.out_int, expected[j].expected_acc);
+        g.mismatch = first_mismatch(r.shape, res.out_int, expected[j].expected_acc, "array", "expected");
       } else {
         // The FP32 array is checked against the FP32 reference GEMM on the same operands, and
         // against the recorded output where that is the same arithmetic.
@@ -255,10 +230,10 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
         std::vector<float> ref(res.out_f32.size());
         gemm_fp32_ref(r.shape, ops.a_f32.data(), ops.b_f32.data(), cfg.fp32_fma, ref.data());
         g.against = "fp32_reference";
-        g.mismatch = first_difference_f32(r.shape, res.out_f32, ref);
+        g.mismatch = first_mismatch(r.shape, res.out_f32, ref, "array", "expected");
         if (g.mismatch.empty() && r.format() == NumFormat::kFp32 && r.fp32_fma == cfg.fp32_fma) {
           g.against = "trace";
-          g.mismatch = first_difference_f32(r.shape, res.out_f32, expected[j].expected_fp32);
+          g.mismatch = first_mismatch(r.shape, res.out_f32, expected[j].expected_fp32, "array", "expected");
         } else if (g.mismatch.empty() && r.format() != NumFormat::kFp32) {
           bool exact = true;  // recorded integers equal the FP32 result if no sum needed rounding
           std::vector<float> want(expected[j].expected_acc.size());
@@ -269,7 +244,7 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
           std::uint64_t max_term = r.format() == NumFormat::kPot4 ? 4096 : 16129;
           if (exact && static_cast<std::uint64_t>(r.shape.k) * max_term < (std::uint64_t{1} << 24)) {
             g.against = "trace";
-            g.mismatch = first_difference_f32(r.shape, res.out_f32, want);
+            g.mismatch = first_mismatch(r.shape, res.out_f32, want, "array", "expected");
           }
         }
       }

@@ -104,13 +104,33 @@ std::uint64_t Trace::total_macs() const {
 }
 
 namespace {
-std::string first_difference(const GemmShape& s, std::size_t i, const std::string& got,
-                             const std::string& want) {
-  return fmt::format("first mismatch at output element ({}, {}) of {}x{}: recomputed {}, recorded {}",
-                     static_cast<std::int64_t>(i) / s.n, static_cast<std::int64_t>(i) % s.n, s.m,
-                     s.n, got, want);
+
+template <typename T, typename Equal>
+std::string first_mismatch_impl(const GemmShape& s, const std::vector<T>& got, const std::vector<T>& want,
+                                const char* got_name, const char* want_name, Equal equal) {
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (!equal(got[i], want[i])) {
+      return fmt::format("first mismatch at output element ({}, {}) of {}x{}: {} {}, {} {}",
+                         static_cast<std::int64_t>(i) / s.n, static_cast<std::int64_t>(i) % s.n, s.m, s.n,
+                         got_name, got[i], want_name, want[i]);
+    }
+  }
+  return {};
 }
+
 }  // namespace
+
+std::string first_mismatch(const GemmShape& s, const std::vector<std::int64_t>& got,
+                           const std::vector<std::int64_t>& want, const char* got_name, const char* want_name) {
+  return first_mismatch_impl(s, got, want, got_name, want_name,
+                             [](std::int64_t x, std::int64_t y) { return x == y; });
+}
+
+std::string first_mismatch(const GemmShape& s, const std::vector<float>& got, const std::vector<float>& want,
+                           const char* got_name, const char* want_name) {
+  return first_mismatch_impl(s, got, want, got_name, want_name,
+                             [](float x, float y) { return std::memcmp(&x, &y, sizeof(float)) == 0; });
+}
 
 std::string check_record_result(const TraceRecord& rec, const RecordPayload& p) {
   const GemmShape& s = rec.shape;
@@ -118,12 +138,7 @@ std::string check_record_result(const TraceRecord& rec, const RecordPayload& p) 
   if (rec.format() == NumFormat::kFp32) {
     std::vector<float> c(count);
     gemm_fp32_ref(s, p.a_fp32.data(), p.b_fp32.data(), rec.fp32_fma, c.data());
-    for (std::size_t i = 0; i < count; ++i) {
-      if (std::memcmp(&c[i], &p.expected_fp32[i], sizeof(float)) != 0) {
-        return first_difference(s, i, fmt::format("{}", c[i]), fmt::format("{}", p.expected_fp32[i]));
-      }
-    }
-    return {};
+    return first_mismatch(s, c, p.expected_fp32, "recomputed", "recorded");
   }
   std::vector<std::int64_t> c(count);
   if (rec.format() == NumFormat::kPot4) {
@@ -131,12 +146,7 @@ std::string check_record_result(const TraceRecord& rec, const RecordPayload& p) 
   } else {
     gemm_int8_ref(s, p.a_int8.data(), p.b_int8.data(), rec.accumulator, c.data());
   }
-  for (std::size_t i = 0; i < count; ++i) {
-    if (c[i] != p.expected_acc[i]) {
-      return first_difference(s, i, std::to_string(c[i]), std::to_string(p.expected_acc[i]));
-    }
-  }
-  return {};
+  return first_mismatch(s, c, p.expected_acc, "recomputed", "recorded");
 }
 
 }  // namespace mfsim

@@ -91,6 +91,13 @@ struct RecordPayload {
   std::vector<float> expected_fp32;        // fp32
 };
 
+// Compares two M x N outputs element by element (floats bit for bit). Returns "" when equal,
+// else "first mismatch at output element (r, c) of MxN: <got_name> X, <want_name> Y".
+std::string first_mismatch(const GemmShape& s, const std::vector<std::int64_t>& got,
+                           const std::vector<std::int64_t>& want, const char* got_name, const char* want_name);
+std::string first_mismatch(const GemmShape& s, const std::vector<float>& got, const std::vector<float>& want,
+                           const char* got_name, const char* want_name);
+
 // Recomputes a record's GEMM with the reference arithmetic (models/gemm_ref.h) and compares it
 // with the expected output. Returns an empty string when equal, else a message naming the
 // first differing element. Throws AccumulatorOverflow under OverflowPolicy::kError.
