@@ -21,7 +21,7 @@ done
 echo
 echo "== timing mode, ResNet-18 224x224 training step, batch 32, 32x32 MF-MAC"
 tmp=$(mktemp -d)
-./build/bench/make_network_trace 32 "$tmp/resnet18-b32.json"
+./build/mfsim trace --network resnet18 --batch 32 -o "$tmp/resnet18-b32.json" 2> /dev/null
 for df in os ws is; do
   start=$(date +%s.%N)
   ./build/mfsim simulate -q --mode timing --trace "$tmp/resnet18-b32.json" --dataflow "$df" --report "$tmp/r-$df.json"
