@@ -215,12 +215,17 @@ class LinearBase : public Layer {
   }
 
  protected:
-  // x_grid: the quantized layer input (already on its grid); cols: its im2col form (or itself).
-  void forward_gemm(StepContext& ctx, int m, std::vector<float>&& cols, const Grid& xq, float* y) {
+  // The layer input on its grid: quantized, or in fp32 mode the input itself (moved, no copy).
+  static Grid input_grid(Tensor& x, StepContext& ctx) {
+    if (ctx.arith != Arith::kFp32) return quantize(x.v.data(), x.size(), Role::kActivation, ctx, 0);
+    Grid g;
+    g.v = std::move(x.v);
+    return g;
+  }
+  // cols: the quantized input in im2col form (or the input itself), kept for the backward pass.
+  void forward_gemm(StepContext& ctx, int m, Grid&& cols, float* y) {
     m_ = m;
-    cols_.v = std::move(cols);
-    cols_.e = xq.e;
-    cols_.scale = xq.scale;
+    cols_ = std::move(cols);
     wq_ = quantize(w_.data(), w_.size(), Role::kWeight, ctx, 0);
     linear_gemm(ctx, name_, Phase::kFwd, false, false, m, n_, k_, cols_, wq_, y);
     for (int i = 0; i < m; ++i) {
@@ -260,16 +265,7 @@ class Dense : public LinearBase {
     y.n = x.n;
     y.c = n_;
     y.v.resize(static_cast<std::size_t>(x.n) * n_);
-    Grid xq;
-    if (ctx.arith == Arith::kFp32) {
-      xq.v = std::move(x.v);  // kept for the backward pass, no copy
-    } else {
-      xq = quantize(x.v.data(), x.size(), Role::kActivation, ctx, 0);
-    }
-    const int e = xq.e;
-    const float sc = xq.scale;
-    Grid g{std::move(xq.v), e, sc};
-    forward_gemm(ctx, x.n, std::move(g.v), g, y.v.data());
+    forward_gemm(ctx, x.n, input_grid(x, ctx), y.v.data());
     return y;
   }
   Tensor backward(Tensor dy, StepContext& ctx) override {
@@ -291,39 +287,22 @@ class Conv2d : public LinearBase {
   }
   Tensor forward(Tensor x, StepContext& ctx, bool) override {
     batch_ = x.n;
-    Grid xq;
-    if (ctx.arith == Arith::kFp32) {
-      xq.v = std::move(x.v);
-    } else {
-      xq = quantize(x.v.data(), x.size(), Role::kActivation, ctx, 0);
-    }
-    std::vector<float> cols = std::move(cols_.v);  // reuse last step's buffer
-    cols.assign(static_cast<std::size_t>(batch_) * p_ * q_ * k_, 0.0f);
-    for (int b = 0; b < batch_; ++b) {
-      for (int p = 0; p < p_; ++p) {
-        for (int q = 0; q < q_; ++q) {
-          float* row = &cols[((static_cast<std::size_t>(b) * p_ + p) * q_ + q) * k_];
-          for (int r = 0; r < ks_; ++r) {
-            int iy = p * stride_ + r - pad_;
-            if (iy < 0 || iy >= h_) continue;
-            for (int s = 0; s < ks_; ++s) {
-              int ix = q * stride_ + s - pad_;
-              if (ix < 0 || ix >= w_in_) continue;
-              const float* src = &xq.v[((static_cast<std::size_t>(b) * h_ + iy) * w_in_ + ix) * cin_];
-              float* dst = row + (r * ks_ + s) * cin_;
-              for (int c = 0; c < cin_; ++c) dst[c] = src[c];
-            }
-          }
-        }
-      }
-    }
+    const Grid xq = input_grid(x, ctx);
+    Grid cols;
+    cols.e = xq.e;
+    cols.scale = xq.scale;
+    cols.v = std::move(cols_.v);  // reuse last step's buffer
+    cols.v.assign(static_cast<std::size_t>(batch_) * p_ * q_ * k_, 0.0f);
+    for_each_tap([&](std::size_t col, std::size_t in) {  // im2col
+      for (int c = 0; c < cin_; ++c) cols.v[col + c] = xq.v[in + c];
+    });
     Tensor y;
     y.n = batch_;
     y.h = p_;
     y.w = q_;
     y.c = n_;
     y.v.resize(static_cast<std::size_t>(batch_) * p_ * q_ * n_);
-    forward_gemm(ctx, batch_ * p_ * q_, std::move(cols), xq, y.v.data());
+    forward_gemm(ctx, batch_ * p_ * q_, std::move(cols), y.v.data());
     return y;
   }
   Tensor backward(Tensor dy, StepContext& ctx) override {
@@ -335,28 +314,36 @@ class Conv2d : public LinearBase {
     dx.c = cin_;
     if (first) return dx;
     dx.v.assign(static_cast<std::size_t>(batch_) * h_ * w_in_ * cin_, 0.0f);
-    for (int b = 0; b < batch_; ++b) {  // col2im: scatter-add (no multiplications)
+    for_each_tap([&](std::size_t col, std::size_t in) {  // col2im: scatter-add (no multiplications)
+      for (int c = 0; c < cin_; ++c) dx.v[in + c] += dcols[col + c];
+    });
+    return dx;
+  }
+
+ private:
+  // Calls f(column offset in the im2col matrix, offset in the NHWC input) for every kernel tap
+  // of every output position that falls inside the (unpadded) input; each covers cin_ values.
+  template <class F>
+  void for_each_tap(F f) const {
+    for (int b = 0; b < batch_; ++b) {
       for (int p = 0; p < p_; ++p) {
         for (int q = 0; q < q_; ++q) {
-          const float* row = &dcols[((static_cast<std::size_t>(b) * p_ + p) * q_ + q) * k_];
+          const std::size_t row = ((static_cast<std::size_t>(b) * p_ + p) * q_ + q) * k_;
           for (int r = 0; r < ks_; ++r) {
-            int iy = p * stride_ + r - pad_;
+            const int iy = p * stride_ + r - pad_;
             if (iy < 0 || iy >= h_) continue;
             for (int s = 0; s < ks_; ++s) {
-              int ix = q * stride_ + s - pad_;
+              const int ix = q * stride_ + s - pad_;
               if (ix < 0 || ix >= w_in_) continue;
-              float* dst = &dx.v[((static_cast<std::size_t>(b) * h_ + iy) * w_in_ + ix) * cin_];
-              const float* src = row + (r * ks_ + s) * cin_;
-              for (int c = 0; c < cin_; ++c) dst[c] += src[c];
+              f(row + static_cast<std::size_t>((r * ks_ + s) * cin_),
+                ((static_cast<std::size_t>(b) * h_ + iy) * w_in_ + ix) * cin_);
             }
           }
         }
       }
     }
-    return dx;
   }
 
- private:
   int h_, w_in_, cin_, ks_, stride_, pad_, p_ = 0, q_ = 0, batch_ = 0;
 };
 
