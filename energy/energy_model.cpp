@@ -49,11 +49,11 @@ QuantOps quant_ops(const std::string& array, const std::string& phase, std::int6
 
 namespace {
 
-double num(const nlohmann::json& j, const char* key) { return j.at(key).get<double>(); }
+double num(const ojson& j, const char* key) { return j.at(key).get<double>(); }
 
 }  // namespace
 
-std::vector<EnergyItem> energy_items(const nlohmann::json& cfg, const nlohmann::json& ev,
+std::vector<EnergyItem> energy_items(const ojson& cfg, const ojson& ev,
                                      const QuantOps& q, const EnergyTable& t) {
   std::vector<EnergyItem> items;
   auto add = [&](const char* comp, const char* action, double count, const char* unit, double per) {
@@ -133,7 +133,7 @@ void accumulate_items(std::vector<EnergyItem>& into, const std::vector<EnergyIte
 }  // namespace
 
 ojson add_energy(ojson& report, const EnergyTable& table) {
-  const nlohmann::json cfg = nlohmann::json::parse(report.at("config").dump());
+  const ojson& cfg = report.at("config");
   const std::string array = cfg.at("array.kind").get<std::string>();
   const int wbc = cfg.at("quant.wbc_iterations").get<int>();
   const int prc = cfg.at("quant.prc_candidates").get<int>();
@@ -145,8 +145,7 @@ ojson add_energy(ojson& report, const EnergyTable& table) {
     QuantOps q = quant_ops(array, g.at("phase").get<std::string>(), g.at("M").get<std::int64_t>(),
                            g.at("N").get<std::int64_t>(), g.at("K").get<std::int64_t>(),
                            g.at("repeat").get<std::int64_t>(), wbc, prc);
-    const nlohmann::json ev = nlohmann::json::parse(g.at("events").dump());
-    std::vector<EnergyItem> items = energy_items(cfg, ev, q, table);
+    std::vector<EnergyItem> items = energy_items(cfg, g.at("events"), q, table);
     const double gt = total_of(items);
     g["energy_pj"] = ojson{{"total", gt}, {"by_component", by_component(items)}};
     accumulate_items(total, items);

@@ -38,7 +38,7 @@ QuantOps quant_ops(const std::string& array_kind, const std::string& phase, std:
 
 // Energy items of one set of event counts (the "events" object of a report) under `config`
 // (the report's "config" object).
-std::vector<EnergyItem> energy_items(const nlohmann::json& config, const nlohmann::json& events,
+std::vector<EnergyItem> energy_items(const nlohmann::ordered_json& config, const nlohmann::ordered_json& events,
                                      const QuantOps& quant, const EnergyTable& table);
 
 // The `energy_pj` section for a simulate report (total, per MAC, by component, by phase, by

@@ -91,12 +91,12 @@ TEST_CASE("malformed energy tables name the row and field", "[unit]") {
 }
 
 namespace {
-json config(const std::string& array) {
-  return json{{"array.kind", array}, {"pe.acc_bits", 32}, {"sram.a_kib", 256}, {"sram.b_kib", 256},
+nlohmann::ordered_json config(const std::string& array) {
+  return nlohmann::ordered_json{{"array.kind", array}, {"pe.acc_bits", 32}, {"sram.a_kib", 256}, {"sram.b_kib", 256},
               {"sram.c_kib", 128}};
 }
-json events(std::uint64_t slots, std::uint64_t zero) {
-  json e;
+nlohmann::ordered_json events(std::uint64_t slots, std::uint64_t zero) {
+  nlohmann::ordered_json e;
   for (const char* k : {"mac_slots", "products_zero", "mfmac_xor", "mfmac_exp_add", "mfmac_decode", "mfmac_acc_add",
                         "int8_mul", "int8_add", "fp32_mul", "fp32_add", "fp32_fma", "reg_operand_write_bits",
                         "reg_acc_write_bits", "sram_a_read_bits", "sram_a_write_bits", "sram_b_read_bits",
@@ -131,7 +131,7 @@ TEST_CASE("MAC arithmetic per product, term by term, under the paper table", "[m
   CHECK(component(fp, "pe_arithmetic") == Approx(1000 * 4.6));
   CHECK(component(fp, "quantization") == 0.0);
   // A 16-bit accumulator halves the accumulate cost (linear in width).
-  json c16 = config("mfmac");
+  auto c16 = config("mfmac");
   c16["pe.acc_bits"] = 16;
   CHECK(component(energy_items(c16, events(1000, 0), QuantOps{}, p), "pe_arithmetic") ==
         Approx(1000 * (0.00375 + 0.015 + 0.081 + 0.07)));
