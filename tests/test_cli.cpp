@@ -14,7 +14,6 @@ using mfsim::test::run_mfsim;
 using mfsim::test::TempDir;
 
 namespace {
-std::string example() { return test::source_dir() + "/traces/examples/mlp-tiny.json"; }
 int count_lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 }  // namespace
 
@@ -36,20 +35,20 @@ TEST_CASE("mfsim --help, --version and usage errors", "[smoke]") {
   auto sub_help = run_mfsim("inspect --help");
   CHECK(sub_help.exit_code == 0);
   CHECK(sub_help.out.find("--recompute") != std::string::npos);
-  auto bad_opt = run_mfsim("inspect --colour " + example());
+  auto bad_opt = run_mfsim("inspect --colour " + test::example_trace());
   CHECK(bad_opt.exit_code == 2);
   CHECK(bad_opt.err ==
         "mfsim: error: inspect: unrecognised option '--colour'; see 'mfsim inspect --help'\n");
   auto missing = run_mfsim("inspect");
   CHECK(missing.exit_code == 2);
   CHECK(missing.err == "mfsim: error: inspect: missing argument trace; see 'mfsim inspect --help'\n");
-  auto conflict = run_mfsim("inspect --no-verify --recompute " + example());
+  auto conflict = run_mfsim("inspect --no-verify --recompute " + test::example_trace());
   CHECK(conflict.exit_code == 2);
   CHECK(conflict.err == "mfsim: error: inspect: --recompute needs the payloads; drop --no-verify\n");
 }
 
 TEST_CASE("mfsim inspect summarises the shipped example and recomputes it", "[smoke]") {
-  auto r = run_mfsim("inspect --recompute " + example());
+  auto r = run_mfsim("inspect --recompute " + test::example_trace());
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(r.err.empty());
@@ -62,7 +61,7 @@ TEST_CASE("mfsim inspect summarises the shipped example and recomputes it", "[sm
   CHECK(r.out.find("bwd_data            1                 840  pot4 x1") != std::string::npos);
   CHECK(r.out.find("total               7               9,240") != std::string::npos);
 
-  auto j = run_mfsim("inspect --json " + example());
+  auto j = run_mfsim("inspect --json " + test::example_trace());
   REQUIRE(j.exit_code == 0);
   auto doc = nlohmann::json::parse(j.out);
   CHECK(doc["records"] == 7);
@@ -120,7 +119,7 @@ TEST_CASE("the shipped example trace regenerates byte for byte", "[golden]") {
   auto r = run_mfsim("example-trace --seed 1 -o " + path);
   REQUIRE(r.exit_code == 0);
   INFO("regenerate with: build/mfsim example-trace --seed 1 -o traces/examples/mlp-tiny.json");
-  CHECK(test::slurp(path) == test::slurp(example()));
+  CHECK(test::slurp(path) == test::slurp(test::example_trace()));
   CHECK(test::slurp(dir.file("mlp-tiny.bin")) ==
         test::slurp(test::source_dir() + "/traces/examples/mlp-tiny.bin"));
 }

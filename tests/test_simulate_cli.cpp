@@ -15,10 +15,6 @@ using mfsim::test::run_mfsim;
 using mfsim::test::TempDir;
 using nlohmann::json;
 
-namespace {
-std::string example() { return test::source_dir() + "/traces/examples/mlp-tiny.json"; }
-}  // namespace
-
 TEST_CASE("simulate: the example replays bit-exactly on every array and dataflow", "[smoke]") {
   TempDir dir;
   for (const char* array : {"mfmac", "int8", "fp32"}) {
@@ -27,12 +23,12 @@ TEST_CASE("simulate: the example replays bit-exactly on every array and dataflow
       std::string timing = dir.file(fmt::format("{}-{}-t.json", array, df));
       auto r = run_mfsim(fmt::format("simulate --trace {} --array {} --dataflow {} --rows 7 --cols 5 "
                                      "--set dram.bandwidth=3 --report {} --mode auto",
-                                     example(), array, df, value));
+                                     test::example_trace(), array, df, value));
       INFO(array << " " << df << ": " << r.err);
       REQUIRE(r.exit_code == 0);
       auto t = run_mfsim(fmt::format("simulate -q --trace {} --array {} --dataflow {} --rows 7 --cols 5 "
                                      "--set dram.bandwidth=3 --report {} --mode timing",
-                                     example(), array, df, timing));
+                                     test::example_trace(), array, df, timing));
       REQUIRE(t.exit_code == 0);
       CHECK(t.out.empty());
       json v = json::parse(test::slurp(value)), tj = json::parse(test::slurp(timing));
@@ -60,7 +56,7 @@ TEST_CASE("simulate: parameter errors name the parameter and where it came from"
   TempDir dir;
   std::string rep = dir.file("r.json");
   auto sim = [&](const std::string& extra) {
-    return run_mfsim(fmt::format("simulate --trace {} --report {} {}", example(), rep, extra));
+    return run_mfsim(fmt::format("simulate --trace {} --report {} {}", test::example_trace(), rep, extra));
   };
   auto r = sim("--set array.rows=0");
   CHECK(r.exit_code == 2);
@@ -94,10 +90,10 @@ TEST_CASE("simulate: parameter errors name the parameter and where it came from"
   std::remove(rep.c_str());
   r = sim("--mode value");  // mfmac cannot hold the int8 and fp32 records
   CHECK(r.exit_code == 2);
-  CHECK(r.err == "mfsim: error: " + example() + ": records[5] (fc1 fwd): int8 operands cannot be "
+  CHECK(r.err == "mfsim: error: " + test::example_trace() + ": records[5] (fc1 fwd): int8 operands cannot be "
                  "represented exactly on the mfmac array; use --mode timing or auto\n");
   CHECK_FALSE(test::file_exists(rep));  // no report on bad input
-  r = run_mfsim(fmt::format("simulate --trace {}", example()));
+  r = run_mfsim(fmt::format("simulate --trace {}", test::example_trace()));
   CHECK(r.err == "mfsim: error: simulate: missing option --report; see 'mfsim simulate --help'\n");
 }
 
@@ -125,7 +121,7 @@ TEST_CASE("simulate: a wrong expected output exits 3 naming GEMM and element", "
     CHECK(j["verification"]["mismatches"] == 1);
     CHECK(j["gemms"][1]["verification"]["match"] == false);
   }
-  auto ovf = run_mfsim(fmt::format("simulate -q --trace {} --set pe.acc_bits=10 --report {}", example(), rep));
+  auto ovf = run_mfsim(fmt::format("simulate -q --trace {} --set pe.acc_bits=10 --report {}", test::example_trace(), rep));
   CHECK(ovf.exit_code == 3);
   CHECK(ovf.err.find("array accumulator overflow: 10-bit accumulator overflow at output element") !=
         std::string::npos);
@@ -134,7 +130,7 @@ TEST_CASE("simulate: a wrong expected output exits 3 naming GEMM and element", "
 TEST_CASE("simulate --vcd writes a waveform of the array boundary", "[smoke]") {
   TempDir dir;
   std::string vcd = dir.file("wave.vcd");
-  auto r = run_mfsim(fmt::format("simulate -q --trace {} --rows 4 --cols 4 --vcd {} --report {}", example(), vcd,
+  auto r = run_mfsim(fmt::format("simulate -q --trace {} --rows 4 --cols 4 --vcd {} --report {}", test::example_trace(), vcd,
                                  dir.file("r.json")));
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.empty());
@@ -159,7 +155,7 @@ TEST_CASE("compare: savings report on the example, consistent with its own energ
   std::string rep = dir.file("cmp.json"), html = dir.file("cmp.html");
   auto r = run_mfsim(fmt::format("compare --trace {} --rows 8 --cols 8 --dataflow ws --energy-table "
                                  "paper,aladdin45 --report {} --html {} --runs-dir {}",
-                                 example(), rep, html, dir.file("runs")));
+                                 test::example_trace(), rep, html, dir.file("runs")));
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.find("energy table: paper") != std::string::npos);
@@ -190,7 +186,7 @@ TEST_CASE("compare: savings report on the example, consistent with its own energ
   CHECK(page.find("<svg") != std::string::npos);
   CHECK(page.find("Savings against the FP32 array") != std::string::npos);
   // Errors of a simulation come back as the compare's own error.
-  auto bad = run_mfsim(fmt::format("compare --trace {} --set array.rows=0 --report {}", example(), rep));
+  auto bad = run_mfsim(fmt::format("compare --trace {} --set array.rows=0 --report {}", test::example_trace(), rep));
   CHECK(bad.exit_code == 2);
   CHECK(bad.err == "mfsim: error: fp32 array: --set array.rows=0: array.rows: expected an integer in [1, 4096], got \"0\"\n");
 }
@@ -199,7 +195,7 @@ TEST_CASE("simulate: energy section and the Accelergy-shaped CSV agree", "[smoke
   TempDir dir;
   std::string rep = dir.file("r.json"), csv = dir.file("e.csv");
   auto r = run_mfsim(fmt::format("simulate -q --trace {} --report {} --energy-csv {} --energy-table horowitz45",
-                                 example(), rep, csv));
+                                 test::example_trace(), rep, csv));
   REQUIRE(r.exit_code == 0);
   json j = json::parse(test::slurp(rep));
   const json& e = j["energy_pj"];

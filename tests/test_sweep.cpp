@@ -16,8 +16,13 @@ using nlohmann::json;
 
 namespace {
 
-std::string example() { return test::source_dir() + "/traces/examples/mlp-tiny.json"; }
 const std::string kGrid = "--arrays mfmac,int8 --rows 4,7 --cols 5 --dataflow os,ws --set pe.acc_bits=10,32";
+
+// `s` with every occurrence of the directory `d` replaced by "DIR".
+std::string strip(std::string s, const std::string& d) {
+  for (auto p = s.find(d); p != std::string::npos; p = s.find(d)) s.replace(p, d.size(), "DIR");
+  return s;
+}
 
 // results.csv without the wall_seconds column and with the output directory removed from
 // error messages: what must not depend on how or where the sweep ran.
@@ -40,8 +45,7 @@ std::string stable_csv(const std::string& dir) {
     f.push_back(cell);
     REQUIRE(f.size() == 15);
     f[12] = "";  // wall_seconds
-    auto pos = f[14].find(dir);
-    if (pos != std::string::npos) f[14].replace(pos, dir.size(), "DIR");
+    f[14] = strip(f[14], dir);
     for (const auto& x : f) out += x + "|";
     out += "\n";
   }
@@ -53,7 +57,7 @@ std::string stable_csv(const std::string& dir) {
 TEST_CASE("sweep: grid order, results, failures recorded, resume without re-simulation", "[smoke]") {
   TempDir dir;
   const std::string out = dir.file("sw");
-  auto r = run_mfsim(fmt::format("sweep -q --trace {} {} --energy-table paper -j 2 --out {}", example(), kGrid, out));
+  auto r = run_mfsim(fmt::format("sweep -q --trace {} {} --energy-table paper -j 2 --out {}", test::example_trace(), kGrid, out));
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   json j = json::parse(test::slurp(out + "/results.json"));
@@ -69,7 +73,7 @@ TEST_CASE("sweep: grid order, results, failures recorded, resume without re-simu
                                           {"array.dataflow", "os"}, {"pe.acc_bits", "32"}}));
   // A point equals a direct simulation of the same configuration.
   auto single = run_mfsim(fmt::format("simulate -q --trace {} --array mfmac --rows 7 --cols 5 --dataflow os --report {}",
-                                      example(), dir.file("one.json")));
+                                      test::example_trace(), dir.file("one.json")));
   REQUIRE(single.exit_code == 0);
   json one = json::parse(test::slurp(dir.file("one.json")));
   CHECK(j["points"][5]["report"]["total"]["cycles"] == one["total"]["cycles"]);
@@ -77,7 +81,7 @@ TEST_CASE("sweep: grid order, results, failures recorded, resume without re-simu
   const std::string first = stable_csv(out);
 
   // A second run without --resume refuses to overwrite.
-  auto again = run_mfsim(fmt::format("sweep -q --trace {} {} --out {}", example(), kGrid, out));
+  auto again = run_mfsim(fmt::format("sweep -q --trace {} {} --out {}", test::example_trace(), kGrid, out));
   CHECK(again.exit_code == 2);
   CHECK(again.err == "mfsim: error: --out: " + out + " already holds a sweep; pass --resume to continue it or choose "
                                                      "another directory\n");
@@ -85,7 +89,7 @@ TEST_CASE("sweep: grid order, results, failures recorded, resume without re-simu
   // --resume with one more energy table: no finished point is simulated again.
   auto t_before = std::filesystem::last_write_time(out + "/points/p00005.json");
   auto res = run_mfsim(fmt::format("sweep -q --resume --trace {} {} --energy-table paper,aladdin45 -j 2 --out {}",
-                                   example(), kGrid, out));
+                                   test::example_trace(), kGrid, out));
   REQUIRE(res.exit_code == 0);
   CHECK(std::filesystem::last_write_time(out + "/points/p00005.json") == t_before);
   json k = json::parse(test::slurp(out + "/results.json"));
@@ -97,7 +101,7 @@ TEST_CASE("sweep: grid order, results, failures recorded, resume without re-simu
   std::filesystem::remove(out + "/points/p00003.meta.json");
   std::filesystem::remove(out + "/points/p00007.json");
   std::filesystem::remove(out + "/results.csv");
-  auto resumed = run_mfsim(fmt::format("sweep -q --resume --trace {} {} --energy-table paper -j 2 --out {}", example(),
+  auto resumed = run_mfsim(fmt::format("sweep -q --resume --trace {} {} --energy-table paper -j 2 --out {}", test::example_trace(),
                                        kGrid, out));
   REQUIRE(resumed.exit_code == 0);
   CHECK(stable_csv(out) == first);
@@ -106,36 +110,32 @@ TEST_CASE("sweep: grid order, results, failures recorded, resume without re-simu
 TEST_CASE("sweep: killed at any moment and resumed gives the same results", "[smoke]") {
   TempDir dir;
   const std::string full = dir.file("full"), cut = dir.file("cut");
-  REQUIRE(run_mfsim(fmt::format("sweep -q --trace {} {} -j 2 --out {}", example(), kGrid, full)).exit_code == 0);
+  REQUIRE(run_mfsim(fmt::format("sweep -q --trace {} {} -j 2 --out {}", test::example_trace(), kGrid, full)).exit_code == 0);
   // SIGKILL the whole sweep after a moment (children may be mid-write), then resume.
   std::string cmd = fmt::format("timeout -s KILL 0.3 {} sweep -q --trace {} {} -j 2 --out {} >/dev/null 2>&1",
-                                MFSIM_BINARY, example(), kGrid, cut);
+                                MFSIM_BINARY, test::example_trace(), kGrid, cut);
   CHECK(std::system(cmd.c_str()) != -1);
-  auto r = run_mfsim(fmt::format("sweep -q --resume --trace {} {} -j 2 --out {}", example(), kGrid, cut));
+  auto r = run_mfsim(fmt::format("sweep -q --resume --trace {} {} -j 2 --out {}", test::example_trace(), kGrid, cut));
   REQUIRE(r.exit_code == 0);
   std::string a = stable_csv(full), b = stable_csv(cut);
   // Error messages name the report path, which differs between the two directories.
-  auto strip = [](std::string s, const std::string& d) {
-    for (auto p = s.find(d); p != std::string::npos; p = s.find(d)) s.replace(p, d.size(), "DIR");
-    return s;
-  };
   CHECK(strip(a, full) == strip(b, cut));
 }
 
 TEST_CASE("sweep: timeouts, bad grids", "[smoke]") {
   TempDir dir;
   auto t = run_mfsim(fmt::format("sweep -q --trace {} --arrays mfmac --rows 4 --cols 4 --point-timeout 0.000001 --out {}",
-                                 example(), dir.file("t")));
+                                 test::example_trace(), dir.file("t")));
   REQUIRE(t.exit_code == 0);
   json j = json::parse(test::slurp(dir.file("t") + "/results.json"));
   CHECK(j["points"][0]["status"] == "timeout");
   CHECK(j["points"][0]["error"] == "killed after 1e-06 s (--point-timeout)");
-  auto bad = run_mfsim(fmt::format("sweep -q --trace {} --rows 0,8 --out {}", example(), dir.file("b")));
+  auto bad = run_mfsim(fmt::format("sweep -q --trace {} --rows 0,8 --out {}", test::example_trace(), dir.file("b")));
   CHECK(bad.exit_code == 2);
   CHECK(bad.err == "mfsim: error: --rows: array.rows: expected an integer in [1, 4096], got \"0\"\n");
-  bad = run_mfsim(fmt::format("sweep -q --trace {} --set dram.bw=1,2 --out {}", example(), dir.file("b")));
+  bad = run_mfsim(fmt::format("sweep -q --trace {} --set dram.bw=1,2 --out {}", test::example_trace(), dir.file("b")));
   CHECK(bad.err == "mfsim: error: --set dram.bw: unknown parameter \"dram.bw\"; see 'mfsim simulate --list-params'\n");
-  bad = run_mfsim(fmt::format("sweep -q --trace {} --set array.rows=4 --out {}", example(), dir.file("b")));
+  bad = run_mfsim(fmt::format("sweep -q --trace {} --set array.rows=4 --out {}", test::example_trace(), dir.file("b")));
   CHECK(bad.err == "mfsim: error: --set array.rows=4: array.rows is already swept\n");
 }
 
@@ -146,21 +146,17 @@ TEST_CASE("sweep under mpirun -np 2 gives the single-process results", "[smoke]"
   }
   TempDir dir;
   const std::string one = dir.file("one"), two = dir.file("two");
-  REQUIRE(run_mfsim(fmt::format("sweep -q --trace {} {} -j 2 --out {}", example(), kGrid, one)).exit_code == 0);
+  REQUIRE(run_mfsim(fmt::format("sweep -q --trace {} {} -j 2 --out {}", test::example_trace(), kGrid, one)).exit_code == 0);
   std::string cmd = fmt::format(
       // Open MPI itself leaks at MPI_Finalize: LeakSanitizer must not fail sanitizer builds on it.
       "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_mpi_warn_on_fork=0 ASAN_OPTIONS=detect_leaks=0 "
       "mpirun --oversubscribe -np 2 {} sweep -q --trace {} {} -j 1 --out {} > {} 2>&1",
-      MFSIM_BINARY, example(), kGrid, two, dir.file("mpi.log"));
+      MFSIM_BINARY, test::example_trace(), kGrid, two, dir.file("mpi.log"));
   int rc = std::system(cmd.c_str());
   INFO(test::slurp(dir.file("mpi.log")));
   REQUIRE(rc == 0);
   json j = json::parse(test::slurp(two + "/results.json"));
   CHECK(j["mpi_ranks"] == 2);
-  auto strip = [](std::string s, const std::string& d) {
-    for (auto p = s.find(d); p != std::string::npos; p = s.find(d)) s.replace(p, d.size(), "DIR");
-    return s;
-  };
   CHECK(strip(stable_csv(one), one) == strip(stable_csv(two), two));
 }
 
@@ -173,7 +169,7 @@ TEST_CASE("plot_sweep.py draws the three plots of a sweep", "[smoke]") {
   const std::string out = dir.file("sw");
   REQUIRE(run_mfsim(fmt::format("sweep -q --trace {} --arrays mfmac,fp32 --rows 4,8 --cols 4,8 --dataflow os,ws -j 2 "
                                 "--out {}",
-                                example(), out))
+                                test::example_trace(), out))
               .exit_code == 0);
   std::string cmd = fmt::format("{}/scripts/plot_sweep.py {} > {} 2>&1", test::source_dir(), out, dir.file("plot.log"));
   int rc = std::system(cmd.c_str());

@@ -53,4 +53,6 @@ RunResult run_mfsim(const std::string& args) {
 
 std::string source_dir() { return MFSIM_SOURCE_DIR; }
 
+std::string example_trace() { return source_dir() + "/traces/examples/mlp-tiny.json"; }
+
 }  // namespace mfsim::test

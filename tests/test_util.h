@@ -34,5 +34,6 @@ struct RunResult {
 RunResult run_mfsim(const std::string& args);
 
 std::string source_dir();  // the repository root (compile definition)
+std::string example_trace();  // traces/examples/mlp-tiny.json in the source tree
 
 }  // namespace mfsim::test
