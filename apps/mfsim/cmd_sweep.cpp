@@ -148,8 +148,9 @@ int cmd_sweep(const Args& args) {
     ParamSet probe;
     for (const auto& v : axes[a].values) probe.set(axes[a].param, v, origin);
   }
+  const std::vector<std::string> table_args = split(vm["energy-table"].as<std::string>(), ',');
   std::vector<EnergyTable> tables;
-  for (const auto& t : split(vm["energy-table"].as<std::string>(), ',')) tables.push_back(load_energy_table(t));
+  for (const auto& t : table_args) tables.push_back(load_energy_table(t));
   const std::string dir = vm["out"].as<std::string>();
   const std::string trace = std::filesystem::absolute(vm["trace"].as<std::string>()).string();
   if (!std::filesystem::exists(trace)) throw InputError(fmt::format("{}: cannot open file: No such file or directory", trace));
@@ -237,9 +238,7 @@ int cmd_sweep(const Args& args) {
       Point& p = points[todo[next++]];
       std::filesystem::remove(fmt::format("{}/points/{}.meta.json", dir, p.id), ec);
       std::vector<std::string> argv = {exe, "simulate", "-q", "--trace", trace, "--mode", vm["mode"].as<std::string>(),
-                                       "--energy-table", tables.front().origin.rfind("builtin:", 0) == 0
-                                                             ? tables.front().name
-                                                             : tables.front().origin,
+                                       "--energy-table", table_args.front(),
                                        "--report", fmt::format("{}/points/{}.json", dir, p.id)};
       if (vm.count("config") != 0) {
         argv.push_back("--config");
