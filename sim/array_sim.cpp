@@ -211,21 +211,7 @@ void EngineImpl<P>::end_gemm(ValueGemmResult& r) {
   const std::uint64_t accb = static_cast<std::uint64_t>(plan.acc_register_bits());
   const bool os = cfg_.dataflow == Dataflow::kOs;
   std::uint64_t acc_writes = os ? k.drain_writes : k.tally.slots;
-  const std::uint64_t active = k.tally.slots - k.tally.zero;
-  if constexpr (std::is_same_v<P, MfMacPolicy>) {
-    e.mfmac_xor = e.mfmac_exp_add = e.mfmac_decode = e.mfmac_acc_add = active;
-    if (os) acc_writes += active;
-  } else if constexpr (std::is_same_v<P, Int8Policy>) {
-    e.int8_mul = e.int8_add = k.tally.slots;
-    if (os) acc_writes += k.tally.slots;
-  } else {
-    if (cfg_.fp32_fma) {
-      e.fp32_fma = k.tally.slots;
-    } else {
-      e.fp32_mul = e.fp32_add = k.tally.slots;
-    }
-    if (os) acc_writes += k.tally.slots;
-  }
+  arithmetic_events(cfg_, k.tally.slots, k.tally.zero, e, acc_writes);
   e.reg_operand_write_bits = k.operand_writes * ob;
   e.reg_acc_write_bits = acc_writes * accb;
   // Edge feeds are SRAM reads: A feeds the west edge in OS and WS, the stationary registers in
@@ -283,7 +269,8 @@ class SystolicSystem : public sc_core::sc_module {
   SystolicSystem(sc_core::sc_module_name name, const SimConfig& cfg, const std::vector<GemmJob>& jobs,
                  const std::function<void(std::size_t, ValueGemmResult&)>& on_done,
                  const std::string& vcd_path)
-      : sc_module(name), cfg_(cfg), jobs_(jobs), on_done_(on_done), engine_(make_engine(cfg)) {
+      : sc_module(name), cfg_(cfg), jobs_(jobs), on_done_(on_done), engine_(make_engine(cfg)),
+        bandwidth_(Bandwidth::from_double(cfg.dram_bytes_per_cycle)) {
     SC_THREAD(control);
     SC_THREAD(dram);
     if (!vcd_path.empty()) open_vcd(vcd_path);
@@ -296,46 +283,54 @@ class SystolicSystem : public sc_core::sc_module {
   std::exception_ptr error;  // an exception escaping the controller, rethrown after sc_start
 
  private:
+  // DRAM requests are identified by their issue number; the channel serves them in issue order
+  // and records each completion cycle. Nothing points into a container: the controller keeps
+  // ids, the channel keeps values.
   struct Request {
+    std::uint64_t id = 0;
     std::uint64_t bytes = 0;
-    bool store = false;
-    bool popped = false;
-    std::uint64_t completion = 0;
   };
+  static constexpr std::uint64_t kNoRequest = ~std::uint64_t{0};
 
   std::uint64_t now() const {
     return static_cast<std::uint64_t>(sc_core::sc_time_stamp() / period_);
   }
 
-  Request* issue(std::uint64_t bytes, bool store) {
-    if (bytes == 0) return nullptr;
-    requests_.push_back(Request{bytes, store, false, 0});
-    Request* r = &requests_.back();
-    queue_.push_back(r);
+  // Issues a transfer; returns its id (kNoRequest for 0 bytes, which completes at once). Bytes
+  // are counted here, by the controller, for the GEMM that issues them.
+  std::uint64_t issue(std::uint64_t bytes, bool store) {
+    if (bytes == 0) return kNoRequest;
+    (store ? dram_write_bytes_ : dram_read_bytes_) += bytes;
+    const std::uint64_t id = next_id_++;
+    queue_.push_back(Request{id, bytes});
     request_event_.notify();
-    return r;
+    return id;
   }
 
-  void wait_done(Request* r) {
-    if (r == nullptr) return;
-    while (!r->popped) wait(popped_event_);
-    std::uint64_t t = now();
-    if (r->completion > t) wait(static_cast<double>(r->completion - t) * period_);
+  // Waits until request `id` has completed.
+  void wait_done(std::uint64_t id) {
+    if (id == kNoRequest) return;
+    while (served_ <= id) wait(served_event_);
+    const std::uint64_t done = completion_[id % completion_.size()];
+    const std::uint64_t t = now();
+    if (done > t) wait(static_cast<double>(done - t) * period_);
   }
 
+  // The channel: takes requests in order; a request's completion cycle is known when the
+  // channel starts it. At most kCompletionRing requests are outstanding (the controller waits
+  // for each fold's loads before issuing further ones), so a ring of completions suffices.
   void dram() {
     for (;;) {
       while (queue_.empty()) wait(request_event_);
-      Request* r = queue_.front();
+      const Request r = queue_.front();
       queue_.pop_front();
-      std::uint64_t cycles = transfer_cycles(r->bytes, cfg_.dram_bytes_per_cycle);
-      r->completion = now() + cycles;
-      r->popped = true;
-      popped_event_.notify();
+      const std::uint64_t cycles = transfer_cycles(r.bytes, bandwidth_);
+      completion_[r.id % completion_.size()] = now() + cycles;
+      served_ = r.id + 1;
+      served_event_.notify();
       dram_busy_ = true;
       wait(static_cast<double>(cycles) * period_);
       dram_busy_ = false;
-      (r->store ? dram_write_bytes_ : dram_read_bytes_) += r->bytes;
     }
   }
 
@@ -358,12 +353,15 @@ class SystolicSystem : public sc_core::sc_module {
     ValueGemmResult res;
     engine_->begin_gemm(job.shape, job.load());
     FoldPlan plan(cfg_, job.shape);
-    requests_.clear();
     dram_read_bytes_ = dram_write_bytes_ = 0;
     const std::uint64_t gemm_start = now();
     Fold cur = plan.fold(0);
-    Request* load = issue(cur.load_bytes(), false);
-    Request* last = load;
+    std::uint64_t load = issue(cur.load_bytes(), false);
+    std::uint64_t last = load;
+    auto note = [&last](std::uint64_t id) {
+      if (id != kNoRequest) last = id;
+      return id;
+    };
     std::uint64_t prev_end = gemm_start;
     gemm_index_ = static_cast<int>(g);
     try {
@@ -375,11 +373,9 @@ class SystolicSystem : public sc_core::sc_module {
         res.timing.stall += start - prev_end;
         const bool has_next = i + 1 < plan.count();
         Fold next = has_next ? plan.fold(i + 1) : Fold{};
-        Request* next_load = nullptr;
-        if (has_next && next.load_c_bytes == 0) {
-          next_load = issue(next.load_bytes(), false);
-          if (next_load != nullptr) last = next_load;
-        }
+        // The next fold's operands are prefetched now; its spilled partial sums come back
+        // after this fold's store (docs/cycle-semantics.md).
+        std::uint64_t next_operands = has_next ? note(issue(next.load_operand_bytes(), false)) : kNoRequest;
         engine_->begin_fold(cur);
         fold_index_ = static_cast<int>(i);
         bool done = false;
@@ -393,12 +389,10 @@ class SystolicSystem : public sc_core::sc_module {
         if (res.fold_cycles.size() < 4096) res.fold_cycles.push_back(static_cast<std::int64_t>(end - start));
         res.timing.compute += end - start;
         engine_->end_fold(cur);
-        if (Request* st = issue(cur.store_c_bytes, true)) last = st;
-        if (has_next && next.load_c_bytes != 0) {
-          next_load = issue(next.load_bytes(), false);
-          if (next_load != nullptr) last = next_load;
-        }
-        load = next_load;
+        note(issue(cur.store_c_bytes, true));
+        std::uint64_t next_psums = has_next ? note(issue(next.load_c_bytes, false)) : kNoRequest;
+        // In-order service: the later of the two requests completes last.
+        load = next_psums != kNoRequest ? next_psums : next_operands;
         prev_end = end;
         cur = next;
       }
@@ -450,9 +444,11 @@ class SystolicSystem : public sc_core::sc_module {
   std::function<void(std::size_t, ValueGemmResult&)> on_done_;
   std::unique_ptr<Engine> engine_;
   sc_core::sc_time period_{1, sc_core::SC_NS};
-  std::deque<Request> requests_;
-  std::deque<Request*> queue_;
-  sc_core::sc_event request_event_, popped_event_;
+  Bandwidth bandwidth_;
+  std::deque<Request> queue_;
+  std::array<std::uint64_t, 8> completion_{};
+  std::uint64_t next_id_ = 0, served_ = 0;
+  sc_core::sc_event request_event_, served_event_;
   std::uint64_t dram_read_bytes_ = 0, dram_write_bytes_ = 0;
   sc_core::sc_trace_file* vcd_ = nullptr;
   std::unique_ptr<sc_core::sc_clock> clock_;

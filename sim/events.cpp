@@ -1,6 +1,30 @@
 #include "sim/events.h"
 
+#include <fmt/format.h>
+
+#include "common/error.h"
+
 namespace mfsim {
+
+namespace {
+[[noreturn]] void overflow(const char* what) {
+  throw InputError(fmt::format("{}: exceeds 2^64 - 1; the trace or the parameters are too large to "
+                               "count in 64 bits",
+                               what));
+}
+}  // namespace
+
+std::uint64_t checked_add(std::uint64_t a, std::uint64_t b, const char* what) {
+  std::uint64_t r = 0;
+  if (__builtin_add_overflow(a, b, &r)) overflow(what);
+  return r;
+}
+
+std::uint64_t checked_mul(std::uint64_t a, std::uint64_t b, const char* what) {
+  std::uint64_t r = 0;
+  if (__builtin_mul_overflow(a, b, &r)) overflow(what);
+  return r;
+}
 
 const std::vector<CounterInfo>& counter_registry() {
   static const std::vector<CounterInfo> r = {
@@ -40,13 +64,13 @@ const std::vector<CounterInfo>& counter_registry() {
 }
 
 EventCounts& EventCounts::operator+=(const EventCounts& o) {
-  for (const auto& c : counter_registry()) this->*c.member += o.*c.member;
+  for (const auto& c : counter_registry()) this->*c.member = checked_add(this->*c.member, o.*c.member, c.name);
   return *this;
 }
 
 EventCounts EventCounts::scaled(std::uint64_t factor) const {
   EventCounts e = *this;
-  for (const auto& c : counter_registry()) e.*c.member *= factor;
+  for (const auto& c : counter_registry()) e.*c.member = checked_mul(e.*c.member, factor, c.name);
   return e;
 }
 

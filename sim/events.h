@@ -26,10 +26,15 @@ struct EventCounts {
   std::uint64_t sram_c_read_bits = 0, sram_c_write_bits = 0;
   std::uint64_t dram_read_bytes = 0, dram_write_bytes = 0;
 
-  EventCounts& operator+=(const EventCounts& o);
-  EventCounts scaled(std::uint64_t factor) const;  // every counter times factor
+  EventCounts& operator+=(const EventCounts& o);   // checked: throws InputError on overflow
+  EventCounts scaled(std::uint64_t factor) const;  // every counter times factor (checked)
   bool operator==(const EventCounts& o) const;
 };
+
+// Counter arithmetic that never wraps: a result past 2^64 - 1 throws InputError naming `what`
+// (the parameters or the trace are too large to count in 64 bits).
+std::uint64_t checked_add(std::uint64_t a, std::uint64_t b, const char* what);
+std::uint64_t checked_mul(std::uint64_t a, std::uint64_t b, const char* what);
 
 struct CounterInfo {
   const char* name;

@@ -46,6 +46,8 @@ const std::vector<ParamSpec>& param_specs() {
        "integer accumulator overflow: stop with an error, or saturate and count"},
       {"pe.fp32_fma", ParamType::kBool, "false", "", 0, 0, nullptr,
        "FP32 PEs fuse multiply and add (one rounding) instead of multiply then add"},
+      {"pe.zero_gating", ParamType::kBool, "true", "", 0, 0, nullptr,
+       "products with a zero operand skip the arithmetic and the accumulator write (every array)"},
       {"sram.a_kib", ParamType::kInt, "256", "KiB", 1, 1 << 22, nullptr,
        "operand A buffer (activations / errors), double-buffered: half holds a fold's tile"},
       {"sram.b_kib", ParamType::kInt, "256", "KiB", 1, 1 << 22, nullptr,
@@ -209,6 +211,7 @@ SimConfig ParamSet::build() const {
   c.accumulator.bits = std::stoi(values_.at("pe.acc_bits"));
   parse_overflow_policy(values_.at("pe.acc_overflow"), &c.accumulator.overflow);
   c.fp32_fma = values_.at("pe.fp32_fma") == "true";
+  c.zero_gating = values_.at("pe.zero_gating") == "true";
   c.sram_a_bytes = std::stoull(values_.at("sram.a_kib")) * 1024;
   c.sram_b_bytes = std::stoull(values_.at("sram.b_kib")) * 1024;
   c.sram_c_bytes = std::stoull(values_.at("sram.c_kib")) * 1024;

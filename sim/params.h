@@ -45,6 +45,7 @@ struct SimConfig {
   int mac_latency = 1;                 // cycles
   AccumulatorSpec accumulator;         // MF-MAC and INT8 PEs
   bool fp32_fma = false;
+  bool zero_gating = true;             // products with a zero operand do no arithmetic (all arrays)
   std::uint64_t sram_a_bytes = 0, sram_b_bytes = 0, sram_c_bytes = 0;
   double dram_bytes_per_cycle = 32.0;
   double clock_mhz = 1000.0;

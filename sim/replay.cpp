@@ -2,7 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
+#include <map>
+#include <tuple>
+#include <utility>
 
 #include "common/error.h"
 #include "sim/array_sim.h"
@@ -123,6 +129,70 @@ struct GemmOutcome {
   std::vector<std::int64_t> fold_cycles;
 };
 
+// Progress on a terminal for runs longer than a couple of seconds: one line on stderr,
+// rewritten at most once a second, cleared at the end. Silent when stderr is not a terminal
+// (logs, CI, sweeps), so reports and captured output are unaffected.
+class Progress {
+ public:
+  explicit Progress(std::size_t total) : total_(total), tty_(isatty(2) != 0), start_(Clock::now()), last_(start_) {}
+  ~Progress() {
+    if (shown_) std::fprintf(stderr, "\r%*s\r", 72, "");
+  }
+  void update(std::size_t done, const char* what) {
+    if (!tty_) return;
+    const auto now = Clock::now();
+    if (now - start_ < std::chrono::seconds(2) || now - last_ < std::chrono::seconds(1)) return;
+    last_ = now;
+    shown_ = true;
+    const double s = std::chrono::duration<double>(now - start_).count();
+    std::fprintf(stderr, "\rsimulate: %zu/%zu GEMMs (%s), %.0f s", done, total_, what, s);
+    std::fflush(stderr);
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  std::size_t total_;
+  bool tty_, shown_ = false;
+  Clock::time_point start_, last_;
+};
+
+// Closed-form timing and events of one record (all `repeat` copies). Shape-only records of the
+// same shape share one evaluation (`cache`).
+using TimingCache = std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t>, std::pair<GemmTiming, EventCounts>>;
+
+void time_record(const SimConfig& cfg, const TraceReader& reader, std::size_t i, GemmOutcome& out,
+                 TimingCache& cache) {
+  const TraceRecord& r = reader.trace().records[i];
+  const bool measure = r.has_payload && array_represents(cfg.array, r.format());
+  const auto key = std::make_tuple(r.shape.m, r.shape.n, r.shape.k);
+  auto hit = measure ? cache.end() : cache.find(key);
+  if (hit != cache.end()) {
+    out.timing = hit->second.first;
+    out.events = hit->second.second;
+  } else {
+    FoldPlan plan(cfg, r.shape);
+    out.timing = analytic_timing(plan);
+    std::uint64_t zeros = 0;
+    if (measure) {
+      RecordPayload p = reader.read_payload(i);
+      zeros = count_zero_products(r.shape, to_array_operands(cfg.array, r, p));
+      out.zero_measured = true;
+    }
+    out.events = analytic_events(plan, out.timing, zeros);
+    if (!measure) cache.emplace(key, std::make_pair(out.timing, out.events));
+  }
+  // `repeat` identical GEMMs run back to back, each from empty buffers: the same folds,
+  // cycles and counts each time (timing does not depend on data), so one is evaluated.
+  if (r.repeat != 1) {
+    const auto n = static_cast<std::uint64_t>(r.repeat);
+    out.timing.folds = checked_mul(out.timing.folds, n, "folds");
+    out.timing.compute = checked_mul(out.timing.compute, n, "cycles.compute");
+    out.timing.stall = checked_mul(out.timing.stall, n, "cycles.stall");
+    out.timing.total = checked_mul(out.timing.total, n, "cycles.total");
+    out.events = out.events.scaled(n);
+  }
+}
+
 }  // namespace
 
 ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) {
@@ -164,28 +234,18 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     }
   }
 
+  TimingCache cache;
+  Progress progress(trace.records.size());
+  std::size_t finished = 0;
   // Timing-mode records: closed form (zero products measured when operands are present).
   for (std::size_t i = 0; i < trace.records.size(); ++i) {
     if (out[i].mode != "timing") continue;
     const TraceRecord& r = trace.records[i];
-    FoldPlan plan(cfg, r.shape);
-    out[i].timing = analytic_timing(plan);
-    std::uint64_t zeros = 0;
-    if (r.has_payload && array_represents(cfg.array, r.format())) {
-      RecordPayload p = reader.read_payload(i);
-      zeros = count_zero_products(r.shape, to_array_operands(cfg.array, r, p));
-      out[i].zero_measured = true;
-    }
-    out[i].events = analytic_events(plan, out[i].timing, zeros);
-    // `repeat` identical GEMMs run back to back, each from empty buffers: the same folds,
-    // cycles and counts each time (timing does not depend on data), so one is evaluated.
-    if (r.repeat != 1) {
-      const auto n = static_cast<std::uint64_t>(r.repeat);
-      out[i].timing.folds *= n;
-      out[i].timing.compute *= n;
-      out[i].timing.stall *= n;
-      out[i].timing.total *= n;
-      out[i].events = out[i].events.scaled(n);
+    try {
+      time_record(cfg, reader, i, out[i], cache);
+      progress.update(++finished, "closed form");
+    } catch (const InputError& e) {
+      throw InputError(fmt::format("{}: {}: {}", reader.path(), record_name(i, r), e.what()));
     }
   }
 
@@ -211,6 +271,7 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
       std::size_t i = value_records[j];
       const TraceRecord& r = trace.records[i];
       GemmOutcome& g = out[i];
+      progress.update(++finished, "value mode");
       g.timing = res.timing;
       g.events = res.events;
       g.zero_measured = true;
@@ -282,6 +343,16 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     std::uint64_t scalesim = 0, macs = 0, gemms = 0;
     EventCounts e;
   };
+  auto add_to_totals = [](Totals& t, const GemmOutcome& g, std::uint64_t scalesim, std::uint64_t macs) {
+    t.t.folds = checked_add(t.t.folds, g.timing.folds, "folds");
+    t.t.total = checked_add(t.t.total, g.timing.total, "cycles.total");
+    t.t.compute = checked_add(t.t.compute, g.timing.compute, "cycles.compute");
+    t.t.stall = checked_add(t.t.stall, g.timing.stall, "cycles.stall");
+    t.scalesim = checked_add(t.scalesim, scalesim, "cycles.scalesim_compatible");
+    t.macs = checked_add(t.macs, macs, "macs");
+    t.gemms += 1;
+    t.e += g.events;
+  };
   Totals total;
   std::array<Totals, kNumPhases> phases{};
   ojson gemms = ojson::array();
@@ -289,8 +360,8 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
   for (std::size_t i = 0; i < trace.records.size(); ++i) {
     const TraceRecord& r = trace.records[i];
     const GemmOutcome& g = out[i];
-    std::uint64_t scalesim =
-        scalesim_cycles(cfg.dataflow, cfg.rows, cfg.cols, r.shape) * static_cast<std::uint64_t>(r.repeat);
+    std::uint64_t scalesim = checked_mul(scalesim_cycles(cfg.dataflow, cfg.rows, cfg.cols, r.shape),
+                                         static_cast<std::uint64_t>(r.repeat), "cycles.scalesim_compatible");
     ojson j;
     j["index"] = i;
     j["layer"] = r.layer;
@@ -320,15 +391,10 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     if (!g.note.empty()) j["note"] = g.note;
     gemms.push_back(std::move(j));
 
-    for (Totals* t : {&total, &phases[static_cast<int>(r.phase)]}) {
-      t->t.folds += g.timing.folds;
-      t->t.total += g.timing.total;
-      t->t.compute += g.timing.compute;
-      t->t.stall += g.timing.stall;
-      t->scalesim += scalesim;
-      t->macs += r.macs();
-      t->gemms += 1;
-      t->e += g.events;
+    try {
+      for (Totals* t : {&total, &phases[static_cast<int>(r.phase)]}) add_to_totals(*t, g, scalesim, r.macs());
+    } catch (const InputError& e) {
+      throw InputError(fmt::format("{}: totals: {}", reader.path(), e.what()));
     }
     if (g.checked) {
       ++checked;

@@ -4,6 +4,9 @@
 
 #include <random>
 
+#include "common/error.h"
+#include "tests/test_util.h"
+
 #include "models/gemm_ref.h"
 #include "sim/array_sim.h"
 #include "sim/fold_model.h"
@@ -67,11 +70,12 @@ void reference(const SimConfig& cfg, const RandomGemm& g, std::vector<std::int64
   }
 }
 
-std::vector<ValueGemmResult> run(const SimConfig& cfg, const std::vector<RandomGemm>& gemms) {
+std::vector<ValueGemmResult> run(const SimConfig& cfg, const std::vector<RandomGemm>& gemms,
+                                 const std::string& vcd = "") {
   std::vector<GemmJob> jobs;
   for (const auto& g : gemms) jobs.push_back(GemmJob{g.shape, [&g]() { return g.ops; }});
   std::vector<ValueGemmResult> results(gemms.size());
-  simulate_value(cfg, jobs, [&](std::size_t i, ValueGemmResult& r) { results[i] = std::move(r); });
+  simulate_value(cfg, jobs, [&](std::size_t i, ValueGemmResult& r) { results[i] = std::move(r); }, vcd);
   return results;
 }
 
@@ -249,4 +253,148 @@ TEST_CASE("accumulator overflow in the array: error or saturation", "[model]") {
   CHECK(sat[0].overflow.empty());
   CHECK(sat[0].saturations == 4);  // one clamp per output element
   CHECK(sat[0].out_int == std::vector<std::int64_t>(4, 32767));
+}
+
+TEST_CASE("spilled partial sums: only they wait for the store, the operands are prefetched", "[model]") {
+  // WS on a 1x2 INT8 array, GEMM M=65, N=2, K=2, 1 byte/cycle, C buffer 1 KiB: two K folds of
+  // r=1, c=2, T=65 (67 cycles each); the partial sums (65 x 2 x 4 B = 520 B) exceed half the C
+  // buffer and spill. Fold 0 loads its operands (2 + 65 B): [0, 67); runs [67, 134). Fold 1's
+  // operands (67 B) are prefetched at 67: done 134. Fold 0's store (520 B) at 134: done 654;
+  // fold 1's partial sums (520 B) come back: done 1174. Fold 1 runs [1174, 1241); its store
+  // is done at 1761.
+  SimConfig cfg = config(ArrayKind::kInt8, Dataflow::kWs, 1, 2);
+  cfg.dram_bytes_per_cycle = 1.0;
+  cfg.sram_c_bytes = 1024;
+  const GemmShape s{65, 2, 2};
+  GemmTiming t = analytic_timing(FoldPlan(cfg, s));
+  CHECK(t.total == 1761);
+  CHECK(t.compute == 134);
+  CHECK(analytic_timing_per_fold(FoldPlan(cfg, s)).total == 1761);
+  std::mt19937 rng(5);
+  auto res = run(cfg, {random_gemm(rng, cfg.array, s, 0)});
+  CHECK(res[0].timing.total == 1761);
+  CHECK(res[0].timing.stall == 1761 - 134);
+  CHECK(res[0].events.dram_read_bytes == 67 + 67 + 520);
+  CHECK(res[0].events.dram_write_bytes == 520 + 520);
+}
+
+TEST_CASE("the per-distinct-fold timeline equals the fold-by-fold timeline", "[model]") {
+  const unsigned seed = 20261129;
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> dim(1, 400), arr(1, 12), lat(1, 4), kib(0, 6), pick(0, 2);
+  std::uniform_real_distribution<double> bw(0.05, 40.0);
+  const ArrayKind arrays[] = {ArrayKind::kMfMac, ArrayKind::kInt8, ArrayKind::kFp32};
+  const Dataflow flows[] = {Dataflow::kOs, Dataflow::kWs, Dataflow::kIs};
+  for (int i = 0; i < 1500; ++i) {
+    SimConfig cfg = config(arrays[pick(rng)], flows[pick(rng)], arr(rng), arr(rng), lat(rng));
+    cfg.dram_bytes_per_cycle = i % 3 == 0 ? 0.3 : bw(rng);
+    cfg.sram_a_bytes = 64u << kib(rng);
+    cfg.sram_b_bytes = 64u << kib(rng);
+    cfg.sram_c_bytes = 64u << kib(rng);
+    const GemmShape s{dim(rng), dim(rng), dim(rng)};
+    INFO("case " << i << " " << to_string(cfg.array) << " " << name(cfg.dataflow) << " " << cfg.rows << "x" << cfg.cols
+                 << " L=" << cfg.mac_latency << " bw=" << cfg.dram_bytes_per_cycle << " GEMM " << s.m << "x" << s.n
+                 << "x" << s.k);
+    FoldPlan plan(cfg, s);
+    GemmTiming fast = analytic_timing(plan), slow = analytic_timing_per_fold(plan);
+    REQUIRE(fast.total == slow.total);
+    REQUIRE(fast.compute == slow.compute);
+    REQUIRE(fast.stall == slow.stall);
+    REQUIRE(fast.folds == slow.folds);
+    // Events per distinct fold equal the sum over every fold.
+    EventCounts e = analytic_events(plan, fast, 0), sum;
+    for (std::int64_t f = 0; f < plan.count(); ++f) {
+      Fold x = plan.fold(f);
+      sum.dram_read_bytes += x.load_bytes();
+      sum.dram_write_bytes += x.store_c_bytes;
+      sum.mac_slots += static_cast<std::uint64_t>(x.r) * x.c * x.t;
+    }
+    REQUIRE(e.dram_read_bytes == sum.dram_read_bytes);
+    REQUIRE(e.dram_write_bytes == sum.dram_write_bytes);
+    REQUIRE(e.mac_slots == sum.mac_slots);
+  }
+}
+
+TEST_CASE("transfers are exact for decimal bandwidths and huge sizes", "[unit]") {
+  CHECK(transfer_cycles(3, Bandwidth::from_double(0.3)) == 10);
+  CHECK(transfer_cycles(1, Bandwidth::from_double(0.1)) == 10);
+  CHECK(transfer_cycles(4, Bandwidth::from_double(0.3)) == 14);
+  CHECK(transfer_cycles(0, Bandwidth::from_double(0.001)) == 0);
+  CHECK(transfer_cycles(1, Bandwidth::from_double(1e6)) == 1);
+  // Past 1e12 cycles a double-based ceil loses the last cycle; the rational form does not.
+  const std::uint64_t big = 3'000'000'000'000'001ull;
+  CHECK(transfer_cycles(big, Bandwidth::from_double(3.0)) == 1'000'000'000'000'001ull);
+  CHECK(transfer_cycles(big, Bandwidth::from_double(0.001)) == big * 1000);
+  CHECK_THROWS_AS(transfer_cycles(~std::uint64_t{0}, Bandwidth::from_double(0.001)), InputError);
+  Bandwidth b = Bandwidth::from_double(32.0);
+  CHECK(b.num == 32);
+  CHECK(b.den == 1);
+}
+
+TEST_CASE("counters never wrap: a count past 2^64 is an error", "[unit]") {
+  EventCounts a, b;
+  a.pe_cycles_idle = ~std::uint64_t{0} - 1;
+  b.pe_cycles_idle = 2;
+  CHECK_THROWS_WITH(a += b, Catch::Contains("pe_cycles_idle: exceeds 2^64 - 1"));
+  CHECK_THROWS_AS(a.scaled(2), InputError);
+  // 4096 x 4096 FP32 array, 1 byte per 1000 cycles: PE-cycles = 2^24 x cycles passes 2^64.
+  SimConfig cfg = config(ArrayKind::kFp32, Dataflow::kOs, 4096, 4096);
+  cfg.dram_bytes_per_cycle = 0.001;
+  FoldPlan plan(cfg, GemmShape{8028160, 64, 147});
+  GemmTiming t = analytic_timing(plan);
+  CHECK_THROWS_WITH(analytic_events(plan, t, 0), Catch::Contains("pe_cycles_idle: exceeds 2^64 - 1"));
+}
+
+TEST_CASE("zero gating is one rule for every array", "[model]") {
+  std::mt19937 rng(11);
+  for (ArrayKind a : {ArrayKind::kMfMac, ArrayKind::kInt8, ArrayKind::kFp32}) {
+    for (bool gating : {true, false}) {
+      SimConfig cfg = config(a, Dataflow::kOs, 3, 4);
+      cfg.zero_gating = gating;
+      RandomGemm g = random_gemm(rng, a, GemmShape{7, 6, 9}, 40);
+      auto res = run(cfg, {g});
+      const EventCounts& e = res[0].events;
+      INFO(to_string(a) << " gating " << gating);
+      REQUIRE(e.products_zero > 0);
+      const std::uint64_t executed = gating ? e.mac_slots - e.products_zero : e.mac_slots;
+      switch (a) {
+        case ArrayKind::kMfMac: CHECK(e.mfmac_acc_add == executed); CHECK(e.mfmac_xor == executed); break;
+        case ArrayKind::kInt8: CHECK(e.int8_mul == executed); CHECK(e.int8_add == executed); break;
+        case ArrayKind::kFp32: CHECK(e.fp32_mul == executed); CHECK(e.fp32_add == executed); break;
+      }
+      FoldPlan plan(cfg, g.shape);
+      EventCounts closed = analytic_events(plan, analytic_timing(plan), e.products_zero);
+      CHECK(closed == e);
+    }
+  }
+}
+
+TEST_CASE("a VCD waveform changes no figure, on every array and dataflow", "[model]") {
+  test::TempDir dir;
+  std::mt19937 rng(17);
+  for (ArrayKind a : {ArrayKind::kMfMac, ArrayKind::kInt8, ArrayKind::kFp32}) {
+    for (Dataflow d : {Dataflow::kOs, Dataflow::kWs, Dataflow::kIs}) {
+      SimConfig cfg = config(a, d, 4, 3);
+      cfg.dram_bytes_per_cycle = 1.5;  // stalls, stores and prefetches overlap the folds
+      cfg.sram_c_bytes = 128;          // and partial sums spill
+      std::vector<RandomGemm> gemms;
+      for (int i = 0; i < 3; ++i) gemms.push_back(random_gemm(rng, a, GemmShape{9, 7, 10}, 20));
+      auto plain = run(cfg, gemms);
+      auto waved = run(cfg, gemms, dir.file(std::string(to_string(a)) + name(d) + ".vcd"));
+      for (std::size_t i = 0; i < gemms.size(); ++i) {
+        INFO(to_string(a) << " " << name(d) << " GEMM " << i);
+        CHECK(plain[i].timing.total == waved[i].timing.total);
+        CHECK(plain[i].timing.stall == waved[i].timing.stall);
+        for (const auto& c : counter_registry()) {
+          INFO("counter " << c.name);
+          CHECK(plain[i].events.*c.member == waved[i].events.*c.member);
+        }
+        CHECK(plain[i].out_int == waved[i].out_int);
+        CHECK(plain[i].out_f32 == waved[i].out_f32);
+        FoldPlan plan(cfg, gemms[i].shape);
+        CHECK(waved[i].timing.total == analytic_timing(plan).total);
+      }
+    }
+  }
 }

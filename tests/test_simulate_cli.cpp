@@ -260,3 +260,26 @@ TEST_CASE("trace: network traces and their errors", "[smoke]") {
   auto train = run_mfsim("trace --scalesim-topology " + topo + " --training --batch 4 -o " + out);
   CHECK(json::parse(test::slurp(out))["records"].size() == 2);  // fwd + bwd_weight (first layer)
 }
+
+TEST_CASE("simulate: counters never wrap, and timing mode costs per distinct fold", "[smoke]") {
+  TempDir dir;
+  std::string trace = dir.file("r50.json"), rep = dir.file("r.json");
+  REQUIRE(run_mfsim("trace --network resnet50 --batch 32 -o " + trace).exit_code == 0);
+  // 4096 x 4096 PEs for ~1e15 cycles: the PE-cycle counters pass 2^64.
+  auto big = run_mfsim("simulate -q --trace " + trace + " --mode timing --array fp32 --rows 4096 --cols 4096 "
+                       "--set dram.bandwidth=0.001 --report " + rep);
+  CHECK(big.exit_code == 2);
+  CHECK(big.err == "mfsim: error: " + trace + ": totals: pe_cycles_idle: exceeds 2^64 - 1; the trace or the "
+                   "parameters are too large to count in 64 bits\n");
+  CHECK_FALSE(test::file_exists(rep));
+  // A 1x1 array runs ResNet-50's 1.0e9 folds in closed form, per distinct fold.
+  auto one = run_mfsim("simulate -q --trace " + trace + " --mode timing --array mfmac --rows 1 --cols 1 --report " + rep);
+  REQUIRE(one.exit_code == 0);
+  json j = json::parse(test::slurp(rep));
+  std::uint64_t folds = 0;  // OS on 1x1: one fold per output element
+  for (const auto& g : j["gemms"]) folds += g["M"].get<std::uint64_t>() * g["N"].get<std::uint64_t>() * g["repeat"].get<std::uint64_t>();
+  CHECK(j["total"]["folds"].get<std::uint64_t>() == folds);
+  CHECK(folds > 1'000'000'000ull);
+  CHECK(j["total"]["cycles"]["total"].get<std::uint64_t>() >= j["total"]["macs"].get<std::uint64_t>());
+  CHECK(j["performance"]["wall_seconds"].get<double>() < 5.0);
+}
