@@ -66,7 +66,6 @@ std::vector<EnergyItem> energy_items(const ojson& cfg, const ojson& ev,
     add("pe_arithmetic", "exponent_add", num(ev, "mfmac_exp_add"), "ops", t.int4_add);
     add("pe_arithmetic", "onehot_decode", num(ev, "mfmac_decode"), "ops", t.onehot_decode);
     add("pe_arithmetic", "accumulate", num(ev, "mfmac_acc_add"), "ops", t.int_add(acc_bits));
-    add("pe_arithmetic", "zero_gated", num(ev, "products_zero"), "products", 0.0);
   } else if (array == "int8") {
     add("pe_arithmetic", "multiply", num(ev, "int8_mul"), "ops", t.int8_mul);
     add("pe_arithmetic", "accumulate", num(ev, "int8_add"), "ops", t.int_add(acc_bits));
@@ -75,6 +74,9 @@ std::vector<EnergyItem> energy_items(const ojson& cfg, const ojson& ev,
     add("pe_arithmetic", "add", num(ev, "fp32_add"), "ops", t.fp32_add);
     add("pe_arithmetic", "fma", num(ev, "fp32_fma"), "ops", t.fp32_fma);
   }
+  // Products with a zero operand skip the arithmetic when pe.zero_gating is on (every array).
+  const bool gating = cfg.value("pe.zero_gating", true);
+  add("pe_arithmetic", "zero_gated", gating ? num(ev, "products_zero") : 0.0, "products", 0.0);
   add("pe_registers", "operand_write", num(ev, "reg_operand_write_bits"), "bits", t.register_bit);
   add("pe_registers", "accumulator_write", num(ev, "reg_acc_write_bits"), "bits", t.register_bit);
   const struct {
@@ -170,6 +172,19 @@ ojson add_energy(ojson& report, const EnergyTable& table) {
   e["by_component"] = by_component(total);
   const double arith = e["by_component"]["pe_arithmetic"].get<double>();
   e["arithmetic_per_mac"] = macs > 0 ? arith / macs : 0.0;
+  // The MAC arithmetic both ways, from the same counts: every executed product costs the
+  // sum of its arithmetic actions; with gating, products with a zero operand cost nothing.
+  double per_product = 0;
+  for (const auto& it : total) {
+    if (it.component == "pe_arithmetic" && it.count > 0) per_product += it.pj_per_action;
+  }
+  const ojson& ev = report.at("total").at("events");
+  const double slots = num(ev, "mac_slots"), zero = num(ev, "products_zero");
+  e["zero_gating"] = ojson{{"enabled", cfg.value("pe.zero_gating", true)},
+                           {"zero_product_fraction", slots > 0 ? zero / slots : 0.0},
+                           {"arithmetic_pj_per_product", per_product},
+                           {"arithmetic_gated", per_product * (slots - zero)},
+                           {"arithmetic_ungated", per_product * slots}};
   ojson ph = ojson::object();
   for (const char* p : {"fwd", "bwd_data", "bwd_weight"}) {
     auto f = phases.find(p);

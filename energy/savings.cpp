@@ -71,10 +71,19 @@ ojson build_savings_report(const std::vector<std::pair<std::string, ojson>>& rep
       const double arith = e["by_component"]["pe_arithmetic"].get<double>();
       const double quant = e["by_component"]["quantization"].get<double>();
       energy[it.key()] = ojson{{"total", e["total"]}, {"per_mac", e["per_mac"]},
-                               {"arithmetic_per_mac", e["arithmetic_per_mac"]}, {"by_component", e["by_component"]},
+                               {"arithmetic_per_mac", e["arithmetic_per_mac"]}, {"zero_gating", e["zero_gating"]},
+                               {"by_component", e["by_component"]},
                                {"by_phase", e["by_phase"]}};
       if (it.key() == "fp32") continue;
+      const ojson& zg = e["zero_gating"];
+      const ojson& fzg = fp["zero_gating"];
       savings[it.key()] = ojson{{"arithmetic", saving(arith, fp_arith)},
+                                {"arithmetic_zero_gating_on", saving(zg["arithmetic_gated"].get<double>(),
+                                                                     fzg["arithmetic_gated"].get<double>())},
+                                {"arithmetic_zero_gating_off", saving(zg["arithmetic_ungated"].get<double>(),
+                                                                      fzg["arithmetic_ungated"].get<double>())},
+                                {"arithmetic_gated_vs_ungated_fp32", saving(zg["arithmetic_gated"].get<double>(),
+                                                                            fzg["arithmetic_ungated"].get<double>())},
                                 {"arithmetic_and_quantization", saving(arith + quant, fp_arith)},
                                 {"total", saving(e["total"].get<double>(), fp_total)}};
     }
@@ -111,6 +120,17 @@ std::string savings_text(const ojson& r) {
                          arr["cycles"]["total"].get<std::uint64_t>(), 100 * arr["utilization"].get<double>(),
                          e["arithmetic_per_mac"].get<double>(), e["per_mac"].get<double>(),
                          e["total"].get<double>() * 1e-6, sa, st);
+    }
+    if (t["energy_pj"].contains("fp32") && t["savings_vs_fp32"].contains("mfmac")) {
+      const ojson& zg = t["energy_pj"]["fp32"]["zero_gating"];
+      const ojson& sv = t["savings_vs_fp32"]["mfmac"];
+      out += fmt::format(
+          "zero gating: {} (pe.zero_gating, the same on every array); {:.1f}% of products have a zero "
+          "operand.\nMF-MAC arithmetic saving: {:.2f}% with gating on every array, {:.2f}% with gating on "
+          "none, {:.2f}% if only MF-MAC gated (not a fair comparison)\n",
+          zg["enabled"].get<bool>() ? "on" : "off", 100 * zg["zero_product_fraction"].get<double>(),
+          100 * sv["arithmetic_zero_gating_on"].get<double>(), 100 * sv["arithmetic_zero_gating_off"].get<double>(),
+          100 * sv["arithmetic_gated_vs_ungated_fp32"].get<double>());
     }
   }
   return out;

@@ -283,3 +283,61 @@ TEST_CASE("simulate: counters never wrap, and timing mode costs per distinct fol
   CHECK(j["total"]["cycles"]["total"].get<std::uint64_t>() >= j["total"]["macs"].get<std::uint64_t>());
   CHECK(j["performance"]["wall_seconds"].get<double>() < 5.0);
 }
+
+TEST_CASE("simulate: --vcd changes no counter and no energy, on every array and dataflow", "[smoke]") {
+  TempDir dir;
+  for (const char* array : {"mfmac", "int8", "fp32"}) {
+    for (const char* df : {"os", "ws", "is"}) {
+      INFO(array << " " << df);
+      const std::string base = fmt::format("simulate -q --trace {} --array {} --rows 4 --cols 4 --dataflow {} "
+                                           "--set dram.bandwidth=3 --energy-table paper --report ",
+                                           test::example_trace(), array, df);
+      auto a = run_mfsim(base + dir.file("plain.json"));
+      auto b = run_mfsim(base + dir.file("vcd.json") + " --vcd " + dir.file("w.vcd"));
+      REQUIRE(a.exit_code == 0);
+      REQUIRE(b.exit_code == 0);
+      json ja = json::parse(test::slurp(dir.file("plain.json"))), jb = json::parse(test::slurp(dir.file("vcd.json")));
+      CHECK(ja["total"] == jb["total"]);
+      CHECK(ja["energy_pj"] == jb["energy_pj"]);
+      for (std::size_t i = 0; i < ja["gemms"].size(); ++i) {
+        CHECK(ja["gemms"][i]["cycles"] == jb["gemms"][i]["cycles"]);
+        CHECK(ja["gemms"][i]["events"] == jb["gemms"][i]["events"]);
+      }
+    }
+  }
+}
+
+TEST_CASE("compare: zero gating is the same on every array, and the saving is reported both ways", "[smoke]") {
+  TempDir dir;
+  for (const char* gating : {"true", "false"}) {
+    INFO("pe.zero_gating=" << gating);
+    std::string rep = dir.file(std::string("cmp-") + gating + ".json");
+    auto r = run_mfsim(fmt::format("compare --trace {} --rows 4 --cols 4 --dataflow os --energy-table paper "
+                                   "--set pe.zero_gating={} --report {} --runs-dir {}",
+                                   test::example_trace(), gating, rep, dir.file(gating)));
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out.find(fmt::format("zero gating: {} (pe.zero_gating, the same on every array)",
+                                 std::string(gating) == "true" ? "on" : "off")) != std::string::npos);
+    json j = json::parse(test::slurp(rep));
+    const json& e = j["energy_pj"];
+    const double zero_fraction = e["fp32"]["zero_gating"]["zero_product_fraction"].get<double>();
+    CHECK(zero_fraction > 0.1);
+    for (const char* a : {"int8", "mfmac"}) {
+      CHECK(e[a]["zero_gating"]["zero_product_fraction"].get<double>() == zero_fraction);
+    }
+    // Per product under the paper table: FP32 3.7 + 0.9 pJ, MF-MAC 0.00375 + 0.015 + 0.081 + 0.14.
+    CHECK(e["fp32"]["zero_gating"]["arithmetic_pj_per_product"].get<double>() == Approx(4.6));
+    CHECK(e["mfmac"]["zero_gating"]["arithmetic_pj_per_product"].get<double>() == Approx(0.23975));
+    const json& s = j["savings_vs_fp32"]["mfmac"];
+    CHECK(s["arithmetic"].get<double>() == Approx(1 - 0.23975 / 4.6));
+    CHECK(s["arithmetic_zero_gating_on"].get<double>() == Approx(1 - 0.23975 / 4.6));
+    CHECK(s["arithmetic_zero_gating_off"].get<double>() == Approx(1 - 0.23975 / 4.6));
+    CHECK(s["arithmetic_gated_vs_ungated_fp32"].get<double>() ==
+          Approx(1 - 0.23975 * (1 - zero_fraction) / 4.6));
+    // The FP32 array's own counts follow the switch.
+    const json fp = json::parse(test::slurp(dir.file(std::string(gating) + "/simulate-fp32.json")))["total"]["events"];
+    const auto slots = fp["mac_slots"].get<std::uint64_t>(), zero = fp["products_zero"].get<std::uint64_t>();
+    CHECK(fp["fp32_mul"].get<std::uint64_t>() == (std::string(gating) == "true" ? slots - zero : slots));
+  }
+}
