@@ -9,20 +9,10 @@ namespace mfsim {
 
 using ojson = nlohmann::ordered_json;
 
-QuantOps quant_ops(const std::string& array, const std::string& phase, std::int64_t m, std::int64_t n,
-                   std::int64_t k, std::int64_t repeat, int wbc_iterations, int prc_candidates) {
+QuantOps quant_ops(const std::string& array, double act, double wgt, double err, int wbc_iterations,
+                   int prc_candidates) {
   QuantOps q;
   if (array == "fp32") return q;
-  const double r = static_cast<double>(repeat);
-  // Tensors quantized for this GEMM: fwd A (M x K) and W (K x N); bwd_data the output error G
-  // (its a operand, M x K); bwd_weight reuses the quantized A and G.
-  double act = 0, wgt = 0, err = 0;
-  if (phase == "fwd") {
-    act = static_cast<double>(m) * static_cast<double>(k) * r;
-    wgt = static_cast<double>(k) * static_cast<double>(n) * r;
-  } else if (phase == "bwd_data") {
-    err = static_cast<double>(m) * static_cast<double>(k) * r;
-  }
   const double all = act + wgt + err;
   if (array == "mfmac") {
     // ALS scale: one comparison per element (max |x|). Rounding: the mantissa against the
@@ -144,9 +134,8 @@ ojson add_energy(ojson& report, const EnergyTable& table) {
   std::vector<std::pair<std::string, double>> layers;  // in first-seen order
   double macs = 0;
   for (auto& g : report.at("gemms")) {
-    QuantOps q = quant_ops(array, g.at("phase").get<std::string>(), g.at("M").get<std::int64_t>(),
-                           g.at("N").get<std::int64_t>(), g.at("K").get<std::int64_t>(),
-                           g.at("repeat").get<std::int64_t>(), wbc, prc);
+    const ojson& qe = g.at("quantized_elements");
+    QuantOps q = quant_ops(array, num(qe, "activations"), num(qe, "weights"), num(qe, "errors"), wbc, prc);
     std::vector<EnergyItem> items = energy_items(cfg, g.at("events"), q, table);
     const double gt = total_of(items);
     g["energy_pj"] = ojson{{"total", gt}, {"by_component", by_component(items)}};

@@ -33,8 +33,10 @@ struct QuantOps {
   double fp32_mul = 0;   // INT8 scaling x * 127 / max
   double rng16 = 0;      // 16-bit random numbers for stochastic rounding
 };
-QuantOps quant_ops(const std::string& array_kind, const std::string& phase, std::int64_t m, std::int64_t n,
-                   std::int64_t k, std::int64_t repeat, int wbc_iterations, int prc_candidates);
+// `activations`, `weights`, `errors`: elements the step quantizes for this record (the report's
+// per-GEMM `quantized_elements`, traces/trace.h quantized_elements()).
+QuantOps quant_ops(const std::string& array_kind, double activations, double weights, double errors,
+                   int wbc_iterations, int prc_candidates);
 
 // Energy items of one set of event counts (the "events" object of a report) under `config`
 // (the report's "config" object).

@@ -127,8 +127,9 @@ inline float exponent_add_f(float acc, int shift) {
 
 // C = op(A) . op(B) in the step's arithmetic, dequantized to float. Records the GEMM when the
 // step is traced.
-void linear_gemm(StepContext& ctx, const std::string& layer, Phase phase, bool ta, bool tb, int m, int n, int k,
-                 const Grid& a, const Grid& b, float* out) {
+// `conv`: the layer's geometry when it is a convolution (recorded with the GEMM), else null.
+void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry* conv, Phase phase, bool ta, bool tb,
+                 int m, int n, int k, const Grid& a, const Grid& b, float* out) {
   const std::size_t mn = static_cast<std::size_t>(m) * n;
   std::vector<double> acc;
   if (ctx.arith == Arith::kFp32) {
@@ -170,6 +171,10 @@ void linear_gemm(StepContext& ctx, const std::string& layer, Phase phase, bool t
   r.layer = layer;
   r.phase = phase;
   r.shape = GemmShape{m, n, k};
+  if (conv != nullptr) {
+    r.layer_type = LayerType::kConv;
+    r.conv = *conv;
+  }
   if (ctx.arith == Arith::kFp32) {
     r.a.format = r.b.format = NumFormat::kFp32;
     std::vector<float> ref(mn);
@@ -227,7 +232,7 @@ class LinearBase : public Layer {
     m_ = m;
     cols_ = std::move(cols);
     wq_ = quantize(w_.data(), w_.size(), Role::kWeight, ctx, 0);
-    linear_gemm(ctx, name_, Phase::kFwd, false, false, m, n_, k_, cols_, wq_, y);
+    linear_gemm(ctx, name_, geometry(), Phase::kFwd, false, false, m, n_, k_, cols_, wq_, y);
     for (int i = 0; i < m; ++i) {
       for (int j = 0; j < n_; ++j) y[static_cast<std::size_t>(i) * n_ + j] += b_[j];
     }
@@ -238,15 +243,18 @@ class LinearBase : public Layer {
     std::vector<float> dcols;
     if (need_dx) {
       dcols.resize(static_cast<std::size_t>(m_) * k_);
-      linear_gemm(ctx, name_, Phase::kBwdData, false, true, m_, k_, n_, g, wq_, dcols.data());
+      linear_gemm(ctx, name_, geometry(), Phase::kBwdData, false, true, m_, k_, n_, g, wq_, dcols.data());
     }
-    linear_gemm(ctx, name_, Phase::kBwdWeight, true, false, k_, n_, m_, cols_, g, dw_.data());
+    linear_gemm(ctx, name_, geometry(), Phase::kBwdWeight, true, false, k_, n_, m_, cols_, g, dw_.data());
     std::fill(db_.begin(), db_.end(), 0.0f);
     for (int i = 0; i < m_; ++i) {
       for (int j = 0; j < n_; ++j) db_[j] += dy[static_cast<std::size_t>(i) * n_ + j];
     }
     return dcols;
   }
+
+  // A convolution's geometry for its trace records (null for a fully connected layer).
+  virtual const ConvGeometry* geometry() const { return nullptr; }
 
   std::string name_;
   int index_, k_, n_, m_ = 0;
@@ -287,6 +295,7 @@ class Conv2d : public LinearBase {
   }
   Tensor forward(Tensor x, StepContext& ctx, bool) override {
     batch_ = x.n;
+    geometry_ = ConvGeometry{batch_, h_, w_in_, cin_, ks_, ks_, stride_, pad_};
     const Grid xq = input_grid(x, ctx);
     Grid cols;
     cols.e = xq.e;
@@ -344,7 +353,10 @@ class Conv2d : public LinearBase {
     }
   }
 
+  const ConvGeometry* geometry() const override { return &geometry_; }
+
   int h_, w_in_, cin_, ks_, stride_, pad_, p_ = 0, q_ = 0, batch_ = 0;
+  ConvGeometry geometry_;
 };
 
 class Relu : public Layer {

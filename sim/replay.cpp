@@ -357,6 +357,7 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
   std::array<Totals, kNumPhases> phases{};
   ojson gemms = ojson::array();
   std::uint64_t checked = 0, against_trace = 0;
+  const std::vector<QuantizedElements> quantized = quantized_elements(trace);
   for (std::size_t i = 0; i < trace.records.size(); ++i) {
     const TraceRecord& r = trace.records[i];
     const GemmOutcome& g = out[i];
@@ -370,7 +371,11 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     j["N"] = r.shape.n;
     j["K"] = r.shape.k;
     j["repeat"] = r.repeat;
+    j["layer_type"] = to_string(r.layer_type);
     j["format"] = to_string(r.format());
+    j["quantized_elements"] = ojson{{"activations", quantized[i].activations},
+                                    {"weights", quantized[i].weights},
+                                    {"errors", quantized[i].errors}};
     j["mode"] = g.mode;
     j["folds"] = g.timing.folds;
     j["cycles"] = ojson{{"total", g.timing.total}, {"compute", g.timing.compute},

@@ -138,19 +138,22 @@ TEST_CASE("MAC arithmetic per product, term by term, under the paper table", "[m
 }
 
 TEST_CASE("quantization overhead: operations per quantized tensor element", "[model]") {
-  // fwd of a 4x3x5 GEMM (M=4, N=3, K=5): A has 20 elements, W 15; WBC 8, PRC 3.
-  QuantOps q = quant_ops("mfmac", "fwd", 4, 3, 5, 1, 8, 3);
+  // A layer's fwd record quantizing 20 activations and 15 weights; WBC 8, PRC 3.
+  QuantOps q = quant_ops("mfmac", 20, 15, 0, 8, 3);
   CHECK(q.compare32 == 35 * 2 + 15 * 8 + 35 * 3);
   CHECK(q.exp_sub8 == 35 + 35 * 3);
   CHECK(q.fp32_add == 15 * 9 + 35 * 3 * 2);
   CHECK(q.rng16 == 0);
-  // bwd_data quantizes the error G (its a operand, M x K = 4 x 5) with stochastic rounding.
-  QuantOps g = quant_ops("mfmac", "bwd_data", 4, 3, 5, 2, 8, 3);
+  // 40 error elements: stochastic rounding, no WBC (weights only).
+  QuantOps g = quant_ops("mfmac", 0, 0, 40, 8, 3);
   CHECK(g.rng16 == 40);
   CHECK(g.compare32 == 40 * 2 + 40 + 40 * 3);
-  // bwd_weight reuses quantized tensors; FP32 quantizes nothing.
-  CHECK(quant_ops("mfmac", "bwd_weight", 4, 3, 5, 1, 8, 3).compare32 == 0);
-  CHECK(quant_ops("fp32", "fwd", 4, 3, 5, 1, 8, 3).fp32_add == 0);
-  QuantOps i8 = quant_ops("int8", "fwd", 4, 3, 5, 1, 8, 3);
+  CHECK(g.fp32_add == 40 * 3 * 2);
+  // A matmul's operands are both activations: no WBC work at all.
+  QuantOps mm = quant_ops("mfmac", 35, 0, 0, 8, 3);
+  CHECK(mm.compare32 == 35 * 2 + 35 * 3);
+  CHECK(quant_ops("mfmac", 0, 0, 0, 8, 3).compare32 == 0);
+  CHECK(quant_ops("fp32", 20, 15, 40, 8, 3).fp32_add == 0);
+  QuantOps i8 = quant_ops("int8", 20, 15, 0, 8, 3);
   CHECK(i8.fp32_mul == 35);  // the INT8 scaling multiplies
 }

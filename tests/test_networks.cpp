@@ -4,6 +4,8 @@
 #include "common/error.h"
 #include "tests/test_util.h"
 #include "traces/networks.h"
+#include "traces/trace_reader.h"
+#include "traces/trace_writer.h"
 
 using namespace mfsim;
 using mfsim::test::TempDir;
@@ -54,7 +56,7 @@ TEST_CASE("Transformer-base: linear-layer weights times tokens plus attention", 
 }
 
 TEST_CASE("training records: backward GEMM shapes and the first layer", "[unit]") {
-  std::vector<LayerGemm> layers = {conv_gemm("c1", 2, 3, 8, 3, 1, 1, 10, 10), LayerGemm{"fc", 2, 5, 800, 1, true}};
+  std::vector<LayerGemm> layers = {conv_gemm("c1", 2, 3, 8, 3, 1, 1, 10, 10), LayerGemm{"fc", 2, 5, 800, 1, true, LayerType::kFc, {}}};
   layers[0].input_grad = false;
   auto recs = training_records(layers, {}, NumFormat::kPot4);
   REQUIRE(recs.size() == 5);  // 2 fwd, fc bwd_data, fc bwd_weight, c1 bwd_weight
@@ -136,5 +138,101 @@ TEST_CASE("SCALE-Sim topology import: bad rows name file and line", "[unit]") {
     FAIL("no error");
   } catch (const InputError& e) {
     CHECK(std::string(e.what()) == dir.file("absent.csv") + ": cannot open file");
+  }
+}
+
+TEST_CASE("quantized elements: feature maps, first-layer errors, no weights in attention matmuls", "[model]") {
+  NetworkOptions o;
+  o.batch = 2;
+  Trace t;
+  t.records = training_records(network_layers("resnet18", o), PhaseSelection{}, NumFormat::kPot4);
+  std::vector<QuantizedElements> q = quantized_elements(t);
+  bool saw_conv1_fwd = false, saw_conv1_bwd_weight = false, saw_layer1_bwd_data = false;
+  std::uint64_t errors = 0, error_layers = 0;
+  for (std::size_t i = 0; i < t.records.size(); ++i) {
+    const TraceRecord& r = t.records[i];
+    errors += q[i].errors;
+    error_layers += q[i].errors > 0 ? 1 : 0;
+    if (r.layer == "conv1" && r.phase == Phase::kFwd) {
+      saw_conv1_fwd = true;
+      CHECK(r.layer_type == LayerType::kConv);
+      CHECK(q[i].activations == 2u * 224 * 224 * 3);  // the input tensor, not im2col (M*K)
+      CHECK(q[i].activations < static_cast<std::uint64_t>(r.shape.m * r.shape.k));
+      CHECK(q[i].weights == 147u * 64);
+    }
+    if (r.layer == "conv1" && r.phase == Phase::kBwdWeight) {  // no bwd_data: G charged here
+      saw_conv1_bwd_weight = true;
+      CHECK(q[i].errors == static_cast<std::uint64_t>(r.shape.k * r.shape.n));
+      CHECK(q[i].errors == 2u * 112 * 112 * 64);
+    }
+    if (r.layer == "layer1.0.conv1" && r.phase == Phase::kBwdData) {
+      saw_layer1_bwd_data = true;
+      CHECK(q[i].errors == 0);  // charged once, to the layer's bwd_weight record
+    }
+  }
+  CHECK(saw_conv1_fwd);
+  CHECK(saw_conv1_bwd_weight);
+  CHECK(saw_layer1_bwd_data);
+  CHECK(error_layers == 21);  // every layer's G once: 20 convolutions and fc
+
+  // Without bwd_weight records, G is charged to bwd_data (and a first layer has none).
+  Trace d;
+  d.records = training_records(network_layers("resnet18", o), PhaseSelection{true, true, false}, NumFormat::kPot4);
+  std::uint64_t d_errors = 0;
+  for (const auto& x : quantized_elements(d)) d_errors += x.errors;
+  CHECK(d_errors < errors);
+
+  // Attention's score and context GEMMs quantize two activations and no weights.
+  NetworkOptions tf;
+  tf.batch = 1;
+  tf.seq = 16;
+  Trace a;
+  a.records = training_records(network_layers("transformer-base", tf), PhaseSelection{}, NumFormat::kPot4);
+  std::vector<QuantizedElements> qa = quantized_elements(a);
+  bool saw_scores = false;
+  for (std::size_t i = 0; i < a.records.size(); ++i) {
+    const TraceRecord& r = a.records[i];
+    if (r.layer == "encoder0.self_attn.scores" && r.phase == Phase::kFwd) {
+      saw_scores = true;
+      CHECK(r.layer_type == LayerType::kMatmul);
+      CHECK(qa[i].weights == 0);
+      CHECK(qa[i].activations == static_cast<std::uint64_t>((r.shape.m * r.shape.k + r.shape.k * r.shape.n) * r.repeat));
+    }
+    if (r.layer == "encoder0.self_attn.q_proj" && r.phase == Phase::kFwd) CHECK(qa[i].weights == 512u * 512);
+  }
+  CHECK(saw_scores);
+}
+
+TEST_CASE("conv geometry: written, read back, checked against the GEMM", "[unit]") {
+  TempDir dir;
+  NetworkOptions o;
+  o.batch = 2;
+  o.image_h = o.image_w = 32;
+  std::string path = dir.file("r.json");
+  {
+    TraceWriter w(path, "test", "");
+    for (const auto& r : training_records(network_layers("resnet18", o), PhaseSelection{}, NumFormat::kPot4)) w.add_shape(r);
+    w.commit();
+  }
+  TraceReader reader(path);
+  const TraceRecord& r0 = reader.trace().records[0];
+  CHECK(r0.layer_type == LayerType::kConv);
+  CHECK(r0.conv.in_h == 32);
+  CHECK(r0.conv.kernel_h == 7);
+  CHECK(r0.conv.stride == 2);
+  CHECK(r0.conv.pad == 3);
+  // A geometry that does not give the record's GEMM is an error naming the record.
+  std::string text = test::slurp(path);
+  auto at = text.find("\"in_h\":32");
+  REQUIRE(at != std::string::npos);
+  text.replace(at, 9, "\"in_h\":30");
+  test::spit(path, text);
+  try {
+    TraceReader bad(path);
+    FAIL("expected an error");
+  } catch (const InputError& e) {
+    CHECK(std::string(e.what()) == path + ": records[0].conv: the geometry gives a forward GEMM with M = batch*P*Q "
+                                          "= 480 and K = kernel_h*kernel_w*in_c = 147, but the fwd record implies "
+                                          "M = 512, K = 147");
   }
 }

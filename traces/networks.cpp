@@ -29,6 +29,8 @@ LayerGemm conv_gemm(std::string name, int batch, int cin, int cout, int k, int s
   g.n = cout / groups;
   g.k = static_cast<std::int64_t>(k) * k * (cin / groups);
   g.repeat = groups;
+  g.type = LayerType::kConv;
+  g.conv = ConvGeometry{batch, h, w, cin / groups, k, k, stride, pad};
   return g;
 }
 
@@ -132,8 +134,8 @@ std::vector<LayerGemm> transformer_base(const NetworkOptions& o) {
     L.push_back(fc_gemm(p + ".q_proj", tokens, d, d));
     L.push_back(fc_gemm(p + ".k_proj", tokens, d, d));  // on the encoder output for cross-attention
     L.push_back(fc_gemm(p + ".v_proj", tokens, d, d));
-    LayerGemm s{p + ".scores", o.seq, o.seq, dh, bh, true};   // Q K^T per sentence and head
-    LayerGemm c{p + ".context", o.seq, dh, o.seq, bh, true};  // softmax(S) V
+    LayerGemm s{p + ".scores", o.seq, o.seq, dh, bh, true, LayerType::kMatmul, {}};   // Q K^T per sentence, head
+    LayerGemm c{p + ".context", o.seq, dh, o.seq, bh, true, LayerType::kMatmul, {}};  // softmax(S) V
     (void)cross;
     L.push_back(s);
     L.push_back(c);
@@ -178,6 +180,8 @@ std::vector<TraceRecord> training_records(const std::vector<LayerGemm>& layers,
     r.phase = p;
     r.shape = GemmShape{m, n, k};
     r.repeat = l.repeat;
+    r.layer_type = l.type;
+    r.conv = l.conv;
     r.a.format = r.b.format = format;
     if (format == NumFormat::kInt8) r.a.scale = r.b.scale = 1.0f;
     return r;
@@ -262,13 +266,20 @@ std::vector<LayerGemm> read_scalesim_topology(const std::string& path, bool gemm
       }
       std::int64_t oh = (ih - fh + sh + sh - 1) / sh, ow = (iw - fw + sw + sw - 1) / sw;  // ceil
       g.m = oh * ow * batch;
-      if (g.name.find("DP") != std::string::npos) {  // depthwise: one filter per channel
+      const bool depthwise = g.name.find("DP") != std::string::npos;
+      if (depthwise) {  // depthwise: one filter per channel
         g.n = nf;
         g.k = fh * fw;
         g.repeat = ch;
       } else {
         g.n = nf;
         g.k = fh * fw * ch;
+      }
+      // The geometry (SCALE-Sim's IFMAP is already padded). It has one stride and one kernel
+      // per axis pair: a layer with a different stride across the width stays a plain GEMM.
+      if (sw == sh) {
+        g.type = LayerType::kConv;
+        g.conv = ConvGeometry{batch, ih, iw, depthwise ? 1 : ch, fh, fw, sh, 0};
       }
     }
     layers.push_back(g);

@@ -22,6 +22,8 @@ struct LayerGemm {
   std::int64_t m = 0, n = 0, k = 0;  // forward GEMM
   std::int64_t repeat = 1;
   bool input_grad = true;            // false for the first layer of a CNN (the image)
+  LayerType type = LayerType::kFc;   // conv: `conv` holds the geometry (per group)
+  ConvGeometry conv;
 };
 
 struct NetworkOptions {

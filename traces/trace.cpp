@@ -1,10 +1,47 @@
 #include "traces/trace.h"
 
+#include <set>
+
 #include <fmt/format.h>
 
 #include <cstring>
 
 namespace mfsim {
+
+const char* to_string(LayerType t) {
+  switch (t) {
+    case LayerType::kFc: return "fc";
+    case LayerType::kConv: return "conv";
+    case LayerType::kMatmul: return "matmul";
+  }
+  return "?";
+}
+
+std::vector<QuantizedElements> quantized_elements(const Trace& trace) {
+  std::vector<QuantizedElements> q(trace.records.size());
+  std::set<std::string> has_bwd_weight, error_charged;
+  for (const auto& r : trace.records) {
+    if (r.phase == Phase::kBwdWeight) has_bwd_weight.insert(r.layer);
+  }
+  for (std::size_t i = 0; i < trace.records.size(); ++i) {
+    const TraceRecord& r = trace.records[i];
+    const auto m = static_cast<std::uint64_t>(r.shape.m), n = static_cast<std::uint64_t>(r.shape.n),
+               k = static_cast<std::uint64_t>(r.shape.k), rep = static_cast<std::uint64_t>(r.repeat);
+    switch (r.phase) {
+      case Phase::kFwd:
+        q[i].activations = (r.layer_type == LayerType::kConv ? r.conv.input_elements() : m * k) * rep;
+        (r.layer_type == LayerType::kMatmul ? q[i].activations : q[i].weights) += k * n * rep;
+        break;
+      case Phase::kBwdData:  // dA = G . W^T: G is its A operand (M x K)
+        if (has_bwd_weight.count(r.layer) == 0 && error_charged.insert(r.layer).second) q[i].errors = m * k * rep;
+        break;
+      case Phase::kBwdWeight:  // dW = A^T . G: G is its B operand (K x N)
+        if (error_charged.insert(r.layer).second) q[i].errors = k * n * rep;
+        break;
+    }
+  }
+  return q;
+}
 
 const char* to_string(Phase p) {
   switch (p) {

@@ -51,6 +51,27 @@ struct PayloadRef {
   std::uint32_t crc32 = 0;
 };
 
+// What kind of layer a record belongs to, for what is quantized: a fully connected layer
+// (activations A x weights W), a convolution (the same as an im2col GEMM, but its input is a
+// feature map: `conv` holds the geometry), or a matmul of two activations (attention's Q K^T and
+// softmax(S) V: no weights, so no weight quantization and no weight bias correction).
+enum class LayerType : std::uint8_t { kFc = 0, kConv = 1, kMatmul = 2 };
+const char* to_string(LayerType t);
+
+// A convolution's forward geometry, per group: input batch x in_h x in_w x in_c (channels of one
+// group), kernel kernel_h x kernel_w, stride, zero padding on each side. Output
+// P = (in_h + 2 pad - kernel_h) / stride + 1 (floor), Q likewise; the forward GEMM is
+// M = batch P Q, K = kernel_h kernel_w in_c.
+struct ConvGeometry {
+  std::int64_t batch = 0, in_h = 0, in_w = 0, in_c = 0;
+  std::int64_t kernel_h = 0, kernel_w = 0, stride = 1, pad = 0;
+  std::int64_t out_h() const { return (in_h + 2 * pad - kernel_h) / stride + 1; }
+  std::int64_t out_w() const { return (in_w + 2 * pad - kernel_w) / stride + 1; }
+  std::uint64_t input_elements() const {
+    return static_cast<std::uint64_t>(batch) * in_h * in_w * in_c;
+  }
+};
+
 struct TraceRecord {
   std::string layer;
   Phase phase = Phase::kFwd;
@@ -59,6 +80,8 @@ struct TraceRecord {
   OperandSpec a, b;               // both operands share one format
   AccumulatorSpec accumulator;    // pot4 and int8 (int8 default: 32 bits)
   bool fp32_fma = false;          // fp32: fused multiply-add instead of multiply then add
+  LayerType layer_type = LayerType::kFc;  // optional in the file; default fc
+  ConvGeometry conv;              // layer_type conv only
   bool has_payload = false;
   PayloadRef payload_a, payload_b, payload_expected;
 
@@ -81,6 +104,17 @@ struct Trace {
   std::size_t records_with_payload() const;
   std::uint64_t total_macs() const;
 };
+
+// Elements the training step quantizes, charged to the record whose GEMM first uses them (all
+// `repeat` copies): a layer's input activations (a convolution's input feature map, not its
+// im2col matrix) and its weights on the forward record (a matmul's second operand counts as
+// activations), and its output error G once per layer: on the layer's bwd_weight record, or on
+// its bwd_data record when the trace has no bwd_weight record for the layer (a first layer has
+// no bwd_data record, but its G is quantized all the same).
+struct QuantizedElements {
+  std::uint64_t activations = 0, weights = 0, errors = 0;
+};
+std::vector<QuantizedElements> quantized_elements(const Trace& trace);
 
 // Operands and expected output of one record, decoded into memory (one element per slot).
 struct RecordPayload {

@@ -87,6 +87,49 @@ PayloadRef parse_payload_ref(JsonFields& parent, const char* key, std::uint64_t 
   return ref;
 }
 
+// A convolution's geometry, checked against the record's GEMM (fwd (M, N, K), bwd_data
+// (M, K, N), bwd_weight (K, N, M) of the forward GEMM M = batch P Q, K = kernel_h kernel_w in_c).
+ConvGeometry parse_conv(const json& j, const std::string& file, const std::string& path, const TraceRecord& r) {
+  JsonFields f(j, file, path);
+  ConvGeometry c;
+  const char* positive = "a positive integer below 2^31";
+  c.batch = f.required_int("batch", 1, kTraceMaxDim, positive);
+  c.in_h = f.required_int("in_h", 1, kTraceMaxDim, positive);
+  c.in_w = f.required_int("in_w", 1, kTraceMaxDim, positive);
+  c.in_c = f.required_int("in_c", 1, kTraceMaxDim, positive);
+  c.kernel_h = f.required_int("kernel_h", 1, kTraceMaxDim, positive);
+  c.kernel_w = f.required_int("kernel_w", 1, kTraceMaxDim, positive);
+  c.stride = f.required_int("stride", 1, kTraceMaxDim, positive);
+  c.pad = f.required_int("pad", 0, kTraceMaxDim, "a non-negative integer below 2^31");
+  f.finish();
+  if (c.in_h + 2 * c.pad < c.kernel_h || c.in_w + 2 * c.pad < c.kernel_w) {
+    throw InputError(fmt::format("{}: {}: the {}x{} kernel is larger than the padded {}x{} input", file, path,
+                                 c.kernel_h, c.kernel_w, c.in_h + 2 * c.pad, c.in_w + 2 * c.pad));
+  }
+  std::uint64_t m = 0, k = 0;
+  const bool overflow =
+      __builtin_mul_overflow(static_cast<std::uint64_t>(c.batch), static_cast<std::uint64_t>(c.out_h()), &m) ||
+      __builtin_mul_overflow(m, static_cast<std::uint64_t>(c.out_w()), &m) ||
+      __builtin_mul_overflow(static_cast<std::uint64_t>(c.kernel_h), static_cast<std::uint64_t>(c.kernel_w), &k) ||
+      __builtin_mul_overflow(k, static_cast<std::uint64_t>(c.in_c), &k) ||
+      __builtin_mul_overflow(static_cast<std::uint64_t>(c.in_h) * static_cast<std::uint64_t>(c.in_w),
+                             static_cast<std::uint64_t>(c.in_c) * static_cast<std::uint64_t>(c.batch), &k);
+  if (overflow) throw InputError(fmt::format("{}: {}: the geometry's sizes overflow 64 bits", file, path));
+  k = static_cast<std::uint64_t>(c.kernel_h) * c.kernel_w * c.in_c;
+  std::uint64_t want_m = 0, want_k = 0;
+  switch (r.phase) {
+    case Phase::kFwd: want_m = r.shape.m; want_k = r.shape.k; break;
+    case Phase::kBwdData: want_m = r.shape.m; want_k = r.shape.n; break;
+    case Phase::kBwdWeight: want_m = r.shape.k; want_k = r.shape.m; break;
+  }
+  if (m != want_m || k != want_k) {
+    throw InputError(fmt::format("{}: {}: the geometry gives a forward GEMM with M = batch*P*Q = {} and K = "
+                                 "kernel_h*kernel_w*in_c = {}, but the {} record implies M = {}, K = {}",
+                                 file, path, m, k, to_string(r.phase), want_m, want_k));
+  }
+  return c;
+}
+
 TraceRecord parse_record(const json& j, const std::string& file, std::size_t index,
                          bool have_payload_file, std::uint64_t file_bytes) {
   JsonFields f(j, file, fmt::format("records[{}]", index));
@@ -107,6 +150,19 @@ TraceRecord parse_record(const json& j, const std::string& file, std::size_t ind
   r.repeat = f.optional_int("repeat", 1, kTraceMaxDim, positive).value_or(1);
   if (__builtin_mul_overflow(macs, static_cast<std::uint64_t>(r.repeat), &macs)) {
     throw InputError(fmt::format("{}: {}: M*N*K*repeat overflows 64 bits", file, f.path()));
+  }
+  if (auto lt = f.optional_string("layer_type")) {
+    if (*lt == "fc") r.layer_type = LayerType::kFc;
+    else if (*lt == "conv") r.layer_type = LayerType::kConv;
+    else if (*lt == "matmul") r.layer_type = LayerType::kMatmul;
+    else f.fail("layer_type", fmt::format("unknown \"{}\"; expected fc|conv|matmul", *lt));
+  }
+  if (const json* c = f.optional_object("conv")) {
+    if (r.layer_type != LayerType::kConv) f.fail("conv", "only a record with layer_type \"conv\" has a geometry");
+    r.conv = parse_conv(*c, file, f.field_path("conv"), r);
+  } else if (r.layer_type == LayerType::kConv) {
+    f.fail("conv", "a record with layer_type \"conv\" needs its geometry (batch, in_h, in_w, in_c, kernel_h, "
+                   "kernel_w, stride, pad)");
   }
   r.a = parse_operand(f, "a");
   r.b = parse_operand(f, "b");

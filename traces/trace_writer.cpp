@@ -176,6 +176,13 @@ std::string trace_to_json(const Trace& t) {
     j["N"] = r.shape.n;
     j["K"] = r.shape.k;
     if (r.repeat != 1) j["repeat"] = r.repeat;
+    if (r.layer_type != LayerType::kFc) j["layer_type"] = to_string(r.layer_type);
+    if (r.layer_type == LayerType::kConv) {
+      const ConvGeometry& c = r.conv;
+      j["conv"] = ojson{{"batch", c.batch},       {"in_h", c.in_h},         {"in_w", c.in_w},
+                        {"in_c", c.in_c},         {"kernel_h", c.kernel_h}, {"kernel_w", c.kernel_w},
+                        {"stride", c.stride},     {"pad", c.pad}};
+    }
     j["a"] = operand_json(r.a);
     j["b"] = operand_json(r.b);
     if (r.format() != NumFormat::kFp32) {
