@@ -1,6 +1,7 @@
 #include "common/atomic_file.h"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,7 +13,28 @@
 
 namespace mfsim {
 
+void require_not_directory(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    throw InputError(fmt::format("{}: is a directory, expected a file", path));
+  }
+}
+
+void require_writable_file(const std::string& path) {
+  require_not_directory(path);
+  const auto slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    throw InputError(fmt::format("{}: cannot create file: no directory {}", path, dir));
+  }
+  if (::access(dir.c_str(), W_OK) != 0) {
+    throw InputError(fmt::format("{}: cannot create file: {}", path, std::strerror(errno)));
+  }
+}
+
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  require_not_directory(path_);
   tmp_path_ = fmt::format("{}.tmp.{}", path_, static_cast<long>(::getpid()));
   file_ = std::fopen(tmp_path_.c_str(), "wb");
   if (file_ == nullptr) {
@@ -53,6 +75,7 @@ void write_file_atomic(const std::string& path, std::string_view text) {
 }
 
 std::string read_file(const std::string& path) {
+  require_not_directory(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("{}: cannot open file: {}", path, std::strerror(errno)));
   std::ostringstream ss;

@@ -33,7 +33,14 @@ class AtomicFile {
 // Writes a whole text file atomically.
 void write_file_atomic(const std::string& path, std::string_view text);
 
-// Reads a whole file; throws InputError naming the path if it cannot be read.
+// Reads a whole file; throws InputError naming the path if it cannot be read or is a directory.
 std::string read_file(const std::string& path);
+
+// Throws InputError "PATH: is a directory, expected a file" if `path` names a directory.
+void require_not_directory(const std::string& path);
+
+// For an output file written by another library (a VCD): throws InputError if `path` is a
+// directory or its directory does not exist or is not writable. Creates nothing.
+void require_writable_file(const std::string& path);
 
 }  // namespace mfsim

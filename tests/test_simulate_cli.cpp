@@ -2,6 +2,8 @@
 // value mode, parameters and their errors, mismatches, VCD, and the parameter docs.
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
@@ -340,4 +342,51 @@ TEST_CASE("compare: zero gating is the same on every array, and the saving is re
     const auto slots = fp["mac_slots"].get<std::uint64_t>(), zero = fp["products_zero"].get<std::uint64_t>();
     CHECK(fp["fp32_mul"].get<std::uint64_t>() == (std::string(gating) == "true" ? slots - zero : slots));
   }
+}
+
+TEST_CASE("bad paths: directories and unwritable VCDs are one clear error before any work", "[smoke]") {
+  TempDir dir;
+  const std::string d = dir.path(), ex = test::example_trace(), rep = dir.file("r.json");
+  auto r = run_mfsim(fmt::format("simulate -q --trace {} --report {} --vcd /nonexistent/w.vcd", ex, rep));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: /nonexistent/w.vcd: cannot create file: no directory /nonexistent\n");
+  r = run_mfsim(fmt::format("simulate -q --trace {} --report {} --vcd {}", ex, rep, d));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == fmt::format("mfsim: error: simulate: --vcd: \"{}\" must end in .vcd (the waveform file's name)\n", d));
+  std::string vdir = dir.file("w.vcd");
+  REQUIRE(std::system(("mkdir " + vdir).c_str()) == 0);
+  r = run_mfsim(fmt::format("simulate -q --trace {} --report {} --vcd {}", ex, rep, vdir));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == fmt::format("mfsim: error: {}: is a directory, expected a file\n", vdir));
+  r = run_mfsim(fmt::format("simulate -q --trace {} --report {}", ex, d));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == fmt::format("mfsim: error: {}: is a directory, expected a file\n", d));
+  r = run_mfsim(fmt::format("simulate -q --trace {} --report {} --energy-table {}", ex, rep, d));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == fmt::format("mfsim: error: {}: is a directory, expected a file\n", d));
+  r = run_mfsim(fmt::format("trace --scalesim-topology {} --batch 1 -o {}", d, dir.file("t.json")));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == fmt::format("mfsim: error: {}: is a directory, expected a file\n", d));
+  r = run_mfsim(fmt::format("simulate -q --trace {} --report {}", d, rep));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == fmt::format("mfsim: error: {}: is a directory; expected a trace file (.json)\n", d));
+  // Nothing was left behind: no report, no temporary file.
+  CHECK(std::system(("ls " + d + " | grep -v '^w.vcd$' | grep -q .").c_str()) != 0);
+}
+
+TEST_CASE("trace: --batch beyond the trace format's limits names the option and the limit", "[smoke]") {
+  TempDir dir;
+  const std::string out = dir.file("t.json");
+  auto r = run_mfsim("trace --network resnet50 --batch 1000000 -o " + out);
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: trace: --batch: 1000000 is too large for resnet50: its GEMM dimensions would pass "
+                 "2^31 - 1 (at most 171196 per step)\n");
+  r = run_mfsim("trace --network resnet50 --batch 100000000000 -o " + out);
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: trace: --batch: 100000000000 is too large (at most 2147483647)\n");
+  r = run_mfsim("trace --network resnet50 --batch 12a -o " + out);
+  CHECK(r.err == "mfsim: error: trace: --batch: expected a positive integer, got \"12a\"\n");
+  r = run_mfsim("trace --network resnet50 --batch 171196 --phases fwd -o " + out);
+  CHECK(r.exit_code == 0);
+  CHECK_FALSE(test::file_exists(dir.file("none.json")));
 }

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 
 namespace mfsim {
@@ -199,6 +200,7 @@ std::vector<TraceRecord> training_records(const std::vector<LayerGemm>& layers,
 }
 
 std::vector<LayerGemm> read_scalesim_topology(const std::string& path, bool gemm_form, int batch) {
+  require_not_directory(path);
   std::ifstream in(path);
   if (!in) throw InputError(fmt::format("{}: cannot open file", path));
   std::vector<LayerGemm> layers;

@@ -65,7 +65,14 @@ int cmd_simulate(const Args& args) {
     throw InputError(fmt::format("simulate: --mode: unknown value \"{}\"; expected auto|value|timing",
                                  vm["mode"].as<std::string>()));
   }
-  if (vm.count("vcd") != 0) opt.vcd_path = vm["vcd"].as<std::string>();
+  if (vm.count("vcd") != 0) {
+    opt.vcd_path = vm["vcd"].as<std::string>();
+    const std::string& v = opt.vcd_path;
+    if (v.size() <= 4 || v.compare(v.size() - 4, 4, ".vcd") != 0) {
+      throw InputError(fmt::format("simulate: --vcd: \"{}\" must end in .vcd (the waveform file's name)", v));
+    }
+    require_writable_file(v);  // before the simulation: SystemC cannot report a failed open
+  }
   std::string cmd = "mfsim simulate";
   for (const auto& a : args) cmd += " " + a;
   opt.command_line = cmd;

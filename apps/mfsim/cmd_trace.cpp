@@ -4,6 +4,7 @@
 // mfsim trace --list-networks
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -18,11 +19,42 @@ namespace mfsim::cli {
 
 namespace {
 
+// A positive integer option, at most 2^31 - 1 (the trace format's largest dimension).
 int positive(const po::variables_map& vm, const char* name, int fallback) {
   if (vm.count(name) == 0) return fallback;
-  int v = vm[name].as<int>();
-  if (v < 1) throw InputError(fmt::format("trace: --{}: expected a positive integer, got {}", name, v));
-  return v;
+  const std::string& s = vm[name].as<std::string>();
+  std::size_t used = 0;
+  long long v = 0;
+  try {
+    v = std::stoll(s, &used);
+  } catch (const std::out_of_range&) {
+    used = 0;
+    v = -1;
+    if (!s.empty() && s.find_first_not_of("0123456789") == std::string::npos) {
+      throw InputError(fmt::format("trace: --{}: {} is too large (at most {})", name, s, kTraceMaxDim));
+    }
+  } catch (...) {
+    used = 0;
+  }
+  if (used == 0 || used != s.size() || v < 1) {
+    throw InputError(fmt::format("trace: --{}: expected a positive integer, got \"{}\"", name, s));
+  }
+  if (v > kTraceMaxDim) throw InputError(fmt::format("trace: --{}: {} is too large (at most {})", name, v, kTraceMaxDim));
+  return static_cast<int>(v);
+}
+
+// Every GEMM dimension and repeat count is constant or proportional to the batch: the largest
+// batch whose GEMMs fit the trace format, from the layers at batch 1 and 2.
+std::int64_t largest_batch(const std::vector<LayerGemm>& b1, const std::vector<LayerGemm>& b2) {
+  std::int64_t limit = kTraceMaxDim;
+  for (std::size_t i = 0; i < b1.size() && i < b2.size(); ++i) {
+    const std::int64_t d1[] = {b1[i].m, b1[i].n, b1[i].k, b1[i].repeat};
+    const std::int64_t d2[] = {b2[i].m, b2[i].n, b2[i].k, b2[i].repeat};
+    for (int j = 0; j < 4; ++j) {
+      if (d2[j] != d1[j]) limit = std::min(limit, kTraceMaxDim / d1[j]);
+    }
+  }
+  return limit;
 }
 
 }  // namespace
@@ -34,11 +66,11 @@ int cmd_trace(const Args& args) {
       ("scalesim-topology", po::value<std::string>(), "SCALE-Sim topology CSV to import")
       ("gemm", "the topology file is in SCALE-Sim's GEMM form (Layer name, M, N, K)")
       ("training", "topology import: add the backward GEMMs (default: forward only, as SCALE-Sim)")
-      ("batch", po::value<int>(), "images (CNNs) or sentences (Transformer) per step")
+      ("batch", po::value<std::string>(), "images (CNNs) or sentences (Transformer) per step")
       ("image", po::value<std::string>(), "CNN input size HxW (default 224x224)")
-      ("seq", po::value<int>(), "Transformer tokens per sentence (default 128)")
-      ("tokens", po::value<int>(), "Transformer tokens per batch (sets --batch = tokens / seq)")
-      ("vocab", po::value<int>(), "Transformer output vocabulary (default 32000)")
+      ("seq", po::value<std::string>(), "Transformer tokens per sentence (default 128)")
+      ("tokens", po::value<std::string>(), "Transformer tokens per batch (sets --batch = tokens / seq)")
+      ("vocab", po::value<std::string>(), "Transformer output vocabulary (default 32000)")
       ("phases", po::value<std::string>()->default_value("fwd,bwd_data,bwd_weight"), "phases to emit")
       ("format", po::value<std::string>()->default_value("pot4"), "operand format of the records: pot4|int8|fp32")
       ("output,o", po::value<std::string>(), "trace file to write (.json)")
@@ -98,12 +130,32 @@ int cmd_trace(const Args& args) {
   std::string what;
   if (net) {
     const std::string name = vm["network"].as<std::string>();
+    NetworkOptions one = opt, two = opt;
+    one.batch = 1;
+    two.batch = 2;
+    const std::int64_t limit = largest_batch(network_layers(name, one), network_layers(name, two));
+    if (opt.batch > limit) {
+      throw InputError(fmt::format("trace: --{}: {} is too large for {}: its GEMM dimensions would pass 2^31 - 1 "
+                                   "(at most {} {})",
+                                   vm.count("tokens") != 0 ? "tokens" : "batch",
+                                   vm.count("tokens") != 0 ? static_cast<std::int64_t>(opt.batch) * opt.seq : opt.batch,
+                                   name, vm.count("tokens") != 0 ? limit * opt.seq : limit,
+                                   vm.count("tokens") != 0 ? "tokens" : "per step"));
+    }
     layers = network_layers(name, opt);
     what = name == "transformer-base"
                ? fmt::format("{} training step: {} sentences x {} tokens, vocabulary {}", name, opt.batch, opt.seq, opt.vocab)
                : fmt::format("{} training step: batch {}, {}x{} images", name, opt.batch, opt.image_h, opt.image_w);
   } else {
     const std::string path = vm["scalesim-topology"].as<std::string>();
+    const bool gemm = vm.count("gemm") != 0;
+    const std::int64_t limit =
+        largest_batch(read_scalesim_topology(path, gemm, 1), read_scalesim_topology(path, gemm, 2));
+    if (opt.batch > limit) {
+      throw InputError(fmt::format("trace: --batch: {} is too large for {}: its GEMM dimensions would pass 2^31 - 1 "
+                                   "(at most {} per step)",
+                                   opt.batch, path, limit));
+    }
     layers = read_scalesim_topology(path, vm.count("gemm") != 0, opt.batch);
     if (vm.count("training") == 0 && vm["phases"].defaulted()) phases = PhaseSelection{true, false, false};
     what = fmt::format("SCALE-Sim topology {} ({} form), batch {}", path, vm.count("gemm") != 0 ? "GEMM" : "conv",
