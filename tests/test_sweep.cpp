@@ -3,11 +3,14 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "models/gemm_ref.h"
 #include "tests/test_util.h"
+#include "traces/trace_writer.h"
 
 using namespace mfsim;
 using mfsim::test::run_mfsim;
@@ -52,7 +55,51 @@ std::string stable_csv(const std::string& dir) {
   return out;
 }
 
+// A trace of one 256x256x256 PoT4 GEMM with operands: about a second of value mode on a 1x1 array.
+std::string slow_trace(const TempDir& dir) {
+  const std::string path = dir.file("slow.json");
+  TraceRecord r;
+  r.layer = "big";
+  r.shape = GemmShape{256, 256, 256};
+  std::vector<Pot4Code> a(256 * 256), b(256 * 256);
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<Pot4Code>((i * 7 + 3) % 16);
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<Pot4Code>((i * 5 + 1) % 16);
+  std::vector<std::int64_t> c(256 * 256);
+  gemm_pot4_ref(r.shape, a.data(), b.data(), r.accumulator, c.data());
+  TraceWriter w(path, "test");
+  w.add_pot4(r, a.data(), b.data(), c.data());
+  w.commit();
+  return path;
+}
+
 }  // namespace
+
+TEST_CASE("sweep: a stopped sweep stops its children and leaves no temporary files", "[smoke]") {
+  TempDir dir;
+  const std::string trace = slow_trace(dir), out = dir.file("s");
+  for (const char* sig : {"TERM", "INT"}) {
+    INFO("SIG" << sig);
+    // The sweep runs in the background; the signal comes while two points are simulating.
+    const std::string cmd = fmt::format(
+        "{} sweep -q --trace {} --arrays mfmac --rows 1,1 --cols 1 -j 2 --out {} & pid=$!; sleep 1; "
+        "kill -{} $pid; wait $pid; echo $? > {}",
+        MFSIM_BINARY, trace, out, sig, dir.file("rc"));
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    const int rc = std::stoi(test::slurp(dir.file("rc")));
+    CHECK(rc == (std::string(sig) == "TERM" ? 143 : 130));
+    // No simulate child of this sweep is left running.
+    CHECK(std::system(fmt::format("pgrep -f '[s]imulate -q --trace {}' > /dev/null", trace).c_str()) != 0);
+    // No temporary file is left, and --resume finishes the sweep.
+    for (const auto& e : std::filesystem::directory_iterator(out + "/points")) {
+      CHECK(e.path().filename().string().find(".tmp.") == std::string::npos);
+    }
+    auto r = run_mfsim(fmt::format("sweep -q --resume --trace {} --arrays mfmac --rows 1,1 --cols 1 -j 2 --out {}",
+                                   trace, out));
+    CHECK(r.exit_code == 0);
+    CHECK(test::file_exists(out + "/results.csv"));
+    std::filesystem::remove_all(out);
+  }
+}
 
 TEST_CASE("sweep: grid order, results, failures recorded, resume without re-simulation", "[smoke]") {
   TempDir dir;

@@ -124,8 +124,13 @@ int cmd_compare(const Args& args) {
     if (!keep) std::filesystem::remove_all(dir);
   };
   if (worst != kExitOk) {
-    cleanup();
-    if (worst == kExitBadInput) throw InputError(first_error);
+    // Bad input says everything in its message; any other failure names a report or log in
+    // the runs directory, which is then kept.
+    if (worst == kExitBadInput) {
+      cleanup();
+      throw InputError(first_error);
+    }
+    if (!keep) first_error += fmt::format(" (the three runs' reports and logs are kept in {})", dir);
     if (worst == kExitMismatch) throw VerificationError(first_error);
     throw std::runtime_error(first_error);
   }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -74,6 +75,21 @@ void progress(std::size_t done, std::size_t total, std::size_t failed, double el
                std::string(static_cast<std::size_t>(filled), '=').c_str(),
                std::string(static_cast<std::size_t>(width - filled), ' ').c_str(), done, total, failed, elapsed, eta,
                final ? "\n" : "");
+}
+
+// A stop request (SIGTERM, SIGINT, SIGHUP): the sweep stops its children, removes their
+// temporary files and then ends by the same signal.
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+// Temporary files (`*.tmp.PID`) that a killed writer left in DIR/points (those of point `id`
+// only, when given).
+void remove_temporary_files(const std::string& dir, const std::string& id = "") {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/points", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.find(".tmp.") != std::string::npos && name.rfind(id, 0) == 0) std::filesystem::remove(e.path(), ec);
+  }
 }
 
 // Reads a finished point (its meta file says ok and its report is complete).
@@ -213,6 +229,35 @@ int cmd_sweep(const Args& args) {
     std::chrono::steady_clock::time_point start;
   };
   std::vector<Running> running;
+  // A stopped sweep stops its children and leaves no temporary files (a resumed one removes
+  // any that a killed sweep left).
+  remove_temporary_files(dir);
+  struct sigaction stop_action {};
+  stop_action.sa_handler = on_stop_signal;
+  sigemptyset(&stop_action.sa_mask);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &stop_action, nullptr);
+  auto stop_children = [&](int sig) {
+    for (auto& r : running) ::kill(r.pid, SIGTERM);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    for (auto& r : running) {
+      int status = 0;
+      while (::waitpid(r.pid, &status, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          ::kill(r.pid, SIGKILL);
+          ::waitpid(r.pid, &status, 0);
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
+    running.clear();
+    remove_temporary_files(dir);
+    if (is_terminal()) std::fputc('\n', stderr);
+    std::fprintf(stderr, "mfsim: sweep stopped by signal %d; %zu of %zu points done; continue with --resume\n", sig,
+                 done, mine);
+    signal(sig, SIG_DFL);
+    ::raise(sig);
+  };
   const auto t0 = std::chrono::steady_clock::now();
   std::size_t next = 0;
   auto finish = [&](Running& r, int status, bool timed_out) {
@@ -234,7 +279,8 @@ int cmd_sweep(const Args& args) {
     ++done;
   };
   while (next < todo.size() || !running.empty()) {
-    while (next < todo.size() && static_cast<int>(running.size()) < jobs) {
+    if (g_stop_signal != 0) stop_children(g_stop_signal);
+    while (next < todo.size() && static_cast<int>(running.size()) < jobs && g_stop_signal == 0) {
       Point& p = points[todo[next++]];
       std::filesystem::remove(fmt::format("{}/points/{}.meta.json", dir, p.id), ec);
       std::vector<std::string> argv = {exe, "simulate", "-q", "--trace", trace, "--mode", vm["mode"].as<std::string>(),
@@ -265,6 +311,7 @@ int cmd_sweep(const Args& args) {
       }
       if (r == running[i].pid) {
         finish(running[i], status, timed_out);
+        if (points[running[i].index].status != "ok") remove_temporary_files(dir, points[running[i].index].id + ".");
         running.erase(running.begin() + static_cast<std::ptrdiff_t>(i));
         reaped = true;
         continue;
