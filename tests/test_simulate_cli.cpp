@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <filesystem>
 
 #include <fmt/format.h>
 
@@ -123,6 +124,16 @@ TEST_CASE("simulate: a wrong expected output exits 3 naming GEMM and element", "
     CHECK(j["verification"]["mismatches"] == 1);
     CHECK(j["gemms"][1]["verification"]["match"] == false);
   }
+  // compare names the failing array's report, and keeps it.
+  auto cmp = run_mfsim(fmt::format("compare -q --trace {} --rows 3 --cols 4 --report {}", path, dir.file("c.json")));
+  CHECK(cmp.exit_code == 3);
+  const auto kept = cmp.err.find("the three runs' reports and logs are kept in ");
+  REQUIRE(kept != std::string::npos);
+  std::string runs = cmp.err.substr(kept + 45);
+  runs = runs.substr(0, runs.find(')'));
+  CHECK(test::file_exists(runs + "/simulate-mfmac.json"));
+  CHECK(cmp.err.find(runs + "/simulate-") != std::string::npos);  // the report the message names
+  std::filesystem::remove_all(runs);
   auto ovf = run_mfsim(fmt::format("simulate -q --trace {} --set pe.acc_bits=10 --report {}", test::example_trace(), rep));
   CHECK(ovf.exit_code == 3);
   CHECK(ovf.err.find("array accumulator overflow: 10-bit accumulator overflow at output element") !=
