@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -235,11 +237,13 @@ nlohmann::json ParamSet::to_json() const {
 }
 
 std::string params_table_text() {
-  std::string out = fmt::format("{:<16} {:<8} {:<12} {:<30} {}\n", "parameter", "default",
-                                "unit", "allowed", "description");
+  std::size_t w = 9;  // the widest name sets the first column
+  for (const auto& s : param_specs()) w = std::max(w, std::string(s.name).size());
+  std::string out = fmt::format("{:<{}} {:<8} {:<12} {:<30} {}\n", "parameter", w, "default", "unit", "allowed",
+                                "description");
   for (const auto& s : param_specs()) {
-    out += fmt::format("{:<16} {:<8} {:<12} {:<30} {}\n", s.name, s.default_value, s.unit,
-                       expectation(s), s.description);
+    out += fmt::format("{:<{}} {:<8} {:<12} {:<30} {}\n", s.name, w, s.default_value, s.unit, expectation(s),
+                       s.description);
   }
   return out;
 }

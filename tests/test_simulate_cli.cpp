@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <sstream>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -400,4 +401,22 @@ TEST_CASE("trace: --batch beyond the trace format's limits names the option and 
   r = run_mfsim("trace --network resnet50 --batch 171196 --phases fwd -o " + out);
   CHECK(r.exit_code == 0);
   CHECK_FALSE(test::file_exists(dir.file("none.json")));
+}
+
+TEST_CASE("help and listings: aligned columns, plain defaults", "[smoke]") {
+  auto r = run_mfsim("simulate --list-params");
+  REQUIRE(r.exit_code == 0);
+  std::stringstream in(r.out);
+  std::string line;
+  std::size_t column = std::string::npos;
+  while (std::getline(in, line)) {
+    const std::size_t at = line.find_first_not_of(' ', line.find(' '));  // start of the second column
+    if (column == std::string::npos) column = at;
+    INFO(line);
+    CHECK(at == column);
+  }
+  auto help = run_mfsim("train --help");
+  CHECK(help.out.find("(=0.9)") != std::string::npos);
+  CHECK(help.out.find("0.9000000") == std::string::npos);
+  CHECK(help.out.find("0.0200000") == std::string::npos);
 }

@@ -444,8 +444,8 @@ int cmd_sweep(const Args& args) {
   write_file_atomic(dir + "/results.json", res.dump(1) + "\n");
   write_file_atomic(dir + "/results.csv", csv);
   if (vm.count("quiet") == 0) {
-    std::printf("sweep: %zu points (%zu failed) x %zu energy tables -> %s/results.csv\n", points.size(), n_failed,
-                tables.size(), dir.c_str());
+    std::printf("sweep: %zu points (%zu failed), %zu energy table%s -> %s/results.csv\n", points.size(), n_failed,
+                tables.size(), tables.size() == 1 ? "" : "s", dir.c_str());
   }
   return kExitOk;
 }
