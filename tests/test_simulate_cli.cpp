@@ -161,7 +161,7 @@ TEST_CASE("docs/params.md is generated from the parameter declarations", "[golde
   INFO("regenerate with: build/mfsim simulate --list-params --markdown > docs/params.md");
   CHECK(r.out == test::slurp(test::source_dir() + "/docs/params.md"));
   auto text = run_mfsim("simulate --list-params");
-  CHECK(text.out.find("dram.bandwidth   32       bytes/cycle") != std::string::npos);
+  CHECK(text.out.find("dram.bandwidth       32       bytes/cycle") != std::string::npos);
 }
 
 TEST_CASE("compare: savings report on the example, consistent with its own energy terms", "[smoke]") {
