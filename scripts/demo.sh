@@ -30,6 +30,10 @@ echo "== mfsim compare: the savings report (FP32 vs INT8 vs MF-MAC, the same GEM
 ./build/mfsim compare --trace "$trace" --rows 16 --cols 16 --dataflow ws --energy-table paper,horowitz45 \
   --report "$out/compare.json" --html "$out/compare.html"
 echo
+echo "The 'saving arith' column is the paper's scope: the MAC arithmetic of the linear layers, with"
+echo "zero gating (pe.zero_gating) the same on every array, so it compares the MACs, not the data's"
+echo "zeros; the line under each table gives it with gating on none and, for comparison, with gating"
+echo "credited to MF-MAC alone. 'total' adds registers, SRAM, DRAM and the quantizers."
 echo "Reports: $out/train.json, $out/simulate-*.json, $out/compare.json, $out/compare.html."
 echo "Real networks: build/mfsim trace --network resnet50 --batch 32 -o r50.json, then"
 echo "build/mfsim compare --trace r50.json --mode timing --report r50-savings.json"
