@@ -469,8 +469,9 @@ std::string report_summary_text(const ojson& rep) {
   if (checked > vs_trace) {
     // The FP32 array checks every GEMM against the FP32 reference GEMM on the same operands;
     // against the recorded output only where that is the same arithmetic (docs/cycle-semantics.md).
-    against += fmt::format(", {} against the FP32 reference GEMM on the same operands only (the recorded "
-                           "result needs more than FP32's 24-bit significand, or another FP32 arithmetic)", checked - vs_trace);
+    against += fmt::format("; {} against the FP32 reference GEMM on the same operands, where the trace's result "
+                           "is not this array's FP32 result",
+                           checked - vs_trace);
   }
   out += fmt::format("verification: {} GEMMs checked bit for bit ({}), {} mismatches\n", checked, against,
                      v["mismatches"].get<std::uint64_t>());
