@@ -189,8 +189,8 @@ class ArrayCore {
         }
         ProductPos pos{};
         if constexpr (kChecked) {
-          pos = in_.dataflow == Dataflow::kWs ? ProductPos{m, in_.base_col + j, in_.base_k + i}
-                                              : ProductPos{in_.base_row + j, m, in_.base_k + i};
+          pos = in_.dataflow == Dataflow::kWs ? ProductPos{in_.base_row + m, in_.base_col + j, in_.base_k + i}
+                                              : ProductPos{in_.base_row + j, in_.base_col + m, in_.base_k + i};
         }
         pipe_[idx(i, j) * L_ + slot] = pe_.template mac<kChecked>(pin, row[j], srow[j], local, pos);
       }

@@ -55,8 +55,8 @@ class EngineImpl : public Engine {
   }
 
   void begin_fold(const Fold& f) override {
-    const std::int64_t K = s_.k, N = s_.n, T = f.t;
-    const std::int64_t r0 = f.row_block * cfg_.rows, c0 = f.col_block * cfg_.cols;
+    const std::int64_t K = s_.k, N = s_.n, T = f.t, t0 = f.t0;
+    const std::int64_t r0 = f.sr0, c0 = f.sc0;
     west_.resize(static_cast<std::size_t>(f.r * T));
     typename ArrayCore<P>::FoldInput in;
     in.dataflow = cfg_.dataflow;
@@ -64,50 +64,52 @@ class EngineImpl : public Engine {
     in.c = f.c;
     in.t = T;
     switch (cfg_.dataflow) {
-      case Dataflow::kOs:  // rows: M block r0; columns: N block c0; stream over k
+      case Dataflow::kOs:  // rows: M block r0; columns: N block c0; stream over k in [t0, t0 + T)
         north_.resize(static_cast<std::size_t>(f.c * T));
         for (int i = 0; i < f.r; ++i) {
-          std::copy_n(&a_[static_cast<std::size_t>((r0 + i) * K)], K, &west_[static_cast<std::size_t>(i * T)]);
+          std::copy_n(&a_[static_cast<std::size_t>((r0 + i) * K + t0)], T, &west_[static_cast<std::size_t>(i * T)]);
         }
         for (int j = 0; j < f.c; ++j) {
-          for (std::int64_t k = 0; k < K; ++k) north_[static_cast<std::size_t>(j * T + k)] = b_[static_cast<std::size_t>(k * N + c0 + j)];
+          for (std::int64_t k = 0; k < T; ++k) north_[static_cast<std::size_t>(j * T + k)] = b_[static_cast<std::size_t>((t0 + k) * N + c0 + j)];
         }
         out_.resize(static_cast<std::size_t>(f.r * f.c));
         in.north = north_.data();
         in.base_row = r0;
         in.base_col = c0;
         break;
-      case Dataflow::kWs:  // rows: K block r0; columns: N block c0; stream over m
+      case Dataflow::kWs:  // rows: K block r0; columns: N block c0; stream over m in [t0, t0 + T)
         stationary_.resize(static_cast<std::size_t>(f.r * f.c));
         for (int i = 0; i < f.r; ++i) {
           for (int j = 0; j < f.c; ++j) stationary_[static_cast<std::size_t>(i * f.c + j)] = b_[static_cast<std::size_t>((r0 + i) * N + c0 + j)];
-          for (std::int64_t m = 0; m < T; ++m) west_[static_cast<std::size_t>(i * T + m)] = a_[static_cast<std::size_t>(m * K + r0 + i)];
+          for (std::int64_t m = 0; m < T; ++m) west_[static_cast<std::size_t>(i * T + m)] = a_[static_cast<std::size_t>((t0 + m) * K + r0 + i)];
         }
         out_.resize(static_cast<std::size_t>(T * f.c));
         if (!f.first_k) {
           psum_.resize(out_.size());
           for (std::int64_t m = 0; m < T; ++m) {
-            for (int j = 0; j < f.c; ++j) psum_[static_cast<std::size_t>(m * f.c + j)] = c_[static_cast<std::size_t>(m * N + c0 + j)];
+            for (int j = 0; j < f.c; ++j) psum_[static_cast<std::size_t>(m * f.c + j)] = c_[static_cast<std::size_t>((t0 + m) * N + c0 + j)];
           }
         }
         in.base_col = c0;
         in.base_k = r0;
+        in.base_row = t0;
         break;
-      case Dataflow::kIs:  // rows: K block r0; columns: M block c0; stream over n
+      case Dataflow::kIs:  // rows: K block r0; columns: M block c0; stream over n in [t0, t0 + T)
         stationary_.resize(static_cast<std::size_t>(f.r * f.c));
         for (int i = 0; i < f.r; ++i) {
           for (int j = 0; j < f.c; ++j) stationary_[static_cast<std::size_t>(i * f.c + j)] = a_[static_cast<std::size_t>((c0 + j) * K + r0 + i)];
-          std::copy_n(&b_[static_cast<std::size_t>((r0 + i) * N)], N, &west_[static_cast<std::size_t>(i * T)]);
+          std::copy_n(&b_[static_cast<std::size_t>((r0 + i) * N + t0)], T, &west_[static_cast<std::size_t>(i * T)]);
         }
         out_.resize(static_cast<std::size_t>(T * f.c));
         if (!f.first_k) {
           psum_.resize(out_.size());
           for (std::int64_t n = 0; n < T; ++n) {
-            for (int j = 0; j < f.c; ++j) psum_[static_cast<std::size_t>(n * f.c + j)] = c_[static_cast<std::size_t>((c0 + j) * N + n)];
+            for (int j = 0; j < f.c; ++j) psum_[static_cast<std::size_t>(n * f.c + j)] = c_[static_cast<std::size_t>((c0 + j) * N + t0 + n)];
           }
         }
         in.base_row = c0;
         in.base_k = r0;
+        in.base_col = t0;
         break;
     }
     in.west = west_.data();
@@ -120,8 +122,8 @@ class EngineImpl : public Engine {
   bool step() override { return core_.step(); }
 
   void end_fold(const Fold& f) override {
-    const std::int64_t N = s_.n;
-    const std::int64_t r0 = f.row_block * cfg_.rows, c0 = f.col_block * cfg_.cols;
+    const std::int64_t N = s_.n, t0 = f.t0;
+    const std::int64_t r0 = f.sr0, c0 = f.sc0;
     switch (cfg_.dataflow) {
       case Dataflow::kOs:
         for (int i = 0; i < f.r; ++i) {
@@ -130,12 +132,12 @@ class EngineImpl : public Engine {
         break;
       case Dataflow::kWs:
         for (std::int64_t m = 0; m < f.t; ++m) {
-          for (int j = 0; j < f.c; ++j) c_[static_cast<std::size_t>(m * N + c0 + j)] = out_[static_cast<std::size_t>(m * f.c + j)];
+          for (int j = 0; j < f.c; ++j) c_[static_cast<std::size_t>((t0 + m) * N + c0 + j)] = out_[static_cast<std::size_t>(m * f.c + j)];
         }
         break;
       case Dataflow::kIs:
         for (std::int64_t n = 0; n < f.t; ++n) {
-          for (int j = 0; j < f.c; ++j) c_[static_cast<std::size_t>((c0 + j) * N + n)] = out_[static_cast<std::size_t>(n * f.c + j)];
+          for (int j = 0; j < f.c; ++j) c_[static_cast<std::size_t>((c0 + j) * N + t0 + n)] = out_[static_cast<std::size_t>(n * f.c + j)];
         }
         break;
     }
@@ -355,7 +357,8 @@ class SystolicSystem : public sc_core::sc_module {
     FoldPlan plan(cfg_, job.shape);
     dram_read_bytes_ = dram_write_bytes_ = 0;
     const std::uint64_t gemm_start = now();
-    Fold cur = plan.fold(0);
+    LoopIndex idx{};
+    Fold cur = plan.fold_at(idx);
     std::uint64_t load = issue(cur.load_bytes(), false);
     std::uint64_t last = load;
     auto note = [&last](std::uint64_t id) {
@@ -364,20 +367,22 @@ class SystolicSystem : public sc_core::sc_module {
     };
     std::uint64_t prev_end = gemm_start;
     gemm_index_ = static_cast<int>(g);
+    std::int64_t fold_number = 0;
     try {
-      for (std::int64_t i = 0; i < plan.count(); ++i) {
+      for (bool more = true; more; ++fold_number) {
         stall_ = true;
         wait_done(load);
         stall_ = false;
         const std::uint64_t start = now();
         res.timing.stall += start - prev_end;
-        const bool has_next = i + 1 < plan.count();
-        Fold next = has_next ? plan.fold(i + 1) : Fold{};
+        const bool has_next = plan.advance(idx);
+        more = has_next;
+        Fold next = has_next ? plan.fold_at(idx) : Fold{};
         // The next fold's operands are prefetched now; its spilled partial sums come back
         // after this fold's store (docs/cycle-semantics.md).
         std::uint64_t next_operands = has_next ? note(issue(next.load_operand_bytes(), false)) : kNoRequest;
         engine_->begin_fold(cur);
-        fold_index_ = static_cast<int>(i);
+        fold_index_ = static_cast<int>(fold_number);
         bool done = false;
         while (!done) {
           done = engine_->step();
@@ -389,6 +394,10 @@ class SystolicSystem : public sc_core::sc_module {
         if (res.fold_cycles.size() < 4096) res.fold_cycles.push_back(static_cast<std::int64_t>(end - start));
         res.timing.compute += end - start;
         engine_->end_fold(cur);
+        res.events.sram_a_write_bits += cur.load_a_bytes * 8;  // SRAM fills and spills follow the transfers
+        res.events.sram_b_write_bits += cur.load_b_bytes * 8;
+        res.events.sram_c_write_bits += cur.load_c_bytes * 8;
+        res.events.sram_c_read_bits += cur.store_c_bytes * 8;
         note(issue(cur.store_c_bytes, true));
         std::uint64_t next_psums = has_next ? note(issue(next.load_c_bytes, false)) : kNoRequest;
         // In-order service: the later of the two requests completes last.
@@ -402,18 +411,10 @@ class SystolicSystem : public sc_core::sc_module {
     stall_ = true;
     wait_done(last);
     stall_ = false;
-    res.timing.folds = static_cast<std::uint64_t>(plan.count());
+    res.timing.folds = plan.count();
     res.timing.total = now() - gemm_start;
     res.timing.stall += now() - prev_end;
     engine_->end_gemm(res);
-    // SRAM fills and spills follow the DRAM transfers.
-    for (std::int64_t i = 0; i < plan.count(); ++i) {
-      Fold f = plan.fold(i);
-      res.events.sram_a_write_bits += f.load_a_bytes * 8;
-      res.events.sram_b_write_bits += f.load_b_bytes * 8;
-      res.events.sram_c_write_bits += f.load_c_bytes * 8;
-      res.events.sram_c_read_bits += f.store_c_bytes * 8;
-    }
     res.events.dram_read_bytes = dram_read_bytes_;
     res.events.dram_write_bytes = dram_write_bytes_;
     res.events.pe_cycles_busy = res.events.mac_slots;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,53 +33,140 @@ std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; 
 
 FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape)
     : cfg_(cfg), shape_(shape), map_(map_gemm(cfg.dataflow, shape)) {
-  row_blocks_ = ceil_div(map_.sr, cfg.rows);
-  col_blocks_ = ceil_div(map_.sc, cfg.cols);
-  switch (cfg.array) {
+  if (cfg.map_policy == MapPolicy::kSearch) {
+    if (cfg.map_pinned) {
+      tiles_ = cfg.map_tiles;
+      tiled_ = true;
+    } else {
+      tiled_ = choose_tiles(cfg, shape, &tiles_);
+    }
+  }
+  init();
+}
+
+FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape, const TileMapping& tiles)
+    : cfg_(cfg), shape_(shape), map_(map_gemm(cfg.dataflow, shape)), tiled_(true), tiles_(tiles) {
+  init();
+}
+
+void FoldPlan::init() {
+  row_blocks_ = ceil_div(map_.sr, cfg_.rows);
+  col_blocks_ = ceil_div(map_.sc, cfg_.cols);
+  switch (cfg_.array) {
     case ArrayKind::kMfMac: operand_bits_ = 4; break;
     case ArrayKind::kInt8: operand_bits_ = 8; break;
     case ArrayKind::kFp32: operand_bits_ = 32; break;
   }
-  if (cfg.array == ArrayKind::kFp32) {
+  if (cfg_.array == ArrayKind::kFp32) {
     output_bits_ = acc_register_bits_ = 32;
   } else {
-    acc_register_bits_ = cfg.accumulator.bits;
-    output_bits_ = (cfg.accumulator.bits + 7) / 8 * 8;
+    acc_register_bits_ = cfg_.accumulator.bits;
+    output_bits_ = (cfg_.accumulator.bits + 7) / 8 * 8;
   }
-  auto m = static_cast<std::uint64_t>(shape.m), n = static_cast<std::uint64_t>(shape.n),
-       k = static_cast<std::uint64_t>(shape.k);
-  a_whole_fits_ = packed_bytes(m * k, operand_bits_) <= cfg.sram_a_bytes / 2;
-  b_whole_fits_ = packed_bytes(k * n, operand_bits_) <= cfg.sram_b_bytes / 2;
+  auto m = static_cast<std::uint64_t>(shape_.m), n = static_cast<std::uint64_t>(shape_.n),
+       k = static_cast<std::uint64_t>(shape_.k);
+  a_whole_fits_ = packed_bytes(m * k, operand_bits_) <= cfg_.sram_a_bytes / 2;
+  b_whole_fits_ = packed_bytes(k * n, operand_bits_) <= cfg_.sram_b_bytes / 2;
+  if (tiled_) {
+    // Clamp to the GEMM (0 = whole); OS streams the whole K through its accumulators.
+    auto clamp = [](std::int64_t t, std::int64_t d) { return t <= 0 || t > d ? d : t; };
+    tiles_.mt = clamp(tiles_.mt, shape_.m);
+    tiles_.nt = clamp(tiles_.nt, shape_.n);
+    tiles_.kt = clamp(tiles_.kt, shape_.k);
+    if (!fits(cfg_, shape_, tiles_)) {
+      throw InputError(fmt::format("map.tiles: {} does not fit GEMM {}x{}x{} on this configuration (each tile "
+                                   "in half its buffer, the output tile in half the C buffer{})",
+                                   to_string(tiles_), shape_.m, shape_.n, shape_.k,
+                                   cfg_.dataflow == Dataflow::kOs ? ", and K whole under OS" : ""));
+    }
+  }
+  // Folds: the sum over every class of every level, times its multiplicity.
+  std::uint64_t total = 0;
+  LoopIndex idx{};
+  std::function<void(int, std::uint64_t)> walk = [&](int level, std::uint64_t mult) {
+    if (level == levels()) {
+      total = checked_add(total, mult, "folds");
+      return;
+    }
+    for_each_class(level_count(level, idx), [&](std::int64_t x, std::uint64_t times) {
+      idx[static_cast<std::size_t>(level)] = x;
+      walk(level + 1, checked_mul(mult, times, "folds"));
+    });
+    idx[static_cast<std::size_t>(level)] = 0;
+  };
+  walk(0, 1);
+  folds_ = total;
 }
 
-std::int64_t FoldPlan::outer_count() const {
-  return cfg_.dataflow == Dataflow::kOs ? row_blocks_ : col_blocks_;
+bool FoldPlan::fits(const SimConfig& cfg, const GemmShape& shape, const TileMapping& t) {
+  int ob = cfg.array == ArrayKind::kMfMac ? 4 : cfg.array == ArrayKind::kInt8 ? 8 : 32;
+  int outb = cfg.array == ArrayKind::kFp32 ? 32 : (cfg.accumulator.bits + 7) / 8 * 8;
+  const auto mt = static_cast<std::uint64_t>(t.mt == 0 ? shape.m : t.mt);
+  const auto nt = static_cast<std::uint64_t>(t.nt == 0 ? shape.n : t.nt);
+  const auto kt = static_cast<std::uint64_t>(t.kt == 0 ? shape.k : t.kt);
+  if (cfg.dataflow == Dataflow::kOs && kt < static_cast<std::uint64_t>(shape.k)) return false;
+  return packed_bytes(mt * kt, ob) <= cfg.sram_a_bytes / 2 && packed_bytes(kt * nt, ob) <= cfg.sram_b_bytes / 2 &&
+         packed_bytes(mt * nt, outb) <= cfg.sram_c_bytes / 2;
 }
 
-std::int64_t FoldPlan::inner_count() const {
-  return cfg_.dataflow == Dataflow::kOs ? col_blocks_ : row_blocks_;
+std::uint64_t FoldPlan::compulsory_bytes() const {
+  const auto m = static_cast<std::uint64_t>(shape_.m), n = static_cast<std::uint64_t>(shape_.n),
+             k = static_cast<std::uint64_t>(shape_.k);
+  return packed_bytes(m * k, operand_bits_) + packed_bytes(k * n, operand_bits_) + packed_bytes(m * n, output_bits_);
 }
 
-Fold FoldPlan::fold(std::int64_t index) const {
-  const std::int64_t inner = inner_count();
-  Fold f = fold_at(index / inner, index % inner);
-  f.index = index;
-  return f;
+std::string FoldPlan::mapping_text() const {
+  if (!tiled_) return "fixed";
+  return fmt::format("tiles M {} x N {} x K {}, order {}{}{} (outermost first)", tiles_.mt, tiles_.nt, tiles_.kt,
+                     tiles_.order[0], tiles_.order[1], tiles_.order[2]);
 }
 
-Fold FoldPlan::fold_at(std::int64_t outer, std::int64_t inner) const {
+std::int64_t FoldPlan::tile_count(char d) const { return ceil_div(dim(d), tile(d)); }
+
+std::int64_t FoldPlan::level_count(int level, const LoopIndex& idx) const {
+  if (!tiled_) return level == 0 ? (cfg_.dataflow == Dataflow::kOs ? row_blocks_ : col_blocks_)
+                                 : (cfg_.dataflow == Dataflow::kOs ? col_blocks_ : row_blocks_);
+  if (level < 3) return tile_count(tiles_.order[level]);
+  // The array's folds within the tile: its extents in (Sr, Sc).
+  std::int64_t ext[3] = {0, 0, 0};  // m, n, k extents of the tile
+  for (int l = 0; l < 3; ++l) {
+    const char d = tiles_.order[l];
+    const std::int64_t t0 = idx[static_cast<std::size_t>(l)] * tile(d);
+    ext[d == 'm' ? 0 : d == 'n' ? 1 : 2] = std::min(tile(d), dim(d) - t0);
+  }
+  std::int64_t sr = 0, sc = 0;
+  switch (cfg_.dataflow) {
+    case Dataflow::kOs: sr = ext[0]; sc = ext[1]; break;
+    case Dataflow::kWs: sr = ext[2]; sc = ext[1]; break;
+    case Dataflow::kIs: sr = ext[2]; sc = ext[0]; break;
+  }
+  const std::int64_t rb = ceil_div(sr, cfg_.rows), cb = ceil_div(sc, cfg_.cols);
+  const bool os = cfg_.dataflow == Dataflow::kOs;
+  return level == 3 ? (os ? rb : cb) : (os ? cb : rb);
+}
+
+bool FoldPlan::advance(LoopIndex& idx) const {
+  for (int level = levels() - 1; level >= 0; --level) {
+    auto& x = idx[static_cast<std::size_t>(level)];
+    if (x + 1 < level_count(level, idx)) {
+      ++x;
+      return true;
+    }
+    x = 0;
+  }
+  return false;
+}
+
+Fold FoldPlan::fold_at(const LoopIndex& idx) const { return tiled_ ? tiled_fold(idx) : fixed_fold(idx[0], idx[1]); }
+
+Fold FoldPlan::fixed_fold(std::int64_t outer, std::int64_t inner) const {
   Fold f;
   const bool os = cfg_.dataflow == Dataflow::kOs;
-  f.index = outer * inner_count() + inner;
-  if (os) {
-    f.row_block = outer;
-    f.col_block = inner;
-  } else {
-    f.row_block = inner;
-    f.col_block = outer;
-  }
-  f.r = static_cast<int>(std::min<std::int64_t>(cfg_.rows, map_.sr - f.row_block * cfg_.rows));
-  f.c = static_cast<int>(std::min<std::int64_t>(cfg_.cols, map_.sc - f.col_block * cfg_.cols));
+  const std::int64_t row_block = os ? outer : inner, col_block = os ? inner : outer;
+  f.sr0 = row_block * cfg_.rows;
+  f.sc0 = col_block * cfg_.cols;
+  f.r = static_cast<int>(std::min<std::int64_t>(cfg_.rows, map_.sr - f.sr0));
+  f.c = static_cast<int>(std::min<std::int64_t>(cfg_.cols, map_.sc - f.sc0));
   f.t = map_.t;
   const auto r = static_cast<std::uint64_t>(f.r), c = static_cast<std::uint64_t>(f.c),
              t = static_cast<std::uint64_t>(f.t);
@@ -86,17 +174,17 @@ Fold FoldPlan::fold_at(std::int64_t outer, std::int64_t inner) const {
   const int ob = operand_bits_;
   if (os) {
     std::uint64_t a_tile = packed_bytes(r * K, ob);
-    f.load_a_bytes = (f.col_block == 0 || a_tile > cfg_.sram_a_bytes / 2) ? a_tile : 0;
-    f.load_b_bytes = (!b_whole_fits_ || f.row_block == 0) ? packed_bytes(K * c, ob) : 0;
+    f.load_a_bytes = (col_block == 0 || a_tile > cfg_.sram_a_bytes / 2) ? a_tile : 0;
+    f.load_b_bytes = (!b_whole_fits_ || row_block == 0) ? packed_bytes(K * c, ob) : 0;
     f.store_c_bytes = packed_bytes(r * c, output_bits_);
     return f;
   }
-  f.first_k = f.row_block == 0;
-  f.last_k = f.row_block == row_blocks_ - 1;
+  f.first_k = row_block == 0;
+  f.last_k = row_block == row_blocks_ - 1;
   std::uint64_t stationary = packed_bytes(r * c, ob);
   std::uint64_t stream = packed_bytes(t * r, ob);
   bool stream_whole_fits = cfg_.dataflow == Dataflow::kWs ? a_whole_fits_ : b_whole_fits_;
-  std::uint64_t stream_load = (!stream_whole_fits || f.col_block == 0) ? stream : 0;
+  std::uint64_t stream_load = (!stream_whole_fits || col_block == 0) ? stream : 0;
   if (cfg_.dataflow == Dataflow::kWs) {
     f.load_a_bytes = stream_load;
     f.load_b_bytes = stationary;
@@ -110,6 +198,83 @@ Fold FoldPlan::fold_at(std::int64_t outer, std::int64_t inner) const {
   } else {  // partial sums go to DRAM after every fold and come back for the next K block
     f.store_c_bytes = psums;
     f.load_c_bytes = f.first_k ? 0 : psums;
+  }
+  return f;
+}
+
+Fold FoldPlan::tiled_fold(const LoopIndex& idx) const {
+  // Tile indices and extents per dimension (m, n, k), and each tile level's dimension.
+  std::int64_t ti[3] = {0, 0, 0}, ext[3] = {0, 0, 0}, cnt[3] = {0, 0, 0};
+  int dim_of_level[3] = {0, 0, 0};
+  for (int l = 0; l < 3; ++l) {
+    const char d = tiles_.order[l];
+    const int di = d == 'm' ? 0 : d == 'n' ? 1 : 2;
+    dim_of_level[l] = di;
+    ti[di] = idx[static_cast<std::size_t>(l)];
+    cnt[di] = tile_count(d);
+    ext[di] = std::min(tile(d), dim(d) - ti[di] * tile(d));
+  }
+  const std::int64_t m0 = ti[0] * tiles_.mt, n0 = ti[1] * tiles_.nt, k0 = ti[2] * tiles_.kt;
+  Fold f;
+  const std::int64_t fo = idx[3], fi = idx[4];
+  const std::int64_t n3 = level_count(3, idx), n4 = level_count(4, idx);
+  const bool os = cfg_.dataflow == Dataflow::kOs;
+  const std::int64_t rb = os ? fo : fi, cb = os ? fi : fo;
+  std::int64_t sr_base = 0, sc_base = 0, t_base = 0, sr_ext = 0, sc_ext = 0, t_ext = 0;
+  switch (cfg_.dataflow) {
+    case Dataflow::kOs: sr_base = m0; sc_base = n0; t_base = k0; sr_ext = ext[0]; sc_ext = ext[1]; t_ext = ext[2]; break;
+    case Dataflow::kWs: sr_base = k0; sc_base = n0; t_base = m0; sr_ext = ext[2]; sc_ext = ext[1]; t_ext = ext[0]; break;
+    case Dataflow::kIs: sr_base = k0; sc_base = m0; t_base = n0; sr_ext = ext[2]; sc_ext = ext[0]; t_ext = ext[1]; break;
+  }
+  f.sr0 = sr_base + rb * cfg_.rows;
+  f.sc0 = sc_base + cb * cfg_.cols;
+  f.t0 = t_base;
+  f.r = static_cast<int>(std::min<std::int64_t>(cfg_.rows, sr_base + sr_ext - f.sr0));
+  f.c = static_cast<int>(std::min<std::int64_t>(cfg_.cols, sc_base + sc_ext - f.sc0));
+  f.t = t_ext;
+  if (!os) {
+    f.first_k = f.sr0 == 0;
+    f.last_k = f.sr0 + f.r == map_.sr;
+  }
+  // Operand dependencies: A (m, k), B (k, n), C (m, n), as bit masks over dims m=1, n=2, k=4.
+  const int dep_a = 1 | 4, dep_b = 4 | 2, dep_c = 1 | 2;
+  auto bit = [](int di) { return 1 << di; };
+  const int ob = operand_bits_;
+  const auto em = static_cast<std::uint64_t>(ext[0]), en = static_cast<std::uint64_t>(ext[1]),
+             ek = static_cast<std::uint64_t>(ext[2]);
+  if (fo == 0 && fi == 0) {  // the tile's first fold: load what differs from the previous tile
+    int inc = -1;  // the innermost tile level that advanced to reach this tile
+    for (int l = 2; l >= 0; --l) {
+      if (idx[static_cast<std::size_t>(l)] > 0) {
+        inc = l;
+        break;
+      }
+    }
+    auto changed = [&](int deps) {
+      if (inc < 0) return true;
+      if ((deps & bit(dim_of_level[inc])) != 0) return true;
+      for (int l = inc + 1; l < 3; ++l) {
+        if ((deps & bit(dim_of_level[l])) != 0 && cnt[dim_of_level[l]] > 1) return true;
+      }
+      return false;
+    };
+    if (changed(dep_a)) f.load_a_bytes = packed_bytes(em * ek, ob);
+    if (changed(dep_b)) f.load_b_bytes = packed_bytes(ek * en, ob);
+    if (changed(dep_c) && ti[2] > 0) f.load_c_bytes = packed_bytes(em * en, output_bits_);  // spilled psums
+  }
+  if (fo == n3 - 1 && fi == n4 - 1) {  // the tile's last fold: store if the next tile has other outputs
+    int nxt = -1;  // the tile level that advances next
+    for (int l = 2; l >= 0; --l) {
+      if (idx[static_cast<std::size_t>(l)] < cnt[dim_of_level[l]] - 1) {
+        nxt = l;
+        break;
+      }
+    }
+    bool moves = nxt < 0 || (dep_c & bit(dim_of_level[nxt])) != 0;
+    for (int l = nxt + 1; nxt >= 0 && l < 3; ++l) {
+      if ((dep_c & bit(dim_of_level[l])) != 0 && cnt[dim_of_level[l]] > 1) moves = true;
+    }
+    if (moves) f.store_c_bytes = packed_bytes(em * en, output_bits_);  // final, or spilled psums
   }
   return f;
 }
@@ -254,55 +419,61 @@ class TimelineRunner {
   // Representative position of x in 0..n-1: first, last, or 1 for every position in between.
   static std::int64_t rep(std::int64_t x, std::int64_t n) { return (x == 0 || x == n - 1) ? x : 1; }
 
-  // One pass of the inner loop at outer position o (folds (o, 0..I-1)).
-  void inner_pass(Timeline& tl, std::int64_t o) const {
-    const std::int64_t O = plan_.outer_count(), I = plan_.inner_count();
-    const std::int64_t ro = rep(o, O);
-    auto fold_and_next = [&](std::int64_t i, Fold& cur, Fold& nxt) -> const Fold* {
-      cur = plan_.fold_at(ro, rep(i, I));
-      if (i + 1 < I) {
-        nxt = plan_.fold_at(ro, rep(i + 1, I));
-        return &nxt;
-      }
-      if (o + 1 < O) {
-        nxt = plan_.fold_at(rep(o + 1, O), 0);
-        return &nxt;
-      }
-      return nullptr;
-    };
-    Fold cur, nxt;
-    std::int64_t i = 0;
-    // Position 0, then the run 1..I-3 of identical (middle, middle) steps, then the last two.
-    step(tl, cur, fold_and_next(0, cur, nxt));
-    i = 1;
-    if (I >= 4) {
-      const Fold* n = fold_and_next(1, cur, nxt);
-      run(tl, cur, n, static_cast<std::uint64_t>(I - 3));
-      i = I - 2;
-    }
-    for (; i < I; ++i) step(tl, cur, fold_and_next(i, cur, nxt));
+  // The first fold of the subtree below `level` at idx (inner indices 0).
+  Fold first_fold(LoopIndex idx, int level) const {
+    for (int l = level + 1; l < kMaxLevels; ++l) idx[static_cast<std::size_t>(l)] = 0;
+    return plan_.fold_at(idx);
   }
 
-  GemmTiming evaluate() const {
-    const std::int64_t O = plan_.outer_count();
-    Timeline tl;
-    tl.ready = issue(tl, 0, plan_.fold(0).load_bytes());
-    inner_pass(tl, 0);
-    std::int64_t o = 1;
-    if (O >= 4) {  // outer passes 1..O-3 are identical: run them to a steady state
-      const std::uint64_t count = static_cast<std::uint64_t>(O - 3);
+  // Runs every fold below `level` (idx[0 .. level-1] set to representatives); `after` is the fold
+  // that follows the whole subtree (null at the end). At each level, iterations 1 .. n-3 are
+  // identical (same representatives, same following fold): they run until the timeline is at a
+  // fixed point, and the rest of them are then added in one step.
+  void run_level(Timeline& tl, LoopIndex& idx, int level, const Fold* after) const {
+    if (level == plan_.levels()) {
+      const Fold cur = plan_.fold_at(idx);
+      step(tl, cur, after);
+      return;
+    }
+    const std::int64_t n = plan_.level_count(level, idx);
+    auto& x = idx[static_cast<std::size_t>(level)];
+    auto iteration = [&](std::int64_t i) {
+      x = rep(i, n);
+      Fold next;
+      const Fold* nx = after;
+      if (i + 1 < n) {
+        LoopIndex j = idx;
+        j[static_cast<std::size_t>(level)] = rep(i + 1, n);
+        next = first_fold(j, level);
+        nx = &next;
+      }
+      run_level(tl, idx, level + 1, nx);
+      x = rep(i, n);
+    };
+    iteration(0);
+    std::int64_t i = 1;
+    if (n >= 4) {
+      const auto count = static_cast<std::uint64_t>(n - 3);
       for (std::uint64_t done = 0; done < count; ++done) {
         const auto before = tl.relative();
         const Timeline old = tl;
-        inner_pass(tl, 1);
+        iteration(1);
         if (tl.relative() == before && done + 1 < count) {
           shift(tl, old, count - done - 1);
           break;
         }
       }
-      o = O - 2;
+      i = n - 2;
     }
-    for (; o < O; ++o) inner_pass(tl, o);
+    for (; i < n; ++i) iteration(i);
+    x = 0;
+  }
+
+  GemmTiming evaluate() const {
+    Timeline tl;
+    LoopIndex idx{};
+    tl.ready = issue(tl, 0, plan_.fold_at(idx).load_bytes());
+    run_level(tl, idx, 0, nullptr);
     return finish(tl);
   }
 
@@ -327,12 +498,14 @@ GemmTiming analytic_timing(const FoldPlan& plan) { return TimelineRunner(plan).e
 GemmTiming analytic_timing_per_fold(const FoldPlan& plan) {
   TimelineRunner runner(plan);
   Timeline tl;
-  Fold cur = plan.fold(0);
+  LoopIndex idx{};
+  Fold cur = plan.fold_at(idx);
   tl.ready = runner.issue(tl, 0, cur.load_bytes());
-  for (std::int64_t i = 0; i < plan.count(); ++i) {
-    const bool has_next = i + 1 < plan.count();
-    Fold next = has_next ? plan.fold(i + 1) : Fold{};
+  for (;;) {
+    const bool has_next = plan.advance(idx);
+    Fold next = has_next ? plan.fold_at(idx) : Fold{};
     runner.step(tl, cur, has_next ? &next : nullptr);
+    if (!has_next) break;
     cur = next;
   }
   return runner.finish(tl);
@@ -367,20 +540,13 @@ EventCounts analytic_events(const FoldPlan& plan, const GemmTiming& timing,
   const bool os = cfg.dataflow == Dataflow::kOs;
   EventCounts e;
   std::uint64_t operand_writes = 0, acc_writes = 0;
-  // Every distinct fold once, times the number of folds like it. Per-fold figures are far
-  // below 2^64 (r, c <= 2^16, t < 2^31); the sums are checked.
-  const std::int64_t O = plan.outer_count(), I = plan.inner_count();
-  auto classes = [](std::int64_t n) {
-    std::vector<std::pair<std::int64_t, std::uint64_t>> v{{0, 1}};  // (representative, multiplicity)
-    if (n >= 3) v.emplace_back(1, static_cast<std::uint64_t>(n - 2));
-    if (n >= 2) v.emplace_back(n - 1, 1);
-    return v;
-  };
-  EventCounts per;  // one fold's counts, scaled below
-  for (const auto& [ro, mo] : classes(O)) {
-    for (const auto& [ri, mi] : classes(I)) {
-      const Fold f = plan.fold_at(ro, ri);
-      const std::uint64_t mult = mo * mi;  // <= folds < 2^62
+  // Every distinct fold once, times the number of folds like it (the product of its levels'
+  // multiplicities: 1 for the first and last index of a level, count - 2 for those between).
+  // Per-fold figures are far below 2^64 (r, c <= 2^16, t < 2^31); the sums are checked.
+  LoopIndex idx{};
+  std::function<void(int, std::uint64_t)> walk = [&](int level, std::uint64_t mult) {
+    if (level == plan.levels()) {
+      const Fold f = plan.fold_at(idx);
       const auto r = static_cast<std::uint64_t>(f.r), c = static_cast<std::uint64_t>(f.c),
                  t = static_cast<std::uint64_t>(f.t);
       const std::uint64_t slots = r * c * t;
@@ -408,13 +574,19 @@ EventCounts analytic_events(const FoldPlan& plan, const GemmTiming& timing,
       x.sram_c_read_bits += f.store_c_bytes * 8;
       x.dram_read_bytes = f.load_bytes();
       x.dram_write_bytes = f.store_c_bytes;
-      per = x.scaled(mult);
-      e += per;
+      e += x.scaled(mult);
       operand_writes = checked_add(operand_writes, checked_mul(ow, mult, "reg_operand_write_bits"),
                                    "reg_operand_write_bits");
       acc_writes = checked_add(acc_writes, checked_mul(aw, mult, "reg_acc_write_bits"), "reg_acc_write_bits");
+      return;
     }
-  }
+    for_each_class(plan.level_count(level, idx), [&](std::int64_t x, std::uint64_t times) {
+      idx[static_cast<std::size_t>(level)] = x;
+      walk(level + 1, checked_mul(mult, times, "folds"));
+    });
+    idx[static_cast<std::size_t>(level)] = 0;
+  };
+  walk(0, 1);
   arithmetic_events(cfg, e.mac_slots, zero_products, e, acc_writes);
   e.reg_operand_write_bits = checked_mul(operand_writes, ob, "reg_operand_write_bits");
   e.reg_acc_write_bits = checked_mul(acc_writes, accb, "reg_acc_write_bits");

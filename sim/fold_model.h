@@ -8,7 +8,9 @@
 // DRAM channel prefetches the next fold's operands while the current one computes.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <string>
 
 #include "models/gemm_ref.h"
 #include "sim/events.h"
@@ -21,12 +23,12 @@ struct Mapping {
 };
 Mapping map_gemm(Dataflow d, const GemmShape& s);
 
-// One fold, in execution order. OS: rows are output-row blocks (outer loop), columns output-
-// column blocks. WS/IS: rows are K blocks (inner loop, so partial sums accumulate in ascending
-// k), columns N blocks (WS) or M blocks (IS).
+// One fold, in execution order: r x c PEs of the array computing a slice of the GEMM with a
+// stream of t elements. In the GEMM's (Sr, Sc, T) view the fold covers rows [sr0, sr0 + r),
+// columns [sc0, sc0 + c) and stream positions [t0, t0 + t). WS/IS rows are K, so partial sums
+// accumulate in ascending k.
 struct Fold {
-  std::int64_t index = 0;
-  std::int64_t row_block = 0, col_block = 0;
+  std::int64_t sr0 = 0, sc0 = 0, t0 = 0;
   int r = 0, c = 0;            // active rows and columns
   std::int64_t t = 0;          // stream length
   bool first_k = true;         // WS/IS: top-of-column partial sums start at zero
@@ -37,30 +39,81 @@ struct Fold {
   std::uint64_t load_operand_bytes() const { return load_a_bytes + load_b_bytes; }
 };
 
+// A GEMM's folds as a loop nest of at most kMaxLevels levels, outermost first. A level's trip
+// count may depend on the indices of the levels outside it (an edge tile has fewer folds), and
+// a fold's content depends only on whether each index is first, last or in between: so every
+// closed form can work on representatives (index 0, 1 and count - 1 of each level).
+//  - fixed mapping (map.policy = fixed): 2 levels, the array's folds over the whole GEMM (OS:
+//    row blocks outer, column blocks inner; WS/IS: column blocks outer, K blocks inner), with
+//    the operand reuse rules of docs/cycle-semantics.md;
+//  - tiled mapping (docs/mapping.md): 3 tile loops over M, N, K in the mapping's order, then the
+//    array's folds within the tile (2 levels, in the order above). A tile's operands are loaded
+//    before its first fold when they differ from the previous tile's, its outputs stored after
+//    its last fold when the next tile has other outputs (partial sums spill when K is not done).
+constexpr int kMaxLevels = 5;
+
+// Calls f(representative index, multiplicity) for the classes of a level of n iterations:
+// first (index 0), in between (index 1, n - 2 of them), last (index n - 1).
+template <class F>
+void for_each_class(std::int64_t n, F f) {
+  f(std::int64_t{0}, std::uint64_t{1});
+  if (n >= 3) f(std::int64_t{1}, static_cast<std::uint64_t>(n - 2));
+  if (n >= 2) f(n - 1, std::uint64_t{1});
+}
+
+class FoldPlan;
+// The mapper (sim/mapper.cpp, docs/mapping.md): the tiling of a GEMM that minimises
+// cfg.map_objective among the candidate tilings that fit the buffers. False when none fits (the
+// fixed mapping is then used). Deterministic, memoized per (shape, configuration).
+bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, TileMapping* out);
+// DRAM bytes of a tiled plan (loads and stores of its tiles), exact, without the timeline.
+std::uint64_t tiled_dram_bytes(const FoldPlan& plan);
+using LoopIndex = std::array<std::int64_t, kMaxLevels>;
+
 class FoldPlan {
  public:
+  // The mapping by the configuration: fixed, pinned (map.tiles) or the mapper's choice.
   FoldPlan(const SimConfig& cfg, const GemmShape& shape);
-  std::int64_t count() const { return row_blocks_ * col_blocks_; }
-  Fold fold(std::int64_t index) const;
-  // Folds run in two nested loops: OS outer over row blocks, inner over column blocks; WS/IS
-  // outer over column blocks, inner over row (K) blocks. A fold's content depends only on
-  // whether its outer and inner positions are first, last or in between, so a GEMM has at
-  // most 9 distinct folds (the closed forms cost per distinct fold, not per fold).
-  std::int64_t outer_count() const;
-  std::int64_t inner_count() const;
-  Fold fold_at(std::int64_t outer, std::int64_t inner) const;
+  // A given tiled mapping (sizes clamped to the GEMM; 0 = whole dimension).
+  FoldPlan(const SimConfig& cfg, const GemmShape& shape, const TileMapping& tiles);
+
+  int levels() const { return tiled_ ? 5 : 2; }
+  std::int64_t level_count(int level, const LoopIndex& idx) const;  // uses idx[0 .. level-1]
+  Fold fold_at(const LoopIndex& idx) const;
+  bool advance(LoopIndex& idx) const;  // to the next fold; false past the last
+  std::uint64_t count() const { return folds_; }
+
+  bool tiled() const { return tiled_; }
+  const TileMapping& tiles() const { return tiles_; }  // tiled: sizes clamped, never 0
+  std::string mapping_text() const;                    // "fixed" or "tiles 128x64x576, order mnk"
+  // Does a tiling fit the buffers (each tile in half its buffer, the output tile's partial sums in
+  // half the C buffer)? OS also needs K whole (the PEs accumulate over the whole K stream).
+  static bool fits(const SimConfig& cfg, const GemmShape& shape, const TileMapping& tiles);
+
   const Mapping& mapping() const { return map_; }
   const SimConfig& config() const { return cfg_; }
   const GemmShape& shape() const { return shape_; }
   int operand_bits() const { return operand_bits_; }  // per element in SRAM, DRAM, registers
   int output_bits() const { return output_bits_; }    // per result / partial sum in SRAM, DRAM
   int acc_register_bits() const { return acc_register_bits_; }
+  // GEMM-view compulsory traffic: A, B read once, C written once, at their widths.
+  std::uint64_t compulsory_bytes() const;
 
  private:
+  void init();
+  Fold fixed_fold(std::int64_t outer, std::int64_t inner) const;
+  Fold tiled_fold(const LoopIndex& idx) const;
+  std::int64_t tile_count(char dim) const;
+  std::int64_t dim(char d) const { return d == 'm' ? shape_.m : d == 'n' ? shape_.n : shape_.k; }
+  std::int64_t tile(char d) const { return d == 'm' ? tiles_.mt : d == 'n' ? tiles_.nt : tiles_.kt; }
+
   SimConfig cfg_;
   GemmShape shape_;
   Mapping map_;
+  bool tiled_ = false;
+  TileMapping tiles_;
   std::int64_t row_blocks_ = 0, col_blocks_ = 0;
+  std::uint64_t folds_ = 0;
   int operand_bits_ = 0, output_bits_ = 0, acc_register_bits_ = 0;
   bool a_whole_fits_ = false, b_whole_fits_ = false;
 };

@@ -62,10 +62,54 @@ const std::vector<ParamSpec>& param_specs() {
        "WBC bisection steps per weight tensor and step (quantization overhead accounting)"},
       {"quant.prc_candidates", ParamType::kInt, "3", "candidates", 1, 16, nullptr,
        "PRC clipping offsets tried per tensor and step (quantization overhead accounting)"},
+      {"map.policy", ParamType::kChoice, "search", "", 0, 0, "search|fixed",
+       "search: the mapper tiles each GEMM for the objective; fixed: the untiled mapping (docs/mapping.md)"},
+      {"map.objective", ParamType::kChoice, "dram", "", 0, 0, "dram|cycles",
+       "what the mapper minimises: DRAM bytes (ties: cycles), or cycles (ties: DRAM bytes)"},
+      {"map.tiles", ParamType::kTiles, "auto", "", 0, 0, nullptr,
+       "pin one tiling for every GEMM instead of searching: MtxNtxKt:ORDER, e.g. 128x64xk:nmk"},
       {"clock.mhz", ParamType::kNumber, "1000", "MHz", 1e-3, 1e6, nullptr,
        "clock frequency (converts cycles to seconds in reports)"},
   };
   return specs;
+}
+
+std::string to_string(const TileMapping& m) {
+  auto size = [](std::int64_t v, char letter) { return v == 0 ? std::string(1, letter) : std::to_string(v); };
+  return fmt::format("{}x{}x{}:{}{}{}", size(m.mt, 'm'), size(m.nt, 'n'), size(m.kt, 'k'), m.order[0], m.order[1],
+                     m.order[2]);
+}
+
+bool parse_tile_mapping(const std::string& text, TileMapping* out) {
+  const auto colon = text.find(':');
+  if (colon == std::string::npos) return false;
+  const std::string sizes = text.substr(0, colon), order = text.substr(colon + 1);
+  std::int64_t v[3] = {0, 0, 0};
+  const char letters[3] = {'m', 'n', 'k'};
+  std::size_t start = 0;
+  for (int i = 0; i < 3; ++i) {
+    const std::size_t x = i < 2 ? sizes.find('x', start) : sizes.size();
+    if (x == std::string::npos) return false;
+    const std::string tok = sizes.substr(start, x - start);
+    if (tok.size() == 1 && (tok[0] == letters[i] || tok[0] == letters[i] - 32)) {
+      v[i] = 0;
+    } else {
+      if (tok.empty() || tok.size() > 10 || tok.find_first_not_of("0123456789") != std::string::npos) return false;
+      v[i] = std::stoll(tok);
+      if (v[i] < 1 || v[i] > 2147483647) return false;
+    }
+    start = x + 1;
+  }
+  if (start != sizes.size() + 1) return false;
+  if (order.size() != 3) return false;
+  std::string sorted = order;
+  std::sort(sorted.begin(), sorted.end());
+  if (sorted != "kmn") return false;
+  out->mt = v[0];
+  out->nt = v[1];
+  out->kt = v[2];
+  for (int i = 0; i < 3; ++i) out->order[i] = order[static_cast<std::size_t>(i)];
+  return true;
 }
 
 const ParamSpec* find_param(const std::string& name) {
@@ -85,6 +129,7 @@ std::string expectation(const ParamSpec& s) {
     case ParamType::kNumber: return fmt::format("a number in [{}, {}]", s.min, s.max);
     case ParamType::kChoice: return s.choices;
     case ParamType::kBool: return "true|false";
+    case ParamType::kTiles: return "auto or MtxNtxKt:ORDER";
   }
   return "";
 }
@@ -129,6 +174,11 @@ std::string canonical(const ParamSpec& s, const std::string& v) {
       if (v == "true" || v == "1") return "true";
       if (v == "false" || v == "0") return "false";
       return "";
+    case ParamType::kTiles: {
+      if (v == "auto") return v;
+      TileMapping m;
+      return parse_tile_mapping(v, &m) ? to_string(m) : "";
+    }
   }
   return "";
 }
@@ -219,6 +269,10 @@ SimConfig ParamSet::build() const {
   c.sram_c_bytes = std::stoull(values_.at("sram.c_kib")) * 1024;
   c.dram_bytes_per_cycle = std::stod(values_.at("dram.bandwidth"));
   c.clock_mhz = std::stod(values_.at("clock.mhz"));
+  c.map_policy = values_.at("map.policy") == "fixed" ? MapPolicy::kFixed : MapPolicy::kSearch;
+  c.map_objective = values_.at("map.objective") == "cycles" ? MapObjective::kCycles : MapObjective::kDram;
+  c.map_pinned = values_.at("map.tiles") != "auto";
+  if (c.map_pinned) parse_tile_mapping(values_.at("map.tiles"), &c.map_tiles);
   return c;
 }
 
@@ -231,6 +285,7 @@ nlohmann::json ParamSet::to_json() const {
       case ParamType::kNumber: j[s.name] = std::stod(v); break;
       case ParamType::kBool: j[s.name] = v == "true"; break;
       case ParamType::kChoice: j[s.name] = v; break;
+      case ParamType::kTiles: j[s.name] = v; break;
     }
   }
   return nlohmann::json::parse(j.dump());

@@ -22,7 +22,26 @@ enum class Dataflow : std::uint8_t { kOs = 0, kWs = 1, kIs = 2 };
 const char* to_string(ArrayKind a);
 const char* to_string(Dataflow d);
 
-enum class ParamType : std::uint8_t { kInt, kNumber, kChoice, kBool };
+enum class ParamType : std::uint8_t { kInt, kNumber, kChoice, kBool, kTiles };
+
+// The buffer-level mapping of a GEMM (docs/mapping.md): tile sizes of M, N and K (0 = the whole
+// dimension) and the order of the three tile loops, outermost first ("mnk": M tiles outermost,
+// K tiles innermost).
+struct TileMapping {
+  std::int64_t mt = 0, nt = 0, kt = 0;
+  char order[3] = {'m', 'n', 'k'};
+  bool operator==(const TileMapping& o) const {
+    return mt == o.mt && nt == o.nt && kt == o.kt && order[0] == o.order[0] && order[1] == o.order[1] &&
+           order[2] == o.order[2];
+  }
+};
+std::string to_string(const TileMapping& m);  // "128x64x576:mnk" (0 printed as the letter)
+// Parses "MtxNtxKt:ORDER" (each size a positive integer, or the letter of the dimension for
+// the whole of it; ORDER a permutation of m, n, k). False on any error.
+bool parse_tile_mapping(const std::string& text, TileMapping* out);
+
+enum class MapPolicy : std::uint8_t { kSearch = 0, kFixed = 1 };
+enum class MapObjective : std::uint8_t { kDram = 0, kCycles = 1 };
 
 struct ParamSpec {
   const char* name;
@@ -49,6 +68,10 @@ struct SimConfig {
   std::uint64_t sram_a_bytes = 0, sram_b_bytes = 0, sram_c_bytes = 0;
   double dram_bytes_per_cycle = 32.0;
   double clock_mhz = 1000.0;
+  MapPolicy map_policy = MapPolicy::kSearch;   // the mapper picks a tiling per GEMM
+  MapObjective map_objective = MapObjective::kDram;
+  bool map_pinned = false;                     // map.tiles: one tiling for every GEMM
+  TileMapping map_tiles;
 };
 
 class ParamSet {

@@ -24,6 +24,7 @@ SimConfig config(ArrayKind a, Dataflow d, int rows, int cols, int latency = 1) {
   c.mac_latency = latency;
   c.sram_a_bytes = c.sram_b_bytes = c.sram_c_bytes = 1 << 20;
   c.dram_bytes_per_cycle = 1e6;  // effectively no stalls unless a test says otherwise
+  c.map_policy = MapPolicy::kFixed;  // the worked examples use the untiled mapping
   return c;
 }
 
@@ -157,9 +158,11 @@ TEST_CASE("value mode equals timing mode and the reference on many shapes", "[mo
             INFO("counter " << c.name);
             CHECK(res[g].events.*c.member == e.*c.member);
           }
+          LoopIndex idx{};
           for (std::size_t f = 0; f < res[g].fold_cycles.size(); ++f) {
-            Fold fold = plan.fold(static_cast<std::int64_t>(f));
+            Fold fold = plan.fold_at(idx);
             CHECK(res[g].fold_cycles[f] == fold_cycles(d, cfg.mac_latency, fold.r, fold.c, fold.t));
+            plan.advance(idx);
           }
           std::vector<std::int64_t> acc;
           std::vector<float> f32;
@@ -304,12 +307,16 @@ TEST_CASE("the per-distinct-fold timeline equals the fold-by-fold timeline", "[m
     REQUIRE(fast.folds == slow.folds);
     // Events per distinct fold equal the sum over every fold.
     EventCounts e = analytic_events(plan, fast, 0), sum;
-    for (std::int64_t f = 0; f < plan.count(); ++f) {
-      Fold x = plan.fold(f);
+    LoopIndex idx{};
+    std::uint64_t folds = 0;
+    do {
+      Fold x = plan.fold_at(idx);
       sum.dram_read_bytes += x.load_bytes();
       sum.dram_write_bytes += x.store_c_bytes;
       sum.mac_slots += static_cast<std::uint64_t>(x.r) * x.c * x.t;
-    }
+      ++folds;
+    } while (plan.advance(idx));
+    REQUIRE(folds == plan.count());
     REQUIRE(e.dram_read_bytes == sum.dram_read_bytes);
     REQUIRE(e.dram_write_bytes == sum.dram_write_bytes);
     REQUIRE(e.mac_slots == sum.mac_slots);
@@ -397,4 +404,113 @@ TEST_CASE("a VCD waveform changes no figure, on every array and dataflow", "[mod
       }
     }
   }
+}
+
+namespace {
+
+// A random tiling of `s` that fits cfg's buffers (OS keeps K whole), or false after 50 tries.
+bool random_tiles(std::mt19937& rng, const SimConfig& cfg, const GemmShape& s, TileMapping* out) {
+  static const char* const kOrders[] = {"mnk", "mkn", "nmk", "nkm", "kmn", "knm"};
+  std::uniform_int_distribution<int> order(0, 5);
+  for (int tries = 0; tries < 50; ++tries) {
+    auto pick = [&](std::int64_t d) { return std::uniform_int_distribution<std::int64_t>(1, d)(rng); };
+    const char* o = kOrders[order(rng)];
+    TileMapping t{pick(s.m), pick(s.n), cfg.dataflow == Dataflow::kOs ? s.k : pick(s.k), {o[0], o[1], o[2]}};
+    if (FoldPlan::fits(cfg, s, t)) {
+      *out = t;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("tiled mappings: value mode equals timing mode and the reference", "[model]") {
+  const unsigned seed = 20261130;
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> dim(1, 30), arr(1, 6), lat(1, 3), zero(0, 50), kib(0, 4);
+  std::uniform_real_distribution<double> bw(0.5, 40.0);
+  int cases = 0;
+  for (ArrayKind a : {ArrayKind::kMfMac, ArrayKind::kInt8, ArrayKind::kFp32}) {
+    for (Dataflow d : {Dataflow::kOs, Dataflow::kWs, Dataflow::kIs}) {
+      for (int rep = 0; rep < 6; ++rep) {
+        SimConfig cfg = config(a, d, arr(rng), arr(rng), lat(rng));
+        cfg.dram_bytes_per_cycle = bw(rng);
+        cfg.sram_a_bytes = 256u << kib(rng);
+        cfg.sram_b_bytes = 256u << kib(rng);
+        cfg.sram_c_bytes = 256u << kib(rng);
+        cfg.fp32_fma = rep % 2 == 1;
+        cfg.zero_gating = rep % 3 != 2;
+        const GemmShape s{dim(rng), dim(rng), dim(rng)};
+        TileMapping t;
+        if (rep < 3) {
+          if (!random_tiles(rng, cfg, s, &t)) continue;
+          cfg.map_policy = MapPolicy::kSearch;
+          cfg.map_pinned = true;
+          cfg.map_tiles = t;
+        } else {
+          cfg.map_policy = MapPolicy::kSearch;  // the mapper's choice
+        }
+        RandomGemm g = random_gemm(rng, a, s, zero(rng));
+        auto res = run(cfg, {g});
+        FoldPlan plan(cfg, s);
+        INFO(to_string(a) << " " << name(d) << " " << cfg.rows << "x" << cfg.cols << " L=" << cfg.mac_latency
+                          << " bw=" << cfg.dram_bytes_per_cycle << " sram " << cfg.sram_a_bytes << "/"
+                          << cfg.sram_b_bytes << "/" << cfg.sram_c_bytes << " GEMM " << s.m << "x" << s.n << "x"
+                          << s.k << " " << plan.mapping_text());
+        GemmTiming t1 = analytic_timing(plan);
+        CHECK(res[0].timing.total == t1.total);
+        CHECK(res[0].timing.stall == t1.stall);
+        CHECK(res[0].timing.compute == t1.compute);
+        CHECK(res[0].timing.folds == t1.folds);
+        CHECK(analytic_timing_per_fold(plan).total == t1.total);
+        EventCounts e = analytic_events(plan, t1, res[0].events.products_zero);
+        for (const auto& c : counter_registry()) {
+          INFO("counter " << c.name);
+          CHECK(res[0].events.*c.member == e.*c.member);
+        }
+        CHECK(e.dram_read_bytes + e.dram_write_bytes >= plan.compulsory_bytes());
+        if (plan.tiled()) CHECK(tiled_dram_bytes(plan) == e.dram_read_bytes + e.dram_write_bytes);
+        std::vector<std::int64_t> acc;
+        std::vector<float> f32;
+        reference(cfg, g, acc, f32);
+        if (a == ArrayKind::kFp32) {
+          CHECK(res[0].out_f32 == f32);
+        } else {
+          CHECK(res[0].out_int == acc);
+        }
+        ++cases;
+      }
+    }
+  }
+  CHECK(cases >= 40);
+}
+
+TEST_CASE("no mapping moves fewer DRAM bytes than the compulsory minimum", "[model]") {
+  std::mt19937 rng(99);
+  std::uniform_int_distribution<int> dim(1, 3000), arr(1, 64), kib(0, 10), pick(0, 2);
+  const ArrayKind arrays[] = {ArrayKind::kMfMac, ArrayKind::kInt8, ArrayKind::kFp32};
+  const Dataflow flows[] = {Dataflow::kOs, Dataflow::kWs, Dataflow::kIs};
+  int tiled = 0;
+  for (int i = 0; i < 300; ++i) {
+    SimConfig cfg = config(arrays[pick(rng)], flows[pick(rng)], arr(rng), arr(rng));
+    cfg.sram_a_bytes = 1024u << kib(rng);
+    cfg.sram_b_bytes = 1024u << kib(rng);
+    cfg.sram_c_bytes = 1024u << kib(rng);
+    cfg.map_policy = i % 3 == 0 ? MapPolicy::kFixed : MapPolicy::kSearch;
+    const GemmShape s{dim(rng), dim(rng), dim(rng)};
+    TileMapping t;
+    if (i % 3 == 2 && random_tiles(rng, cfg, s, &t)) {
+      cfg.map_pinned = true;
+      cfg.map_tiles = t;
+    }
+    FoldPlan plan(cfg, s);
+    tiled += plan.tiled() ? 1 : 0;
+    EventCounts e = analytic_events(plan, analytic_timing(plan), 0);
+    INFO("case " << i << " GEMM " << s.m << "x" << s.n << "x" << s.k << " " << plan.mapping_text());
+    REQUIRE(e.dram_read_bytes + e.dram_write_bytes >= plan.compulsory_bytes());
+  }
+  CHECK(tiled > 100);
 }
