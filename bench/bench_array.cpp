@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
     ops.b_int.push_back(i8(rng));
     ops.b_f32.push_back(static_cast<float>(i8(rng)));
   }
-  std::vector<GemmJob> jobs{GemmJob{GemmShape{M, N, K}, [&]() { return ops; }}};
+  std::vector<GemmJob> jobs{GemmJob{GemmShape{M, N, K}, ConvView{}, [&]() { return ops; }}};
   ValueGemmResult res;
   auto t0 = std::chrono::steady_clock::now();
   simulate_value(cfg, jobs, [&](std::size_t, ValueGemmResult& r) { res = std::move(r); });

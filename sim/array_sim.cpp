@@ -354,7 +354,7 @@ class SystolicSystem : public sc_core::sc_module {
     const GemmJob& job = jobs_[g];
     ValueGemmResult res;
     engine_->begin_gemm(job.shape, job.load());
-    FoldPlan plan(cfg_, job.shape);
+    FoldPlan plan(cfg_, job.shape, job.conv);
     dram_read_bytes_ = dram_write_bytes_ = 0;
     const std::uint64_t gemm_start = now();
     LoopIndex idx{};

@@ -43,6 +43,7 @@ struct ValueGemmResult {
 
 struct GemmJob {
   GemmShape shape;
+  ConvView conv;                       // a convolution's geometry (the memory model's view)
   std::function<GemmOperands()> load;  // called when the controller reaches the GEMM
 };
 

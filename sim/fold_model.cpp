@@ -31,21 +31,29 @@ __extension__ typedef unsigned __int128 u128;  // exact products of 64-bit count
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 }  // namespace
 
-FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape)
+FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape, const ConvView& conv)
     : cfg_(cfg), shape_(shape), map_(map_gemm(cfg.dataflow, shape)) {
   if (cfg.map_policy == MapPolicy::kSearch) {
     if (cfg.map_pinned) {
       tiles_ = cfg.map_tiles;
       tiled_ = true;
     } else {
-      tiled_ = choose_tiles(cfg, shape, &tiles_);
+      tiled_ = choose_tiles(cfg, shape, conv, &tiles_);
     }
   }
+  if (tiled_ && conv.active && cfg.conv_im2col_onchip) conv_ = conv;
   init();
+  if (tiled_ && cfg.map_pinned && !fits()) {
+    throw InputError(fmt::format("map.tiles: {} does not fit GEMM {}x{}x{} on this configuration (each tile "
+                                 "in half its buffer, the output tile in half the C buffer{})",
+                                 to_string(tiles_), shape_.m, shape_.n, shape_.k,
+                                 cfg_.dataflow == Dataflow::kOs ? ", and K whole under OS" : ""));
+  }
 }
 
-FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape, const TileMapping& tiles)
+FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape, const TileMapping& tiles, const ConvView& conv)
     : cfg_(cfg), shape_(shape), map_(map_gemm(cfg.dataflow, shape)), tiled_(true), tiles_(tiles) {
+  if (conv.active && cfg.conv_im2col_onchip) conv_ = conv;
   init();
 }
 
@@ -73,12 +81,6 @@ void FoldPlan::init() {
     tiles_.mt = clamp(tiles_.mt, shape_.m);
     tiles_.nt = clamp(tiles_.nt, shape_.n);
     tiles_.kt = clamp(tiles_.kt, shape_.k);
-    if (!fits(cfg_, shape_, tiles_)) {
-      throw InputError(fmt::format("map.tiles: {} does not fit GEMM {}x{}x{} on this configuration (each tile "
-                                   "in half its buffer, the output tile in half the C buffer{})",
-                                   to_string(tiles_), shape_.m, shape_.n, shape_.k,
-                                   cfg_.dataflow == Dataflow::kOs ? ", and K whole under OS" : ""));
-    }
   }
   // Folds: the sum over every class of every level, times its multiplicity.
   std::uint64_t total = 0;
@@ -98,27 +100,99 @@ void FoldPlan::init() {
   folds_ = total;
 }
 
-bool FoldPlan::fits(const SimConfig& cfg, const GemmShape& shape, const TileMapping& t) {
-  int ob = cfg.array == ArrayKind::kMfMac ? 4 : cfg.array == ArrayKind::kInt8 ? 8 : 32;
-  int outb = cfg.array == ArrayKind::kFp32 ? 32 : (cfg.accumulator.bits + 7) / 8 * 8;
-  const auto mt = static_cast<std::uint64_t>(t.mt == 0 ? shape.m : t.mt);
-  const auto nt = static_cast<std::uint64_t>(t.nt == 0 ? shape.n : t.nt);
-  const auto kt = static_cast<std::uint64_t>(t.kt == 0 ? shape.k : t.kt);
-  if (cfg.dataflow == Dataflow::kOs && kt < static_cast<std::uint64_t>(shape.k)) return false;
-  return packed_bytes(mt * kt, ob) <= cfg.sram_a_bytes / 2 && packed_bytes(kt * nt, ob) <= cfg.sram_b_bytes / 2 &&
-         packed_bytes(mt * nt, outb) <= cfg.sram_c_bytes / 2;
+bool FoldPlan::fits(const SimConfig& cfg, const GemmShape& shape, const TileMapping& t, const ConvView& conv) {
+  return FoldPlan(cfg, shape, t, conv).fits();
 }
 
-std::uint64_t FoldPlan::compulsory_bytes() const {
+bool FoldPlan::fits() const {
+  if (!tiled_) return true;
+  if (cfg_.dataflow == Dataflow::kOs && tiles_.kt < shape_.k) return false;
+  const std::uint64_t b = packed_bytes(static_cast<std::uint64_t>(tiles_.kt) * static_cast<std::uint64_t>(tiles_.nt),
+                                       operand_bits_);
+  return tile_a_bytes(tiles_.mt, tiles_.kt) <= cfg_.sram_a_bytes / 2 && b <= cfg_.sram_b_bytes / 2 &&
+         packed_bytes(static_cast<std::uint64_t>(tiles_.mt) * static_cast<std::uint64_t>(tiles_.nt), output_bits_) <=
+             cfg_.sram_c_bytes / 2;
+}
+
+namespace {
+// Distinct pixels of an axis of `size` that a kernel of `k` taps at `stride` with `pad` covers
+// over `out` output positions (the union of the windows).
+std::int64_t axis_used(std::int64_t size, std::int64_t k, std::int64_t stride, std::int64_t pad, std::int64_t out) {
+  if (k >= stride) {
+    const std::int64_t lo = std::max<std::int64_t>(0, -pad), hi = std::min(size, (out - 1) * stride - pad + k);
+    return std::max<std::int64_t>(0, hi - lo);
+  }
+  return std::min(size, out * k);  // disjoint windows (an upper bound where padding clips them)
+}
+}  // namespace
+
+std::uint64_t FoldPlan::fmap_region(std::int64_t positions, std::int64_t k_cols, bool dense) const {
+  const ConvGeometry& g = conv_.geo;
+  const std::int64_t P = g.out_h(), Q = g.out_w();
+  const std::int64_t rows = dense ? g.in_h : axis_used(g.in_h, g.kernel_h, g.stride, g.pad, P);
+  const std::int64_t cols = dense ? g.in_w : axis_used(g.in_w, g.kernel_w, g.stride, g.pad, Q);
+  const std::int64_t ch = std::min(g.in_c, k_cols);
+  const std::uint64_t all = static_cast<std::uint64_t>(g.batch) * rows * cols;
+  std::uint64_t pixels = 0;
+  if (positions >= P * Q) {  // whole images, plus one more where the tile straddles two
+    pixels = static_cast<std::uint64_t>(std::min(g.batch, ceil_div(positions, P * Q) + 1)) * rows * cols;
+  } else {  // output rows, plus one where the tile starts mid-row; at most two images' rows
+    const std::int64_t out_rows = std::min(ceil_div(positions, Q) + 1, 2 * P);
+    // Written (dense): every row up to the next window, zero-gradient rows between windows too.
+    const std::int64_t in_rows = dense                     ? out_rows * g.stride + g.kernel_h
+                                 : g.kernel_h >= g.stride ? (out_rows - 1) * g.stride + g.kernel_h
+                                                          : out_rows * g.kernel_h;
+    pixels = static_cast<std::uint64_t>(std::min(in_rows, std::min<std::int64_t>(2, g.batch) * rows)) * cols;
+  }
+  return std::min(pixels, all) * static_cast<std::uint64_t>(ch);
+}
+
+std::uint64_t FoldPlan::fmap_halo(std::int64_t k_cols) const {
+  const ConvGeometry& g = conv_.geo;
+  const std::int64_t rows = std::max<std::int64_t>(0, g.kernel_h - g.stride);
+  return static_cast<std::uint64_t>(std::min(rows, g.in_h)) * g.in_w * std::min(g.in_c, k_cols);
+}
+
+std::uint64_t FoldPlan::tile_a_bytes(std::int64_t em, std::int64_t ek) const {
+  if (conv_.active && conv_.phase == Phase::kFwd) return packed_bytes(fmap_region(em, ek, false), operand_bits_);
+  if (conv_.active && conv_.phase == Phase::kBwdWeight) return packed_bytes(fmap_region(ek, em, false), operand_bits_);
+  return packed_bytes(static_cast<std::uint64_t>(em) * static_cast<std::uint64_t>(ek), operand_bits_);
+}
+
+std::uint64_t FoldPlan::tile_c_bytes(std::int64_t em, std::int64_t en) const {
+  if (conv_.active && conv_.phase == Phase::kBwdData) return packed_bytes(fmap_region(em, en, true), output_bits_);
+  return packed_bytes(static_cast<std::uint64_t>(em) * static_cast<std::uint64_t>(en), output_bits_);
+}
+
+std::uint64_t FoldPlan::compulsory_bytes_gemm_view() const {
   const auto m = static_cast<std::uint64_t>(shape_.m), n = static_cast<std::uint64_t>(shape_.n),
              k = static_cast<std::uint64_t>(shape_.k);
   return packed_bytes(m * k, operand_bits_) + packed_bytes(k * n, operand_bits_) + packed_bytes(m * n, output_bits_);
 }
 
+std::uint64_t FoldPlan::compulsory_bytes() const {
+  if (!conv_.active) return compulsory_bytes_gemm_view();
+  const auto m = static_cast<std::uint64_t>(shape_.m), n = static_cast<std::uint64_t>(shape_.n),
+             k = static_cast<std::uint64_t>(shape_.k);
+  const std::int64_t positions = conv_.geo.batch * conv_.geo.out_h() * conv_.geo.out_w();
+  const std::int64_t k_cols = conv_.geo.kernel_h * conv_.geo.kernel_w * conv_.geo.in_c;
+  switch (conv_.phase) {
+    case Phase::kFwd:        // X (feature map), W, Y
+    case Phase::kBwdWeight:  // X (feature map), G, dW
+      return packed_bytes(fmap_region(positions, k_cols, false), operand_bits_) + packed_bytes(k * n, operand_bits_) +
+             packed_bytes(m * n, output_bits_);
+    case Phase::kBwdData:  // G, W, dX (feature map)
+      return packed_bytes(m * k, operand_bits_) + packed_bytes(k * n, operand_bits_) +
+             packed_bytes(fmap_region(positions, k_cols, true), output_bits_);
+  }
+  return 0;
+}
+
 std::string FoldPlan::mapping_text() const {
   if (!tiled_) return "fixed";
-  return fmt::format("tiles M {} x N {} x K {}, order {}{}{} (outermost first)", tiles_.mt, tiles_.nt, tiles_.kt,
-                     tiles_.order[0], tiles_.order[1], tiles_.order[2]);
+  return fmt::format("tiles M {} x N {} x K {}, order {}{}{} (outermost first){}", tiles_.mt, tiles_.nt, tiles_.kt,
+                     tiles_.order[0], tiles_.order[1], tiles_.order[2],
+                     conv_.active ? ", im2col on chip" : "");
 }
 
 std::int64_t FoldPlan::tile_count(char d) const { return ceil_div(dim(d), tile(d)); }
@@ -240,8 +314,7 @@ Fold FoldPlan::tiled_fold(const LoopIndex& idx) const {
   const int dep_a = 1 | 4, dep_b = 4 | 2, dep_c = 1 | 2;
   auto bit = [](int di) { return 1 << di; };
   const int ob = operand_bits_;
-  const auto em = static_cast<std::uint64_t>(ext[0]), en = static_cast<std::uint64_t>(ext[1]),
-             ek = static_cast<std::uint64_t>(ext[2]);
+  const auto en = static_cast<std::uint64_t>(ext[1]), ek = static_cast<std::uint64_t>(ext[2]);
   if (fo == 0 && fi == 0) {  // the tile's first fold: load what differs from the previous tile
     int inc = -1;  // the innermost tile level that advanced to reach this tile
     for (int l = 2; l >= 0; --l) {
@@ -258,9 +331,13 @@ Fold FoldPlan::tiled_fold(const LoopIndex& idx) const {
       }
       return false;
     };
-    if (changed(dep_a)) f.load_a_bytes = packed_bytes(em * ek, ob);
+    if (changed(dep_a)) f.load_a_bytes = tile_a_bytes(ext[0], ext[2]);
     if (changed(dep_b)) f.load_b_bytes = packed_bytes(ek * en, ob);
-    if (changed(dep_c) && ti[2] > 0) f.load_c_bytes = packed_bytes(em * en, output_bits_);  // spilled psums
+    if (changed(dep_c) && ti[2] > 0) f.load_c_bytes = tile_c_bytes(ext[0], ext[1]);  // spilled psums
+    // col2im: a position tile after the first adds into the halo rows the previous one wrote.
+    if (changed(dep_c) && conv_.active && conv_.phase == Phase::kBwdData && ti[0] > 0 && ti[2] == 0) {
+      f.load_c_bytes += packed_bytes(fmap_halo(ext[1]), output_bits_);
+    }
   }
   if (fo == n3 - 1 && fi == n4 - 1) {  // the tile's last fold: store if the next tile has other outputs
     int nxt = -1;  // the tile level that advances next
@@ -274,7 +351,7 @@ Fold FoldPlan::tiled_fold(const LoopIndex& idx) const {
     for (int l = nxt + 1; nxt >= 0 && l < 3; ++l) {
       if ((dep_c & bit(dim_of_level[l])) != 0 && cnt[dim_of_level[l]] > 1) moves = true;
     }
-    if (moves) f.store_c_bytes = packed_bytes(em * en, output_bits_);  // final, or spilled psums
+    if (moves) f.store_c_bytes = tile_c_bytes(ext[0], ext[1]);  // final, or spilled psums
   }
   return f;
 }

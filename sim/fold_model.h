@@ -13,6 +13,7 @@
 #include <string>
 
 #include "models/gemm_ref.h"
+#include "traces/trace.h"
 #include "sim/events.h"
 #include "sim/params.h"
 
@@ -52,6 +53,17 @@ struct Fold {
 //    its last fold when the next tile has other outputs (partial sums spill when K is not done).
 constexpr int kMaxLevels = 5;
 
+// What the memory model knows of a GEMM beyond its shape: a convolution's geometry and the
+// GEMM's phase. When active (a conv record, conv.im2col = onchip, a tiled mapping), the im2col
+// operand is read as feature-map rows and expanded on chip (fwd: A; bwd_weight: A, the
+// transposed im2col), and a bwd_data output is summed into the input-gradient feature map on
+// chip (col2im) instead of being written as an im2col matrix (docs/mapping.md).
+struct ConvView {
+  bool active = false;
+  ConvGeometry geo;
+  Phase phase = Phase::kFwd;
+};
+
 // Calls f(representative index, multiplicity) for the classes of a level of n iterations:
 // first (index 0), in between (index 1, n - 2 of them), last (index n - 1).
 template <class F>
@@ -65,7 +77,7 @@ class FoldPlan;
 // The mapper (sim/mapper.cpp, docs/mapping.md): the tiling of a GEMM that minimises
 // cfg.map_objective among the candidate tilings that fit the buffers. False when none fits (the
 // fixed mapping is then used). Deterministic, memoized per (shape, configuration).
-bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, TileMapping* out);
+bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& conv, TileMapping* out);
 // DRAM bytes of a tiled plan (loads and stores of its tiles), exact, without the timeline.
 std::uint64_t tiled_dram_bytes(const FoldPlan& plan);
 using LoopIndex = std::array<std::int64_t, kMaxLevels>;
@@ -73,9 +85,9 @@ using LoopIndex = std::array<std::int64_t, kMaxLevels>;
 class FoldPlan {
  public:
   // The mapping by the configuration: fixed, pinned (map.tiles) or the mapper's choice.
-  FoldPlan(const SimConfig& cfg, const GemmShape& shape);
+  FoldPlan(const SimConfig& cfg, const GemmShape& shape, const ConvView& conv = {});
   // A given tiled mapping (sizes clamped to the GEMM; 0 = whole dimension).
-  FoldPlan(const SimConfig& cfg, const GemmShape& shape, const TileMapping& tiles);
+  FoldPlan(const SimConfig& cfg, const GemmShape& shape, const TileMapping& tiles, const ConvView& conv = {});
 
   int levels() const { return tiled_ ? 5 : 2; }
   std::int64_t level_count(int level, const LoopIndex& idx) const;  // uses idx[0 .. level-1]
@@ -88,7 +100,8 @@ class FoldPlan {
   std::string mapping_text() const;                    // "fixed" or "tiles 128x64x576, order mnk"
   // Does a tiling fit the buffers (each tile in half its buffer, the output tile's partial sums in
   // half the C buffer)? OS also needs K whole (the PEs accumulate over the whole K stream).
-  static bool fits(const SimConfig& cfg, const GemmShape& shape, const TileMapping& tiles);
+  bool fits() const;
+  static bool fits(const SimConfig& cfg, const GemmShape& shape, const TileMapping& tiles, const ConvView& conv = {});
 
   const Mapping& mapping() const { return map_; }
   const SimConfig& config() const { return cfg_; }
@@ -97,7 +110,12 @@ class FoldPlan {
   int output_bits() const { return output_bits_; }    // per result / partial sum in SRAM, DRAM
   int acc_register_bits() const { return acc_register_bits_; }
   // GEMM-view compulsory traffic: A, B read once, C written once, at their widths.
+  std::uint64_t compulsory_bytes_gemm_view() const;
+  // The physical minimum: the GEMM view, or for a convolution read from feature maps the
+  // distinct feature-map elements used (fwd, bwd_weight) or produced (bwd_data), filters and
+  // the other operand once.
   std::uint64_t compulsory_bytes() const;
+  bool conv_on_chip() const { return conv_.active; }
 
  private:
   void init();
@@ -106,10 +124,18 @@ class FoldPlan {
   std::int64_t tile_count(char dim) const;
   std::int64_t dim(char d) const { return d == 'm' ? shape_.m : d == 'n' ? shape_.n : shape_.k; }
   std::int64_t tile(char d) const { return d == 'm' ? tiles_.mt : d == 'n' ? tiles_.nt : tiles_.kt; }
+  // Feature-map elements a tile of `positions` output positions and `k_cols` im2col columns
+  // reads (or, dense, writes: every pixel of the rows), an upper bound independent of where the
+  // tile starts; and the halo rows two consecutive position tiles share.
+  std::uint64_t fmap_region(std::int64_t positions, std::int64_t k_cols, bool dense) const;
+  std::uint64_t fmap_halo(std::int64_t k_cols) const;
+  std::uint64_t tile_a_bytes(std::int64_t em, std::int64_t ek) const;
+  std::uint64_t tile_c_bytes(std::int64_t em, std::int64_t en) const;
 
   SimConfig cfg_;
   GemmShape shape_;
   Mapping map_;
+  ConvView conv_;
   bool tiled_ = false;
   TileMapping tiles_;
   std::int64_t row_blocks_ = 0, col_blocks_ = 0;

@@ -93,14 +93,19 @@ std::uint64_t tiled_dram_bytes(const FoldPlan& plan) {
   });
 }
 
-bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, TileMapping* out) {
+bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& conv, TileMapping* out) {
   const std::string key =
       fmt::format("{} {} {} {} {} {} {} {} {} {} {} {} {} {} {}", shape.m, shape.n, shape.k, static_cast<int>(cfg.array),
                   static_cast<int>(cfg.dataflow), cfg.rows, cfg.cols, cfg.mac_latency, cfg.accumulator.bits,
                   cfg.sram_a_bytes, cfg.sram_b_bytes, cfg.sram_c_bytes, cfg.dram_bytes_per_cycle,
                   static_cast<int>(cfg.map_objective), cfg.fp32_fma);
+  const std::string conv_key =
+      conv.active && cfg.conv_im2col_onchip
+          ? fmt::format(" conv {} {} {} {} {} {} {} {} {}", static_cast<int>(conv.phase), conv.geo.batch, conv.geo.in_h,
+                        conv.geo.in_w, conv.geo.in_c, conv.geo.kernel_h, conv.geo.kernel_w, conv.geo.stride, conv.geo.pad)
+          : "";
   static std::map<std::string, std::pair<bool, TileMapping>> memo;
-  if (auto it = memo.find(key); it != memo.end()) {
+  if (auto it = memo.find(key + conv_key); it != memo.end()) {
     *out = it->second.second;
     return it->second.first;
   }
@@ -119,8 +124,8 @@ bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, TileMapping* out
         for (std::int64_t kt : ck) {
           Candidate c;
           c.tiles = TileMapping{mt, nt, kt, {order[0], order[1], order[2]}};
-          if (!FoldPlan::fits(cfg, shape, c.tiles)) continue;
-          FoldPlan plan(cfg, shape, c.tiles);
+          FoldPlan plan(cfg, shape, c.tiles, conv);
+          if (!plan.fits()) continue;
           c.dram = tiled_dram_bytes(plan);
           all.push_back(c);
         }
@@ -138,15 +143,15 @@ bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, TileMapping* out
       for (const auto& c : all) {
         if (c.dram == least) pool.push_back(c);
       }
-      for (auto& c : pool) c.compute = compute_cycles(FoldPlan(cfg, shape, c.tiles));
+      for (auto& c : pool) c.compute = compute_cycles(FoldPlan(cfg, shape, c.tiles, conv));
       std::stable_sort(pool.begin(), pool.end(), [](const Candidate& a, const Candidate& b) { return a.compute < b.compute; });
       if (pool.size() > 8) pool.resize(8);
     } else {
-      for (auto& c : all) c.compute = compute_cycles(FoldPlan(cfg, shape, c.tiles)) + transfer_cycles(c.dram, bw);
+      for (auto& c : all) c.compute = compute_cycles(FoldPlan(cfg, shape, c.tiles, conv)) + transfer_cycles(c.dram, bw);
       std::stable_sort(all.begin(), all.end(), [](const Candidate& a, const Candidate& b) { return a.compute < b.compute; });
       pool.assign(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(16, all.size())));
     }
-    for (auto& c : pool) c.cycles = analytic_timing(FoldPlan(cfg, shape, c.tiles)).total;
+    for (auto& c : pool) c.cycles = analytic_timing(FoldPlan(cfg, shape, c.tiles, conv)).total;
     const bool dram_first = cfg.map_objective == MapObjective::kDram;
     auto better = [&](const Candidate& a, const Candidate& b) {
       if (dram_first) return a.dram != b.dram ? a.dram < b.dram : a.cycles < b.cycles;
@@ -158,7 +163,7 @@ bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, TileMapping* out
     }
     chosen = best->tiles;
   }
-  memo.emplace(key, std::make_pair(found, chosen));
+  memo.emplace(key + conv_key, std::make_pair(found, chosen));
   *out = chosen;
   return found;
 }

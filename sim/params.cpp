@@ -64,6 +64,8 @@ const std::vector<ParamSpec>& param_specs() {
        "PRC clipping offsets tried per tensor and step (quantization overhead accounting)"},
       {"map.policy", ParamType::kChoice, "search", "", 0, 0, "search|fixed",
        "search: the mapper tiles each GEMM for the objective; fixed: the untiled mapping (docs/mapping.md)"},
+      {"conv.im2col", ParamType::kChoice, "onchip", "", 0, 0, "onchip|dram",
+       "convolutions read feature maps and expand im2col on chip (col2im for bwd_data), or move the im2col matrices"},
       {"map.objective", ParamType::kChoice, "dram", "", 0, 0, "dram|cycles",
        "what the mapper minimises: DRAM bytes (ties: cycles), or cycles (ties: DRAM bytes)"},
       {"map.tiles", ParamType::kTiles, "auto", "", 0, 0, nullptr,
@@ -270,6 +272,7 @@ SimConfig ParamSet::build() const {
   c.dram_bytes_per_cycle = std::stod(values_.at("dram.bandwidth"));
   c.clock_mhz = std::stod(values_.at("clock.mhz"));
   c.map_policy = values_.at("map.policy") == "fixed" ? MapPolicy::kFixed : MapPolicy::kSearch;
+  c.conv_im2col_onchip = values_.at("conv.im2col") == "onchip";
   c.map_objective = values_.at("map.objective") == "cycles" ? MapObjective::kCycles : MapObjective::kDram;
   c.map_pinned = values_.at("map.tiles") != "auto";
   if (c.map_pinned) parse_tile_mapping(values_.at("map.tiles"), &c.map_tiles);

@@ -69,6 +69,7 @@ struct SimConfig {
   double dram_bytes_per_cycle = 32.0;
   double clock_mhz = 1000.0;
   MapPolicy map_policy = MapPolicy::kSearch;   // the mapper picks a tiling per GEMM
+  bool conv_im2col_onchip = true;              // conv records read feature maps (tiled mappings)
   MapObjective map_objective = MapObjective::kDram;
   bool map_pinned = false;                     // map.tiles: one tiling for every GEMM
   TileMapping map_tiles;

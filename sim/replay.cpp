@@ -156,21 +156,32 @@ class Progress {
   Clock::time_point start_, last_;
 };
 
+ConvView conv_view(const TraceRecord& r) {
+  ConvView v;
+  v.active = r.layer_type == LayerType::kConv;
+  v.geo = r.conv;
+  v.phase = r.phase;
+  return v;
+}
+
 // Closed-form timing and events of one record (all `repeat` copies). Shape-only records of the
 // same shape share one evaluation (`cache`).
-using TimingCache = std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t>, std::pair<GemmTiming, EventCounts>>;
+using TimingCache = std::map<std::string, std::pair<GemmTiming, EventCounts>>;
 
 void time_record(const SimConfig& cfg, const TraceReader& reader, std::size_t i, GemmOutcome& out,
                  TimingCache& cache) {
   const TraceRecord& r = reader.trace().records[i];
   const bool measure = r.has_payload && array_represents(cfg.array, r.format());
-  const auto key = std::make_tuple(r.shape.m, r.shape.n, r.shape.k);
+  const ConvView conv = conv_view(r);
+  const std::string key = fmt::format("{} {} {} {} {} {} {} {} {} {} {} {}", r.shape.m, r.shape.n, r.shape.k,
+                                      conv.active, static_cast<int>(conv.phase), conv.geo.batch, conv.geo.in_h,
+                                      conv.geo.in_w, conv.geo.in_c, conv.geo.kernel_h, conv.geo.stride, conv.geo.pad);
   auto hit = measure ? cache.end() : cache.find(key);
   if (hit != cache.end()) {
     out.timing = hit->second.first;
     out.events = hit->second.second;
   } else {
-    FoldPlan plan(cfg, r.shape);
+    FoldPlan plan(cfg, r.shape, conv);
     out.timing = analytic_timing(plan);
     std::uint64_t zeros = 0;
     if (measure) {
@@ -258,7 +269,7 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     std::vector<GemmOperands> fp32_refs_ops(value_records.size());
     for (std::size_t j = 0; j < value_records.size(); ++j) {
       std::size_t i = value_records[j];
-      jobs.push_back(GemmJob{trace.records[i].shape, [&, i, j]() {
+      jobs.push_back(GemmJob{trace.records[i].shape, conv_view(trace.records[i]), [&, i, j]() {
                                RecordPayload p = reader.read_payload(i);
                                GemmOperands ops = to_array_operands(cfg.array, trace.records[i], p);
                                if (cfg.array == ArrayKind::kFp32) fp32_refs_ops[j] = ops;

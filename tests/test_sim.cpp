@@ -72,9 +72,9 @@ void reference(const SimConfig& cfg, const RandomGemm& g, std::vector<std::int64
 }
 
 std::vector<ValueGemmResult> run(const SimConfig& cfg, const std::vector<RandomGemm>& gemms,
-                                 const std::string& vcd = "") {
+                                 const std::string& vcd = "", const ConvView& conv = {}) {
   std::vector<GemmJob> jobs;
-  for (const auto& g : gemms) jobs.push_back(GemmJob{g.shape, [&g]() { return g.ops; }});
+  for (const auto& g : gemms) jobs.push_back(GemmJob{g.shape, conv, [&g]() { return g.ops; }});
   std::vector<ValueGemmResult> results(gemms.size());
   simulate_value(cfg, jobs, [&](std::size_t i, ValueGemmResult& r) { results[i] = std::move(r); }, vcd);
   return results;
@@ -513,4 +513,64 @@ TEST_CASE("no mapping moves fewer DRAM bytes than the compulsory minimum", "[mod
     REQUIRE(e.dram_read_bytes + e.dram_write_bytes >= plan.compulsory_bytes());
   }
   CHECK(tiled > 100);
+}
+
+TEST_CASE("convolutions read feature maps: value equals timing, traffic at or above the minimum", "[model]") {
+  const unsigned seed = 20261131;
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> hw(3, 12), ch(1, 6), ker(1, 3), str(1, 2), pad(0, 1), batch(1, 3), arr(2, 6),
+      kib(0, 3), ph(0, 2);
+  int cases = 0;
+  for (ArrayKind a : {ArrayKind::kMfMac, ArrayKind::kInt8, ArrayKind::kFp32}) {
+    for (Dataflow d : {Dataflow::kOs, Dataflow::kWs, Dataflow::kIs}) {
+      for (int rep = 0; rep < 12; ++rep) {
+        ConvView conv;
+        conv.active = true;
+        conv.geo = ConvGeometry{batch(rng), hw(rng), hw(rng), ch(rng), 0, 0, str(rng), pad(rng)};
+        conv.geo.kernel_h = conv.geo.kernel_w = std::min<std::int64_t>(ker(rng), conv.geo.in_h + 2 * conv.geo.pad);
+        conv.phase = static_cast<Phase>(ph(rng));
+        const std::int64_t M = conv.geo.batch * conv.geo.out_h() * conv.geo.out_w();
+        const std::int64_t K = conv.geo.kernel_h * conv.geo.kernel_w * conv.geo.in_c, Cout = ch(rng);
+        const GemmShape s = conv.phase == Phase::kFwd ? GemmShape{M, Cout, K}
+                            : conv.phase == Phase::kBwdData ? GemmShape{M, K, Cout}
+                                                            : GemmShape{K, Cout, M};
+        SimConfig cfg = config(a, d, arr(rng), arr(rng));
+        cfg.dram_bytes_per_cycle = 3.0;
+        cfg.sram_a_bytes = 512u << kib(rng);
+        cfg.sram_b_bytes = 512u << kib(rng);
+        cfg.sram_c_bytes = 512u << kib(rng);
+        cfg.map_policy = MapPolicy::kSearch;
+        TileMapping t;
+        if (rep % 2 == 0 && random_tiles(rng, cfg, s, &t) && FoldPlan::fits(cfg, s, t, conv)) {
+          cfg.map_pinned = true;
+          cfg.map_tiles = t;
+        }
+        FoldPlan plan(cfg, s, conv);
+        INFO(to_string(a) << " " << name(d) << " " << to_string(conv.phase) << " GEMM " << s.m << "x" << s.n << "x"
+                          << s.k << " " << plan.mapping_text());
+        RandomGemm g = random_gemm(rng, a, s, 10);
+        auto res = run(cfg, {g}, "", conv);
+        GemmTiming t1 = analytic_timing(plan);
+        CHECK(res[0].timing.total == t1.total);
+        EventCounts e = analytic_events(plan, t1, res[0].events.products_zero);
+        CHECK(res[0].events == e);
+        CHECK(e.dram_read_bytes + e.dram_write_bytes >= plan.compulsory_bytes());
+        if (plan.conv_on_chip()) {
+          CHECK(plan.compulsory_bytes() <= plan.compulsory_bytes_gemm_view() + packed_bytes(
+                    static_cast<std::uint64_t>(conv.geo.batch * conv.geo.in_h * conv.geo.in_w * conv.geo.in_c), 32));
+          ++cases;
+        }
+        std::vector<std::int64_t> acc;
+        std::vector<float> f32;
+        reference(cfg, g, acc, f32);
+        if (a == ArrayKind::kFp32) {
+          CHECK(res[0].out_f32 == f32);
+        } else {
+          CHECK(res[0].out_int == acc);
+        }
+      }
+    }
+  }
+  CHECK(cases >= 50);
 }
