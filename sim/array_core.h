@@ -30,7 +30,8 @@ class ArrayCore {
     const Op* west = nullptr;        // r x t: the stream entering row i from the left
     const Op* north = nullptr;       // OS: c x t, the stream entering column j from the top
     const Op* stationary = nullptr;  // WS/IS: r x c, preloaded from the top
-    const Acc* psum_in = nullptr;    // WS/IS: t x c partial sums entering the top row (or zeros)
+    const Acc* psum_in = nullptr;    // WS/IS: t x c partial sums entering the top row (or zeros);
+                                     // OS: r x c partial sums preloaded into the accumulators
     Acc* out = nullptr;              // OS: r x c; WS/IS: t x c
     std::int64_t base_row = 0, base_col = 0, base_k = 0;  // for overflow messages
   };
@@ -38,7 +39,7 @@ class ArrayCore {
   struct Counters {
     PeTally tally;
     std::uint64_t operand_writes = 0;   // valid data written into operand registers
-    std::uint64_t drain_writes = 0;     // OS accumulator shifts during the output drain
+    std::uint64_t drain_writes = 0;     // OS accumulator shifts: output drain and partial-sum preload
     std::uint64_t west_reads = 0, north_reads = 0, stationary_reads = 0;  // edge feeds
     std::uint64_t psum_reads = 0, out_writes = 0;
   };
@@ -55,7 +56,10 @@ class ArrayCore {
     in_ = in;
     checked_ = checked;
     cycle_ = 0;
-    phase_ = in.dataflow == Dataflow::kOs ? kCompute : kPreload;
+    // OS folds after the first K tile start from the partial sums (preloaded from the top);
+    // WS/IS folds start by preloading their stationary operands.
+    phase_ = in.dataflow == Dataflow::kOs && in.psum_in == nullptr ? kCompute : kPreload;
+    os_offset_ = in.dataflow == Dataflow::kOs && in.psum_in != nullptr ? in.r : 0;
     slots_at_begin_ = counters.tally.slots;
     emerged_ = 0;
     drain_row_ = 0;
@@ -78,6 +82,8 @@ class ArrayCore {
   }
 
   std::int64_t cycle() const { return cycle_; }  // cycles stepped in the current fold
+  bool in_preload() const { return phase_ == kPreload; }
+  bool in_drain() const { return phase_ == kDrain; }
   const Op& west_reg(int i, int j) const { return a_[idx(i, j)]; }
   const Acc& acc_reg(int i, int j) const { return acc_[idx(i, j)]; }
 
@@ -98,7 +104,18 @@ class ArrayCore {
   template <bool kChecked>
   bool step_os() {
     const int r = in_.r, c = in_.c;
-    const std::int64_t t = cycle_;
+    if (phase_ == kPreload) {  // partial sums shift down into the accumulators, one row a cycle
+      for (int i = r - 1; i >= 1; --i) {
+        std::memcpy(&acc_[idx(i, 0)], &acc_[idx(i - 1, 0)], static_cast<std::size_t>(c) * sizeof(Acc));
+      }
+      std::memcpy(&acc_[idx(0, 0)], in_.psum_in + static_cast<std::size_t>(r - 1 - cycle_) * c,
+                  static_cast<std::size_t>(c) * sizeof(Acc));
+      counters.psum_reads += static_cast<std::uint64_t>(c);
+      counters.drain_writes += static_cast<std::uint64_t>(cycle_ + 1) * c;
+      if (cycle_ == r - 1) phase_ = kCompute;
+      return false;
+    }
+    const std::int64_t t = cycle_ - os_offset_;  // cycles since the stream started
     if (phase_ == kCompute) {
       for (int i = r - 1; i >= 0; --i) {  // operands move one PE right
         Op* row = &a_[idx(i, 0)];
@@ -116,7 +133,7 @@ class ArrayCore {
         Acc* accrow = &acc_[idx(i, 0)];
         for (int j = 0; j < c; ++j) {
           ProductPos pos{};
-          if constexpr (kChecked) pos = ProductPos{in_.base_row + i, in_.base_col + j, (t - i - j) / L_};
+          if constexpr (kChecked) pos = ProductPos{in_.base_row + i, in_.base_col + j, in_.base_k + (t - i - j) / L_};
           accrow[j] = pe_.template mac<kChecked>(accrow[j], arow[j], brow[j], local, pos);
         }
       }
@@ -137,7 +154,7 @@ class ArrayCore {
     const int src_row = r - 1 - drain_row_;
     for (int j = 0; j < c; ++j) in_.out[static_cast<std::size_t>(src_row) * c + j] = acc_[idx(r - 1, j)];
     counters.out_writes += static_cast<std::uint64_t>(c);
-    note_output(t);
+    note_output(cycle_);
     for (int i = r - 1; i >= 1; --i) {
       std::memcpy(&acc_[idx(i, 0)], &acc_[idx(i - 1, 0)], static_cast<std::size_t>(c) * sizeof(Acc));
     }
@@ -237,6 +254,7 @@ class ArrayCore {
   Phase phase_ = kCompute;
   std::uint64_t slots_at_begin_ = 0, emerged_ = 0;
   int drain_row_ = 0, wait_ = 0;
+  std::int64_t os_offset_ = 0;  // OS: cycles of partial-sum preload before the stream
 };
 
 }  // namespace mfsim

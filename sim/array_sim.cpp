@@ -29,6 +29,8 @@ class Engine {
   virtual void begin_gemm(const GemmShape& s, GemmOperands&& ops) = 0;
   virtual void begin_fold(const Fold& f) = 0;
   virtual bool step() = 0;
+  virtual bool in_preload() const = 0;  // the next step preloads (WS/IS stationary, OS partial sums)
+  virtual bool in_drain() const = 0;    // OS: the next step drains results
   virtual void end_fold(const Fold& f) = 0;
   virtual void end_gemm(ValueGemmResult& r) = 0;
   virtual void probe(Probe& p) const = 0;
@@ -73,9 +75,16 @@ class EngineImpl : public Engine {
           for (std::int64_t k = 0; k < T; ++k) north_[static_cast<std::size_t>(j * T + k)] = b_[static_cast<std::size_t>((t0 + k) * N + c0 + j)];
         }
         out_.resize(static_cast<std::size_t>(f.r * f.c));
+        if (!f.first_k) {  // a later K tile: the accumulators start from the partial sums
+          psum_.resize(out_.size());
+          for (int i = 0; i < f.r; ++i) {
+            for (int j = 0; j < f.c; ++j) psum_[static_cast<std::size_t>(i * f.c + j)] = c_[static_cast<std::size_t>((r0 + i) * N + c0 + j)];
+          }
+        }
         in.north = north_.data();
         in.base_row = r0;
         in.base_col = c0;
+        in.base_k = t0;
         break;
       case Dataflow::kWs:  // rows: K block r0; columns: N block c0; stream over m in [t0, t0 + T)
         stationary_.resize(static_cast<std::size_t>(f.r * f.c));
@@ -114,12 +123,14 @@ class EngineImpl : public Engine {
     }
     in.west = west_.data();
     in.stationary = stationary_.data();
-    in.psum_in = (cfg_.dataflow != Dataflow::kOs && !f.first_k) ? psum_.data() : nullptr;
+    in.psum_in = !f.first_k ? psum_.data() : nullptr;
     in.out = out_.data();
     core_.begin(in, checked_);
   }
 
   bool step() override { return core_.step(); }
+  bool in_preload() const override { return core_.in_preload(); }
+  bool in_drain() const override { return core_.in_drain(); }
 
   void end_fold(const Fold& f) override {
     const std::int64_t N = s_.n, t0 = f.t0;
@@ -291,6 +302,7 @@ class SystolicSystem : public sc_core::sc_module {
   struct Request {
     std::uint64_t id = 0;
     std::uint64_t bytes = 0;
+    std::uint64_t not_before = 0;
   };
   static constexpr std::uint64_t kNoRequest = ~std::uint64_t{0};
 
@@ -300,22 +312,28 @@ class SystolicSystem : public sc_core::sc_module {
 
   // Issues a transfer; returns its id (kNoRequest for 0 bytes, which completes at once). Bytes
   // are counted here, by the controller, for the GEMM that issues them.
-  std::uint64_t issue(std::uint64_t bytes, bool store) {
+  // `not_before`: the transfer cannot start earlier (results still draining out of the array).
+  std::uint64_t issue(std::uint64_t bytes, bool store, std::uint64_t not_before = 0) {
     if (bytes == 0) return kNoRequest;
     (store ? dram_write_bytes_ : dram_read_bytes_) += bytes;
     const std::uint64_t id = next_id_++;
-    queue_.push_back(Request{id, bytes});
+    queue_.push_back(Request{id, bytes, not_before});
     request_event_.notify();
     return id;
   }
 
-  // Waits until request `id` has completed.
-  void wait_done(std::uint64_t id) {
-    if (id == kNoRequest) return;
+  // Waits until request `id` has completed; returns its completion cycle (0 for none).
+  std::uint64_t wait_done(std::uint64_t id) {
+    if (id == kNoRequest) return 0;
     while (served_ <= id) wait(served_event_);
     const std::uint64_t done = completion_[id % completion_.size()];
+    wait_until(done);
+    return done;
+  }
+
+  void wait_until(std::uint64_t cycle) {
     const std::uint64_t t = now();
-    if (done > t) wait(static_cast<double>(done - t) * period_);
+    if (cycle > t) wait(static_cast<double>(cycle - t) * period_);
   }
 
   // The channel: takes requests in order; a request's completion cycle is known when the
@@ -326,6 +344,7 @@ class SystolicSystem : public sc_core::sc_module {
       while (queue_.empty()) wait(request_event_);
       const Request r = queue_.front();
       queue_.pop_front();
+      wait_until(r.not_before);
       const std::uint64_t cycles = transfer_cycles(r.bytes, bandwidth_);
       completion_[r.id % completion_.size()] = now() + cycles;
       served_ = r.id + 1;
@@ -368,27 +387,46 @@ class SystolicSystem : public sc_core::sc_module {
     std::uint64_t prev_end = gemm_start;
     gemm_index_ = static_cast<int>(g);
     std::int64_t fold_number = 0;
+    std::uint64_t pending = kNoRequest;  // the next tile's prefetched operands
+    std::uint64_t prev_start = gemm_start, tail = 0;
     try {
       for (bool more = true; more; ++fold_number) {
+        // When the fold can start (the closed form's rule, sim/fold_model.cpp fold_start).
         stall_ = true;
-        wait_done(load);
+        const std::uint64_t loaded = wait_done(load);
+        if (cfg_.overlap && !cur.gemm_first) {
+          if (cfg_.dataflow != Dataflow::kOs) {  // the shadow preload of the stationary tile
+            wait_until(std::max(prev_end, std::max(prev_start, loaded) + static_cast<std::uint64_t>(cur.r)));
+          } else if (cur.after_own_block) {  // this block's drain must be done
+            wait_until(prev_end + tail);
+          }
+        }
         stall_ = false;
         const std::uint64_t start = now();
         res.timing.stall += start - prev_end;
+        // A tile's first fold prefetches the next tile's operands; a fold's spilled partial sums
+        // come back after the previous fold's store (docs/cycle-semantics.md).
+        if (cur.tile_first) {
+          LoopIndex tile_idx;
+          pending = plan.next_tile(idx, &tile_idx) ? note(issue(plan.fold_at(tile_idx).load_operand_bytes(), false))
+                                                   : kNoRequest;
+        }
         const bool has_next = plan.advance(idx);
         more = has_next;
         Fold next = has_next ? plan.fold_at(idx) : Fold{};
-        // The next fold's operands are prefetched now; its spilled partial sums come back
-        // after this fold's store (docs/cycle-semantics.md).
-        std::uint64_t next_operands = has_next ? note(issue(next.load_operand_bytes(), false)) : kNoRequest;
         engine_->begin_fold(cur);
         fold_index_ = static_cast<int>(fold_number);
+        // With overlap, the phases that run under a neighbouring fold (WS/IS shadow preload, OS
+        // drain) are stepped without advancing the clock.
+        const bool shadow_preload = cfg_.overlap && cfg_.dataflow != Dataflow::kOs && !cur.gemm_first;
+        const bool hidden_drain = cfg_.overlap && cfg_.dataflow == Dataflow::kOs;
         bool done = false;
         while (!done) {
+          const bool hidden = (shadow_preload && engine_->in_preload()) || (hidden_drain && engine_->in_drain());
           done = engine_->step();
           ++res.array_steps;
           if (vcd_ != nullptr) engine_->probe(probe_);
-          wait(period_);
+          if (!hidden) wait(period_);
         }
         const std::uint64_t end = now();
         if (res.fold_cycles.size() < 4096) res.fold_cycles.push_back(static_cast<std::int64_t>(end - start));
@@ -398,22 +436,27 @@ class SystolicSystem : public sc_core::sc_module {
         res.events.sram_b_write_bits += cur.load_b_bytes * 8;
         res.events.sram_c_write_bits += cur.load_c_bytes * 8;
         res.events.sram_c_read_bits += cur.store_c_bytes * 8;
-        note(issue(cur.store_c_bytes, true));
-        std::uint64_t next_psums = has_next ? note(issue(next.load_c_bytes, false)) : kNoRequest;
+        tail = static_cast<std::uint64_t>(fold_hidden_tail(cfg_, cur));
+        note(issue(cur.store_c_bytes, true, end + tail));
+        std::uint64_t next_psums = has_next ? note(issue(next.load_c_bytes, false, end + tail)) : kNoRequest;
         // In-order service: the later of the two requests completes last.
-        load = next_psums != kNoRequest ? next_psums : next_operands;
+        load = next_psums != kNoRequest ? next_psums : (has_next && next.tile_first ? pending : kNoRequest);
+        prev_start = start;
         prev_end = end;
         cur = next;
       }
     } catch (const AccumulatorOverflow& e) {
       res.overflow = e.what();
     }
+    // The last fold's drain (not hidden), then the last store.
+    wait_until(prev_end + tail);
+    res.timing.compute += tail;
     stall_ = true;
     wait_done(last);
     stall_ = false;
     res.timing.folds = plan.count();
     res.timing.total = now() - gemm_start;
-    res.timing.stall += now() - prev_end;
+    res.timing.stall += now() - (prev_end + tail);
     engine_->end_gemm(res);
     res.events.dram_read_bytes = dram_read_bytes_;
     res.events.dram_write_bytes = dram_write_bytes_;

@@ -41,19 +41,18 @@ FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape, const ConvView&
       tiled_ = choose_tiles(cfg, shape, conv, &tiles_);
     }
   }
-  if (tiled_ && conv.active && cfg.conv_im2col_onchip) conv_ = conv;
+  if (tiled_ && tiles_.fmap && conv.active && cfg.conv_im2col_onchip) conv_ = conv;
   init();
   if (tiled_ && cfg.map_pinned && !fits()) {
     throw InputError(fmt::format("map.tiles: {} does not fit GEMM {}x{}x{} on this configuration (each tile "
-                                 "in half its buffer, the output tile in half the C buffer{})",
-                                 to_string(tiles_), shape_.m, shape_.n, shape_.k,
-                                 cfg_.dataflow == Dataflow::kOs ? ", and K whole under OS" : ""));
+                                 "in half its buffer, the output tile in half the C buffer)",
+                                 to_string(tiles_), shape_.m, shape_.n, shape_.k));
   }
 }
 
 FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape, const TileMapping& tiles, const ConvView& conv)
     : cfg_(cfg), shape_(shape), map_(map_gemm(cfg.dataflow, shape)), tiled_(true), tiles_(tiles) {
-  if (conv.active && cfg.conv_im2col_onchip) conv_ = conv;
+  if (tiles.fmap && conv.active && cfg.conv_im2col_onchip) conv_ = conv;
   init();
 }
 
@@ -106,12 +105,12 @@ bool FoldPlan::fits(const SimConfig& cfg, const GemmShape& shape, const TileMapp
 
 bool FoldPlan::fits() const {
   if (!tiled_) return true;
-  if (cfg_.dataflow == Dataflow::kOs && tiles_.kt < shape_.k) return false;
   const std::uint64_t b = packed_bytes(static_cast<std::uint64_t>(tiles_.kt) * static_cast<std::uint64_t>(tiles_.nt),
                                        operand_bits_);
+  // The C buffer holds the output tile's partial sums (under col2im: the feature-map region
+  // they are summed into).
   return tile_a_bytes(tiles_.mt, tiles_.kt) <= cfg_.sram_a_bytes / 2 && b <= cfg_.sram_b_bytes / 2 &&
-         packed_bytes(static_cast<std::uint64_t>(tiles_.mt) * static_cast<std::uint64_t>(tiles_.nt), output_bits_) <=
-             cfg_.sram_c_bytes / 2;
+         tile_c_bytes(tiles_.mt, tiles_.nt) <= cfg_.sram_c_bytes / 2;
 }
 
 namespace {
@@ -143,6 +142,11 @@ std::uint64_t FoldPlan::fmap_region(std::int64_t positions, std::int64_t k_cols,
                                  : g.kernel_h >= g.stride ? (out_rows - 1) * g.stride + g.kernel_h
                                                           : out_rows * g.kernel_h;
     pixels = static_cast<std::uint64_t>(std::min(in_rows, std::min<std::int64_t>(2, g.batch) * rows)) * cols;
+    if (positions < Q) {  // part of a row (at most two row segments): a window per position
+      const std::int64_t seg_rows = dense ? std::max(g.kernel_h, g.stride) : g.kernel_h;
+      const std::int64_t seg_cols = positions * g.stride + 2 * (dense ? std::max(g.kernel_w, g.stride) : g.kernel_w);
+      pixels = std::min(pixels, static_cast<std::uint64_t>(seg_rows) * static_cast<std::uint64_t>(seg_cols));
+    }
   }
   return std::min(pixels, all) * static_cast<std::uint64_t>(ch);
 }
@@ -192,7 +196,7 @@ std::string FoldPlan::mapping_text() const {
   if (!tiled_) return "fixed";
   return fmt::format("tiles M {} x N {} x K {}, order {}{}{} (outermost first){}", tiles_.mt, tiles_.nt, tiles_.kt,
                      tiles_.order[0], tiles_.order[1], tiles_.order[2],
-                     conv_.active ? ", im2col on chip" : "");
+                     conv_.active ? ", feature maps (im2col on chip)" : "");
 }
 
 std::int64_t FoldPlan::tile_count(char d) const { return ceil_div(dim(d), tile(d)); }
@@ -231,7 +235,27 @@ bool FoldPlan::advance(LoopIndex& idx) const {
   return false;
 }
 
-Fold FoldPlan::fold_at(const LoopIndex& idx) const { return tiled_ ? tiled_fold(idx) : fixed_fold(idx[0], idx[1]); }
+bool FoldPlan::next_tile(const LoopIndex& idx, LoopIndex* out) const {
+  *out = idx;
+  if (!tiled_) return advance(*out);
+  (*out)[3] = (*out)[4] = 0;
+  for (int level = 2; level >= 0; --level) {
+    auto& x = (*out)[static_cast<std::size_t>(level)];
+    if (x + 1 < level_count(level, *out)) {
+      ++x;
+      return true;
+    }
+    x = 0;
+  }
+  return false;
+}
+
+Fold FoldPlan::fold_at(const LoopIndex& idx) const {
+  Fold f = tiled_ ? tiled_fold(idx) : fixed_fold(idx[0], idx[1]);
+  f.gemm_first = true;
+  for (int l = 0; l < levels(); ++l) f.gemm_first = f.gemm_first && idx[static_cast<std::size_t>(l)] == 0;
+  return f;
+}
 
 Fold FoldPlan::fixed_fold(std::int64_t outer, std::int64_t inner) const {
   Fold f;
@@ -309,13 +333,23 @@ Fold FoldPlan::tiled_fold(const LoopIndex& idx) const {
   if (!os) {
     f.first_k = f.sr0 == 0;
     f.last_k = f.sr0 + f.r == map_.sr;
+  } else {  // OS: K is the stream
+    f.first_k = f.t0 == 0;
+    f.last_k = f.t0 + f.t == map_.t;
+    // The previous fold computed this block's earlier K when the tile has one fold and every
+    // tile loop inside the K loop has one iteration.
+    bool own = !f.first_k && n3 * n4 == 1;
+    for (int l = 2; own && l >= 0 && tiles_.order[l] != 'k'; --l) own = tile_count(tiles_.order[l]) == 1;
+    f.after_own_block = own;
   }
   // Operand dependencies: A (m, k), B (k, n), C (m, n), as bit masks over dims m=1, n=2, k=4.
   const int dep_a = 1 | 4, dep_b = 4 | 2, dep_c = 1 | 2;
   auto bit = [](int di) { return 1 << di; };
   const int ob = operand_bits_;
   const auto en = static_cast<std::uint64_t>(ext[1]), ek = static_cast<std::uint64_t>(ext[2]);
-  if (fo == 0 && fi == 0) {  // the tile's first fold: load what differs from the previous tile
+  f.tile_first = fo == 0 && fi == 0;
+  f.tile_last = fo == n3 - 1 && fi == n4 - 1;
+  if (f.tile_first) {  // the tile's first fold: load what differs from the previous tile
     int inc = -1;  // the innermost tile level that advanced to reach this tile
     for (int l = 2; l >= 0; --l) {
       if (idx[static_cast<std::size_t>(l)] > 0) {
@@ -359,6 +393,22 @@ Fold FoldPlan::tiled_fold(const LoopIndex& idx) const {
 std::int64_t fold_cycles(Dataflow d, int mac_latency, int r, int c, std::int64_t t) {
   if (d == Dataflow::kOs) return 2 * r + c + t * mac_latency - 2;
   return r + static_cast<std::int64_t>(r) * mac_latency + c + t - 2;
+}
+
+std::int64_t fold_length(const SimConfig& cfg, const Fold& f) {
+  const std::int64_t base = fold_cycles(cfg.dataflow, cfg.mac_latency, f.r, f.c, f.t);
+  return cfg.dataflow == Dataflow::kOs && !f.first_k ? base + f.r : base;
+}
+
+std::int64_t fold_visible_length(const SimConfig& cfg, const Fold& f) {
+  const std::int64_t len = fold_length(cfg, f);
+  if (!cfg.overlap) return len;
+  if (cfg.dataflow == Dataflow::kOs) return len - f.r;
+  return f.gemm_first ? len : len - f.r;
+}
+
+std::int64_t fold_hidden_tail(const SimConfig& cfg, const Fold& f) {
+  return cfg.overlap && cfg.dataflow == Dataflow::kOs ? f.r : 0;
 }
 
 std::int64_t first_output_cycle(Dataflow d, int mac_latency, int r, int c, std::int64_t t) {
@@ -426,14 +476,21 @@ namespace {
 
 // The DRAM timeline of a GEMM, relative quantities kept as absolute cycles.
 struct Timeline {
+  std::uint64_t prev_start = 0; // start of the last fold
+  std::uint64_t tail = 0;       // cycles of the last fold still running after prev_end (OS drain)
   std::uint64_t prev_end = 0;   // end of the last fold (0 before the first)
   std::uint64_t ready = 0;      // completion of the current fold's loads
+  std::uint64_t pending = 0;    // completion of the next tile's prefetched operands
   std::uint64_t dram_free = 0;  // the channel is busy until here
   std::uint64_t stall = 0, compute = 0;
 
   // The state that decides every later step, relative to prev_end.
-  std::pair<std::uint64_t, std::uint64_t> relative() const {
-    return {ready > prev_end ? ready - prev_end : 0, dram_free > prev_end ? dram_free - prev_end : 0};
+  // ready and pending matter only above prev_start (they enter max(prev_start, ready) and
+  // max(prev_end, ready)), dram_free only above prev_end (every transfer is issued later).
+  std::array<std::uint64_t, 5> relative() const {
+    auto above = [](std::uint64_t t, std::uint64_t base) { return t > base ? t - base : 0; };
+    return {above(ready, prev_start), above(pending, prev_start), above(dram_free, prev_end), prev_end - prev_start,
+            tail};
   }
 };
 
@@ -449,35 +506,41 @@ class TimelineRunner {
   }
 
   // Runs fold `cur` (its loads complete at tl.ready); `next` is the fold after it or null.
-  void step(Timeline& tl, const Fold& cur, const Fold* next) const {
+  // Runs fold `cur` (its loads complete at tl.ready); `next` is the fold after it, `next_tile`
+  // the first fold of the next tile (both null at the end).
+  void step(Timeline& tl, const Fold& cur, const Fold* next, const Fold* next_tile) const {
     const SimConfig& cfg = plan_.config();
-    const std::uint64_t start = std::max(tl.prev_end, tl.ready);
+    const std::uint64_t start = fold_start(cfg, tl, cur);
     tl.stall += start - tl.prev_end;
-    const auto len = static_cast<std::uint64_t>(fold_cycles(cfg.dataflow, cfg.mac_latency, cur.r, cur.c, cur.t));
+    const auto len = static_cast<std::uint64_t>(fold_visible_length(cfg, cur));
+    const auto tail = static_cast<std::uint64_t>(fold_hidden_tail(cfg, cur));
     const std::uint64_t end = checked_add(start, len, "cycles");
     tl.compute += len;
-    std::uint64_t ready = end;
-    if (next != nullptr) ready = issue(tl, start, next->load_operand_bytes());
-    issue(tl, end, cur.store_c_bytes);
-    if (next != nullptr && next->load_c_bytes != 0) ready = issue(tl, end, next->load_c_bytes);
+    if (cur.tile_first) tl.pending = next_tile != nullptr ? issue(tl, start, next_tile->load_operand_bytes()) : start;
+    std::uint64_t ready = start;  // nothing to wait for
+    if (next != nullptr && next->tile_first) ready = tl.pending;
+    issue(tl, end + tail, cur.store_c_bytes);  // results leave after the (hidden) drain
+    if (next != nullptr && next->load_c_bytes != 0) ready = issue(tl, end + tail, next->load_c_bytes);
     tl.ready = ready;
+    tl.prev_start = start;
     tl.prev_end = end;
+    tl.tail = tail;
   }
 
-  // Runs `count` steps of the same (cur, next) pair. Once one step leaves the relative state
-  // unchanged, every further step repeats it exactly (the timeline is invariant under a shift
-  // in time), so the rest of the run is added in one multiplication.
-  void run(Timeline& tl, const Fold& cur, const Fold* next, std::uint64_t count) const {
-    for (std::uint64_t done = 0; done < count; ++done) {
-      const auto before = tl.relative();
-      const Timeline old = tl;
-      step(tl, cur, next);
-      if (tl.relative() == before && done + 1 < count) {
-        const std::uint64_t rest = count - done - 1;
-        shift(tl, old, rest);
-        return;
+  // When fold `cur` can start: after the previous fold and its own loads; with overlap, a WS/IS
+  // fold also after its shadow preload (r cycles from when both the previous fold has started
+  // and its operands are in SRAM), and an OS fold that continues its own block after that
+  // block's drain.
+  static std::uint64_t fold_start(const SimConfig& cfg, const Timeline& tl, const Fold& cur) {
+    std::uint64_t start = std::max(tl.prev_end, tl.ready);
+    if (cfg.overlap && !cur.gemm_first) {
+      if (cfg.dataflow != Dataflow::kOs) {
+        start = std::max(tl.prev_end, std::max(tl.prev_start, tl.ready) + static_cast<std::uint64_t>(cur.r));
+      } else if (cur.after_own_block) {
+        start = std::max(start, tl.prev_end + tl.tail);
       }
     }
+    return start;
   }
 
   // Repeats the change from `old` to `tl` `times` more times.
@@ -486,8 +549,10 @@ class TimelineRunner {
     const std::uint64_t add = checked_mul(d_end, times, "cycles");
     const auto rel = tl.relative();
     tl.prev_end = checked_add(tl.prev_end, add, "cycles");
-    tl.ready = tl.prev_end + rel.first;
-    tl.dram_free = tl.prev_end + rel.second;
+    tl.prev_start = tl.prev_end - rel[3];
+    tl.ready = tl.prev_start + rel[0];
+    tl.pending = tl.prev_start + rel[1];
+    tl.dram_free = tl.prev_end + rel[2];
     tl.stall = checked_add(tl.stall, checked_mul(tl.stall - old.stall, times, "cycles.stall"), "cycles.stall");
     tl.compute = checked_add(tl.compute, checked_mul(tl.compute - old.compute, times, "cycles.compute"),
                              "cycles.compute");
@@ -506,10 +571,11 @@ class TimelineRunner {
   // that follows the whole subtree (null at the end). At each level, iterations 1 .. n-3 are
   // identical (same representatives, same following fold): they run until the timeline is at a
   // fixed point, and the rest of them are then added in one step.
-  void run_level(Timeline& tl, LoopIndex& idx, int level, const Fold* after) const {
+  void run_level(Timeline& tl, LoopIndex& idx, int level, const Fold* after, const Fold* after_tile) const {
+    if (level == plan_.tile_level()) after_tile = after;  // the fold after this tile
     if (level == plan_.levels()) {
       const Fold cur = plan_.fold_at(idx);
-      step(tl, cur, after);
+      step(tl, cur, after, after_tile);
       return;
     }
     const std::int64_t n = plan_.level_count(level, idx);
@@ -524,7 +590,7 @@ class TimelineRunner {
         next = first_fold(j, level);
         nx = &next;
       }
-      run_level(tl, idx, level + 1, nx);
+      run_level(tl, idx, level + 1, nx, after_tile);
       x = rep(i, n);
     };
     iteration(0);
@@ -550,16 +616,17 @@ class TimelineRunner {
     Timeline tl;
     LoopIndex idx{};
     tl.ready = issue(tl, 0, plan_.fold_at(idx).load_bytes());
-    run_level(tl, idx, 0, nullptr);
+    run_level(tl, idx, 0, nullptr, nullptr);
     return finish(tl);
   }
 
   GemmTiming finish(const Timeline& tl) const {
     GemmTiming g;
     g.folds = static_cast<std::uint64_t>(plan_.count());
-    g.compute = tl.compute;
-    g.total = std::max(tl.prev_end, tl.dram_free);
-    g.stall = tl.stall + (g.total - tl.prev_end);
+    const std::uint64_t array_end = tl.prev_end + tl.tail;  // the last fold's drain is not hidden
+    g.compute = tl.compute + tl.tail;
+    g.total = std::max(array_end, tl.dram_free);
+    g.stall = tl.stall + (g.total - array_end);
     return g;
   }
 
@@ -579,9 +646,12 @@ GemmTiming analytic_timing_per_fold(const FoldPlan& plan) {
   Fold cur = plan.fold_at(idx);
   tl.ready = runner.issue(tl, 0, cur.load_bytes());
   for (;;) {
+    LoopIndex tile_idx;
+    const bool has_tile = cur.tile_first && plan.next_tile(idx, &tile_idx);
+    const Fold next_tile = has_tile ? plan.fold_at(tile_idx) : Fold{};
     const bool has_next = plan.advance(idx);
     Fold next = has_next ? plan.fold_at(idx) : Fold{};
-    runner.step(tl, cur, has_next ? &next : nullptr);
+    runner.step(tl, cur, has_next ? &next : nullptr, has_tile ? &next_tile : nullptr);
     if (!has_next) break;
     cur = next;
   }
@@ -636,6 +706,10 @@ EventCounts analytic_events(const FoldPlan& plan, const GemmTiming& timing,
         x.sram_a_read_bits = r * t * ob;
         x.sram_b_read_bits = c * t * ob;
         x.sram_c_write_bits = r * c * outb;
+        if (!f.first_k) {  // partial-sum preload: shifts down the columns, read from the C buffer
+          aw += c * r * (r + 1) / 2;
+          x.sram_c_read_bits = r * c * outb;
+        }
       } else {
         ow = c * r * (r + 1) / 2 + slots;  // stationary preload, streamed operand
         aw = slots;                        // partial sums

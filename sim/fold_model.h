@@ -32,10 +32,14 @@ struct Fold {
   std::int64_t sr0 = 0, sc0 = 0, t0 = 0;
   int r = 0, c = 0;            // active rows and columns
   std::int64_t t = 0;          // stream length
-  bool first_k = true;         // WS/IS: top-of-column partial sums start at zero
-  bool last_k = true;          // WS/IS: the fold produces final outputs
+  bool first_k = true;         // partial sums start at zero (WS/IS: at the top of the columns;
+                               // OS: in the accumulators)
+  bool last_k = true;          // the fold produces final outputs
   std::uint64_t load_a_bytes = 0, load_b_bytes = 0, load_c_bytes = 0;  // DRAM -> SRAM before
   std::uint64_t store_c_bytes = 0;                                      // SRAM -> DRAM after
+  bool tile_first = true, tile_last = true;  // the first / last fold of its buffer tile
+  bool gemm_first = false;                    // the GEMM's first fold
+  bool after_own_block = false;  // OS: continues the K of the block the previous fold computed
   std::uint64_t load_bytes() const { return load_a_bytes + load_b_bytes + load_c_bytes; }
   std::uint64_t load_operand_bytes() const { return load_a_bytes + load_b_bytes; }
 };
@@ -93,6 +97,9 @@ class FoldPlan {
   std::int64_t level_count(int level, const LoopIndex& idx) const;  // uses idx[0 .. level-1]
   Fold fold_at(const LoopIndex& idx) const;
   bool advance(LoopIndex& idx) const;  // to the next fold; false past the last
+  // The first fold of the tile after idx's tile (fixed mapping: the next fold); false if none.
+  bool next_tile(const LoopIndex& idx, LoopIndex* out) const;
+  int tile_level() const { return tiled_ ? 3 : 2; }  // the levels below it run within one tile
   std::uint64_t count() const { return folds_; }
 
   bool tiled() const { return tiled_; }
@@ -151,6 +158,16 @@ std::uint64_t packed_bytes(std::uint64_t elements, int bits);
 //   OS:     2r + c + t*L - 2   (skewed stream, pipeline completion, r-cycle output drain)
 //   WS/IS:  r + r*L + c + t - 2 (r-cycle preload, skewed stream, partial sums down the columns)
 std::int64_t fold_cycles(Dataflow d, int mac_latency, int r, int c, std::int64_t t);
+// A fold's cycles: the closed form, plus r cycles of partial-sum preload for an OS fold that
+// continues a K tile (its accumulators start from the partial sums, shifted in from the top).
+std::int64_t fold_length(const SimConfig& cfg, const Fold& f);
+// The part of a fold that occupies the array when folds overlap (array.overlap): WS/IS folds
+// after the GEMM's first preload their stationary tile into shadow registers while the previous
+// fold runs (r cycles hidden); OS folds drain their r result rows while the next fold computes
+// (r cycles hidden; the GEMM's last drain is paid at its end). Without overlap: fold_length.
+std::int64_t fold_visible_length(const SimConfig& cfg, const Fold& f);
+// Cycles of the fold that run under the next fold (OS drain with overlap), else 0.
+std::int64_t fold_hidden_tail(const SimConfig& cfg, const Fold& f);
 // Cycle (0-based, from the fold's first cycle) in which the first / last output leaves the array.
 std::int64_t first_output_cycle(Dataflow d, int mac_latency, int r, int c, std::int64_t t);
 inline std::int64_t last_output_cycle(Dataflow d, int mac_latency, int r, int c, std::int64_t t) {
@@ -183,8 +200,9 @@ struct GemmTiming {
 // The memory timeline, evaluated in closed form per fold (the SystemC DRAM model follows the
 // same rules cycle by cycle):
 //  - fold 0's operands are loaded before it starts;
-//  - fold f+1's operand (A, B) loads are issued when fold f starts (double buffering); its
-//    partial sums spilled to DRAM are reloaded after fold f's store (fold f produces them);
+//  - a tile's operand (A, B) loads are issued when the tile before it starts (double buffering;
+//    under the fixed mapping every fold is its own tile: fold f+1's loads are issued when fold f
+//    starts); its partial sums spilled to DRAM are reloaded after the previous fold's store;
 //  - fold f's store is issued when it ends; the DRAM channel serves requests in issue order;
 //    a request of 0 bytes completes at once;
 //  - fold f+1 starts when fold f has ended and its loads have completed;

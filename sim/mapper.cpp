@@ -2,8 +2,8 @@
 //
 // Candidates: every order of the three tile loops; for each dimension its whole extent, the
 // array's size times powers of two (the dimensions the array spreads over its rows or columns),
-// or powers of two from 16 (the streamed dimension). OS keeps K whole (its PEs accumulate over
-// the whole K stream). A candidate must fit the buffers (FoldPlan::fits). The objective:
+// or powers of two from 16 (the streamed dimension; an OS fold that continues a K tile first
+// preloads its partial sums). A candidate must fit the buffers (FoldPlan::fits). The objective:
 //  - dram (default): least DRAM bytes; among equals, least cycles (the full timeline of the 8
 //    with the fewest compute cycles), then the first in enumeration order;
 //  - cycles: least cycles among the 16 candidates with the lowest bound (compute cycles plus
@@ -26,8 +26,9 @@ std::vector<std::int64_t> candidates(std::int64_t d, std::int64_t granule, bool 
   std::vector<std::int64_t> v{d};
   if (streamed) {
     for (std::int64_t x = 16; x < d; x *= 2) v.push_back(x);
-  } else {
+  } else {  // multiples of the array's size, and a few partial arrays (fewer active PEs)
     for (std::int64_t x = granule; x < d; x *= 2) v.push_back(x);
+    for (std::int64_t x = granule / 2; x >= 8 && x < d; x /= 2) v.push_back(x);
   }
   std::sort(v.begin(), v.end());
   v.erase(std::unique(v.begin(), v.end()), v.end());
@@ -63,7 +64,7 @@ std::uint64_t compute_cycles(const FoldPlan& plan) {
   std::function<void(int, std::uint64_t)> walk = [&](int level, std::uint64_t mult) {
     if (level == plan.levels()) {
       const Fold f = plan.fold_at(idx);
-      total += static_cast<std::uint64_t>(fold_cycles(cfg.dataflow, cfg.mac_latency, f.r, f.c, f.t)) * mult;
+      total += static_cast<std::uint64_t>(fold_length(cfg, f)) * mult;
       return;
     }
     for_each_class(plan.level_count(level, idx), [&](std::int64_t x, std::uint64_t times) {
@@ -115,15 +116,19 @@ bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& 
   const std::int64_t gn = os ? cfg.cols : ws ? cfg.cols : 0;
   const std::int64_t gk = os ? 0 : cfg.rows;
   const auto cm = candidates(shape.m, gm, gm == 0), cn = candidates(shape.n, gn, gn == 0);
-  const std::vector<std::int64_t> ck = os ? std::vector<std::int64_t>{shape.k} : candidates(shape.k, gk, gk == 0);
+  const std::vector<std::int64_t> ck = candidates(shape.k, gk, gk == 0);
   static const char* const kOrders[] = {"mnk", "mkn", "nmk", "nkm", "kmn", "knm"};
   std::vector<Candidate> all;
+  // A convolution may read feature maps or the im2col matrices, whichever moves less.
+  std::vector<bool> fmap_choices{true};
+  if (conv.active && cfg.conv_im2col_onchip) fmap_choices.push_back(false);
+  for (bool fmap : fmap_choices) {
   for (const char* order : kOrders) {
     for (std::int64_t mt : cm) {
       for (std::int64_t nt : cn) {
         for (std::int64_t kt : ck) {
           Candidate c;
-          c.tiles = TileMapping{mt, nt, kt, {order[0], order[1], order[2]}};
+          c.tiles = TileMapping{mt, nt, kt, {order[0], order[1], order[2]}, fmap};
           FoldPlan plan(cfg, shape, c.tiles, conv);
           if (!plan.fits()) continue;
           c.dram = tiled_dram_bytes(plan);
@@ -131,6 +136,7 @@ bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& 
         }
       }
     }
+  }
   }
   bool found = !all.empty();
   TileMapping chosen;
@@ -141,7 +147,7 @@ bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& 
       std::uint64_t least = all.front().dram;
       for (const auto& c : all) least = std::min(least, c.dram);
       for (const auto& c : all) {
-        if (c.dram == least) pool.push_back(c);
+        if (c.dram <= least + least / 10) pool.push_back(c);  // within tolerance: a tie
       }
       for (auto& c : pool) c.compute = compute_cycles(FoldPlan(cfg, shape, c.tiles, conv));
       std::stable_sort(pool.begin(), pool.end(), [](const Candidate& a, const Candidate& b) { return a.compute < b.compute; });

@@ -40,6 +40,8 @@ const std::vector<ParamSpec>& param_specs() {
        "columns C of the systolic array"},
       {"array.dataflow", ParamType::kChoice, "os", "", 0, 0, "os|ws|is",
        "output-, weight- or input-stationary mapping (docs/cycle-semantics.md)"},
+      {"array.overlap", ParamType::kBool, "true", "", 0, 0, nullptr,
+       "consecutive folds overlap: WS/IS preload the next stationary tile into shadow registers, OS drains under the next fold"},
       {"pe.mac_latency", ParamType::kInt, "1", "cycles", 1, 64, nullptr,
        "latency of one multiply-accumulate (pipelined FP32 MACs take several)"},
       {"pe.acc_bits", ParamType::kInt, "32", "bits", 2, 64, nullptr,
@@ -266,6 +268,7 @@ SimConfig ParamSet::build() const {
   parse_overflow_policy(values_.at("pe.acc_overflow"), &c.accumulator.overflow);
   c.fp32_fma = values_.at("pe.fp32_fma") == "true";
   c.zero_gating = values_.at("pe.zero_gating") == "true";
+  c.overlap = values_.at("array.overlap") == "true";
   c.sram_a_bytes = std::stoull(values_.at("sram.a_kib")) * 1024;
   c.sram_b_bytes = std::stoull(values_.at("sram.b_kib")) * 1024;
   c.sram_c_bytes = std::stoull(values_.at("sram.c_kib")) * 1024;

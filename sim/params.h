@@ -30,9 +30,10 @@ enum class ParamType : std::uint8_t { kInt, kNumber, kChoice, kBool, kTiles };
 struct TileMapping {
   std::int64_t mt = 0, nt = 0, kt = 0;
   char order[3] = {'m', 'n', 'k'};
+  bool fmap = true;  // a convolution reads feature maps (conv.im2col = onchip); false: im2col matrices
   bool operator==(const TileMapping& o) const {
     return mt == o.mt && nt == o.nt && kt == o.kt && order[0] == o.order[0] && order[1] == o.order[1] &&
-           order[2] == o.order[2];
+           order[2] == o.order[2] && fmap == o.fmap;
   }
 };
 std::string to_string(const TileMapping& m);  // "128x64x576:mnk" (0 printed as the letter)
@@ -65,6 +66,7 @@ struct SimConfig {
   AccumulatorSpec accumulator;         // MF-MAC and INT8 PEs
   bool fp32_fma = false;
   bool zero_gating = true;             // products with a zero operand do no arithmetic (all arrays)
+  bool overlap = true;                 // folds overlap: WS/IS shadow preload, OS drain under the next fold
   std::uint64_t sram_a_bytes = 0, sram_b_bytes = 0, sram_c_bytes = 0;
   double dram_bytes_per_cycle = 32.0;
   double clock_mhz = 1000.0;

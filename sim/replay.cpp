@@ -156,6 +156,16 @@ class Progress {
   Clock::time_point start_, last_;
 };
 
+// DRAM traffic against the physical minimum (docs/mapping.md).
+ojson dram_json(const EventCounts& e, std::uint64_t compulsory, std::uint64_t compulsory_gemm) {
+  const std::uint64_t bytes = checked_add(e.dram_read_bytes, e.dram_write_bytes, "dram.bytes");
+  return ojson{{"bytes", bytes},
+               {"compulsory_bytes", compulsory},
+               {"compulsory_bytes_gemm_view", compulsory_gemm},
+               {"ratio_to_compulsory", compulsory > 0 ? static_cast<double>(bytes) / static_cast<double>(compulsory) : 0.0},
+               {"ratio_to_gemm_view", compulsory_gemm > 0 ? static_cast<double>(bytes) / static_cast<double>(compulsory_gemm) : 0.0}};
+}
+
 ConvView conv_view(const TraceRecord& r) {
   ConvView v;
   v.active = r.layer_type == LayerType::kConv;
@@ -351,10 +361,13 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
   };
   struct Totals {
     GemmTiming t;
-    std::uint64_t scalesim = 0, macs = 0, gemms = 0;
+    std::uint64_t scalesim = 0, macs = 0, gemms = 0, compulsory = 0, compulsory_gemm = 0;
     EventCounts e;
   };
-  auto add_to_totals = [](Totals& t, const GemmOutcome& g, std::uint64_t scalesim, std::uint64_t macs) {
+  auto add_to_totals = [](Totals& t, const GemmOutcome& g, std::uint64_t scalesim, std::uint64_t macs,
+                          std::uint64_t compulsory, std::uint64_t compulsory_gemm) {
+    t.compulsory = checked_add(t.compulsory, compulsory, "dram.compulsory_bytes");
+    t.compulsory_gemm = checked_add(t.compulsory_gemm, compulsory_gemm, "dram.compulsory_bytes");
     t.t.folds = checked_add(t.t.folds, g.timing.folds, "folds");
     t.t.total = checked_add(t.t.total, g.timing.total, "cycles.total");
     t.t.compute = checked_add(t.t.compute, g.timing.compute, "cycles.compute");
@@ -395,6 +408,21 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     j["macs"] = r.macs();
     j["zero_products_measured"] = g.zero_measured;
     j["events"] = events_json(g.events);
+    // The mapping and the DRAM traffic against the physical minimum.
+    const FoldPlan plan(cfg, r.shape, conv_view(r));
+    const auto rep_n = static_cast<std::uint64_t>(r.repeat);
+    const std::uint64_t compulsory = checked_mul(plan.compulsory_bytes(), rep_n, "dram.compulsory_bytes");
+    const std::uint64_t compulsory_gemm = checked_mul(plan.compulsory_bytes_gemm_view(), rep_n, "dram.compulsory_bytes");
+    ojson mapping;
+    mapping["kind"] = plan.tiled() ? (cfg.map_pinned ? "pinned" : "searched") : "fixed";
+    if (plan.tiled()) {
+      mapping["tiles"] = ojson{{"M", plan.tiles().mt}, {"N", plan.tiles().nt}, {"K", plan.tiles().kt}};
+      mapping["order"] = std::string(plan.tiles().order, 3);
+      mapping["im2col"] = plan.conv_on_chip() ? "onchip" : "dram";
+    }
+    mapping["text"] = plan.mapping_text();
+    j["mapping"] = mapping;
+    j["dram"] = dram_json(g.events, compulsory, compulsory_gemm);
     ojson v;
     v["checked"] = g.checked;
     if (g.checked) {
@@ -408,7 +436,9 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     gemms.push_back(std::move(j));
 
     try {
-      for (Totals* t : {&total, &phases[static_cast<int>(r.phase)]}) add_to_totals(*t, g, scalesim, r.macs());
+      for (Totals* t : {&total, &phases[static_cast<int>(r.phase)]}) {
+        add_to_totals(*t, g, scalesim, r.macs(), compulsory, compulsory_gemm);
+      }
     } catch (const InputError& e) {
       throw InputError(fmt::format("{}: totals: {}", reader.path(), e.what()));
     }
@@ -433,6 +463,7 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     j["utilization"] = utilization(t.e.mac_slots, t.t.total);
     j["macs"] = t.macs;
     j["events"] = events_json(t.e);
+    j["dram"] = dram_json(t.e, t.compulsory, t.compulsory_gemm);
     return j;
   };
   rep["total"] = totals_json(total);

@@ -281,13 +281,13 @@ TEST_CASE("simulate: counters never wrap, and timing mode costs per distinct fol
   REQUIRE(run_mfsim("trace --network resnet50 --batch 32 -o " + trace).exit_code == 0);
   // 4096 x 4096 PEs for ~1e15 cycles: the PE-cycle counters pass 2^64.
   auto big = run_mfsim("simulate -q --trace " + trace + " --mode timing --array fp32 --rows 4096 --cols 4096 "
-                       "--set dram.bandwidth=0.001 --report " + rep);
+                       "--set dram.bandwidth=0.001 --set map.policy=fixed --set array.overlap=false --report " + rep);
   CHECK(big.exit_code == 2);
   CHECK(big.err == "mfsim: error: " + trace + ": totals: pe_cycles_idle: exceeds 2^64 - 1; the trace or the "
                    "parameters are too large to count in 64 bits\n");
   CHECK_FALSE(test::file_exists(rep));
   // A 1x1 array runs ResNet-50's 1.0e9 folds in closed form, per distinct fold.
-  auto one = run_mfsim("simulate -q --trace " + trace + " --mode timing --array mfmac --rows 1 --cols 1 --report " + rep);
+  auto one = run_mfsim("simulate -q --trace " + trace + " --mode timing --array mfmac --rows 1 --cols 1 --set map.policy=fixed --report " + rep);
   REQUIRE(one.exit_code == 0);
   json j = json::parse(test::slurp(rep));
   std::uint64_t folds = 0;  // OS on 1x1: one fold per output element
