@@ -110,7 +110,7 @@ bool FoldPlan::fits() const {
   // The C buffer holds the output tile's partial sums (under col2im: the feature-map region
   // they are summed into).
   return tile_a_bytes(tiles_.mt, tiles_.kt) <= cfg_.sram_a_bytes / 2 && b <= cfg_.sram_b_bytes / 2 &&
-         tile_c_bytes(tiles_.mt, tiles_.nt) <= cfg_.sram_c_bytes / 2;
+         tile_c_buffer_bytes(tiles_.mt, tiles_.nt) <= cfg_.sram_c_bytes / 2;
 }
 
 namespace {
@@ -165,6 +165,14 @@ std::uint64_t FoldPlan::tile_a_bytes(std::int64_t em, std::int64_t ek) const {
 
 std::uint64_t FoldPlan::tile_c_bytes(std::int64_t em, std::int64_t en) const {
   if (conv_.active && conv_.phase == Phase::kBwdData) return packed_bytes(fmap_region(em, en, true), output_bits_);
+  return packed_bytes(static_cast<std::uint64_t>(em) * static_cast<std::uint64_t>(en), output_bits_);
+}
+
+std::uint64_t FoldPlan::tile_c_buffer_bytes(std::int64_t em, std::int64_t en) const {
+  // col2im: the region, and the halo rows the next position tile adds into (kept on chip).
+  if (conv_.active && conv_.phase == Phase::kBwdData) {
+    return packed_bytes(fmap_region(em, en, true) + fmap_halo(en), output_bits_);
+  }
   return packed_bytes(static_cast<std::uint64_t>(em) * static_cast<std::uint64_t>(en), output_bits_);
 }
 
@@ -368,10 +376,7 @@ Fold FoldPlan::tiled_fold(const LoopIndex& idx) const {
     if (changed(dep_a)) f.load_a_bytes = tile_a_bytes(ext[0], ext[2]);
     if (changed(dep_b)) f.load_b_bytes = packed_bytes(ek * en, ob);
     if (changed(dep_c) && ti[2] > 0) f.load_c_bytes = tile_c_bytes(ext[0], ext[1]);  // spilled psums
-    // col2im: a position tile after the first adds into the halo rows the previous one wrote.
-    if (changed(dep_c) && conv_.active && conv_.phase == Phase::kBwdData && ti[0] > 0 && ti[2] == 0) {
-      f.load_c_bytes += packed_bytes(fmap_halo(ext[1]), output_bits_);
-    }
+
   }
   if (fo == n3 - 1 && fi == n4 - 1) {  // the tile's last fold: store if the next tile has other outputs
     int nxt = -1;  // the tile level that advances next

@@ -133,11 +133,13 @@ class FoldPlan {
   std::int64_t tile(char d) const { return d == 'm' ? tiles_.mt : d == 'n' ? tiles_.nt : tiles_.kt; }
   // Feature-map elements a tile of `positions` output positions and `k_cols` im2col columns
   // reads (or, dense, writes: every pixel of the rows), an upper bound independent of where the
-  // tile starts; and the halo rows two consecutive position tiles share.
+  // tile starts; and the halo rows two consecutive position tiles share (col2im keeps them on
+  // chip for the next tile to add into).
   std::uint64_t fmap_region(std::int64_t positions, std::int64_t k_cols, bool dense) const;
   std::uint64_t fmap_halo(std::int64_t k_cols) const;
   std::uint64_t tile_a_bytes(std::int64_t em, std::int64_t ek) const;
-  std::uint64_t tile_c_bytes(std::int64_t em, std::int64_t en) const;
+  std::uint64_t tile_c_bytes(std::int64_t em, std::int64_t en) const;         // stored / reloaded
+  std::uint64_t tile_c_buffer_bytes(std::int64_t em, std::int64_t en) const;  // held in the C buffer
 
   SimConfig cfg_;
   GemmShape shape_;
