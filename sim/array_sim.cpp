@@ -404,6 +404,7 @@ class SystolicSystem : public sc_core::sc_module {
         stall_ = false;
         const std::uint64_t start = now();
         res.timing.stall += start - prev_end;
+        res.timing.stall_by_cause[static_cast<std::size_t>(stall_cause(cur))] += start - prev_end;
         // A tile's first fold prefetches the next tile's operands; a fold's spilled partial sums
         // come back after the previous fold's store (docs/cycle-semantics.md).
         if (cur.tile_first) {
@@ -457,6 +458,7 @@ class SystolicSystem : public sc_core::sc_module {
     res.timing.folds = plan.count();
     res.timing.total = now() - gemm_start;
     res.timing.stall += now() - (prev_end + tail);
+    res.timing.stall_by_cause[kStallDrain] += now() - (prev_end + tail);
     engine_->end_gemm(res);
     res.events.dram_read_bytes = dram_read_bytes_;
     res.events.dram_write_bytes = dram_write_bytes_;

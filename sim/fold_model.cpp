@@ -405,6 +405,16 @@ std::int64_t fold_length(const SimConfig& cfg, const Fold& f) {
   return cfg.dataflow == Dataflow::kOs && !f.first_k ? base + f.r : base;
 }
 
+const char* stall_cause_name(int cause) {
+  static const char* const kNames[] = {"fill", "bandwidth", "spill", "drain"};
+  return kNames[cause];
+}
+
+int stall_cause(const Fold& f) {
+  if (f.gemm_first) return kStallFill;
+  return f.load_c_bytes != 0 ? kStallSpill : kStallBandwidth;
+}
+
 std::int64_t fold_visible_length(const SimConfig& cfg, const Fold& f) {
   const std::int64_t len = fold_length(cfg, f);
   if (!cfg.overlap) return len;
@@ -488,6 +498,7 @@ struct Timeline {
   std::uint64_t pending = 0;    // completion of the next tile's prefetched operands
   std::uint64_t dram_free = 0;  // the channel is busy until here
   std::uint64_t stall = 0, compute = 0;
+  std::array<std::uint64_t, kNumStallCauses> by_cause{};
 
   // The state that decides every later step, relative to prev_end.
   // ready and pending matter only above prev_start (they enter max(prev_start, ready) and
@@ -517,6 +528,7 @@ class TimelineRunner {
     const SimConfig& cfg = plan_.config();
     const std::uint64_t start = fold_start(cfg, tl, cur);
     tl.stall += start - tl.prev_end;
+    tl.by_cause[static_cast<std::size_t>(stall_cause(cur))] += start - tl.prev_end;
     const auto len = static_cast<std::uint64_t>(fold_visible_length(cfg, cur));
     const auto tail = static_cast<std::uint64_t>(fold_hidden_tail(cfg, cur));
     const std::uint64_t end = checked_add(start, len, "cycles");
@@ -559,6 +571,10 @@ class TimelineRunner {
     tl.pending = tl.prev_start + rel[1];
     tl.dram_free = tl.prev_end + rel[2];
     tl.stall = checked_add(tl.stall, checked_mul(tl.stall - old.stall, times, "cycles.stall"), "cycles.stall");
+    for (std::size_t c = 0; c < tl.by_cause.size(); ++c) {
+      tl.by_cause[c] = checked_add(tl.by_cause[c], checked_mul(tl.by_cause[c] - old.by_cause[c], times, "cycles.stall"),
+                                   "cycles.stall");
+    }
     tl.compute = checked_add(tl.compute, checked_mul(tl.compute - old.compute, times, "cycles.compute"),
                              "cycles.compute");
   }
@@ -632,6 +648,8 @@ class TimelineRunner {
     g.compute = tl.compute + tl.tail;
     g.total = std::max(array_end, tl.dram_free);
     g.stall = tl.stall + (g.total - array_end);
+    g.stall_by_cause = tl.by_cause;
+    g.stall_by_cause[kStallDrain] += g.total - array_end;
     return g;
   }
 

@@ -192,11 +192,21 @@ struct Bandwidth {
 // cycles. Throws InputError if the count does not fit in 64 bits.
 std::uint64_t transfer_cycles(std::uint64_t bytes, const Bandwidth& bw);
 
+// Stall cycles by cause: fill (before the GEMM's first fold: its first tiles), bandwidth
+// (before a later fold: prefetched operands or, with overlap, a shadow preload not done in
+// time), spill (before a fold that waits for its spilled partial sums), drain (after the last
+// fold: the final stores). They add up to `stall`.
+enum StallCause { kStallFill = 0, kStallBandwidth = 1, kStallSpill = 2, kStallDrain = 3, kNumStallCauses = 4 };
+const char* stall_cause_name(int cause);
+// The cause of the stall before fold f.
+int stall_cause(const Fold& f);
+
 struct GemmTiming {
   std::uint64_t folds = 0;
   std::uint64_t compute = 0;  // cycles in which a fold occupies the array
   std::uint64_t stall = 0;    // cycles waiting for DRAM (before folds and for final stores)
   std::uint64_t total = 0;
+  std::array<std::uint64_t, kNumStallCauses> stall_by_cause{};
 };
 
 // The memory timeline, evaluated in closed form per fold (the SystemC DRAM model follows the

@@ -156,6 +156,12 @@ class Progress {
   Clock::time_point start_, last_;
 };
 
+ojson stall_json(const GemmTiming& t) {
+  ojson j;
+  for (int c = 0; c < kNumStallCauses; ++c) j[stall_cause_name(c)] = t.stall_by_cause[static_cast<std::size_t>(c)];
+  return j;
+}
+
 // DRAM traffic against the physical minimum (docs/mapping.md).
 ojson dram_json(const EventCounts& e, std::uint64_t compulsory, std::uint64_t compulsory_gemm) {
   const std::uint64_t bytes = checked_add(e.dram_read_bytes, e.dram_write_bytes, "dram.bytes");
@@ -209,6 +215,7 @@ void time_record(const SimConfig& cfg, const TraceReader& reader, std::size_t i,
     out.timing.folds = checked_mul(out.timing.folds, n, "folds");
     out.timing.compute = checked_mul(out.timing.compute, n, "cycles.compute");
     out.timing.stall = checked_mul(out.timing.stall, n, "cycles.stall");
+    for (auto& c : out.timing.stall_by_cause) c = checked_mul(c, n, "cycles.stall");
     out.timing.total = checked_mul(out.timing.total, n, "cycles.total");
     out.events = out.events.scaled(n);
   }
@@ -372,6 +379,9 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     t.t.total = checked_add(t.t.total, g.timing.total, "cycles.total");
     t.t.compute = checked_add(t.t.compute, g.timing.compute, "cycles.compute");
     t.t.stall = checked_add(t.t.stall, g.timing.stall, "cycles.stall");
+    for (std::size_t c = 0; c < t.t.stall_by_cause.size(); ++c) {
+      t.t.stall_by_cause[c] = checked_add(t.t.stall_by_cause[c], g.timing.stall_by_cause[c], "cycles.stall");
+    }
     t.scalesim = checked_add(t.scalesim, scalesim, "cycles.scalesim_compatible");
     t.macs = checked_add(t.macs, macs, "macs");
     t.gemms += 1;
@@ -403,7 +413,8 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     j["mode"] = g.mode;
     j["folds"] = g.timing.folds;
     j["cycles"] = ojson{{"total", g.timing.total}, {"compute", g.timing.compute},
-                        {"stall", g.timing.stall}, {"scalesim_compatible", scalesim}};
+                        {"stall", g.timing.stall}, {"stall_by_cause", stall_json(g.timing)},
+                        {"scalesim_compatible", scalesim}};
     j["utilization"] = utilization(g.events.mac_slots, g.timing.total);
     j["macs"] = r.macs();
     j["zero_products_measured"] = g.zero_measured;
@@ -458,6 +469,7 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     j["gemms"] = t.gemms;
     j["folds"] = t.t.folds;
     j["cycles"] = ojson{{"total", t.t.total}, {"compute", t.t.compute}, {"stall", t.t.stall},
+                        {"stall_by_cause", stall_json(t.t)},
                         {"scalesim_compatible", t.scalesim}};
     j["time_seconds"] = static_cast<double>(t.t.total) / (cfg.clock_mhz * 1e6);
     j["utilization"] = utilization(t.e.mac_slots, t.t.total);

@@ -309,6 +309,7 @@ TEST_CASE("the per-distinct-fold timeline equals the fold-by-fold timeline", "[m
     REQUIRE(fast.compute == slow.compute);
     REQUIRE(fast.stall == slow.stall);
     REQUIRE(fast.folds == slow.folds);
+    REQUIRE(fast.stall_by_cause == slow.stall_by_cause);
     // Events per distinct fold equal the sum over every fold.
     EventCounts e = analytic_events(plan, fast, 0), sum;
     LoopIndex idx{};
@@ -471,6 +472,10 @@ TEST_CASE("tiled mappings: value mode equals timing mode and the reference", "[m
         CHECK(res[0].timing.compute == t1.compute);
         CHECK(res[0].timing.folds == t1.folds);
         CHECK(analytic_timing_per_fold(plan).total == t1.total);
+        CHECK(res[0].timing.stall_by_cause == t1.stall_by_cause);
+        std::uint64_t by_cause = 0;
+        for (auto c : t1.stall_by_cause) by_cause += c;
+        CHECK(by_cause == t1.stall);
         EventCounts e = analytic_events(plan, t1, res[0].events.products_zero);
         for (const auto& c : counter_registry()) {
           INFO("counter " << c.name);
