@@ -197,6 +197,17 @@ ojson add_energy(ojson& report, const EnergyTable& table) {
   return e;
 }
 
+MapCosts mapping_costs(const EnergyTable& t, const SimConfig& cfg) {
+  MapCosts c;
+  c.set = true;
+  c.dram_byte = t.dram_pj_per_byte();
+  c.sram_a_bit = t.sram_pj_per_bit(static_cast<double>(cfg.sram_a_bytes));
+  c.sram_b_bit = t.sram_pj_per_bit(static_cast<double>(cfg.sram_b_bytes));
+  c.sram_c_bit = t.sram_pj_per_bit(static_cast<double>(cfg.sram_c_bytes));
+  c.register_bit = t.register_bit;
+  return c;
+}
+
 std::string energy_csv(const ojson& e) {
   std::string out = "component,action,count,count_unit,pJ_per_action,pJ\n";
   for (const auto& it : e.at("items")) {

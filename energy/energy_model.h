@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "energy/energy_table.h"
+#include "sim/params.h"
 
 namespace mfsim {
 
@@ -46,6 +47,9 @@ std::vector<EnergyItem> energy_items(const nlohmann::ordered_json& config, const
 // The `energy_pj` section for a simulate report (total, per MAC, by component, by phase, by
 // layer, items) and the per-GEMM totals (added to report["gemms"][i]["energy_pj"]).
 nlohmann::ordered_json add_energy(nlohmann::ordered_json& report, const EnergyTable& table);
+
+// The per-action energies the mapper weighs (map.objective = energy | edp) under `cfg`.
+MapCosts mapping_costs(const EnergyTable& table, const SimConfig& cfg);
 
 // Accelergy-shaped CSV (component,action,count,count_unit,pJ_per_action,pJ) of the items.
 std::string energy_csv(const nlohmann::ordered_json& energy_section);

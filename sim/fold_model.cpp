@@ -44,9 +44,9 @@ FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape, const ConvView&
   if (tiled_ && tiles_.fmap && conv.active && cfg.conv_im2col_onchip) conv_ = conv;
   init();
   if (tiled_ && cfg.map_pinned && !fits()) {
-    throw InputError(fmt::format("map.tiles: {} does not fit GEMM {}x{}x{} on this configuration (each tile "
-                                 "in half its buffer, the output tile in half the C buffer)",
-                                 to_string(tiles_), shape_.m, shape_.n, shape_.k));
+    throw InputError(fmt::format("map.tiles: {} ({} for this GEMM) does not fit GEMM {}x{}x{} on this "
+                                 "configuration (each tile in half its buffer, the output tile in half the C buffer)",
+                                 to_string(cfg.map_tiles), to_string(tiles_), shape_.m, shape_.n, shape_.k));
   }
 }
 

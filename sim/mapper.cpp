@@ -1,13 +1,19 @@
 // The mapper: a search over buffer-level tilings of one GEMM (docs/mapping.md).
 //
 // Candidates: every order of the three tile loops; for each dimension its whole extent, the
-// array's size times powers of two (the dimensions the array spreads over its rows or columns),
-// or powers of two from 16 (the streamed dimension; an OS fold that continues a K tile first
-// preloads its partial sums). A candidate must fit the buffers (FoldPlan::fits). The objective:
-//  - dram (default): least DRAM bytes; among equals, least cycles (the full timeline of the 8
-//    with the fewest compute cycles), then the first in enumeration order;
+// array's size times powers of two and a few partial arrays (the dimensions the array spreads
+// over its rows or columns), or powers of two from 16 (the streamed dimension; an OS fold that
+// continues a K tile first preloads its partial sums); for a convolution, feature maps read with
+// im2col on chip or the im2col matrices. A candidate must fit the buffers (FoldPlan::fits).
+// The objective (map.objective):
+//  - dram (default): least DRAM bytes; among the candidates within 5% of the least (a tie), the
+//    least cycles (the full timeline of the 8 with the fewest compute cycles);
 //  - cycles: least cycles among the 16 candidates with the lowest bound (compute cycles plus
-//    DRAM transfer cycles); among equals, least DRAM bytes.
+//    DRAM transfer cycles); among equals, least DRAM bytes;
+//  - energy, edp: least DRAM + SRAM + register energy (the run's table; the MAC arithmetic is
+//    the same for every mapping), or that energy times cycles, among the 32 candidates with the
+//    least DRAM bytes and the 32 with the fewest compute cycles.
+// Ties left after that go to the first candidate in enumeration order: deterministic.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -16,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
 #include "sim/fold_model.h"
 
 namespace mfsim {
@@ -80,7 +87,17 @@ std::uint64_t compute_cycles(const FoldPlan& plan) {
 struct Candidate {
   TileMapping tiles;
   std::uint64_t dram = 0, compute = 0, cycles = 0;
+  double energy = 0;  // pJ of DRAM, SRAM and registers (map.objective = energy | edp)
 };
+
+double mapping_energy(const FoldPlan& plan, const GemmTiming& t, const MapCosts& c) {
+  const EventCounts e = analytic_events(plan, t, 0);
+  return c.dram_byte * static_cast<double>(e.dram_read_bytes + e.dram_write_bytes) +
+         c.sram_a_bit * static_cast<double>(e.sram_a_read_bits + e.sram_a_write_bits) +
+         c.sram_b_bit * static_cast<double>(e.sram_b_read_bits + e.sram_b_write_bits) +
+         c.sram_c_bit * static_cast<double>(e.sram_c_read_bits + e.sram_c_write_bits) +
+         c.register_bit * static_cast<double>(e.reg_operand_write_bits + e.reg_acc_write_bits);
+}
 
 }  // namespace
 
@@ -100,13 +117,18 @@ bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& 
                   static_cast<int>(cfg.dataflow), cfg.rows, cfg.cols, cfg.mac_latency, cfg.accumulator.bits,
                   cfg.sram_a_bytes, cfg.sram_b_bytes, cfg.sram_c_bytes, cfg.dram_bytes_per_cycle,
                   static_cast<int>(cfg.map_objective), cfg.fp32_fma);
+  const std::string cost_key =
+      cfg.map_objective == MapObjective::kEnergy || cfg.map_objective == MapObjective::kEdp
+          ? fmt::format(" costs {} {} {} {} {}", cfg.map_costs.dram_byte, cfg.map_costs.sram_a_bit,
+                        cfg.map_costs.sram_b_bit, cfg.map_costs.sram_c_bit, cfg.map_costs.register_bit)
+          : "";
   const std::string conv_key =
       conv.active && cfg.conv_im2col_onchip
           ? fmt::format(" conv {} {} {} {} {} {} {} {} {}", static_cast<int>(conv.phase), conv.geo.batch, conv.geo.in_h,
                         conv.geo.in_w, conv.geo.in_c, conv.geo.kernel_h, conv.geo.kernel_w, conv.geo.stride, conv.geo.pad)
           : "";
   static std::map<std::string, std::pair<bool, TileMapping>> memo;
-  if (auto it = memo.find(key + conv_key); it != memo.end()) {
+  if (auto it = memo.find(key + conv_key + cost_key); it != memo.end()) {
     *out = it->second.second;
     return it->second.first;
   }
@@ -147,21 +169,50 @@ bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& 
       std::uint64_t least = all.front().dram;
       for (const auto& c : all) least = std::min(least, c.dram);
       for (const auto& c : all) {
-        if (c.dram <= least + least / 10) pool.push_back(c);  // within tolerance: a tie
+        if (c.dram <= least + least / 20) pool.push_back(c);  // within 5% of the least: a tie
       }
       for (auto& c : pool) c.compute = compute_cycles(FoldPlan(cfg, shape, c.tiles, conv));
       std::stable_sort(pool.begin(), pool.end(), [](const Candidate& a, const Candidate& b) { return a.compute < b.compute; });
       if (pool.size() > 8) pool.resize(8);
-    } else {
+    } else if (cfg.map_objective == MapObjective::kCycles) {
       for (auto& c : all) c.compute = compute_cycles(FoldPlan(cfg, shape, c.tiles, conv)) + transfer_cycles(c.dram, bw);
       std::stable_sort(all.begin(), all.end(), [](const Candidate& a, const Candidate& b) { return a.compute < b.compute; });
       pool.assign(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(16, all.size())));
+    } else {  // energy, edp: the 32 with the least DRAM bytes and the 32 with the fewest compute cycles
+      if (!cfg.map_costs.set) throw InputError("map.objective: energy and edp need an energy table (--energy-table)");
+      std::vector<Candidate> by_dram = all, by_compute = all;
+      std::stable_sort(by_dram.begin(), by_dram.end(), [](const Candidate& a, const Candidate& b) { return a.dram < b.dram; });
+      for (auto& c : by_compute) c.compute = compute_cycles(FoldPlan(cfg, shape, c.tiles, conv));
+      std::stable_sort(by_compute.begin(), by_compute.end(),
+                       [](const Candidate& a, const Candidate& b) { return a.compute < b.compute; });
+      for (std::size_t i = 0; i < 32 && i < all.size(); ++i) {
+        pool.push_back(by_dram[i]);
+        pool.push_back(by_compute[i]);
+      }
     }
-    for (auto& c : pool) c.cycles = analytic_timing(FoldPlan(cfg, shape, c.tiles, conv)).total;
-    const bool dram_first = cfg.map_objective == MapObjective::kDram;
+    for (auto& c : pool) {
+      FoldPlan plan(cfg, shape, c.tiles, conv);
+      const GemmTiming t = analytic_timing(plan);
+      c.cycles = t.total;
+      if (cfg.map_objective == MapObjective::kEnergy || cfg.map_objective == MapObjective::kEdp) {
+        c.energy = mapping_energy(plan, t, cfg.map_costs);
+      }
+    }
+    const MapObjective obj = cfg.map_objective;
+    auto score = [&](const Candidate& c) {
+      switch (obj) {
+        case MapObjective::kEnergy: return c.energy;
+        case MapObjective::kEdp: return c.energy * static_cast<double>(c.cycles);
+        case MapObjective::kCycles: return static_cast<double>(c.cycles);
+        case MapObjective::kDram: break;
+      }
+      return static_cast<double>(c.dram);
+    };
     auto better = [&](const Candidate& a, const Candidate& b) {
-      if (dram_first) return a.dram != b.dram ? a.dram < b.dram : a.cycles < b.cycles;
-      return a.cycles != b.cycles ? a.cycles < b.cycles : a.dram < b.dram;
+      if (obj == MapObjective::kDram) return a.cycles != b.cycles ? a.cycles < b.cycles : a.dram < b.dram;  // DRAM ties
+      const double sa = score(a), sb = score(b);
+      if (sa != sb) return sa < sb;
+      return a.dram < b.dram;
     };
     const Candidate* best = &pool.front();
     for (const auto& c : pool) {
@@ -169,7 +220,7 @@ bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& 
     }
     chosen = best->tiles;
   }
-  memo.emplace(key + conv_key, std::make_pair(found, chosen));
+  memo.emplace(key + conv_key + cost_key, std::make_pair(found, chosen));
   *out = chosen;
   return found;
 }

@@ -68,8 +68,8 @@ const std::vector<ParamSpec>& param_specs() {
        "search: the mapper tiles each GEMM for the objective; fixed: the untiled mapping (docs/mapping.md)"},
       {"conv.im2col", ParamType::kChoice, "onchip", "", 0, 0, "onchip|dram",
        "convolutions read feature maps and expand im2col on chip (col2im for bwd_data), or move the im2col matrices"},
-      {"map.objective", ParamType::kChoice, "dram", "", 0, 0, "dram|cycles",
-       "what the mapper minimises: DRAM bytes (ties: cycles), or cycles (ties: DRAM bytes)"},
+      {"map.objective", ParamType::kChoice, "dram", "", 0, 0, "dram|cycles|energy|edp",
+       "what the mapper minimises: DRAM bytes (ties within 5%: cycles), cycles, energy (the run's energy table, without the MAC arithmetic, which no mapping changes) or energy x cycles"},
       {"map.tiles", ParamType::kTiles, "auto", "", 0, 0, nullptr,
        "pin one tiling for every GEMM instead of searching: MtxNtxKt:ORDER, e.g. 128x64xk:nmk"},
       {"clock.mhz", ParamType::kNumber, "1000", "MHz", 1e-3, 1e6, nullptr,
@@ -276,7 +276,11 @@ SimConfig ParamSet::build() const {
   c.clock_mhz = std::stod(values_.at("clock.mhz"));
   c.map_policy = values_.at("map.policy") == "fixed" ? MapPolicy::kFixed : MapPolicy::kSearch;
   c.conv_im2col_onchip = values_.at("conv.im2col") == "onchip";
-  c.map_objective = values_.at("map.objective") == "cycles" ? MapObjective::kCycles : MapObjective::kDram;
+  const std::string& obj = values_.at("map.objective");
+  c.map_objective = obj == "cycles" ? MapObjective::kCycles
+                    : obj == "energy" ? MapObjective::kEnergy
+                    : obj == "edp"    ? MapObjective::kEdp
+                                      : MapObjective::kDram;
   c.map_pinned = values_.at("map.tiles") != "auto";
   if (c.map_pinned) parse_tile_mapping(values_.at("map.tiles"), &c.map_tiles);
   return c;

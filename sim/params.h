@@ -42,7 +42,15 @@ std::string to_string(const TileMapping& m);  // "128x64x576:mnk" (0 printed as 
 bool parse_tile_mapping(const std::string& text, TileMapping* out);
 
 enum class MapPolicy : std::uint8_t { kSearch = 0, kFixed = 1 };
-enum class MapObjective : std::uint8_t { kDram = 0, kCycles = 1 };
+enum class MapObjective : std::uint8_t { kDram = 0, kCycles = 1, kEnergy = 2, kEdp = 3 };
+
+// Per-action energies the mapper weighs candidate mappings with (map.objective = energy | edp),
+// filled from the run's energy table by the command line (energy/energy_model.h); the cycle
+// model itself holds no energy constant. The MAC arithmetic does not depend on the mapping.
+struct MapCosts {
+  bool set = false;
+  double dram_byte = 0, sram_a_bit = 0, sram_b_bit = 0, sram_c_bit = 0, register_bit = 0;
+};
 
 struct ParamSpec {
   const char* name;
@@ -75,6 +83,7 @@ struct SimConfig {
   MapObjective map_objective = MapObjective::kDram;
   bool map_pinned = false;                     // map.tiles: one tiling for every GEMM
   TileMapping map_tiles;
+  MapCosts map_costs;
 };
 
 class ParamSet {

@@ -235,6 +235,13 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
   for (std::size_t i = 0; i < trace.records.size(); ++i) {
     const TraceRecord& r = trace.records[i];
     bool representable = array_represents(cfg.array, r.format());
+    if (cfg.map_pinned) {  // a pinned tiling must fit every GEMM: say which does not, before any work
+      try {
+        FoldPlan check(cfg, r.shape, conv_view(r));
+      } catch (const InputError& e) {
+        throw InputError(fmt::format("{}: {}: {}", reader.path(), record_name(i, r), e.what()));
+      }
+    }
     if (opt.mode == SimMode::kValue) {
       if (!r.has_payload) {
         throw InputError(fmt::format("{}: {}: value mode needs operands, but the record is "

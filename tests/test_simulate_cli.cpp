@@ -420,3 +420,46 @@ TEST_CASE("help and listings: aligned columns, plain defaults", "[smoke]") {
   CHECK(help.out.find("0.9000000") == std::string::npos);
   CHECK(help.out.find("0.0200000") == std::string::npos);
 }
+
+TEST_CASE("simulate: the mapping in the report, pinned tilings, their errors", "[smoke]") {
+  TempDir dir;
+  const std::string rep = dir.file("r.json"), ex = test::example_trace();
+  auto r = run_mfsim(fmt::format("simulate -q --trace {} --rows 4 --cols 4 --dataflow ws --report {}", ex, rep));
+  REQUIRE(r.exit_code == 0);
+  json j = json::parse(test::slurp(rep));
+  for (const auto& g : j["gemms"]) {
+    CHECK(g["mapping"]["kind"] == "searched");
+    CHECK(g["dram"]["bytes"].get<std::uint64_t>() >= g["dram"]["compulsory_bytes"].get<std::uint64_t>());
+    std::uint64_t causes = 0;
+    for (const auto& c : g["cycles"]["stall_by_cause"]) causes += c.get<std::uint64_t>();
+    CHECK(causes == g["cycles"]["stall"].get<std::uint64_t>());
+  }
+  CHECK(j["total"]["dram"]["ratio_to_compulsory"].get<double>() >= 1.0);
+  // A pinned tiling: every GEMM uses it (clamped to its dimensions), value mode stays bit-exact.
+  r = run_mfsim(fmt::format("simulate -q --trace {} --rows 4 --cols 4 --dataflow ws --set map.tiles=8x4xk:nkm --report {}",
+                            ex, rep));
+  REQUIRE(r.exit_code == 0);
+  j = json::parse(test::slurp(rep));
+  CHECK(j["verification"]["mismatches"] == 0);
+  CHECK(j["gemms"][0]["mapping"]["kind"] == "pinned");
+  CHECK(j["gemms"][0]["mapping"]["order"] == "nkm");
+  CHECK(j["gemms"][0]["mapping"]["tiles"]["M"] == 7);  // clamped to M = 7
+  CHECK(j["gemms"][0]["mapping"]["tiles"]["N"] == 4);
+  // map.policy=fixed is the untiled mapping.
+  r = run_mfsim(fmt::format("simulate -q --trace {} --rows 4 --cols 4 --set map.policy=fixed --report {}", ex, rep));
+  REQUIRE(r.exit_code == 0);
+  CHECK(json::parse(test::slurp(rep))["gemms"][0]["mapping"]["kind"] == "fixed");
+  // Errors.
+  r = run_mfsim(fmt::format("simulate -q --trace {} --set map.tiles=8x4 --report {}", ex, rep));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: --set map.tiles=8x4: map.tiles: expected auto or MtxNtxKt:ORDER, got \"8x4\"\n");
+  r = run_mfsim(fmt::format("simulate -q --trace {} --set map.tiles=8x4x2:mmk --report {}", ex, rep));
+  CHECK(r.err == "mfsim: error: --set map.tiles=8x4x2:mmk: map.tiles: expected auto or MtxNtxKt:ORDER, got \"8x4x2:mmk\"\n");
+  r = run_mfsim(fmt::format("simulate -q --trace {} --set map.tiles=mxnxk:mnk --set sram.c_kib=1 --report {}",
+                            test::source_dir() + "/traces/examples/mlp-tiny.json", rep));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: " + test::source_dir() + "/traces/examples/mlp-tiny.json: records[4] (fc1 bwd_weight): "
+                 "map.tiles: mxnxk:mnk (20x12x7:mnk for this GEMM) does not fit GEMM 20x12x7 on this configuration "
+                 "(each tile in half its buffer, the output tile in half the C buffer)\n");
+  CHECK_FALSE(test::file_exists(rep + ".tmp"));
+}

@@ -79,6 +79,7 @@ int cmd_simulate(const Args& args) {
 
   const std::string report_path = vm["report"].as<std::string>();
   EnergyTable table = load_energy_table(vm["energy-table"].as<std::string>());
+  opt.config.map_costs = mapping_costs(table, opt.config);  // for map.objective = energy | edp
   TraceReader reader(vm["trace"].as<std::string>());
   AtomicFile report_file(report_path);  // fails early if the report cannot be written
   std::unique_ptr<AtomicFile> csv_file;
