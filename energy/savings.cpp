@@ -55,6 +55,15 @@ ojson build_savings_report(const std::vector<std::pair<std::string, ojson>>& rep
         a["macs"] = tot["macs"];
         a["verification"] = rep["verification"];
         a["notes"] = rep["notes"];
+        if (tot.contains("dram")) a["dram"] = tot["dram"];
+        // The mapping of every GEMM (docs/mapping.md), as the compare page lists it.
+        ojson maps = ojson::array();
+        for (const auto& g : rep["gemms"]) {
+          if (!g.contains("mapping")) continue;
+          maps.push_back(ojson{{"layer", g["layer"]}, {"phase", g["phase"]}, {"M", g["M"]}, {"N", g["N"]}, {"K", g["K"]},
+                               {"mapping", g["mapping"]["text"]}, {"dram", g["dram"]}, {"cycles", g["cycles"]}});
+        }
+        a["gemms"] = maps;
         arrays[kind] = a;
       }
     }
@@ -219,6 +228,32 @@ std::string savings_html(const ojson& r) {
           "layers' arithmetic; compare the <i>arithmetic</i> column.</p>\n<table><tr><th>table</th><th>array</th><th>arithmetic</th>"
           "<th>arithmetic + quantization</th><th>total (with registers, SRAM, DRAM)</th></tr>\n" +
           rows + "</table>\n";
+  // The mapping of every GEMM, per array.
+  html += "<h2>Mapping per GEMM</h2>\n<p>Tile sizes and loop order the mapper chose (docs/mapping.md), DRAM bytes "
+          "against the compulsory minimum (every operand read once, every output written once; feature maps for "
+          "convolutions read on chip) and the stall share of the GEMM's cycles.</p>\n";
+  for (const char* a : arrays) {
+    const ojson& arr = r["arrays"][a];
+    if (!arr.contains("gemms") || arr["gemms"].empty()) continue;
+    std::string body;
+    for (const auto& g : arr["gemms"]) {
+      const auto total = g["cycles"]["total"].get<std::uint64_t>();
+      body += fmt::format("<tr><td>{}</td><td>{}</td><td>{}x{}x{}</td><td style=\"text-align:left\">{}</td><td>{}</td>"
+                          "<td>{:.2f}</td><td>{:.1f}%</td></tr>\n",
+                          html_escape(g["layer"].get<std::string>()), html_escape(g["phase"].get<std::string>()),
+                          g["M"].get<std::int64_t>(), g["N"].get<std::int64_t>(), g["K"].get<std::int64_t>(),
+                          html_escape(g["mapping"].get<std::string>()), g["dram"]["bytes"].get<std::uint64_t>(),
+                          g["dram"]["ratio_to_compulsory"].get<double>(),
+                          total > 0 ? 100.0 * static_cast<double>(g["cycles"]["stall"].get<std::uint64_t>()) /
+                                          static_cast<double>(total)
+                                    : 0.0);
+    }
+    html += fmt::format("<details{}><summary>{} array: DRAM {:.2f}x the compulsory bytes</summary>\n<table><tr><th>layer</th>"
+                        "<th>phase</th><th>M x N x K</th><th>mapping</th><th>DRAM bytes</th><th>/ compulsory</th>"
+                        "<th>stall</th></tr>\n{}</table></details>\n",
+                        std::string(a) == "mfmac" ? " open" : "", a,
+                        arr.contains("dram") ? arr["dram"]["ratio_to_compulsory"].get<double>() : 0.0, body);
+  }
   html += "<p>Every figure is derived from <code>" + html_escape(r.value("report_file", std::string("the JSON report"))) +
           "</code>; how each term is computed: docs/energy-accounting.md.</p>\n</body></html>\n";
   return html;

@@ -201,10 +201,9 @@ std::uint64_t FoldPlan::compulsory_bytes() const {
 }
 
 std::string FoldPlan::mapping_text() const {
-  if (!tiled_) return "fixed";
-  return fmt::format("tiles M {} x N {} x K {}, order {}{}{} (outermost first){}", tiles_.mt, tiles_.nt, tiles_.kt,
-                     tiles_.order[0], tiles_.order[1], tiles_.order[2],
-                     conv_.active ? ", feature maps (im2col on chip)" : "");
+  if (!tiled_) return "fixed (untiled)";
+  return fmt::format("tiles {}x{}x{} (MxNxK), order {}{}{}{}", tiles_.mt, tiles_.nt, tiles_.kt, tiles_.order[0],
+                     tiles_.order[1], tiles_.order[2], conv_.active ? ", feature maps" : "");
 }
 
 std::int64_t FoldPlan::tile_count(char d) const { return ceil_div(dim(d), tile(d)); }

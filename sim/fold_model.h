@@ -104,7 +104,7 @@ class FoldPlan {
 
   bool tiled() const { return tiled_; }
   const TileMapping& tiles() const { return tiles_; }  // tiled: sizes clamped, never 0
-  std::string mapping_text() const;                    // "fixed" or "tiles 128x64x576, order mnk"
+  std::string mapping_text() const;  // "fixed (untiled)" or "tiles 128x64x576 (MxNxK), order mnk[, feature maps]"
   // Does a tiling fit the buffers (each tile in half its buffer, the output tile's partial sums in
   // half the C buffer)? OS also needs K whole (the PEs accumulate over the whole K stream).
   bool fits() const;

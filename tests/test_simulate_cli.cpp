@@ -174,6 +174,7 @@ TEST_CASE("compare: savings report on the example, consistent with its own energ
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.find("energy table: paper") != std::string::npos);
   CHECK(r.out.find("energy table: aladdin45") != std::string::npos);
+  CHECK(test::slurp(html).find("<h2>Mapping per GEMM</h2>") != std::string::npos);
   json j = json::parse(test::slurp(rep));
   for (const char* table : {"paper", "aladdin45"}) {
     const json& t = j["by_table"][table];
