@@ -622,3 +622,42 @@ TEST_CASE("the mapper: each objective wins on its own measure", "[model]") {
     }
   }
 }
+
+TEST_CASE("mapping: the worked example of docs/mapping.md", "[model]") {
+  SimConfig cfg = config(ArrayKind::kMfMac, Dataflow::kWs, 8, 8);
+  cfg.sram_a_bytes = cfg.sram_b_bytes = 256 * 1024;
+  cfg.sram_c_bytes = 128 * 1024;
+  cfg.dram_bytes_per_cycle = 8;
+  cfg.overlap = true;
+  cfg.map_policy = MapPolicy::kSearch;
+  cfg.map_pinned = true;
+  const GemmShape s{64, 64, 64};
+  auto run_tiles = [&](const char* text) {
+    REQUIRE(parse_tile_mapping(text, &cfg.map_tiles));
+    FoldPlan plan(cfg, s);
+    GemmTiming t = analytic_timing(plan);
+    EventCounts e = analytic_events(plan, t, 0);
+    return std::make_tuple(e.dram_read_bytes, e.dram_write_bytes, t);
+  };
+  auto [r1, w1, t1] = run_tiles("32x32x32:mnk");
+  CHECK(r1 == 4096 + 4096);
+  CHECK(w1 == 16384);
+  CHECK(t1.total == 6536);
+  CHECK(t1.stall_by_cause[kStallFill] == 128);
+  CHECK(t1.stall_by_cause[kStallDrain] == 512);
+  auto [r2, w2, t2] = run_tiles("32x32x32:mkn");
+  CHECK(r2 == 2048 + 4096 + 4 * 4096);
+  CHECK(w2 == 8 * 4096);
+  CHECK(t2.total == 10664);
+  CHECK(t2.stall_by_cause[kStallSpill] == 4128);
+  auto [r3, w3, t3] = run_tiles("64x64x64:mnk");
+  CHECK(r3 + w3 == 20480);
+  CHECK(t3.total == 7560);
+  FoldPlan whole(cfg, s);
+  CHECK(whole.compulsory_bytes() == 20480);
+  cfg.map_pinned = false;
+  cfg.sram_c_bytes = 8 * 1024;
+  FoldPlan searched(cfg, s);
+  CHECK(searched.mapping_text() == "tiles 64x8x64 (MxNxK), order mnk");
+  CHECK(analytic_timing(searched).total == 5544);
+}
