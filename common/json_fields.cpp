@@ -164,6 +164,40 @@ json parse_json_document(const std::string& text, const std::string& file) {
   if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
     throw InputError(fmt::format("{}: empty file; expected a JSON document", file));
   }
+  // Nesting is bounded before parsing (the parser recurses once per level): one linear scan.
+  {
+    constexpr int kMaxDepth = 128;
+    int depth = 0;
+    bool in_string = false, escaped = false;
+    std::size_t line = 1, column = 0;
+    for (char ch : text) {
+      ++column;
+      if (ch == '\n') {
+        ++line;
+        column = 0;
+      }
+      if (in_string) {
+        if (escaped) {
+          escaped = false;
+        } else if (ch == '\\') {
+          escaped = true;
+        } else if (ch == '"') {
+          in_string = false;
+        }
+        continue;
+      }
+      if (ch == '"') {
+        in_string = true;
+      } else if (ch == '[' || ch == '{') {
+        if (++depth > kMaxDepth) {
+          throw InputError(fmt::format("{}: not valid JSON: line {}, column {}: nested deeper than {} levels", file,
+                                       line, column, kMaxDepth));
+        }
+      } else if (ch == ']' || ch == '}') {
+        --depth;
+      }
+    }
+  }
   try {
     return json::parse(text);
   } catch (const json::parse_error& e) {

@@ -4,6 +4,9 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include <algorithm>
+
+#include "common/atomic_file.h"
 #include "common/error.h"
 
 namespace mfsim {
@@ -16,40 +19,69 @@ bool exists(const std::string& p) {
 }  // namespace
 
 std::vector<std::uint8_t> read_idx(const std::string& path, int expected_dims, std::vector<int>* dims) {
+  require_not_directory(path);
   gzFile f = gzopen(path.c_str(), "rb");  // reads plain files too
   if (f == nullptr) throw InputError(fmt::format("{}: cannot open data file", path));
+  // Reads at most `want` more bytes (the header first, then only as many as it declares, so a
+  // small compressed file cannot make us hold more than its header promises).
   std::vector<std::uint8_t> data;
-  std::uint8_t buf[1 << 16];
-  int n = 0;
-  while ((n = gzread(f, buf, sizeof buf)) > 0) data.insert(data.end(), buf, buf + n);
-  int err = 0;
-  const char* msg = gzerror(f, &err);
-  std::string why = err < 0 && msg != nullptr ? msg : "";
-  gzclose(f);
-  if (n < 0 || err < 0) throw InputError(fmt::format("{}: corrupt data file ({})", path, why.empty() ? "read error" : why));
-  if (data.size() < 4) throw InputError(fmt::format("{}: not an IDX file (shorter than its header)", path));
+  auto read_up_to = [&](std::size_t want) {
+    std::uint8_t buf[1 << 16];
+    while (want > 0) {
+      const int n = gzread(f, buf, static_cast<unsigned>(std::min<std::size_t>(sizeof buf, want)));
+      if (n <= 0) return n;
+      data.insert(data.end(), buf, buf + n);
+      want -= static_cast<std::size_t>(n);
+    }
+    return 1;
+  };
+  auto fail_if_corrupt = [&](int n) {
+    int err = 0;
+    const char* msg = gzerror(f, &err);
+    if (n < 0 || err < 0) {
+      const std::string why = err < 0 && msg != nullptr ? msg : "read error";
+      gzclose(f);
+      throw InputError(fmt::format("{}: corrupt data file ({})", path, why));
+    }
+  };
+  auto fail = [&](const std::string& message) {
+    gzclose(f);
+    throw InputError(message);
+  };
+  fail_if_corrupt(read_up_to(4));
+  if (data.size() < 4) fail(fmt::format("{}: not an IDX file (shorter than its header)", path));
   const int type = data[2], nd = data[3];
   if (data[0] != 0 || data[1] != 0 || type != 0x08) {
-    throw InputError(fmt::format("{}: not an IDX file of unsigned bytes (magic {:02x}{:02x}{:02x}{:02x})", path, data[0],
-                                 data[1], data[2], data[3]));
+    fail(fmt::format("{}: not an IDX file of unsigned bytes (magic {:02x}{:02x}{:02x}{:02x})", path, data[0], data[1],
+                     data[2], data[3]));
   }
   if (nd != expected_dims) {
-    throw InputError(fmt::format("{}: expected an IDX file with {} dimensions, got {}", path, expected_dims, nd));
+    fail(fmt::format("{}: expected an IDX file with {} dimensions, got {}", path, expected_dims, nd));
   }
-  if (data.size() < 4u + 4u * nd) throw InputError(fmt::format("{}: truncated IDX header", path));
-  std::size_t count = 1;
+  fail_if_corrupt(read_up_to(4u * static_cast<unsigned>(nd)));
+  if (data.size() < 4u + 4u * static_cast<unsigned>(nd)) fail(fmt::format("{}: truncated IDX header", path));
+  // At most 2^31 bytes of data: Fashion-MNIST's 60,000 images are 47 MB.
+  constexpr std::uint64_t kMaxBytes = std::uint64_t{1} << 31;
+  std::uint64_t count = 1;
   dims->clear();
   for (int i = 0; i < nd; ++i) {
-    const std::uint8_t* p = &data[4 + 4 * i];
-    int d = (p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3];
-    if (d <= 0) throw InputError(fmt::format("{}: dimension {} is {}", path, i, d));
-    dims->push_back(d);
-    count *= static_cast<std::size_t>(d);
+    const std::uint8_t* p = &data[4 + 4 * static_cast<std::size_t>(i)];
+    const std::int64_t d = (static_cast<std::int64_t>(p[0]) << 24) | (p[1] << 16) | (p[2] << 8) | p[3];
+    if (d <= 0 || d > 2147483647) fail(fmt::format("{}: dimension {} is {}", path, i, static_cast<std::int32_t>(d)));
+    dims->push_back(static_cast<int>(d));
+    if (__builtin_mul_overflow(count, static_cast<std::uint64_t>(d), &count) || count > kMaxBytes) {
+      fail(fmt::format("{}: the header declares more than {} data bytes", path, kMaxBytes));
+    }
   }
-  const std::size_t header = 4 + 4 * static_cast<std::size_t>(nd);
+  const std::size_t header = data.size();
+  const int n = read_up_to(static_cast<std::size_t>(count) + 1);  // one more: is there trailing data?
+  fail_if_corrupt(n);
+  gzclose(f);
   if (data.size() != header + count) {
-    throw InputError(fmt::format("{}: expected {} data bytes after the header, got {} (truncated or corrupt file)",
-                                 path, count, data.size() - header));
+    throw InputError(fmt::format("{}: expected {} data bytes after the header, {} (truncated or corrupt file)", path,
+                                 count, data.size() < header + count
+                                            ? fmt::format("got {}", data.size() - header)
+                                            : std::string("found more")));
   }
   return std::vector<std::uint8_t>(data.begin() + static_cast<std::ptrdiff_t>(header), data.end());
 }

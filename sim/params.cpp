@@ -230,8 +230,10 @@ void flatten(const nlohmann::json& j, const std::string& prefix, const std::stri
 }
 }  // namespace
 
-void ParamSet::load_config_file(const std::string& path) {
-  nlohmann::json doc = parse_json_document(read_file(path), path);
+void ParamSet::load_config_file(const std::string& path) { load_config_text(read_file(path), path); }
+
+void ParamSet::load_config_text(const std::string& content, const std::string& path) {
+  nlohmann::json doc = parse_json_document(content, path);
   if (!doc.is_object()) throw InputError(fmt::format("{}: document: expected an object of parameters", path));
   std::vector<std::pair<std::string, const nlohmann::json*>> items;
   flatten(doc, "", path, items);

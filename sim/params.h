@@ -93,6 +93,7 @@ class ParamSet {
   void set(const std::string& name, const std::string& value, const std::string& origin);
   void set_assignment(const std::string& assignment);  // "name=value" from --set
   void load_config_file(const std::string& path);
+  void load_config_text(const std::string& text, const std::string& origin);  // a config file's content
   SimConfig build() const;
   nlohmann::json to_json() const;  // every parameter with its value (typed)
   const std::string& get(const std::string& name) const { return values_.at(name); }

@@ -201,8 +201,16 @@ std::vector<TraceRecord> training_records(const std::vector<LayerGemm>& layers,
 
 std::vector<LayerGemm> read_scalesim_topology(const std::string& path, bool gemm_form, int batch) {
   require_not_directory(path);
-  std::ifstream in(path);
-  if (!in) throw InputError(fmt::format("{}: cannot open file", path));
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw InputError(fmt::format("{}: cannot open file", path));
+  std::ostringstream text;
+  text << file.rdbuf();
+  return parse_scalesim_topology(text.str(), path, gemm_form, batch);
+}
+
+std::vector<LayerGemm> parse_scalesim_topology(const std::string& content, const std::string& path, bool gemm_form,
+                                               int batch) {
+  std::istringstream in(content);
   std::vector<LayerGemm> layers;
   std::string line;
   int line_no = 0;
@@ -255,8 +263,18 @@ std::vector<LayerGemm> read_scalesim_topology(const std::string& path, bool gemm
     }
     LayerGemm g;
     g.name = f[0];
+    // Every GEMM dimension must fit the trace format (checked before any product can overflow).
+    auto dim = [&](const char* what, std::initializer_list<std::int64_t> factors) {
+      std::int64_t x = 1;
+      for (std::int64_t y : factors) {
+        if (__builtin_mul_overflow(x, y, &x) || x > kTraceMaxDim) {
+          throw InputError(fmt::format("{}: line {}: the layer's {} passes 2^31 - 1", path, line_no, what));
+        }
+      }
+      return x;
+    };
     if (gemm_form) {
-      g.m = v[0] * batch;
+      g.m = dim("M x batch", {v[0], batch});
       g.n = v[1];
       g.k = v[2];
     } else {
@@ -266,16 +284,16 @@ std::vector<LayerGemm> read_scalesim_topology(const std::string& path, bool gemm
         throw InputError(fmt::format("{}: line {}: filter {}x{} is larger than the IFMAP {}x{}", path, line_no,
                                      fh, fw, ih, iw));
       }
-      std::int64_t oh = (ih - fh + sh + sh - 1) / sh, ow = (iw - fw + sw + sw - 1) / sw;  // ceil
-      g.m = oh * ow * batch;
+      std::int64_t oh = (ih - fh) / sh + 1, ow = (iw - fw) / sw + 1;  // SCALE-Sim's ceil((H - R + s) / s)
+      g.m = dim("output positions (P x Q x batch)", {oh, ow, batch});
       const bool depthwise = g.name.find("DP") != std::string::npos;
       if (depthwise) {  // depthwise: one filter per channel
         g.n = nf;
-        g.k = fh * fw;
+        g.k = dim("K (filter height x width)", {fh, fw});
         g.repeat = ch;
       } else {
         g.n = nf;
-        g.k = fh * fw * ch;
+        g.k = dim("K (filter height x width x channels)", {fh, fw, ch});
       }
       // The geometry (SCALE-Sim's IFMAP is already padded). It has one stride and one kernel
       // per axis pair: a layer with a different stride across the width stays a plain GEMM.

@@ -64,5 +64,8 @@ std::vector<TraceRecord> training_records(const std::vector<LayerGemm>& layers,
 // taken as already padded). Layers whose name contains "DP" are depthwise: one GEMM per
 // channel (repeat = Channels). Errors name the file and line.
 std::vector<LayerGemm> read_scalesim_topology(const std::string& path, bool gemm_form, int batch);
+// The same from the file's text (`path` names it in errors).
+std::vector<LayerGemm> parse_scalesim_topology(const std::string& text, const std::string& path, bool gemm_form,
+                                               int batch);
 
 }  // namespace mfsim

@@ -18,6 +18,7 @@
 
 #include "apps/mfsim/cli.h"
 #include "apps/mfsim/process.h"
+#include "apps/mfsim/sweep_state.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "energy/energy_model.h"
@@ -92,19 +93,18 @@ void remove_temporary_files(const std::string& dir, const std::string& id = "") 
   }
 }
 
-// Reads a finished point (its meta file says ok and its report is complete).
+// Reads a finished point (its meta file says ok and its report is complete: sweep_state.h).
 bool load_finished(const std::string& dir, Point& p) {
   const std::string meta = fmt::format("{}/points/{}.meta.json", dir, p.id);
   const std::string rep = fmt::format("{}/points/{}.json", dir, p.id);
-  if (!std::filesystem::exists(meta) || !std::filesystem::exists(rep)) return false;
+  if (!std::filesystem::is_regular_file(meta) || !std::filesystem::is_regular_file(rep)) return false;
   try {
-    auto m = nlohmann::json::parse(read_file(meta));
-    if (m.at("status") != "ok") return false;
-    if (nlohmann::json::parse(read_file(rep)).is_discarded()) return false;  // complete and valid
+    double wall = 0;
+    if (!finished_point(read_file(meta), read_file(rep), &wall)) return false;
     p.status = "ok";
-    p.wall_seconds = m.at("wall_seconds").get<double>();
+    p.wall_seconds = wall;
     return true;
-  } catch (...) {
+  } catch (const InputError&) {
     return false;
   }
 }
@@ -195,8 +195,14 @@ int cmd_sweep(const Args& args) {
 
   // Enumerate the points (the last axis varies fastest) and this rank's share.
   std::vector<Point> points;
+  // The grid's size is checked before anything is allocated for it.
+  constexpr std::size_t kMaxPoints = 1000000;
   std::size_t total = 1;
-  for (const auto& a : axes) total *= a.values.size();
+  for (const auto& a : axes) {
+    if (__builtin_mul_overflow(total, a.values.size(), &total) || total > kMaxPoints) {
+      throw InputError(fmt::format("sweep: the grid has more than {} points; split it into several sweeps", kMaxPoints));
+    }
+  }
   for (std::size_t i = 0; i < total; ++i) {
     Point p;
     p.index = i;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <boost/program_options.hpp>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -73,6 +74,9 @@ bool parse_or_help(const char* command, const char* synopsis, const Args& args,
 
 int main(int argc, char** argv) {
   using namespace mfsim;
+  // A file-size limit (or a full file system) is then a write error with a message, not a
+  // signal that kills the process mid-write.
+  std::signal(SIGXFSZ, SIG_IGN);
   if (argc < 2) {
     cli::print_usage();
     return kExitBadInput;
