@@ -236,3 +236,27 @@ TEST_CASE("conv geometry: written, read back, checked against the GEMM", "[unit]
                                           "M = 512, K = 147");
   }
 }
+
+TEST_CASE("every network's and topology's trace reads back (geometry consistent with the GEMMs)", "[unit]") {
+  TempDir dir;
+  NetworkOptions o;
+  o.batch = 2;
+  o.image_h = o.image_w = 64;
+  o.seq = 8;
+  std::vector<std::vector<LayerGemm>> all;
+  for (const auto& n : known_networks()) all.push_back(network_layers(n.name, o));
+  const std::string topo = dir.file("t.csv");
+  test::spit(topo, "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+                   "a, 230, 230, 7, 7, 3, 64, 2,\nb, 58, 58, 3, 3, 64, 64, 1,\nDP_c, 16, 16, 3, 3, 8, 1, 2,\n");
+  all.push_back(read_scalesim_topology(topo, false, 3));
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const std::string path = dir.file("n" + std::to_string(i) + ".json");
+    {
+      TraceWriter w(path, "test", "");
+      for (const auto& r : training_records(all[i], PhaseSelection{}, NumFormat::kPot4)) w.add_shape(r);
+      w.commit();
+    }
+    INFO("network " << i);
+    CHECK_NOTHROW(TraceReader(path));
+  }
+}

@@ -284,7 +284,7 @@ std::vector<LayerGemm> parse_scalesim_topology(const std::string& content, const
         throw InputError(fmt::format("{}: line {}: filter {}x{} is larger than the IFMAP {}x{}", path, line_no,
                                      fh, fw, ih, iw));
       }
-      std::int64_t oh = (ih - fh) / sh + 1, ow = (iw - fw) / sw + 1;  // SCALE-Sim's ceil((H - R + s) / s)
+      std::int64_t oh = (ih - fh + sh - 1) / sh + 1, ow = (iw - fw + sw - 1) / sw + 1;  // ceil((H - R + s) / s)
       g.m = dim("output positions (P x Q x batch)", {oh, ow, batch});
       const bool depthwise = g.name.find("DP") != std::string::npos;
       if (depthwise) {  // depthwise: one filter per channel
@@ -295,9 +295,10 @@ std::vector<LayerGemm> parse_scalesim_topology(const std::string& content, const
         g.n = nf;
         g.k = dim("K (filter height x width x channels)", {fh, fw, ch});
       }
-      // The geometry (SCALE-Sim's IFMAP is already padded). It has one stride and one kernel
-      // per axis pair: a layer with a different stride across the width stays a plain GEMM.
-      if (sw == sh) {
+      // The geometry (SCALE-Sim's IFMAP is already padded). It has one stride for both axes and
+      // floor rounding: a layer with another stride across the width, or whose output size
+      // SCALE-Sim rounds up, stays a plain GEMM.
+      if (sw == sh && (ih - fh) % sh == 0 && (iw - fw) % sw == 0) {  // else SCALE-Sim's ceil has no geometry
         g.type = LayerType::kConv;
         g.conv = ConvGeometry{batch, ih, iw, depthwise ? 1 : ch, fh, fw, sh, 0};
       }
