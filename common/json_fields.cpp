@@ -218,6 +218,10 @@ json parse_json_document(const std::string& text, const std::string& file) {
     if (nl != std::string::npos) reason = reason.substr(0, nl);
     throw InputError(
         fmt::format("{}: not valid JSON: line {}, column {}: {}", file, line, column, reason));
+  } catch (const json::exception& e) {  // e.g. a number out of range
+    std::string what = e.what();
+    auto pos = what.find("] ");
+    throw InputError(fmt::format("{}: not valid JSON: {}", file, pos == std::string::npos ? what : what.substr(pos + 2)));
   }
 }
 

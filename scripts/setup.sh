@@ -20,6 +20,8 @@ packages=(
   python3                     # report post-processing in scripts/ (results tables, benchmarks)
   python3-matplotlib          # scripts/plot_sweep.py
   libopenmpi-dev openmpi-bin  # mfsim sweep over MPI (optional at build time, tested with mpirun -np 2)
+  # the sanitizer tier and fuzzing (scripts/sanitize.sh, scripts/fuzz.sh)
+  clang libclang-rt-14-dev    # clang 14 with libFuzzer, AddressSanitizer and UBSan runtimes
 )
 
 missing=()

@@ -4,6 +4,10 @@
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <random>
 
 #include "common/crc32.h"
 #include "tests/test_util.h"
@@ -122,4 +126,33 @@ TEST_CASE("the shipped example trace regenerates byte for byte", "[golden]") {
   CHECK(test::slurp(path) == test::slurp(test::example_trace()));
   CHECK(test::slurp(dir.file("mlp-tiny.bin")) ==
         test::slurp(test::source_dir() + "/traces/examples/mlp-tiny.bin"));
+}
+
+TEST_CASE("writers killed mid-write leave the previous file or none; a full disk is a clear error", "[smoke]") {
+  TempDir dir;
+  const std::string out = dir.file("t.json");
+  // The previous, complete file.
+  REQUIRE(run_mfsim("trace --network resnet18 --batch 1 -o " + out).exit_code == 0);
+  const std::string before = test::slurp(out);
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> us(0, 40000);
+  for (int kill = 0; kill < 10; ++kill) {
+    const int delay = us(rng);
+    const std::string cmd = fmt::format("timeout -s KILL 0.{:06d} {} trace --network transformer-base --batch 64 -o {} "
+                                        ">/dev/null 2>&1", delay, MFSIM_BINARY, out);
+    CHECK(std::system(cmd.c_str()) != -1);
+    INFO("killed after " << delay << " us");
+    const std::string now = test::slurp(out);
+    // Either the previous trace or a complete new one: never a partial file.
+    if (now != before) CHECK_NOTHROW(nlohmann::json::parse(now));
+  }
+  // A file-size limit (as a full disk): one clear line, no file under the target name.
+  const std::string big = dir.file("big.json");
+  const std::string cmd = fmt::format("bash -c 'ulimit -f 8; {} trace --network resnet50 --batch 32 -o {}' 2> {}",
+                                      MFSIM_BINARY, big, dir.file("err"));
+  const int rc = std::system(cmd.c_str());
+  CHECK(WEXITSTATUS(rc) == 1);
+  CHECK(test::slurp(dir.file("err")) == "mfsim: failure: " + big + ": write failed: File too large\n");
+  CHECK_FALSE(test::file_exists(big));
+  CHECK(std::system(fmt::format("ls {} | grep -q tmp", dir.path()).c_str()) != 0);
 }

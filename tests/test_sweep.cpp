@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <cstdlib>
+#include <random>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -158,10 +159,18 @@ TEST_CASE("sweep: killed at any moment and resumed gives the same results", "[sm
   TempDir dir;
   const std::string full = dir.file("full"), cut = dir.file("cut");
   REQUIRE(run_mfsim(fmt::format("sweep -q --trace {} {} -j 2 --out {}", test::example_trace(), kGrid, full)).exit_code == 0);
-  // SIGKILL the whole sweep after a moment (children may be mid-write), then resume.
-  std::string cmd = fmt::format("timeout -s KILL 0.3 {} sweep -q --trace {} {} -j 2 --out {} >/dev/null 2>&1",
-                                MFSIM_BINARY, test::example_trace(), kGrid, cut);
-  CHECK(std::system(cmd.c_str()) != -1);
+  // SIGKILL the whole sweep at ten random moments (children may be mid-write), resuming each
+  // time; then let it finish.
+  std::mt19937 rng(20261129);
+  std::uniform_int_distribution<int> ms(20, 400);
+  for (int kill = 0; kill < 10; ++kill) {
+    const int delay = ms(rng);
+    INFO("kill " << kill << " after " << delay << " ms");
+    std::string cmd = fmt::format("timeout -s KILL {}.{:03d} {} sweep -q {} --trace {} {} -j 2 --out {} >/dev/null 2>&1",
+                                  delay / 1000, delay % 1000, MFSIM_BINARY, kill == 0 ? "" : "--resume",
+                                  test::example_trace(), kGrid, cut);
+    CHECK(std::system(cmd.c_str()) != -1);
+  }
   auto r = run_mfsim(fmt::format("sweep -q --resume --trace {} {} -j 2 --out {}", test::example_trace(), kGrid, cut));
   REQUIRE(r.exit_code == 0);
   std::string a = stable_csv(full), b = stable_csv(cut);
