@@ -39,7 +39,8 @@ std::vector<std::uint8_t> read_idx(const std::string& path, int expected_dims, s
     int err = 0;
     const char* msg = gzerror(f, &err);
     if (n < 0 || err < 0) {
-      const std::string why = err < 0 && msg != nullptr ? msg : "read error";
+      std::string why = err < 0 && msg != nullptr ? msg : "read error";
+      if (why.rfind(path + ": ", 0) == 0) why = why.substr(path.size() + 2);  // zlib prefixes the path
       gzclose(f);
       throw InputError(fmt::format("{}: corrupt data file ({})", path, why));
     }

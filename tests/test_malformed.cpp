@@ -1,0 +1,163 @@
+// Malformed inputs of every format a user writes, each pinned to its one-line message (more are
+// in test_trace_errors.cpp, test_energy.cpp and the CLI tests). Inputs found by fuzzing are in
+// tests/fuzz/regressions.
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/error.h"
+#include "models/dataset.h"
+#include "sim/params.h"
+#include "tests/test_util.h"
+#include "traces/networks.h"
+
+using namespace mfsim;
+
+namespace {
+
+template <class F>
+std::string error_of(F f) {
+  try {
+    f();
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+std::string bytes(const char* b64);
+
+}  // namespace
+
+TEST_CASE("malformed hardware configs and --set values", "[unit]") {
+  const std::vector<std::pair<std::string, std::string>> configs = {
+      {"[1,2]", "cfg.json: document: expected an object of parameters"},  // config: not an object
+      {"{\"array\":{\"rows\":0}}", "cfg.json: array.rows: expected an integer in [1, 4096], got \"0\""},  // config: rows 0
+      {"{\"array.rows\":\"8\"}", "cfg.json: array.rows: expected an integer in [1, 4096], got \"8\""},  // config: rows as string
+      {"{\"array\":{\"kind\":\"int16\"}}", "cfg.json: array.kind: expected mfmac|int8|fp32, got \"int16\""},  // config: unknown kind
+      {"{\"nope\":1}", "cfg.json: unknown parameter \"nope\"; see 'mfsim simulate --list-params'"},  // config: unknown parameter
+      {"{\"pe\":{\"zero_gating\":\"yes\"}}", "cfg.json: pe.zero_gating: expected true|false, got \"yes\""},  // config: bool as string
+      {"{\"dram\":{\"bandwidth\":1e9}}", "cfg.json: dram.bandwidth: expected a number in [0.001, 1000000], got \"1000000000.0\""},  // config: bandwidth out of range
+      {"{\"map\":{\"tiles\":\"8x8\"}}", "cfg.json: map.tiles: expected auto or MtxNtxKt:ORDER, got \"8x8\""},  // config: tiles without order
+      {"{\"map\":{\"tiles\":\"0x8x8:mnk\"}}", "cfg.json: map.tiles: expected auto or MtxNtxKt:ORDER, got \"0x8x8:mnk\""},  // config: zero tile
+      {"{\"map\":{\"tiles\":\"8x8x8:mnkk\"}}", "cfg.json: map.tiles: expected auto or MtxNtxKt:ORDER, got \"8x8x8:mnkk\""},  // config: bad order
+      {"{\"array\":{\"rows\":[1]}}", "cfg.json: array.rows: expected an integer in [1, 4096], got [1]"},  // config: array value
+      {"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", "cfg.json: not valid JSON: line 1, column 129: nested deeper than 128 levels"},  // config: nesting too deep
+      {"{\"clock\":{\"mhz\":1e400}}", "cfg.json: not valid JSON: number overflow parsing '1e400'"},  // config: number overflow
+      {"{\"array\":{\"rows\":4}} x", "cfg.json: not valid JSON: line 1, column 22: syntax error while parsing value - invalid literal"},  // config: trailing garbage
+      {"{\"array\":{\"overlap\":2}}", "cfg.json: array.overlap: expected true|false, got \"2\""},  // config: overlap not bool
+      {"{\"pe\":{\"acc_bits\":65}}", "cfg.json: pe.acc_bits: expected an integer in [2, 64], got \"65\""},  // config: acc_bits too wide
+  };
+  for (const auto& [text, message] : configs) {
+    INFO(text.substr(0, 80));
+    CHECK(error_of([&] {
+            ParamSet p;
+            p.load_config_text(text, "cfg.json");
+          }) == message);
+  }
+  const std::vector<std::pair<std::string, std::string>> sets = {
+      {"array.rows", "--set array.rows: expected NAME=VALUE"},  // set: no equals
+      {"=5", "--set =5: expected NAME=VALUE"},  // set: empty name
+      {"array.rows=8.5", "--set array.rows=8.5: array.rows: expected an integer in [1, 4096], got \"8.5\""},  // set: fractional rows
+      {"conv.im2col=host", "--set conv.im2col=host: conv.im2col: expected onchip|dram, got \"host\""},  // set: unknown im2col
+      {"map.objective=power", "--set map.objective=power: map.objective: expected dram|cycles|energy|edp, got \"power\""},  // set: unknown objective
+      {"map.policy=greedy", "--set map.policy=greedy: map.policy: expected search|fixed, got \"greedy\""},  // set: unknown policy
+      {"map.tiles=axbxc:mnk", "--set map.tiles=axbxc:mnk: map.tiles: expected auto or MtxNtxKt:ORDER, got \"axbxc:mnk\""},  // set: tiles letters
+      {"pe.mac_latency=-1", "--set pe.mac_latency=-1: pe.mac_latency: expected an integer in [1, 64], got \"-1\""},  // set: negative latency
+  };
+  for (const auto& [assignment, message] : sets) {
+    INFO(assignment);
+    CHECK(error_of([&] {
+            ParamSet p;
+            p.set_assignment(assignment);
+          }) == message);
+  }
+}
+
+TEST_CASE("malformed SCALE-Sim topology files", "[unit]") {
+  const std::vector<std::pair<std::string, std::string>> conv = {
+      {"Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n", "topo.csv: no layers (a header line, then one row per layer)"},  // topology: header only
+      {"h\nc1, 5, 5,\n", "topo.csv: line 2: expected 8 or 9 fields (Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides), got 3"},  // topology: three fields
+      {"h\nc1, -5, 5, 3, 3, 1, 1, 1,\n", "topo.csv: line 2: IFMAP Height: expected a positive integer, got \"-5\""},  // topology: negative height
+      {"h\nc1, 5, 5, 7, 3, 1, 1, 1,\n", "topo.csv: line 2: filter 7x3 is larger than the IFMAP 5x5"},  // topology: filter larger
+      {"h\nc1, 70000, 70000, 65536, 65536, 65536, 1, 1,\n", "topo.csv: line 2: the layer's K (filter height x width x channels) passes 2^31 - 1"},  // topology: K overflow
+      {"h\n, 5, 5, 3, 3, 1, 1, 1,\n", "topo.csv: line 2: empty layer name"},  // topology: empty name
+      {"h\nc1, 5.5, 5, 3, 3, 1, 1, 1,\n", "topo.csv: line 2: IFMAP Height: expected a positive integer, got \"5.5\""},  // topology: fractional
+      {"h\nc1, 5, 5, 3, 3, 1, 1, 0,\n", "topo.csv: line 2: Strides: expected a positive integer, got \"0\""},  // topology: zero stride
+      {"h\nc1, 5, 5, 3, 3, 1, 1, 1, 1, 1,\n", "topo.csv: line 2: expected 8 or 9 fields (Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides), got 10"},  // topology: ten fields
+  };
+  for (const auto& [text, message] : conv) {
+    INFO(text);
+    CHECK(error_of([&] { parse_scalesim_topology(text, "topo.csv", false, 1); }) == message);
+  }
+  const std::vector<std::pair<std::string, std::string>> gemm = {
+      {"h\nfc, 1, 2, 3, 4,\n", "topo.csv: line 2: expected 4 fields (Layer name, M, N, K), got 5"},  // topology gemm: five fields
+      {"h\nfc, 2147483647, 2, 3,\n", "topo.csv: line 2: the layer's M x batch passes 2^31 - 1"},  // topology gemm: M x batch overflow
+      {"h\nfc, x, 2, 3,\n", "topo.csv: line 2: M: expected a positive integer, got \"x\""},  // topology gemm: not a number
+  };
+  for (const auto& [text, message] : gemm) {
+    INFO(text);
+    CHECK(error_of([&] { parse_scalesim_topology(text, "topo.csv", true, 2); }) == message);
+  }
+}
+
+TEST_CASE("malformed IDX data files", "[unit]") {
+  struct Case {
+    const char *images, *labels, *message;  // base64 images and labels files; the message with DIR
+  };
+  const Case cases[] = {
+      {"AAA=", "AAAIAQAAAAIBAg==",
+       "DIR/t10k-images-idx3-ubyte: not an IDX file (shorter than its header)"},  // idx: shorter than header
+      {"AAAJAwAAAAIAAAACAAAAAgAAAAAAAAAA", "AAAIAQAAAAIBAg==",
+       "DIR/t10k-images-idx3-ubyte: not an IDX file of unsigned bytes (magic 00000903)"},  // idx: wrong magic
+      {"AAAIAgAAAAIAAAACAAAAAA==", "AAAIAQAAAAIBAg==",
+       "DIR/t10k-images-idx3-ubyte: expected an IDX file with 3 dimensions, got 2"},  // idx: wrong dimension count
+      {"AAAIAwAA", "AAAIAQAAAAIBAg==",
+       "DIR/t10k-images-idx3-ubyte: truncated IDX header"},  // idx: truncated header
+      {"AAAIAwAAAAIAAAAAAAAAAg==", "AAAIAQAAAAIBAg==",
+       "DIR/t10k-images-idx3-ubyte: dimension 1 is 0"},  // idx: zero dimension
+      {"AAAIAwABAAAAAQAAAAAAAg==", "AAAIAQAAAAIBAg==",
+       "DIR/t10k-images-idx3-ubyte: the header declares more than 2147483648 data bytes"},  // idx: more than 2 GiB declared
+      {"AAAIAwAAAAIAAAACAAAAAgAAAAAA", "AAAIAQAAAAIBAg==",
+       "DIR/t10k-images-idx3-ubyte: expected 8 data bytes after the header, got 5 (truncated or corrupt file)"},  // idx: truncated data
+      {"AAAIAwAAAAIAAAACAAAAAgAAAAAAAAAAAA==", "AAAIAQAAAAIBAg==",
+       "DIR/t10k-images-idx3-ubyte: expected 8 data bytes after the header, found more (truncated or corrupt file)"},  // idx: trailing data
+      {"H4sIAAWjC2sC/2Ng4GBmYGBgQsJgAADJY3h4eHh4eA==", "AAAIAQAAAAIBAg==",
+       "DIR/t10k-images-idx3-ubyte: corrupt data file (incorrect data check)"},  // idx: corrupt gzip
+      {"AAAIAwAAAAIAAAACAAAAAgAAAAAAAAAA", "AAAIAQAAAAMBAgM=",
+       "DIR/t10k-labels-idx1-ubyte: 3 labels for 2 images in DIR/t10k-images-idx3-ubyte"},  // idx: label count mismatch
+      {"AAAIAwAAAAIAAAACAAAAAgAAAAAAAAAA", "AAAIAQAAAAIBDA==",
+       "DIR/t10k-labels-idx1-ubyte: label 12 of example 1 is not in 0..9"},  // idx: label out of range
+  };
+  test::TempDir dir;
+  for (const Case& c : cases) {
+    INFO(c.message);
+    test::spit(dir.file("t10k-images-idx3-ubyte"), bytes(c.images));
+    test::spit(dir.file("t10k-labels-idx1-ubyte"), bytes(c.labels));
+    std::string want = c.message;
+    for (auto at = want.find("DIR"); at != std::string::npos; at = want.find("DIR")) want.replace(at, 3, dir.path());
+    CHECK(error_of([&] { load_idx_dataset(dir.path(), false); }) == want);
+  }
+}
+
+namespace {
+std::string bytes(const char* b64) {
+  static const std::string digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  int val = 0, bits = -8;
+  for (const char* p = b64; *p != 0 && *p != '='; ++p) {
+    val = (val << 6) + static_cast<int>(digits.find(*p));
+    bits += 6;
+    if (bits >= 0) {
+      out.push_back(static_cast<char>((val >> bits) & 0xFF));
+      bits -= 8;
+    }
+  }
+  return out;
+}
+}  // namespace
+
+// libsystemc.so needs an sc_main; this binary runs no simulation.
+extern "C" int sc_main(int, char*[]) { return 0; }
