@@ -243,3 +243,15 @@ TEST_CASE("plot_sweep.py draws the three plots of a sweep", "[smoke]") {
   CHECK(std::system(bad.c_str()) != 0);
   CHECK(test::slurp(dir.file("bad.log")).rfind("plot_sweep: " + dir.file("none") + "/results.json:", 0) == 0);
 }
+
+TEST_CASE("sweep: a grid beyond a million points is one error before anything is created", "[smoke]") {
+  TempDir dir;
+  std::string rows = "4", cols = "4";
+  for (int i = 0; i < 999; ++i) rows += ",4";
+  for (int i = 0; i < 1000; ++i) cols += ",4";
+  auto r = run_mfsim(fmt::format("sweep -q --trace {} --arrays mfmac --rows {} --cols {} --out {}", test::example_trace(),
+                                 rows, cols, dir.file("s")));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: sweep: the grid has more than 1000000 points; split it into several sweeps\n");
+  CHECK_FALSE(std::filesystem::exists(dir.file("s")));
+}

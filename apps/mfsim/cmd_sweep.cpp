@@ -158,6 +158,14 @@ int cmd_sweep(const Args& args) {
     }
   }
   const char* flags[] = {"--arrays", "--rows", "--cols", "--dataflow"};
+  // The grid's size is checked before anything is allocated or created for it.
+  constexpr std::size_t kMaxPoints = 1000000;
+  std::size_t total = 1;
+  for (const auto& a : axes) {
+    if (__builtin_mul_overflow(total, a.values.size(), &total) || total > kMaxPoints) {
+      throw InputError(fmt::format("sweep: the grid has more than {} points; split it into several sweeps", kMaxPoints));
+    }
+  }
   for (std::size_t a = 0; a < axes.size(); ++a) {
     std::string origin = a < 4 ? flags[a] : "--set " + axes[a].param;
     if (axes[a].values.empty()) throw InputError(fmt::format("{}: expected at least one value", origin));
@@ -195,14 +203,7 @@ int cmd_sweep(const Args& args) {
 
   // Enumerate the points (the last axis varies fastest) and this rank's share.
   std::vector<Point> points;
-  // The grid's size is checked before anything is allocated for it.
-  constexpr std::size_t kMaxPoints = 1000000;
-  std::size_t total = 1;
-  for (const auto& a : axes) {
-    if (__builtin_mul_overflow(total, a.values.size(), &total) || total > kMaxPoints) {
-      throw InputError(fmt::format("sweep: the grid has more than {} points; split it into several sweeps", kMaxPoints));
-    }
-  }
+
   for (std::size_t i = 0; i < total; ++i) {
     Point p;
     p.index = i;
