@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "common/error.h"
-#include "models/dataset.h"
+#include "training/dataset.h"
 #include "sim/params.h"
 #include "tests/test_util.h"
 #include "traces/networks.h"

@@ -4,12 +4,12 @@
 #include <cmath>
 #include <random>
 
-#include "models/exact_gemm.h"
+#include "training/exact_gemm.h"
 #include "models/gemm_ref.h"
-#include "models/nn.h"
+#include "training/nn.h"
 #include "models/quantizer.h"
 #include "models/rng.h"
-#include "models/trainer.h"
+#include "training/trainer.h"
 
 using namespace mfsim;
 

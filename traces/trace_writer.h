@@ -7,13 +7,14 @@
 #include <memory>
 #include <string>
 
+#include "traces/gemm_recorder.h"
 #include "traces/trace.h"
 
 namespace mfsim {
 
 class AtomicFile;
 
-class TraceWriter {
+class TraceWriter : public GemmRecorder {
  public:
   // `json_path` should end in .json; the payload file (if any record has operands) is the same
   // path with .bin instead.
@@ -26,10 +27,10 @@ class TraceWriter {
   void add_shape(const TraceRecord& rec);
   // Records with operands and expected output; the record's format must match.
   void add_pot4(const TraceRecord& rec, const Pot4Code* a, const Pot4Code* b,
-                const std::int64_t* expected);
+                const std::int64_t* expected) override;
   void add_int8(const TraceRecord& rec, const std::int8_t* a, const std::int8_t* b,
-                const std::int64_t* expected);
-  void add_fp32(const TraceRecord& rec, const float* a, const float* b, const float* expected);
+                const std::int64_t* expected) override;
+  void add_fp32(const TraceRecord& rec, const float* a, const float* b, const float* expected) override;
 
   std::size_t size() const { return trace_.records.size(); }
   void commit();

@@ -8,7 +8,7 @@
 #include "apps/mfsim/cli.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
-#include "models/trainer.h"
+#include "training/trainer.h"
 
 namespace po = boost::program_options;
 

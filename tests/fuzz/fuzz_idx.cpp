@@ -4,7 +4,7 @@
 #include <string>
 
 #include "common/error.h"
-#include "models/dataset.h"
+#include "training/dataset.h"
 #include "tests/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

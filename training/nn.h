@@ -28,7 +28,7 @@ struct Tensor {
   std::size_t size() const { return v.size(); }
 };
 
-class TraceWriter;
+class GemmRecorder;
 
 // Everything a linear layer needs to know about the current step.
 struct StepContext {
@@ -37,7 +37,7 @@ struct StepContext {
   bool wbc = true;
   std::uint64_t seed = 1;  // stochastic rounding keys derive from seed, step and layer
   std::uint64_t step = 0;
-  TraceWriter* trace = nullptr;  // when set, every GEMM of this step is recorded
+  GemmRecorder* trace = nullptr;  // when set, every GEMM of this step is recorded
   // Per-step statistics (reset by the trainer): chosen PRC offsets and WBC thresholds.
   double wbc_threshold_sum = 0;
   int wbc_count = 0;

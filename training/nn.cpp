@@ -1,4 +1,4 @@
-#include "models/nn.h"
+#include "training/nn.h"
 
 #include <fmt/format.h>
 
@@ -8,10 +8,10 @@
 #include <sstream>
 
 #include "common/error.h"
-#include "models/exact_gemm.h"
+#include "training/exact_gemm.h"
 #include "models/gemm_ref.h"
 #include "models/rng.h"
-#include "traces/trace_writer.h"
+#include "traces/gemm_recorder.h"
 
 namespace mfsim {
 
@@ -141,7 +141,7 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
                                            to_string(phase), k));
     }
     if (static_cast<double>(k) * max_product < 16777216.0) {
-      // One chunk: the float GEMM's sums are exact integers below 2^24 (models/exact_gemm.h).
+      // One chunk: the float GEMM's sums are exact integers below 2^24 (training/exact_gemm.h).
       sgemm(ta, tb, m, n, k, a.v.data(), b.v.data(), out);
       if (ctx.trace != nullptr) acc.assign(out, out + mn);
       if (ctx.arith == Arith::kAlsPotq) {

@@ -1,4 +1,4 @@
-#include "models/trainer.h"
+#include "training/trainer.h"
 
 #include <fmt/format.h>
 #include <malloc.h>
@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <numeric>
 
-#include "models/exact_gemm.h"
+#include "training/exact_gemm.h"
 #include "models/rng.h"
 #include "traces/trace_writer.h"
 

@@ -1,4 +1,4 @@
-#include "models/dataset.h"
+#include "training/dataset.h"
 
 #include <fmt/format.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "models/exact_gemm.h"
+#include "training/exact_gemm.h"
 
 #include <cblas.h>
 

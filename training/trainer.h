@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "models/dataset.h"
-#include "models/nn.h"
+#include "training/dataset.h"
+#include "training/nn.h"
 
 namespace mfsim {
 
