@@ -19,6 +19,7 @@ packages=(
   dataset-fashion-mnist       # Fashion-MNIST IDX files under /usr/share/datasets/fashion-mnist
   python3                     # report post-processing in scripts/ (results tables, benchmarks)
   python3-matplotlib          # scripts/plot_sweep.py
+  python3-torch python3-torchvision  # python/mfsim_torch: capture any PyTorch model's training step
   libopenmpi-dev openmpi-bin  # mfsim sweep over MPI (optional at build time, tested with mpirun -np 2)
   # the sanitizer tier and fuzzing (scripts/sanitize.sh, scripts/fuzz.sh)
   clang libclang-rt-14-dev    # clang 14 with libFuzzer, AddressSanitizer and UBSan runtimes

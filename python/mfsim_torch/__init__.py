@@ -1,0 +1,16 @@
+"""Capture the GEMMs of one PyTorch training step as an mfsim trace (docs/pytorch.md).
+
+    import mfsim_torch
+    with mfsim_torch.capture("step.json", model) as cap:
+        loss_fn(model(x), y).backward()
+
+Every matrix product and convolution that PyTorch really runs during the forward and the backward
+pass is intercepted at the aten level (a TorchDispatchMode) and becomes a trace record: its GEMM
+shape (convolutions as im2col GEMMs, with their geometry), its phase (fwd, bwd_data, bwd_weight)
+and the module path of its layer. Identical consecutive records fold into `repeat`. Other aten
+operators are counted in the trace's description. Shapes only: `mfsim simulate --mode timing`.
+"""
+
+from mfsim_torch.capture import Capture, capture, CaptureError  # noqa: F401
+
+__all__ = ["Capture", "capture", "CaptureError"]

@@ -1,0 +1,281 @@
+"""The capture: aten operators to mfsim trace records."""
+
+import json
+import os
+import tempfile
+from collections import Counter
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+aten = torch.ops.aten
+
+MAX_DIM = 2**31 - 1
+
+
+class CaptureError(Exception):
+    """Bad input: one clear line for the user."""
+
+
+def _prod(xs):
+    p = 1
+    for x in xs:
+        p *= int(x)
+    return p
+
+
+class _Record:
+    __slots__ = ("layer", "phase", "m", "n", "k", "repeat", "layer_type", "conv", "data_left", "weight_left")
+
+    def __init__(self, layer, phase, m, n, k, repeat=1, layer_type="fc", conv=None):
+        self.layer, self.phase = layer, phase
+        self.m, self.n, self.k, self.repeat = int(m), int(n), int(k), int(repeat)
+        self.layer_type, self.conv = layer_type, conv
+        self.data_left = self.weight_left = self.repeat  # backward GEMMs not yet attributed to it
+
+    def key(self):
+        return (self.layer, self.phase, self.m, self.n, self.k, self.layer_type,
+                json.dumps(self.conv, sort_keys=True) if self.conv else "")
+
+    def macs(self):
+        return self.m * self.n * self.k * self.repeat
+
+    def to_json(self):
+        r = {"layer": self.layer, "phase": self.phase, "M": self.m, "N": self.n, "K": self.k}
+        if self.repeat != 1:
+            r["repeat"] = self.repeat
+        if self.layer_type != "fc":
+            r["layer_type"] = self.layer_type
+        if self.conv is not None:
+            r["conv"] = self.conv
+        r["a"] = {"format": "pot4", "scale_exp": 0}
+        r["b"] = {"format": "pot4", "scale_exp": 0}
+        return r
+
+
+class _Mode(TorchDispatchMode):
+    def __init__(self, cap):
+        super().__init__()
+        self.cap = cap
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        self.cap._on_op(func, args, kwargs)
+        if func.overloadpacket is aten.convolution_backward and args[1].is_meta:
+            # torch 1.13 has no meta kernel for it: the gradients' shapes are the inputs' shapes.
+            mask = args[10]
+            g, x, w, bias_sizes = args[0], args[1], args[2], args[3]
+            return (torch.empty_like(x) if mask[0] else None, torch.empty_like(w) if mask[1] else None,
+                    torch.empty(bias_sizes, device="meta", dtype=g.dtype) if mask[2] and bias_sizes is not None else None)
+        return func(*args, **kwargs)
+
+
+class Capture:
+    """Records the GEMMs of everything run inside `with`; writes the trace on a clean exit."""
+
+    def __init__(self, path, model, generator="mfsim_torch.capture", description=""):
+        self.path, self.model = path, model
+        self.generator, self.description = generator, description
+        self.records = []
+        self.other_ops = Counter()
+        self._backward = False
+        self._stack = []          # module paths of the forward pass
+        self._fwd = []            # forward records, for attributing backward GEMMs
+        self._params = {}         # id of a parameter -> its module path
+        self._hooks = []
+        self._mode = None
+
+    # Module paths during the forward pass; the backward pass starts at the model's output.
+    def _install_hooks(self):
+        names = {m: n for n, m in self.model.named_modules()}
+        for name, p in self.model.named_parameters():
+            self._params[id(p)] = name.rsplit(".", 1)[0] if "." in name else ""
+
+        def pre(module, inputs):
+            self._stack.append(names.get(module, ""))
+
+        def post(module, inputs, output):
+            self._stack.pop()
+            if module is self.model:
+                outs = output if isinstance(output, (tuple, list)) else (output,)
+                for o in outs:
+                    if isinstance(o, torch.Tensor) and o.requires_grad:
+                        o.register_hook(self._start_backward)
+
+        for m in self.model.modules():
+            self._hooks.append(m.register_forward_pre_hook(pre))
+            self._hooks.append(m.register_forward_hook(post))
+
+    def _start_backward(self, grad):
+        self._backward = True
+        return grad
+
+    # The layer whose parameter (or a view of it, e.g. weight.t()) is among the operands.
+    def _param_layer(self, *tensors):
+        for t in tensors:
+            while isinstance(t, torch.Tensor):
+                if id(t) in self._params:
+                    return self._params[id(t)]
+                t = t._base
+        return None
+
+    def _layer(self):
+        return self._stack[-1] if self._stack else "model"
+
+    def _add(self, rec):
+        for d in (rec.m, rec.n, rec.k, rec.repeat):
+            if d > MAX_DIM:
+                raise CaptureError("%s %s: a GEMM dimension of %d passes mfsim's limit 2^31 - 1" % (rec.layer, rec.phase, d))
+        if rec.m * rec.n * rec.k == 0:
+            return
+        if rec.phase == "fwd":
+            self._fwd.append(rec)
+        last = self.records[-1] if self.records else None
+        if last is not None and last.key() == rec.key():
+            last.repeat += rec.repeat
+            last.data_left += rec.repeat
+            last.weight_left += rec.repeat
+            if rec.phase == "fwd" and self._fwd and self._fwd[-1] is rec:
+                self._fwd.pop()  # folded into `last`, which is already listed
+        else:
+            self.records.append(rec)
+
+    # A backward matmul: which forward GEMM's data or weight gradient is it? The latest forward
+    # GEMM (backward runs in reverse) of the same layer (when an operand is a parameter) whose
+    # shape fits and that still has unattributed gradients. PyTorch computes a weight gradient in
+    # the parameter's layout (N x K for a linear layer) or as A^T G (K x N).
+    def _attribute(self, m, n, k, repeat, named):
+        for f in reversed(self._fwd):
+            if named is not None and f.layer != named:
+                continue
+            if (m, n, k) == (f.m, f.k, f.n) and f.data_left >= repeat:
+                f.data_left -= repeat
+                return f, "bwd_data", (m, n, k)
+            if (m, n, k) in ((f.n, f.k, f.m), (f.k, f.n, f.m)) and f.weight_left >= repeat:
+                f.weight_left -= repeat
+                return f, "bwd_weight", (f.k, f.n, f.m)  # mfsim's dW = A^T G is K x N
+        return None, None, None
+
+    def _matmul(self, a, b, batched):
+        if batched:
+            bs, m, k = a.shape
+            n = b.shape[2]
+        else:
+            m, k = a.shape
+            n = b.shape[1]
+        named = self._param_layer(a, b)
+        if not self._backward:
+            layer = named if named is not None else self._layer()
+            self._add(_Record(layer, "fwd", m, n, k, bs if batched else 1, "fc" if named is not None else "matmul"))
+            return
+        f, phase, shape = self._attribute(m, n, k, bs if batched else 1, named)
+        if f is None:  # not matched to a forward GEMM (e.g. a custom autograd function)
+            self._add(_Record(named or self._layer(), "bwd_data", m, n, k, bs if batched else 1))
+        else:
+            self._add(_Record(f.layer, phase, shape[0], shape[1], shape[2], bs if batched else 1, f.layer_type, None))
+
+    def _conv_record(self, layer, x_shape, w_shape, stride, padding, dilation, groups):
+        if len(x_shape) != 4 or any(int(d) != 1 for d in dilation):
+            raise CaptureError("%s: only 2-D convolutions without dilation are captured (got input %s, dilation %s)"
+                               % (layer, list(x_shape), list(dilation)))
+        b, cin, h, w = (int(v) for v in x_shape)
+        cout, cin_g, r, s = (int(v) for v in w_shape)
+        sh, sw = (int(v) for v in stride)
+        ph, pw = (int(v) for v in padding)
+        p = (h + 2 * ph - r) // sh + 1
+        q = (w + 2 * pw - s) // sw + 1
+        m, n, k = b * p * q, cout // groups, r * s * cin_g
+        geo = None
+        if sh == sw and ph == pw and r == s:
+            geo = {"batch": b, "in_h": h, "in_w": w, "in_c": cin_g, "kernel_h": r, "kernel_w": s, "stride": sh, "pad": ph}
+        return m, n, k, geo
+
+    def _on_op(self, func, args, kwargs):
+        packet = func.overloadpacket
+        if packet in (aten.mm,):
+            self._matmul(args[0], args[1], False)
+        elif packet in (aten.addmm,):
+            self._matmul(args[1], args[2], False)
+        elif packet in (aten.bmm,):
+            self._matmul(args[0], args[1], True)
+        elif packet in (aten.baddbmm,):
+            self._matmul(args[1], args[2], True)
+        elif packet in (aten.convolution,):
+            x, w = args[0], args[1]
+            stride, padding, dilation, transposed, _, groups = args[3], args[4], args[5], args[6], args[7], args[8]
+            layer = self._param_layer(w) or self._layer()
+            if transposed:
+                raise CaptureError("%s: transposed convolutions are not captured" % layer)
+            m, n, k, geo = self._conv_record(layer, x.shape, w.shape, stride, padding, dilation, groups)
+            self._add(_Record(layer, "fwd", m, n, k, groups, "conv" if geo else "fc", geo))
+        elif packet in (aten.convolution_backward,):
+            g, x, w = args[0], args[1], args[2]
+            stride, padding, dilation, transposed, _, groups, mask = args[4], args[5], args[6], args[7], args[8], args[9], args[10]
+            layer = self._param_layer(w) or self._layer()
+            m, n, k, geo = self._conv_record(layer, x.shape, w.shape, stride, padding, dilation, groups)
+            lt = "conv" if geo else "fc"
+            if mask[0]:
+                self._add(_Record(layer, "bwd_data", m, k, n, groups, lt, geo))
+            if mask[1]:
+                self._add(_Record(layer, "bwd_weight", k, n, m, groups, lt, geo))
+        else:
+            name = str(packet).replace("aten.", "")
+            if name not in ("detach", "view", "t", "transpose", "expand", "_unsafe_view", "clone", "copy_",
+                            "empty_like", "zeros_like", "ones_like", "new_empty_strided", "as_strided", "permute",
+                            "unsqueeze", "squeeze", "reshape", "select", "slice"):
+                self.other_ops[name] += 1
+
+    def __enter__(self):
+        out_dir = os.path.dirname(os.path.abspath(self.path))
+        if os.path.isdir(self.path):
+            raise CaptureError("%s: is a directory, expected a file" % self.path)
+        if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
+            raise CaptureError("%s: cannot create file: no writable directory %s" % (self.path, out_dir))
+        self._install_hooks()
+        self._mode = _Mode(self)
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self._mode.__exit__(exc_type, exc, tb)
+        for h in self._hooks:
+            h.remove()
+        if exc_type is None:
+            if not self.records:
+                raise CaptureError("the step ran no matrix product or convolution: nothing to capture")
+            self.write()
+        return False
+
+    def trace_json(self):
+        other = ", ".join("%s %d" % kv for kv in sorted(self.other_ops.items()))
+        desc = self.description + ("; " if self.description else "") + "other aten operators (not simulated): " + other
+        return {"format": "mfsim-trace", "version": 1, "generator": self.generator, "description": desc,
+                "records": [r.to_json() for r in self.records]}
+
+    def write(self):
+        """Writes the trace atomically (a temporary file renamed over the target)."""
+        doc = self.trace_json()
+        head = {k: v for k, v in doc.items() if k != "records"}
+        text = "{\n" + "".join(" %s: %s,\n" % (json.dumps(k), json.dumps(v)) for k, v in head.items())
+        text += ' "records": [\n' + ",\n".join("  " + json.dumps(r, separators=(",", ":")) for r in doc["records"])
+        text += "\n ]\n}\n"
+        d = os.path.dirname(os.path.abspath(self.path))
+        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(self.path) + ".tmp.", dir=d)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def macs(self):
+        return sum(r.macs() for r in self.records)
+
+
+def capture(path, model, **kw):
+    """`with capture("step.json", model): loss.backward()` writes the step's GEMMs to path."""
+    return Capture(path, model, **kw)
