@@ -97,8 +97,12 @@ def main(argv=None):
     c.add_argument("--input", required=True, help="one example's shape, e.g. 3x224x224 (tokens: SEQxDIM)")
     c.add_argument("-o", "--output", required=True, help="trace file to write (.json)")
     c.add_argument("--scalesim-csv", help="also write the forward GEMMs as a SCALE-Sim topology file (GEMM form)")
-    c.add_argument("--device", default="meta", choices=["meta", "cpu"],
-                   help="meta (default): shapes only, no arithmetic, fast; cpu: run the step for real")
+    c.add_argument("--device", default=None, choices=["meta", "cpu"],
+                   help="meta (default for shapes only): no arithmetic, fast; cpu: run the step for real")
+    c.add_argument("--operands", choices=["potq"], help="also record PoT4 operands (ALS-POTQ) and exact "
+                   "expected outputs, so that 'mfsim simulate --mode value' replays the step bit for bit (runs on cpu)")
+    c.add_argument("--max-payload-mb", type=float, default=256.0,
+                   help="operands: stop recording payloads past this size (later GEMMs stay shape-only)")
     args = ap.parse_args(argv)
     if args.command != "capture":
         ap.print_usage(sys.stderr)
@@ -110,12 +114,15 @@ def main(argv=None):
         start = time.time()
         model = load_model(args.model)
         model.train()
-        device = torch.device(args.device)
+        if args.operands and args.device == "meta":
+            raise CaptureError("--operands needs the step's values: use --device cpu (the default with --operands)")
+        device = torch.device(args.device or ("cpu" if args.operands else "meta"))
         try:
             model = model.to(device)
             x = torch.randn([args.batch] + dims, device=device)
             cap = Capture(args.output, model, generator="python3 -m mfsim_torch " + " ".join(sys.argv[1:] if argv is None else argv),
-                          description="one training step of %s, batch %d, input %s" % (args.model, args.batch, args.input))
+                          description="one training step of %s, batch %d, input %s" % (args.model, args.batch, args.input),
+                          operands=args.operands, max_payload_mb=args.max_payload_mb)
             with cap:
                 run_step(model, x, device)
         except CaptureError:

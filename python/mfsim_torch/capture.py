@@ -25,13 +25,15 @@ def _prod(xs):
 
 
 class _Record:
-    __slots__ = ("layer", "phase", "m", "n", "k", "repeat", "layer_type", "conv", "data_left", "weight_left")
+    __slots__ = ("layer", "phase", "m", "n", "k", "repeat", "layer_type", "conv", "data_left", "weight_left",
+                 "operands")
 
     def __init__(self, layer, phase, m, n, k, repeat=1, layer_type="fc", conv=None):
         self.layer, self.phase = layer, phase
         self.m, self.n, self.k, self.repeat = int(m), int(n), int(k), int(repeat)
         self.layer_type, self.conv = layer_type, conv
         self.data_left = self.weight_left = self.repeat  # backward GEMMs not yet attributed to it
+        self.operands = None  # PoT4 operand specs and payload refs (operands="potq")
 
     def key(self):
         return (self.layer, self.phase, self.m, self.n, self.k, self.layer_type,
@@ -48,8 +50,11 @@ class _Record:
             r["layer_type"] = self.layer_type
         if self.conv is not None:
             r["conv"] = self.conv
-        r["a"] = {"format": "pot4", "scale_exp": 0}
-        r["b"] = {"format": "pot4", "scale_exp": 0}
+        if self.operands is not None:
+            r.update(self.operands)
+        else:
+            r["a"] = {"format": "pot4", "scale_exp": 0}
+            r["b"] = {"format": "pot4", "scale_exp": 0}
         return r
 
 
@@ -73,8 +78,15 @@ class _Mode(TorchDispatchMode):
 class Capture:
     """Records the GEMMs of everything run inside `with`; writes the trace on a clean exit."""
 
-    def __init__(self, path, model, generator="mfsim_torch.capture", description=""):
+    def __init__(self, path, model, generator="mfsim_torch.capture", description="", operands=None,
+                 max_payload_mb=256):
+        if operands not in (None, "potq"):
+            raise CaptureError("--operands: expected potq, got \"%s\"" % operands)
         self.path, self.model = path, model
+        self.payload = None
+        if operands == "potq":
+            from mfsim_torch.potq import PayloadFile
+            self.payload = PayloadFile(int(max_payload_mb * 2**20))
         self.generator, self.description = generator, description
         self.records = []
         self.other_ops = Counter()
@@ -122,7 +134,8 @@ class Capture:
     def _layer(self):
         return self._stack[-1] if self._stack else "model"
 
-    def _add(self, rec):
+    def _add(self, rec, a=None, b=None):
+        """`a`, `b`: the GEMM's operands (M x K, K x N float tensors) when operands are captured."""
         for d in (rec.m, rec.n, rec.k, rec.repeat):
             if d > MAX_DIM:
                 raise CaptureError("%s %s: a GEMM dimension of %d passes mfsim's limit 2^31 - 1" % (rec.layer, rec.phase, d))
@@ -130,8 +143,10 @@ class Capture:
             return
         if rec.phase == "fwd":
             self._fwd.append(rec)
+        if self.payload is not None and a is not None and rec.repeat == 1 and not a.is_meta:
+            rec.operands = self.payload.add_gemm(a, b)
         last = self.records[-1] if self.records else None
-        if last is not None and last.key() == rec.key():
+        if last is not None and last.key() == rec.key() and last.operands is None and rec.operands is None:
             last.repeat += rec.repeat
             last.data_left += rec.repeat
             last.weight_left += rec.repeat
@@ -164,15 +179,18 @@ class Capture:
             m, k = a.shape
             n = b.shape[1]
         named = self._param_layer(a, b)
+        ops = (a, b) if not batched else (None, None)
         if not self._backward:
             layer = named if named is not None else self._layer()
-            self._add(_Record(layer, "fwd", m, n, k, bs if batched else 1, "fc" if named is not None else "matmul"))
+            self._add(_Record(layer, "fwd", m, n, k, bs if batched else 1, "fc" if named is not None else "matmul"), *ops)
             return
         f, phase, shape = self._attribute(m, n, k, bs if batched else 1, named)
         if f is None:  # not matched to a forward GEMM (e.g. a custom autograd function)
-            self._add(_Record(named or self._layer(), "bwd_data", m, n, k, bs if batched else 1))
+            self._add(_Record(named or self._layer(), "bwd_data", m, n, k, bs if batched else 1), *ops)
         else:
-            self._add(_Record(f.layer, phase, shape[0], shape[1], shape[2], bs if batched else 1, f.layer_type, None))
+            if shape != (m, n, k) and not batched:  # PyTorch's N x K weight gradient: C^T = b^T a^T
+                ops = (b.t(), a.t())
+            self._add(_Record(f.layer, phase, shape[0], shape[1], shape[2], bs if batched else 1, f.layer_type, None), *ops)
 
     def _conv_record(self, layer, x_shape, w_shape, stride, padding, dilation, groups):
         if len(x_shape) != 4 or any(int(d) != 1 for d in dilation):
@@ -189,6 +207,12 @@ class Capture:
         if sh == sw and ph == pw and r == s:
             geo = {"batch": b, "in_h": h, "in_w": w, "in_c": cin_g, "kernel_h": r, "kernel_w": s, "stride": sh, "pad": ph}
         return m, n, k, geo
+
+    @staticmethod
+    def _im2col(x, w, stride, padding):
+        """The convolution's A operand, (B P Q) x (C R S), matching w.reshape(Cout, C R S)."""
+        cols = torch.nn.functional.unfold(x.detach(), tuple(w.shape[2:]), padding=tuple(padding), stride=tuple(stride))
+        return cols.transpose(1, 2).reshape(-1, cols.shape[1])
 
     def _on_op(self, func, args, kwargs):
         packet = func.overloadpacket
@@ -207,17 +231,25 @@ class Capture:
             if transposed:
                 raise CaptureError("%s: transposed convolutions are not captured" % layer)
             m, n, k, geo = self._conv_record(layer, x.shape, w.shape, stride, padding, dilation, groups)
-            self._add(_Record(layer, "fwd", m, n, k, groups, "conv" if geo else "fc", geo))
+            a_op = b_op = None
+            if self.payload is not None and groups == 1 and not x.is_meta:
+                a_op = self._im2col(x, w, stride, padding)
+                b_op = w.detach().reshape(w.shape[0], -1).t()
+            self._add(_Record(layer, "fwd", m, n, k, groups, "conv" if geo else "fc", geo), a_op, b_op)
         elif packet in (aten.convolution_backward,):
             g, x, w = args[0], args[1], args[2]
             stride, padding, dilation, transposed, _, groups, mask = args[4], args[5], args[6], args[7], args[8], args[9], args[10]
             layer = self._param_layer(w) or self._layer()
             m, n, k, geo = self._conv_record(layer, x.shape, w.shape, stride, padding, dilation, groups)
             lt = "conv" if geo else "fc"
+            ops = self.payload is not None and groups == 1 and not x.is_meta
+            gm = g.detach().permute(0, 2, 3, 1).reshape(m, n) if ops else None  # G as (B P Q) x Cout
             if mask[0]:
-                self._add(_Record(layer, "bwd_data", m, k, n, groups, lt, geo))
+                self._add(_Record(layer, "bwd_data", m, k, n, groups, lt, geo),
+                          gm if ops else None, w.detach().reshape(w.shape[0], -1) if ops else None)
             if mask[1]:
-                self._add(_Record(layer, "bwd_weight", k, n, m, groups, lt, geo))
+                self._add(_Record(layer, "bwd_weight", k, n, m, groups, lt, geo),
+                          self._im2col(x, w, stride, padding).t() if ops else None, gm)
         else:
             name = str(packet).replace("aten.", "")
             if name not in ("detach", "view", "t", "transpose", "expand", "_unsafe_view", "clone", "copy_",
@@ -253,24 +285,37 @@ class Capture:
                 "records": [r.to_json() for r in self.records]}
 
     def write(self):
-        """Writes the trace atomically (a temporary file renamed over the target)."""
+        """Writes the trace (and its payload file) atomically: temporary files renamed over the
+        targets, the payload first."""
         doc = self.trace_json()
-        head = {k: v for k, v in doc.items() if k != "records"}
-        text = "{\n" + "".join(" %s: %s,\n" % (json.dumps(k), json.dumps(v)) for k, v in head.items())
+        d = os.path.dirname(os.path.abspath(self.path))
+        bin_path = None
+        if self.payload is not None and any(r.operands is not None for r in self.records):
+            bin_path = os.path.splitext(self.path)[0] + ".bin"
+            doc["payload_file"] = {"path": os.path.basename(bin_path), "bytes": len(self.payload.data)}
+            if self.payload.skipped:
+                doc["description"] += "; %d GEMMs without operands (--max-payload-mb)" % self.payload.skipped
+        order = ["format", "version", "generator", "description", "payload_file"]
+        text = "{\n" + "".join(" %s: %s,\n" % (json.dumps(k), json.dumps(doc[k])) for k in order if k in doc)
         text += ' "records": [\n' + ",\n".join("  " + json.dumps(r, separators=(",", ":")) for r in doc["records"])
         text += "\n ]\n}\n"
-        d = os.path.dirname(os.path.abspath(self.path))
-        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(self.path) + ".tmp.", dir=d)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+
+        def atomic(path, data, mode):
+            fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".tmp.", dir=d)
+            try:
+                with os.fdopen(fd, mode) as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+
+        if bin_path is not None:
+            atomic(bin_path, bytes(self.payload.data), "wb")
+        atomic(self.path, text, "w")
 
     def macs(self):
         return sum(r.macs() for r in self.records)

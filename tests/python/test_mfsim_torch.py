@@ -69,6 +69,38 @@ class MfsimTorch(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(records(a), records(b))
 
+    def test_potq_operands_replay_bit_for_bit_on_the_three_arrays(self):
+        out = os.path.join(self.d, "q.json")
+        r = capture_cli("--model", "builtin:cnn", "--batch", "3", "--input", "1x28x28", "--operands", "potq", "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        recs = records(out)
+        self.assertEqual(len(recs), 8)
+        self.assertTrue(all("payload" in x for x in recs))
+        subprocess.run([MFSIM, "inspect", "--recompute", out], check=True, capture_output=True)
+        rep = os.path.join(self.d, "r.json")
+        for array in ("mfmac", "int8", "fp32"):
+            for df in ("os", "ws", "is"):
+                p = subprocess.run([MFSIM, "simulate", "-q", "--trace", out, "--array", array, "--dataflow", df,
+                                    "--rows", "5", "--cols", "7", "--mode", "value", "--report", rep],
+                                   capture_output=True, text=True)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                with open(rep) as f:
+                    v = json.load(f)["verification"]
+                self.assertEqual((v["gemms_checked"], v["mismatches"]), (8, 0), (array, df))
+        # The payload limit keeps later GEMMs shape-only and says so.
+        r = capture_cli("--model", "builtin:cnn", "--batch", "3", "--input", "1x28x28", "--operands", "potq",
+                        "--max-payload-mb", "0.01", "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out) as f:
+            doc = json.load(f)
+        self.assertIn("GEMMs without operands (--max-payload-mb)", doc["description"])
+        self.assertLess(sum("payload" in x for x in doc["records"]), 8)
+        r = capture_cli("--model", "builtin:cnn", "--batch", "3", "--input", "1x28x28", "--operands", "potq",
+                        "--device", "meta", "-o", os.path.join(self.d, "m.json"))
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(r.stderr, "mfsim_torch: error: --operands needs the step's values: use --device cpu "
+                                   "(the default with --operands)\n")
+
     def test_transformer_layer_macs_follow_the_closed_form(self):
         d, h, ff, s, b = 64, 4, 256, 16, 3
         layer = torch.nn.TransformerEncoderLayer(d, h, ff, dropout=0.0, batch_first=True)
