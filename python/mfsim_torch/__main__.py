@@ -16,8 +16,20 @@ import torch
 from mfsim_torch.capture import Capture, CaptureError
 
 
+class _Seq2Seq(torch.nn.Module):
+    """torch.nn.Transformer on one input used as source and target (d 512, 8 heads, 6 + 6 layers)."""
+
+    def __init__(self):
+        super().__init__()
+        self.transformer = torch.nn.Transformer(512, 8, 6, 6, 2048, dropout=0.0, batch_first=True)
+
+    def forward(self, x):
+        return self.transformer(x, x)
+
+
 def builtin_models():
     return {
+        "transformer": (_Seq2Seq, "tokens x 512"),
         "transformer-encoder": (lambda: torch.nn.TransformerEncoder(
             torch.nn.TransformerEncoderLayer(512, 8, 2048, dropout=0.0, batch_first=True), 6), "tokens x 512"),
         "cnn": (lambda: torch.nn.Sequential(
@@ -92,7 +104,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python3 -m mfsim_torch", description=__doc__.split("\n\n")[1])
     sub = ap.add_subparsers(dest="command")
     c = sub.add_parser("capture", help="capture one training step of a model as an mfsim trace")
-    c.add_argument("--model", required=True, help="torchvision:NAME, builtin:cnn|transformer-encoder, or module.path:factory")
+    c.add_argument("--model", required=True,
+                   help="torchvision:NAME, builtin:cnn|transformer|transformer-encoder, or module.path:factory")
     c.add_argument("--batch", type=int, required=True, help="examples per step")
     c.add_argument("--input", required=True, help="one example's shape, e.g. 3x224x224 (tokens: SEQxDIM)")
     c.add_argument("-o", "--output", required=True, help="trace file to write (.json)")
