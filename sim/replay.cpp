@@ -223,14 +223,14 @@ void time_record(const SimConfig& cfg, const TraceReader& reader, std::size_t i,
 
 }  // namespace
 
-ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) {
+namespace {
+
+// Phase 1: the mode of every record (value when it has operands the array holds exactly, unless
+// --mode says otherwise), decided before any work so that bad combinations fail first.
+std::vector<std::size_t> choose_modes(const TraceReader& reader, const ReplayOptions& opt, std::vector<GemmOutcome>& out,
+                                      std::vector<std::string>& notes) {
   const Trace& trace = reader.trace();
   const SimConfig& cfg = opt.config;
-  const auto wall_start = std::chrono::steady_clock::now();
-  std::vector<GemmOutcome> out(trace.records.size());
-  std::vector<std::string> notes;
-
-  // Decide the mode of every record first, so that bad combinations fail before any work.
   std::vector<std::size_t> value_records;
   for (std::size_t i = 0; i < trace.records.size(); ++i) {
     const TraceRecord& r = trace.records[i];
@@ -269,9 +269,15 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     }
   }
 
+  return value_records;
+}
+
+// Phase 2: the closed form for the timing-mode records (zero products measured where there are
+// operands).
+void time_records(const TraceReader& reader, const SimConfig& cfg, std::vector<GemmOutcome>& out, Progress& progress,
+                  std::size_t& finished) {
+  const Trace& trace = reader.trace();
   TimingCache cache;
-  Progress progress(trace.records.size());
-  std::size_t finished = 0;
   // Timing-mode records: closed form (zero products measured when operands are present).
   for (std::size_t i = 0; i < trace.records.size(); ++i) {
     if (out[i].mode != "timing") continue;
@@ -284,9 +290,21 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     }
   }
 
-  // Value-mode records: one SystemC simulation over all of them, verified GEMM by GEMM.
+}
+
+// Phase 3: one SystemC simulation over all value-mode records, each GEMM verified bit for bit as
+// it finishes (against the trace, or for the FP32 array against the FP32 reference GEMM).
+struct ValueRun {
   std::uint64_t array_steps = 0;
-  double value_seconds = 0;
+  double seconds = 0;
+};
+
+ValueRun run_value_records(const TraceReader& reader, const ReplayOptions& opt,
+                           const std::vector<std::size_t>& value_records, std::vector<GemmOutcome>& out,
+                           Progress& progress, std::size_t& finished) {
+  const Trace& trace = reader.trace();
+  const SimConfig& cfg = opt.config;
+  ValueRun run;
   if (!value_records.empty()) {
     std::vector<GemmJob> jobs;
     std::vector<RecordPayload> expected(value_records.size());
@@ -312,7 +330,7 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
       g.zero_measured = true;
       g.saturations = res.saturations;
       g.fold_cycles = std::move(res.fold_cycles);
-      array_steps += res.array_steps;
+      run.array_steps += res.array_steps;
       g.checked = true;
       if (!res.overflow.empty()) {
         g.mismatch = fmt::format("array accumulator overflow: {}", res.overflow);
@@ -349,8 +367,28 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     };
     const auto t0 = std::chrono::steady_clock::now();
     simulate_value(cfg, jobs, on_done, opt.vcd_path);
-    value_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
+
+  return run;
+}
+
+}  // namespace
+
+ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) {
+  const Trace& trace = reader.trace();
+  const SimConfig& cfg = opt.config;
+  const auto wall_start = std::chrono::steady_clock::now();
+  std::vector<GemmOutcome> out(trace.records.size());
+  std::vector<std::string> notes;
+
+  std::vector<std::size_t> value_records = choose_modes(reader, opt, out, notes);
+  Progress progress(trace.records.size());
+  std::size_t finished = 0;
+  time_records(reader, cfg, out, progress, finished);
+  const ValueRun run = run_value_records(reader, opt, value_records, out, progress, finished);
+  const std::uint64_t array_steps = run.array_steps;
+  const double value_seconds = run.seconds;
 
   // The report.
   ReplayOutcome result;
