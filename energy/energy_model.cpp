@@ -9,6 +9,12 @@ namespace mfsim {
 
 using ojson = nlohmann::ordered_json;
 
+const std::vector<const char*>& energy_components() {
+  static const std::vector<const char*> c = {"pe_arithmetic", "pe_registers", "sram_a", "sram_b",
+                                             "sram_c",        "dram",         "quantization"};
+  return c;
+}
+
 QuantOps quant_ops(const std::string& array, double act, double wgt, double err, int wbc_iterations,
                    int prc_candidates) {
   QuantOps q;
@@ -96,11 +102,10 @@ std::vector<EnergyItem> energy_items(const ojson& cfg, const ojson& ev,
 
 namespace {
 
-const char* const kComponents[] = {"pe_arithmetic", "pe_registers", "sram_a", "sram_b", "sram_c", "dram", "quantization"};
 
 ojson by_component(const std::vector<EnergyItem>& items) {
   ojson j = ojson::object();
-  for (const char* c : kComponents) j[c] = 0.0;
+  for (const char* c : energy_components()) j[c] = 0.0;
   for (const auto& it : items) j[it.component] = j[it.component].get<double>() + it.pj;
   return j;
 }

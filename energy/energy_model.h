@@ -48,6 +48,9 @@ std::vector<EnergyItem> energy_items(const nlohmann::ordered_json& config, const
 // layer, items) and the per-GEMM totals (added to report["gemms"][i]["energy_pj"]).
 nlohmann::ordered_json add_energy(nlohmann::ordered_json& report, const EnergyTable& table);
 
+// The energy components, in report order.
+const std::vector<const char*>& energy_components();
+
 // The per-action energies the mapper weighs (map.objective = energy | edp) under `cfg`.
 MapCosts mapping_costs(const EnergyTable& table, const SimConfig& cfg);
 

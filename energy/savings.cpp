@@ -12,7 +12,6 @@ using ojson = nlohmann::ordered_json;
 
 namespace {
 
-const char* const kComponents[] = {"pe_arithmetic", "pe_registers", "sram_a", "sram_b", "sram_c", "dram", "quantization"};
 const char* const kColors[] = {"#d62728", "#ff7f0e", "#1f77b4", "#6baed6", "#9ecae1", "#9467bd", "#2ca02c"};
 
 double saving(double x, double base) { return base > 0 ? 1.0 - x / base : 0.0; }
@@ -116,7 +115,8 @@ std::string savings_text(const ojson& r) {
     out += fmt::format("\nenergy table: {}\n", it.key());
     out += fmt::format("{:<7}{:>14}{:>8}{:>14}{:>14}{:>13}{:>14}{:>11}\n", "array", "cycles", "util", "arith pJ/MAC",
                        "total pJ/MAC", "total uJ", "saving arith", "total");
-    for (const char* a : {"fp32", "int8", "mfmac"}) {
+    for (ArrayKind kind : kArrayKinds) {
+      const char* a = array_kind_name(kind);
       if (!t["energy_pj"].contains(a)) continue;
       const ojson& e = t["energy_pj"][a];
       const ojson& arr = r["arrays"][a];
@@ -148,7 +148,8 @@ std::string savings_text(const ojson& r) {
 std::string savings_html(const ojson& r) {
   const std::string table = r["energy_table"].get<std::string>();
   const ojson& en = r["energy_pj"];
-  const char* arrays[] = {"fp32", "int8", "mfmac"};
+  std::vector<const char*> arrays;
+  for (ArrayKind kind : kArrayKinds) arrays.push_back(array_kind_name(kind));
   // Chart 1: energy per MAC by component (stacked). Chart 2: MAC arithmetic per MAC.
   double max_total = 0, max_arith = 0;
   for (const char* a : arrays) {
@@ -167,12 +168,12 @@ std::string savings_html(const ojson& r) {
       double x = left;
       if (stacked) {
         for (std::size_t c = 0; c < 7; ++c) {
-          double v = en[a]["by_component"][kComponents[c]].get<double>() / r["arrays"][a]["macs"].get<double>();
+          double v = en[a]["by_component"][energy_components()[c]].get<double>() / r["arrays"][a]["macs"].get<double>();
           double w = v * scale;
           if (w <= 0) continue;
           s += fmt::format("<rect x=\"{:.2f}\" y=\"{}\" width=\"{:.2f}\" height=\"{}\" fill=\"{}\"><title>{} {}: "
                            "{:.4g} pJ/MAC</title></rect>\n",
-                           x, y, w, bar_h, kColors[c], a, kComponents[c], v);
+                           x, y, w, bar_h, kColors[c], a, energy_components()[c], v);
           x += w;
         }
         s += fmt::format("<text x=\"{:.1f}\" y=\"{}\">{:.3g} pJ/MAC</text>\n", x + 6, y + bar_h / 2 + 5,
@@ -193,7 +194,7 @@ std::string savings_html(const ojson& r) {
   for (std::size_t c = 0; c < 7; ++c) {
     legend += fmt::format("<span style=\"display:inline-block;width:12px;height:12px;background:{};margin:0 4px 0 "
                           "12px\"></span>{}",
-                          kColors[c], kComponents[c]);
+                          kColors[c], energy_components()[c]);
   }
   legend += "</p>\n";
   std::string rows;

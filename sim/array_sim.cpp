@@ -257,12 +257,12 @@ std::unique_ptr<Engine> make_engine(const SimConfig& cfg) {
     case ArrayKind::kMfMac: {
       MfMacPolicy::Pe pe;
       pe.spec = cfg.accumulator;
-      return std::make_unique<EngineImpl<MfMacPolicy>>(cfg, pe, std::int64_t{1} << kMfMacFracBits);
+      return std::make_unique<EngineImpl<MfMacPolicy>>(cfg, pe, max_product_term(NumFormat::kPot4));
     }
     case ArrayKind::kInt8: {
       Int8Policy::Pe pe;
       pe.spec = cfg.accumulator;
-      return std::make_unique<EngineImpl<Int8Policy>>(cfg, pe, std::int64_t{127} * 127);
+      return std::make_unique<EngineImpl<Int8Policy>>(cfg, pe, max_product_term(NumFormat::kInt8));
     }
     case ArrayKind::kFp32: {
       Fp32Policy::Pe pe;
@@ -433,10 +433,7 @@ class SystolicSystem : public sc_core::sc_module {
         if (res.fold_cycles.size() < 4096) res.fold_cycles.push_back(static_cast<std::int64_t>(end - start));
         res.timing.compute += end - start;
         engine_->end_fold(cur);
-        res.events.sram_a_write_bits += cur.load_a_bytes * 8;  // SRAM fills and spills follow the transfers
-        res.events.sram_b_write_bits += cur.load_b_bytes * 8;
-        res.events.sram_c_write_bits += cur.load_c_bytes * 8;
-        res.events.sram_c_read_bits += cur.store_c_bytes * 8;
+        add_sram_transfer_events(cur, res.events);  // SRAM fills and spills follow the transfers
         tail = static_cast<std::uint64_t>(fold_hidden_tail(cfg_, cur));
         note(issue(cur.store_c_bytes, true, end + tail));
         std::uint64_t next_psums = has_next ? note(issue(next.load_c_bytes, false, end + tail)) : kNoRequest;

@@ -680,6 +680,13 @@ GemmTiming analytic_timing_per_fold(const FoldPlan& plan) {
   return runner.finish(tl);
 }
 
+void add_sram_transfer_events(const Fold& f, EventCounts& e) {
+  e.sram_a_write_bits += f.load_a_bytes * 8;
+  e.sram_b_write_bits += f.load_b_bytes * 8;
+  e.sram_c_write_bits += f.load_c_bytes * 8;
+  e.sram_c_read_bits += f.store_c_bytes * 8;
+}
+
 void arithmetic_events(const SimConfig& cfg, std::uint64_t slots, std::uint64_t zero, EventCounts& e,
                        std::uint64_t& acc_writes) {
   e.products_zero = zero;
@@ -741,10 +748,7 @@ EventCounts analytic_events(const FoldPlan& plan, const GemmTiming& timing,
         x.sram_c_write_bits = t * c * outb;
         if (!f.first_k) x.sram_c_read_bits = t * c * outb;
       }
-      x.sram_a_write_bits = f.load_a_bytes * 8;
-      x.sram_b_write_bits = f.load_b_bytes * 8;
-      x.sram_c_write_bits += f.load_c_bytes * 8;
-      x.sram_c_read_bits += f.store_c_bytes * 8;
+      add_sram_transfer_events(f, x);
       x.dram_read_bytes = f.load_bytes();
       x.dram_write_bytes = f.store_c_bytes;
       e += x.scaled(mult);

@@ -227,6 +227,10 @@ GemmTiming analytic_timing(const FoldPlan& plan);
 // The same timeline fold by fold (the reference the fast form is tested against).
 GemmTiming analytic_timing_per_fold(const FoldPlan& plan);
 
+// The SRAM side of a fold's DRAM transfers (one rule for both models): loads fill the A, B and
+// C buffers, stores read the C buffer.
+void add_sram_transfer_events(const Fold& f, EventCounts& e);
+
 // The arithmetic events of `slots` scheduled products of which `zero` have a zero operand (the
 // one rule for the closed form and the cycle-stepped array): sets products_zero and the
 // array's arithmetic counters, and adds the OS accumulator writes to `acc_writes`.

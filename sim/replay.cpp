@@ -355,7 +355,7 @@ ValueRun run_value_records(const TraceReader& reader, const ReplayOptions& opt,
             want[e] = static_cast<float>(expected[j].expected_acc[e]);
             exact = exact && static_cast<std::int64_t>(want[e]) == expected[j].expected_acc[e];
           }
-          std::uint64_t max_term = r.format() == NumFormat::kPot4 ? 4096 : 16129;
+          const auto max_term = static_cast<std::uint64_t>(max_product_term(r.format()));
           if (exact && static_cast<std::uint64_t>(r.shape.k) * max_term < (std::uint64_t{1} << 24)) {
             g.against = "trace";
             g.mismatch = first_mismatch(r.shape, res.out_f32, want, "array", "expected");

@@ -157,7 +157,7 @@ TEST_CASE("FP32 gradients of every layer match finite differences", "[model]") {
   std::vector<int> labels(d.labels.begin(), d.labels.end());
   for (int& l : labels) l %= 4;
   StepContext ctx;
-  ctx.arith = Arith::kFp32;
+  ctx.arith = NumFormat::kFp32;
   auto loss_of = [&]() {
     Tensor logits = net.forward(x, ctx, true);
     return softmax_cross_entropy(logits, labels, nullptr, nullptr);
@@ -192,7 +192,7 @@ TEST_CASE("FP32 gradients of every layer match finite differences", "[model]") {
 
 TEST_CASE("a short training run lowers the loss in all three arithmetics", "[model]") {
   Dataset train = toy_dataset(640, 1), test = toy_dataset(200, 2);
-  for (Arith a : {Arith::kFp32, Arith::kInt8, Arith::kAlsPotq}) {
+  for (NumFormat a : {NumFormat::kFp32, NumFormat::kInt8, NumFormat::kPot4}) {
     TrainOptions o;
     o.spec = "conv:4:3:1:1,relu,maxpool:2,flatten,fc:16,relu,fc:10";
     o.arith = a;
@@ -202,7 +202,7 @@ TEST_CASE("a short training run lowers the loss in all three arithmetics", "[mod
     o.progress = false;
     auto rep = train_network(o, train, test);
     auto losses = rep["train_loss_per_epoch"].get<std::vector<double>>();
-    INFO(to_string(a) << " losses " << losses.front() << " -> " << losses.back());
+    INFO(arith_name(a) << " losses " << losses.front() << " -> " << losses.back());
     CHECK(losses.back() < 0.5 * losses.front());
     CHECK(rep["test_accuracy"].get<double>() > 0.5);  // 10 classes: chance is 0.1
     // Deterministic: the same seed gives the same result bit for bit.

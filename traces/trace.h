@@ -11,6 +11,7 @@
 
 #include "models/accumulator.h"
 #include "models/gemm_ref.h"
+#include "models/number_format.h"
 #include "models/pot4.h"
 
 namespace mfsim {
@@ -28,8 +29,6 @@ constexpr int kNumPhases = 3;
 const char* to_string(Phase p);
 bool parse_phase(const std::string& s, Phase* out);
 
-enum class NumFormat : std::uint8_t { kPot4 = 0, kInt8 = 1, kFp32 = 2 };
-constexpr int kNumFormats = 3;
 const char* to_string(NumFormat f);
 bool parse_num_format(const std::string& s, NumFormat* out);
 int bits_per_element(NumFormat f);  // 4, 8, 32

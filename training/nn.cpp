@@ -15,19 +15,19 @@
 
 namespace mfsim {
 
-const char* to_string(Arith a) {
+const char* arith_name(NumFormat a) {
   switch (a) {
-    case Arith::kFp32: return "fp32";
-    case Arith::kInt8: return "int8";
-    case Arith::kAlsPotq: return "als-potq";
+    case NumFormat::kFp32: return "fp32";
+    case NumFormat::kInt8: return "int8";
+    case NumFormat::kPot4: return "als-potq";
   }
   return "?";
 }
 
-bool parse_arith(const std::string& s, Arith* out) {
-  if (s == "fp32") *out = Arith::kFp32;
-  else if (s == "int8") *out = Arith::kInt8;
-  else if (s == "als-potq") *out = Arith::kAlsPotq;
+bool parse_arith(const std::string& s, NumFormat* out) {
+  if (s == "fp32") *out = NumFormat::kFp32;
+  else if (s == "int8") *out = NumFormat::kInt8;
+  else if (s == "als-potq") *out = NumFormat::kPot4;
   else return false;
   return true;
 }
@@ -61,14 +61,14 @@ enum class Role { kActivation, kWeight, kError };
 
 Grid quantize(const float* x, std::size_t n, Role role, StepContext& ctx, std::uint64_t key) {
   switch (ctx.arith) {
-    case Arith::kFp32: {
+    case NumFormat::kFp32: {
       Grid g;
       g.v.assign(x, x + n);
       return g;
     }
-    case Arith::kInt8:
+    case NumFormat::kInt8:
       return role == Role::kError ? to_grid(int8_stochastic(x, n, key)) : to_grid(int8_nearest(x, n));
-    case Arith::kAlsPotq: {
+    case NumFormat::kPot4: {
       PotqOptions o = ctx.potq;
       o.wbc = role == Role::kWeight && ctx.wbc;
       Pot4Tensor t = role == Role::kError ? potq_stochastic(x, n, o, key) : potq_deterministic(x, n, o);
@@ -132,10 +132,10 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
                  int m, int n, int k, const Grid& a, const Grid& b, float* out) {
   const std::size_t mn = static_cast<std::size_t>(m) * n;
   std::vector<double> acc;
-  if (ctx.arith == Arith::kFp32) {
+  if (ctx.arith == NumFormat::kFp32) {
     sgemm(ta, tb, m, n, k, a.v.data(), b.v.data(), out);
   } else {
-    const double max_product = ctx.arith == Arith::kAlsPotq ? 4096.0 : 16129.0;
+    const auto max_product = static_cast<double>(max_product_term(ctx.arith));
     if (static_cast<double>(k) * max_product > 2147483647.0) {
       throw std::runtime_error(fmt::format("{} {}: K = {} could overflow the 32-bit accumulator", layer,
                                            to_string(phase), k));
@@ -144,7 +144,7 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
       // One chunk: the float GEMM's sums are exact integers below 2^24 (training/exact_gemm.h).
       sgemm(ta, tb, m, n, k, a.v.data(), b.v.data(), out);
       if (ctx.trace != nullptr) acc.assign(out, out + mn);
-      if (ctx.arith == Arith::kAlsPotq) {
+      if (ctx.arith == NumFormat::kPot4) {
         const int shift = a.e + b.e - 12;
         for (std::size_t i = 0; i < mn; ++i) out[i] = exponent_add_f(out[i], shift);
       } else {
@@ -154,7 +154,7 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
     } else {
       acc.resize(mn);
       exact_int_gemm(ta, tb, m, n, k, a.v.data(), b.v.data(), max_product, acc.data());
-      if (ctx.arith == Arith::kAlsPotq) {
+      if (ctx.arith == NumFormat::kPot4) {
         const int shift = a.e + b.e - 12;  // the MF-MAC accumulator's LSB weight
         for (std::size_t i = 0; i < mn; ++i) out[i] = exponent_add(acc[i], shift);
       } else {
@@ -175,7 +175,7 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
     r.layer_type = LayerType::kConv;
     r.conv = *conv;
   }
-  if (ctx.arith == Arith::kFp32) {
+  if (ctx.arith == NumFormat::kFp32) {
     r.a.format = r.b.format = NumFormat::kFp32;
     std::vector<float> ref(mn);
     gemm_fp32_ref(r.shape, ar.data(), br.data(), false, ref.data());  // the reference order
@@ -184,7 +184,7 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
   }
   std::vector<std::int64_t> expected(mn);
   for (std::size_t i = 0; i < mn; ++i) expected[i] = static_cast<std::int64_t>(acc[i]);
-  if (ctx.arith == Arith::kAlsPotq) {
+  if (ctx.arith == NumFormat::kPot4) {
     r.a.format = r.b.format = NumFormat::kPot4;
     r.a.scale_exp = a.e;
     r.b.scale_exp = b.e;
@@ -222,7 +222,7 @@ class LinearBase : public Layer {
  protected:
   // The layer input on its grid: quantized, or in fp32 mode the input itself (moved, no copy).
   static Grid input_grid(Tensor& x, StepContext& ctx) {
-    if (ctx.arith != Arith::kFp32) return quantize(x.v.data(), x.size(), Role::kActivation, ctx, 0);
+    if (ctx.arith != NumFormat::kFp32) return quantize(x.v.data(), x.size(), Role::kActivation, ctx, 0);
     Grid g;
     g.v = std::move(x.v);
     return g;

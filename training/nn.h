@@ -14,13 +14,15 @@
 #include <string>
 #include <vector>
 
+#include "models/number_format.h"
 #include "models/quantizer.h"
 
 namespace mfsim {
 
-enum class Arith : std::uint8_t { kFp32, kInt8, kAlsPotq };
-const char* to_string(Arith a);
-bool parse_arith(const std::string& s, Arith* out);
+// The step's arithmetic is its operands' number format (models/number_format.h): FP32, INT8, or
+// PoT4 (ALS-POTQ).
+const char* arith_name(NumFormat a);  // "fp32", "int8", "als-potq" (--quant)
+bool parse_arith(const std::string& s, NumFormat* out);
 
 struct Tensor {
   std::vector<float> v;
@@ -32,7 +34,7 @@ class GemmRecorder;
 
 // Everything a linear layer needs to know about the current step.
 struct StepContext {
-  Arith arith = Arith::kFp32;
+  NumFormat arith = NumFormat::kFp32;
   PotqOptions potq;        // PRC for A, W, G; WBC applies to W when wbc is set
   bool wbc = true;
   std::uint64_t seed = 1;  // stochastic rounding keys derive from seed, step and layer

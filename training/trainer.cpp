@@ -81,7 +81,7 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
   ojson rep;
   rep["model"] = opt.spec.empty() ? opt.model : "custom";
   rep["spec"] = spec;
-  rep["quant"] = to_string(opt.arith);
+  rep["quant"] = arith_name(opt.arith);
   rep["epochs"] = opt.epochs;
   rep["batch"] = opt.batch;
   rep["seed"] = opt.seed;
@@ -89,8 +89,8 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
   rep["lr_schedule"] = opt.lr_schedule;
   rep["momentum"] = opt.momentum;
   rep["weight_decay"] = opt.weight_decay;
-  rep["wbc"] = opt.arith == Arith::kAlsPotq && opt.wbc;
-  rep["prc"] = opt.arith == Arith::kAlsPotq && opt.prc;
+  rep["wbc"] = opt.arith == NumFormat::kPot4 && opt.wbc;
+  rep["prc"] = opt.arith == NumFormat::kPot4 && opt.prc;
   rep["threads"] = opt.threads;
   rep["train_examples"] = train.size();
   rep["test_examples"] = test.size();
@@ -121,7 +121,7 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
       if (!opt.trace_out.empty() && epoch == 0 && s == static_cast<std::size_t>(opt.trace_step)) {
         tracer = std::make_unique<TraceWriter>(
             opt.trace_out, fmt::format("mfsim train --model {} --quant {} --seed {}", rep["model"].get<std::string>(),
-                                       to_string(opt.arith), opt.seed),
+                                       arith_name(opt.arith), opt.seed),
             fmt::format("training step {} of epoch 1: every GEMM of the forward and backward pass, batch {}", s, count));
         ctx.trace = tracer.get();
       }
@@ -162,7 +162,7 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
         auto now = std::chrono::steady_clock::now();
         if (tty && std::chrono::duration<double>(now - last_print).count() > 0.5) {
           std::fprintf(stderr, "\r[%s %s] epoch %d/%d  %zu/%zu  loss %.4f  ", rep["model"].get<std::string>().c_str(),
-                       to_string(opt.arith), epoch + 1, opt.epochs, seen, train.size(), loss_sum / static_cast<double>(seen));
+                       arith_name(opt.arith), epoch + 1, opt.epochs, seen, train.size(), loss_sum / static_cast<double>(seen));
           last_print = now;
         }
       }
@@ -176,7 +176,7 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
     acc_per_epoch.push_back(evaluate(net, test, ctx, 256, &test_loss));
     if (opt.progress) {
       std::fprintf(stderr, "%s[%s %s] epoch %d/%d  train loss %.4f  test accuracy %.4f  (%.1f s)\n", tty ? "\r" : "",
-                   rep["model"].get<std::string>().c_str(), to_string(opt.arith), epoch + 1, opt.epochs,
+                   rep["model"].get<std::string>().c_str(), arith_name(opt.arith), epoch + 1, opt.epochs,
                    loss_per_epoch.back(), acc_per_epoch.back(), secs);
     }
   }
@@ -187,7 +187,7 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
   rep["train_accuracy_per_epoch"] = train_acc_per_epoch;
   rep["epoch_seconds"] = epoch_seconds;
   rep["steps"] = step;
-  if (opt.arith == Arith::kAlsPotq) {
+  if (opt.arith == NumFormat::kPot4) {
     rep["wbc_mean_threshold"] = ctx.wbc_count > 0 ? ctx.wbc_threshold_sum / ctx.wbc_count : 0.0;
     ojson rho = ojson::object();
     for (int i = 0; i < 8; ++i) {

@@ -15,7 +15,7 @@ namespace mfsim {
 struct TrainOptions {
   std::string model = "mlp";   // name (mlp, cnn) or empty with `spec`
   std::string spec;            // network spec string (overrides the name's spec)
-  Arith arith = Arith::kAlsPotq;
+  NumFormat arith = NumFormat::kPot4;
   int epochs = 5;
   int batch = 64;
   std::uint64_t seed = 1;

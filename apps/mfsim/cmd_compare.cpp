@@ -22,6 +22,7 @@
 #include "common/error.h"
 #include "apps/mfsim/process.h"
 #include "energy/savings.h"
+#include "sim/params.h"
 
 namespace po = boost::program_options;
 
@@ -84,7 +85,8 @@ int cmd_compare(const Args& args) {
   }
   const std::string exe = self_executable();
   std::vector<Child> children;
-  for (const char* array : {"fp32", "int8", "mfmac"}) {
+  for (ArrayKind kind : kArrayKinds) {
+    const char* array = array_kind_name(kind);
     Child c;
     c.array = array;
     c.report = fmt::format("{}/simulate-{}.json", dir, array);

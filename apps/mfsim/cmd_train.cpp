@@ -93,7 +93,7 @@ int cmd_train(const Args& args) {
   report.commit();
   if (vm.count("quiet") == 0) {
     std::printf("%s %s: test accuracy %.4f after %d epochs (%.1f s per epoch)%s\n", rep["model"].get<std::string>().c_str(),
-                to_string(o.arith), rep["test_accuracy"].get<double>(), o.epochs,
+                arith_name(o.arith), rep["test_accuracy"].get<double>(), o.epochs,
                 rep["epoch_seconds"].empty() ? 0.0 : rep["epoch_seconds"].back().get<double>(),
                 rep["diverged"].get<bool>() ? " -- training diverged (loss not finite)" : "");
   }
