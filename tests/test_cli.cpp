@@ -128,6 +128,18 @@ TEST_CASE("the shipped example trace regenerates byte for byte", "[golden]") {
         test::slurp(test::source_dir() + "/traces/examples/mlp-tiny.bin"));
 }
 
+namespace {
+// A trace to simulate: the ResNet-18 step written beside `out` once.
+std::string before_path(const std::string& out, const mfsim::test::TempDir& dir) {
+  (void)out;
+  const std::string path = dir.file("r18.json");
+  if (!mfsim::test::file_exists(path)) {
+    if (mfsim::test::run_mfsim("trace --network resnet18 --batch 32 -o " + path).exit_code != 0) return "";
+  }
+  return path;
+}
+}  // namespace
+
 TEST_CASE("writers killed mid-write leave the previous file or none; a full disk is a clear error", "[smoke]") {
   TempDir dir;
   const std::string out = dir.file("t.json");
@@ -146,6 +158,21 @@ TEST_CASE("writers killed mid-write leave the previous file or none; a full disk
     // Either the previous trace or a complete new one: never a partial file.
     if (now != before) CHECK_NOTHROW(nlohmann::json::parse(now));
   }
+  // The same for a report: simulate's report of the ResNet-18 step (about 0.2 s of work).
+  const std::string rep = dir.file("r.json");
+  REQUIRE(run_mfsim(fmt::format("simulate -q --trace {} --mode timing --report {}", before_path(out, dir), rep)).exit_code == 0);
+  const std::string old_report = test::slurp(rep);
+  std::uniform_int_distribution<int> ms(0, 250);
+  for (int kill = 0; kill < 10; ++kill) {
+    const int delay = ms(rng);
+    const std::string cmd = fmt::format("timeout -s KILL 0.{:03d} {} simulate -q --trace {} --mode timing --rows 16 "
+                                        "--cols 16 --report {} >/dev/null 2>&1",
+                                        delay, MFSIM_BINARY, before_path(out, dir), rep);
+    CHECK(std::system(cmd.c_str()) != -1);
+    INFO("killed after " << delay << " ms");
+    const std::string now = test::slurp(rep);
+    if (now != old_report) CHECK_NOTHROW(nlohmann::json::parse(now));
+  }
   // A file-size limit (as a full disk): one clear line, no file under the target name.
   const std::string big = dir.file("big.json");
   const std::string cmd = fmt::format("bash -c 'ulimit -f 8; {} trace --network resnet50 --batch 32 -o {}' 2> {}",
@@ -154,5 +181,5 @@ TEST_CASE("writers killed mid-write leave the previous file or none; a full disk
   CHECK(WEXITSTATUS(rc) == 1);
   CHECK(test::slurp(dir.file("err")) == "mfsim: failure: " + big + ": write failed: File too large\n");
   CHECK_FALSE(test::file_exists(big));
-  CHECK(std::system(fmt::format("ls {} | grep -q tmp", dir.path()).c_str()) != 0);
+  CHECK(std::system(fmt::format("ls {} | grep -q big.json.tmp", dir.path()).c_str()) != 0);  // killed writers may leave theirs
 }
