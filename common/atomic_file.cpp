@@ -38,6 +38,17 @@ void require_writable_file(const std::string& path) {
 }
 
 namespace {
+// Whether process `pid` exists and is not a zombie (a killed writer whose parent has not reaped it
+// yet is as finished as one that is gone).
+bool process_running(long pid) {
+  std::ifstream stat(fmt::format("/proc/{}/stat", pid));
+  std::string line;
+  if (!stat || !std::getline(stat, line)) return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;
+  const auto paren = line.rfind(')');
+  const char state = paren != std::string::npos && paren + 2 < line.size() ? line[paren + 2] : 'R';
+  return state != 'Z' && state != 'X';
+}
+
 // Temporary files `PATH.tmp.PID` of writers that were killed (their process is gone): removed
 // when the next writer of PATH starts, so killed runs do not accumulate litter.
 void remove_stale_temporaries(const std::string& path) {
@@ -51,7 +62,7 @@ void remove_stale_temporaries(const std::string& path) {
     const std::string pid_text = name.substr(prefix.size());
     if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
     const long pid = std::strtol(pid_text.c_str(), nullptr, 10);
-    if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) std::filesystem::remove(e.path(), ec);
+    if (pid > 0 && !process_running(pid)) std::filesystem::remove(e.path(), ec);
   }
 }
 }  // namespace
