@@ -117,6 +117,63 @@ void write_meta(const std::string& dir, const Point& p) {
 
 }  // namespace
 
+// The grid: the four array axes and every --set axis, each value validated against the
+// parameter declarations, and its size checked before anything is allocated or created for it.
+std::vector<Axis> parse_grid(const po::variables_map& vm) {
+  std::vector<Axis> axes = {{"array.kind", split(vm["arrays"].as<std::string>(), ',')},
+                            {"array.rows", split(vm["rows"].as<std::string>(), ',')},
+                            {"array.cols", split(vm["cols"].as<std::string>(), ',')},
+                            {"array.dataflow", split(vm["dataflow"].as<std::string>(), ',')}};
+  if (vm.count("set") != 0) {
+    for (const auto& s : vm["set"].as<std::vector<std::string>>()) {
+      auto eq = s.find('=');
+      if (eq == std::string::npos || eq == 0) throw InputError(fmt::format("--set {}: expected NAME=V1,V2,...", s));
+      std::string name = s.substr(0, eq);
+      for (const auto& a : axes) {
+        if (a.param == name) throw InputError(fmt::format("--set {}: {} is already swept", s, name));
+      }
+      axes.push_back({name, split(s.substr(eq + 1), ',')});
+    }
+  }
+  const char* flags[] = {"--arrays", "--rows", "--cols", "--dataflow"};
+  constexpr std::size_t kMaxPoints = 1000000;
+  std::size_t total = 1;
+  for (const auto& a : axes) {
+    if (__builtin_mul_overflow(total, a.values.size(), &total) || total > kMaxPoints) {
+      throw InputError(fmt::format("sweep: the grid has more than {} points; split it into several sweeps", kMaxPoints));
+    }
+  }
+  for (std::size_t a = 0; a < axes.size(); ++a) {
+    std::string origin = a < 4 ? flags[a] : "--set " + axes[a].param;
+    if (axes[a].values.empty()) throw InputError(fmt::format("{}: expected at least one value", origin));
+    ParamSet probe;
+    for (const auto& v : axes[a].values) probe.set(axes[a].param, v, origin);
+  }
+  return axes;
+}
+
+// The points of the grid in order (the last axis varies fastest), ids p00000, p00001, ...
+std::vector<Point> enumerate_points(const std::vector<Axis>& axes) {
+  std::size_t total = 1;
+  for (const auto& a : axes) total *= a.values.size();  // checked by parse_grid
+  std::vector<Point> points;
+
+  for (std::size_t i = 0; i < total; ++i) {
+    Point p;
+    p.index = i;
+    p.id = fmt::format("p{:05d}", i);
+    std::size_t rest = i;
+    std::vector<std::pair<std::string, std::string>> params(axes.size());
+    for (std::size_t a = axes.size(); a-- > 0;) {
+      params[a] = {axes[a].param, axes[a].values[rest % axes[a].values.size()]};
+      rest /= axes[a].values.size();
+    }
+    p.params = params;
+    points.push_back(p);
+  }
+  return points;
+}
+
 int cmd_sweep(const Args& args) {
   po::options_description opts("options");
   opts.add_options()
@@ -141,37 +198,7 @@ int cmd_sweep(const Args& args) {
       throw InputError(fmt::format("sweep: missing option --{}; see 'mfsim sweep --help'", required));
     }
   }
-  // The grid: every value validated now, against the parameter declarations.
-  std::vector<Axis> axes = {{"array.kind", split(vm["arrays"].as<std::string>(), ',')},
-                            {"array.rows", split(vm["rows"].as<std::string>(), ',')},
-                            {"array.cols", split(vm["cols"].as<std::string>(), ',')},
-                            {"array.dataflow", split(vm["dataflow"].as<std::string>(), ',')}};
-  if (vm.count("set") != 0) {
-    for (const auto& s : vm["set"].as<std::vector<std::string>>()) {
-      auto eq = s.find('=');
-      if (eq == std::string::npos || eq == 0) throw InputError(fmt::format("--set {}: expected NAME=V1,V2,...", s));
-      std::string name = s.substr(0, eq);
-      for (const auto& a : axes) {
-        if (a.param == name) throw InputError(fmt::format("--set {}: {} is already swept", s, name));
-      }
-      axes.push_back({name, split(s.substr(eq + 1), ',')});
-    }
-  }
-  const char* flags[] = {"--arrays", "--rows", "--cols", "--dataflow"};
-  // The grid's size is checked before anything is allocated or created for it.
-  constexpr std::size_t kMaxPoints = 1000000;
-  std::size_t total = 1;
-  for (const auto& a : axes) {
-    if (__builtin_mul_overflow(total, a.values.size(), &total) || total > kMaxPoints) {
-      throw InputError(fmt::format("sweep: the grid has more than {} points; split it into several sweeps", kMaxPoints));
-    }
-  }
-  for (std::size_t a = 0; a < axes.size(); ++a) {
-    std::string origin = a < 4 ? flags[a] : "--set " + axes[a].param;
-    if (axes[a].values.empty()) throw InputError(fmt::format("{}: expected at least one value", origin));
-    ParamSet probe;
-    for (const auto& v : axes[a].values) probe.set(axes[a].param, v, origin);
-  }
+  const std::vector<Axis> axes = parse_grid(vm);
   const std::vector<std::string> table_args = split(vm["energy-table"].as<std::string>(), ',');
   std::vector<EnergyTable> tables;
   for (const auto& t : table_args) tables.push_back(load_energy_table(t));
@@ -201,22 +228,8 @@ int cmd_sweep(const Args& args) {
     throw InputError(fmt::format("--out: {} already holds a sweep; pass --resume to continue it or choose another directory", dir));
   }
 
-  // Enumerate the points (the last axis varies fastest) and this rank's share.
-  std::vector<Point> points;
-
-  for (std::size_t i = 0; i < total; ++i) {
-    Point p;
-    p.index = i;
-    p.id = fmt::format("p{:05d}", i);
-    std::size_t rest = i;
-    std::vector<std::pair<std::string, std::string>> params(axes.size());
-    for (std::size_t a = axes.size(); a-- > 0;) {
-      params[a] = {axes[a].param, axes[a].values[rest % axes[a].values.size()]};
-      rest /= axes[a].values.size();
-    }
-    p.params = params;
-    points.push_back(p);
-  }
+  // Every point (the last axis varies fastest); this rank's share below.
+  std::vector<Point> points = enumerate_points(axes);
   const std::string exe = self_executable();
   std::vector<std::size_t> todo;
   std::size_t done = 0, failed = 0;
