@@ -190,6 +190,61 @@ TEST_CASE("FP32 gradients of every layer match finite differences", "[model]") {
   CHECK(checked > 40);
 }
 
+TEST_CASE("batch normalisation: gradients match finite differences, evaluation uses running statistics", "[model]") {
+  // No ReLU here: batch-normalised values sit around 0, where a kink would defeat finite differences.
+  Network net("conv:3:3:1:1,bn,flatten,fc:5,bn,fc:4", 6, 6, 1, 11);
+  Dataset d = toy_dataset(8, 5);
+  Tensor x;
+  x.n = 8;
+  x.h = x.w = 6;
+  x.c = 1;
+  x.v.assign(d.images.begin(), d.images.begin() + 8 * 36);
+  std::vector<int> labels(d.labels.begin(), d.labels.end());
+  for (int& l : labels) l %= 4;
+  StepContext ctx;
+  ctx.arith = NumFormat::kFp32;
+  auto loss_of = [&]() {
+    Tensor logits = net.forward(x, ctx, true);
+    return softmax_cross_entropy(logits, labels, nullptr, nullptr);
+  };
+  Tensor logits = net.forward(x, ctx, true);
+  Tensor dl;
+  softmax_cross_entropy(logits, labels, &dl, nullptr);
+  net.backward(dl, ctx);
+  auto params = net.params();
+  REQUIRE(params.size() == 3 * 2 + 2 * 2);  // 3 linear layers (w, b) and 2 batch norms (gamma, beta)
+  std::vector<std::vector<float>> grads;
+  for (auto& p : params) grads.push_back(*p.second);
+  int checked = 0;
+  for (std::size_t p = 0; p < params.size(); ++p) {
+    auto& w = *params[p].first;
+    for (std::size_t i = 0; i < w.size(); i += std::max<std::size_t>(1, w.size() / 5)) {
+      const float orig = w[i];
+      const float eps = 1e-2f;
+      w[i] = orig + eps;
+      double up = loss_of();
+      w[i] = orig - eps;
+      double down = loss_of();
+      w[i] = orig;
+      double numeric = (up - down) / (2 * eps);
+      INFO("param " << p << " index " << i << " analytic " << grads[p][i] << " numeric " << numeric);
+      CHECK(grads[p][i] == Approx(numeric).margin(2e-3).epsilon(3e-2));
+      ++checked;
+    }
+  }
+  CHECK(checked > 20);
+  // Evaluation normalises with the running statistics: the same input, one example at a time,
+  // gives the same logits as the whole batch (batch statistics would make them differ).
+  Tensor all = net.forward(x, ctx, false);
+  Tensor one;
+  one.n = 1;
+  one.h = one.w = 6;
+  one.c = 1;
+  one.v.assign(x.v.begin(), x.v.begin() + 36);
+  Tensor first = net.forward(one, ctx, false);
+  for (int j = 0; j < 4; ++j) CHECK(first.v[static_cast<std::size_t>(j)] == Approx(all.v[static_cast<std::size_t>(j)]));
+}
+
 TEST_CASE("a short training run lowers the loss in all three arithmetics", "[model]") {
   Dataset train = toy_dataset(640, 1), test = toy_dataset(200, 2);
   for (NumFormat a : {NumFormat::kFp32, NumFormat::kInt8, NumFormat::kPot4}) {

@@ -379,6 +379,92 @@ class Relu : public Layer {
   std::vector<std::uint8_t> mask_;
 };
 
+// Batch normalisation per channel (NHWC: the last dimension), FP32 throughout: it is not a GEMM,
+// so it is neither quantized nor part of the linear layers' energy. Training normalises with the
+// batch's mean and (biased) variance and updates running statistics (momentum 0.1, the
+// unbiased variance, as PyTorch); evaluation uses the running statistics. Affine gamma, beta.
+class BatchNorm : public Layer {
+ public:
+  BatchNorm(std::string name, int channels)
+      : name_(std::move(name)), c_(channels), gamma_(channels, 1.0f), beta_(channels, 0.0f), dgamma_(channels),
+        dbeta_(channels), running_mean_(channels, 0.0f), running_var_(channels, 1.0f) {}
+
+  Tensor forward(Tensor x, StepContext&, bool train) override {
+    const std::size_t c = static_cast<std::size_t>(c_), rows = x.v.size() / c;
+    xhat_.resize(x.v.size());
+    inv_std_.assign(c, 0.0f);
+    std::vector<double> mean(c, 0.0), var(c, 0.0);
+    if (train) {
+      for (std::size_t r = 0; r < rows; ++r) {
+        for (std::size_t j = 0; j < c; ++j) mean[j] += x.v[r * c + j];
+      }
+      for (std::size_t j = 0; j < c; ++j) mean[j] /= static_cast<double>(rows);
+      for (std::size_t r = 0; r < rows; ++r) {
+        for (std::size_t j = 0; j < c; ++j) {
+          const double d = x.v[r * c + j] - mean[j];
+          var[j] += d * d;
+        }
+      }
+      for (std::size_t j = 0; j < c; ++j) {
+        var[j] /= static_cast<double>(rows);
+        const double unbiased = rows > 1 ? var[j] * static_cast<double>(rows) / static_cast<double>(rows - 1) : var[j];
+        running_mean_[j] = static_cast<float>(0.9 * running_mean_[j] + 0.1 * mean[j]);
+        running_var_[j] = static_cast<float>(0.9 * running_var_[j] + 0.1 * unbiased);
+      }
+    } else {
+      for (std::size_t j = 0; j < c; ++j) {
+        mean[j] = running_mean_[j];
+        var[j] = running_var_[j];
+      }
+    }
+    for (std::size_t j = 0; j < c; ++j) inv_std_[j] = static_cast<float>(1.0 / std::sqrt(var[j] + 1e-5));
+    for (std::size_t r = 0; r < rows; ++r) {
+      for (std::size_t j = 0; j < c; ++j) {
+        const std::size_t i = r * c + j;
+        xhat_[i] = static_cast<float>((x.v[i] - mean[j]) * inv_std_[j]);
+        x.v[i] = gamma_[j] * xhat_[i] + beta_[j];
+      }
+    }
+    return x;
+  }
+
+  // dx = gamma / sigma * (dy - mean(dy) - xhat * mean(dy * xhat)), per channel.
+  Tensor backward(Tensor dy, StepContext&) override {
+    const std::size_t c = static_cast<std::size_t>(c_), rows = dy.v.size() / c;
+    std::vector<double> sum_dy(c, 0.0), sum_dy_xhat(c, 0.0);
+    for (std::size_t r = 0; r < rows; ++r) {
+      for (std::size_t j = 0; j < c; ++j) {
+        const std::size_t i = r * c + j;
+        sum_dy[j] += dy.v[i];
+        sum_dy_xhat[j] += static_cast<double>(dy.v[i]) * xhat_[i];
+      }
+    }
+    for (std::size_t j = 0; j < c; ++j) {
+      dbeta_[j] = static_cast<float>(sum_dy[j]);
+      dgamma_[j] = static_cast<float>(sum_dy_xhat[j]);
+    }
+    const double n = static_cast<double>(rows);
+    for (std::size_t r = 0; r < rows; ++r) {
+      for (std::size_t j = 0; j < c; ++j) {
+        const std::size_t i = r * c + j;
+        dy.v[i] = static_cast<float>(gamma_[j] * inv_std_[j] *
+                                     (dy.v[i] - sum_dy[j] / n - xhat_[i] * sum_dy_xhat[j] / n));
+      }
+    }
+    return dy;
+  }
+
+  std::string name() const override { return name_; }
+  std::vector<std::pair<std::vector<float>*, std::vector<float>*>> params() override {
+    return {{&gamma_, &dgamma_}, {&beta_, &dbeta_}};
+  }
+
+ private:
+  std::string name_;
+  int c_;
+  std::vector<float> gamma_, beta_, dgamma_, dbeta_, running_mean_, running_var_, xhat_, inv_std_;
+};
+
 class MaxPool : public Layer {
  public:
   explicit MaxPool(int k) : k_(k) {}
@@ -469,14 +555,17 @@ int parse_int(const std::string& s, const std::string& spec) {
 std::string network_spec(const std::string& name) {
   if (name == "mlp") return "flatten,fc:256,relu,fc:128,relu,fc:10";
   if (name == "cnn") return "conv:8:5:1:2,relu,maxpool:2,conv:16:5:1:2,relu,maxpool:2,flatten,fc:128,relu,fc:10";
-  throw InputError(fmt::format("--model: unknown network \"{}\"; expected mlp|cnn", name));
+  if (name == "cnn-bn") {
+    return "conv:8:5:1:2,bn,relu,maxpool:2,conv:16:5:1:2,bn,relu,maxpool:2,flatten,fc:128,bn,relu,fc:10";
+  }
+  throw InputError(fmt::format("--model: unknown network \"{}\"; expected mlp|cnn|cnn-bn", name));
 }
 
 Network::Network(const std::string& spec, int h, int w, int c, std::uint64_t seed) {
   SplitMix64 rng(seed);
   std::stringstream ss(spec);
   std::string item;
-  int fc = 0, conv = 0, linear = 0;
+  int fc = 0, conv = 0, linear = 0, bn = 0;
   bool flat = false;
   while (std::getline(ss, item, ',')) {
     std::vector<std::string> f;
@@ -501,6 +590,8 @@ Network::Network(const std::string& spec, int h, int w, int c, std::uint64_t see
       c = out;
     } else if (kind == "relu" && f.size() == 1) {
       layers_.push_back(std::make_unique<Relu>());
+    } else if (kind == "bn" && f.size() == 1) {
+      layers_.push_back(std::make_unique<BatchNorm>(fmt::format("bn{}", ++bn), c));
     } else if (kind == "maxpool" && f.size() == 2) {
       int k = parse_int(f[1], spec);
       layers_.push_back(std::make_unique<MaxPool>(k));
@@ -511,7 +602,7 @@ Network::Network(const std::string& spec, int h, int w, int c, std::uint64_t see
       flat = true;
     } else {
       throw InputError(fmt::format("network spec \"{}\": unknown layer \"{}\"; expected fc:OUT, "
-                                   "conv:OUT:K:STRIDE:PAD, relu, maxpool:K or flatten",
+                                   "conv:OUT:K:STRIDE:PAD, bn, relu, maxpool:K or flatten",
                                    spec, item));
     }
     if (h < 1 || w < 1) throw InputError(fmt::format("network spec \"{}\": \"{}\" shrinks the input to nothing", spec, item));
