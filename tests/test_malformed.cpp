@@ -50,7 +50,9 @@ TEST_CASE("malformed hardware configs and --set values", "[unit]") {
       {"{\"array\":{\"overlap\":2}}", "cfg.json: array.overlap: expected true|false, got \"2\""},  // config: overlap not bool
       {"{\"pe\":{\"acc_bits\":65}}", "cfg.json: pe.acc_bits: expected an integer in [2, 64], got \"65\""},  // config: acc_bits too wide
   };
-  for (const auto& [text, message] : configs) {
+  for (const auto& item : configs) {
+    const std::string& text = item.first;
+    const std::string& message = item.second;
     INFO(text.substr(0, 80));
     CHECK(error_of([&] {
             ParamSet p;
@@ -67,7 +69,9 @@ TEST_CASE("malformed hardware configs and --set values", "[unit]") {
       {"map.tiles=axbxc:mnk", "--set map.tiles=axbxc:mnk: map.tiles: expected auto or MtxNtxKt:ORDER, got \"axbxc:mnk\""},  // set: tiles letters
       {"pe.mac_latency=-1", "--set pe.mac_latency=-1: pe.mac_latency: expected an integer in [1, 64], got \"-1\""},  // set: negative latency
   };
-  for (const auto& [assignment, message] : sets) {
+  for (const auto& item : sets) {
+    const std::string& assignment = item.first;
+    const std::string& message = item.second;
     INFO(assignment);
     CHECK(error_of([&] {
             ParamSet p;
@@ -88,7 +92,9 @@ TEST_CASE("malformed SCALE-Sim topology files", "[unit]") {
       {"h\nc1, 5, 5, 3, 3, 1, 1, 0,\n", "topo.csv: line 2: Strides: expected a positive integer, got \"0\""},  // topology: zero stride
       {"h\nc1, 5, 5, 3, 3, 1, 1, 1, 1, 1,\n", "topo.csv: line 2: expected 8 or 9 fields (Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides), got 10"},  // topology: ten fields
   };
-  for (const auto& [text, message] : conv) {
+  for (const auto& item : conv) {
+    const std::string& text = item.first;
+    const std::string& message = item.second;
     INFO(text);
     CHECK(error_of([&] { parse_scalesim_topology(text, "topo.csv", false, 1); }) == message);
   }
@@ -97,7 +103,9 @@ TEST_CASE("malformed SCALE-Sim topology files", "[unit]") {
       {"h\nfc, 2147483647, 2, 3,\n", "topo.csv: line 2: the layer's M x batch passes 2^31 - 1"},  // topology gemm: M x batch overflow
       {"h\nfc, x, 2, 3,\n", "topo.csv: line 2: M: expected a positive integer, got \"x\""},  // topology gemm: not a number
   };
-  for (const auto& [text, message] : gemm) {
+  for (const auto& item : gemm) {
+    const std::string& text = item.first;
+    const std::string& message = item.second;
     INFO(text);
     CHECK(error_of([&] { parse_scalesim_topology(text, "topo.csv", true, 2); }) == message);
   }
