@@ -3,6 +3,7 @@
 // tests/fuzz/regressions.
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -154,9 +155,10 @@ namespace {
 std::string bytes(const char* b64) {
   static const std::string digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
-  int val = 0, bits = -8;
+  std::uint32_t val = 0;
+  int bits = -8;
   for (const char* p = b64; *p != 0 && *p != '='; ++p) {
-    val = (val << 6) + static_cast<int>(digits.find(*p));
+    val = ((val << 6) | static_cast<std::uint32_t>(digits.find(*p))) & 0xFFFFFFu;  // 24 bits are enough
     bits += 6;
     if (bits >= 0) {
       out.push_back(static_cast<char>((val >> bits) & 0xFF));
