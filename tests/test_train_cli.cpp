@@ -52,25 +52,29 @@ void write_dataset(const std::string& dir, int n_train, int n_test) {
 
 }  // namespace
 
-TEST_CASE("train: cnn-bn (batch normalisation) trains, and its step replays bit for bit", "[smoke]") {
+TEST_CASE("train: cnn-bn and resnet8 train, and their steps replay bit for bit", "[smoke]") {
   TempDir dir;
   write_dataset(dir.path(), 256, 64);
-  const std::string rep = dir.file("r.json"), trace = dir.file("step.json");
-  auto r = run_mfsim(fmt::format("train -q --model cnn-bn --quant als-potq --epochs 2 --batch 32 --seed 3 --data {} "
-                                 "--trace-out {} --trace-step 1 --report {}",
-                                 dir.path(), trace, rep));
-  INFO(r.err);
-  REQUIRE(r.exit_code == 0);
-  json j = json::parse(test::slurp(rep));
-  CHECK(j["model"] == "cnn-bn");
-  CHECK(j["train_loss_per_epoch"][1].get<double>() < j["train_loss_per_epoch"][0].get<double>());
-  // Batch norms are not GEMMs: the trace has the same 11 GEMMs as the plain CNN's.
-  auto sim = run_mfsim(fmt::format("simulate -q --trace {} --array mfmac --rows 8 --cols 8 --mode value --report {}",
-                                   trace, dir.file("sim.json")));
-  REQUIRE(sim.exit_code == 0);
-  json v = json::parse(test::slurp(dir.file("sim.json")));
-  CHECK(v["verification"]["gemms_checked"] == 11);
-  CHECK(v["verification"]["mismatches"] == 0);
+  // Batch norms are not GEMMs: cnn-bn's trace has the plain CNN's 11 GEMMs. resnet8: the stem,
+  // 3 blocks of 2 convolutions, 2 projection shortcuts and fc = 10 linear layers, 9 of them with
+  // an input gradient: 29 GEMMs.
+  for (const auto& [model, gemms] : {std::pair<const char*, int>{"cnn-bn", 11}, {"resnet8", 29}}) {
+    const std::string rep = dir.file(std::string(model) + ".json"), trace = dir.file(std::string(model) + "-step.json");
+    auto r = run_mfsim(fmt::format("train -q --model {} --quant als-potq --epochs 2 --batch 32 --seed 3 --data {} "
+                                   "--trace-out {} --trace-step 1 --report {}",
+                                   model, dir.path(), trace, rep));
+    INFO(model << ": " << r.err);
+    REQUIRE(r.exit_code == 0);
+    json j = json::parse(test::slurp(rep));
+    CHECK(j["model"] == model);
+    CHECK(j["train_loss_per_epoch"][1].get<double>() < j["train_loss_per_epoch"][0].get<double>());
+    auto sim = run_mfsim(fmt::format("simulate -q --trace {} --array mfmac --rows 8 --cols 8 --mode value --report {}",
+                                     trace, dir.file("sim.json")));
+    REQUIRE(sim.exit_code == 0);
+    json v = json::parse(test::slurp(dir.file("sim.json")));
+    CHECK(v["verification"]["gemms_checked"] == gemms);
+    CHECK(v["verification"]["mismatches"] == 0);
+  }
 }
 
 TEST_CASE("train: report, step trace, bit-exact replay on the arrays", "[smoke]") {
@@ -138,7 +142,7 @@ TEST_CASE("train: data and usage errors name the file", "[smoke]") {
   CHECK(r.err.rfind("mfsim: error: " + images + ": not an IDX file", 0) == 0);
   CHECK_FALSE(test::file_exists(rep));
   r = run_mfsim(fmt::format("train -q --model resnet --data {} --report {}", dir.path(), rep));
-  CHECK(r.err == "mfsim: error: --model: unknown network \"resnet\"; expected mlp|cnn|cnn-bn\n");
+  CHECK(r.err == "mfsim: error: --model: unknown network \"resnet\"; expected mlp|cnn|cnn-bn|resnet8\n");
   r = run_mfsim(fmt::format("train -q --quant int4 --data {} --report {}", dir.path(), rep));
   CHECK(r.err == "mfsim: error: train: --quant: unknown value \"int4\"; expected fp32|int8|als-potq\n");
   r = run_mfsim(fmt::format("train -q --spec fc:10,conv:3:3:1:1 --data {} --report {}", dir.path(), rep));

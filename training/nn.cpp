@@ -518,6 +518,105 @@ class MaxPool : public Layer {
   std::vector<std::size_t> arg_;
 };
 
+// Global average pooling: n x h x w x c -> n x 1 x 1 x c.
+class GlobalAvgPool : public Layer {
+ public:
+  Tensor forward(Tensor x, StepContext&, bool) override {
+    h_ = x.h;
+    w_ = x.w;
+    const std::size_t c = static_cast<std::size_t>(x.c), px = static_cast<std::size_t>(x.h) * x.w;
+    Tensor y;
+    y.n = x.n;
+    y.c = x.c;
+    y.v.assign(static_cast<std::size_t>(x.n) * c, 0.0f);
+    for (int b = 0; b < x.n; ++b) {
+      for (std::size_t p = 0; p < px; ++p) {
+        for (std::size_t j = 0; j < c; ++j) y.v[b * c + j] += x.v[(b * px + p) * c + j];
+      }
+    }
+    for (auto& v : y.v) v /= static_cast<float>(px);
+    return y;
+  }
+  Tensor backward(Tensor dy, StepContext&) override {
+    const std::size_t c = static_cast<std::size_t>(dy.c), px = static_cast<std::size_t>(h_) * w_;
+    Tensor dx;
+    dx.n = dy.n;
+    dx.h = h_;
+    dx.w = w_;
+    dx.c = dy.c;
+    dx.v.resize(static_cast<std::size_t>(dy.n) * px * c);
+    for (int b = 0; b < dy.n; ++b) {
+      for (std::size_t p = 0; p < px; ++p) {
+        for (std::size_t j = 0; j < c; ++j) dx.v[(b * px + p) * c + j] = dy.v[b * c + j] / static_cast<float>(px);
+      }
+    }
+    return dx;
+  }
+  std::string name() const override { return "gap"; }
+
+ private:
+  int h_ = 1, w_ = 1;
+};
+
+// A basic residual block as in the ResNets of the paper: 3x3 conv (stride s) - bn - relu - 3x3
+// conv - bn, plus the shortcut (identity, or a 1x1 conv with stride s and bn when the shape
+// changes), then relu. Its convolutions are linear layers like any other: quantized, traced.
+class ResidualBlock : public Layer {
+ public:
+  ResidualBlock(const std::string& name, int& linear, int h, int w, int cin, int cout, int stride, SplitMix64& rng)
+      : name_(name) {
+    main_.push_back(std::make_unique<Conv2d>(name + ".conv1", linear++, h, w, cin, cout, 3, stride, 1, rng));
+    main_.push_back(std::make_unique<BatchNorm>(name + ".bn1", cout));
+    main_.push_back(std::make_unique<Relu>());
+    const int ho = (h + 2 - 3) / stride + 1, wo = (w + 2 - 3) / stride + 1;
+    main_.push_back(std::make_unique<Conv2d>(name + ".conv2", linear++, ho, wo, cout, cout, 3, 1, 1, rng));
+    main_.push_back(std::make_unique<BatchNorm>(name + ".bn2", cout));
+    if (stride != 1 || cin != cout) {
+      shortcut_.push_back(std::make_unique<Conv2d>(name + ".shortcut", linear++, h, w, cin, cout, 1, stride, 0, rng));
+      shortcut_.push_back(std::make_unique<BatchNorm>(name + ".shortcut_bn", cout));
+    }
+  }
+
+  Tensor forward(Tensor x, StepContext& ctx, bool train) override {
+    Tensor s = x;  // the shortcut's input (a copy: the main path consumes x)
+    for (auto& l : main_) x = l->forward(std::move(x), ctx, train);
+    for (auto& l : shortcut_) s = l->forward(std::move(s), ctx, train);
+    mask_.resize(x.v.size());
+    for (std::size_t i = 0; i < x.v.size(); ++i) {
+      const float v = x.v[i] + s.v[i];
+      mask_[i] = v > 0.0f ? 1 : 0;
+      x.v[i] = mask_[i] != 0 ? v : 0.0f;
+    }
+    return x;
+  }
+
+  Tensor backward(Tensor dy, StepContext& ctx) override {
+    for (std::size_t i = 0; i < dy.v.size(); ++i) dy.v[i] = mask_[i] != 0 ? dy.v[i] : 0.0f;
+    Tensor ds = dy;
+    for (auto it = main_.rbegin(); it != main_.rend(); ++it) dy = (*it)->backward(std::move(dy), ctx);
+    for (auto it = shortcut_.rbegin(); it != shortcut_.rend(); ++it) ds = (*it)->backward(std::move(ds), ctx);
+    for (std::size_t i = 0; i < dy.v.size(); ++i) dy.v[i] += ds.v[i];
+    return dy;
+  }
+
+  std::string name() const override { return name_; }
+  std::vector<std::pair<std::vector<float>*, std::vector<float>*>> params() override {
+    std::vector<std::pair<std::vector<float>*, std::vector<float>*>> p;
+    for (auto* path : {&main_, &shortcut_}) {
+      for (auto& l : *path) {
+        auto q = l->params();
+        p.insert(p.end(), q.begin(), q.end());
+      }
+    }
+    return p;
+  }
+
+ private:
+  std::string name_;
+  std::vector<std::unique_ptr<Layer>> main_, shortcut_;
+  std::vector<std::uint8_t> mask_;
+};
+
 class Flatten : public Layer {
  public:
   Tensor forward(Tensor x, StepContext&, bool) override {
@@ -555,17 +654,18 @@ int parse_int(const std::string& s, const std::string& spec) {
 std::string network_spec(const std::string& name) {
   if (name == "mlp") return "flatten,fc:256,relu,fc:128,relu,fc:10";
   if (name == "cnn") return "conv:8:5:1:2,relu,maxpool:2,conv:16:5:1:2,relu,maxpool:2,flatten,fc:128,relu,fc:10";
+  if (name == "resnet8") return "conv:16:3:1:1,bn,relu,res:16:1,res:32:2,res:64:2,gap,fc:10";
   if (name == "cnn-bn") {
     return "conv:8:5:1:2,bn,relu,maxpool:2,conv:16:5:1:2,bn,relu,maxpool:2,flatten,fc:128,bn,relu,fc:10";
   }
-  throw InputError(fmt::format("--model: unknown network \"{}\"; expected mlp|cnn|cnn-bn", name));
+  throw InputError(fmt::format("--model: unknown network \"{}\"; expected mlp|cnn|cnn-bn|resnet8", name));
 }
 
 Network::Network(const std::string& spec, int h, int w, int c, std::uint64_t seed) {
   SplitMix64 rng(seed);
   std::stringstream ss(spec);
   std::string item;
-  int fc = 0, conv = 0, linear = 0, bn = 0;
+  int fc = 0, conv = 0, linear = 0, bn = 0, res = 0;
   bool flat = false;
   while (std::getline(ss, item, ',')) {
     std::vector<std::string> f;
@@ -590,6 +690,16 @@ Network::Network(const std::string& spec, int h, int w, int c, std::uint64_t see
       c = out;
     } else if (kind == "relu" && f.size() == 1) {
       layers_.push_back(std::make_unique<Relu>());
+    } else if (kind == "res" && f.size() == 3) {
+      if (flat) throw InputError(fmt::format("network spec \"{}\": res after flatten", spec));
+      const int out = parse_int(f[1], spec), stride = parse_int(f[2], spec);
+      layers_.push_back(std::make_unique<ResidualBlock>(fmt::format("res{}", ++res), linear, h, w, c, out, stride, rng));
+      h = (h - 1) / stride + 1;
+      w = (w - 1) / stride + 1;
+      c = out;
+    } else if (kind == "gap" && f.size() == 1) {
+      layers_.push_back(std::make_unique<GlobalAvgPool>());
+      h = w = 1;
     } else if (kind == "bn" && f.size() == 1) {
       layers_.push_back(std::make_unique<BatchNorm>(fmt::format("bn{}", ++bn), c));
     } else if (kind == "maxpool" && f.size() == 2) {
@@ -602,7 +712,7 @@ Network::Network(const std::string& spec, int h, int w, int c, std::uint64_t see
       flat = true;
     } else {
       throw InputError(fmt::format("network spec \"{}\": unknown layer \"{}\"; expected fc:OUT, "
-                                   "conv:OUT:K:STRIDE:PAD, bn, relu, maxpool:K or flatten",
+                                   "conv:OUT:K:STRIDE:PAD, res:OUT:STRIDE, bn, relu, maxpool:K, gap or flatten",
                                    spec, item));
     }
     if (h < 1 || w < 1) throw InputError(fmt::format("network spec \"{}\": \"{}\" shrinks the input to nothing", spec, item));

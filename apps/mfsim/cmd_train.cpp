@@ -17,7 +17,7 @@ namespace mfsim::cli {
 int cmd_train(const Args& args) {
   po::options_description opts("options");
   opts.add_options()
-      ("model", po::value<std::string>()->default_value("mlp"), "mlp (784-256-128-10), cnn (2 conv + 2 fc) or cnn-bn (the cnn with batch normalisation)")
+      ("model", po::value<std::string>()->default_value("mlp"), "mlp (784-256-128-10), cnn (2 conv + 2 fc), cnn-bn (the cnn with batch normalisation) or resnet8")
       ("spec", po::value<std::string>(), "custom network, e.g. conv:16:5:1:2,relu,maxpool:2,flatten,fc:10")
       ("quant", po::value<std::string>()->default_value("als-potq"), "fp32|int8|als-potq")
       ("epochs", po::value<int>()->default_value(5), "training epochs")
