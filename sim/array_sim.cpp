@@ -218,10 +218,10 @@ void EngineImpl<P>::end_gemm(ValueGemmResult& r) {
   r.saturations = k.tally.saturations;
   r.first_output_cycle = first_output_;
   r.last_output_cycle = last_output_;
-  FoldPlan plan(cfg_, s_);
-  const std::uint64_t ob = static_cast<std::uint64_t>(plan.operand_bits());
-  const std::uint64_t outb = static_cast<std::uint64_t>(plan.output_bits());
-  const std::uint64_t accb = static_cast<std::uint64_t>(plan.acc_register_bits());
+  const ArrayWidths widths = array_widths(cfg_);
+  const auto ob = static_cast<std::uint64_t>(widths.operand);
+  const auto outb = static_cast<std::uint64_t>(widths.output);
+  const auto accb = static_cast<std::uint64_t>(widths.acc_register);
   const bool os = cfg_.dataflow == Dataflow::kOs;
   std::uint64_t acc_writes = os ? k.drain_writes : k.tally.slots;
   arithmetic_events(cfg_, k.tally.slots, k.tally.zero, e, acc_writes);

@@ -59,44 +59,40 @@ FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape, const TileMappi
 void FoldPlan::init() {
   row_blocks_ = ceil_div(map_.sr, cfg_.rows);
   col_blocks_ = ceil_div(map_.sc, cfg_.cols);
-  switch (cfg_.array) {
-    case ArrayKind::kMfMac: operand_bits_ = 4; break;
-    case ArrayKind::kInt8: operand_bits_ = 8; break;
-    case ArrayKind::kFp32: operand_bits_ = 32; break;
-  }
-  if (cfg_.array == ArrayKind::kFp32) {
-    output_bits_ = acc_register_bits_ = 32;
-  } else {
-    acc_register_bits_ = cfg_.accumulator.bits;
-    output_bits_ = (cfg_.accumulator.bits + 7) / 8 * 8;
-  }
+  const ArrayWidths widths = array_widths(cfg_);
+  operand_bits_ = widths.operand;
+  output_bits_ = widths.output;
+  acc_register_bits_ = widths.acc_register;
   auto m = static_cast<std::uint64_t>(shape_.m), n = static_cast<std::uint64_t>(shape_.n),
        k = static_cast<std::uint64_t>(shape_.k);
   a_whole_fits_ = packed_bytes(m * k, operand_bits_) <= cfg_.sram_a_bytes / 2;
   b_whole_fits_ = packed_bytes(k * n, operand_bits_) <= cfg_.sram_b_bytes / 2;
   if (tiled_) {
-    // Clamp to the GEMM (0 = whole); OS streams the whole K through its accumulators.
+    // Clamp to the GEMM (0 = whole).
     auto clamp = [](std::int64_t t, std::int64_t d) { return t <= 0 || t > d ? d : t; };
     tiles_.mt = clamp(tiles_.mt, shape_.m);
     tiles_.nt = clamp(tiles_.nt, shape_.n);
     tiles_.kt = clamp(tiles_.kt, shape_.k);
   }
-  // Folds: the sum over every class of every level, times its multiplicity.
-  std::uint64_t total = 0;
-  LoopIndex idx{};
-  std::function<void(int, std::uint64_t)> walk = [&](int level, std::uint64_t mult) {
-    if (level == levels()) {
-      total = checked_add(total, mult, "folds");
-      return;
-    }
-    for_each_class(level_count(level, idx), [&](std::int64_t x, std::uint64_t times) {
-      idx[static_cast<std::size_t>(level)] = x;
-      walk(level + 1, checked_mul(mult, times, "folds"));
-    });
-    idx[static_cast<std::size_t>(level)] = 0;
-  };
-  walk(0, 1);
-  folds_ = total;
+  // Folds: every distinct fold times its multiplicity.
+  folds_ = 0;
+  for_each_distinct(levels(), [&](const LoopIndex&, std::uint64_t mult) { folds_ = checked_add(folds_, mult, "folds"); });
+}
+
+ArrayWidths array_widths(const SimConfig& cfg) {
+  ArrayWidths w;
+  switch (cfg.array) {
+    case ArrayKind::kMfMac: w.operand = 4; break;
+    case ArrayKind::kInt8: w.operand = 8; break;
+    case ArrayKind::kFp32: w.operand = 32; break;
+  }
+  if (cfg.array == ArrayKind::kFp32) {
+    w.output = w.acc_register = 32;
+  } else {
+    w.acc_register = cfg.accumulator.bits;
+    w.output = (cfg.accumulator.bits + 7) / 8 * 8;
+  }
+  return w;
 }
 
 bool FoldPlan::fits(const SimConfig& cfg, const GemmShape& shape, const TileMapping& t, const ConvView& conv) {
@@ -719,51 +715,41 @@ EventCounts analytic_events(const FoldPlan& plan, const GemmTiming& timing,
   // Every distinct fold once, times the number of folds like it (the product of its levels'
   // multiplicities: 1 for the first and last index of a level, count - 2 for those between).
   // Per-fold figures are far below 2^64 (r, c <= 2^16, t < 2^31); the sums are checked.
-  LoopIndex idx{};
-  std::function<void(int, std::uint64_t)> walk = [&](int level, std::uint64_t mult) {
-    if (level == plan.levels()) {
-      const Fold f = plan.fold_at(idx);
-      const auto r = static_cast<std::uint64_t>(f.r), c = static_cast<std::uint64_t>(f.c),
-                 t = static_cast<std::uint64_t>(f.t);
-      const std::uint64_t slots = r * c * t;
-      EventCounts x;
-      std::uint64_t ow = 0, aw = 0;
-      x.mac_slots = slots;
-      if (os) {
-        ow = 2 * slots;
-        aw = c * r * (r - 1) / 2;  // output drain shifts (accumulate writes added below)
-        x.sram_a_read_bits = r * t * ob;
-        x.sram_b_read_bits = c * t * ob;
-        x.sram_c_write_bits = r * c * outb;
-        if (!f.first_k) {  // partial-sum preload: shifts down the columns, read from the C buffer
-          aw += c * r * (r + 1) / 2;
-          x.sram_c_read_bits = r * c * outb;
-        }
-      } else {
-        ow = c * r * (r + 1) / 2 + slots;  // stationary preload, streamed operand
-        aw = slots;                        // partial sums
-        const std::uint64_t stream_bits = r * t * ob, stationary_bits = r * c * ob;
-        (cfg.dataflow == Dataflow::kWs ? x.sram_a_read_bits : x.sram_b_read_bits) = stream_bits;
-        (cfg.dataflow == Dataflow::kWs ? x.sram_b_read_bits : x.sram_a_read_bits) = stationary_bits;
-        x.sram_c_write_bits = t * c * outb;
-        if (!f.first_k) x.sram_c_read_bits = t * c * outb;
+  plan.for_each_distinct(plan.levels(), [&](const LoopIndex& idx, std::uint64_t mult) {
+    const Fold f = plan.fold_at(idx);
+    const auto r = static_cast<std::uint64_t>(f.r), c = static_cast<std::uint64_t>(f.c),
+               t = static_cast<std::uint64_t>(f.t);
+    const std::uint64_t slots = r * c * t;
+    EventCounts x;
+    std::uint64_t ow = 0, aw = 0;
+    x.mac_slots = slots;
+    if (os) {
+      ow = 2 * slots;
+      aw = c * r * (r - 1) / 2;  // output drain shifts (accumulate writes added below)
+      x.sram_a_read_bits = r * t * ob;
+      x.sram_b_read_bits = c * t * ob;
+      x.sram_c_write_bits = r * c * outb;
+      if (!f.first_k) {  // partial-sum preload: shifts down the columns, read from the C buffer
+        aw += c * r * (r + 1) / 2;
+        x.sram_c_read_bits = r * c * outb;
       }
-      add_sram_transfer_events(f, x);
-      x.dram_read_bytes = f.load_bytes();
-      x.dram_write_bytes = f.store_c_bytes;
-      e += x.scaled(mult);
-      operand_writes = checked_add(operand_writes, checked_mul(ow, mult, "reg_operand_write_bits"),
-                                   "reg_operand_write_bits");
-      acc_writes = checked_add(acc_writes, checked_mul(aw, mult, "reg_acc_write_bits"), "reg_acc_write_bits");
-      return;
+    } else {
+      ow = c * r * (r + 1) / 2 + slots;  // stationary preload, streamed operand
+      aw = slots;                        // partial sums
+      const std::uint64_t stream_bits = r * t * ob, stationary_bits = r * c * ob;
+      (cfg.dataflow == Dataflow::kWs ? x.sram_a_read_bits : x.sram_b_read_bits) = stream_bits;
+      (cfg.dataflow == Dataflow::kWs ? x.sram_b_read_bits : x.sram_a_read_bits) = stationary_bits;
+      x.sram_c_write_bits = t * c * outb;
+      if (!f.first_k) x.sram_c_read_bits = t * c * outb;
     }
-    for_each_class(plan.level_count(level, idx), [&](std::int64_t x, std::uint64_t times) {
-      idx[static_cast<std::size_t>(level)] = x;
-      walk(level + 1, checked_mul(mult, times, "folds"));
-    });
-    idx[static_cast<std::size_t>(level)] = 0;
-  };
-  walk(0, 1);
+    add_sram_transfer_events(f, x);
+    x.dram_read_bytes = f.load_bytes();
+    x.dram_write_bytes = f.store_c_bytes;
+    e += x.scaled(mult);
+    operand_writes = checked_add(operand_writes, checked_mul(ow, mult, "reg_operand_write_bits"),
+                                 "reg_operand_write_bits");
+    acc_writes = checked_add(acc_writes, checked_mul(aw, mult, "reg_acc_write_bits"), "reg_acc_write_bits");
+  });
   arithmetic_events(cfg, e.mac_slots, zero_products, e, acc_writes);
   e.reg_operand_write_bits = checked_mul(operand_writes, ob, "reg_operand_write_bits");
   e.reg_acc_write_bits = checked_mul(acc_writes, accb, "reg_acc_write_bits");

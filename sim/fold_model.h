@@ -77,6 +77,13 @@ void for_each_class(std::int64_t n, F f) {
   if (n >= 2) f(n - 1, std::uint64_t{1});
 }
 
+// Bits per element of an array's operands (in SRAM, DRAM and registers), of its results and
+// partial sums in SRAM and DRAM, and of its accumulator registers: properties of the array alone.
+struct ArrayWidths {
+  int operand = 0, output = 0, acc_register = 0;
+};
+ArrayWidths array_widths(const SimConfig& cfg);
+
 class FoldPlan;
 // The mapper (sim/mapper.cpp, docs/mapping.md): the tiling of a GEMM that minimises
 // cfg.map_objective among the candidate tilings that fit the buffers. False when none fits (the
@@ -94,6 +101,14 @@ class FoldPlan {
   FoldPlan(const SimConfig& cfg, const GemmShape& shape, const TileMapping& tiles, const ConvView& conv = {});
 
   int levels() const { return tiled_ ? 5 : 2; }
+  // Calls f(idx, multiplicity) once per distinct index vector of the outer `depth` levels: each
+  // level's first, last and one in-between index (standing for count - 2 of them); the deeper
+  // levels of idx are 0. levels() for every distinct fold, tile_level() for every distinct tile.
+  template <class F>
+  void for_each_distinct(int depth, F f) const {
+    LoopIndex idx{};
+    walk_distinct(0, depth, 1, idx, f);
+  }
   std::int64_t level_count(int level, const LoopIndex& idx) const;  // uses idx[0 .. level-1]
   Fold fold_at(const LoopIndex& idx) const;
   bool advance(LoopIndex& idx) const;  // to the next fold; false past the last
@@ -126,6 +141,18 @@ class FoldPlan {
 
  private:
   void init();
+  template <class F>
+  void walk_distinct(int level, int depth, std::uint64_t mult, LoopIndex& idx, F& f) const {
+    if (level == depth) {
+      f(static_cast<const LoopIndex&>(idx), mult);
+      return;
+    }
+    for_each_class(level_count(level, idx), [&](std::int64_t x, std::uint64_t times) {
+      idx[static_cast<std::size_t>(level)] = x;
+      walk_distinct(level + 1, depth, checked_mul(mult, times, "folds"), idx, f);
+    });
+    idx[static_cast<std::size_t>(level)] = 0;
+  }
   Fold fixed_fold(std::int64_t outer, std::int64_t inner) const;
   Fold tiled_fold(const LoopIndex& idx) const;
   std::int64_t tile_count(char dim) const;

@@ -42,45 +42,12 @@ std::vector<std::int64_t> candidates(std::int64_t d, std::int64_t granule, bool 
   return v;
 }
 
-// Sum over every distinct tile (first, middle, last index of each tile loop) of `per(idx)`
-// times its multiplicity, with idx's fold levels set by `fold_pos` (0: the tile's first fold,
-// 1: its last).
-std::uint64_t sum_over_tiles(const FoldPlan& plan, const std::function<std::uint64_t(const LoopIndex&)>& per) {
-  std::uint64_t total = 0;
-  LoopIndex idx{};
-  std::function<void(int, std::uint64_t)> walk = [&](int level, std::uint64_t mult) {
-    if (level == 3) {
-      total = checked_add(total, checked_mul(per(idx), mult, "dram bytes"), "dram bytes");
-      return;
-    }
-    for_each_class(plan.level_count(level, idx), [&](std::int64_t x, std::uint64_t times) {
-      idx[static_cast<std::size_t>(level)] = x;
-      walk(level + 1, checked_mul(mult, times, "folds"));
-    });
-    idx[static_cast<std::size_t>(level)] = 0;
-  };
-  walk(0, 1);
-  return total;
-}
-
 // Compute cycles of every fold (no memory), per distinct fold.
 std::uint64_t compute_cycles(const FoldPlan& plan) {
-  const SimConfig& cfg = plan.config();
   std::uint64_t total = 0;
-  LoopIndex idx{};
-  std::function<void(int, std::uint64_t)> walk = [&](int level, std::uint64_t mult) {
-    if (level == plan.levels()) {
-      const Fold f = plan.fold_at(idx);
-      total += static_cast<std::uint64_t>(fold_length(cfg, f)) * mult;
-      return;
-    }
-    for_each_class(plan.level_count(level, idx), [&](std::int64_t x, std::uint64_t times) {
-      idx[static_cast<std::size_t>(level)] = x;
-      walk(level + 1, mult * times);
-    });
-    idx[static_cast<std::size_t>(level)] = 0;
-  };
-  walk(0, 1);
+  plan.for_each_distinct(plan.levels(), [&](const LoopIndex& idx, std::uint64_t mult) {
+    total += static_cast<std::uint64_t>(fold_length(plan.config(), plan.fold_at(idx))) * mult;
+  });
   return total;
 }
 
@@ -102,21 +69,24 @@ double mapping_energy(const FoldPlan& plan, const GemmTiming& t, const MapCosts&
 }  // namespace
 
 std::uint64_t tiled_dram_bytes(const FoldPlan& plan) {
-  return sum_over_tiles(plan, [&](const LoopIndex& tile) {
-    LoopIndex first = tile, last = tile;
-    first[3] = first[4] = 0;
+  // Every distinct tile: its loads happen before its first fold, its store after its last.
+  std::uint64_t total = 0;
+  plan.for_each_distinct(plan.tile_level(), [&](const LoopIndex& tile, std::uint64_t mult) {
+    LoopIndex last = tile;
     last[3] = plan.level_count(3, tile) - 1;
     last[4] = plan.level_count(4, last) - 1;
-    return plan.fold_at(first).load_bytes() + plan.fold_at(last).store_c_bytes;
+    const std::uint64_t bytes = plan.fold_at(tile).load_bytes() + plan.fold_at(last).store_c_bytes;
+    total = checked_add(total, checked_mul(bytes, mult, "dram bytes"), "dram bytes");
   });
+  return total;
 }
 
 bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& conv, TileMapping* out) {
   const std::string key =
-      fmt::format("{} {} {} {} {} {} {} {} {} {} {} {} {} {} {}", shape.m, shape.n, shape.k, static_cast<int>(cfg.array),
+      fmt::format("{} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {}", shape.m, shape.n, shape.k, static_cast<int>(cfg.array),
                   static_cast<int>(cfg.dataflow), cfg.rows, cfg.cols, cfg.mac_latency, cfg.accumulator.bits,
                   cfg.sram_a_bytes, cfg.sram_b_bytes, cfg.sram_c_bytes, cfg.dram_bytes_per_cycle,
-                  static_cast<int>(cfg.map_objective), cfg.fp32_fma);
+                  static_cast<int>(cfg.map_objective), cfg.fp32_fma, cfg.overlap);
   const std::string cost_key =
       cfg.map_objective == MapObjective::kEnergy || cfg.map_objective == MapObjective::kEdp
           ? fmt::format(" costs {} {} {} {} {}", cfg.map_costs.dram_byte, cfg.map_costs.sram_a_bit,
@@ -177,7 +147,7 @@ bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& 
     } else if (cfg.map_objective == MapObjective::kCycles) {
       for (auto& c : all) c.compute = compute_cycles(FoldPlan(cfg, shape, c.tiles, conv)) + transfer_cycles(c.dram, bw);
       std::stable_sort(all.begin(), all.end(), [](const Candidate& a, const Candidate& b) { return a.compute < b.compute; });
-      pool.assign(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(16, all.size())));
+      pool.insert(pool.end(), all.begin(), all.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(16, all.size())));
     } else {  // energy, edp: the 32 with the least DRAM bytes and the 32 with the fewest compute cycles
       if (!cfg.map_costs.set) throw InputError("map.objective: energy and edp need an energy table (--energy-table)");
       std::vector<Candidate> by_dram = all, by_compute = all;
