@@ -143,96 +143,90 @@ Dataset toy_dataset(std::size_t n, std::uint64_t seed) {
   return d;
 }
 
+// The first n toy examples as an n x hw x hw x 1 batch, labels folded into `classes`.
+Tensor toy_batch(const Dataset& d, int n, int hw, int classes, std::vector<int>* labels) {
+  Tensor x;
+  x.n = n;
+  x.h = x.w = hw;
+  x.c = 1;
+  x.v.assign(d.images.begin(), d.images.begin() + static_cast<std::ptrdiff_t>(n) * hw * hw);
+  labels->assign(d.labels.begin(), d.labels.begin() + n);
+  for (int& l : *labels) l %= classes;
+  return x;
+}
+
+// One parameter element's analytic gradient (one FP32 backward pass of the softmax
+// cross-entropy) and its central difference with step eps.
+struct GradientSample {
+  std::size_t param, index;
+  double analytic, numeric;
+};
+
+// Samples every parameter tensor of `net` at `per_param` evenly spaced elements (at least every
+// element when smaller). *param_count: the number of parameter tensors.
+std::vector<GradientSample> gradient_samples(Network& net, const Tensor& x, const std::vector<int>& labels,
+                                             std::size_t per_param, float eps, std::size_t* param_count) {
+  StepContext ctx;
+  ctx.arith = NumFormat::kFp32;
+  auto loss_of = [&]() {
+    Tensor logits = net.forward(x, ctx, true);
+    return softmax_cross_entropy(logits, labels, nullptr, nullptr);
+  };
+  Tensor logits = net.forward(x, ctx, true);
+  Tensor dl;
+  softmax_cross_entropy(logits, labels, &dl, nullptr);
+  net.backward(dl, ctx);
+  auto params = net.params();
+  *param_count = params.size();
+  std::vector<GradientSample> samples;
+  for (std::size_t p = 0; p < params.size(); ++p) {
+    auto& w = *params[p].first;
+    const std::vector<float> grad = *params[p].second;
+    for (std::size_t i = 0; i < w.size(); i += std::max<std::size_t>(1, w.size() / per_param)) {
+      const float orig = w[i];
+      w[i] = orig + eps;
+      const double up = loss_of();
+      w[i] = orig - eps;
+      const double down = loss_of();
+      w[i] = orig;
+      samples.push_back(GradientSample{p, i, grad[i], (up - down) / (2 * eps)});
+    }
+  }
+  return samples;
+}
+
 }  // namespace
 
 TEST_CASE("FP32 gradients of every layer match finite differences", "[model]") {
   // conv (stride 1, padding 1), ReLU, max-pool, flatten, fully connected, softmax cross-entropy.
   Network net("conv:3:3:1:1,relu,maxpool:2,conv:2:3:2:1,relu,flatten,fc:5,relu,fc:4", 8, 8, 1, 7);
-  Dataset d = toy_dataset(6, 5);
-  Tensor x;
-  x.n = 6;
-  x.h = x.w = 8;
-  x.c = 1;
-  x.v = d.images;
-  std::vector<int> labels(d.labels.begin(), d.labels.end());
-  for (int& l : labels) l %= 4;
-  StepContext ctx;
-  ctx.arith = NumFormat::kFp32;
-  auto loss_of = [&]() {
-    Tensor logits = net.forward(x, ctx, true);
-    return softmax_cross_entropy(logits, labels, nullptr, nullptr);
-  };
-  Tensor logits = net.forward(x, ctx, true);
-  Tensor dl;
-  softmax_cross_entropy(logits, labels, &dl, nullptr);
-  net.backward(dl, ctx);
-  auto params = net.params();
-  REQUIRE(params.size() == 8);  // 4 linear layers x (weights, bias)
-  std::vector<std::vector<float>> grads;
-  for (auto& p : params) grads.push_back(*p.second);
-  int checked = 0;
-  for (std::size_t p = 0; p < params.size(); ++p) {
-    auto& w = *params[p].first;
-    for (std::size_t i = 0; i < w.size(); i += std::max<std::size_t>(1, w.size() / 7)) {
-      const float orig = w[i];
-      const float eps = 1e-2f;
-      w[i] = orig + eps;
-      double up = loss_of();
-      w[i] = orig - eps;
-      double down = loss_of();
-      w[i] = orig;
-      double numeric = (up - down) / (2 * eps);
-      INFO("param " << p << " index " << i << " analytic " << grads[p][i] << " numeric " << numeric);
-      CHECK(grads[p][i] == Approx(numeric).margin(2e-3).epsilon(3e-2));
-      ++checked;
-    }
+  std::vector<int> labels;
+  const Tensor x = toy_batch(toy_dataset(6, 5), 6, 8, 4, &labels);
+  std::size_t params = 0;
+  const auto samples = gradient_samples(net, x, labels, 7, 1e-2f, &params);
+  REQUIRE(params == 8);  // 4 linear layers x (weights, bias)
+  for (const auto& g : samples) {
+    INFO("param " << g.param << " index " << g.index << " analytic " << g.analytic << " numeric " << g.numeric);
+    CHECK(g.analytic == Approx(g.numeric).margin(2e-3).epsilon(3e-2));
   }
-  CHECK(checked > 40);
+  CHECK(samples.size() > 40);
 }
 
 TEST_CASE("batch normalisation: gradients match finite differences, evaluation uses running statistics", "[model]") {
   // No ReLU here: batch-normalised values sit around 0, where a kink would defeat finite differences.
   Network net("conv:3:3:1:1,bn,flatten,fc:5,bn,fc:4", 6, 6, 1, 11);
-  Dataset d = toy_dataset(8, 5);
-  Tensor x;
-  x.n = 8;
-  x.h = x.w = 6;
-  x.c = 1;
-  x.v.assign(d.images.begin(), d.images.begin() + 8 * 36);
-  std::vector<int> labels(d.labels.begin(), d.labels.end());
-  for (int& l : labels) l %= 4;
+  std::vector<int> labels;
+  const Tensor x = toy_batch(toy_dataset(8, 5), 8, 6, 4, &labels);
+  std::size_t params = 0;
+  const auto samples = gradient_samples(net, x, labels, 5, 1e-2f, &params);
+  REQUIRE(params == 3 * 2 + 2 * 2);  // 3 linear layers (w, b) and 2 batch norms (gamma, beta)
+  for (const auto& g : samples) {
+    INFO("param " << g.param << " index " << g.index << " analytic " << g.analytic << " numeric " << g.numeric);
+    CHECK(g.analytic == Approx(g.numeric).margin(2e-3).epsilon(3e-2));
+  }
+  CHECK(samples.size() > 20);
   StepContext ctx;
   ctx.arith = NumFormat::kFp32;
-  auto loss_of = [&]() {
-    Tensor logits = net.forward(x, ctx, true);
-    return softmax_cross_entropy(logits, labels, nullptr, nullptr);
-  };
-  Tensor logits = net.forward(x, ctx, true);
-  Tensor dl;
-  softmax_cross_entropy(logits, labels, &dl, nullptr);
-  net.backward(dl, ctx);
-  auto params = net.params();
-  REQUIRE(params.size() == 3 * 2 + 2 * 2);  // 3 linear layers (w, b) and 2 batch norms (gamma, beta)
-  std::vector<std::vector<float>> grads;
-  for (auto& p : params) grads.push_back(*p.second);
-  int checked = 0;
-  for (std::size_t p = 0; p < params.size(); ++p) {
-    auto& w = *params[p].first;
-    for (std::size_t i = 0; i < w.size(); i += std::max<std::size_t>(1, w.size() / 5)) {
-      const float orig = w[i];
-      const float eps = 1e-2f;
-      w[i] = orig + eps;
-      double up = loss_of();
-      w[i] = orig - eps;
-      double down = loss_of();
-      w[i] = orig;
-      double numeric = (up - down) / (2 * eps);
-      INFO("param " << p << " index " << i << " analytic " << grads[p][i] << " numeric " << numeric);
-      CHECK(grads[p][i] == Approx(numeric).margin(2e-3).epsilon(3e-2));
-      ++checked;
-    }
-  }
-  CHECK(checked > 20);
   // Evaluation normalises with the running statistics: the same input, one example at a time,
   // gives the same logits as the whole batch (batch statistics would make them differ).
   Tensor all = net.forward(x, ctx, false);
@@ -249,45 +243,17 @@ TEST_CASE("residual blocks and global average pooling: gradients match finite di
   // Identity and projection shortcuts; batch norms and the block's ReLUs (small steps keep clear
   // of their kinks).
   Network net("conv:2:3:1:1,res:2:1,res:3:2,gap,fc:4", 6, 6, 1, 5);
-  Dataset d = toy_dataset(8, 5);
-  Tensor x;
-  x.n = 8;
-  x.h = x.w = 6;
-  x.c = 1;
-  x.v.assign(d.images.begin(), d.images.begin() + 8 * 36);
-  std::vector<int> labels(d.labels.begin(), d.labels.end());
-  for (int& l : labels) l %= 4;
-  StepContext ctx;
-  ctx.arith = NumFormat::kFp32;
-  auto loss_of = [&]() {
-    Tensor logits = net.forward(x, ctx, true);
-    return softmax_cross_entropy(logits, labels, nullptr, nullptr);
-  };
-  Tensor logits = net.forward(x, ctx, true);
-  Tensor dl;
-  softmax_cross_entropy(logits, labels, &dl, nullptr);
-  net.backward(dl, ctx);
-  auto params = net.params();
+  std::vector<int> labels;
+  const Tensor x = toy_batch(toy_dataset(8, 5), 8, 6, 4, &labels);
+  std::size_t params = 0;
+  const auto samples = gradient_samples(net, x, labels, 3, 2e-3f, &params);
   // conv (2) + res1 (2 convs, 2 bns: 8) + res2 (3 convs, 3 bns: 12) + fc (2)
-  REQUIRE(params.size() == 24);
-  std::vector<std::vector<float>> grads;
-  for (auto& p : params) grads.push_back(*p.second);
+  REQUIRE(params == 24);
   int checked = 0, agree = 0;
-  for (std::size_t p = 0; p < params.size(); ++p) {
-    auto& w = *params[p].first;
-    for (std::size_t i = 0; i < w.size(); i += std::max<std::size_t>(1, w.size() / 3)) {
-      const float orig = w[i];
-      const float eps = 2e-3f;
-      w[i] = orig + eps;
-      double up = loss_of();
-      w[i] = orig - eps;
-      double down = loss_of();
-      w[i] = orig;
-      double numeric = (up - down) / (2 * eps);
-      INFO("param " << p << " index " << i << " analytic " << grads[p][i] << " numeric " << numeric);
-      ++checked;
-      if (grads[p][i] == Approx(numeric).margin(2e-3).epsilon(5e-2)) ++agree;
-    }
+  for (const auto& g : samples) {
+    INFO("param " << g.param << " index " << g.index << " analytic " << g.analytic << " numeric " << g.numeric);
+    ++checked;
+    if (g.analytic == Approx(g.numeric).margin(2e-3).epsilon(5e-2)) ++agree;
   }
   CHECK(checked > 60);
   CHECK(agree >= checked - 2);  // a step may still cross a ReLU kink
