@@ -83,6 +83,32 @@ std::vector<ValueGemmResult> run(const SimConfig& cfg, const std::vector<RandomG
 
 const char* name(Dataflow d) { return to_string(d); }
 
+// A value-mode result against the closed form of the same plan (cycles, stalls by cause, every
+// counter) and its outputs against the reference GEMM. Returns the closed-form events.
+EventCounts check_value_against_closed_form(const SimConfig& cfg, const FoldPlan& plan, const RandomGemm& g,
+                                            const ValueGemmResult& res) {
+  const GemmTiming t = analytic_timing(plan);
+  CHECK(res.timing.total == t.total);
+  CHECK(res.timing.compute == t.compute);
+  CHECK(res.timing.stall == t.stall);
+  CHECK(res.timing.folds == t.folds);
+  CHECK(res.timing.stall_by_cause == t.stall_by_cause);
+  const EventCounts e = analytic_events(plan, t, res.events.products_zero);
+  for (const auto& c : counter_registry()) {
+    INFO("counter " << c.name);
+    CHECK(res.events.*c.member == e.*c.member);
+  }
+  std::vector<std::int64_t> acc;
+  std::vector<float> f32;
+  reference(cfg, g, acc, f32);
+  if (cfg.array == ArrayKind::kFp32) {
+    CHECK(res.out_f32 == f32);
+  } else {
+    CHECK(res.out_int == acc);
+  }
+  return e;
+}
+
 }  // namespace
 
 TEST_CASE("first and last output cycles of a fold match the closed form", "[timing]") {
@@ -150,29 +176,12 @@ TEST_CASE("value mode equals timing mode and the reference on many shapes", "[mo
                             << cfg.sram_b_bytes << "/" << cfg.sram_c_bytes << " GEMM " << s.m << "x" << s.n
                             << "x" << s.k);
           FoldPlan plan(cfg, s);
-          GemmTiming t = analytic_timing(plan);
-          CHECK(res[g].timing.total == t.total);
-          CHECK(res[g].timing.compute == t.compute);
-          CHECK(res[g].timing.stall == t.stall);
-          CHECK(res[g].timing.folds == t.folds);
-          EventCounts e = analytic_events(plan, t, res[g].events.products_zero);
-          for (const auto& c : counter_registry()) {
-            INFO("counter " << c.name);
-            CHECK(res[g].events.*c.member == e.*c.member);
-          }
+          check_value_against_closed_form(cfg, plan, gemms[g], res[g]);
           LoopIndex idx{};
           for (std::size_t f = 0; f < res[g].fold_cycles.size(); ++f) {
             Fold fold = plan.fold_at(idx);
             CHECK(res[g].fold_cycles[f] == fold_visible_length(cfg, fold));
             plan.advance(idx);
-          }
-          std::vector<std::int64_t> acc;
-          std::vector<float> f32;
-          reference(cfg, gemms[g], acc, f32);
-          if (a == ArrayKind::kFp32) {
-            CHECK(res[g].out_f32 == f32);
-          } else {
-            CHECK(res[g].out_int == acc);
           }
           ++cases;
         }
@@ -466,31 +475,14 @@ TEST_CASE("tiled mappings: value mode equals timing mode and the reference", "[m
                           << " bw=" << cfg.dram_bytes_per_cycle << " sram " << cfg.sram_a_bytes << "/"
                           << cfg.sram_b_bytes << "/" << cfg.sram_c_bytes << " GEMM " << s.m << "x" << s.n << "x"
                           << s.k << " " << plan.mapping_text());
-        GemmTiming t1 = analytic_timing(plan);
-        CHECK(res[0].timing.total == t1.total);
-        CHECK(res[0].timing.stall == t1.stall);
-        CHECK(res[0].timing.compute == t1.compute);
-        CHECK(res[0].timing.folds == t1.folds);
+        const EventCounts e = check_value_against_closed_form(cfg, plan, g, res[0]);
+        const GemmTiming t1 = analytic_timing(plan);
         CHECK(analytic_timing_per_fold(plan).total == t1.total);
-        CHECK(res[0].timing.stall_by_cause == t1.stall_by_cause);
         std::uint64_t by_cause = 0;
         for (auto c : t1.stall_by_cause) by_cause += c;
         CHECK(by_cause == t1.stall);
-        EventCounts e = analytic_events(plan, t1, res[0].events.products_zero);
-        for (const auto& c : counter_registry()) {
-          INFO("counter " << c.name);
-          CHECK(res[0].events.*c.member == e.*c.member);
-        }
         CHECK(e.dram_read_bytes + e.dram_write_bytes >= plan.compulsory_bytes());
         if (plan.tiled()) CHECK(tiled_dram_bytes(plan) == e.dram_read_bytes + e.dram_write_bytes);
-        std::vector<std::int64_t> acc;
-        std::vector<float> f32;
-        reference(cfg, g, acc, f32);
-        if (a == ArrayKind::kFp32) {
-          CHECK(res[0].out_f32 == f32);
-        } else {
-          CHECK(res[0].out_int == acc);
-        }
         ++cases;
       }
     }
@@ -562,23 +554,13 @@ TEST_CASE("convolutions read feature maps: value equals timing, traffic at or ab
                           << s.k << " " << plan.mapping_text());
         RandomGemm g = random_gemm(rng, a, s, 10);
         auto res = run(cfg, {g}, "", conv);
-        GemmTiming t1 = analytic_timing(plan);
-        CHECK(res[0].timing.total == t1.total);
-        EventCounts e = analytic_events(plan, t1, res[0].events.products_zero);
+        const EventCounts e = check_value_against_closed_form(cfg, plan, g, res[0]);
         CHECK(res[0].events == e);
         CHECK(e.dram_read_bytes + e.dram_write_bytes >= plan.compulsory_bytes());
         if (plan.conv_on_chip()) {
           CHECK(plan.compulsory_bytes() <= plan.compulsory_bytes_gemm_view() + packed_bytes(
                     static_cast<std::uint64_t>(conv.geo.batch * conv.geo.in_h * conv.geo.in_w * conv.geo.in_c), 32));
           ++cases;
-        }
-        std::vector<std::int64_t> acc;
-        std::vector<float> f32;
-        reference(cfg, g, acc, f32);
-        if (a == ArrayKind::kFp32) {
-          CHECK(res[0].out_f32 == f32);
-        } else {
-          CHECK(res[0].out_int == acc);
         }
       }
     }
