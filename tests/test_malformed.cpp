@@ -28,6 +28,15 @@ std::string error_of(F f) {
   return "no error";
 }
 
+// Each (input, message) case: parsing the input throws InputError with exactly the message.
+template <class Parse>
+void check_messages(const std::vector<std::pair<std::string, std::string>>& cases, Parse parse) {
+  for (const auto& c : cases) {
+    INFO(c.first.substr(0, 80));
+    CHECK(error_of([&] { parse(c.first); }) == c.second);
+  }
+}
+
 std::string bytes(const char* b64);
 
 }  // namespace
@@ -51,15 +60,10 @@ TEST_CASE("malformed hardware configs and --set values", "[unit]") {
       {"{\"array\":{\"overlap\":2}}", "cfg.json: array.overlap: expected true|false, got \"2\""},  // config: overlap not bool
       {"{\"pe\":{\"acc_bits\":65}}", "cfg.json: pe.acc_bits: expected an integer in [2, 64], got \"65\""},  // config: acc_bits too wide
   };
-  for (const auto& item : configs) {
-    const std::string& text = item.first;
-    const std::string& message = item.second;
-    INFO(text.substr(0, 80));
-    CHECK(error_of([&] {
-            ParamSet p;
-            p.load_config_text(text, "cfg.json");
-          }) == message);
-  }
+  check_messages(configs, [](const std::string& text) {
+    ParamSet p;
+    p.load_config_text(text, "cfg.json");
+  });
   const std::vector<std::pair<std::string, std::string>> sets = {
       {"array.rows", "--set array.rows: expected NAME=VALUE"},  // set: no equals
       {"=5", "--set =5: expected NAME=VALUE"},  // set: empty name
@@ -70,15 +74,10 @@ TEST_CASE("malformed hardware configs and --set values", "[unit]") {
       {"map.tiles=axbxc:mnk", "--set map.tiles=axbxc:mnk: map.tiles: expected auto or MtxNtxKt:ORDER, got \"axbxc:mnk\""},  // set: tiles letters
       {"pe.mac_latency=-1", "--set pe.mac_latency=-1: pe.mac_latency: expected an integer in [1, 64], got \"-1\""},  // set: negative latency
   };
-  for (const auto& item : sets) {
-    const std::string& assignment = item.first;
-    const std::string& message = item.second;
-    INFO(assignment);
-    CHECK(error_of([&] {
-            ParamSet p;
-            p.set_assignment(assignment);
-          }) == message);
-  }
+  check_messages(sets, [](const std::string& assignment) {
+    ParamSet p;
+    p.set_assignment(assignment);
+  });
 }
 
 TEST_CASE("malformed SCALE-Sim topology files", "[unit]") {
@@ -93,23 +92,13 @@ TEST_CASE("malformed SCALE-Sim topology files", "[unit]") {
       {"h\nc1, 5, 5, 3, 3, 1, 1, 0,\n", "topo.csv: line 2: Strides: expected a positive integer, got \"0\""},  // topology: zero stride
       {"h\nc1, 5, 5, 3, 3, 1, 1, 1, 1, 1,\n", "topo.csv: line 2: expected 8 or 9 fields (Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides), got 10"},  // topology: ten fields
   };
-  for (const auto& item : conv) {
-    const std::string& text = item.first;
-    const std::string& message = item.second;
-    INFO(text);
-    CHECK(error_of([&] { parse_scalesim_topology(text, "topo.csv", false, 1); }) == message);
-  }
+  check_messages(conv, [](const std::string& text) { parse_scalesim_topology(text, "topo.csv", false, 1); });
   const std::vector<std::pair<std::string, std::string>> gemm = {
       {"h\nfc, 1, 2, 3, 4,\n", "topo.csv: line 2: expected 4 fields (Layer name, M, N, K), got 5"},  // topology gemm: five fields
       {"h\nfc, 2147483647, 2, 3,\n", "topo.csv: line 2: the layer's M x batch passes 2^31 - 1"},  // topology gemm: M x batch overflow
       {"h\nfc, x, 2, 3,\n", "topo.csv: line 2: M: expected a positive integer, got \"x\""},  // topology gemm: not a number
   };
-  for (const auto& item : gemm) {
-    const std::string& text = item.first;
-    const std::string& message = item.second;
-    INFO(text);
-    CHECK(error_of([&] { parse_scalesim_topology(text, "topo.csv", true, 2); }) == message);
-  }
+  check_messages(gemm, [](const std::string& text) { parse_scalesim_topology(text, "topo.csv", true, 2); });
 }
 
 TEST_CASE("malformed IDX data files", "[unit]") {
