@@ -337,8 +337,9 @@ class SystolicSystem : public sc_core::sc_module {
   }
 
   // The channel: takes requests in order; a request's completion cycle is known when the
-  // channel starts it. At most kCompletionRing requests are outstanding (the controller waits
-  // for each fold's loads before issuing further ones), so a ring of completions suffices.
+  // channel starts it. Every request is waited for before more than kCompletionRing later ones
+  // are issued (a tile issues at most three: the next tile's operands, its store, the next
+  // fold's partial sums), so a ring of completions suffices.
   void dram() {
     for (;;) {
       while (queue_.empty()) wait(request_event_);
@@ -489,7 +490,8 @@ class SystolicSystem : public sc_core::sc_module {
   sc_core::sc_time period_{1, sc_core::SC_NS};
   Bandwidth bandwidth_;
   std::deque<Request> queue_;
-  std::array<std::uint64_t, 8> completion_{};
+  static constexpr std::size_t kCompletionRing = 8;
+  std::array<std::uint64_t, kCompletionRing> completion_{};
   std::uint64_t next_id_ = 0, served_ = 0;
   sc_core::sc_event request_event_, served_event_;
   std::uint64_t dram_read_bytes_ = 0, dram_write_bytes_ = 0;

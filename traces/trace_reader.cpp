@@ -106,16 +106,17 @@ ConvGeometry parse_conv(const json& j, const std::string& file, const std::strin
     throw InputError(fmt::format("{}: {}: the {}x{} kernel is larger than the padded {}x{} input", file, path,
                                  c.kernel_h, c.kernel_w, c.in_h + 2 * c.pad, c.in_w + 2 * c.pad));
   }
-  std::uint64_t m = 0, k = 0;
+  // The forward GEMM's M and K, and the input's element count (ConvGeometry::input_elements),
+  // must fit 64 bits.
+  std::uint64_t m = 0, k = 0, input = 0;
   const bool overflow =
       __builtin_mul_overflow(static_cast<std::uint64_t>(c.batch), static_cast<std::uint64_t>(c.out_h()), &m) ||
       __builtin_mul_overflow(m, static_cast<std::uint64_t>(c.out_w()), &m) ||
       __builtin_mul_overflow(static_cast<std::uint64_t>(c.kernel_h), static_cast<std::uint64_t>(c.kernel_w), &k) ||
       __builtin_mul_overflow(k, static_cast<std::uint64_t>(c.in_c), &k) ||
       __builtin_mul_overflow(static_cast<std::uint64_t>(c.in_h) * static_cast<std::uint64_t>(c.in_w),
-                             static_cast<std::uint64_t>(c.in_c) * static_cast<std::uint64_t>(c.batch), &k);
+                             static_cast<std::uint64_t>(c.in_c) * static_cast<std::uint64_t>(c.batch), &input);
   if (overflow) throw InputError(fmt::format("{}: {}: the geometry's sizes overflow 64 bits", file, path));
-  k = static_cast<std::uint64_t>(c.kernel_h) * c.kernel_w * c.in_c;
   std::uint64_t want_m = 0, want_k = 0;
   switch (r.phase) {
     case Phase::kFwd: want_m = r.shape.m; want_k = r.shape.k; break;
