@@ -4,16 +4,17 @@
 
 namespace mfsim {
 
-float int8_scale_for_max(float max_abs) {
+float int_scale_for_max(float max_abs, int qmax) {
   if (!(max_abs > 0.0f) || !std::isfinite(max_abs)) return 1.0f;
-  return max_abs / static_cast<float>(kInt8Max);
+  return max_abs / static_cast<float>(qmax);
 }
 
-std::int8_t int8_quantize_nearest(float x, float scale) {
+std::int8_t int_quantize_nearest(float x, float scale, int qmax) {
   float r = x / scale;
+  const auto q = static_cast<float>(qmax);
   if (std::isnan(r)) return 0;
-  if (r >= static_cast<float>(kInt8Max)) return kInt8Max;
-  if (r <= -static_cast<float>(kInt8Max)) return -kInt8Max;
+  if (r >= q) return static_cast<std::int8_t>(qmax);
+  if (r <= -q) return static_cast<std::int8_t>(-qmax);
   return int8_saturate(static_cast<std::int64_t>(std::nearbyint(r)));
 }
 

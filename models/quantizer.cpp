@@ -1,5 +1,7 @@
 #include "models/quantizer.h"
 
+#include "models/minifloat.h"
+
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -228,17 +230,18 @@ Pot4Tensor potq_stochastic(const float* x, std::size_t n, const PotqOptions& opt
   return out;
 }
 
-Int8Tensor int8_nearest(const float* x, std::size_t n) {
+Int8Tensor int8_nearest(const float* x, std::size_t n, int qmax) {
   Int8Tensor t;
-  t.scale = int8_scale_for_max(max_abs(x, n, nullptr));
+  t.scale = int_scale_for_max(max_abs(x, n, nullptr), qmax);
   t.q.resize(n);
-  for (std::size_t i = 0; i < n; ++i) t.q[i] = int8_quantize_nearest(x[i], t.scale);
+  for (std::size_t i = 0; i < n; ++i) t.q[i] = int_quantize_nearest(x[i], t.scale, qmax);
   return t;
 }
 
-Int8Tensor int8_stochastic(const float* x, std::size_t n, std::uint64_t key) {
+Int8Tensor int8_stochastic(const float* x, std::size_t n, std::uint64_t key, int qmax) {
   Int8Tensor t;
-  t.scale = int8_scale_for_max(max_abs(x, n, nullptr));
+  const auto qm = static_cast<float>(qmax);
+  t.scale = int_scale_for_max(max_abs(x, n, nullptr), qmax);
   t.q.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
     float r = x[i] / t.scale;
@@ -248,8 +251,34 @@ Int8Tensor int8_stochastic(const float* x, std::size_t n, std::uint64_t key) {
     }
     float fl = std::floor(r);
     float v = fl + ((counter_uniform(key, i) < r - fl) ? 1.0f : 0.0f);
-    t.q[i] = int8_saturate(static_cast<std::int64_t>(std::max(-127.0f, std::min(127.0f, v))));
+    t.q[i] = int8_saturate(static_cast<std::int64_t>(std::max(-qm, std::min(qm, v))));
   }
+  return t;
+}
+
+FloatTensor fp8_quantize(NumFormat f, const float* x, std::size_t n) {
+  FloatTensor t;
+  bool finite = true;
+  const float m = max_abs(x, n, &finite);
+  const float fmt_max = f == NumFormat::kFp8E4M3 ? kFp8E4M3Max : kFp8E5M2Max;
+  if (m > 0.0f && finite) {
+    int e = 0;
+    const float ratio = m / fmt_max;  // 2^scale_exp >= ratio, the smallest such power of two
+    const float fr = std::frexp(ratio, &e);
+    t.scale_exp = fr == 0.5f ? e - 1 : e;
+  }
+  t.q.resize(n);
+  // x * 2^-scale_exp is exact (a power of two) while that factor is a normal binary32.
+  const float inv = std::ldexp(1.0f, -t.scale_exp);
+  const bool normal = t.scale_exp > -127 && t.scale_exp < 127;
+  for (std::size_t i = 0; i < n; ++i) t.q[i] = fp8_round(f, normal ? x[i] * inv : std::ldexp(x[i], -t.scale_exp));
+  return t;
+}
+
+FloatTensor bf16_quantize(const float* x, std::size_t n) {
+  FloatTensor t;
+  t.q.resize(n);
+  for (std::size_t i = 0; i < n; ++i) t.q[i] = bf16_round(x[i]);
   return t;
 }
 

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "models/number_format.h"
 #include "models/pot4.h"
 
 namespace mfsim {
@@ -47,11 +48,24 @@ Pot4Code pot4_round_stochastic(float x, int scale_exp, float u);
 // Sum of |Q(x)| for deterministic rounding at (E, t), used by WBC (exposed for tests).
 double pot4_abs_sum(const float* x, std::size_t n, int scale_exp, double t);
 
+// Symmetric integers in [-qmax, qmax] with a per-tensor scale (v = q * scale): INT8 (qmax 127)
+// and INT4 (qmax 7). Nearest (ties to even) for activations and weights, stochastic for errors.
 struct Int8Tensor {
   std::vector<std::int8_t> q;
   float scale = 1.0f;
 };
-Int8Tensor int8_nearest(const float* x, std::size_t n);
-Int8Tensor int8_stochastic(const float* x, std::size_t n, std::uint64_t key);
+Int8Tensor int8_nearest(const float* x, std::size_t n, int qmax = 127);
+Int8Tensor int8_stochastic(const float* x, std::size_t n, std::uint64_t key, int qmax = 127);
+
+// FP8 (E4M3 or E5M2) with a power-of-two per-tensor scale: v = q * 2^scale_exp, where
+// scale_exp = ceil(log2(max|x| / max_fmt)) puts the largest magnitude at or below the format's
+// largest value; q rounded to nearest (ties to even). BF16: no scale, nearest (ties to even).
+// `q` holds the format's values as floats (exact).
+struct FloatTensor {
+  std::vector<float> q;
+  int scale_exp = 0;
+};
+FloatTensor fp8_quantize(NumFormat f, const float* x, std::size_t n);
+FloatTensor bf16_quantize(const float* x, std::size_t n);
 
 }  // namespace mfsim

@@ -107,8 +107,8 @@ TEST_CASE("trace errors: record fields", "[unit]") {
         fx.err("records[0].M: expected a positive integer below 2^31, got 7.5"));
   CHECK(with([](json& j) { j["records"][2]["phase"] = "forward"; }) ==
         fx.err("records[2].phase: unknown value \"forward\"; expected fwd|bwd_data|bwd_weight"));
-  CHECK(with([](json& j) { j["records"][0]["a"]["format"] = "int4"; }) ==
-        fx.err("records[0].a.format: unknown value \"int4\"; expected pot4|int8|fp32"));
+  CHECK(with([](json& j) { j["records"][0]["a"]["format"] = "int2"; }) ==
+        fx.err("records[0].a.format: unknown value \"int2\"; expected pot4|int8|fp32|int4|fp8e4m3|fp8e5m2|bf16"));
   CHECK(with([](json& j) { j["records"][0]["layer"] = 3; }) ==
         fx.err("records[0].layer: expected a string, got 3"));
   CHECK(with([](json& j) { j["records"][0]["batch"] = 7; }) ==
@@ -121,7 +121,7 @@ TEST_CASE("trace errors: record fields", "[unit]") {
         fx.err("records[5].b.scale: expected a positive finite float32 value, got 0.1"));
   CHECK(with([](json& j) { j["records"][0]["b"] = {{"format", "int8"}, {"scale", 0.5}}; }) ==
         fx.err("records[0].b.format: \"int8\" differs from a.format \"pot4\"; both operands of a "
-               "GEMM must use one format"));
+               "GEMM must use one format (or fp8e4m3 with fp8e5m2)"));
   CHECK(with([](json& j) { j["records"][6]["accumulator"] = {{"bits", 32}, {"overflow", "error"}}; }) ==
         fx.err("records[6].accumulator: fp32 GEMMs have no integer accumulator; remove this field"));
   CHECK(with([](json& j) { j["records"][0]["accumulator"]["bits"] = 65; }) ==

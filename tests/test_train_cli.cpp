@@ -143,8 +143,8 @@ TEST_CASE("train: data and usage errors name the file", "[smoke]") {
   CHECK_FALSE(test::file_exists(rep));
   r = run_mfsim(fmt::format("train -q --model resnet --data {} --report {}", dir.path(), rep));
   CHECK(r.err == "mfsim: error: --model: unknown network \"resnet\"; expected mlp|cnn|cnn-bn|resnet8\n");
-  r = run_mfsim(fmt::format("train -q --quant int4 --data {} --report {}", dir.path(), rep));
-  CHECK(r.err == "mfsim: error: train: --quant: unknown value \"int4\"; expected fp32|int8|als-potq\n");
+  r = run_mfsim(fmt::format("train -q --quant int2 --data {} --report {}", dir.path(), rep));
+  CHECK(r.err == "mfsim: error: train: --quant: unknown value \"int2\"; expected fp32|bf16|fp8|int8|int4|als-potq\n");
   r = run_mfsim(fmt::format("train -q --spec fc:10,conv:3:3:1:1 --data {} --report {}", dir.path(), rep));
   CHECK(r.err == "mfsim: error: network spec \"fc:10,conv:3:3:1:1\": conv after flatten\n");
 }

@@ -259,9 +259,10 @@ TEST_CASE("residual blocks and global average pooling: gradients match finite di
   CHECK(agree >= checked - 2);  // a step may still cross a ReLU kink
 }
 
-TEST_CASE("a short training run lowers the loss in all three arithmetics", "[model]") {
+TEST_CASE("a short training run lowers the loss in every arithmetic", "[model]") {
   Dataset train = toy_dataset(640, 1), test = toy_dataset(200, 2);
-  for (NumFormat a : {NumFormat::kFp32, NumFormat::kInt8, NumFormat::kPot4}) {
+  for (NumFormat a : {NumFormat::kFp32, NumFormat::kInt8, NumFormat::kPot4, NumFormat::kBf16, NumFormat::kFp8E4M3,
+                      NumFormat::kInt4}) {
     TrainOptions o;
     o.spec = "conv:4:3:1:1,relu,maxpool:2,flatten,fc:16,relu,fc:10";
     o.arith = a;

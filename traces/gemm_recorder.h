@@ -12,7 +12,8 @@ namespace mfsim {
 class GemmRecorder {
  public:
   virtual ~GemmRecorder() = default;
-  // Row-major A (M x K), B (K x N), expected C (M x N); the record's format says which call.
+  // Row-major A (M x K), B (K x N), expected C (M x N); the record's format says which call:
+  // add_int8 for int8 and int4, add_fp32 for every float format (values exactly of the format).
   virtual void add_pot4(const TraceRecord& rec, const Pot4Code* a, const Pot4Code* b, const std::int64_t* expected) = 0;
   virtual void add_int8(const TraceRecord& rec, const std::int8_t* a, const std::int8_t* b,
                         const std::int64_t* expected) = 0;

@@ -184,7 +184,7 @@ std::vector<TraceRecord> training_records(const std::vector<LayerGemm>& layers,
     r.layer_type = l.type;
     r.conv = l.conv;
     r.a.format = r.b.format = format;
-    if (format == NumFormat::kInt8) r.a.scale = r.b.scale = 1.0f;
+    if (format == NumFormat::kInt8 || format == NumFormat::kInt4) r.a.scale = r.b.scale = 1.0f;
     return r;
   };
   std::vector<TraceRecord> out;

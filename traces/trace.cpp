@@ -62,32 +62,9 @@ bool parse_phase(const std::string& s, Phase* out) {
   return false;
 }
 
-const char* to_string(NumFormat f) {
-  switch (f) {
-    case NumFormat::kPot4: return "pot4";
-    case NumFormat::kInt8: return "int8";
-    case NumFormat::kFp32: return "fp32";
-  }
-  return "?";
-}
-
-bool parse_num_format(const std::string& s, NumFormat* out) {
-  for (int i = 0; i < kNumFormats; ++i) {
-    if (s == to_string(static_cast<NumFormat>(i))) {
-      *out = static_cast<NumFormat>(i);
-      return true;
-    }
-  }
-  return false;
-}
-
-int bits_per_element(NumFormat f) {
-  switch (f) {
-    case NumFormat::kPot4: return 4;
-    case NumFormat::kInt8: return 8;
-    case NumFormat::kFp32: return 32;
-  }
-  return 0;
+bool operand_formats_compatible(NumFormat a, NumFormat b) {
+  auto fp8 = [](NumFormat f) { return f == NumFormat::kFp8E4M3 || f == NumFormat::kFp8E5M2; };
+  return a == b || (fp8(a) && fp8(b));
 }
 
 const char* to_string(OutputType t) {
@@ -102,18 +79,17 @@ const char* to_string(OutputType t) {
 int bytes_per_element(OutputType t) { return t == OutputType::kI64 ? 8 : 4; }
 
 OutputType TraceRecord::output_type() const {
-  if (format() == NumFormat::kFp32) return OutputType::kF32;
+  if (is_float_format(format())) return OutputType::kF32;
   return accumulator.bits <= 32 ? OutputType::kI32 : OutputType::kI64;
 }
 
 namespace {
 std::uint64_t operand_bytes(NumFormat f, std::uint64_t elements) {
-  switch (f) {
-    case NumFormat::kPot4: return pot4_packed_bytes(elements);
-    case NumFormat::kInt8: return elements;
-    case NumFormat::kFp32: return elements * 4;
-  }
-  return 0;
+  // PoT4 packs two codes a byte; INT4 is stored one value per byte (as INT8); the others at
+  // their width.
+  if (f == NumFormat::kPot4) return pot4_packed_bytes(elements);
+  if (f == NumFormat::kInt4) return elements;
+  return elements * static_cast<std::uint64_t>(bits_per_element(f) / 8);
 }
 }  // namespace
 
@@ -172,7 +148,7 @@ std::string first_mismatch(const GemmShape& s, const std::vector<float>& got, co
 std::string check_record_result(const TraceRecord& rec, const RecordPayload& p) {
   const GemmShape& s = rec.shape;
   std::size_t count = static_cast<std::size_t>(s.m) * static_cast<std::size_t>(s.n);
-  if (rec.format() == NumFormat::kFp32) {
+  if (is_float_format(rec.format())) {  // float operands, summed in FP32 in ascending k
     std::vector<float> c(count);
     gemm_fp32_ref(s, p.a_fp32.data(), p.b_fp32.data(), rec.fp32_fma, c.data());
     return first_mismatch(s, c, p.expected_fp32, "recomputed", "recorded");
@@ -180,7 +156,7 @@ std::string check_record_result(const TraceRecord& rec, const RecordPayload& p) 
   std::vector<std::int64_t> c(count);
   if (rec.format() == NumFormat::kPot4) {
     gemm_pot4_ref(s, p.a_pot4.data(), p.b_pot4.data(), rec.accumulator, c.data());
-  } else {
+  } else {  // int8, int4
     gemm_int8_ref(s, p.a_int8.data(), p.b_int8.data(), rec.accumulator, c.data());
   }
   return first_mismatch(s, c, p.expected_acc, "recomputed", "recorded");

@@ -21,6 +21,7 @@ constexpr const char* kTraceFormatName = "mfsim-trace";
 constexpr char kPayloadMagic[8] = {'M', 'F', 'S', 'I', 'M', 'B', 'I', 'N'};
 constexpr std::uint64_t kPayloadHeaderBytes = 16;  // magic, u32 version, u32 reserved (0)
 constexpr std::int64_t kTraceMaxDim = 2147483647;  // M, N, K in [1, 2^31 - 1]
+constexpr int kFp8ScaleExpMin = -160, kFp8ScaleExpMax = 160;  // fp8 operands' scale_exp
 
 // The three GEMMs of a linear layer with activations A (M x K), weights W (K x N) and output
 // error G (M x N): fwd Y = A.W, bwd_data dA = G.W^T, bwd_weight dW = A^T.G.
@@ -29,20 +30,19 @@ constexpr int kNumPhases = 3;
 const char* to_string(Phase p);
 bool parse_phase(const std::string& s, Phase* out);
 
-const char* to_string(NumFormat f);
-bool parse_num_format(const std::string& s, NumFormat* out);
-int bits_per_element(NumFormat f);  // 4, 8, 32
-
-// Element type of a stored expected output: integer accumulators (pot4, int8) or FP32.
+// Element type of a stored expected output: integer accumulators (pot4, int8, int4) or FP32
+// (fp32, bf16, fp8: products of these formats are summed in FP32).
 enum class OutputType : std::uint8_t { kI32 = 0, kI64 = 1, kF32 = 2 };
 const char* to_string(OutputType t);
 int bytes_per_element(OutputType t);
 
 struct OperandSpec {
   NumFormat format = NumFormat::kPot4;
-  int scale_exp = 0;   // pot4: the tensor's scale exponent E
-  float scale = 1.0f;  // int8: v = q * scale (positive, finite)
+  int scale_exp = 0;   // pot4: the tensor's scale exponent E; fp8: v = q * 2^scale_exp
+  float scale = 1.0f;  // int8, int4: v = q * scale (positive, finite)
 };
+// Both operands of a GEMM share one format, except the hybrid FP8 pair (E4M3 with E5M2).
+bool operand_formats_compatible(NumFormat a, NumFormat b);
 
 struct PayloadRef {
   std::uint64_t offset = 0;  // byte offset in the payload file
@@ -76,8 +76,8 @@ struct TraceRecord {
   Phase phase = Phase::kFwd;
   GemmShape shape;                // C[M x N] = A[M x K] . B[K x N], row-major
   std::int64_t repeat = 1;        // independent GEMMs of this shape (attention heads, groups)
-  OperandSpec a, b;               // both operands share one format
-  AccumulatorSpec accumulator;    // pot4 and int8 (int8 default: 32 bits)
+  OperandSpec a, b;               // one format, or the hybrid FP8 pair (operand_formats_compatible)
+  AccumulatorSpec accumulator;    // integer formats (pot4, int8, int4; default 32 bits)
   bool fp32_fma = false;          // fp32: fused multiply-add instead of multiply then add
   LayerType layer_type = LayerType::kFc;  // optional in the file; default fc
   ConvGeometry conv;              // layer_type conv only
@@ -115,13 +115,14 @@ struct QuantizedElements {
 };
 std::vector<QuantizedElements> quantized_elements(const Trace& trace);
 
-// Operands and expected output of one record, decoded into memory (one element per slot).
+// Operands and expected output of one record, decoded into memory (one element per slot):
+// PoT4 codes; INT8 and INT4 values; the float formats' values as binary32 (exact).
 struct RecordPayload {
   std::vector<Pot4Code> a_pot4, b_pot4;
-  std::vector<std::int8_t> a_int8, b_int8;
-  std::vector<float> a_fp32, b_fp32;
-  std::vector<std::int64_t> expected_acc;  // pot4, int8
-  std::vector<float> expected_fp32;        // fp32
+  std::vector<std::int8_t> a_int8, b_int8;  // int8, int4
+  std::vector<float> a_fp32, b_fp32;        // fp32, bf16, fp8e4m3, fp8e5m2
+  std::vector<std::int64_t> expected_acc;   // integer formats
+  std::vector<float> expected_fp32;         // float formats
 };
 
 // Compares two M x N outputs element by element (floats bit for bit). Returns "" when equal,

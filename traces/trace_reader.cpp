@@ -8,12 +8,14 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
 #include "common/crc32.h"
 #include "common/error.h"
 #include "common/json_fields.h"
+#include "models/minifloat.h"
 
 namespace mfsim {
 
@@ -29,13 +31,18 @@ std::string dir_of(const std::string& path) {
 OperandSpec parse_operand(JsonFields& rec, const char* key) {
   JsonFields f(rec.required_object(key), rec.file(), rec.field_path(key));
   OperandSpec op;
-  std::string fmt_name = f.required_choice("format", {"pot4", "int8", "fp32"});
-  parse_num_format(fmt_name, &op.format);
+  const std::string fmt_name = f.required_string("format");
+  if (!parse_num_format(fmt_name, &op.format)) {
+    f.fail("format", fmt::format("unknown value \"{}\"; expected {}", fmt_name, num_format_choices()));
+  }
   if (op.format == NumFormat::kPot4) {
     op.scale_exp = static_cast<int>(f.required_int(
         "scale_exp", kPot4ScaleExpMin, kPot4ScaleExpMax,
         "an integer scale exponent in [-120, 127]"));
-  } else if (op.format == NumFormat::kInt8) {
+  } else if (op.format == NumFormat::kFp8E4M3 || op.format == NumFormat::kFp8E5M2) {
+    op.scale_exp = static_cast<int>(f.required_int("scale_exp", kFp8ScaleExpMin, kFp8ScaleExpMax,
+                                                   "an integer scale exponent in [-160, 160]"));
+  } else if (op.format == NumFormat::kInt8 || op.format == NumFormat::kInt4) {
     double s = f.required_number("scale");
     auto sf = static_cast<float>(s);
     if (!(s > 0.0) || !std::isfinite(sf) || static_cast<double>(sf) != s) {
@@ -57,7 +64,7 @@ PayloadRef parse_payload_ref(JsonFields& parent, const char* key, std::uint64_t 
     const TraceRecord& r = *typed_for;
     std::string type = f.required_choice("type", {"i32", "i64", "f32"});
     if (type != to_string(r.output_type())) {
-      std::string acc = r.format() == NumFormat::kFp32
+      std::string acc = is_float_format(r.format())
                             ? std::string()
                             : fmt::format(" with a {}-bit accumulator", r.accumulator.bits);
       f.fail("type", fmt::format("expected \"{}\" for a {} GEMM{}, got \"{}\"",
@@ -167,14 +174,15 @@ TraceRecord parse_record(const json& j, const std::string& file, std::size_t ind
   }
   r.a = parse_operand(f, "a");
   r.b = parse_operand(f, "b");
-  if (r.b.format != r.a.format) {
+  if (!operand_formats_compatible(r.a.format, r.b.format)) {
     f.fail("b.format", fmt::format("\"{}\" differs from a.format \"{}\"; both operands of a GEMM "
-                                   "must use one format",
+                                   "must use one format (or fp8e4m3 with fp8e5m2)",
                                    to_string(r.b.format), to_string(r.a.format)));
   }
   if (const json* acc = f.optional_object("accumulator")) {
-    if (r.format() == NumFormat::kFp32) {
-      f.fail("accumulator", "fp32 GEMMs have no integer accumulator; remove this field");
+    if (is_float_format(r.format())) {
+      f.fail("accumulator", fmt::format("{} GEMMs have no integer accumulator; remove this field",
+                                        to_string(r.format())));
     }
     JsonFields af(*acc, file, f.field_path("accumulator"));
     r.accumulator.bits = static_cast<int>(af.required_int("bits", kAccumulatorMinBits,
@@ -351,8 +359,20 @@ void decode_operand(NumFormat f, const std::vector<std::uint8_t>& raw, std::uint
       pot4->resize(elems);
       pot4_unpack(raw.data(), elems, pot4->data());
       break;
-    case NumFormat::kInt8: *i8 = decode_le<std::int8_t>(raw); break;
+    case NumFormat::kInt8:
+    case NumFormat::kInt4: *i8 = decode_le<std::int8_t>(raw); break;
     case NumFormat::kFp32: *f32 = decode_le<float>(raw); break;
+    case NumFormat::kBf16: {
+      auto codes = decode_le<std::uint16_t>(raw);
+      f32->resize(codes.size());
+      for (std::size_t i = 0; i < codes.size(); ++i) (*f32)[i] = bf16_decode(codes[i]);
+      break;
+    }
+    case NumFormat::kFp8E4M3:
+    case NumFormat::kFp8E5M2:
+      f32->resize(raw.size());
+      for (std::size_t i = 0; i < raw.size(); ++i) (*f32)[i] = fp8_decode(f, raw[i]);
+      break;
   }
 }
 
@@ -387,7 +407,7 @@ RecordPayload TraceReader::read_payload(std::size_t index) const {
     case OutputType::kI64: p.expected_acc = decode_le<std::int64_t>(c); break;
     case OutputType::kF32: p.expected_fp32 = decode_le<float>(c); break;
   }
-  if (r.format() != NumFormat::kFp32) {
+  if (!is_float_format(r.format())) {
     for (std::size_t i = 0; i < p.expected_acc.size(); ++i) {
       if (p.expected_acc[i] > r.accumulator.max() || p.expected_acc[i] < r.accumulator.min()) {
         throw InputError(fmt::format(
@@ -397,14 +417,25 @@ RecordPayload TraceReader::read_payload(std::size_t index) const {
       }
     }
   }
-  if (r.format() == NumFormat::kInt8) {
+  if (r.format() == NumFormat::kInt8 || r.format() == NumFormat::kInt4) {
+    const int qmax = static_cast<int>(format_info(r.format()).max_int);
     for (const auto* v : {&p.a_int8, &p.b_int8}) {
       for (std::size_t i = 0; i < v->size(); ++i) {
-        if ((*v)[i] == -128) {
-          throw InputError(fmt::format("{}: records[{}].payload.{}: element {} is -128; int8 "
-                                       "operands are symmetric in [-127, 127]",
-                                       path_, index, v == &p.a_int8 ? "a" : "b", i));
+        if ((*v)[i] < -qmax || (*v)[i] > qmax) {
+          throw InputError(fmt::format("{}: records[{}].payload.{}: element {} is {}; {} "
+                                       "operands are symmetric in [-{}, {}]",
+                                       path_, index, v == &p.a_int8 ? "a" : "b", i, (*v)[i],
+                                       to_string(r.format()), qmax, qmax));
         }
+      }
+    }
+  }
+  for (const auto& [fmt_of, vals, which] : {std::tuple{r.a.format, &p.a_fp32, "a"}, std::tuple{r.b.format, &p.b_fp32, "b"}}) {
+    if (fmt_of != NumFormat::kFp8E4M3 && fmt_of != NumFormat::kFp8E5M2) continue;
+    for (std::size_t i = 0; i < vals->size(); ++i) {
+      if (std::isnan((*vals)[i]) || std::isinf((*vals)[i])) {
+        throw InputError(fmt::format("{}: records[{}].payload.{}: element {} is a NaN or infinity code of {}",
+                                     path_, index, which, i, to_string(fmt_of)));
       }
     }
   }

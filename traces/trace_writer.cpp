@@ -8,6 +8,7 @@
 
 #include "common/atomic_file.h"
 #include "common/crc32.h"
+#include "models/minifloat.h"
 
 namespace mfsim {
 
@@ -23,8 +24,10 @@ std::string base_name(const std::string& path) {
 ojson operand_json(const OperandSpec& op) {
   ojson j;
   j["format"] = to_string(op.format);
-  if (op.format == NumFormat::kPot4) j["scale_exp"] = op.scale_exp;
-  if (op.format == NumFormat::kInt8) j["scale"] = static_cast<double>(op.scale);
+  if (op.format == NumFormat::kPot4 || op.format == NumFormat::kFp8E4M3 || op.format == NumFormat::kFp8E5M2) {
+    j["scale_exp"] = op.scale_exp;
+  }
+  if (op.format == NumFormat::kInt8 || op.format == NumFormat::kInt4) j["scale"] = static_cast<double>(op.scale);
   return j;
 }
 
@@ -53,6 +56,28 @@ std::vector<std::uint8_t> acc_bytes(const TraceRecord& rec, const std::int64_t* 
   return raw_bytes(narrow.data(), n);
 }
 
+// Float operands in their format's storage: binary32, bf16 (2 bytes) or fp8 (1 byte); every
+// value must be exactly a value of the format.
+std::vector<std::uint8_t> float_bytes(const TraceRecord& rec, NumFormat f, const float* v, std::size_t n) {
+  if (f == NumFormat::kFp32) return raw_bytes(v, n);
+  auto inexact = [&](std::size_t i) {
+    return std::invalid_argument(fmt::format("trace writer: {} {}: operand value {} is not exactly a {} value",
+                                             rec.layer, to_string(rec.phase), v[i], to_string(f)));
+  };
+  if (f == NumFormat::kBf16) {
+    std::vector<std::uint16_t> codes(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!bf16_encode_exact(v[i], &codes[i])) throw inexact(i);
+    }
+    return raw_bytes(codes.data(), n);
+  }
+  std::vector<std::uint8_t> codes(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!fp8_encode_exact(f, v[i], &codes[i])) throw inexact(i);
+  }
+  return codes;
+}
+
 }  // namespace
 
 std::string TraceWriter::payload_path_for(const std::string& json_path) {
@@ -71,20 +96,21 @@ TraceWriter::TraceWriter(std::string json_path, std::string generator, std::stri
 
 TraceWriter::~TraceWriter() = default;
 
-void TraceWriter::check(const TraceRecord& rec, NumFormat want) const {
+void TraceWriter::check(const TraceRecord& rec, FormatKind want) const {
   if (rec.shape.m < 1 || rec.shape.n < 1 || rec.shape.k < 1 || rec.shape.m > kTraceMaxDim ||
       rec.shape.n > kTraceMaxDim || rec.shape.k > kTraceMaxDim) {
     throw std::invalid_argument(fmt::format("trace writer: {} {}: dimensions out of range",
                                             rec.layer, to_string(rec.phase)));
   }
-  if (rec.a.format != want || rec.b.format != want) {
-    throw std::invalid_argument(fmt::format("trace writer: {} {}: operand formats are not {}",
-                                            rec.layer, to_string(rec.phase), to_string(want)));
+  if (format_info(rec.a.format).kind != want || !operand_formats_compatible(rec.a.format, rec.b.format)) {
+    throw std::invalid_argument(fmt::format("trace writer: {} {}: operand formats {} and {} do not fit this call",
+                                            rec.layer, to_string(rec.phase), to_string(rec.a.format),
+                                            to_string(rec.b.format)));
   }
 }
 
 void TraceWriter::add_shape(const TraceRecord& rec) {
-  check(rec, rec.a.format);
+  check(rec, format_info(rec.a.format).kind);
   TraceRecord r = rec;
   r.has_payload = false;
   trace_.records.push_back(std::move(r));
@@ -124,7 +150,7 @@ void TraceWriter::push_with_payload(TraceRecord rec, const std::vector<std::uint
 
 void TraceWriter::add_pot4(const TraceRecord& rec, const Pot4Code* a, const Pot4Code* b,
                            const std::int64_t* expected) {
-  check(rec, NumFormat::kPot4);
+  check(rec, FormatKind::kPot4);
   const auto& s = rec.shape;
   std::size_t na = static_cast<std::size_t>(s.m * s.k), nb = static_cast<std::size_t>(s.k * s.n);
   std::vector<std::uint8_t> pa(pot4_packed_bytes(na)), pb(pot4_packed_bytes(nb));
@@ -135,8 +161,17 @@ void TraceWriter::add_pot4(const TraceRecord& rec, const Pot4Code* a, const Pot4
 
 void TraceWriter::add_int8(const TraceRecord& rec, const std::int8_t* a, const std::int8_t* b,
                            const std::int64_t* expected) {
-  check(rec, NumFormat::kInt8);
+  check(rec, FormatKind::kInt);
   const auto& s = rec.shape;
+  const auto qmax = format_info(rec.format()).max_int;
+  for (const auto& [v, count] : {std::pair{a, s.m * s.k}, std::pair{b, s.k * s.n}}) {
+    for (std::int64_t i = 0; i < count; ++i) {
+      if (v[i] < -qmax || v[i] > qmax) {
+        throw std::invalid_argument(fmt::format("trace writer: {} {}: operand value {} is outside [-{}, {}]", rec.layer,
+                                                to_string(rec.phase), v[i], qmax, qmax));
+      }
+    }
+  }
   push_with_payload(rec, raw_bytes(a, static_cast<std::size_t>(s.m * s.k)),
                     raw_bytes(b, static_cast<std::size_t>(s.k * s.n)),
                     acc_bytes(rec, expected, static_cast<std::size_t>(s.m * s.n)));
@@ -144,10 +179,10 @@ void TraceWriter::add_int8(const TraceRecord& rec, const std::int8_t* a, const s
 
 void TraceWriter::add_fp32(const TraceRecord& rec, const float* a, const float* b,
                            const float* expected) {
-  check(rec, NumFormat::kFp32);
+  check(rec, FormatKind::kFloat);
   const auto& s = rec.shape;
-  push_with_payload(rec, raw_bytes(a, static_cast<std::size_t>(s.m * s.k)),
-                    raw_bytes(b, static_cast<std::size_t>(s.k * s.n)),
+  push_with_payload(rec, float_bytes(rec, rec.a.format, a, static_cast<std::size_t>(s.m * s.k)),
+                    float_bytes(rec, rec.b.format, b, static_cast<std::size_t>(s.k * s.n)),
                     raw_bytes(expected, static_cast<std::size_t>(s.m * s.n)));
 }
 
@@ -185,7 +220,7 @@ std::string trace_to_json(const Trace& t) {
     }
     j["a"] = operand_json(r.a);
     j["b"] = operand_json(r.b);
-    if (r.format() != NumFormat::kFp32) {
+    if (!is_float_format(r.format())) {
       j["accumulator"] = ojson{{"bits", r.accumulator.bits},
                                {"overflow", to_string(r.accumulator.overflow)}};
     } else if (r.fp32_fma) {

@@ -39,7 +39,7 @@ class TraceWriter : public GemmRecorder {
 
  private:
   PayloadRef append(const void* data, std::uint64_t bytes);
-  void check(const TraceRecord& rec, NumFormat want) const;
+  void check(const TraceRecord& rec, FormatKind want) const;
   void push_with_payload(TraceRecord rec, const std::vector<std::uint8_t>& a,
                          const std::vector<std::uint8_t>& b, const std::vector<std::uint8_t>& c);
 

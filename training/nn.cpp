@@ -15,45 +15,72 @@
 
 namespace mfsim {
 
+namespace {
+// --quant names of the training arithmetics; fp8 is the hybrid pair (E4M3 for activations and
+// weights, E5M2 for errors), named by its E4M3 member.
+constexpr struct {
+  NumFormat format;
+  const char* name;
+} kAriths[] = {{NumFormat::kFp32, "fp32"}, {NumFormat::kBf16, "bf16"}, {NumFormat::kFp8E4M3, "fp8"},
+               {NumFormat::kInt8, "int8"}, {NumFormat::kInt4, "int4"}, {NumFormat::kPot4, "als-potq"}};
+}  // namespace
+
 const char* arith_name(NumFormat a) {
-  switch (a) {
-    case NumFormat::kFp32: return "fp32";
-    case NumFormat::kInt8: return "int8";
-    case NumFormat::kPot4: return "als-potq";
+  for (const auto& x : kAriths) {
+    if (x.format == a) return x.name;
   }
   return "?";
 }
 
+std::string arith_choices() {
+  std::string s;
+  for (const auto& x : kAriths) s += (s.empty() ? "" : "|") + std::string(x.name);
+  return s;
+}
+
 bool parse_arith(const std::string& s, NumFormat* out) {
-  if (s == "fp32") *out = NumFormat::kFp32;
-  else if (s == "int8") *out = NumFormat::kInt8;
-  else if (s == "als-potq") *out = NumFormat::kPot4;
-  else return false;
-  return true;
+  for (const auto& x : kAriths) {
+    if (s == x.name) {
+      *out = x.format;
+      return true;
+    }
+  }
+  return false;
 }
 
 namespace {
 
-// A quantized operand on its integer grid: values are exact small integers (PoT4: +-2^(m-1),
-// INT8: q) or, in fp32 mode, the float values themselves.
+// A quantized operand on its grid: exact small integers (PoT4: +-2^(m-1), INT8 and INT4: q),
+// the values of a float format (FP8: q, BF16 and FP32: the values themselves).
 struct Grid {
   std::vector<float> v;
-  int e = 0;          // PoT4 scale exponent: value = v * 2^(e - 6)
-  float scale = 1.0f; // INT8 scale: value = v * scale
+  NumFormat format = NumFormat::kFp32;
+  int e = 0;          // PoT4: value = v * 2^(e - 6); FP8: value = v * 2^e
+  float scale = 1.0f; // INT8, INT4: value = v * scale
 };
 
 Grid to_grid(const Pot4Tensor& t) {
   Grid g;
+  g.format = NumFormat::kPot4;
   g.e = t.scale_exp;
   g.v.resize(t.codes.size());
   for (std::size_t i = 0; i < t.codes.size(); ++i) g.v[i] = static_cast<float>(pot4_int(t.codes[i]));
   return g;
 }
 
-Grid to_grid(const Int8Tensor& t) {
+Grid to_grid(const Int8Tensor& t, NumFormat f) {
   Grid g;
+  g.format = f;
   g.scale = t.scale;
   g.v.assign(t.q.begin(), t.q.end());
+  return g;
+}
+
+Grid to_grid(FloatTensor&& t, NumFormat f) {
+  Grid g;
+  g.format = f;
+  g.e = t.scale_exp;
+  g.v = std::move(t.q);
   return g;
 }
 
@@ -67,7 +94,17 @@ Grid quantize(const float* x, std::size_t n, Role role, StepContext& ctx, std::u
       return g;
     }
     case NumFormat::kInt8:
-      return role == Role::kError ? to_grid(int8_stochastic(x, n, key)) : to_grid(int8_nearest(x, n));
+    case NumFormat::kInt4: {
+      const int qmax = static_cast<int>(format_info(ctx.arith).max_int);
+      return to_grid(role == Role::kError ? int8_stochastic(x, n, key, qmax) : int8_nearest(x, n, qmax), ctx.arith);
+    }
+    case NumFormat::kFp8E4M3:
+    case NumFormat::kFp8E5M2: {  // the hybrid FP8 scheme: errors in E5M2, the rest in E4M3
+      const NumFormat f = role == Role::kError ? NumFormat::kFp8E5M2 : NumFormat::kFp8E4M3;
+      return to_grid(fp8_quantize(f, x, n), f);
+    }
+    case NumFormat::kBf16:
+      return to_grid(bf16_quantize(x, n), NumFormat::kBf16);
     case NumFormat::kPot4: {
       PotqOptions o = ctx.potq;
       o.wbc = role == Role::kWeight && ctx.wbc;
@@ -132,8 +169,15 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
                  int m, int n, int k, const Grid& a, const Grid& b, float* out) {
   const std::size_t mn = static_cast<std::size_t>(m) * n;
   std::vector<double> acc;
-  if (ctx.arith == NumFormat::kFp32) {
+  const bool float_arith = is_float_format(ctx.arith);
+  if (float_arith) {
+    // Float formats: exact products of binary32 values, summed in FP32 (the BLAS order here;
+    // the trace records the reference order, as for FP32). FP8 rescales by a power of two.
     sgemm(ta, tb, m, n, k, a.v.data(), b.v.data(), out);
+    if (a.e + b.e != 0) {
+      const int shift = a.e + b.e;
+      for (std::size_t i = 0; i < mn; ++i) out[i] = std::ldexp(out[i], shift);
+    }
   } else {
     const auto max_product = static_cast<double>(max_product_term(ctx.arith));
     if (static_cast<double>(k) * max_product > 2147483647.0) {
@@ -175,8 +219,11 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
     r.layer_type = LayerType::kConv;
     r.conv = *conv;
   }
-  if (ctx.arith == NumFormat::kFp32) {
-    r.a.format = r.b.format = NumFormat::kFp32;
+  if (float_arith) {
+    r.a.format = a.format;
+    r.b.format = b.format;
+    r.a.scale_exp = a.e;
+    r.b.scale_exp = b.e;
     std::vector<float> ref(mn);
     gemm_fp32_ref(r.shape, ar.data(), br.data(), false, ref.data());  // the reference order
     ctx.trace->add_fp32(r, ar.data(), br.data(), ref.data());
@@ -193,7 +240,7 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
     std::transform(br.begin(), br.end(), cb.begin(), code_of);
     ctx.trace->add_pot4(r, ca.data(), cb.data(), expected.data());
   } else {
-    r.a.format = r.b.format = NumFormat::kInt8;
+    r.a.format = r.b.format = ctx.arith;  // int8 or int4
     r.a.scale = a.scale;
     r.b.scale = b.scale;
     std::vector<std::int8_t> ia(ar.begin(), ar.end()), ib(br.begin(), br.end());

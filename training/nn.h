@@ -6,6 +6,10 @@
 //             INT32 accumulation, float rescale
 //   als-potq  PoT4 operands (ALS scale, WBC for W, PRC, stochastic G), MF-MAC accumulation
 //             (exact integer), dequantization by exponent add (ldexp) -- no multiplication
+//   int4      as int8 with symmetric INT4 operands in [-7, 7]
+//   fp8       hybrid FP8: E4M3 activations and weights, E5M2 errors, power-of-two per-tensor
+//             scales, round to nearest even; exact products, FP32 accumulation
+//   bf16      BF16 operands (round to nearest even), FP32 accumulation
 // Networks are data: a spec string such as "conv:16:5:1:2,relu,maxpool:2,flatten,fc:10".
 #pragma once
 
@@ -21,8 +25,9 @@ namespace mfsim {
 
 // The step's arithmetic is its operands' number format (models/number_format.h): FP32, INT8, or
 // PoT4 (ALS-POTQ).
-const char* arith_name(NumFormat a);  // "fp32", "int8", "als-potq" (--quant)
+const char* arith_name(NumFormat a);  // "fp32", "bf16", "fp8", "int8", "int4", "als-potq" (--quant)
 bool parse_arith(const std::string& s, NumFormat* out);
+std::string arith_choices();          // "fp32|bf16|fp8|int8|int4|als-potq"
 
 struct Tensor {
   std::vector<float> v;

@@ -1,4 +1,4 @@
-// mfsim train --model {mlp,cnn} --quant {fp32,int8,als-potq} --epochs N --batch B --seed S
+// mfsim train --model {mlp,cnn} --quant {fp32,bf16,fp8,int8,int4,als-potq} --epochs N --batch B --seed S
 //             [--lr X] [--train-limit N] [--no-wbc] [--no-prc] [--trace-out FILE [--trace-step K]]
 //             --report FILE.json
 #include <fmt/format.h>
@@ -19,7 +19,7 @@ int cmd_train(const Args& args) {
   opts.add_options()
       ("model", po::value<std::string>()->default_value("mlp"), "mlp (784-256-128-10), cnn (2 conv + 2 fc), cnn-bn (the cnn with batch normalisation) or resnet8")
       ("spec", po::value<std::string>(), "custom network, e.g. conv:16:5:1:2,relu,maxpool:2,flatten,fc:10")
-      ("quant", po::value<std::string>()->default_value("als-potq"), "fp32|int8|als-potq")
+      ("quant", po::value<std::string>()->default_value("als-potq"), "fp32|bf16|fp8|int8|int4|als-potq")
       ("epochs", po::value<int>()->default_value(5), "training epochs")
       ("batch", po::value<int>()->default_value(64), "mini-batch size")
       ("seed", po::value<std::uint64_t>()->default_value(1), "seed of initialisation, shuffling and rounding")
@@ -47,8 +47,8 @@ int cmd_train(const Args& args) {
   o.model = vm["model"].as<std::string>();
   if (vm.count("spec") != 0) o.spec = vm["spec"].as<std::string>();
   if (!parse_arith(vm["quant"].as<std::string>(), &o.arith)) {
-    throw InputError(fmt::format("train: --quant: unknown value \"{}\"; expected fp32|int8|als-potq",
-                                 vm["quant"].as<std::string>()));
+    throw InputError(fmt::format("train: --quant: unknown value \"{}\"; expected {}",
+                                 vm["quant"].as<std::string>(), arith_choices()));
   }
   auto positive = [&](const char* name) {
     int v = vm[name].as<int>();
