@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   std::int64_t M = argc > 5 ? std::atoll(argv[5]) : 256, N = argc > 6 ? std::atoll(argv[6]) : 256,
                K = argc > 7 ? std::atoll(argv[7]) : 2048;
   SimConfig cfg;
-  cfg.array = array == "int8" ? ArrayKind::kInt8 : array == "fp32" ? ArrayKind::kFp32 : ArrayKind::kMfMac;
+  cfg.array = &pe_type(array);
   cfg.dataflow = df == "ws" ? Dataflow::kWs : df == "is" ? Dataflow::kIs : Dataflow::kOs;
   cfg.rows = R;
   cfg.cols = C;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <map>
 
+#include "sim/pe_type.h"
+
 namespace mfsim {
 
 using ojson = nlohmann::ordered_json;
@@ -17,30 +19,8 @@ const std::vector<const char*>& energy_components() {
 
 QuantOps quant_ops(const std::string& array, double act, double wgt, double err, int wbc_iterations,
                    int prc_candidates) {
-  QuantOps q;
-  if (array == "fp32") return q;
-  const double all = act + wgt + err;
-  if (array == "mfmac") {
-    // ALS scale: one comparison per element (max |x|). Rounding: the mantissa against the
-    // threshold (a comparison) and the PoT code from the exponent (a small subtraction).
-    q.compare32 += all * 2;
-    q.exp_sub8 += all;
-    q.rng16 += err;      // stochastic rounding of the errors
-    q.compare32 += err;  // ... against the random number
-    // WBC: bisection over t, each iteration re-rounds and sums |Q(w)|; plus sum |w| once.
-    q.compare32 += wgt * wbc_iterations;
-    q.fp32_add += wgt * (wbc_iterations + 1);
-    // PRC: each candidate offset re-quantizes and accumulates |x - Q(x)|.
-    q.compare32 += all * prc_candidates;
-    q.exp_sub8 += all * prc_candidates;
-    q.fp32_add += all * prc_candidates * 2;
-  } else {  // int8: max search, x * (127 / max), round to an integer
-    q.compare32 += all;
-    q.fp32_mul += all;
-    q.fp32_add += all;
-    q.rng16 += err;
-  }
-  return q;
+  const PeType& pe = pe_type(array);
+  return pe.quant_ops == nullptr ? QuantOps{} : pe.quant_ops(act, wgt, err, wbc_iterations, prc_candidates);
 }
 
 namespace {
@@ -55,20 +35,12 @@ std::vector<EnergyItem> energy_items(const ojson& cfg, const ojson& ev,
   auto add = [&](const char* comp, const char* action, double count, const char* unit, double per) {
     items.push_back(EnergyItem{comp, action, count, unit, per, count * per});
   };
-  const std::string array = cfg.at("array.kind").get<std::string>();
+  const PeType& pe = pe_type(cfg.at("array.kind").get<std::string>());
   const int acc_bits = cfg.at("pe.acc_bits").get<int>();
-  if (array == "mfmac") {
-    add("pe_arithmetic", "xor", num(ev, "mfmac_xor"), "ops", t.xor1);
-    add("pe_arithmetic", "exponent_add", num(ev, "mfmac_exp_add"), "ops", t.int4_add);
-    add("pe_arithmetic", "onehot_decode", num(ev, "mfmac_decode"), "ops", t.onehot_decode);
-    add("pe_arithmetic", "accumulate", num(ev, "mfmac_acc_add"), "ops", t.int_add(acc_bits));
-  } else if (array == "int8") {
-    add("pe_arithmetic", "multiply", num(ev, "int8_mul"), "ops", t.int8_mul);
-    add("pe_arithmetic", "accumulate", num(ev, "int8_add"), "ops", t.int_add(acc_bits));
-  } else {
-    add("pe_arithmetic", "multiply", num(ev, "fp32_mul"), "ops", t.fp32_mul);
-    add("pe_arithmetic", "add", num(ev, "fp32_add"), "ops", t.fp32_add);
-    add("pe_arithmetic", "fma", num(ev, "fp32_fma"), "ops", t.fp32_fma);
+  // The PE type's ops, each priced by its table row (an integer add at the accumulator's width).
+  for (const PeOp& op : pe.ops) {
+    const double per = std::string(op.table_row) == "int_add" ? t.int_add(acc_bits) : t.op(op.table_row);
+    add("pe_arithmetic", op.action, num(ev, op.counter), "ops", per);
   }
   // Products with a zero operand skip the arithmetic when pe.zero_gating is on (every array).
   const bool gating = cfg.value("pe.zero_gating", true);
@@ -90,7 +62,7 @@ std::vector<EnergyItem> energy_items(const ojson& cfg, const ojson& ev,
   }
   add("dram", "read", num(ev, "dram_read_bytes"), "bytes", t.dram_pj_per_byte());
   add("dram", "write", num(ev, "dram_write_bytes"), "bytes", t.dram_pj_per_byte());
-  if (array != "fp32") {
+  if (pe.quant_ops != nullptr) {
     add("quantization", "compare", q.compare32, "ops", t.int_add(32));
     add("quantization", "exponent_subtract", q.exp_sub8, "ops", t.int_add(8));
     add("quantization", "fp32_add", q.fp32_add, "ops", t.fp32_add);

@@ -25,15 +25,9 @@ struct EnergyItem {
   double pj = 0;
 };
 
-// Quantizer operations of one GEMM record (all `repeat` copies), by the accounting of
-// docs/energy-accounting.md.
-struct QuantOps {
-  double compare32 = 0;  // magnitude comparisons (max search, rounding threshold, WBC, PRC)
-  double exp_sub8 = 0;   // exponent subtractions (PoT code from the float exponent)
-  double fp32_add = 0;   // FP32 sums (WBC magnitude sums, PRC errors, INT8 rounding)
-  double fp32_mul = 0;   // INT8 scaling x * 127 / max
-  double rng16 = 0;      // 16-bit random numbers for stochastic rounding
-};
+// Quantizer operations of one GEMM record (all `repeat` copies) for the training arithmetic of
+// `array_kind` (QuantOps and each PE type's rule: sim/pe_type.h, sim/pe/*.cpp; accounting:
+// docs/energy-accounting.md).
 // `activations`, `weights`, `errors`: elements the step quantizes for this record (the report's
 // per-GEMM `quantized_elements`, traces/trace.h quantized_elements()).
 QuantOps quant_ops(const std::string& array_kind, double activations, double weights, double errors,

@@ -11,6 +11,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/json_fields.h"
+#include "sim/pe_type.h"
 
 namespace mfsim {
 
@@ -33,13 +34,21 @@ struct ActionRule {
   bool required;
 };
 
+// The rows a table must have: the memories, registers and the quantizers' operations (FP32 add
+// and multiply, integer adds), and every row a registered PE type prices its ops with
+// (sim/pe/*.cpp). fp32_fma may be left out: it is then the sum of multiply and add.
 const std::map<std::string, ActionRule>& action_rules() {
-  static const std::map<std::string, ActionRule> r = {
-      {"fp32_mul", {"pJ", true}},   {"fp32_add", {"pJ", true}},      {"fp32_fma", {"pJ", false}},
-      {"int8_mul", {"pJ", true}},   {"int_add", {"pJ", true}},       {"int4_add", {"pJ", true}},
-      {"xor", {"pJ", true}},        {"onehot_decode", {"pJ", true}}, {"register", {"pJ/bit", true}},
-      {"sram", {"pJ/access", true}}, {"dram", {"pJ/access", true}},
-  };
+  static const std::map<std::string, ActionRule> r = [] {
+    std::map<std::string, ActionRule> m = {
+        {"fp32_mul", {"pJ", true}},      {"fp32_add", {"pJ", true}},       {"fp32_fma", {"pJ", false}},
+        {"int_add", {"pJ", true}},       {"register", {"pJ/bit", true}},   {"sram", {"pJ/access", true}},
+        {"dram", {"pJ/access", true}},
+    };
+    for (const PeType* p : pe_types()) {
+      for (const PeOp& op : p->ops) m.emplace(op.table_row, ActionRule{"pJ", true});
+    }
+    return m;
+  }();
   return r;
 }
 
@@ -124,6 +133,7 @@ EnergyTable parse_energy_table(const std::string& text, const std::string& origi
       t.dram_access = x.value;
       t.dram_bits = x.bits;
     }
+    if (x.action != "sram" && x.action != "dram" && x.action != "register") t.op_pj[x.action] = x.value;
     t.entries.push_back(std::move(x));
   }
   f.finish();
@@ -133,6 +143,7 @@ EnergyTable parse_energy_table(const std::string& text, const std::string& origi
     }
   }
   if (t.fma_derived) t.fp32_fma = t.fp32_mul + t.fp32_add;
+  t.op_pj["fp32_fma"] = t.fp32_fma;
   std::sort(t.sram_points.begin(), t.sram_points.end());
   return t;
 }
@@ -154,6 +165,12 @@ EnergyTable load_energy_table(const std::string& name_or_path) {
 }
 
 double EnergyTable::int_add(int bits) const { return int_add_value * bits / int_add_bits; }
+
+double EnergyTable::op(const std::string& action) const {
+  auto it = op_pj.find(action);
+  if (it == op_pj.end()) throw InputError(fmt::format("{}: no row for action \"{}\"", origin, action));
+  return it->second;
+}
 
 double EnergyTable::sram_pj_per_bit(double capacity) const {
   const auto& p = sram_points;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,6 +29,9 @@ struct EnergyTable {
   int int_add_bits = 32, dram_bits = 64, sram_bits = 64;
   bool fma_derived = true;
   std::vector<std::pair<double, double>> sram_points;  // (capacity bytes, pJ per access), sorted
+  std::map<std::string, double> op_pj;  // every per-operation row by action (fp32_fma derived if absent)
+
+  double op(const std::string& action) const;       // a per-operation row; InputError if the table lacks it
 
   double int_add(int bits) const;                   // linear in width
   double sram_pj_per_bit(double capacity_bytes) const;  // log-log interpolation

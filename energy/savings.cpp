@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "energy/energy_model.h"
+#include "sim/pe_type.h"
 
 namespace mfsim {
 
@@ -115,8 +116,8 @@ std::string savings_text(const ojson& r) {
     out += fmt::format("\nenergy table: {}\n", it.key());
     out += fmt::format("{:<7}{:>14}{:>8}{:>14}{:>14}{:>13}{:>14}{:>11}\n", "array", "cycles", "util", "arith pJ/MAC",
                        "total pJ/MAC", "total uJ", "saving arith", "total");
-    for (ArrayKind kind : kArrayKinds) {
-      const char* a = array_kind_name(kind);
+    for (const PeType* pe : pe_types()) {
+      const char* a = pe->name;
       if (!t["energy_pj"].contains(a)) continue;
       const ojson& e = t["energy_pj"][a];
       const ojson& arr = r["arrays"][a];
@@ -148,22 +149,26 @@ std::string savings_text(const ojson& r) {
 std::string savings_html(const ojson& r) {
   const std::string table = r["energy_table"].get<std::string>();
   const ojson& en = r["energy_pj"];
-  std::vector<const char*> arrays;
-  for (ArrayKind kind : kArrayKinds) arrays.push_back(array_kind_name(kind));
+  std::vector<const PeType*> arrays;  // the arrays of the report, in registry order
+  for (const PeType* pe : pe_types()) {
+    if (en.contains(pe->name)) arrays.push_back(pe);
+  }
   // Chart 1: energy per MAC by component (stacked). Chart 2: MAC arithmetic per MAC.
   double max_total = 0, max_arith = 0;
-  for (const char* a : arrays) {
-    max_total = std::max(max_total, en[a]["per_mac"].get<double>());
-    max_arith = std::max(max_arith, en[a]["arithmetic_per_mac"].get<double>());
+  for (const PeType* pe : arrays) {
+    max_total = std::max(max_total, en[pe->name]["per_mac"].get<double>());
+    max_arith = std::max(max_arith, en[pe->name]["arithmetic_per_mac"].get<double>());
   }
   const int left = 70, width = 560, bar_h = 34, gap = 18;
   auto chart = [&](const std::string& title, bool stacked) {
     const double scale = width / (stacked ? max_total : max_arith);
     std::string s = fmt::format("<h2>{}</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
                                 "font-family=\"sans-serif\" font-size=\"13\">\n",
-                                html_escape(title), left + width + 130, 3 * (bar_h + gap) + 10);
+                                html_escape(title), left + width + 130,
+                                static_cast<int>(arrays.size()) * (bar_h + gap) + 10);
     int y = 5;
-    for (const char* a : arrays) {
+    for (const PeType* pe : arrays) {
+      const char* a = pe->name;
       s += fmt::format("<text x=\"0\" y=\"{}\">{}</text>\n", y + bar_h / 2 + 5, a);
       double x = left;
       if (stacked) {
@@ -180,8 +185,8 @@ std::string savings_html(const ojson& r) {
                          en[a]["per_mac"].get<double>());
       } else {
         double v = en[a]["arithmetic_per_mac"].get<double>();
-        // One colour per arithmetic, as in scripts/plot_sweep.py: FP32 grey, INT8 blue, MF-MAC red.
-        const char* color = std::string(a) == "fp32" ? "#7f7f7f" : std::string(a) == "int8" ? "#1f77b4" : "#d62728";
+        // One colour per arithmetic (the PE type's, as in scripts/plot_sweep.py).
+        const char* color = pe->color;
         s += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{:.2f}\" height=\"{}\" fill=\"{}\"/>\n", left, y, v * scale,
                          bar_h, color);
         s += fmt::format("<text x=\"{:.1f}\" y=\"{}\">{:.4g} pJ/MAC</text>\n", left + v * scale + 6, y + bar_h / 2 + 5, v);
@@ -199,7 +204,9 @@ std::string savings_html(const ojson& r) {
   legend += "</p>\n";
   std::string rows;
   for (auto it = r["by_table"].begin(); it != r["by_table"].end(); ++it) {
-    for (const char* a : {"int8", "mfmac"}) {
+    for (const PeType* pe : arrays) {
+      const char* a = pe->name;
+      if (!it.value()["savings_vs_fp32"].contains(a)) continue;
       const ojson& s = it.value()["savings_vs_fp32"][a];
       rows += fmt::format("<tr><td>{}</td><td>{}</td><td>{:.2f}%</td><td>{:.2f}%</td><td>{:.2f}%</td></tr>\n",
                           html_escape(it.key()), a, 100 * s["arithmetic"].get<double>(),
@@ -217,7 +224,8 @@ std::string savings_html(const ojson& r) {
   html += chart("Energy per MAC by component (" + table + ")", true) + legend;
   html += chart("MAC arithmetic only, per MAC (the paper's scope)", false);
   std::string arrays_rows;
-  for (const char* a : arrays) {
+  for (const PeType* pe : arrays) {
+    const char* a = pe->name;
     const ojson& arr = r["arrays"][a];
     arrays_rows += fmt::format("<tr><td>{}</td><td>{}</td><td>{:.1f}%</td><td>{:.1f}</td></tr>\n", a,
                                arr["cycles"]["total"].get<std::uint64_t>(), 100 * arr["utilization"].get<double>(),
@@ -233,7 +241,8 @@ std::string savings_html(const ojson& r) {
   html += "<h2>Mapping per GEMM</h2>\n<p>Tile sizes and loop order the mapper chose (docs/mapping.md), DRAM bytes "
           "against the compulsory minimum (every operand read once, every output written once; feature maps for "
           "convolutions read on chip) and the stall share of the GEMM's cycles.</p>\n";
-  for (const char* a : arrays) {
+  for (const PeType* pe : arrays) {
+    const char* a = pe->name;
     const ojson& arr = r["arrays"][a];
     if (!arr.contains("gemms") || arr["gemms"].empty()) continue;
     std::string body;

@@ -30,18 +30,7 @@ const std::vector<CounterInfo>& counter_registry() {
   static const std::vector<CounterInfo> r = {
       {"mac_slots", &EventCounts::mac_slots, "products", "products scheduled on PEs (M*N*K)"},
       {"products_zero", &EventCounts::products_zero, "products",
-       "products with a zero operand; on MF-MAC PEs they are zero-gated (no XOR, add or accumulate)"},
-      {"mfmac_xor", &EventCounts::mfmac_xor, "ops", "1-bit sign XORs of MF-MAC products"},
-      {"mfmac_exp_add", &EventCounts::mfmac_exp_add, "ops",
-       "3-bit + 3-bit exponent additions (the INT4 adds) of MF-MAC products"},
-      {"mfmac_decode", &EventCounts::mfmac_decode, "ops", "exponent-to-one-hot decodes"},
-      {"mfmac_acc_add", &EventCounts::mfmac_acc_add, "ops",
-       "accumulator additions of one-hot terms (pe.acc_bits wide)"},
-      {"int8_mul", &EventCounts::int8_mul, "ops", "8 x 8-bit multiplications"},
-      {"int8_add", &EventCounts::int8_add, "ops", "accumulator additions (pe.acc_bits wide)"},
-      {"fp32_mul", &EventCounts::fp32_mul, "ops", "FP32 multiplications (multiply-then-add PEs)"},
-      {"fp32_add", &EventCounts::fp32_add, "ops", "FP32 additions (multiply-then-add PEs)"},
-      {"fp32_fma", &EventCounts::fp32_fma, "ops", "FP32 fused multiply-adds (pe.fp32_fma)"},
+       "products with a zero operand; under pe.zero_gating they do no arithmetic and write no accumulator"},
       {"reg_operand_write_bits", &EventCounts::reg_operand_write_bits, "bits",
        "writes of valid data into operand pipeline and stationary registers"},
       {"reg_acc_write_bits", &EventCounts::reg_acc_write_bits, "bits",
@@ -65,12 +54,14 @@ const std::vector<CounterInfo>& counter_registry() {
 
 EventCounts& EventCounts::operator+=(const EventCounts& o) {
   for (const auto& c : counter_registry()) this->*c.member = checked_add(this->*c.member, o.*c.member, c.name);
+  for (std::size_t i = 0; i < pe_ops.size(); ++i) pe_ops[i] = checked_add(pe_ops[i], o.pe_ops[i], "pe arithmetic ops");
   return *this;
 }
 
 EventCounts EventCounts::scaled(std::uint64_t factor) const {
   EventCounts e = *this;
   for (const auto& c : counter_registry()) e.*c.member = checked_mul(e.*c.member, factor, c.name);
+  for (auto& v : e.pe_ops) v = checked_mul(v, factor, "pe arithmetic ops");
   return e;
 }
 
@@ -78,7 +69,20 @@ bool EventCounts::operator==(const EventCounts& o) const {
   for (const auto& c : counter_registry()) {
     if (this->*c.member != o.*c.member) return false;
   }
-  return true;
+  return pe_ops == o.pe_ops;
+}
+
+std::vector<NamedCount> named_counts(const PeType& pe, const EventCounts& e) {
+  std::vector<NamedCount> out;
+  for (const auto& c : counter_registry()) {
+    out.push_back(NamedCount{c.name, e.*c.member, c.unit, c.description});
+    if (c.member == &EventCounts::products_zero) {
+      for (std::size_t i = 0; i < pe.ops.size(); ++i) {
+        out.push_back(NamedCount{pe.ops[i].counter, e.pe_ops[i], "ops", pe.ops[i].description});
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace mfsim

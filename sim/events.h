@@ -1,22 +1,22 @@
 // Event counters of one simulation: everything the energy model (energy/) needs, and nothing
-// that holds an energy constant. Each counter is registered once (name, unit, description) in
-// counter_registry(); reports list them from there in a fixed order.
+// that holds an energy constant. Each common counter is registered once (name, unit,
+// description) in counter_registry(); the PE arithmetic's own counters are declared by the PE
+// type (sim/pe_type.h) and held in pe_ops. Reports list them in a fixed order (counter_names()).
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <utility>
 #include <vector>
+
+#include "sim/pe_type.h"
 
 namespace mfsim {
 
 struct EventCounts {
   std::uint64_t mac_slots = 0;        // products scheduled on PEs (M*N*K per GEMM)
-  std::uint64_t products_zero = 0;    // products with a zero operand (MF-MAC: zero-gated)
-  std::uint64_t mfmac_xor = 0;        // sign XORs (MF-MAC, non-gated products)
-  std::uint64_t mfmac_exp_add = 0;    // 3-bit + 3-bit exponent additions
-  std::uint64_t mfmac_decode = 0;     // exponent-to-one-hot decodes
-  std::uint64_t mfmac_acc_add = 0;    // accumulator additions of one-hot terms
-  std::uint64_t int8_mul = 0, int8_add = 0;
-  std::uint64_t fp32_mul = 0, fp32_add = 0, fp32_fma = 0;
+  std::uint64_t products_zero = 0;    // products with a zero operand (zero-gated under pe.zero_gating)
+  PeOpCounts pe_ops{};                // the PE type's arithmetic actions, in its declared order
   std::uint64_t reg_operand_write_bits = 0;  // operand pipeline and stationary registers
   std::uint64_t reg_acc_write_bits = 0;      // accumulator / partial-sum registers
   std::uint64_t pe_cycles_busy = 0;          // PE-cycles with a scheduled product
@@ -44,5 +44,15 @@ struct CounterInfo {
 };
 
 const std::vector<CounterInfo>& counter_registry();
+
+// Every counter of a run on PE type `pe`, in report order: mac_slots, products_zero, the PE's
+// own ops, then the rest of the registry; with its unit and description.
+struct NamedCount {
+  std::string name;
+  std::uint64_t value;
+  const char* unit;
+  const char* description;
+};
+std::vector<NamedCount> named_counts(const PeType& pe, const EventCounts& e);
 
 }  // namespace mfsim

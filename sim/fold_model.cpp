@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "sim/pe_type.h"
+
 #include "common/error.h"
 
 namespace mfsim {
@@ -81,12 +83,8 @@ void FoldPlan::init() {
 
 ArrayWidths array_widths(const SimConfig& cfg) {
   ArrayWidths w;
-  switch (cfg.array) {
-    case ArrayKind::kMfMac: w.operand = 4; break;
-    case ArrayKind::kInt8: w.operand = 8; break;
-    case ArrayKind::kFp32: w.operand = 32; break;
-  }
-  if (cfg.array == ArrayKind::kFp32) {
+  w.operand = cfg.array->operand_bits;
+  if (!cfg.array->integer_acc) {
     w.output = w.acc_register = 32;
   } else {
     w.acc_register = cfg.accumulator.bits;
@@ -683,21 +681,20 @@ void add_sram_transfer_events(const Fold& f, EventCounts& e) {
   e.sram_c_read_bits += f.store_c_bytes * 8;
 }
 
+void add_edge_read_events(Dataflow d, std::uint64_t west, std::uint64_t top, std::uint64_t operand_bits,
+                          EventCounts& e) {
+  const bool west_is_a = d != Dataflow::kIs;
+  (west_is_a ? e.sram_a_read_bits : e.sram_b_read_bits) += west * operand_bits;
+  (west_is_a ? e.sram_b_read_bits : e.sram_a_read_bits) += top * operand_bits;
+}
+
 void arithmetic_events(const SimConfig& cfg, std::uint64_t slots, std::uint64_t zero, EventCounts& e,
                        std::uint64_t& acc_writes) {
   e.products_zero = zero;
   const std::uint64_t executed = cfg.zero_gating ? slots - zero : slots;
-  switch (cfg.array) {
-    case ArrayKind::kMfMac: e.mfmac_xor = e.mfmac_exp_add = e.mfmac_decode = e.mfmac_acc_add = executed; break;
-    case ArrayKind::kInt8: e.int8_mul = e.int8_add = executed; break;
-    case ArrayKind::kFp32:
-      if (cfg.fp32_fma) {
-        e.fp32_fma = executed;
-      } else {
-        e.fp32_mul = e.fp32_add = executed;
-      }
-      break;
-  }
+  const PeType& pe = *cfg.array;
+  pe.count_ops(cfg, executed, e.pe_ops);
+  for (std::size_t i = pe.ops.size(); i < e.pe_ops.size(); ++i) e.pe_ops[i] = 0;
   // OS accumulators are written by every executed product (WS/IS partial-sum registers are
   // written every slot: the partial sum moves down the column whether or not it changed).
   if (cfg.dataflow == Dataflow::kOs) acc_writes = checked_add(acc_writes, executed, "reg_acc_write_bits");
@@ -726,8 +723,7 @@ EventCounts analytic_events(const FoldPlan& plan, const GemmTiming& timing,
     if (os) {
       ow = 2 * slots;
       aw = c * r * (r - 1) / 2;  // output drain shifts (accumulate writes added below)
-      x.sram_a_read_bits = r * t * ob;
-      x.sram_b_read_bits = c * t * ob;
+      add_edge_read_events(cfg.dataflow, r * t, c * t, ob, x);  // west and north streams
       x.sram_c_write_bits = r * c * outb;
       if (!f.first_k) {  // partial-sum preload: shifts down the columns, read from the C buffer
         aw += c * r * (r + 1) / 2;
@@ -736,9 +732,7 @@ EventCounts analytic_events(const FoldPlan& plan, const GemmTiming& timing,
     } else {
       ow = c * r * (r + 1) / 2 + slots;  // stationary preload, streamed operand
       aw = slots;                        // partial sums
-      const std::uint64_t stream_bits = r * t * ob, stationary_bits = r * c * ob;
-      (cfg.dataflow == Dataflow::kWs ? x.sram_a_read_bits : x.sram_b_read_bits) = stream_bits;
-      (cfg.dataflow == Dataflow::kWs ? x.sram_b_read_bits : x.sram_a_read_bits) = stationary_bits;
+      add_edge_read_events(cfg.dataflow, r * t, r * c, ob, x);  // west stream, stationary preload
       x.sram_c_write_bits = t * c * outb;
       if (!f.first_k) x.sram_c_read_bits = t * c * outb;
     }

@@ -258,9 +258,16 @@ GemmTiming analytic_timing_per_fold(const FoldPlan& plan);
 // C buffers, stores read the C buffer.
 void add_sram_transfer_events(const Fold& f, EventCounts& e);
 
+// The edge-feed rule (one rule for both models): the west edge streams operand A in OS and WS and
+// operand B in IS; the top edge (OS: the north stream; WS, IS: the stationary preload) reads the
+// other. Adds the SRAM reads of `west` and `top` edge feeds of `operand_bits` each.
+void add_edge_read_events(Dataflow d, std::uint64_t west, std::uint64_t top, std::uint64_t operand_bits,
+                          EventCounts& e);
+
 // The arithmetic events of `slots` scheduled products of which `zero` have a zero operand (the
-// one rule for the closed form and the cycle-stepped array): sets products_zero and the
-// array's arithmetic counters, and adds the OS accumulator writes to `acc_writes`.
+// one rule for the closed form and the cycle-stepped array): sets products_zero and the PE
+// type's op counters (EventCounts::pe_ops, sim/pe_type.h), and adds the OS accumulator writes
+// to `acc_writes`.
 void arithmetic_events(const SimConfig& cfg, std::uint64_t slots, std::uint64_t zero, EventCounts& e,
                        std::uint64_t& acc_writes);
 

@@ -83,7 +83,7 @@ std::uint64_t tiled_dram_bytes(const FoldPlan& plan) {
 
 bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& conv, TileMapping* out) {
   const std::string key =
-      fmt::format("{} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {}", shape.m, shape.n, shape.k, static_cast<int>(cfg.array),
+      fmt::format("{} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {}", shape.m, shape.n, shape.k, cfg.array->name,
                   static_cast<int>(cfg.dataflow), cfg.rows, cfg.cols, cfg.mac_latency, cfg.accumulator.bits,
                   cfg.sram_a_bytes, cfg.sram_b_bytes, cfg.sram_c_bytes, cfg.dram_bytes_per_cycle,
                   static_cast<int>(cfg.map_objective), cfg.fp32_fma, cfg.overlap);

@@ -13,15 +13,6 @@
 
 namespace mfsim {
 
-const char* to_string(ArrayKind a) {
-  switch (a) {
-    case ArrayKind::kMfMac: return "mfmac";
-    case ArrayKind::kInt8: return "int8";
-    case ArrayKind::kFp32: return "fp32";
-  }
-  return "?";
-}
-
 const char* to_string(Dataflow d) {
   switch (d) {
     case Dataflow::kOs: return "os";
@@ -32,9 +23,15 @@ const char* to_string(Dataflow d) {
 }
 
 const std::vector<ParamSpec>& param_specs() {
+  // The PE types come from the registry (sim/pe_type.h).
+  static const std::string kind_choices = pe_type_names();
+  static const std::string kind_description = [] {
+    std::string d = "PE arithmetic:";
+    for (const PeType* p : pe_types()) d += fmt::format(" {} ({}){}", p->name, p->title, p == pe_types().back() ? "" : ",");
+    return d;
+  }();
   static const std::vector<ParamSpec> specs = {
-      {"array.kind", ParamType::kChoice, "mfmac", "", 0, 0, "mfmac|int8|fp32",
-       "PE arithmetic: MF-MAC (PoT4 operands), INT8 multiply-accumulate, or FP32"},
+      {"array.kind", ParamType::kChoice, "mfmac", "", 0, 0, kind_choices.c_str(), kind_description.c_str()},
       {"array.rows", ParamType::kInt, "32", "PEs", 1, 4096, nullptr, "rows R of the systolic array"},
       {"array.cols", ParamType::kInt, "32", "PEs", 1, 4096, nullptr,
        "columns C of the systolic array"},
@@ -259,8 +256,7 @@ void ParamSet::load_config_text(const std::string& content, const std::string& p
 
 SimConfig ParamSet::build() const {
   SimConfig c;
-  const std::string& kind = values_.at("array.kind");
-  c.array = kind == "mfmac" ? ArrayKind::kMfMac : kind == "int8" ? ArrayKind::kInt8 : ArrayKind::kFp32;
+  c.array = &pe_type(values_.at("array.kind"));
   c.rows = std::stoi(values_.at("array.rows"));
   c.cols = std::stoi(values_.at("array.cols"));
   const std::string& df = values_.at("array.dataflow");

@@ -14,17 +14,11 @@
 #include <vector>
 
 #include "models/accumulator.h"
+#include "sim/pe_type.h"
 
 namespace mfsim {
 
-enum class ArrayKind : std::uint8_t { kMfMac = 0, kInt8 = 1, kFp32 = 2 };
 enum class Dataflow : std::uint8_t { kOs = 0, kWs = 1, kIs = 2 };
-const char* to_string(ArrayKind a);
-// Every array type, the FP32 baseline first: the order of compare and sweep reports.
-constexpr ArrayKind kArrayKinds[] = {ArrayKind::kFp32, ArrayKind::kInt8, ArrayKind::kMfMac};
-constexpr const char* array_kind_name(ArrayKind a) {
-  return a == ArrayKind::kMfMac ? "mfmac" : a == ArrayKind::kInt8 ? "int8" : "fp32";
-}
 const char* to_string(Dataflow d);
 
 enum class ParamType : std::uint8_t { kInt, kNumber, kChoice, kBool, kTiles };
@@ -72,7 +66,7 @@ const ParamSpec* find_param(const std::string& name);
 
 // Plain configuration of one simulation (all validated).
 struct SimConfig {
-  ArrayKind array = ArrayKind::kMfMac;
+  const PeType* array = &pe_type("mfmac");  // the PE type (array.kind), from the registry
   int rows = 32, cols = 32;
   Dataflow dataflow = Dataflow::kOs;
   int mac_latency = 1;                 // cycles

@@ -1,7 +1,13 @@
 // PE arithmetic policies of the systolic array (sim/array_core.h). The array code is shared;
 // a policy says what an operand register holds, what a partial sum is, and what one PE does
 // with an operand pair. Every operand register carries a valid bit, so bubbles (fill, drain,
-// skew) are never mistaken for data.
+// skew) are never mistaken for data. A PE type (sim/pe_type.h) picks a policy: MF-MAC; integer
+// multiply-accumulate (INT8, INT4); binary32 multiply-add (FP32, and BF16 and FP8, whose products
+// are exact in binary32).
+//
+// Each policy has: Op (the register), Acc (a partial sum), kBubble, kHolds (which operand vector
+// of GemmOperands it reads: PoT4 codes, integers or floats), make(value) and value(op) (for the
+// waveform), and Pe::mac.
 #pragma once
 
 #include <array>
@@ -10,6 +16,8 @@
 
 #include "models/accumulator.h"
 #include "models/mfmac.h"
+#include "models/number_format.h"
+#include "models/pot4.h"
 
 namespace mfsim {
 
@@ -31,8 +39,10 @@ struct MfMacPolicy {
   using Op = std::uint8_t;
   using Acc = std::int64_t;
   static constexpr Op kBubble = 0;
+  static constexpr FormatKind kHolds = FormatKind::kPot4;
   static constexpr Op make(Pot4Code c) { return static_cast<Op>(0x10 | (c & 0xF)); }
   static unsigned valid(Op o) { return o >> 4; }
+  static double value(Op o) { return (o >> 4) != 0 ? pot4_int(o & 0xF) : 0.0; }
 
   // One table entry per register pair (a << 5 | b): everything a PE needs in one load.
   struct Entry {
@@ -83,16 +93,18 @@ struct MfMacPolicy {
   };
 };
 
-// INT8: 8 x 8-bit multiply, integer accumulation (pe.acc_bits).
-struct Int8Policy {
+// Integer multiply (INT8: 8 x 8 bits; INT4: 4 x 4 bits), integer accumulation (pe.acc_bits).
+struct IntMacPolicy {
   struct Op {
     std::int16_t v;
     std::uint8_t valid;
   };
   using Acc = std::int64_t;
   static constexpr Op kBubble{0, 0};
+  static constexpr FormatKind kHolds = FormatKind::kInt;
   static constexpr Op make(int v) { return Op{static_cast<std::int16_t>(v), 1}; }
   static unsigned valid(Op o) { return o.valid; }
+  static double value(Op o) { return o.v; }
 
   struct Pe {
     AccumulatorSpec spec;
@@ -114,16 +126,20 @@ struct Int8Policy {
   };
 };
 
-// FP32: multiply then add (two roundings) or fused multiply-add (one rounding).
-struct Fp32Policy {
+// Binary32 multiply then add (two roundings) or fused multiply-add (one rounding). Narrow float
+// operands (BF16, FP8) are held as their exact binary32 values: their products are exact, so
+// multiply-then-add and FMA agree and the PE is a narrow multiplier with an FP32 accumulator.
+struct FloatMacPolicy {
   struct Op {
     float v;
     std::uint8_t valid;
   };
   using Acc = float;
   static constexpr Op kBubble{0.0f, 0};
+  static constexpr FormatKind kHolds = FormatKind::kFloat;
   static constexpr Op make(float v) { return Op{v, 1}; }
   static unsigned valid(Op o) { return o.valid; }
+  static double value(Op o) { return o.v; }
 
   struct Pe {
     AccumulatorSpec spec;

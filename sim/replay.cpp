@@ -35,22 +35,16 @@ const char* to_string(SimMode m) {
   return "?";
 }
 
-bool array_represents(ArrayKind a, NumFormat f) {
-  switch (a) {
-    case ArrayKind::kMfMac: return f == NumFormat::kPot4;
-    case ArrayKind::kInt8: return f == NumFormat::kPot4 || f == NumFormat::kInt8;
-    case ArrayKind::kFp32: return true;
-  }
-  return false;
-}
+bool array_represents(const PeType& a, const TraceRecord& r) { return a.can_hold(r.a.format) && a.can_hold(r.b.format); }
 
 namespace {
 
-// Operands of a record in the array's representation. PoT4 codes become their exact integer
-// images (+-2^(m-1), on the grid 2^(E-6)) on the INT8 and FP32 arrays, INT8 values become floats
-// on the FP32 array: the array then computes the recorded integer accumulators exactly (FP32:
-// as long as no partial sum needs rounding).
-GemmOperands to_array_operands(ArrayKind array, const TraceRecord& r, RecordPayload& p) {
+// Operands of a record in the array's representation (what its registers hold: PoT4 codes,
+// integers or binary32 values). PoT4 codes become their exact integer images (+-2^(m-1), on the
+// grid 2^(E-6)) on integer and float arrays; integers become floats on float arrays: the array
+// then computes the recorded integer accumulators exactly (binary32: as long as no partial sum
+// needs rounding). Float formats are decoded to binary32 by the trace reader already.
+GemmOperands to_array_operands(const PeType& array, const TraceRecord& r, RecordPayload& p) {
   GemmOperands ops;
   auto ints = [&](const std::vector<Pot4Code>& pc, const std::vector<std::int8_t>& i8) {
     std::vector<int> v;
@@ -62,17 +56,17 @@ GemmOperands to_array_operands(ArrayKind array, const TraceRecord& r, RecordPayl
     }
     return v;
   };
-  switch (array) {
-    case ArrayKind::kMfMac:
+  switch (array.holds_as) {
+    case FormatKind::kPot4:
       ops.a_pot4 = std::move(p.a_pot4);
       ops.b_pot4 = std::move(p.b_pot4);
       break;
-    case ArrayKind::kInt8:
+    case FormatKind::kInt:
       ops.a_int = ints(p.a_pot4, p.a_int8);
       ops.b_int = ints(p.b_pot4, p.b_int8);
       break;
-    case ArrayKind::kFp32:
-      if (r.format() == NumFormat::kFp32) {
+    case FormatKind::kFloat:
+      if (is_float_format(r.format())) {
         ops.a_f32 = std::move(p.a_fp32);
         ops.b_f32 = std::move(p.b_fp32);
       } else {
@@ -110,9 +104,9 @@ std::string record_name(std::size_t i, const TraceRecord& r) {
   return fmt::format("records[{}] ({} {})", i, r.layer, to_string(r.phase));
 }
 
-ojson events_json(const EventCounts& e) {
+ojson events_json(const PeType& pe, const EventCounts& e) {
   ojson j;
-  for (const auto& c : counter_registry()) j[c.name] = e.*c.member;
+  for (const auto& c : named_counts(pe, e)) j[c.name] = c.value;
   return j;
 }
 
@@ -187,7 +181,7 @@ using TimingCache = std::map<std::string, std::pair<GemmTiming, EventCounts>>;
 void time_record(const SimConfig& cfg, const TraceReader& reader, std::size_t i, GemmOutcome& out,
                  TimingCache& cache) {
   const TraceRecord& r = reader.trace().records[i];
-  const bool measure = r.has_payload && array_represents(cfg.array, r.format());
+  const bool measure = r.has_payload && array_represents(*cfg.array, r);
   const ConvView conv = conv_view(r);
   const std::string key = fmt::format("{} {} {} {} {} {} {} {} {} {} {} {}", r.shape.m, r.shape.n, r.shape.k,
                                       conv.active, static_cast<int>(conv.phase), conv.geo.batch, conv.geo.in_h,
@@ -202,7 +196,7 @@ void time_record(const SimConfig& cfg, const TraceReader& reader, std::size_t i,
     std::uint64_t zeros = 0;
     if (measure) {
       RecordPayload p = reader.read_payload(i);
-      zeros = count_zero_products(r.shape, to_array_operands(cfg.array, r, p));
+      zeros = count_zero_products(r.shape, to_array_operands(*cfg.array, r, p));
       out.zero_measured = true;
     }
     out.events = analytic_events(plan, out.timing, zeros);
@@ -234,7 +228,7 @@ std::vector<std::size_t> choose_modes(const TraceReader& reader, const ReplayOpt
   std::vector<std::size_t> value_records;
   for (std::size_t i = 0; i < trace.records.size(); ++i) {
     const TraceRecord& r = trace.records[i];
-    bool representable = array_represents(cfg.array, r.format());
+    bool representable = array_represents(*cfg.array, r);
     if (cfg.map_pinned) {  // a pinned tiling must fit every GEMM: say which does not, before any work
       try {
         FoldPlan check(cfg, r.shape, conv_view(r));
@@ -252,7 +246,7 @@ std::vector<std::size_t> choose_modes(const TraceReader& reader, const ReplayOpt
         throw InputError(fmt::format("{}: {}: {} operands cannot be represented exactly on the {} "
                                      "array; use --mode timing or auto",
                                      reader.path(), record_name(i, r), to_string(r.format()),
-                                     to_string(cfg.array)));
+                                     cfg.array->name));
       }
     }
     if (opt.mode != SimMode::kTiming && r.has_payload && representable) {
@@ -263,7 +257,7 @@ std::vector<std::size_t> choose_modes(const TraceReader& reader, const ReplayOpt
       if (opt.mode == SimMode::kAuto && r.has_payload && !representable) {
         out[i].note = fmt::format("{} operands cannot be represented exactly on the {} array: "
                                   "timing mode",
-                                  to_string(r.format()), to_string(cfg.array));
+                                  to_string(r.format()), cfg.array->name);
         notes.push_back(fmt::format("{}: {}", record_name(i, r), out[i].note));
       }
     }
@@ -313,8 +307,8 @@ ValueRun run_value_records(const TraceReader& reader, const ReplayOptions& opt,
       std::size_t i = value_records[j];
       jobs.push_back(GemmJob{trace.records[i].shape, conv_view(trace.records[i]), [&, i, j]() {
                                RecordPayload p = reader.read_payload(i);
-                               GemmOperands ops = to_array_operands(cfg.array, trace.records[i], p);
-                               if (cfg.array == ArrayKind::kFp32) fp32_refs_ops[j] = ops;
+                               GemmOperands ops = to_array_operands(*cfg.array, trace.records[i], p);
+                               if (!cfg.array->integer_acc) fp32_refs_ops[j] = ops;
                                expected[j].expected_acc = std::move(p.expected_acc);
                                expected[j].expected_fp32 = std::move(p.expected_fp32);
                                return ops;
@@ -334,21 +328,24 @@ ValueRun run_value_records(const TraceReader& reader, const ReplayOptions& opt,
       g.checked = true;
       if (!res.overflow.empty()) {
         g.mismatch = fmt::format("array accumulator overflow: {}", res.overflow);
-      } else if (cfg.array != ArrayKind::kFp32) {
+      } else if (cfg.array->integer_acc) {
         g.against = "trace";
         g.mismatch = first_mismatch(r.shape, res.out_int, expected[j].expected_acc, "array", "expected");
       } else {
-        // The FP32 array is checked against the FP32 reference GEMM on the same operands, and
-        // against the recorded output where that is the same arithmetic.
+        // A binary32-accumulating array is checked against the FP32 reference GEMM on the same
+        // operands, and against the recorded output where that is the same arithmetic: a float
+        // record (narrow float products are exact, so multiply-add and FMA agree on them; FP32
+        // records need the same pe.fp32_fma), or integers whose sums need no rounding.
         const GemmOperands& ops = fp32_refs_ops[j];
         std::vector<float> ref(res.out_f32.size());
         gemm_fp32_ref(r.shape, ops.a_f32.data(), ops.b_f32.data(), cfg.fp32_fma, ref.data());
         g.against = "fp32_reference";
         g.mismatch = first_mismatch(r.shape, res.out_f32, ref, "array", "expected");
-        if (g.mismatch.empty() && r.format() == NumFormat::kFp32 && r.fp32_fma == cfg.fp32_fma) {
+        if (g.mismatch.empty() && is_float_format(r.format()) &&
+            (r.format() != NumFormat::kFp32 || r.fp32_fma == cfg.fp32_fma)) {
           g.against = "trace";
           g.mismatch = first_mismatch(r.shape, res.out_f32, expected[j].expected_fp32, "array", "expected");
-        } else if (g.mismatch.empty() && r.format() != NumFormat::kFp32) {
+        } else if (g.mismatch.empty() && !is_float_format(r.format())) {
           bool exact = true;  // recorded integers equal the FP32 result if no sum needed rounding
           std::vector<float> want(expected[j].expected_acc.size());
           for (std::size_t e = 0; e < want.size(); ++e) {
@@ -404,7 +401,9 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
                        {"utilization", "fraction of PE-cycles with a scheduled product (0..1)"},
                        {"macs", "multiply-accumulates (M*N*K)"}};
   ojson counters = ojson::object();
-  for (const auto& c : counter_registry()) counters[c.name] = ojson{{"unit", c.unit}, {"description", c.description}};
+  for (const auto& c : named_counts(*cfg.array, EventCounts{})) {
+    counters[c.name] = ojson{{"unit", c.unit}, {"description", c.description}};
+  }
   rep["counters"] = counters;
 
   const double pe_count = static_cast<double>(cfg.rows) * cfg.cols;
@@ -463,7 +462,7 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     j["utilization"] = utilization(g.events.mac_slots, g.timing.total);
     j["macs"] = r.macs();
     j["zero_products_measured"] = g.zero_measured;
-    j["events"] = events_json(g.events);
+    j["events"] = events_json(*cfg.array, g.events);
     // The mapping and the DRAM traffic against the physical minimum.
     const FoldPlan plan(cfg, r.shape, conv_view(r));
     const auto rep_n = static_cast<std::uint64_t>(r.repeat);
@@ -519,7 +518,7 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     j["time_seconds"] = static_cast<double>(t.t.total) / (cfg.clock_mhz * 1e6);
     j["utilization"] = utilization(t.e.mac_slots, t.t.total);
     j["macs"] = t.macs;
-    j["events"] = events_json(t.e);
+    j["events"] = events_json(*cfg.array, t.e);
     j["dram"] = dram_json(t.e, t.compulsory, t.compulsory_gemm);
     return j;
   };

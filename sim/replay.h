@@ -33,8 +33,8 @@ struct ReplayOutcome {
   std::string first_mismatch;    // one line naming the GEMM and the first differing element
 };
 
-// Whether an array can hold a format's values exactly (PoT4 fits INT8 and FP32; INT8 fits FP32).
-bool array_represents(ArrayKind a, NumFormat f);
+// Whether an array's registers hold both operands' values exactly (PeType::holds).
+bool array_represents(const PeType& a, const TraceRecord& r);
 
 ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& options);
 

@@ -8,6 +8,7 @@
 #include "tests/test_util.h"
 
 #include "models/gemm_ref.h"
+#include "models/minifloat.h"
 #include "sim/array_sim.h"
 #include "sim/fold_model.h"
 
@@ -15,7 +16,14 @@ using namespace mfsim;
 
 namespace {
 
-SimConfig config(ArrayKind a, Dataflow d, int rows, int cols, int latency = 1) {
+// The three arrays the tests were written for (their seeds and case counts assume them, in this
+// order); every registered PE type is covered by the tests that loop over pe_types().
+const PeType* const kMfMac = &pe_type("mfmac");
+const PeType* const kInt8 = &pe_type("int8");
+const PeType* const kFp32 = &pe_type("fp32");
+const std::vector<const PeType*> kFirstThree = {kMfMac, kInt8, kFp32};
+
+SimConfig config(const PeType* a, Dataflow d, int rows, int cols, int latency = 1) {
   SimConfig c;
   c.array = a;
   c.dataflow = d;
@@ -34,18 +42,28 @@ struct RandomGemm {
   GemmOperands ops;
 };
 
-RandomGemm random_gemm(std::mt19937& rng, ArrayKind a, GemmShape s, int zero_percent) {
+// Random operands in the array's own format (the first it holds): PoT4 codes, integers of the
+// format's range, or float values of the format (FP32 ones with rounding in their sums, so the
+// accumulation order is exercised).
+RandomGemm random_gemm(std::mt19937& rng, const PeType* a, GemmShape s, int zero_percent) {
   RandomGemm g{s, {}};
-  std::uniform_int_distribution<int> code(0, 15), pct(0, 99), i8(-127, 127), f(-300, 300);
+  const NumFormat fmt = a->holds.front();
+  const int qmax = static_cast<int>(format_info(fmt).max_int);
+  std::uniform_int_distribution<int> code(0, 15), pct(0, 99), iv_dist(-qmax, qmax), f(-300, 300);
   auto na = static_cast<std::size_t>(s.m * s.k), nb = static_cast<std::size_t>(s.k * s.n);
   auto fill = [&](std::size_t n, std::vector<Pot4Code>& p, std::vector<int>& iv, std::vector<float>& fv) {
     for (std::size_t i = 0; i < n; ++i) {
       bool zero = pct(rng) < zero_percent;
-      switch (a) {
-        case ArrayKind::kMfMac: p.push_back(zero ? Pot4Code{0} : static_cast<Pot4Code>(code(rng))); break;
-        case ArrayKind::kInt8: iv.push_back(zero ? 0 : i8(rng)); break;
-        // FP32 values with rounding in their sums: the accumulation order is exercised.
-        case ArrayKind::kFp32: fv.push_back(zero ? 0.0f : static_cast<float>(f(rng)) / 7.0f); break;
+      switch (a->holds_as) {
+        case FormatKind::kPot4: p.push_back(zero ? Pot4Code{0} : static_cast<Pot4Code>(code(rng))); break;
+        case FormatKind::kInt: iv.push_back(zero ? 0 : iv_dist(rng)); break;
+        case FormatKind::kFloat: {
+          const float v = zero ? 0.0f : static_cast<float>(f(rng)) / 7.0f;
+          fv.push_back(fmt == NumFormat::kFp32   ? v
+                       : fmt == NumFormat::kBf16 ? bf16_round(v)
+                                                 : fp8_round(fmt, v / 8.0f));
+          break;
+        }
       }
     }
   };
@@ -59,10 +77,10 @@ void reference(const SimConfig& cfg, const RandomGemm& g, std::vector<std::int64
                std::vector<float>& f32) {
   const GemmShape& s = g.shape;
   auto n = static_cast<std::size_t>(s.m * s.n);
-  if (cfg.array == ArrayKind::kMfMac) {
+  if (cfg.array->holds_as == FormatKind::kPot4) {
     acc.resize(n);
     gemm_pot4_ref(s, g.ops.a_pot4.data(), g.ops.b_pot4.data(), cfg.accumulator, acc.data());
-  } else if (cfg.array == ArrayKind::kInt8) {
+  } else if (cfg.array->holds_as == FormatKind::kInt) {
     std::vector<std::int8_t> a(g.ops.a_int.begin(), g.ops.a_int.end()), b(g.ops.b_int.begin(), g.ops.b_int.end());
     acc.resize(n);
     gemm_int8_ref(s, a.data(), b.data(), cfg.accumulator, acc.data());
@@ -98,10 +116,11 @@ EventCounts check_value_against_closed_form(const SimConfig& cfg, const FoldPlan
     INFO("counter " << c.name);
     CHECK(res.events.*c.member == e.*c.member);
   }
+  CHECK(res.events.pe_ops == e.pe_ops);
   std::vector<std::int64_t> acc;
   std::vector<float> f32;
   reference(cfg, g, acc, f32);
-  if (cfg.array == ArrayKind::kFp32) {
+  if (!cfg.array->integer_acc) {
     CHECK(res.out_f32 == f32);
   } else {
     CHECK(res.out_int == acc);
@@ -124,7 +143,7 @@ TEST_CASE("first and last output cycles of a fold match the closed form", "[timi
           GemmShape s = d == Dataflow::kOs   ? GemmShape{r, c, t}
                         : d == Dataflow::kWs ? GemmShape{t, c, r}
                                              : GemmShape{c, t, r};
-          SimConfig cfg = config(ArrayKind::kMfMac, d, rows, cols, latency);
+          SimConfig cfg = config(kMfMac, d, rows, cols, latency);
           auto res = run(cfg, {random_gemm(rng, cfg.array, s, 20)});
           INFO(name(d) << " L=" << latency << " array " << rows << "x" << cols << " fold r=" << r
                        << " c=" << c << " t=" << t);
@@ -153,7 +172,7 @@ TEST_CASE("value mode equals timing mode and the reference on many shapes", "[mo
   std::uniform_real_distribution<double> bw(0.5, 64.0);
   std::uniform_int_distribution<int> kib(0, 3);
   int cases = 0;
-  for (ArrayKind a : {ArrayKind::kMfMac, ArrayKind::kInt8, ArrayKind::kFp32}) {
+  for (const PeType* a : kFirstThree) {
     for (Dataflow d : {Dataflow::kOs, Dataflow::kWs, Dataflow::kIs}) {
       for (int rep = 0; rep < 4; ++rep) {
         SimConfig cfg = config(a, d, arr(rng), arr(rng), lat(rng));
@@ -171,7 +190,7 @@ TEST_CASE("value mode equals timing mode and the reference on many shapes", "[mo
         auto res = run(cfg, gemms);
         for (std::size_t g = 0; g < gemms.size(); ++g) {
           const GemmShape& s = gemms[g].shape;
-          INFO(to_string(a) << " " << name(d) << " " << cfg.rows << "x" << cfg.cols << " L=" << cfg.mac_latency
+          INFO(a->name << " " << name(d) << " " << cfg.rows << "x" << cfg.cols << " L=" << cfg.mac_latency
                             << " bw=" << cfg.dram_bytes_per_cycle << " sram " << cfg.sram_a_bytes << "/"
                             << cfg.sram_b_bytes << "/" << cfg.sram_c_bytes << " GEMM " << s.m << "x" << s.n
                             << "x" << s.k);
@@ -193,7 +212,7 @@ TEST_CASE("value mode equals timing mode and the reference on many shapes", "[mo
 
 TEST_CASE("zero products measured by the array equal the operand count", "[model]") {
   std::mt19937 rng(3);
-  SimConfig cfg = config(ArrayKind::kMfMac, Dataflow::kWs, 5, 4);
+  SimConfig cfg = config(kMfMac, Dataflow::kWs, 5, 4);
   RandomGemm g = random_gemm(rng, cfg.array, GemmShape{9, 7, 11}, 40);
   auto res = run(cfg, {g});
   std::uint64_t zeros = 0;
@@ -205,7 +224,7 @@ TEST_CASE("zero products measured by the array equal the operand count", "[model
     }
   }
   CHECK(res[0].events.products_zero == zeros);
-  CHECK(res[0].events.mfmac_acc_add == 9u * 7u * 11u - zeros);
+  CHECK(cfg.array->op_count(res[0].events, "mfmac_acc_add") == 9u * 7u * 11u - zeros);
 }
 
 TEST_CASE("SCALE-Sim compatible cycles follow its fold formula", "[model]") {
@@ -220,7 +239,7 @@ TEST_CASE("SCALE-Sim compatible cycles follow its fold formula", "[model]") {
   // IS maps (K, M, N) = (33, 100, 10): F = 5*20, per fold 14+5+10-2 = 27.
   CHECK(scalesim_cycles(Dataflow::kIs, 7, 5, GemmShape{100, 10, 33}) == 100 * 27 - 1);
   // With full folds and no stalls our OS model adds the R-cycle drain: R + F*(...) relation.
-  SimConfig cfg = config(ArrayKind::kMfMac, Dataflow::kWs, 32, 32);
+  SimConfig cfg = config(kMfMac, Dataflow::kWs, 32, 32);
   GemmTiming t = analytic_timing(FoldPlan(cfg, GemmShape{64, 64, 64}));
   CHECK(t.compute == 4 * 158);  // our full WS fold equals SCALE-Sim's per-fold figure
   CHECK(t.total == t.compute + 2);  // plus the first load and the last store, 1 cycle each here
@@ -230,7 +249,7 @@ TEST_CASE("memory stalls: a worked example by hand", "[model]") {
   // OS 4x4 MF-MAC array, GEMM 4x4x8, 1 byte/cycle: fold 0 loads A (4x8 PoT4 = 16 B) and
   // B (8x4 = 16 B): 32 stall cycles; the fold takes 2*4 + 4 + 8 - 2 = 18 cycles; the 4x4
   // 32-bit results (64 B) are stored in 64 cycles: total 32 + 18 + 64 = 114.
-  SimConfig cfg = config(ArrayKind::kMfMac, Dataflow::kOs, 4, 4);
+  SimConfig cfg = config(kMfMac, Dataflow::kOs, 4, 4);
   cfg.dram_bytes_per_cycle = 1.0;
   std::mt19937 rng(1);
   auto res = run(cfg, {random_gemm(rng, cfg.array, GemmShape{4, 4, 8}, 0)});
@@ -255,7 +274,7 @@ TEST_CASE("memory stalls: a worked example by hand", "[model]") {
 
 TEST_CASE("accumulator overflow in the array: error or saturation", "[model]") {
   // K = 8 products of the largest term (2^12) overflow a 16-bit accumulator at k = 7.
-  SimConfig cfg = config(ArrayKind::kMfMac, Dataflow::kWs, 3, 2);
+  SimConfig cfg = config(kMfMac, Dataflow::kWs, 3, 2);
   cfg.accumulator = AccumulatorSpec{16, OverflowPolicy::kError};
   RandomGemm g{GemmShape{2, 2, 8}, {}};
   g.ops.a_pot4.assign(16, pot4_encode(false, 7));
@@ -276,7 +295,7 @@ TEST_CASE("spilled partial sums: only they wait for the store, the operands are 
   // operands (67 B) are prefetched at 67: done 134. Fold 0's store (520 B) at 134: done 654;
   // fold 1's partial sums (520 B) come back: done 1174. Fold 1 runs [1174, 1241); its store
   // is done at 1761.
-  SimConfig cfg = config(ArrayKind::kInt8, Dataflow::kWs, 1, 2);
+  SimConfig cfg = config(kInt8, Dataflow::kWs, 1, 2);
   cfg.dram_bytes_per_cycle = 1.0;
   cfg.sram_c_bytes = 1024;
   const GemmShape s{65, 2, 2};
@@ -298,7 +317,7 @@ TEST_CASE("the per-distinct-fold timeline equals the fold-by-fold timeline", "[m
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> dim(1, 400), arr(1, 12), lat(1, 4), kib(0, 6), pick(0, 2);
   std::uniform_real_distribution<double> bw(0.05, 40.0);
-  const ArrayKind arrays[] = {ArrayKind::kMfMac, ArrayKind::kInt8, ArrayKind::kFp32};
+  const auto& arrays = kFirstThree;
   const Dataflow flows[] = {Dataflow::kOs, Dataflow::kWs, Dataflow::kIs};
   for (int i = 0; i < 1500; ++i) {
     SimConfig cfg = config(arrays[pick(rng)], flows[pick(rng)], arr(rng), arr(rng), lat(rng));
@@ -309,7 +328,7 @@ TEST_CASE("the per-distinct-fold timeline equals the fold-by-fold timeline", "[m
     cfg.sram_b_bytes = 64u << kib(rng);
     cfg.sram_c_bytes = 64u << kib(rng);
     const GemmShape s{dim(rng), dim(rng), dim(rng)};
-    INFO("case " << i << " " << to_string(cfg.array) << " " << name(cfg.dataflow) << " " << cfg.rows << "x" << cfg.cols
+    INFO("case " << i << " " << cfg.array->name << " " << name(cfg.dataflow) << " " << cfg.rows << "x" << cfg.cols
                  << " L=" << cfg.mac_latency << " bw=" << cfg.dram_bytes_per_cycle << " GEMM " << s.m << "x" << s.n
                  << "x" << s.k);
     FoldPlan plan(cfg, s);
@@ -360,7 +379,7 @@ TEST_CASE("counters never wrap: a count past 2^64 is an error", "[unit]") {
   CHECK_THROWS_WITH(a += b, Catch::Contains("pe_cycles_idle: exceeds 2^64 - 1"));
   CHECK_THROWS_AS(a.scaled(2), InputError);
   // 4096 x 4096 FP32 array, 1 byte per 1000 cycles: PE-cycles = 2^24 x cycles passes 2^64.
-  SimConfig cfg = config(ArrayKind::kFp32, Dataflow::kOs, 4096, 4096);
+  SimConfig cfg = config(kFp32, Dataflow::kOs, 4096, 4096);
   cfg.dram_bytes_per_cycle = 0.001;
   FoldPlan plan(cfg, GemmShape{8028160, 64, 147});
   GemmTiming t = analytic_timing(plan);
@@ -369,20 +388,25 @@ TEST_CASE("counters never wrap: a count past 2^64 is an error", "[unit]") {
 
 TEST_CASE("zero gating is one rule for every array", "[model]") {
   std::mt19937 rng(11);
-  for (ArrayKind a : {ArrayKind::kMfMac, ArrayKind::kInt8, ArrayKind::kFp32}) {
+  for (const PeType* a : kFirstThree) {
     for (bool gating : {true, false}) {
       SimConfig cfg = config(a, Dataflow::kOs, 3, 4);
       cfg.zero_gating = gating;
       RandomGemm g = random_gemm(rng, a, GemmShape{7, 6, 9}, 40);
       auto res = run(cfg, {g});
       const EventCounts& e = res[0].events;
-      INFO(to_string(a) << " gating " << gating);
+      INFO(a->name << " gating " << gating);
       REQUIRE(e.products_zero > 0);
       const std::uint64_t executed = gating ? e.mac_slots - e.products_zero : e.mac_slots;
-      switch (a) {
-        case ArrayKind::kMfMac: CHECK(e.mfmac_acc_add == executed); CHECK(e.mfmac_xor == executed); break;
-        case ArrayKind::kInt8: CHECK(e.int8_mul == executed); CHECK(e.int8_add == executed); break;
-        case ArrayKind::kFp32: CHECK(e.fp32_mul == executed); CHECK(e.fp32_add == executed); break;
+      if (a == kMfMac) {
+        CHECK(a->op_count(e, "mfmac_acc_add") == executed);
+        CHECK(a->op_count(e, "mfmac_xor") == executed);
+      } else if (a == kInt8) {
+        CHECK(a->op_count(e, "int8_mul") == executed);
+        CHECK(a->op_count(e, "int8_add") == executed);
+      } else {
+        CHECK(a->op_count(e, "fp32_mul") == executed);
+        CHECK(a->op_count(e, "fp32_add") == executed);
       }
       FoldPlan plan(cfg, g.shape);
       EventCounts closed = analytic_events(plan, analytic_timing(plan), e.products_zero);
@@ -394,7 +418,7 @@ TEST_CASE("zero gating is one rule for every array", "[model]") {
 TEST_CASE("a VCD waveform changes no figure, on every array and dataflow", "[model]") {
   test::TempDir dir;
   std::mt19937 rng(17);
-  for (ArrayKind a : {ArrayKind::kMfMac, ArrayKind::kInt8, ArrayKind::kFp32}) {
+  for (const PeType* a : kFirstThree) {
     for (Dataflow d : {Dataflow::kOs, Dataflow::kWs, Dataflow::kIs}) {
       SimConfig cfg = config(a, d, 4, 3);
       cfg.dram_bytes_per_cycle = 1.5;  // stalls, stores and prefetches overlap the folds
@@ -402,15 +426,16 @@ TEST_CASE("a VCD waveform changes no figure, on every array and dataflow", "[mod
       std::vector<RandomGemm> gemms;
       for (int i = 0; i < 3; ++i) gemms.push_back(random_gemm(rng, a, GemmShape{9, 7, 10}, 20));
       auto plain = run(cfg, gemms);
-      auto waved = run(cfg, gemms, dir.file(std::string(to_string(a)) + name(d) + ".vcd"));
+      auto waved = run(cfg, gemms, dir.file(std::string(a->name) + name(d) + ".vcd"));
       for (std::size_t i = 0; i < gemms.size(); ++i) {
-        INFO(to_string(a) << " " << name(d) << " GEMM " << i);
+        INFO(a->name << " " << name(d) << " GEMM " << i);
         CHECK(plain[i].timing.total == waved[i].timing.total);
         CHECK(plain[i].timing.stall == waved[i].timing.stall);
         for (const auto& c : counter_registry()) {
           INFO("counter " << c.name);
           CHECK(plain[i].events.*c.member == waved[i].events.*c.member);
         }
+        CHECK(plain[i].events.pe_ops == waved[i].events.pe_ops);
         CHECK(plain[i].out_int == waved[i].out_int);
         CHECK(plain[i].out_f32 == waved[i].out_f32);
         FoldPlan plan(cfg, gemms[i].shape);
@@ -447,7 +472,7 @@ TEST_CASE("tiled mappings: value mode equals timing mode and the reference", "[m
   std::uniform_int_distribution<int> dim(1, 30), arr(1, 6), lat(1, 3), zero(0, 50), kib(0, 4);
   std::uniform_real_distribution<double> bw(0.5, 40.0);
   int cases = 0;
-  for (ArrayKind a : {ArrayKind::kMfMac, ArrayKind::kInt8, ArrayKind::kFp32}) {
+  for (const PeType* a : kFirstThree) {
     for (Dataflow d : {Dataflow::kOs, Dataflow::kWs, Dataflow::kIs}) {
       for (int rep = 0; rep < 6; ++rep) {
         SimConfig cfg = config(a, d, arr(rng), arr(rng), lat(rng));
@@ -471,7 +496,7 @@ TEST_CASE("tiled mappings: value mode equals timing mode and the reference", "[m
         RandomGemm g = random_gemm(rng, a, s, zero(rng));
         auto res = run(cfg, {g});
         FoldPlan plan(cfg, s);
-        INFO(to_string(a) << " " << name(d) << " " << cfg.rows << "x" << cfg.cols << " L=" << cfg.mac_latency
+        INFO(a->name << " " << name(d) << " " << cfg.rows << "x" << cfg.cols << " L=" << cfg.mac_latency
                           << " bw=" << cfg.dram_bytes_per_cycle << " sram " << cfg.sram_a_bytes << "/"
                           << cfg.sram_b_bytes << "/" << cfg.sram_c_bytes << " GEMM " << s.m << "x" << s.n << "x"
                           << s.k << " " << plan.mapping_text());
@@ -493,7 +518,7 @@ TEST_CASE("tiled mappings: value mode equals timing mode and the reference", "[m
 TEST_CASE("no mapping moves fewer DRAM bytes than the compulsory minimum", "[model]") {
   std::mt19937 rng(99);
   std::uniform_int_distribution<int> dim(1, 3000), arr(1, 64), kib(0, 10), pick(0, 2);
-  const ArrayKind arrays[] = {ArrayKind::kMfMac, ArrayKind::kInt8, ArrayKind::kFp32};
+  const auto& arrays = kFirstThree;
   const Dataflow flows[] = {Dataflow::kOs, Dataflow::kWs, Dataflow::kIs};
   int tiled = 0;
   for (int i = 0; i < 300; ++i) {
@@ -524,7 +549,7 @@ TEST_CASE("convolutions read feature maps: value equals timing, traffic at or ab
   std::uniform_int_distribution<int> hw(3, 12), ch(1, 6), ker(1, 3), str(1, 2), pad(0, 1), batch(1, 3), arr(2, 6),
       kib(0, 3), ph(0, 2);
   int cases = 0;
-  for (ArrayKind a : {ArrayKind::kMfMac, ArrayKind::kInt8, ArrayKind::kFp32}) {
+  for (const PeType* a : kFirstThree) {
     for (Dataflow d : {Dataflow::kOs, Dataflow::kWs, Dataflow::kIs}) {
       for (int rep = 0; rep < 12; ++rep) {
         ConvView conv;
@@ -550,7 +575,7 @@ TEST_CASE("convolutions read feature maps: value equals timing, traffic at or ab
           cfg.map_tiles = t;
         }
         FoldPlan plan(cfg, s, conv);
-        INFO(to_string(a) << " " << name(d) << " " << to_string(conv.phase) << " GEMM " << s.m << "x" << s.n << "x"
+        INFO(a->name << " " << name(d) << " " << to_string(conv.phase) << " GEMM " << s.m << "x" << s.n << "x"
                           << s.k << " " << plan.mapping_text());
         RandomGemm g = random_gemm(rng, a, s, 10);
         auto res = run(cfg, {g}, "", conv);
@@ -572,7 +597,7 @@ TEST_CASE("the mapper: each objective wins on its own measure", "[model]") {
   const GemmShape shapes[] = {{6272, 256, 2304}, {100352, 64, 576}, {1568, 512, 4608}, {32, 1000, 512}, {777, 333, 129}};
   for (Dataflow d : {Dataflow::kOs, Dataflow::kWs, Dataflow::kIs}) {
     for (const GemmShape& s : shapes) {
-      SimConfig cfg = config(ArrayKind::kMfMac, d, 32, 32);
+      SimConfig cfg = config(kMfMac, d, 32, 32);
       cfg.sram_a_bytes = cfg.sram_b_bytes = 256 * 1024;
       cfg.sram_c_bytes = 128 * 1024;
       cfg.dram_bytes_per_cycle = 32;
@@ -606,7 +631,7 @@ TEST_CASE("the mapper: each objective wins on its own measure", "[model]") {
 }
 
 TEST_CASE("mapping: the worked example of docs/mapping.md", "[model]") {
-  SimConfig cfg = config(ArrayKind::kMfMac, Dataflow::kWs, 8, 8);
+  SimConfig cfg = config(kMfMac, Dataflow::kWs, 8, 8);
   cfg.sram_a_bytes = cfg.sram_b_bytes = 256 * 1024;
   cfg.sram_c_bytes = 128 * 1024;
   cfg.dram_bytes_per_cycle = 8;

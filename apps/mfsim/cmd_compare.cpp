@@ -1,8 +1,10 @@
 // mfsim compare --trace FILE --report FILE.json [--rows R] [--cols C] [--dataflow D]
 //               [--energy-table T[,T...]] [--config FILE] [--set NAME=VALUE ...] [--mode M]
 //               [--html FILE.html] [--runs-dir DIR]
-// Runs `mfsim simulate` on the FP32, INT8 and MF-MAC arrays, one process per simulation (in
-// parallel), then evaluates energy under each table and writes the savings report.
+//               [--arrays A,B,...]
+// Runs `mfsim simulate` on every array type (or those --arrays names; FP32, the baseline, always),
+// one process per simulation (in parallel), then evaluates energy under each table and writes
+// the savings report.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spawn.h>
@@ -10,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -35,6 +38,26 @@ struct Child {
   pid_t pid = -1;
 };
 
+// The PE types named by --arrays (all when empty), in registry order, with the FP32 baseline.
+std::vector<const PeType*> select_arrays(const std::string& list) {
+  std::vector<const PeType*> out;
+  std::vector<std::string> names;
+  std::stringstream ss(list);
+  for (std::string n; std::getline(ss, n, ',');) {
+    if (find_pe_type(n) == nullptr) {
+      throw InputError(fmt::format("compare: --arrays: unknown array \"{}\"; expected {}", n, pe_type_names()));
+    }
+    names.push_back(n);
+  }
+  for (const PeType* pe : pe_types()) {
+    if (list.empty() || std::string(pe->name) == "fp32" ||
+        std::find(names.begin(), names.end(), pe->name) != names.end()) {
+      out.push_back(pe);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 int cmd_compare(const Args& args) {
@@ -51,7 +74,8 @@ int cmd_compare(const Args& args) {
       ("set", po::value<std::vector<std::string>>()->composing(), "NAME=VALUE, passed to every simulation")
       ("mode", po::value<std::string>()->default_value("auto"), "auto|value|timing, passed to every simulation")
       ("html", po::value<std::string>(), "also write a self-contained HTML page with the energy charts")
-      ("runs-dir", po::value<std::string>(), "keep the three simulate reports in this directory")
+      ("arrays", po::value<std::string>(), "comma-separated array kinds to compare (default: all; fp32 always)")
+      ("runs-dir", po::value<std::string>(), "keep the simulate reports in this directory")
       ("quiet,q", "no table on stdout");
   po::variables_map vm;
   if (!parse_or_help("compare", "--trace FILE --report FILE.json [options]", args, opts, {}, vm)) return kExitOk;
@@ -60,6 +84,7 @@ int cmd_compare(const Args& args) {
       throw InputError(fmt::format("compare: missing option --{}; see 'mfsim compare --help'", required));
     }
   }
+  const std::vector<const PeType*> selected = select_arrays(vm.count("arrays") != 0 ? vm["arrays"].as<std::string>() : "");
   std::vector<EnergyTable> tables;
   {
     std::stringstream ss(vm["energy-table"].as<std::string>());
@@ -85,8 +110,8 @@ int cmd_compare(const Args& args) {
   }
   const std::string exe = self_executable();
   std::vector<Child> children;
-  for (ArrayKind kind : kArrayKinds) {
-    const char* array = array_kind_name(kind);
+  for (const PeType* pe : selected) {
+    const char* array = pe->name;
     Child c;
     c.array = array;
     c.report = fmt::format("{}/simulate-{}.json", dir, array);
@@ -132,7 +157,7 @@ int cmd_compare(const Args& args) {
       cleanup();
       throw InputError(first_error);
     }
-    if (!keep) first_error += fmt::format(" (the three runs' reports and logs are kept in {})", dir);
+    if (!keep) first_error += fmt::format(" (the runs' reports and logs are kept in {})", dir);
     if (worst == kExitMismatch) throw VerificationError(first_error);
     throw std::runtime_error(first_error);
   }

@@ -120,7 +120,14 @@ void write_meta(const std::string& dir, const Point& p) {
 // The grid: the four array axes and every --set axis, each value validated against the
 // parameter declarations, and its size checked before anything is allocated or created for it.
 std::vector<Axis> parse_grid(const po::variables_map& vm) {
-  std::vector<Axis> axes = {{"array.kind", split(vm["arrays"].as<std::string>(), ',')},
+  const std::string arrays = vm["arrays"].as<std::string>();
+  std::vector<std::string> kinds;
+  if (arrays == "all") {
+    for (const PeType* pe : pe_types()) kinds.emplace_back(pe->name);
+  } else {
+    kinds = split(arrays, ',');
+  }
+  std::vector<Axis> axes = {{"array.kind", kinds},
                             {"array.rows", split(vm["rows"].as<std::string>(), ',')},
                             {"array.cols", split(vm["cols"].as<std::string>(), ',')},
                             {"array.dataflow", split(vm["dataflow"].as<std::string>(), ',')}};
@@ -179,7 +186,7 @@ int cmd_sweep(const Args& args) {
   opts.add_options()
       ("trace", po::value<std::string>(), "trace file (.json)")
       ("out", po::value<std::string>(), "output directory (results.csv, results.json, points/)")
-      ("arrays", po::value<std::string>()->default_value("mfmac,int8,fp32"), "array kinds")
+      ("arrays", po::value<std::string>()->default_value("all"), "array kinds, comma-separated, or all (every PE type)")
       ("rows", po::value<std::string>()->default_value("32"), "array rows, comma-separated")
       ("cols", po::value<std::string>()->default_value("32"), "array columns, comma-separated")
       ("dataflow", po::value<std::string>()->default_value("os"), "dataflows, comma-separated")

@@ -1,0 +1,83 @@
+// A PE type: everything the rest of mfsim needs to know about one kind of processing element,
+// declared in one file under sim/pe/ (docs/extending.md). The cycle model, the SystemC array,
+// replay, the energy model, compare, sweep and the reports enumerate the registry (pe_types())
+// instead of switching on a kind.
+//
+// A PE type declares: its name and title; its operand width and what an operand register holds
+// (a PoT4 code, an integer or a binary32 value); its accumulator (integer of pe.acc_bits, or
+// binary32); the bound on one product's magnitude; which trace formats its registers hold
+// exactly; its per-product arithmetic actions (event counters) and the energy-table rows that
+// price them; its engine (the register-level array with its PE arithmetic, sim/array_engine.h);
+// and the quantizer operations of its training arithmetic (the energy model's quantization term).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/number_format.h"
+
+namespace mfsim {
+
+struct SimConfig;
+struct EventCounts;
+class ArrayEngine;
+
+// Per-product arithmetic actions of one PE type, counted in EventCounts::pe_ops in the order the
+// type declares them.
+constexpr int kMaxPeOps = 4;
+using PeOpCounts = std::array<std::uint64_t, kMaxPeOps>;
+
+struct PeOp {
+  const char* counter;      // event counter in reports ("mfmac_xor"), unique over all types
+  const char* description;  // what one count is
+  const char* action;       // the energy item's action ("xor", "multiply", "accumulate")
+  const char* table_row;    // the energy-table row pricing it; "int_add" is priced at pe.acc_bits
+};
+
+// Quantizer operations of one GEMM record's tensors (docs/energy-accounting.md).
+struct QuantOps {
+  double compare32 = 0;  // magnitude comparisons (max search, rounding threshold, WBC, PRC)
+  double exp_sub8 = 0;   // exponent subtractions (PoT code or power-of-two scale from the exponent)
+  double fp32_add = 0;   // FP32 sums (WBC magnitude sums, PRC errors, INT rounding)
+  double fp32_mul = 0;   // INT scaling x * qmax / max
+  double rng16 = 0;      // 16-bit random numbers for stochastic rounding
+};
+
+struct PeType {
+  const char* name;            // array.kind value ("mfmac")
+  const char* title;           // for tables and charts ("MF-MAC")
+  const char* description;     // one line for --list-params and docs
+  const char* color;           // chart colour (compare page, sweep plots)
+  const char* training_quant;  // the training core's --quant whose traces it runs natively
+  int order;                   // report order: the FP32 baseline first (0), then ascending
+  int operand_bits;            // operand width in registers, SRAM and DRAM
+  FormatKind holds_as;         // an operand register holds a PoT4 code, an integer, or a binary32 value
+  bool integer_acc;            // integer accumulator of pe.acc_bits; else binary32
+  std::int64_t max_product_term;  // largest |a*b| on the integer grid; 0 for binary32 PEs
+  std::vector<NumFormat> holds;   // trace formats every value of which the registers hold exactly
+  std::vector<PeOp> ops;          // at most kMaxPeOps
+  // Counts of each op for `executed` products (every op once per product unless the type says).
+  void (*count_ops)(const SimConfig& cfg, std::uint64_t executed, PeOpCounts& counts);
+  std::unique_ptr<ArrayEngine> (*make_engine)(const SimConfig& cfg);
+  // Quantizer operations of the training arithmetic for a record's tensors; null: none (FP32).
+  QuantOps (*quant_ops)(double activations, double weights, double errors, int wbc_iterations,
+                        int prc_candidates);
+
+  bool can_hold(NumFormat f) const;
+  int op_index(const std::string& counter) const;  // -1 if not one of its ops
+  std::uint64_t op_count(const EventCounts& e, const std::string& counter) const;  // 0 if not its op
+};
+
+// Every op once per executed product (the usual count_ops).
+void count_every_op(const SimConfig& cfg, std::uint64_t executed, PeOpCounts& counts);
+
+// The registry: every PE type under sim/pe/, in report order (FP32 first).
+const std::vector<const PeType*>& pe_types();
+const PeType* find_pe_type(const std::string& name);  // null if unknown
+const PeType& pe_type(const std::string& name);       // throws std::invalid_argument if unknown
+std::string pe_type_names();                          // "fp32|bf16|...", in report order
+
+}  // namespace mfsim
