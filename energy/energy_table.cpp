@@ -46,6 +46,7 @@ const std::map<std::string, ActionRule>& action_rules() {
     };
     for (const PeType* p : pe_types()) {
       for (const PeOp& op : p->ops) m.emplace(op.table_row, ActionRule{"pJ", true});
+      for (const char* row : p->optional_rows) m.emplace(row, ActionRule{"pJ", false});
     }
     return m;
   }();

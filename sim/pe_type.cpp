@@ -28,6 +28,16 @@ void count_every_op(const SimConfig&, std::uint64_t executed, PeOpCounts& counts
   counts.fill(executed);  // the caller (arithmetic_events) clears the slots past the type's ops
 }
 
+QuantOps int_quant_ops(double act, double wgt, double err, int, int) {
+  QuantOps q;
+  const double all = act + wgt + err;
+  q.compare32 += all;
+  q.fp32_mul += all;
+  q.fp32_add += all;
+  q.rng16 += err;
+  return q;
+}
+
 const std::vector<const PeType*>& pe_types() {
   static const std::vector<const PeType*> types = [] {
     std::vector<const PeType*> t = registered_pe_types();

@@ -59,6 +59,9 @@ struct PeType {
   std::int64_t max_product_term;  // largest |a*b| on the integer grid; 0 for binary32 PEs
   std::vector<NumFormat> holds;   // trace formats every value of which the registers hold exactly
   std::vector<PeOp> ops;          // at most kMaxPeOps
+  // Energy-table rows a table may carry for variants of this type that the type itself does not
+  // price (e.g. a narrow-format add for a PE that accumulates in FP32): known, not required.
+  std::vector<const char*> optional_rows;
   // Counts of each op for `executed` products (every op once per product unless the type says).
   void (*count_ops)(const SimConfig& cfg, std::uint64_t executed, PeOpCounts& counts);
   std::unique_ptr<ArrayEngine> (*make_engine)(const SimConfig& cfg);
@@ -73,6 +76,10 @@ struct PeType {
 
 // Every op once per executed product (the usual count_ops).
 void count_every_op(const SimConfig& cfg, std::uint64_t executed, PeOpCounts& counts);
+
+// The symmetric integer quantizer's operations (INT8, INT4): per element a max search, the
+// scaling x * qmax / max, a rounding; one random number per error element.
+QuantOps int_quant_ops(double activations, double weights, double errors, int wbc_iterations, int prc_candidates);
 
 // The registry: every PE type under sim/pe/, in report order (FP32 first).
 const std::vector<const PeType*>& pe_types();

@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "energy/energy_model.h"
 #include "energy/energy_table.h"
+#include "sim/pe_type.h"
 #include "tests/test_util.h"
 
 using namespace mfsim;
@@ -156,4 +157,24 @@ TEST_CASE("quantization overhead: operations per quantized tensor element", "[mo
   CHECK(quant_ops("fp32", 20, 15, 40, 8, 3).fp32_add == 0);
   QuantOps i8 = quant_ops("int8", 20, 15, 0, 8, 3);
   CHECK(i8.fp32_mul == 35);  // the INT8 scaling multiplies
+}
+
+TEST_CASE("every PE type's ops are priced by every built-in table, and a table missing a row says so", "[unit]") {
+  for (const std::string& name : builtin_energy_tables()) {
+    EnergyTable t = load_energy_table(name);
+    for (const PeType* pe : pe_types()) {
+      INFO(name << " " << pe->name);
+      for (const PeOp& op : pe->ops) {
+        if (std::string(op.table_row) == "int_add") continue;  // priced at pe.acc_bits
+        CHECK(t.op(op.table_row) > 0);
+      }
+      for (const char* row : pe->optional_rows) CHECK(t.op(row) > 0);  // the shipped tables carry them
+    }
+    for (const auto& e : t.entries) {
+      INFO(name << " " << e.action);
+      CHECK_FALSE(e.source.empty());
+    }
+  }
+  EnergyTable p = load_energy_table("paper");
+  CHECK_THROWS_WITH(p.op("fp64_mul"), "builtin:paper: no row for action \"fp64_mul\"");
 }

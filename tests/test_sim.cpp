@@ -668,3 +668,38 @@ TEST_CASE("mapping: the worked example of docs/mapping.md", "[model]") {
   CHECK(searched.mapping_text() == "tiles 64x8x64 (MxNxK), order mnk");
   CHECK(analytic_timing(searched).total == 5544);
 }
+
+TEST_CASE("every PE type: value mode equals timing mode and the reference, in every dataflow", "[model]") {
+  std::mt19937 rng(20261129);
+  std::uniform_int_distribution<int> dim(1, 30), arr(1, 7), lat(1, 3), zero(0, 50), kib(0, 3);
+  for (const PeType* a : pe_types()) {
+    REQUIRE_FALSE(a->holds.empty());
+    CHECK(a->can_hold(a->holds.front()));
+    for (Dataflow d : {Dataflow::kOs, Dataflow::kWs, Dataflow::kIs}) {
+      for (int rep = 0; rep < 3; ++rep) {
+        SimConfig cfg = config(a, d, arr(rng), arr(rng), lat(rng));
+        cfg.dram_bytes_per_cycle = 3.0;
+        cfg.sram_a_bytes = cfg.sram_b_bytes = cfg.sram_c_bytes = 256u << kib(rng);
+        cfg.map_policy = rep == 2 ? MapPolicy::kSearch : MapPolicy::kFixed;
+        cfg.overlap = rep != 0;
+        std::vector<RandomGemm> gemms;
+        for (int g = 0; g < 2; ++g) gemms.push_back(random_gemm(rng, a, GemmShape{dim(rng), dim(rng), dim(rng)}, zero(rng)));
+        auto res = run(cfg, gemms);
+        for (std::size_t g = 0; g < gemms.size(); ++g) {
+          INFO(a->name << " " << name(d) << " rep " << rep << " GEMM " << g);
+          FoldPlan plan(cfg, gemms[g].shape);
+          const EventCounts e = check_value_against_closed_form(cfg, plan, gemms[g], res[g]);
+          // Every declared op is counted once per executed product (FP32's FMA op is off here).
+          const std::uint64_t executed = e.mac_slots - e.products_zero;
+          for (const PeOp& op : a->ops) {
+            INFO("op " << op.counter);
+            CHECK(a->op_count(e, op.counter) == (std::string(op.counter) == "fp32_fma" ? 0 : executed));
+          }
+          // Operands cross the array's edges at the type's width: reads are multiples of it.
+          CHECK(e.sram_a_read_bits % static_cast<std::uint64_t>(a->operand_bits) == 0);
+          CHECK(e.reg_operand_write_bits % static_cast<std::uint64_t>(a->operand_bits) == 0);
+        }
+      }
+    }
+  }
+}

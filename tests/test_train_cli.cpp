@@ -3,11 +3,9 @@
 #include <catch2/catch.hpp>
 
 #include <fmt/format.h>
-#include <zlib.h>
 
 #include <nlohmann/json.hpp>
 
-#include "models/rng.h"
 #include "tests/test_util.h"
 
 using namespace mfsim;
@@ -15,42 +13,9 @@ using mfsim::test::run_mfsim;
 using mfsim::test::TempDir;
 using nlohmann::json;
 
-namespace {
-
-std::string idx(const std::vector<int>& dims, const std::vector<std::uint8_t>& data) {
-  std::string s = {0, 0, 8, static_cast<char>(dims.size())};
-  for (int d : dims) {
-    for (int shift : {24, 16, 8, 0}) s.push_back(static_cast<char>((d >> shift) & 0xFF));
-  }
-  s.append(data.begin(), data.end());
-  return s;
-}
-
-void write_gz(const std::string& path, const std::string& bytes) {
-  gzFile f = gzopen(path.c_str(), "wb");
-  gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
-  gzclose(f);
-}
-
-// 28x28 images of 10 classes: a bright bar whose position encodes the label, plus noise.
-void write_dataset(const std::string& dir, int n_train, int n_test) {
-  SplitMix64 rng(5);
-  for (auto [prefix, n] : {std::pair{std::string("train"), n_train}, std::pair{std::string("t10k"), n_test}}) {
-    std::vector<std::uint8_t> px, lb;
-    for (int i = 0; i < n; ++i) {
-      int label = static_cast<int>(rng.below(10));
-      lb.push_back(static_cast<std::uint8_t>(label));
-      for (int p = 0; p < 784; ++p) {
-        int row = p / 28;
-        px.push_back(static_cast<std::uint8_t>((row / 3 == label ? 200 : 0) + rng.below(40)));
-      }
-    }
-    write_gz(dir + "/" + prefix + "-images-idx3-ubyte.gz", idx({n, 28, 28}, px));
-    test::spit(dir + "/" + prefix + "-labels-idx1-ubyte", idx({n}, lb));  // plain IDX works too
-  }
-}
-
-}  // namespace
+using mfsim::test::idx;
+using mfsim::test::write_dataset;
+using mfsim::test::write_gz;
 
 TEST_CASE("train: cnn-bn and resnet8 train, and their steps replay bit for bit", "[smoke]") {
   TempDir dir;

@@ -1,6 +1,7 @@
 #include "tests/test_util.h"
 
 #include <sys/wait.h>
+#include <zlib.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -8,6 +9,10 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
+#include <vector>
+
+#include "models/rng.h"
 
 namespace mfsim::test {
 
@@ -54,5 +59,37 @@ RunResult run_mfsim(const std::string& args) {
 std::string source_dir() { return MFSIM_SOURCE_DIR; }
 
 std::string example_trace() { return source_dir() + "/traces/examples/mlp-tiny.json"; }
+
+std::string idx(const std::vector<int>& dims, const std::vector<std::uint8_t>& data) {
+  std::string s = {0, 0, 8, static_cast<char>(dims.size())};
+  for (int d : dims) {
+    for (int shift : {24, 16, 8, 0}) s.push_back(static_cast<char>((d >> shift) & 0xFF));
+  }
+  s.append(data.begin(), data.end());
+  return s;
+}
+
+void write_gz(const std::string& path, const std::string& bytes) {
+  gzFile f = gzopen(path.c_str(), "wb");
+  gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
+  gzclose(f);
+}
+
+void write_dataset(const std::string& dir, int n_train, int n_test) {
+  SplitMix64 rng(5);
+  for (auto [prefix, n] : {std::pair{std::string("train"), n_train}, std::pair{std::string("t10k"), n_test}}) {
+    std::vector<std::uint8_t> px, lb;
+    for (int i = 0; i < n; ++i) {
+      int label = static_cast<int>(rng.below(10));
+      lb.push_back(static_cast<std::uint8_t>(label));
+      for (int p = 0; p < 784; ++p) {
+        int row = p / 28;
+        px.push_back(static_cast<std::uint8_t>((row / 3 == label ? 200 : 0) + rng.below(40)));
+      }
+    }
+    write_gz(dir + "/" + prefix + "-images-idx3-ubyte.gz", idx({n, 28, 28}, px));
+    spit(dir + "/" + prefix + "-labels-idx1-ubyte", idx({n}, lb));  // plain IDX works too
+  }
+}
 
 }  // namespace mfsim::test

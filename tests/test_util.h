@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace mfsim::test {
 
@@ -32,6 +33,13 @@ struct RunResult {
 
 // Runs build/mfsim with the given argument string (shell-quoted by the caller).
 RunResult run_mfsim(const std::string& args);
+
+// A tiny Fashion-MNIST-shaped data set in `dir` (IDX files, the images gzipped): 28x28 images of
+// 10 classes, a bright bar whose row encodes the label, plus noise; fixed seed.
+void write_dataset(const std::string& dir, int n_train, int n_test);
+// An IDX file of unsigned bytes with these dimensions, and a gzip writer (for malformed files).
+std::string idx(const std::vector<int>& dims, const std::vector<std::uint8_t>& data);
+void write_gz(const std::string& path, const std::string& bytes);
 
 std::string source_dir();  // the repository root (compile definition)
 std::string example_trace();  // traces/examples/mlp-tiny.json in the source tree

@@ -15,18 +15,6 @@ std::unique_ptr<ArrayEngine> make_engine(const SimConfig& cfg) {
 
 }  // namespace
 
-// Symmetric integer quantization per element: max search, x * (qmax / max), round to an integer
-// (stochastic for the errors). Shared by the INT4 PE type.
-QuantOps int_quant_ops(double act, double wgt, double err, int, int) {
-  QuantOps q;
-  const double all = act + wgt + err;
-  q.compare32 += all;
-  q.fp32_mul += all;
-  q.fp32_add += all;
-  q.rng16 += err;
-  return q;
-}
-
 const PeType& pe_type_int8() {
   static const PeType t{
       "int8", "INT8", "INT8 multiply-accumulate: 8 x 8-bit multiply, integer accumulate",
@@ -35,7 +23,7 @@ const PeType& pe_type_int8() {
       {NumFormat::kInt8, NumFormat::kInt4, NumFormat::kPot4},
       {{"int8_mul", "8 x 8-bit multiplications", "multiply", "int8_mul"},
        {"int8_add", "accumulator additions (pe.acc_bits wide)", "accumulate", "int_add"}},
-      count_every_op, make_engine, int_quant_ops};
+      {}, count_every_op, make_engine, int_quant_ops};
   return t;
 }
 
