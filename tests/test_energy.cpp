@@ -61,9 +61,21 @@ TEST_CASE("malformed energy tables name the row and field", "[unit]") {
     return std::string();
   };
   CHECK(error([](json&) {}).empty());
-  CHECK(error([](json& j) { j["entries"][0]["action"] = "fp64_mul"; }) ==
-        path + ": entries[0].action: unknown action \"fp64_mul\"; expected dram|fp32_add|fp32_fma|fp32_mul|"
-               "int4_add|int8_mul|int_add|onehot_decode|register|sram|xor");
+  {
+    // The known actions: the memories, registers and quantizer rows, and every PE type's rows
+    // (sorted), so that a new PE type's rows extend the list.
+    const std::string e = error([](json& j) { j["entries"][0]["action"] = "fp64_mul"; });
+    const std::string head = path + ": entries[0].action: unknown action \"fp64_mul\"; expected ";
+    REQUIRE(e.rfind(head, 0) == 0);
+    const std::string list = "|" + e.substr(head.size()) + "|";
+    for (const char* row : {"dram", "fp32_add", "fp32_fma", "fp32_mul", "int4_add", "int8_mul", "int_add",
+                            "onehot_decode", "register", "sram", "xor"}) {
+      CHECK(list.find(std::string("|") + row + "|") != std::string::npos);
+    }
+    for (const PeType* pe : pe_types()) {
+      for (const PeOp& op : pe->ops) CHECK(list.find(std::string("|") + op.table_row + "|") != std::string::npos);
+    }
+  }
   CHECK(error([](json& j) { j["entries"][1]["value"] = -0.9; }) ==
         path + ": entries[1].value: expected a positive energy, got -0.9");
   CHECK(error([](json& j) { j["entries"][1]["value"] = "0.9"; }) ==

@@ -46,7 +46,7 @@ TEST_CASE("malformed hardware configs and --set values", "[unit]") {
       {"[1,2]", "cfg.json: document: expected an object of parameters"},  // config: not an object
       {"{\"array\":{\"rows\":0}}", "cfg.json: array.rows: expected an integer in [1, 4096], got \"0\""},  // config: rows 0
       {"{\"array.rows\":\"8\"}", "cfg.json: array.rows: expected an integer in [1, 4096], got \"8\""},  // config: rows as string
-      {"{\"array\":{\"kind\":\"int16\"}}", "cfg.json: array.kind: expected fp32|int8|mfmac, got \"int16\""},  // config: unknown kind
+      {"{\"array\":{\"kind\":\"int16\"}}", "cfg.json: array.kind: expected " + pe_type_names() + ", got \"int16\""},  // config: unknown kind
       {"{\"nope\":1}", "cfg.json: unknown parameter \"nope\"; see 'mfsim simulate --list-params'"},  // config: unknown parameter
       {"{\"pe\":{\"zero_gating\":\"yes\"}}", "cfg.json: pe.zero_gating: expected true|false, got \"yes\""},  // config: bool as string
       {"{\"dram\":{\"bandwidth\":1e9}}", "cfg.json: dram.bandwidth: expected a number in [0.001, 1000000], got \"1000000000.0\""},  // config: bandwidth out of range
