@@ -345,6 +345,7 @@ class Conv2d : public LinearBase {
     geometry_ = ConvGeometry{batch_, h_, w_in_, cin_, ks_, ks_, stride_, pad_};
     const Grid xq = input_grid(x, ctx);
     Grid cols;
+    cols.format = xq.format;
     cols.e = xq.e;
     cols.scale = xq.scale;
     cols.v = std::move(cols_.v);  // reuse last step's buffer
