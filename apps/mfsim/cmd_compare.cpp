@@ -7,9 +7,7 @@
 // the savings report.
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -35,8 +33,28 @@ namespace {
 
 struct Child {
   std::string array, report, log;
-  pid_t pid = -1;
 };
+
+// `mfsim simulate` of one array, with the options compare passes on.
+std::vector<std::string> simulate_argv(const std::string& exe, const po::variables_map& vm, const Child& c) {
+  const std::string tables = vm["energy-table"].as<std::string>();
+  std::vector<std::string> argv = {exe, "simulate", "-q", "--trace", vm["trace"].as<std::string>(), "--array", c.array,
+                                   "--report", c.report, "--mode", vm["mode"].as<std::string>(),
+                                   "--energy-table", tables.substr(0, tables.find(','))};
+  for (const char* flag : {"rows", "cols", "dataflow", "config"}) {
+    if (vm.count(flag) != 0) {
+      argv.push_back(fmt::format("--{}", flag));
+      argv.push_back(vm[flag].as<std::string>());
+    }
+  }
+  if (vm.count("set") != 0) {
+    for (const auto& s : vm["set"].as<std::vector<std::string>>()) {
+      argv.push_back("--set");
+      argv.push_back(s);
+    }
+  }
+  return argv;
+}
 
 // The PE types named by --arrays (all when empty), in registry order, with the FP32 baseline.
 std::vector<const PeType*> select_arrays(const std::string& list) {
@@ -111,42 +129,27 @@ int cmd_compare(const Args& args) {
   const std::string exe = self_executable();
   std::vector<Child> children;
   for (const PeType* pe : selected) {
-    const char* array = pe->name;
     Child c;
-    c.array = array;
-    c.report = fmt::format("{}/simulate-{}.json", dir, array);
-    c.log = fmt::format("{}/simulate-{}.log", dir, array);
-    std::vector<std::string> argv = {exe, "simulate", "-q", "--trace", vm["trace"].as<std::string>(), "--array", array,
-                                     "--report", c.report, "--mode", vm["mode"].as<std::string>(),
-                                     "--energy-table", vm["energy-table"].as<std::string>().substr(
-                                         0, vm["energy-table"].as<std::string>().find(','))};
-    for (const char* flag : {"rows", "cols", "dataflow", "config"}) {
-      if (vm.count(flag) != 0) {
-        argv.push_back(fmt::format("--{}", flag));
-        argv.push_back(vm[flag].as<std::string>());
-      }
-    }
-    if (vm.count("set") != 0) {
-      for (const auto& s : vm["set"].as<std::vector<std::string>>()) {
-        argv.push_back("--set");
-        argv.push_back(s);
-      }
-    }
-    c.pid = spawn_process(argv, c.log);
+    c.array = pe->name;
+    c.report = fmt::format("{}/simulate-{}.json", dir, c.array);
+    c.log = fmt::format("{}/simulate-{}.log", dir, c.array);
     children.push_back(c);
   }
+  // Every array's simulation at once, each its own process (process.h).
   std::string first_error;
   int worst = kExitOk;
-  for (auto& c : children) {
-    int status = 0;
-    while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {
+  ProcessPool::Callbacks cb;
+  cb.start = [&](std::size_t i) { return std::pair{simulate_argv(exe, vm, children[i]), children[i].log}; };
+  cb.done = [&](std::size_t i, const ChildResult& r) {
+    if (r.exit_code != kExitOk && first_error.empty()) {
+      first_error = fmt::format("{} array: {}", children[i].array, last_error_line(children[i].log));
+      worst = r.exit_code;
     }
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : kExitFailure;
-    if (code != kExitOk && first_error.empty()) {
-      first_error = fmt::format("{} array: {}", c.array, last_error_line(c.log));
-      worst = code;
-    }
-  }
+  };
+  cb.on_stop = [&](int) {
+    if (!keep) std::filesystem::remove_all(dir);
+  };
+  ProcessPool(static_cast<int>(children.size()), 0).run(children.size(), cb);
   auto cleanup = [&] {
     if (!keep) std::filesystem::remove_all(dir);
   };

@@ -78,11 +78,6 @@ void progress(std::size_t done, std::size_t total, std::size_t failed, double el
                final ? "\n" : "");
 }
 
-// A stop request (SIGTERM, SIGINT, SIGHUP): the sweep stops its children, removes their
-// temporary files and then ends by the same signal.
-volatile std::sig_atomic_t g_stop_signal = 0;
-extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
-
 // Temporary files (`*.tmp.PID`) that a killed writer left in DIR/points (those of point `id`
 // only, when given).
 void remove_temporary_files(const std::string& dir, const std::string& id = "") {
@@ -116,6 +111,187 @@ void write_meta(const std::string& dir, const Point& p) {
 }
 
 }  // namespace
+
+#ifdef MFSIM_HAVE_MPI
+// Rank 0 gathers every other rank's finished points (report and meta), so that the results
+// are complete even without a shared file system.
+void gather_points(const std::vector<Point>& points, int rank, int ranks, const std::string& dir) {
+  if (rank != 0) {
+    for (const auto& p : points) {
+      if (p.index % static_cast<std::size_t>(ranks) != static_cast<std::size_t>(rank)) continue;
+      std::string rep, meta;
+      try {
+        rep = read_file(fmt::format("{}/points/{}.json", dir, p.id));
+      } catch (...) {
+      }
+      meta = read_file(fmt::format("{}/points/{}.meta.json", dir, p.id));
+      std::string msg = std::to_string(p.index) + "\n" + std::to_string(meta.size()) + "\n" + meta + rep;
+      MPI_Send(msg.data(), static_cast<int>(msg.size()), MPI_CHAR, 0, 7, MPI_COMM_WORLD);
+    }
+  } else {
+    std::size_t expected = 0;
+    for (const auto& p : points) expected += p.index % static_cast<std::size_t>(ranks) != 0 ? 1 : 0;
+    for (std::size_t m = 0; m < expected; ++m) {
+      MPI_Status st;
+      MPI_Probe(MPI_ANY_SOURCE, 7, MPI_COMM_WORLD, &st);
+      int len = 0;
+      MPI_Get_count(&st, MPI_CHAR, &len);
+      std::string msg(static_cast<std::size_t>(len), '\0');
+      MPI_Recv(msg.data(), len, MPI_CHAR, st.MPI_SOURCE, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      auto nl1 = msg.find('\n'), nl2 = msg.find('\n', nl1 + 1);
+      std::size_t idx = std::stoul(msg.substr(0, nl1)), mlen = std::stoul(msg.substr(nl1 + 1, nl2 - nl1 - 1));
+      std::string meta = msg.substr(nl2 + 1, mlen), rep = msg.substr(nl2 + 1 + mlen);
+      const Point& p = points[idx];
+      if (!rep.empty()) write_file_atomic(fmt::format("{}/points/{}.json", dir, p.id), rep);
+      write_file_atomic(fmt::format("{}/points/{}.meta.json", dir, p.id), meta);
+    }
+  }
+}
+#endif
+
+// Results, in grid order: one row per point and energy table, energy from stored counts
+// (results.csv), and every point with its report and energies (results.json, with `meta`).
+// Returns the number of points that did not finish.
+std::size_t write_results(const std::string& dir, const std::vector<Axis>& axes, std::vector<Point>& points,
+                          const std::vector<EnergyTable>& tables, ojson res) {
+  std::string csv = "point";
+  for (const auto& a : axes) csv += "," + a.param;
+  csv += ",energy_table,cycles_total,cycles_stall,utilization,energy_pj_total,energy_pj_per_mac,wall_seconds,status,error\n";
+  ojson jpoints = ojson::array();
+  std::size_t n_failed = 0;
+  for (auto& p : points) {
+    if (p.status.empty()) {
+      try {
+        auto m = nlohmann::json::parse(read_file(fmt::format("{}/points/{}.meta.json", dir, p.id)));
+        p.status = m.at("status").get<std::string>();
+        p.wall_seconds = m.at("wall_seconds").get<double>();
+        p.error = m.value("error", std::string());
+      } catch (...) {
+        p.status = "missing";
+        p.error = "no result (the rank that ran it did not report)";
+      }
+    }
+    ojson jp;
+    jp["point"] = p.id;
+    ojson params = ojson::object();
+    for (const auto& [k, v] : p.params) params[k] = v;
+    jp["params"] = params;
+    jp["status"] = p.status;
+    if (!p.error.empty()) jp["error"] = p.error;
+    jp["wall_seconds"] = p.wall_seconds;
+    ojson report;
+    bool have = p.status == "ok";
+    if (have) {
+      try {
+        report = ojson::parse(read_file(fmt::format("{}/points/{}.json", dir, p.id)));
+      } catch (const std::exception& e) {
+        have = false;
+        p.status = "failed";
+        p.error = e.what();
+      }
+    }
+    if (p.status != "ok") ++n_failed;
+    ojson energies = ojson::object();
+    for (const auto& t : tables) {
+      std::string row = p.id;
+      for (const auto& [k, v] : p.params) row += "," + csv_field(v);
+      row += "," + t.name;
+      if (have) {
+        ojson copy = report;
+        ojson e = add_energy(copy, t);
+        energies[t.name] = ojson{{"total", e["total"]}, {"per_mac", e["per_mac"]}, {"by_component", e["by_component"]}};
+        const ojson& tot = report["total"];
+        row += fmt::format(",{},{},{:.6g},{:.6g},{:.6g}", tot["cycles"]["total"].get<std::uint64_t>(),
+                           tot["cycles"]["stall"].get<std::uint64_t>(), tot["utilization"].get<double>(),
+                           e["total"].get<double>(), e["per_mac"].get<double>());
+      } else {
+        row += ",,,,,";
+      }
+      row += fmt::format(",{:.3f},{},{}\n", p.wall_seconds, p.status, csv_field(p.error));
+      csv += row;
+    }
+    jp["energy_pj"] = energies;
+    if (have) jp["report"] = report;
+    jpoints.push_back(std::move(jp));
+  }
+  res["points_total"] = points.size();
+  res["points_failed"] = n_failed;
+  res["units"] = ojson{{"cycles", "clock cycles"}, {"energy", "pJ"}, {"wall_seconds", "s"}};
+  res["points"] = std::move(jpoints);
+  write_file_atomic(dir + "/results.json", res.dump(1) + "\n");
+  write_file_atomic(dir + "/results.csv", csv);
+  return n_failed;
+}
+
+// How the points of a sweep run: `mfsim simulate` of each, `jobs` at a time.
+struct SweepRun {
+  std::string exe, dir, trace, mode, table, config;
+  int jobs = 1;
+  double timeout = 0;
+  bool show = false;  // progress bar
+};
+
+// Runs the points `todo` (indices into `points`; `done` of `mine` already finished), each its
+// own process (process.h), and records each point's status in points/ID.meta.json.
+void run_points(const SweepRun& run, std::vector<Point>& points, const std::vector<std::size_t>& todo,
+                std::size_t done, std::size_t mine) {
+  std::error_code ec;
+  std::size_t failed = 0;
+  // A stopped sweep stops its children and leaves no temporary files (a resumed one removes
+  // any that a killed sweep left).
+  remove_temporary_files(run.dir);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  ProcessPool::Callbacks cb;
+  cb.start = [&](std::size_t j) {
+    const Point& p = points[todo[j]];
+    std::filesystem::remove(fmt::format("{}/points/{}.meta.json", run.dir, p.id), ec);
+    std::vector<std::string> argv = {run.exe, "simulate", "-q", "--trace", run.trace, "--mode", run.mode,
+                                     "--energy-table", run.table,
+                                     "--report", fmt::format("{}/points/{}.json", run.dir, p.id)};
+    if (!run.config.empty()) {
+      argv.push_back("--config");
+      argv.push_back(run.config);
+    }
+    for (const auto& [name, value] : p.params) {
+      argv.push_back("--set");
+      argv.push_back(name + "=" + value);
+    }
+    return std::pair{argv, fmt::format("{}/points/{}.log", run.dir, p.id)};
+  };
+  cb.done = [&](std::size_t j, const ChildResult& r) {
+    Point& p = points[todo[j]];
+    p.wall_seconds = r.wall_seconds;
+    if (r.timed_out) {
+      p.status = "timeout";
+      p.error = fmt::format("killed after {} s (--point-timeout)", run.timeout);
+    } else if (r.exit_code == kExitOk && r.signal == 0) {
+      p.status = "ok";
+      p.error.clear();
+    } else {
+      p.status = "failed";
+      p.error = r.signal != 0 ? fmt::format("killed by signal {}", r.signal)
+                              : last_error_line(fmt::format("{}/points/{}.log", run.dir, p.id));
+    }
+    if (p.status != "ok") {
+      ++failed;
+      remove_temporary_files(run.dir, p.id + ".");
+    }
+    write_meta(run.dir, p);
+    ++done;
+  };
+  cb.tick = [&] {
+    if (run.show) progress(done, mine, failed, elapsed(), false);
+  };
+  cb.on_stop = [&](int sig) {
+    remove_temporary_files(run.dir);
+    if (is_terminal()) std::fputc('\n', stderr);
+    std::fprintf(stderr, "mfsim: sweep stopped by signal %d; %zu of %zu points done; continue with --resume\n", sig,
+                 done, mine);
+  };
+  ProcessPool(run.jobs, run.timeout).run(todo.size(), cb);
+  if (run.show) progress(done, mine, failed, elapsed(), true);
+}
 
 // The grid: the four array axes and every --set axis, each value validated against the
 // parameter declarations, and its size checked before anything is allocated or created for it.
@@ -237,9 +413,8 @@ int cmd_sweep(const Args& args) {
 
   // Every point (the last axis varies fastest); this rank's share below.
   std::vector<Point> points = enumerate_points(axes);
-  const std::string exe = self_executable();
   std::vector<std::size_t> todo;
-  std::size_t done = 0, failed = 0;
+  std::size_t done = 0;
   for (auto& p : points) {
     if (p.index % static_cast<std::size_t>(ranks) != static_cast<std::size_t>(rank)) continue;
     if (resume && load_finished(dir, p)) {
@@ -249,208 +424,27 @@ int cmd_sweep(const Args& args) {
     todo.push_back(p.index);
   }
   const std::size_t mine = todo.size() + done;
-  const bool show = vm.count("quiet") == 0 && is_terminal() && rank == 0;
-  struct Running {
-    std::size_t index;
-    pid_t pid;
-    std::chrono::steady_clock::time_point start;
-  };
-  std::vector<Running> running;
-  // A stopped sweep stops its children and leaves no temporary files (a resumed one removes
-  // any that a killed sweep left).
-  remove_temporary_files(dir);
-  struct sigaction stop_action {};
-  stop_action.sa_handler = on_stop_signal;
-  sigemptyset(&stop_action.sa_mask);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &stop_action, nullptr);
-  auto stop_children = [&](int sig) {
-    for (auto& r : running) ::kill(r.pid, SIGTERM);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    for (auto& r : running) {
-      int status = 0;
-      while (::waitpid(r.pid, &status, WNOHANG) == 0) {
-        if (std::chrono::steady_clock::now() > deadline) {
-          ::kill(r.pid, SIGKILL);
-          ::waitpid(r.pid, &status, 0);
-          break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      }
-    }
-    running.clear();
-    remove_temporary_files(dir);
-    if (is_terminal()) std::fputc('\n', stderr);
-    std::fprintf(stderr, "mfsim: sweep stopped by signal %d; %zu of %zu points done; continue with --resume\n", sig,
-                 done, mine);
-    signal(sig, SIG_DFL);
-    ::raise(sig);
-  };
-  const auto t0 = std::chrono::steady_clock::now();
-  std::size_t next = 0;
-  auto finish = [&](Running& r, int status, bool timed_out) {
-    Point& p = points[r.index];
-    p.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - r.start).count();
-    const std::string log = fmt::format("{}/points/{}.log", dir, p.id);
-    if (timed_out) {
-      p.status = "timeout";
-      p.error = fmt::format("killed after {} s (--point-timeout)", timeout);
-    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-      p.status = "ok";
-      p.error.clear();
-    } else {
-      p.status = "failed";
-      p.error = WIFSIGNALED(status) ? fmt::format("killed by signal {}", WTERMSIG(status)) : last_error_line(log);
-    }
-    if (p.status != "ok") ++failed;
-    write_meta(dir, p);
-    ++done;
-  };
-  while (next < todo.size() || !running.empty()) {
-    if (g_stop_signal != 0) stop_children(g_stop_signal);
-    while (next < todo.size() && static_cast<int>(running.size()) < jobs && g_stop_signal == 0) {
-      Point& p = points[todo[next++]];
-      std::filesystem::remove(fmt::format("{}/points/{}.meta.json", dir, p.id), ec);
-      std::vector<std::string> argv = {exe, "simulate", "-q", "--trace", trace, "--mode", vm["mode"].as<std::string>(),
-                                       "--energy-table", table_args.front(),
-                                       "--report", fmt::format("{}/points/{}.json", dir, p.id)};
-      if (vm.count("config") != 0) {
-        argv.push_back("--config");
-        argv.push_back(vm["config"].as<std::string>());
-      }
-      for (const auto& [name, value] : p.params) {
-        argv.push_back("--set");
-        argv.push_back(name + "=" + value);
-      }
-      running.push_back({p.index, spawn_process(argv, fmt::format("{}/points/{}.log", dir, p.id)),
-                         std::chrono::steady_clock::now()});
-    }
-    bool reaped = false;
-    for (std::size_t i = 0; i < running.size();) {
-      int status = 0;
-      pid_t r = ::waitpid(running[i].pid, &status, WNOHANG);
-      bool timed_out = false;
-      if (r == 0 && timeout > 0 &&
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - running[i].start).count() > timeout) {
-        ::kill(running[i].pid, SIGKILL);
-        ::waitpid(running[i].pid, &status, 0);
-        r = running[i].pid;
-        timed_out = true;
-      }
-      if (r == running[i].pid) {
-        finish(running[i], status, timed_out);
-        if (points[running[i].index].status != "ok") remove_temporary_files(dir, points[running[i].index].id + ".");
-        running.erase(running.begin() + static_cast<std::ptrdiff_t>(i));
-        reaped = true;
-        continue;
-      }
-      ++i;
-    }
-    if (show) progress(done, mine, failed, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), false);
-    if (!reaped) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  if (show) progress(done, mine, failed, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), true);
+  SweepRun run;
+  run.exe = self_executable();
+  run.dir = dir;
+  run.trace = trace;
+  run.mode = vm["mode"].as<std::string>();
+  run.table = table_args.front();
+  run.config = vm.count("config") != 0 ? vm["config"].as<std::string>() : "";
+  run.jobs = jobs;
+  run.timeout = timeout;
+  run.show = vm.count("quiet") == 0 && is_terminal() && rank == 0;
+  run_points(run, points, todo, done, mine);
 
 #ifdef MFSIM_HAVE_MPI
   if (ranks > 1) {
-    // Rank 0 gathers every other rank's finished points (report and meta), so that the
-    // results are complete even without a shared file system.
-    if (rank != 0) {
-      for (const auto& p : points) {
-        if (p.index % static_cast<std::size_t>(ranks) != static_cast<std::size_t>(rank)) continue;
-        std::string rep, meta;
-        try {
-          rep = read_file(fmt::format("{}/points/{}.json", dir, p.id));
-        } catch (...) {
-        }
-        meta = read_file(fmt::format("{}/points/{}.meta.json", dir, p.id));
-        std::string msg = std::to_string(p.index) + "\n" + std::to_string(meta.size()) + "\n" + meta + rep;
-        MPI_Send(msg.data(), static_cast<int>(msg.size()), MPI_CHAR, 0, 7, MPI_COMM_WORLD);
-      }
-    } else {
-      std::size_t expected = 0;
-      for (const auto& p : points) expected += p.index % static_cast<std::size_t>(ranks) != 0 ? 1 : 0;
-      for (std::size_t m = 0; m < expected; ++m) {
-        MPI_Status st;
-        MPI_Probe(MPI_ANY_SOURCE, 7, MPI_COMM_WORLD, &st);
-        int len = 0;
-        MPI_Get_count(&st, MPI_CHAR, &len);
-        std::string msg(static_cast<std::size_t>(len), '\0');
-        MPI_Recv(msg.data(), len, MPI_CHAR, st.MPI_SOURCE, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-        auto nl1 = msg.find('\n'), nl2 = msg.find('\n', nl1 + 1);
-        std::size_t idx = std::stoul(msg.substr(0, nl1)), mlen = std::stoul(msg.substr(nl1 + 1, nl2 - nl1 - 1));
-        std::string meta = msg.substr(nl2 + 1, mlen), rep = msg.substr(nl2 + 1 + mlen);
-        const Point& p = points[idx];
-        if (!rep.empty()) write_file_atomic(fmt::format("{}/points/{}.json", dir, p.id), rep);
-        write_file_atomic(fmt::format("{}/points/{}.meta.json", dir, p.id), meta);
-      }
-    }
+    gather_points(points, rank, ranks, dir);
     MPI_Barrier(MPI_COMM_WORLD);
     MPI_Finalize();
     if (rank != 0) return kExitOk;
   }
 #endif
 
-  // Results, in grid order: one row per point and energy table, energy from stored counts.
-  std::string csv = "point";
-  for (const auto& a : axes) csv += "," + a.param;
-  csv += ",energy_table,cycles_total,cycles_stall,utilization,energy_pj_total,energy_pj_per_mac,wall_seconds,status,error\n";
-  ojson jpoints = ojson::array();
-  std::size_t n_failed = 0;
-  for (auto& p : points) {
-    if (p.status.empty()) {
-      try {
-        auto m = nlohmann::json::parse(read_file(fmt::format("{}/points/{}.meta.json", dir, p.id)));
-        p.status = m.at("status").get<std::string>();
-        p.wall_seconds = m.at("wall_seconds").get<double>();
-        p.error = m.value("error", std::string());
-      } catch (...) {
-        p.status = "missing";
-        p.error = "no result (the rank that ran it did not report)";
-      }
-    }
-    ojson jp;
-    jp["point"] = p.id;
-    ojson params = ojson::object();
-    for (const auto& [k, v] : p.params) params[k] = v;
-    jp["params"] = params;
-    jp["status"] = p.status;
-    if (!p.error.empty()) jp["error"] = p.error;
-    jp["wall_seconds"] = p.wall_seconds;
-    ojson report;
-    bool have = p.status == "ok";
-    if (have) {
-      try {
-        report = ojson::parse(read_file(fmt::format("{}/points/{}.json", dir, p.id)));
-      } catch (const std::exception& e) {
-        have = false;
-        p.status = "failed";
-        p.error = e.what();
-      }
-    }
-    if (p.status != "ok") ++n_failed;
-    ojson energies = ojson::object();
-    for (const auto& t : tables) {
-      std::string row = p.id;
-      for (const auto& [k, v] : p.params) row += "," + csv_field(v);
-      row += "," + t.name;
-      if (have) {
-        ojson copy = report;
-        ojson e = add_energy(copy, t);
-        energies[t.name] = ojson{{"total", e["total"]}, {"per_mac", e["per_mac"]}, {"by_component", e["by_component"]}};
-        const ojson& tot = report["total"];
-        row += fmt::format(",{},{},{:.6g},{:.6g},{:.6g}", tot["cycles"]["total"].get<std::uint64_t>(),
-                           tot["cycles"]["stall"].get<std::uint64_t>(), tot["utilization"].get<double>(),
-                           e["total"].get<double>(), e["per_mac"].get<double>());
-      } else {
-        row += ",,,,,";
-      }
-      row += fmt::format(",{:.3f},{},{}\n", p.wall_seconds, p.status, csv_field(p.error));
-      csv += row;
-    }
-    jp["energy_pj"] = energies;
-    if (have) jp["report"] = report;
-    jpoints.push_back(std::move(jp));
-  }
   ojson res;
   res["mfsim_version"] = MFSIM_VERSION;
   std::string cmd = "mfsim sweep";
@@ -463,13 +457,8 @@ int cmd_sweep(const Args& args) {
   std::vector<std::string> tnames;
   for (const auto& t : tables) tnames.push_back(t.name);
   res["energy_tables"] = tnames;
-  res["points_total"] = points.size();
-  res["points_failed"] = n_failed;
   res["mpi_ranks"] = ranks;
-  res["units"] = ojson{{"cycles", "clock cycles"}, {"energy", "pJ"}, {"wall_seconds", "s"}};
-  res["points"] = std::move(jpoints);
-  write_file_atomic(dir + "/results.json", res.dump(1) + "\n");
-  write_file_atomic(dir + "/results.csv", csv);
+  const std::size_t n_failed = write_results(dir, axes, points, tables, std::move(res));
   if (vm.count("quiet") == 0) {
     std::printf("sweep: %zu points (%zu failed), %zu energy table%s -> %s/results.csv\n", points.size(), n_failed,
                 tables.size(), tables.size() == 1 ? "" : "s", dir.c_str());

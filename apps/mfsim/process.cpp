@@ -2,13 +2,21 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <signal.h>
 #include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <thread>
 
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
 
 #include "common/atomic_file.h"
+#include "common/error.h"
 
 extern char** environ;
 
@@ -50,6 +58,80 @@ std::string last_error_line(const std::string& log_path) {
     if (line.rfind(p, 0) == 0) return line.substr(std::strlen(p));
   }
   return line.empty() ? "terminated without a message" : line;
+}
+
+namespace {
+// A stop request (SIGTERM, SIGINT, SIGHUP) seen while a pool runs.
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+}  // namespace
+
+void ProcessPool::run(std::size_t jobs, const Callbacks& cb) {
+  struct Running {
+    std::size_t index;
+    pid_t pid;
+    std::chrono::steady_clock::time_point start;
+  };
+  std::vector<Running> running;
+  struct sigaction stop_action {};
+  stop_action.sa_handler = on_stop_signal;
+  sigemptyset(&stop_action.sa_mask);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &stop_action, nullptr);
+  auto stop_children = [&](int sig) {
+    for (auto& r : running) ::kill(r.pid, SIGTERM);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    for (auto& r : running) {
+      int status = 0;
+      while (::waitpid(r.pid, &status, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          ::kill(r.pid, SIGKILL);
+          ::waitpid(r.pid, &status, 0);
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
+    running.clear();
+    if (cb.on_stop) cb.on_stop(sig);
+    signal(sig, SIG_DFL);
+    ::raise(sig);
+  };
+  std::size_t next = 0;
+  while (next < jobs || !running.empty()) {
+    if (g_stop_signal != 0) stop_children(g_stop_signal);
+    while (next < jobs && static_cast<int>(running.size()) < parallel_ && g_stop_signal == 0) {
+      auto [argv, log] = cb.start(next);
+      running.push_back({next, spawn_process(argv, log), std::chrono::steady_clock::now()});
+      ++next;
+    }
+    bool reaped = false;
+    for (std::size_t i = 0; i < running.size();) {
+      int status = 0;
+      pid_t r = ::waitpid(running[i].pid, &status, WNOHANG);
+      while (r < 0 && errno == EINTR) r = ::waitpid(running[i].pid, &status, WNOHANG);
+      ChildResult res;
+      const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - running[i].start).count();
+      if (r == 0 && timeout_ > 0 && wall > timeout_) {
+        ::kill(running[i].pid, SIGKILL);
+        ::waitpid(running[i].pid, &status, 0);
+        r = running[i].pid;
+        res.timed_out = true;
+      }
+      if (r == running[i].pid) {
+        res.wall_seconds = wall;
+        res.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : kExitFailure;
+        res.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+        const std::size_t index = running[i].index;
+        running.erase(running.begin() + static_cast<std::ptrdiff_t>(i));
+        if (cb.done) cb.done(index, res);
+        reaped = true;
+        continue;
+      }
+      ++i;
+    }
+    if (cb.tick) cb.tick();
+    if (!reaped) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 }  // namespace mfsim::cli
