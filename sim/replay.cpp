@@ -370,6 +370,101 @@ ValueRun run_value_records(const TraceReader& reader, const ReplayOptions& opt,
   return run;
 }
 
+// The report's utilization: scheduled products per PE-cycle.
+double utilization(const SimConfig& cfg, std::uint64_t slots, std::uint64_t cycles) {
+  const double pe_count = static_cast<double>(cfg.rows) * cfg.cols;
+  return cycles == 0 ? 0.0 : static_cast<double>(slots) / (pe_count * static_cast<double>(cycles));
+}
+
+// Sums over GEMMs (the whole trace, or one phase); every sum checked against 2^64.
+struct Totals {
+  GemmTiming t;
+  std::uint64_t scalesim = 0, macs = 0, gemms = 0, compulsory = 0, compulsory_gemm = 0;
+  EventCounts e;
+
+  void add(const GemmOutcome& g, std::uint64_t scalesim_cycles, std::uint64_t gemm_macs, std::uint64_t compulsory_bytes,
+           std::uint64_t compulsory_gemm_bytes) {
+    compulsory = checked_add(compulsory, compulsory_bytes, "dram.compulsory_bytes");
+    compulsory_gemm = checked_add(compulsory_gemm, compulsory_gemm_bytes, "dram.compulsory_bytes");
+    t.folds = checked_add(t.folds, g.timing.folds, "folds");
+    t.total = checked_add(t.total, g.timing.total, "cycles.total");
+    t.compute = checked_add(t.compute, g.timing.compute, "cycles.compute");
+    t.stall = checked_add(t.stall, g.timing.stall, "cycles.stall");
+    for (std::size_t c = 0; c < t.stall_by_cause.size(); ++c) {
+      t.stall_by_cause[c] = checked_add(t.stall_by_cause[c], g.timing.stall_by_cause[c], "cycles.stall");
+    }
+    scalesim = checked_add(scalesim, scalesim_cycles, "cycles.scalesim_compatible");
+    macs = checked_add(macs, gemm_macs, "macs");
+    gemms += 1;
+    e += g.events;
+  }
+};
+
+ojson totals_json(const SimConfig& cfg, const Totals& t) {
+  ojson j;
+  j["gemms"] = t.gemms;
+  j["folds"] = t.t.folds;
+  j["cycles"] = ojson{{"total", t.t.total}, {"compute", t.t.compute}, {"stall", t.t.stall},
+                      {"stall_by_cause", stall_json(t.t)},
+                      {"scalesim_compatible", t.scalesim}};
+  j["time_seconds"] = static_cast<double>(t.t.total) / (cfg.clock_mhz * 1e6);
+  j["utilization"] = utilization(cfg, t.e.mac_slots, t.t.total);
+  j["macs"] = t.macs;
+  j["events"] = events_json(*cfg.array, t.e);
+  j["dram"] = dram_json(t.e, t.compulsory, t.compulsory_gemm);
+  return j;
+}
+
+// One GEMM's entry in the report: shape, mode, cycles, events, mapping, DRAM against the
+// physical minimum, and its verification.
+ojson gemm_json(const SimConfig& cfg, std::size_t i, const TraceRecord& r, const GemmOutcome& g,
+                const QuantizedElements& quantized, std::uint64_t scalesim, const FoldPlan& plan,
+                std::uint64_t compulsory, std::uint64_t compulsory_gemm) {
+  ojson j;
+  j["index"] = i;
+  j["layer"] = r.layer;
+  j["phase"] = to_string(r.phase);
+  j["M"] = r.shape.m;
+  j["N"] = r.shape.n;
+  j["K"] = r.shape.k;
+  j["repeat"] = r.repeat;
+  j["layer_type"] = to_string(r.layer_type);
+  j["format"] = to_string(r.format());
+  j["quantized_elements"] = ojson{{"activations", quantized.activations},
+                                  {"weights", quantized.weights},
+                                  {"errors", quantized.errors}};
+  j["mode"] = g.mode;
+  j["folds"] = g.timing.folds;
+  j["cycles"] = ojson{{"total", g.timing.total}, {"compute", g.timing.compute},
+                      {"stall", g.timing.stall}, {"stall_by_cause", stall_json(g.timing)},
+                      {"scalesim_compatible", scalesim}};
+  j["utilization"] = utilization(cfg, g.events.mac_slots, g.timing.total);
+  j["macs"] = r.macs();
+  j["zero_products_measured"] = g.zero_measured;
+  j["events"] = events_json(*cfg.array, g.events);
+  ojson mapping;
+  mapping["kind"] = plan.tiled() ? (cfg.map_pinned ? "pinned" : "searched") : "fixed";
+  if (plan.tiled()) {
+    mapping["tiles"] = ojson{{"M", plan.tiles().mt}, {"N", plan.tiles().nt}, {"K", plan.tiles().kt}};
+    mapping["order"] = std::string(plan.tiles().order, 3);
+    mapping["im2col"] = plan.conv_on_chip() ? "onchip" : "dram";
+  }
+  mapping["text"] = plan.mapping_text();
+  j["mapping"] = mapping;
+  j["dram"] = dram_json(g.events, compulsory, compulsory_gemm);
+  ojson v;
+  v["checked"] = g.checked;
+  if (g.checked) {
+    v["against"] = g.against;
+    v["match"] = g.mismatch.empty();
+    if (!g.mismatch.empty()) v["first_mismatch"] = g.mismatch;
+    if (g.saturations > 0) v["saturations"] = g.saturations;
+  }
+  j["verification"] = v;
+  if (!g.note.empty()) j["note"] = g.note;
+  return j;
+}
+
 }  // namespace
 
 ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) {
@@ -407,30 +502,6 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
   rep["counters"] = counters;
 
   const double pe_count = static_cast<double>(cfg.rows) * cfg.cols;
-  auto utilization = [&](std::uint64_t slots, std::uint64_t cycles) {
-    return cycles == 0 ? 0.0 : static_cast<double>(slots) / (pe_count * static_cast<double>(cycles));
-  };
-  struct Totals {
-    GemmTiming t;
-    std::uint64_t scalesim = 0, macs = 0, gemms = 0, compulsory = 0, compulsory_gemm = 0;
-    EventCounts e;
-  };
-  auto add_to_totals = [](Totals& t, const GemmOutcome& g, std::uint64_t scalesim, std::uint64_t macs,
-                          std::uint64_t compulsory, std::uint64_t compulsory_gemm) {
-    t.compulsory = checked_add(t.compulsory, compulsory, "dram.compulsory_bytes");
-    t.compulsory_gemm = checked_add(t.compulsory_gemm, compulsory_gemm, "dram.compulsory_bytes");
-    t.t.folds = checked_add(t.t.folds, g.timing.folds, "folds");
-    t.t.total = checked_add(t.t.total, g.timing.total, "cycles.total");
-    t.t.compute = checked_add(t.t.compute, g.timing.compute, "cycles.compute");
-    t.t.stall = checked_add(t.t.stall, g.timing.stall, "cycles.stall");
-    for (std::size_t c = 0; c < t.t.stall_by_cause.size(); ++c) {
-      t.t.stall_by_cause[c] = checked_add(t.t.stall_by_cause[c], g.timing.stall_by_cause[c], "cycles.stall");
-    }
-    t.scalesim = checked_add(t.scalesim, scalesim, "cycles.scalesim_compatible");
-    t.macs = checked_add(t.macs, macs, "macs");
-    t.gemms += 1;
-    t.e += g.events;
-  };
   Totals total;
   std::array<Totals, kNumPhases> phases{};
   ojson gemms = ojson::array();
@@ -441,58 +512,16 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     const GemmOutcome& g = out[i];
     std::uint64_t scalesim = checked_mul(scalesim_cycles(cfg.dataflow, cfg.rows, cfg.cols, r.shape),
                                          static_cast<std::uint64_t>(r.repeat), "cycles.scalesim_compatible");
-    ojson j;
-    j["index"] = i;
-    j["layer"] = r.layer;
-    j["phase"] = to_string(r.phase);
-    j["M"] = r.shape.m;
-    j["N"] = r.shape.n;
-    j["K"] = r.shape.k;
-    j["repeat"] = r.repeat;
-    j["layer_type"] = to_string(r.layer_type);
-    j["format"] = to_string(r.format());
-    j["quantized_elements"] = ojson{{"activations", quantized[i].activations},
-                                    {"weights", quantized[i].weights},
-                                    {"errors", quantized[i].errors}};
-    j["mode"] = g.mode;
-    j["folds"] = g.timing.folds;
-    j["cycles"] = ojson{{"total", g.timing.total}, {"compute", g.timing.compute},
-                        {"stall", g.timing.stall}, {"stall_by_cause", stall_json(g.timing)},
-                        {"scalesim_compatible", scalesim}};
-    j["utilization"] = utilization(g.events.mac_slots, g.timing.total);
-    j["macs"] = r.macs();
-    j["zero_products_measured"] = g.zero_measured;
-    j["events"] = events_json(*cfg.array, g.events);
-    // The mapping and the DRAM traffic against the physical minimum.
     const FoldPlan plan(cfg, r.shape, conv_view(r));
     const auto rep_n = static_cast<std::uint64_t>(r.repeat);
     const std::uint64_t compulsory = checked_mul(plan.compulsory_bytes(), rep_n, "dram.compulsory_bytes");
     const std::uint64_t compulsory_gemm = checked_mul(plan.compulsory_bytes_gemm_view(), rep_n, "dram.compulsory_bytes");
-    ojson mapping;
-    mapping["kind"] = plan.tiled() ? (cfg.map_pinned ? "pinned" : "searched") : "fixed";
-    if (plan.tiled()) {
-      mapping["tiles"] = ojson{{"M", plan.tiles().mt}, {"N", plan.tiles().nt}, {"K", plan.tiles().kt}};
-      mapping["order"] = std::string(plan.tiles().order, 3);
-      mapping["im2col"] = plan.conv_on_chip() ? "onchip" : "dram";
-    }
-    mapping["text"] = plan.mapping_text();
-    j["mapping"] = mapping;
-    j["dram"] = dram_json(g.events, compulsory, compulsory_gemm);
-    ojson v;
-    v["checked"] = g.checked;
-    if (g.checked) {
-      v["against"] = g.against;
-      v["match"] = g.mismatch.empty();
-      if (!g.mismatch.empty()) v["first_mismatch"] = g.mismatch;
-      if (g.saturations > 0) v["saturations"] = g.saturations;
-    }
-    j["verification"] = v;
-    if (!g.note.empty()) j["note"] = g.note;
+    ojson j = gemm_json(cfg, i, r, g, quantized[i], scalesim, plan, compulsory, compulsory_gemm);
     gemms.push_back(std::move(j));
 
     try {
       for (Totals* t : {&total, &phases[static_cast<int>(r.phase)]}) {
-        add_to_totals(*t, g, scalesim, r.macs(), compulsory, compulsory_gemm);
+        t->add(g, scalesim, r.macs(), compulsory, compulsory_gemm);
       }
     } catch (const InputError& e) {
       throw InputError(fmt::format("{}: totals: {}", reader.path(), e.what()));
@@ -508,23 +537,9 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
       }
     }
   }
-  auto totals_json = [&](const Totals& t) {
-    ojson j;
-    j["gemms"] = t.gemms;
-    j["folds"] = t.t.folds;
-    j["cycles"] = ojson{{"total", t.t.total}, {"compute", t.t.compute}, {"stall", t.t.stall},
-                        {"stall_by_cause", stall_json(t.t)},
-                        {"scalesim_compatible", t.scalesim}};
-    j["time_seconds"] = static_cast<double>(t.t.total) / (cfg.clock_mhz * 1e6);
-    j["utilization"] = utilization(t.e.mac_slots, t.t.total);
-    j["macs"] = t.macs;
-    j["events"] = events_json(*cfg.array, t.e);
-    j["dram"] = dram_json(t.e, t.compulsory, t.compulsory_gemm);
-    return j;
-  };
-  rep["total"] = totals_json(total);
+  rep["total"] = totals_json(cfg, total);
   ojson by_phase = ojson::object();
-  for (int p = 0; p < kNumPhases; ++p) by_phase[to_string(static_cast<Phase>(p))] = totals_json(phases[p]);
+  for (int p = 0; p < kNumPhases; ++p) by_phase[to_string(static_cast<Phase>(p))] = totals_json(cfg, phases[p]);
   rep["by_phase"] = by_phase;
   rep["verification"] = ojson{{"gemms_checked", checked},
                               {"checked_against_trace", against_trace},
