@@ -136,20 +136,23 @@ int cmd_compare(const Args& args) {
     children.push_back(c);
   }
   // Every array's simulation at once, each its own process (process.h).
-  std::string first_error;
-  int worst = kExitOk;
+  std::vector<int> exit_codes(children.size(), kExitOk);
   ProcessPool::Callbacks cb;
   cb.start = [&](std::size_t i) { return std::pair{simulate_argv(exe, vm, children[i]), children[i].log}; };
-  cb.done = [&](std::size_t i, const ChildResult& r) {
-    if (r.exit_code != kExitOk && first_error.empty()) {
-      first_error = fmt::format("{} array: {}", children[i].array, last_error_line(children[i].log));
-      worst = r.exit_code;
-    }
-  };
+  cb.done = [&](std::size_t i, const ChildResult& r) { exit_codes[i] = r.exit_code; };
   cb.on_stop = [&](int) {
     if (!keep) std::filesystem::remove_all(dir);
   };
   ProcessPool(static_cast<int>(children.size()), 0).run(children.size(), cb);
+  // The first failing array in report order (whichever finished first), for a stable message.
+  std::string first_error;
+  int worst = kExitOk;
+  for (std::size_t i = 0; i < children.size() && worst == kExitOk; ++i) {
+    if (exit_codes[i] != kExitOk) {
+      first_error = fmt::format("{} array: {}", children[i].array, last_error_line(children[i].log));
+      worst = exit_codes[i];
+    }
+  }
   auto cleanup = [&] {
     if (!keep) std::filesystem::remove_all(dir);
   };
