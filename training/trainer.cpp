@@ -58,18 +58,9 @@ double evaluate(Network& net, const Dataset& d, StepContext ctx, int batch, doub
 
 }  // namespace
 
-ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset& test) {
-  set_blas_threads(opt.threads);
-  // The per-step buffers (im2col matrices, activations) are large: keep freed memory in the
-  // heap instead of returning it to the kernel and faulting it in again every step.
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest value glibc accepts on 64-bit
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  const std::string spec = opt.spec.empty() ? network_spec(opt.model) : opt.spec;
-  Network net(spec, train.rows, train.cols, 1, opt.seed);
-  auto params = net.params();
-  std::vector<std::vector<float>> velocity;
-  for (auto& p : params) velocity.emplace_back(p.first->size(), 0.0f);
+namespace {
 
+StepContext make_context(const TrainOptions& opt) {
   StepContext ctx;
   ctx.arith = opt.arith;
   ctx.wbc = opt.wbc;
@@ -77,7 +68,12 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
   ctx.potq.prc_candidates = opt.prc_candidates;
   ctx.potq.wbc_iterations = opt.wbc_iterations;
   ctx.seed = opt.seed;
+  return ctx;
+}
 
+// The report's description of the run (the results are added as the run ends).
+ojson report_header(const TrainOptions& opt, const std::string& spec, Network& net, const Dataset& train,
+                    const Dataset& test) {
   ojson rep;
   rep["model"] = opt.spec.empty() ? opt.model : "custom";
   rep["spec"] = spec;
@@ -95,6 +91,75 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
   rep["train_examples"] = train.size();
   rep["test_examples"] = test.size();
   rep["parameters"] = net.parameter_count();
+  return rep;
+}
+
+double learning_rate(const TrainOptions& opt, std::uint64_t step, std::size_t steps_per_epoch) {
+  if (opt.lr_schedule != "cosine") return opt.lr;
+  const double total = static_cast<double>(steps_per_epoch) * opt.epochs;
+  return 0.5 * opt.lr * (1.0 + std::cos(3.14159265358979323846 * static_cast<double>(step) / total));
+}
+
+// SGD with momentum and weight decay, in FP32 (not a linear layer: not quantized).
+void sgd_update(std::vector<std::pair<std::vector<float>*, std::vector<float>*>>& params,
+                std::vector<std::vector<float>>& velocity, const TrainOptions& opt, double lr) {
+  const float mu = static_cast<float>(opt.momentum), lrf = static_cast<float>(lr),
+              wd = static_cast<float>(opt.weight_decay);
+  for (std::size_t p = 0; p < params.size(); ++p) {
+    auto& w = *params[p].first;
+    auto& g = *params[p].second;
+    auto& v = velocity[p];
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      v[i] = mu * v[i] + g[i] + wd * w[i];
+      w[i] -= lrf * v[i];
+    }
+  }
+}
+
+// The run's results: accuracy and loss per epoch, quantizer statistics, and the
+// multiplications outside the GEMMs.
+void add_results(ojson& rep, const TrainOptions& opt, const StepContext& ctx, Network& net, bool diverged,
+                 const std::vector<double>& acc_per_epoch, const std::vector<double>& loss_per_epoch,
+                 const std::vector<double>& train_acc_per_epoch, const std::vector<double>& epoch_seconds,
+                 std::uint64_t steps) {
+  rep["diverged"] = diverged;
+  rep["test_accuracy"] = acc_per_epoch.empty() ? 0.0 : acc_per_epoch.back();
+  rep["test_accuracy_per_epoch"] = acc_per_epoch;
+  rep["train_loss_per_epoch"] = loss_per_epoch;
+  rep["train_accuracy_per_epoch"] = train_acc_per_epoch;
+  rep["epoch_seconds"] = epoch_seconds;
+  rep["steps"] = steps;
+  if (opt.arith == NumFormat::kPot4) {
+    rep["wbc_mean_threshold"] = ctx.wbc_count > 0 ? ctx.wbc_threshold_sum / ctx.wbc_count : 0.0;
+    ojson rho = ojson::object();
+    for (int i = 0; i < 8; ++i) {
+      if (ctx.rho_hist[i] > 0) rho[std::to_string(-i)] = ctx.rho_hist[i];
+    }
+    rep["prc_offsets_chosen"] = rho;
+  }
+  // Multiplications outside the linear-layer GEMMs, per training step (docs/training-core.md).
+  const std::size_t np = net.parameter_count();
+  rep["fp32_multiplications_outside_gemms_per_step"] =
+      ojson{{"optimizer", 2 * np + (opt.weight_decay > 0 ? np : 0)},
+            {"loss_softmax", 2 * static_cast<std::size_t>(opt.batch) * 10}};
+}
+
+}  // namespace
+
+ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset& test) {
+  set_blas_threads(opt.threads);
+  // The per-step buffers (im2col matrices, activations) are large: keep freed memory in the
+  // heap instead of returning it to the kernel and faulting it in again every step.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest value glibc accepts on 64-bit
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  const std::string spec = opt.spec.empty() ? network_spec(opt.model) : opt.spec;
+  Network net(spec, train.rows, train.cols, 1, opt.seed);
+  auto params = net.params();
+  std::vector<std::vector<float>> velocity;
+  for (auto& p : params) velocity.emplace_back(p.first->size(), 0.0f);
+
+  StepContext ctx = make_context(opt);
+  ojson rep = report_header(opt, spec, net, train, test);
 
   const std::size_t steps_per_epoch = (train.size() + static_cast<std::size_t>(opt.batch) - 1) / opt.batch;
   const bool tty = ::isatty(2) != 0;
@@ -139,22 +204,7 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
         trace_written = opt.trace_out;
         ctx.trace = nullptr;
       }
-      double lr = opt.lr;
-      if (opt.lr_schedule == "cosine") {
-        const double total = static_cast<double>(steps_per_epoch) * opt.epochs;
-        lr = 0.5 * opt.lr * (1.0 + std::cos(3.14159265358979323846 * static_cast<double>(step) / total));
-      }
-      const float mu = static_cast<float>(opt.momentum), lrf = static_cast<float>(lr),
-                  wd = static_cast<float>(opt.weight_decay);
-      for (std::size_t p = 0; p < params.size(); ++p) {  // SGD with momentum (FP32)
-        auto& w = *params[p].first;
-        auto& g = *params[p].second;
-        auto& v = velocity[p];
-        for (std::size_t i = 0; i < w.size(); ++i) {
-          v[i] = mu * v[i] + g[i] + wd * w[i];
-          w[i] -= lrf * v[i];
-        }
-      }
+      sgd_update(params, velocity, opt, learning_rate(opt, step, steps_per_epoch));
       loss_sum += loss * static_cast<double>(count);
       right += static_cast<std::size_t>(correct);
       seen += count;
@@ -180,26 +230,7 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
                    loss_per_epoch.back(), acc_per_epoch.back(), secs);
     }
   }
-  rep["diverged"] = diverged;
-  rep["test_accuracy"] = acc_per_epoch.empty() ? 0.0 : acc_per_epoch.back();
-  rep["test_accuracy_per_epoch"] = acc_per_epoch;
-  rep["train_loss_per_epoch"] = loss_per_epoch;
-  rep["train_accuracy_per_epoch"] = train_acc_per_epoch;
-  rep["epoch_seconds"] = epoch_seconds;
-  rep["steps"] = step;
-  if (opt.arith == NumFormat::kPot4) {
-    rep["wbc_mean_threshold"] = ctx.wbc_count > 0 ? ctx.wbc_threshold_sum / ctx.wbc_count : 0.0;
-    ojson rho = ojson::object();
-    for (int i = 0; i < 8; ++i) {
-      if (ctx.rho_hist[i] > 0) rho[std::to_string(-i)] = ctx.rho_hist[i];
-    }
-    rep["prc_offsets_chosen"] = rho;
-  }
-  // Multiplications outside the linear-layer GEMMs, per training step (docs/training-core.md).
-  const std::size_t np = net.parameter_count();
-  rep["fp32_multiplications_outside_gemms_per_step"] =
-      ojson{{"optimizer", 2 * np + (opt.weight_decay > 0 ? np : 0)},
-            {"loss_softmax", 2 * static_cast<std::size_t>(opt.batch) * 10}};
+  add_results(rep, opt, ctx, net, diverged, acc_per_epoch, loss_per_epoch, train_acc_per_epoch, epoch_seconds, step);
   if (!trace_written.empty()) rep["trace"] = trace_written;
   rep["blas"] = blas_info();
   return rep;
