@@ -757,3 +757,45 @@ EventCounts analytic_events(const FoldPlan& plan, const GemmTiming& timing,
 }
 
 }  // namespace mfsim
+
+namespace mfsim {
+
+std::vector<ParamSpec> array_params() {
+  return {
+      {"array.rows", ParamType::kInt, "32", "PEs", 1, 4096, nullptr, "rows R of the systolic array",
+       set_int(&SimConfig::rows)},
+      {"array.cols", ParamType::kInt, "32", "PEs", 1, 4096, nullptr, "columns C of the systolic array",
+       set_int(&SimConfig::cols)},
+      {"array.dataflow", ParamType::kChoice, "os", "", 0, 0, "os|ws|is",
+       "output-, weight- or input-stationary mapping (docs/cycle-semantics.md)",
+       [](const std::string& v, SimConfig& c) {
+         c.dataflow = v == "os" ? Dataflow::kOs : v == "ws" ? Dataflow::kWs : Dataflow::kIs;
+       }},
+      {"array.overlap", ParamType::kBool, "true", "", 0, 0, nullptr,
+       "consecutive folds overlap: WS/IS preload the next stationary tile into shadow registers, OS drains under "
+       "the next fold",
+       set_bool(&SimConfig::overlap)},
+  };
+}
+
+std::vector<ParamSpec> memory_params() {
+  return {
+      {"sram.a_kib", ParamType::kInt, "256", "KiB", 1, 1 << 22, nullptr,
+       "operand A buffer (activations / errors), double-buffered: half holds a fold's tile",
+       set_kib(&SimConfig::sram_a_bytes)},
+      {"sram.b_kib", ParamType::kInt, "256", "KiB", 1, 1 << 22, nullptr,
+       "operand B buffer (weights / errors), double-buffered", set_kib(&SimConfig::sram_b_bytes)},
+      {"sram.c_kib", ParamType::kInt, "128", "KiB", 1, 1 << 22, nullptr,
+       "output buffer (results and partial sums), double-buffered", set_kib(&SimConfig::sram_c_bytes)},
+      {"dram.bandwidth", ParamType::kNumber, "32", "bytes/cycle", 1e-3, 1e6, nullptr,
+       "DRAM bandwidth shared by loads and stores", set_number(&SimConfig::dram_bytes_per_cycle)},
+  };
+}
+
+// The clock converts the cycle model's cycles to seconds in the reports.
+std::vector<ParamSpec> report_params() {
+  return {{"clock.mhz", ParamType::kNumber, "1000", "MHz", 1e-3, 1e6, nullptr,
+           "clock frequency (converts cycles to seconds in reports)", set_number(&SimConfig::clock_mhz)}};
+}
+
+}  // namespace mfsim

@@ -196,3 +196,33 @@ bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& 
 }
 
 }  // namespace mfsim
+
+namespace mfsim {
+
+std::vector<ParamSpec> mapping_params() {
+  return {
+      {"map.policy", ParamType::kChoice, "search", "", 0, 0, "search|fixed",
+       "search: the mapper tiles each GEMM for the objective; fixed: the untiled mapping (docs/mapping.md)",
+       [](const std::string& v, SimConfig& c) { c.map_policy = v == "fixed" ? MapPolicy::kFixed : MapPolicy::kSearch; }},
+      {"conv.im2col", ParamType::kChoice, "onchip", "", 0, 0, "onchip|dram",
+       "convolutions read feature maps and expand im2col on chip (col2im for bwd_data), or move the im2col matrices",
+       [](const std::string& v, SimConfig& c) { c.conv_im2col_onchip = v == "onchip"; }},
+      {"map.objective", ParamType::kChoice, "dram", "", 0, 0, "dram|cycles|energy|edp",
+       "what the mapper minimises: DRAM bytes (ties within 5%: cycles), cycles, energy (the run's energy table, "
+       "without the MAC arithmetic, which no mapping changes) or energy x cycles",
+       [](const std::string& v, SimConfig& c) {
+         c.map_objective = v == "cycles"   ? MapObjective::kCycles
+                           : v == "energy" ? MapObjective::kEnergy
+                           : v == "edp"    ? MapObjective::kEdp
+                                           : MapObjective::kDram;
+       }},
+      {"map.tiles", ParamType::kTiles, "auto", "", 0, 0, nullptr,
+       "pin one tiling for every GEMM instead of searching: MtxNtxKt:ORDER, e.g. 128x64xk:nmk",
+       [](const std::string& v, SimConfig& c) {
+         c.map_pinned = v != "auto";
+         if (c.map_pinned) parse_tile_mapping(v, &c.map_tiles);
+       }},
+  };
+}
+
+}  // namespace mfsim

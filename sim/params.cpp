@@ -22,56 +22,27 @@ const char* to_string(Dataflow d) {
   return "?";
 }
 
+ParamApply set_int(int SimConfig::*field) {
+  return [field](const std::string& v, SimConfig& c) { c.*field = std::stoi(v); };
+}
+ParamApply set_number(double SimConfig::*field) {
+  return [field](const std::string& v, SimConfig& c) { c.*field = std::stod(v); };
+}
+ParamApply set_bool(bool SimConfig::*field) {
+  return [field](const std::string& v, SimConfig& c) { c.*field = v == "true"; };
+}
+ParamApply set_kib(std::uint64_t SimConfig::*field) {
+  return [field](const std::string& v, SimConfig& c) { c.*field = std::stoull(v) * 1024; };
+}
+
 const std::vector<ParamSpec>& param_specs() {
-  // The PE types come from the registry (sim/pe_type.h).
-  static const std::string kind_choices = pe_type_names();
-  static const std::string kind_description = [] {
-    std::string d = "PE arithmetic:";
-    for (const PeType* p : pe_types()) d += fmt::format(" {} ({}){}", p->name, p->title, p == pe_types().back() ? "" : ",");
-    return d;
+  static const std::vector<ParamSpec> specs = [] {
+    std::vector<ParamSpec> all;
+    for (auto part : {pe_params, array_params, memory_params, mapping_params, report_params}) {
+      for (auto& p : part()) all.push_back(std::move(p));
+    }
+    return all;
   }();
-  static const std::vector<ParamSpec> specs = {
-      {"array.kind", ParamType::kChoice, "mfmac", "", 0, 0, kind_choices.c_str(), kind_description.c_str()},
-      {"array.rows", ParamType::kInt, "32", "PEs", 1, 4096, nullptr, "rows R of the systolic array"},
-      {"array.cols", ParamType::kInt, "32", "PEs", 1, 4096, nullptr,
-       "columns C of the systolic array"},
-      {"array.dataflow", ParamType::kChoice, "os", "", 0, 0, "os|ws|is",
-       "output-, weight- or input-stationary mapping (docs/cycle-semantics.md)"},
-      {"array.overlap", ParamType::kBool, "true", "", 0, 0, nullptr,
-       "consecutive folds overlap: WS/IS preload the next stationary tile into shadow registers, OS drains under the next fold"},
-      {"pe.mac_latency", ParamType::kInt, "1", "cycles", 1, 64, nullptr,
-       "latency of one multiply-accumulate (pipelined FP32 MACs take several)"},
-      {"pe.acc_bits", ParamType::kInt, "32", "bits", 2, 64, nullptr,
-       "width of the integer accumulators and partial sums (MF-MAC, INT8)"},
-      {"pe.acc_overflow", ParamType::kChoice, "error", "", 0, 0, "error|saturate",
-       "integer accumulator overflow: stop with an error, or saturate and count"},
-      {"pe.fp32_fma", ParamType::kBool, "false", "", 0, 0, nullptr,
-       "FP32 PEs fuse multiply and add (one rounding) instead of multiply then add"},
-      {"pe.zero_gating", ParamType::kBool, "true", "", 0, 0, nullptr,
-       "products with a zero operand skip the arithmetic and the accumulator write (every array)"},
-      {"sram.a_kib", ParamType::kInt, "256", "KiB", 1, 1 << 22, nullptr,
-       "operand A buffer (activations / errors), double-buffered: half holds a fold's tile"},
-      {"sram.b_kib", ParamType::kInt, "256", "KiB", 1, 1 << 22, nullptr,
-       "operand B buffer (weights / errors), double-buffered"},
-      {"sram.c_kib", ParamType::kInt, "128", "KiB", 1, 1 << 22, nullptr,
-       "output buffer (results and partial sums), double-buffered"},
-      {"dram.bandwidth", ParamType::kNumber, "32", "bytes/cycle", 1e-3, 1e6, nullptr,
-       "DRAM bandwidth shared by loads and stores"},
-      {"quant.wbc_iterations", ParamType::kInt, "8", "iterations", 0, 64, nullptr,
-       "WBC bisection steps per weight tensor and step (quantization overhead accounting)"},
-      {"quant.prc_candidates", ParamType::kInt, "3", "candidates", 1, 16, nullptr,
-       "PRC clipping offsets tried per tensor and step (quantization overhead accounting)"},
-      {"map.policy", ParamType::kChoice, "search", "", 0, 0, "search|fixed",
-       "search: the mapper tiles each GEMM for the objective; fixed: the untiled mapping (docs/mapping.md)"},
-      {"conv.im2col", ParamType::kChoice, "onchip", "", 0, 0, "onchip|dram",
-       "convolutions read feature maps and expand im2col on chip (col2im for bwd_data), or move the im2col matrices"},
-      {"map.objective", ParamType::kChoice, "dram", "", 0, 0, "dram|cycles|energy|edp",
-       "what the mapper minimises: DRAM bytes (ties within 5%: cycles), cycles, energy (the run's energy table, without the MAC arithmetic, which no mapping changes) or energy x cycles"},
-      {"map.tiles", ParamType::kTiles, "auto", "", 0, 0, nullptr,
-       "pin one tiling for every GEMM instead of searching: MtxNtxKt:ORDER, e.g. 128x64xk:nmk"},
-      {"clock.mhz", ParamType::kNumber, "1000", "MHz", 1e-3, 1e6, nullptr,
-       "clock frequency (converts cycles to seconds in reports)"},
-  };
   return specs;
 }
 
@@ -256,31 +227,7 @@ void ParamSet::load_config_text(const std::string& content, const std::string& p
 
 SimConfig ParamSet::build() const {
   SimConfig c;
-  c.array = &pe_type(values_.at("array.kind"));
-  c.rows = std::stoi(values_.at("array.rows"));
-  c.cols = std::stoi(values_.at("array.cols"));
-  const std::string& df = values_.at("array.dataflow");
-  c.dataflow = df == "os" ? Dataflow::kOs : df == "ws" ? Dataflow::kWs : Dataflow::kIs;
-  c.mac_latency = std::stoi(values_.at("pe.mac_latency"));
-  c.accumulator.bits = std::stoi(values_.at("pe.acc_bits"));
-  parse_overflow_policy(values_.at("pe.acc_overflow"), &c.accumulator.overflow);
-  c.fp32_fma = values_.at("pe.fp32_fma") == "true";
-  c.zero_gating = values_.at("pe.zero_gating") == "true";
-  c.overlap = values_.at("array.overlap") == "true";
-  c.sram_a_bytes = std::stoull(values_.at("sram.a_kib")) * 1024;
-  c.sram_b_bytes = std::stoull(values_.at("sram.b_kib")) * 1024;
-  c.sram_c_bytes = std::stoull(values_.at("sram.c_kib")) * 1024;
-  c.dram_bytes_per_cycle = std::stod(values_.at("dram.bandwidth"));
-  c.clock_mhz = std::stod(values_.at("clock.mhz"));
-  c.map_policy = values_.at("map.policy") == "fixed" ? MapPolicy::kFixed : MapPolicy::kSearch;
-  c.conv_im2col_onchip = values_.at("conv.im2col") == "onchip";
-  const std::string& obj = values_.at("map.objective");
-  c.map_objective = obj == "cycles" ? MapObjective::kCycles
-                    : obj == "energy" ? MapObjective::kEnergy
-                    : obj == "edp"    ? MapObjective::kEdp
-                                      : MapObjective::kDram;
-  c.map_pinned = values_.at("map.tiles") != "auto";
-  if (c.map_pinned) parse_tile_mapping(values_.at("map.tiles"), &c.map_tiles);
+  for (const auto& spec : param_specs()) spec.apply(values_.at(spec.name), c);
   return c;
 }
 
@@ -314,8 +261,9 @@ std::string params_table_text() {
 std::string params_markdown() {
   std::string out =
       "# Simulator parameters\n\n"
-      "Generated from the declarations in `sim/params.cpp` by `mfsim simulate --list-params "
-      "--markdown`;\na test keeps this file in step with the code. Set them in a JSON config "
+      "Generated from the declarations (each in the file of the component that uses it: "
+      "`sim/fold_model.cpp`,\n`sim/pe_type.cpp`, `sim/pe/*.cpp`, `sim/mapper.cpp`) by "
+      "`mfsim simulate --list-params --markdown`;\na test keeps this file in step with the code. Set them in a JSON config "
       "(`--config FILE`,\nnested objects or dotted keys) or with `--set NAME=VALUE`; "
       "`--rows`, `--cols`, `--dataflow` and\n`--array` are shorthands for the `array.*` "
       "parameters.\n\n"

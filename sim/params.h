@@ -1,5 +1,9 @@
-// The simulator's parameters: declared once (name, type, default, unit, range, description),
-// from which --list-params, docs/params.md, config-file parsing and --set are all derived.
+// The simulator's parameters: each declared once, by the component that uses it (name, type,
+// default, unit, range, description, and the SimConfig field its value sets), from which
+// --list-params, docs/params.md, config-file parsing, --set and build() are all derived.
+// Owners: the array (sim/fold_model.cpp), the PE (sim/pe_type.cpp, and each PE type its own,
+// sim/pe/*.cpp), the memories (sim/fold_model.cpp), the mapper (sim/mapper.cpp), the quantizer
+// accounting (sim/pe_type.cpp) and the clock (sim/fold_model.cpp).
 //
 // A ParamSet starts from the defaults; values come from a JSON config (nested objects or dotted
 // keys) and --set NAME=VALUE; every value is validated against its declaration and errors name
@@ -9,6 +13,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -51,6 +56,11 @@ struct MapCosts {
   double dram_byte = 0, sram_a_bit = 0, sram_b_bit = 0, sram_c_bit = 0, register_bit = 0;
 };
 
+struct SimConfig;
+
+// Sets the parameter's SimConfig field from a validated (canonical) value.
+using ParamApply = std::function<void(const std::string& value, SimConfig& c)>;
+
 struct ParamSpec {
   const char* name;
   ParamType type;
@@ -59,8 +69,24 @@ struct ParamSpec {
   double min, max;        // kInt, kNumber (inclusive)
   const char* choices;    // kChoice: "a|b|c"
   const char* description;
+  ParamApply apply;       // typed at declaration: the field it sets
 };
 
+// Typed bindings for the common cases.
+ParamApply set_int(int SimConfig::*field);
+ParamApply set_number(double SimConfig::*field);
+ParamApply set_bool(bool SimConfig::*field);
+ParamApply set_kib(std::uint64_t SimConfig::*field);  // KiB value, field in bytes
+
+// Each component's declarations (defined in the component's own file).
+std::vector<ParamSpec> array_params();    // sim/fold_model.cpp: array geometry and overlap
+std::vector<ParamSpec> memory_params();   // sim/fold_model.cpp: SRAM buffers and DRAM
+std::vector<ParamSpec> pe_params();       // sim/pe_type.cpp: array.kind, PE timing and accumulators,
+                                          //   the quantizer accounting, and every PE type's own
+std::vector<ParamSpec> mapping_params();  // sim/mapper.cpp: map.* and conv.im2col
+std::vector<ParamSpec> report_params();   // sim/fold_model.cpp: clock.mhz (cycles to seconds)
+
+// Every parameter, in listing order (PE, array, memory, mapping, clock).
 const std::vector<ParamSpec>& param_specs();
 const ParamSpec* find_param(const std::string& name);
 

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "sim/events.h"
+#include "sim/params.h"
 
 namespace mfsim {
 
@@ -69,6 +70,46 @@ std::string pe_type_names() {
   std::string s;
   for (const PeType* p : pe_types()) s += (s.empty() ? "" : "|") + std::string(p->name);
   return s;
+}
+
+std::vector<ParamSpec> pe_params() {
+  // The PE types come from the registry.
+  static const std::string kind_choices = pe_type_names();
+  static const std::string kind_description = [] {
+    std::string d = "PE arithmetic:";
+    for (const PeType* p : pe_types()) {
+      d += std::string(" ") + p->name + " (" + p->title + ")" + (p == pe_types().back() ? "" : ",");
+    }
+    return d;
+  }();
+  std::vector<ParamSpec> out = {
+      {"array.kind", ParamType::kChoice, "mfmac", "", 0, 0, kind_choices.c_str(), kind_description.c_str(),
+       [](const std::string& v, SimConfig& c) { c.array = &pe_type(v); }},
+      {"pe.mac_latency", ParamType::kInt, "1", "cycles", 1, 64, nullptr,
+       "latency of one multiply-accumulate (pipelined FP32 MACs take several)", set_int(&SimConfig::mac_latency)},
+      {"pe.acc_bits", ParamType::kInt, "32", "bits", 2, 64, nullptr,
+       "width of the integer accumulators and partial sums (integer PE types: MF-MAC, INT8, INT4)",
+       [](const std::string& v, SimConfig& c) { c.accumulator.bits = std::stoi(v); }},
+      {"pe.acc_overflow", ParamType::kChoice, "error", "", 0, 0, "error|saturate",
+       "integer accumulator overflow: stop with an error, or saturate and count",
+       [](const std::string& v, SimConfig& c) { parse_overflow_policy(v, &c.accumulator.overflow); }},
+  };
+  for (const PeType* p : pe_types()) {
+    if (p->params != nullptr) {
+      for (auto& spec : p->params()) out.push_back(std::move(spec));
+    }
+  }
+  out.push_back({"pe.zero_gating", ParamType::kBool, "true", "", 0, 0, nullptr,
+                 "products with a zero operand skip the arithmetic and the accumulator write (every array)",
+                 set_bool(&SimConfig::zero_gating)});
+  // The quantizers' operations are counted per tensor element (QuantOps); these two set how many.
+  out.push_back({"quant.wbc_iterations", ParamType::kInt, "8", "iterations", 0, 64, nullptr,
+                 "WBC bisection steps per weight tensor and step (quantization overhead accounting)",
+                 [](const std::string&, SimConfig&) {}});
+  out.push_back({"quant.prc_candidates", ParamType::kInt, "3", "candidates", 1, 16, nullptr,
+                 "PRC clipping offsets tried per tensor and step (quantization overhead accounting)",
+                 [](const std::string&, SimConfig&) {}});
+  return out;
 }
 
 }  // namespace mfsim

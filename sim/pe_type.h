@@ -23,6 +23,7 @@ namespace mfsim {
 
 struct SimConfig;
 struct EventCounts;
+struct ParamSpec;
 class ArrayEngine;
 
 // Per-product arithmetic actions of one PE type, counted in EventCounts::pe_ops in the order the
@@ -68,6 +69,8 @@ struct PeType {
   // Quantizer operations of the training arithmetic for a record's tensors; null: none (FP32).
   QuantOps (*quant_ops)(double activations, double weights, double errors, int wbc_iterations,
                         int prc_candidates);
+  // Parameters only this type uses (e.g. pe.fp32_fma), declared with it; null: none.
+  std::vector<ParamSpec> (*params)() = nullptr;
 
   bool can_hold(NumFormat f) const;
   int op_index(const std::string& counter) const;  // -1 if not one of its ops

@@ -1,6 +1,7 @@
 // The FP32 PE, the baseline: binary32 operands, multiply then add (two roundings) or, with
 // pe.fp32_fma, a fused multiply-add. Holds every trace format's values exactly.
 #include "sim/array_engine.h"
+#include "sim/params.h"
 #include "sim/pe_type.h"
 
 namespace mfsim {
@@ -11,6 +12,12 @@ std::unique_ptr<ArrayEngine> make_engine(const SimConfig& cfg) {
   FloatMacPolicy::Pe pe;
   pe.fma = cfg.fp32_fma;
   return make_array_engine<FloatMacPolicy>(cfg, pe, 0);
+}
+
+std::vector<ParamSpec> params() {
+  return {{"pe.fp32_fma", ParamType::kBool, "false", "", 0, 0, nullptr,
+           "FP32 PEs fuse multiply and add (one rounding) instead of multiply then add",
+           set_bool(&SimConfig::fp32_fma)}};
 }
 
 void count_ops(const SimConfig& cfg, std::uint64_t executed, PeOpCounts& c) {
@@ -29,7 +36,7 @@ const PeType& pe_type_fp32() {
       {{"fp32_mul", "FP32 multiplications (multiply-then-add PEs)", "multiply", "fp32_mul"},
        {"fp32_add", "FP32 additions (multiply-then-add PEs)", "add", "fp32_add"},
        {"fp32_fma", "FP32 fused multiply-adds (pe.fp32_fma)", "fma", "fp32_fma"}},
-      {}, count_ops, make_engine, nullptr};
+      {}, count_ops, make_engine, nullptr, params};
   return t;
 }
 
