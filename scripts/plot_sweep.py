@@ -31,9 +31,11 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.ticker import NullLocator  # noqa: E402
 
-# The same family as the HTML savings report: one colour per arithmetic.
+# One colour and title per arithmetic, as the PE types declare them (sim/pe/*.cpp): read from
+# the sweep's results.json ("arrays"); these are the fallbacks for older results files.
 ARRAY_COLORS = {"fp32": "#7f7f7f", "int8": "#1f77b4", "mfmac": "#d62728"}
 ARRAY_NAMES = {"fp32": "FP32", "int8": "INT8", "mfmac": "MF-MAC"}
+ARRAY_ORDER = ["fp32", "int8", "mfmac"]
 # Lines of different arithmetic can coincide (INT8 and MF-MAC share the OS timing): MF-MAC is
 # drawn first, thick with big filled dots; INT8 on top, thin with hollow triangles; FP32 with
 # squares. Markers are also nudged sideways (x_shift, in octaves; lines stay at the true x).
@@ -68,6 +70,12 @@ def main():
         res = json.load(open(path))
     except (OSError, ValueError) as e:
         sys.exit("plot_sweep: %s: %s" % (path, e))
+    # The PE types' own titles and colours, in report order (the FP32 baseline first).
+    for name, meta in res.get("arrays", {}).items():
+        ARRAY_COLORS[name] = meta.get("color", ARRAY_COLORS.get(name))
+        ARRAY_NAMES[name] = meta.get("title", ARRAY_NAMES.get(name, name))
+    if res.get("arrays"):
+        ARRAY_ORDER[:] = list(res["arrays"].keys())
     table = a.table or res["energy_tables"][0]
     if table not in res["energy_tables"]:
         sys.exit("plot_sweep: --table: %s is not in this sweep (%s)" % (table, ", ".join(res["energy_tables"])))
@@ -105,7 +113,7 @@ def main():
     def facet_label(f):
         return ", ".join("%s = %s" % (k, v) for k, v in zip(facet_axes, f))
 
-    known = ("fp32", "int8", "mfmac")
+    known = ARRAY_ORDER
     arrays = [x for x in known if any(p["array"] == x for p in pts)]
     arrays += sorted({p["array"] for p in pts} - set(known))
     dfs = [x for x in ("os", "ws", "is") if any(p["df"] == x for p in pts)]

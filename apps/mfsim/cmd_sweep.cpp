@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -457,6 +458,14 @@ int cmd_sweep(const Args& args) {
   std::vector<std::string> tnames;
   for (const auto& t : tables) tnames.push_back(t.name);
   res["energy_tables"] = tnames;
+  ojson arrays = ojson::object();  // the swept PE types' titles and chart colours, in report order
+  for (const PeType* pe : pe_types()) {
+    const auto& kinds = axes.front().values;
+    if (std::find(kinds.begin(), kinds.end(), pe->name) != kinds.end()) {
+      arrays[pe->name] = ojson{{"title", pe->title}, {"color", pe->color}};
+    }
+  }
+  res["arrays"] = arrays;
   res["mpi_ranks"] = ranks;
   const std::size_t n_failed = write_results(dir, axes, points, tables, std::move(res));
   if (vm.count("quiet") == 0) {
