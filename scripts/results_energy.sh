@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates docs/results-energy.md: training steps of ResNet-18, ResNet-50 (batch 32,
-# 224x224) and Transformer-base (32 sentences x 128 tokens) on 32x32 FP32, INT8 and MF-MAC
-# arrays (timing mode) in the three dataflows, energy under every shipped table, the memory
+# 224x224) and Transformer-base (32 sentences x 128 tokens) on 32x32 arrays of every PE type
+# (FP32, BF16, FP8, INT8, INT4, MF-MAC; timing mode) in the three dataflows, energy under every shipped table, the memory
 # system's figures (DRAM bytes against the compulsory minimum, stalls) and, for ResNet-18, the
 # untiled mapping of earlier versions for comparison. Usage: scripts/results_energy.sh
 set -euo pipefail
@@ -21,7 +21,7 @@ for net in resnet18 resnet50 transformer-base; do
 done
 for df in os ws is; do  # the untiled mapping, no fold overlap, im2col matrices in DRAM (mfsim <= 0.1 behaviour)
   ./build/mfsim compare -q --mode timing --trace "$out/resnet18.json" --rows 32 --cols 32 --dataflow "$df" \
-    --set map.policy=fixed --set array.overlap=false --set conv.im2col=dram \
+    --set map.policy=fixed --set array.overlap=false --set conv.im2col=dram --arrays fp32,int8,mfmac \
     --energy-table paper --report "$out/compare-resnet18-$df-fixed.json"
 done
 end=$(date +%s)
@@ -30,7 +30,6 @@ import json, sys
 out, secs = sys.argv[1], sys.argv[2]
 nets = [("resnet18", "ResNet-18, batch 32, 224x224"), ("resnet50", "ResNet-50, batch 32, 224x224"),
         ("transformer-base", "Transformer-base, 32 sentences x 128 tokens")]
-arrays = ("fp32", "int8", "mfmac")
 def load(name):
     return json.load(open("%s/compare-%s.json" % (out, name)))
 def gemm_view(r, a):
@@ -55,11 +54,33 @@ print("(every operand of every GEMM read once, every output written once: M x K 
 print("elements at their widths); `DRAM / minimum` by the physical minimum, where a convolution's")
 print("im2col operand counts as its feature map (each used input element once). `stall` is the share")
 print("of cycles the array waits for DRAM.\n")
+arrays = list(load("resnet18-os")["arrays"].keys())  # every PE type, in report order
+print("Arrays: " + ", ".join("`%s`" % a for a in arrays) + " (one file each under `sim/pe/`; operand widths 32,")
+print("16, 8, 8, 4 and 4 bits; BF16 and FP8 accumulate in FP32, INT8, INT4 and MF-MAC in 32-bit integers).\n")
+def mfmac_against(net):
+    # MF-MAC's saving against every other array (not only FP32), OS, every table.
+    r = load(net + "-os")
+    print("### MF-MAC against every other array (OS)\n")
+    print("Saving of the MF-MAC array against each baseline array: 1 - E(MF-MAC) / E(baseline), the MAC")
+    print("arithmetic (the paper's scope) and the whole step. Negative: MF-MAC costs more.\n")
+    print("| table | vs | saving arith | saving arith+quant | saving total |")
+    print("|---|---|---:|---:|---:|")
+    for t, tab in r["by_table"].items():
+        m = tab["energy_pj"]["mfmac"]["by_component"]
+        for a in arrays:
+            if a == "mfmac": continue
+            b = tab["energy_pj"][a]["by_component"]
+            ar = 1 - m["pe_arithmetic"] / b["pe_arithmetic"]
+            aq = 1 - (m["pe_arithmetic"] + m["quantization"]) / (b["pe_arithmetic"] + b["quantization"])
+            tt = 1 - tab["energy_pj"]["mfmac"]["total"] / tab["energy_pj"][a]["total"]
+            print("| %s | %s | %.2f%% | %.2f%% | %.2f%% |" % (t, a, 100 * ar, 100 * aq, 100 * tt))
+    print()
 for net, title in nets:
     r = load(net + "-os")
     macs = r["arrays"]["fp32"]["macs"]
     print("## %s\n" % title)
     print("%.4g GMAC per step.\n" % (macs / 1e9))
+    mfmac_against(net)
     print("### The three dataflows (`paper` table)\n")
     print("| dataflow | array | cycles | util | DRAM / GEMM view | DRAM / minimum | stall | total pJ/MAC | saving arith | saving total |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -99,7 +120,7 @@ print("| dataflow | array | mapping | cycles | util | DRAM / GEMM view | stall |
 print("|---|---|---|---:|---:|---:|---:|---:|")
 for df in ("os", "ws", "is"):
     for kind, r in (("fixed", load("resnet18-%s-fixed" % df)), ("searched", load("resnet18-%s" % df))):
-        for a in arrays:
+        for a in ("fp32", "int8", "mfmac"):
             arr = r["arrays"][a]; s = r["by_table"]["paper"]["savings_vs_fp32"].get(a)
             print("| %s | %s | %s | %d | %.1f%% | %.2f | %.1f%% | %s |" % (
                 df, a, kind, arr["cycles"]["total"], 100 * arr["utilization"], gemm_view(r, a), 100 * stall(r, a),
