@@ -4,8 +4,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
+#include "models/number_format.h"
+#include "sim/pe_type.h"
 #include "tests/test_util.h"
 
 using namespace mfsim;
@@ -112,4 +116,46 @@ TEST_CASE("train: data and usage errors name the file", "[smoke]") {
   CHECK(r.err == "mfsim: error: train: --quant: unknown value \"int2\"; expected fp32|bf16|fp8|int8|int4|als-potq\n");
   r = run_mfsim(fmt::format("train -q --spec fc:10,conv:3:3:1:1 --data {} --report {}", dir.path(), rep));
   CHECK(r.err == "mfsim: error: network spec \"fc:10,conv:3:3:1:1\": conv after flatten\n");
+}
+
+TEST_CASE("train: a step of every arithmetic replays bit for bit on every array that holds it, in every dataflow",
+          "[smoke]") {
+  TempDir dir;
+  write_dataset(dir.path(), 96, 32);
+  int pairs = 0;
+  for (const char* quant : {"fp32", "bf16", "fp8", "int8", "int4", "als-potq"}) {
+    const std::string trace = dir.file(fmt::format("{}-step.json", quant));
+    auto r = run_mfsim(fmt::format("train -q --model mlp --quant {} --epochs 1 --batch 16 --seed 4 --data {} "
+                                   "--trace-out {} --trace-step 1 --report {}",
+                                   quant, dir.path(), trace, dir.file("r.json")));
+    INFO(quant << ": " << r.err);
+    REQUIRE(r.exit_code == 0);
+    // The formats the step recorded (FP8: E4M3 and E5M2), from the trace itself.
+    std::vector<NumFormat> formats;
+    const json meta = json::parse(test::slurp(trace));
+    for (const auto& rec : meta["records"]) {
+      for (const char* op : {"a", "b"}) {
+        NumFormat f{};
+        REQUIRE(parse_num_format(rec[op]["format"].get<std::string>(), &f));
+        formats.push_back(f);
+      }
+    }
+    for (const PeType* pe : pe_types()) {
+      const bool holds = std::all_of(formats.begin(), formats.end(), [&](NumFormat f) { return pe->can_hold(f); });
+      if (!holds) continue;
+      ++pairs;
+      for (const char* df : {"os", "ws", "is"}) {
+        auto sim = run_mfsim(fmt::format("simulate -q --trace {} --array {} --rows 4 --cols 6 --dataflow {} "
+                                         "--mode value --report {}",
+                                         trace, pe->name, df, dir.file("sim.json")));
+        INFO(quant << " step on the " << pe->name << " array, " << df << ": " << sim.err);
+        REQUIRE(sim.exit_code == 0);
+        json v = json::parse(test::slurp(dir.file("sim.json")));
+        CHECK(v["verification"]["gemms_checked"] == 8);  // MLP: 3 forward, 2 backward-data, 3 backward-weight
+        CHECK(v["verification"]["mismatches"] == 0);
+      }
+    }
+  }
+  // fp32 on 1 array, bf16 on 2, fp8 on 3, int8 on 3, int4 on 5, als-potq on 5.
+  CHECK(pairs == 19);
 }
