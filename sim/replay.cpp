@@ -78,20 +78,29 @@ GemmOperands to_array_operands(const PeType& array, const TraceRecord& r, Record
   return ops;
 }
 
-// Products with a zero operand: sum over k of zA_k * N + zB_k * M - zA_k * zB_k.
-std::uint64_t count_zero_products(const GemmShape& s, const GemmOperands& o) {
-  auto zero_a = [&](std::size_t i) {
-    return !o.a_pot4.empty() ? pot4_is_zero(o.a_pot4[i]) : !o.a_int.empty() ? o.a_int[i] == 0 : o.a_f32[i] == 0.0f;
-  };
-  auto zero_b = [&](std::size_t i) {
-    return !o.b_pot4.empty() ? pot4_is_zero(o.b_pot4[i]) : !o.b_int.empty() ? o.b_int[i] == 0 : o.b_f32[i] == 0.0f;
+// Products with a zero operand: sum over k of zA_k * N + zB_k * M - zA_k * zB_k, from the
+// trace's own operands (whatever the array: a zero is a zero in every format).
+std::uint64_t count_zero_products(const TraceRecord& r, const RecordPayload& p) {
+  const GemmShape& s = r.shape;
+  auto zero = [](NumFormat f, const std::vector<Pot4Code>& pc, const std::vector<std::int8_t>& iv,
+                 const std::vector<float>& fv, std::size_t i) {
+    switch (format_info(f).kind) {
+      case FormatKind::kPot4: return pot4_is_zero(pc[i]);
+      case FormatKind::kInt: return iv[i] == 0;
+      case FormatKind::kFloat: return fv[i] == 0.0f;
+    }
+    return false;
   };
   std::vector<std::uint64_t> za(static_cast<std::size_t>(s.k), 0), zb(static_cast<std::size_t>(s.k), 0);
   for (std::int64_t m = 0; m < s.m; ++m) {
-    for (std::int64_t k = 0; k < s.k; ++k) za[k] += zero_a(static_cast<std::size_t>(m * s.k + k)) ? 1 : 0;
+    for (std::int64_t k = 0; k < s.k; ++k) {
+      za[k] += zero(r.a.format, p.a_pot4, p.a_int8, p.a_fp32, static_cast<std::size_t>(m * s.k + k)) ? 1 : 0;
+    }
   }
   for (std::int64_t k = 0; k < s.k; ++k) {
-    for (std::int64_t n = 0; n < s.n; ++n) zb[k] += zero_b(static_cast<std::size_t>(k * s.n + n)) ? 1 : 0;
+    for (std::int64_t n = 0; n < s.n; ++n) {
+      zb[k] += zero(r.b.format, p.b_pot4, p.b_int8, p.b_fp32, static_cast<std::size_t>(k * s.n + n)) ? 1 : 0;
+    }
   }
   std::uint64_t z = 0;
   for (std::int64_t k = 0; k < s.k; ++k) {
@@ -181,7 +190,9 @@ using TimingCache = std::map<std::string, std::pair<GemmTiming, EventCounts>>;
 void time_record(const SimConfig& cfg, const TraceReader& reader, std::size_t i, GemmOutcome& out,
                  TimingCache& cache) {
   const TraceRecord& r = reader.trace().records[i];
-  const bool measure = r.has_payload && array_represents(*cfg.array, r);
+  // Zero products are measured from the trace's operands whenever it has them, also on an array
+  // that cannot hold them exactly (the same zeros are gated on every array).
+  const bool measure = r.has_payload;
   const ConvView conv = conv_view(r);
   const std::string key = fmt::format("{} {} {} {} {} {} {} {} {} {} {} {}", r.shape.m, r.shape.n, r.shape.k,
                                       conv.active, static_cast<int>(conv.phase), conv.geo.batch, conv.geo.in_h,
@@ -196,7 +207,7 @@ void time_record(const SimConfig& cfg, const TraceReader& reader, std::size_t i,
     std::uint64_t zeros = 0;
     if (measure) {
       RecordPayload p = reader.read_payload(i);
-      zeros = count_zero_products(r.shape, to_array_operands(*cfg.array, r, p));
+      zeros = count_zero_products(r, p);
       out.zero_measured = true;
     }
     out.events = analytic_events(plan, out.timing, zeros);

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/crc32.h"
+#include "sim/pe_type.h"
 #include "tests/test_util.h"
 #include "traces/example_trace.h"
 
@@ -464,4 +465,21 @@ TEST_CASE("simulate: the mapping in the report, pinned tilings, their errors", "
                  "map.tiles: mxnxk:mnk (20x12x7:mnk for this GEMM) does not fit GEMM 20x12x7 on this configuration "
                  "(each tile in half its buffer, the output tile in half the C buffer)\n");
   CHECK_FALSE(test::file_exists(rep + ".tmp"));
+}
+
+TEST_CASE("compare: every array gates the same zero products, also one that cannot hold the trace's operands",
+          "[smoke]") {
+  TempDir dir;
+  auto r = run_mfsim(fmt::format("compare -q --trace {} --rows 4 --cols 4 --report {} --runs-dir {}",
+                                 test::example_trace(), dir.file("c.json"), dir.file("runs")));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  const json want = json::parse(test::slurp(dir.file("runs/simulate-mfmac.json")))["total"]["events"];
+  REQUIRE(want["products_zero"].get<std::uint64_t>() > 0);
+  for (const PeType* pe : pe_types()) {
+    const json rep = json::parse(test::slurp(dir.file(fmt::format("runs/simulate-{}.json", pe->name))));
+    INFO(pe->name);
+    CHECK(rep["total"]["events"]["products_zero"] == want["products_zero"]);
+    for (const auto& g : rep["gemms"]) CHECK(g["zero_products_measured"] == true);
+  }
 }
