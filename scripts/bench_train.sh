@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%Y-%m-%d)"
 for model in cnn mlp; do
-  for quant in fp32 int8 als-potq; do
+  for quant in fp32 bf16 fp8 int8 int4 als-potq; do
     ./build/mfsim train -q --threads 1 --model "$model" --quant "$quant" --epochs 1 --report "$tmp/r.json"
     python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print('%-4s %-9s epoch %.1f s  test accuracy %.4f' % (r['model'], r['quant'], r['epoch_seconds'][0], r['test_accuracy']))" "$tmp/r.json"
   done

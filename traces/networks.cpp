@@ -161,7 +161,68 @@ std::vector<LayerGemm> transformer_base(const NetworkOptions& o) {
 
 }  // namespace
 
+bool is_transformer_spec(const std::string& spec) { return spec == "transformer" || spec.rfind("transformer:", 0) == 0; }
+
+TransformerConfig parse_transformer_spec(const std::string& spec) {
+  TransformerConfig c;
+  if (!is_transformer_spec(spec)) throw InputError(fmt::format("\"{}\" is not a transformer spec", spec));
+  const std::string body = spec.size() > 12 ? spec.substr(12) : "";
+  std::stringstream ss(body);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    const auto eq = item.find('=');
+    const std::string key = item.substr(0, eq);
+    int* field = key == "layers" ? &c.layers : key == "d" ? &c.d : key == "heads" ? &c.heads : key == "ff" ? &c.ff
+                 : key == "seq" ? &c.seq : key == "vocab" ? &c.vocab : nullptr;
+    if (field == nullptr || eq == std::string::npos) {
+      throw InputError(fmt::format("{}: unknown field \"{}\"; expected layers|d|heads|ff|seq|vocab=N", spec, item));
+    }
+    const std::string v = item.substr(eq + 1);
+    std::size_t used = 0;
+    long x = 0;
+    try {
+      x = std::stol(v, &used);
+    } catch (...) {
+      used = 0;
+    }
+    if (used == 0 || used != v.size() || x < 1 || x > 65536) {
+      throw InputError(fmt::format("{}: {}: expected an integer in [1, 65536], got \"{}\"", spec, key, v));
+    }
+    *field = static_cast<int>(x);
+  }
+  if (c.d % c.heads != 0) {
+    throw InputError(fmt::format("{}: d = {} is not a multiple of heads = {}", spec, c.d, c.heads));
+  }
+  if (c.vocab < 3) throw InputError(fmt::format("{}: vocab: expected at least 3 tokens, got {}", spec, c.vocab));
+  return c;
+}
+
+std::string to_spec(const TransformerConfig& c) {
+  return fmt::format("transformer:layers={},d={},heads={},ff={},seq={},vocab={}", c.layers, c.d, c.heads, c.ff, c.seq,
+                     c.vocab);
+}
+
+std::vector<LayerGemm> transformer_layers(const TransformerConfig& c, int batch) {
+  const std::int64_t tokens = static_cast<std::int64_t>(batch) * c.seq;
+  const std::int64_t bh = static_cast<std::int64_t>(batch) * c.heads;
+  std::vector<LayerGemm> L;
+  for (int i = 0; i < c.layers; ++i) {
+    const std::string p = fmt::format("block{}", i);
+    L.push_back(fc_gemm(p + ".q_proj", tokens, c.d, c.d));
+    L.push_back(fc_gemm(p + ".k_proj", tokens, c.d, c.d));
+    L.push_back(fc_gemm(p + ".v_proj", tokens, c.d, c.d));
+    L.push_back(LayerGemm{p + ".scores", c.seq, c.seq, c.head_dim(), bh, true, LayerType::kMatmul, {}});
+    L.push_back(LayerGemm{p + ".context", c.seq, c.head_dim(), c.seq, bh, true, LayerType::kMatmul, {}});
+    L.push_back(fc_gemm(p + ".out_proj", tokens, c.d, c.d));
+    L.push_back(fc_gemm(p + ".ffn1", tokens, c.d, c.ff));
+    L.push_back(fc_gemm(p + ".ffn2", tokens, c.ff, c.d));
+  }
+  L.push_back(fc_gemm("lm_head", tokens, c.d, c.vocab));
+  return L;
+}
+
 std::vector<LayerGemm> network_layers(const std::string& name, const NetworkOptions& opt) {
+  if (is_transformer_spec(name)) return transformer_layers(parse_transformer_spec(name), opt.batch);
   static const int r18[4] = {2, 2, 2, 2}, r50[4] = {3, 4, 6, 3};
   if (name == "resnet18") return resnet(opt, false, r18);
   if (name == "resnet50") return resnet(opt, true, r50);

@@ -39,7 +39,23 @@ struct NetworkInfo {
 };
 const std::vector<NetworkInfo>& known_networks();
 
-// Forward GEMMs of a known network; throws InputError for an unknown name.
+// A decoder-only Transformer (pre-norm blocks of causal multi-head self-attention and a ReLU
+// feed-forward, learned token and position embeddings, a final linear layer): the shape the
+// functional core trains (training/transformer.h) and `mfsim trace` generates. Spec string:
+// "transformer" or "transformer:layers=2,d=64,heads=4,ff=256,seq=32,vocab=17" (any subset).
+struct TransformerConfig {
+  int layers = 2, d = 64, heads = 4, ff = 256, seq = 32, vocab = 17;
+  int head_dim() const { return d / heads; }
+};
+bool is_transformer_spec(const std::string& spec);
+TransformerConfig parse_transformer_spec(const std::string& spec);  // InputError naming the field
+std::string to_spec(const TransformerConfig& c);
+// Its forward GEMMs for `batch` sequences, in execution order: per block q_proj, k_proj, v_proj,
+// the attention matmuls scores (Q K^T) and context (softmax(S) V), one GEMM per sequence and
+// head (repeat = batch * heads), out_proj, ffn1, ffn2; then lm_head.
+std::vector<LayerGemm> transformer_layers(const TransformerConfig& c, int batch);
+
+// Forward GEMMs of a known network (or a Transformer spec); throws InputError for an unknown name.
 std::vector<LayerGemm> network_layers(const std::string& name, const NetworkOptions& opt);
 
 // Convolution helper (used by the networks and the SCALE-Sim import): output size by the

@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "training/exact_gemm.h"
+#include "training/quant_gemm.h"
 #include "models/gemm_ref.h"
 #include "models/rng.h"
 #include "traces/gemm_recorder.h"
@@ -50,14 +51,6 @@ bool parse_arith(const std::string& s, NumFormat* out) {
 
 namespace {
 
-// A quantized operand on its grid: exact small integers (PoT4: +-2^(m-1), INT8 and INT4: q),
-// the values of a float format (FP8: q, BF16 and FP32: the values themselves).
-struct Grid {
-  std::vector<float> v;
-  NumFormat format = NumFormat::kFp32;
-  int e = 0;          // PoT4: value = v * 2^(e - 6); FP8: value = v * 2^e
-  float scale = 1.0f; // INT8, INT4: value = v * scale
-};
 
 Grid to_grid(const Pot4Tensor& t) {
   Grid g;
@@ -84,7 +77,8 @@ Grid to_grid(FloatTensor&& t, NumFormat f) {
   return g;
 }
 
-enum class Role { kActivation, kWeight, kError };
+}  // namespace
+
 
 Grid quantize(const float* x, std::size_t n, Role role, StepContext& ctx, std::uint64_t key) {
   switch (ctx.arith) {
@@ -128,15 +122,18 @@ std::vector<float> transpose(const float* a, int rows, int cols) {
   return t;
 }
 
+namespace {
 Pot4Code code_of(float v) {  // inverse of pot4_int on the grid values
   if (v == 0.0f) return 0;
   int e = 0;
   std::frexp(std::fabs(v), &e);  // |v| = 2^(m-1) -> e = m
   return pot4_encode(v < 0, static_cast<unsigned>(e));
 }
+}  // namespace
 
 // acc * 2^shift, rounded to float, by adding `shift` to the exponent field of the (exact,
 // integer-valued) double: the dequantization of an MF-MAC accumulator, no multiplication.
+namespace {
 inline float exponent_add(double acc, int shift) {
   if (acc == 0.0) return 0.0f;
   std::uint64_t b;
@@ -148,8 +145,10 @@ inline float exponent_add(double acc, int shift) {
   std::memcpy(&d, &b, 8);
   return static_cast<float>(d);
 }
+}  // namespace
 
 // The same for an exact integer held in a float (|acc| < 2^24).
+namespace {
 inline float exponent_add_f(float acc, int shift) {
   if (acc == 0.0f) return 0.0f;
   std::uint32_t b;
@@ -161,12 +160,13 @@ inline float exponent_add_f(float acc, int shift) {
   std::memcpy(&f, &b, 4);
   return f;
 }
+}  // namespace
 
 // C = op(A) . op(B) in the step's arithmetic, dequantized to float. Records the GEMM when the
 // step is traced.
 // `conv`: the layer's geometry when it is a convolution (recorded with the GEMM), else null.
 void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry* conv, Phase phase, bool ta, bool tb,
-                 int m, int n, int k, const Grid& a, const Grid& b, float* out) {
+                 int m, int n, int k, const Grid& a, const Grid& b, float* out, LayerType type) {
   const std::size_t mn = static_cast<std::size_t>(m) * n;
   std::vector<double> acc;
   const bool float_arith = is_float_format(ctx.arith);
@@ -215,6 +215,7 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
   r.layer = layer;
   r.phase = phase;
   r.shape = GemmShape{m, n, k};
+  r.layer_type = type;
   if (conv != nullptr) {
     r.layer_type = LayerType::kConv;
     r.conv = *conv;
@@ -251,6 +252,8 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
 std::uint64_t rounding_key(const StepContext& ctx, int layer_index) {
   return splitmix64_mix(ctx.seed ^ splitmix64_mix(ctx.step * 1000003ull + static_cast<std::uint64_t>(layer_index)));
 }
+
+namespace {
 
 // Shared by the fully connected and convolution layers: Y[M x N] = cols[M x K] . W[K x N] + b.
 class LinearBase : public Layer {

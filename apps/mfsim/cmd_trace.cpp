@@ -82,6 +82,9 @@ int cmd_trace(const Args& args) {
   }
   if (vm.count("list-networks") != 0) {
     for (const auto& n : known_networks()) std::printf("%-18s %s\n", n.name, n.description);
+    std::printf("%-18s %s\n", "transformer[:...]",
+                "decoder-only Transformer of the training core: transformer:layers=2,d=64,heads=4,ff=256,seq=32,vocab=17 "
+                "(any subset; --batch sequences)");
     return kExitOk;
   }
   const bool net = vm.count("network") != 0, topo = vm.count("scalesim-topology") != 0;
@@ -143,7 +146,9 @@ int cmd_trace(const Args& args) {
                                    vm.count("tokens") != 0 ? "tokens" : "per step"));
     }
     layers = network_layers(name, opt);
-    what = name == "transformer-base"
+    what = is_transformer_spec(name)
+               ? fmt::format("{} training step: batch {} sequences", to_spec(parse_transformer_spec(name)), opt.batch)
+           : name == "transformer-base"
                ? fmt::format("{} training step: {} sentences x {} tokens, vocabulary {}", name, opt.batch, opt.seq, opt.vocab)
                : fmt::format("{} training step: batch {}, {}x{} images", name, opt.batch, opt.image_h, opt.image_w);
   } else {

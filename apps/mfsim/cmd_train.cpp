@@ -1,6 +1,6 @@
-// mfsim train --model {mlp,cnn} --quant {fp32,bf16,fp8,int8,int4,als-potq} --epochs N --batch B --seed S
-//             [--lr X] [--train-limit N] [--no-wbc] [--no-prc] [--trace-out FILE [--trace-step K]]
-//             --report FILE.json
+// mfsim train --model {mlp,cnn,cnn-bn,resnet8,transformer[:...]} --quant {fp32,bf16,fp8,int8,int4,als-potq}
+//             --epochs N --batch B --seed S [--lr X] [--train-limit N] [--no-wbc] [--no-prc]
+//             [--attention-quant same|fp32] [--trace-out FILE [--trace-step K]] --report FILE.json
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -9,21 +9,64 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "training/trainer.h"
+#include "training/transformer.h"
 
 namespace po = boost::program_options;
 
 namespace mfsim::cli {
 
+namespace {
+
+// The Transformer on its generated task (no data files).
+int train_transformer_cmd(const Args& args, const po::variables_map& vm, TrainOptions o) {
+  TransformerOptions t;
+  t.config = parse_transformer_spec(o.model);
+  if (vm["lr"].defaulted()) o.lr = 0.002;
+  const std::string aq = vm["attention-quant"].as<std::string>();
+  if (aq != "same" && aq != "fp32") {
+    throw InputError(fmt::format("train: --attention-quant: unknown value \"{}\"; expected same|fp32", aq));
+  }
+  t.attention_fp32 = aq == "fp32";
+  t.train_examples = vm["train-examples"].as<int>();
+  t.test_examples = vm["test-examples"].as<int>();
+  if (t.train_examples < 1 || t.test_examples < 1) {
+    throw InputError("train: --train-examples and --test-examples: expected positive integers");
+  }
+  const int steps = (t.train_examples + o.batch - 1) / o.batch;
+  if (!o.trace_out.empty() && o.trace_step >= steps) {
+    throw InputError(fmt::format("train: --trace-step: {} is past the {} steps of an epoch", o.trace_step, steps));
+  }
+  t.train = o;
+  const std::string report_path = vm["report"].as<std::string>();
+  AtomicFile report(report_path);
+  nlohmann::ordered_json rep = train_transformer(t);
+  std::string cmd = "mfsim train";
+  for (const auto& a : args) cmd += " " + a;
+  rep["command"] = cmd;
+  report.write(rep.dump(2) + "\n");
+  report.commit();
+  if (vm.count("quiet") == 0) {
+    std::printf("transformer %s%s: test token accuracy %.4f, exact match %.4f after %d epochs (%.1f s per epoch)%s\n",
+                arith_name(o.arith), t.attention_fp32 ? " (attention fp32)" : "", rep["test_token_accuracy"].get<double>(),
+                rep["test_exact_match"].get<double>(), o.epochs,
+                rep["epoch_seconds"].empty() ? 0.0 : rep["epoch_seconds"].back().get<double>(),
+                rep["diverged"].get<bool>() ? " -- training diverged (loss not finite)" : "");
+  }
+  return rep["diverged"].get<bool>() ? kExitFailure : kExitOk;
+}
+
+}  // namespace
+
 int cmd_train(const Args& args) {
   po::options_description opts("options");
   opts.add_options()
-      ("model", po::value<std::string>()->default_value("mlp"), "mlp (784-256-128-10), cnn (2 conv + 2 fc), cnn-bn (the cnn with batch normalisation) or resnet8")
+      ("model", po::value<std::string>()->default_value("mlp"), "mlp (784-256-128-10), cnn (2 conv + 2 fc), cnn-bn (the cnn with batch normalisation), resnet8, or transformer[:layers=2,d=64,heads=4,ff=256,seq=32,vocab=17] (the reverse-and-remap task)")
       ("spec", po::value<std::string>(), "custom network, e.g. conv:16:5:1:2,relu,maxpool:2,flatten,fc:10")
       ("quant", po::value<std::string>()->default_value("als-potq"), "fp32|bf16|fp8|int8|int4|als-potq")
       ("epochs", po::value<int>()->default_value(5), "training epochs")
       ("batch", po::value<int>()->default_value(64), "mini-batch size")
       ("seed", po::value<std::uint64_t>()->default_value(1), "seed of initialisation, shuffling and rounding")
-      ("lr", po::value<double>()->default_value(0.02, "0.02"), "learning rate (peak of the cosine schedule)")
+      ("lr", po::value<double>()->default_value(0.02, "0.02"), "learning rate (peak of the cosine schedule; transformer: Adam, default 0.002)")
       ("lr-schedule", po::value<std::string>()->default_value("cosine"), "cosine (decay to 0 over the run) or constant")
       ("momentum", po::value<double>()->default_value(0.9, "0.9"), "SGD momentum")
       ("weight-decay", po::value<double>()->default_value(0.0, "0"), "L2 weight decay")
@@ -31,6 +74,9 @@ int cmd_train(const Args& args) {
       ("test-limit", po::value<std::size_t>()->default_value(0), "use only the first N test images (0: all)")
       ("no-wbc", "ALS-POTQ without Weight Bias Correction (threshold sqrt(2))")
       ("no-prc", "ALS-POTQ without Parameterized Ratio Clipping (rho = 0)")
+      ("attention-quant", po::value<std::string>()->default_value("same"), "transformer: the attention GEMMs (Q K^T, softmax(S) V) in the step's arithmetic (same) or in fp32")
+      ("train-examples", po::value<int>()->default_value(16000), "transformer: training sequences generated")
+      ("test-examples", po::value<int>()->default_value(1000), "transformer: held-out test sequences generated")
       ("data", po::value<std::string>()->default_value(kDefaultDataDir), "directory with the IDX files")
       ("threads", po::value<int>()->default_value(1), "BLAS threads (1 is fastest for these small GEMMs on 2 cores)")
       ("trace-out", po::value<std::string>(), "write the trace of one training step (every GEMM, with operands)")
@@ -73,6 +119,7 @@ int cmd_train(const Args& args) {
   if (vm.count("trace-out") != 0) o.trace_out = vm["trace-out"].as<std::string>();
   o.trace_step = vm["trace-step"].as<int>();
   if (o.trace_step < 0) throw InputError("train: --trace-step: expected a step index >= 0");
+  if (is_transformer_spec(o.model)) return train_transformer_cmd(args, vm, o);
   // Validate the network before loading any data (28x28x1 inputs).
   Network probe(o.spec.empty() ? network_spec(o.model) : o.spec, 28, 28, 1, 0);
   const std::string data = vm["data"].as<std::string>();

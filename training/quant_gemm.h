@@ -1,0 +1,43 @@
+// The quantized GEMM of the training core, shared by its layers (training/nn.cpp) and the
+// Transformer (training/transformer.cpp): a tensor quantized to the step's arithmetic (a Grid),
+// and one GEMM of two grids computed exactly in that arithmetic, dequantized, and recorded when
+// the step is traced.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "training/nn.h"
+#include "traces/trace.h"
+
+namespace mfsim {
+
+// A quantized operand on its grid: exact small integers (PoT4: +-2^(m-1), INT8 and INT4: q),
+// the values of a float format (FP8: q, BF16 and FP32: the values themselves).
+struct Grid {
+  std::vector<float> v;
+  NumFormat format = NumFormat::kFp32;
+  int e = 0;          // PoT4: value = v * 2^(e - 6); FP8: value = v * 2^e
+  float scale = 1.0f; // INT8, INT4: value = v * scale
+};
+
+// What a tensor is in its layer: activations and weights round to nearest (weights with WBC
+// under ALS-POTQ), errors stochastically (ALS-POTQ, INT8, INT4) and in E5M2 (FP8).
+enum class Role { kActivation, kWeight, kError };
+
+// Quantizes n values in the step's arithmetic (FP32: a copy). `key` seeds stochastic rounding.
+Grid quantize(const float* x, std::size_t n, Role role, StepContext& ctx, std::uint64_t key);
+
+// out[m x n] = op(A) . op(B) in the step's arithmetic, dequantized to float; records the GEMM
+// (row-major A m x k and B k x n, with its exact expected output) when the step is traced.
+// `conv`: a convolution's geometry (null otherwise); `type`: the layer kind recorded.
+void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry* conv, Phase phase, bool ta, bool tb,
+                 int m, int n, int k, const Grid& a, const Grid& b, float* out, LayerType type = LayerType::kFc);
+
+std::vector<float> transpose(const float* a, int rows, int cols);
+
+// The stochastic-rounding key of a layer in the current step.
+std::uint64_t rounding_key(const StepContext& ctx, int layer_index);
+
+}  // namespace mfsim

@@ -1,0 +1,713 @@
+#include "training/transformer.h"
+
+#include <fmt/format.h>
+#include <malloc.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <numeric>
+#include <set>
+
+#include "common/error.h"
+#include "models/rng.h"
+#include "traces/trace_writer.h"
+#include "training/exact_gemm.h"
+#include "training/quant_gemm.h"
+
+namespace mfsim {
+
+using ojson = nlohmann::ordered_json;
+
+SeqData make_reverse_task(const TransformerConfig& c, int count, std::uint64_t seed, bool test,
+                          const SeqData* exclude) {
+  if (c.seq < 4 || c.seq % 2 != 0) {
+    throw InputError(fmt::format("transformer: seq: the reverse task needs an even length of at least 4, got {}", c.seq));
+  }
+  const int L = c.seq / 2, symbols = c.vocab - 1, sep = c.vocab - 1;
+  // The fixed translation table of the task (independent of the run's seed): a target token
+  // depends on a source token and its left neighbour, like a word translated in context.
+  std::vector<int> table(static_cast<std::size_t>(symbols) * symbols);
+  SplitMix64 prng(0x7a5c0ffee);
+  for (auto& t : table) t = static_cast<int>(prng.below(static_cast<std::uint64_t>(symbols)));
+  std::set<std::vector<int>> seen;
+  if (exclude != nullptr) {
+    for (int s = 0; s < exclude->n; ++s) {
+      const int* x = &exclude->input[static_cast<std::size_t>(s) * exclude->seq];
+      seen.insert(std::vector<int>(x, x + L));
+    }
+  }
+  SplitMix64 rng(seed * 2 + (test ? 1 : 0) + 0x51ab);
+  SeqData d;
+  d.n = count;
+  d.seq = c.seq;
+  d.input.assign(static_cast<std::size_t>(count) * c.seq, 0);
+  d.target.assign(static_cast<std::size_t>(count) * c.seq, -1);
+  for (int s = 0; s < count; ++s) {
+    std::vector<int> src(static_cast<std::size_t>(L));
+    do {
+      for (auto& t : src) t = static_cast<int>(rng.below(static_cast<std::uint64_t>(symbols)));
+    } while (test && seen.count(src) != 0);
+    int* x = &d.input[static_cast<std::size_t>(s) * c.seq];
+    int* y = &d.target[static_cast<std::size_t>(s) * c.seq];
+    for (int i = 0; i < L; ++i) x[i] = src[static_cast<std::size_t>(i)];
+    x[L] = sep;
+    for (int i = 0; i < L; ++i) {
+      const int j = L - 1 - i;  // the mirrored source position
+      const int left = j > 0 ? src[static_cast<std::size_t>(j - 1)] : 0;
+      const int t = table[static_cast<std::size_t>(src[static_cast<std::size_t>(j)]) * symbols + left];
+      y[L + i] = t;                    // predicted at position L + i (after the separator and i tokens)
+      if (L + 1 + i < c.seq) x[L + 1 + i] = t;
+    }
+  }
+  return d;
+}
+
+namespace {
+
+using ParamList = std::vector<std::pair<std::vector<float>*, std::vector<float>*>>;
+
+void init_uniform(std::vector<float>& w, double bound, SplitMix64& rng) {
+  for (auto& x : w) x = static_cast<float>((rng.uniform() * 2.0 - 1.0) * bound);
+}
+
+// A linear layer y = x W + b whose three GEMMs run in the step's arithmetic.
+struct Linear {
+  std::string name;
+  int index = 0, in = 0, out = 0, m = 0;
+  std::vector<float> w, b, dw, db;
+  Grid xq, wq;
+
+  Linear(std::string n, int idx, int i, int o, SplitMix64& rng, double gain = 1.0)
+      : name(std::move(n)), index(idx), in(i), out(o), w(static_cast<std::size_t>(i) * o), b(o, 0.0f),
+        dw(w.size()), db(o) {
+    init_uniform(w, gain * std::sqrt(6.0 / (i + o)), rng);
+  }
+  // y (m x out) from the quantized input (m x in).
+  void forward(Grid x, int rows, float* y, StepContext& ctx) {
+    m = rows;
+    xq = std::move(x);
+    wq = quantize(w.data(), w.size(), Role::kWeight, ctx, 0);
+    linear_gemm(ctx, name, nullptr, Phase::kFwd, false, false, m, out, in, xq, wq, y);
+    for (int r = 0; r < m; ++r) {
+      for (int j = 0; j < out; ++j) y[static_cast<std::size_t>(r) * out + j] += b[static_cast<std::size_t>(j)];
+    }
+  }
+  // dy (m x out); dx (m x in) is added to when not null.
+  void backward(const float* dy, float* dx_add, StepContext& ctx) {
+    Grid g = quantize(dy, static_cast<std::size_t>(m) * out, Role::kError, ctx, rounding_key(ctx, index));
+    if (dx_add != nullptr) {
+      std::vector<float> dx(static_cast<std::size_t>(m) * in);
+      linear_gemm(ctx, name, nullptr, Phase::kBwdData, false, true, m, in, out, g, wq, dx.data());
+      for (std::size_t i = 0; i < dx.size(); ++i) dx_add[i] += dx[i];
+    }
+    linear_gemm(ctx, name, nullptr, Phase::kBwdWeight, true, false, in, out, m, xq, g, dw.data());
+    std::fill(db.begin(), db.end(), 0.0f);
+    for (int r = 0; r < m; ++r) {
+      for (int j = 0; j < out; ++j) db[static_cast<std::size_t>(j)] += dy[static_cast<std::size_t>(r) * out + j];
+    }
+  }
+  void params(ParamList& p) {
+    p.emplace_back(&w, &dw);
+    p.emplace_back(&b, &db);
+  }
+};
+
+// LayerNorm over the last dimension (FP32, not a GEMM).
+struct LayerNorm {
+  int d = 0, m = 0;
+  std::vector<float> gamma, beta, dgamma, dbeta, xhat, rstd;
+  explicit LayerNorm(int dim) : d(dim), gamma(dim, 1.0f), beta(dim, 0.0f), dgamma(dim), dbeta(dim) {}
+  void forward(const float* x, int rows, float* y) {
+    m = rows;
+    xhat.resize(static_cast<std::size_t>(m) * d);
+    rstd.resize(static_cast<std::size_t>(m));
+    for (int r = 0; r < m; ++r) {
+      const float* xr = x + static_cast<std::size_t>(r) * d;
+      double mean = 0, var = 0;
+      for (int j = 0; j < d; ++j) mean += xr[j];
+      mean /= d;
+      for (int j = 0; j < d; ++j) var += (xr[j] - mean) * (xr[j] - mean);
+      var /= d;
+      const float rs = static_cast<float>(1.0 / std::sqrt(var + 1e-5));
+      rstd[static_cast<std::size_t>(r)] = rs;
+      for (int j = 0; j < d; ++j) {
+        const float h = (xr[j] - static_cast<float>(mean)) * rs;
+        xhat[static_cast<std::size_t>(r) * d + j] = h;
+        y[static_cast<std::size_t>(r) * d + j] = h * gamma[static_cast<std::size_t>(j)] + beta[static_cast<std::size_t>(j)];
+      }
+    }
+  }
+  // dx (m x d) is added to.
+  void backward(const float* dy, float* dx_add) {
+    std::fill(dgamma.begin(), dgamma.end(), 0.0f);
+    std::fill(dbeta.begin(), dbeta.end(), 0.0f);
+    for (int r = 0; r < m; ++r) {
+      const float* g = dy + static_cast<std::size_t>(r) * d;
+      const float* h = &xhat[static_cast<std::size_t>(r) * d];
+      double sum_g = 0, sum_gh = 0;
+      for (int j = 0; j < d; ++j) {
+        const float gg = g[j] * gamma[static_cast<std::size_t>(j)];
+        sum_g += gg;
+        sum_gh += gg * h[j];
+        dgamma[static_cast<std::size_t>(j)] += g[j] * h[j];
+        dbeta[static_cast<std::size_t>(j)] += g[j];
+      }
+      const float rs = rstd[static_cast<std::size_t>(r)];
+      for (int j = 0; j < d; ++j) {
+        const float gg = g[j] * gamma[static_cast<std::size_t>(j)];
+        dx_add[static_cast<std::size_t>(r) * d + j] +=
+            rs * (gg - static_cast<float>(sum_g / d) - h[j] * static_cast<float>(sum_gh / d));
+      }
+    }
+  }
+  void params(ParamList& p) {
+    p.emplace_back(&gamma, &dgamma);
+    p.emplace_back(&beta, &dbeta);
+  }
+};
+
+// Rows [r0, r0 + rows) and columns [c0, c0 + cols) of a row-major grid of `ld` columns.
+Grid slice(const Grid& g, int r0, int rows, int c0, int cols, int ld) {
+  Grid s;
+  s.format = g.format;
+  s.e = g.e;
+  s.scale = g.scale;
+  s.v.resize(static_cast<std::size_t>(rows) * cols);
+  for (int r = 0; r < rows; ++r) {
+    std::copy_n(&g.v[static_cast<std::size_t>(r0 + r) * ld + c0], cols, &s.v[static_cast<std::size_t>(r) * cols]);
+  }
+  return s;
+}
+
+// One pre-norm block: x + attn(ln1(x)), then + ffn(ln2(.)).
+class Block {
+ public:
+  Block(const TransformerConfig& c, int i, SplitMix64& rng)
+      : c_(c), i_(i), p_(fmt::format("block{}", i)), ln1_(c.d), ln2_(c.d),
+        q_(p_ + ".q_proj", 100 * i + 1, c.d, c.d, rng), k_(p_ + ".k_proj", 100 * i + 2, c.d, c.d, rng),
+        v_(p_ + ".v_proj", 100 * i + 3, c.d, c.d, rng),
+        o_(p_ + ".out_proj", 100 * i + 4, c.d, c.d, rng, 1.0 / std::sqrt(2.0 * c.layers)),
+        f1_(p_ + ".ffn1", 100 * i + 5, c.d, c.ff, rng),
+        f2_(p_ + ".ffn2", 100 * i + 6, c.ff, c.d, rng, 1.0 / std::sqrt(2.0 * c.layers)) {}
+
+  // x (m x d) in place.
+  void forward(std::vector<float>& x, int batch, StepContext& ctx, bool attention_fp32) {
+    batch_ = batch;
+    m_ = batch * c_.seq;
+    const std::size_t md = static_cast<std::size_t>(m_) * c_.d;
+    std::vector<float> h(md);
+    ln1_.forward(x.data(), m_, h.data());
+    // h is quantized once and read by the three projections.
+    const Grid hq = quantize(h.data(), md, Role::kActivation, ctx, 0);
+    q_buf_.resize(md);
+    k_buf_.resize(md);
+    v_buf_.resize(md);
+    q_.forward(hq, m_, q_buf_.data(), ctx);
+    k_.forward(hq, m_, k_buf_.data(), ctx);
+    v_.forward(hq, m_, v_buf_.data(), ctx);
+    std::vector<float> ctx_out(md);
+    attention_forward(ctx, attention_fp32, ctx_out.data());
+    std::vector<float> a(md);
+    o_.forward(quantize(ctx_out.data(), md, Role::kActivation, ctx, 0), m_, a.data(), ctx);
+    for (std::size_t i = 0; i < md; ++i) x[i] += a[i];
+    ln2_.forward(x.data(), m_, h.data());
+    u_.resize(static_cast<std::size_t>(m_) * c_.ff);
+    f1_.forward(quantize(h.data(), md, Role::kActivation, ctx, 0), m_, u_.data(), ctx);
+    std::vector<float> r(u_.size());
+    for (std::size_t i = 0; i < u_.size(); ++i) r[i] = u_[i] > 0.0f ? u_[i] : 0.0f;
+    f2_.forward(quantize(r.data(), r.size(), Role::kActivation, ctx, 0), m_, a.data(), ctx);
+    for (std::size_t i = 0; i < md; ++i) x[i] += a[i];
+  }
+
+  // dx (m x d) in place: the gradient wrt the block's input.
+  void backward(std::vector<float>& dx, StepContext& ctx, bool attention_fp32) {
+    const std::size_t md = static_cast<std::size_t>(m_) * c_.d;
+    // Feed-forward branch (the residual passes dx through unchanged).
+    std::vector<float> dr(u_.size(), 0.0f);
+    f2_.backward(dx.data(), dr.data(), ctx);
+    for (std::size_t i = 0; i < dr.size(); ++i) dr[i] = u_[i] > 0.0f ? dr[i] : 0.0f;
+    std::vector<float> dh(md, 0.0f);
+    f1_.backward(dr.data(), dh.data(), ctx);
+    ln2_.backward(dh.data(), dx.data());
+    // Attention branch.
+    std::vector<float> dctx(md, 0.0f);
+    o_.backward(dx.data(), dctx.data(), ctx);
+    std::vector<float> dq(md, 0.0f), dk(md, 0.0f), dv(md, 0.0f);
+    attention_backward(ctx, attention_fp32, dctx.data(), dq.data(), dk.data(), dv.data());
+    std::fill(dh.begin(), dh.end(), 0.0f);
+    v_.backward(dv.data(), dh.data(), ctx);  // the reverse of the forward order
+    k_.backward(dk.data(), dh.data(), ctx);
+    q_.backward(dq.data(), dh.data(), ctx);
+    ln1_.backward(dh.data(), dx.data());
+  }
+
+  void params(ParamList& p) {
+    ln1_.params(p);
+    for (Linear* l : {&q_, &k_, &v_, &o_}) l->params(p);
+    ln2_.params(p);
+    f1_.params(p);
+    f2_.params(p);
+  }
+
+ private:
+  // The attention GEMMs in the step's arithmetic, or in FP32 (--attention-quant fp32).
+  struct ArithScope {
+    StepContext& ctx;
+    NumFormat saved;
+    ArithScope(StepContext& c, bool fp32) : ctx(c), saved(c.arith) {
+      if (fp32) ctx.arith = NumFormat::kFp32;
+    }
+    ~ArithScope() { ctx.arith = saved; }
+  };
+
+  int dh() const { return c_.head_dim(); }
+
+  void attention_forward(StepContext& ctx, bool fp32, float* out) {
+    ArithScope scope(ctx, fp32);
+    const int S = c_.seq, D = dh(), H = c_.heads;
+    const std::size_t md = static_cast<std::size_t>(m_) * c_.d;
+    qg_ = quantize(q_buf_.data(), md, Role::kActivation, ctx, 0);
+    kg_ = quantize(k_buf_.data(), md, Role::kActivation, ctx, 0);
+    vg_ = quantize(v_buf_.data(), md, Role::kActivation, ctx, 0);
+    const std::size_t ss = static_cast<std::size_t>(S) * S;
+    p_buf_.assign(static_cast<std::size_t>(batch_) * H * ss, 0.0f);
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+    std::vector<float> s(ss);
+    for (int b = 0; b < batch_; ++b) {
+      for (int h = 0; h < H; ++h) {
+        const Grid qb = slice(qg_, b * S, S, h * D, D, c_.d), kb = slice(kg_, b * S, S, h * D, D, c_.d);
+        linear_gemm(ctx, p_ + ".scores", nullptr, Phase::kFwd, false, true, S, S, D, qb, kb, s.data(),
+                    LayerType::kMatmul);
+        float* p = &p_buf_[(static_cast<std::size_t>(b) * H + h) * ss];
+        for (int i = 0; i < S; ++i) {  // causal softmax of the scaled scores, row by row
+          float mx = -INFINITY;
+          for (int j = 0; j <= i; ++j) mx = std::max(mx, s[static_cast<std::size_t>(i) * S + j] * scale);
+          double sum = 0;
+          for (int j = 0; j <= i; ++j) {
+            const float e = std::exp(s[static_cast<std::size_t>(i) * S + j] * scale - mx);
+            p[static_cast<std::size_t>(i) * S + j] = e;
+            sum += e;
+          }
+          for (int j = 0; j <= i; ++j) p[static_cast<std::size_t>(i) * S + j] /= static_cast<float>(sum);
+        }
+      }
+    }
+    pg_ = quantize(p_buf_.data(), p_buf_.size(), Role::kActivation, ctx, 0);
+    std::vector<float> cb(static_cast<std::size_t>(S) * D);
+    for (int b = 0; b < batch_; ++b) {
+      for (int h = 0; h < H; ++h) {
+        const Grid pb = slice(pg_, (b * H + h) * S, S, 0, S, S), vb = slice(vg_, b * S, S, h * D, D, c_.d);
+        linear_gemm(ctx, p_ + ".context", nullptr, Phase::kFwd, false, false, S, D, S, pb, vb, cb.data(),
+                    LayerType::kMatmul);
+        for (int i = 0; i < S; ++i) {
+          std::copy_n(&cb[static_cast<std::size_t>(i) * D], D, &out[static_cast<std::size_t>(b * S + i) * c_.d + h * D]);
+        }
+      }
+    }
+  }
+
+  // dctx (m x d) -> dq, dk, dv (m x d).
+  void attention_backward(StepContext& ctx, bool fp32, const float* dctx, float* dq, float* dk, float* dv) {
+    ArithScope scope(ctx, fp32);
+    const int S = c_.seq, D = dh(), H = c_.heads;
+    const std::size_t md = static_cast<std::size_t>(m_) * c_.d, ss = static_cast<std::size_t>(S) * S;
+    const Grid gc = quantize(dctx, md, Role::kError, ctx, rounding_key(ctx, 100 * i_ + 7));
+    std::vector<float> dp(p_buf_.size());
+    std::vector<float> tmp(std::max(ss, static_cast<std::size_t>(S) * D));
+    for (int b = 0; b < batch_; ++b) {  // dP = dC V^T (backward data of the context GEMM)
+      for (int h = 0; h < H; ++h) {
+        const Grid gb = slice(gc, b * S, S, h * D, D, c_.d), vb = slice(vg_, b * S, S, h * D, D, c_.d);
+        linear_gemm(ctx, p_ + ".context", nullptr, Phase::kBwdData, false, true, S, S, D, gb, vb,
+                    &dp[(static_cast<std::size_t>(b) * H + h) * ss], LayerType::kMatmul);
+      }
+    }
+    for (int b = 0; b < batch_; ++b) {  // dV = P^T dC (backward weight of the context GEMM)
+      for (int h = 0; h < H; ++h) {
+        const Grid pb = slice(pg_, (b * H + h) * S, S, 0, S, S), gb = slice(gc, b * S, S, h * D, D, c_.d);
+        linear_gemm(ctx, p_ + ".context", nullptr, Phase::kBwdWeight, true, false, S, D, S, pb, gb, tmp.data(),
+                    LayerType::kMatmul);
+        for (int i = 0; i < S; ++i) {
+          std::copy_n(&tmp[static_cast<std::size_t>(i) * D], D, &dv[static_cast<std::size_t>(b * S + i) * c_.d + h * D]);
+        }
+      }
+    }
+    // Softmax backward (FP32): dS = scale * P (dP - rowsum(dP P)), zero where masked.
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+    std::vector<float> ds(p_buf_.size(), 0.0f);
+    for (std::size_t r = 0; r < static_cast<std::size_t>(batch_) * H * S; ++r) {
+      const int i = static_cast<int>(r % static_cast<std::size_t>(S));
+      const float* p = &p_buf_[r * S];
+      const float* g = &dp[r * S];
+      double dot = 0;
+      for (int j = 0; j <= i; ++j) dot += static_cast<double>(p[j]) * g[j];
+      for (int j = 0; j <= i; ++j) ds[r * S + j] = scale * p[j] * (g[j] - static_cast<float>(dot));
+    }
+    const Grid gs = quantize(ds.data(), ds.size(), Role::kError, ctx, rounding_key(ctx, 100 * i_ + 8));
+    for (int b = 0; b < batch_; ++b) {  // dQ = dS K (backward data of the scores GEMM)
+      for (int h = 0; h < H; ++h) {
+        const Grid sb = slice(gs, (b * H + h) * S, S, 0, S, S), kb = slice(kg_, b * S, S, h * D, D, c_.d);
+        linear_gemm(ctx, p_ + ".scores", nullptr, Phase::kBwdData, false, false, S, D, S, sb, kb, tmp.data(),
+                    LayerType::kMatmul);
+        for (int i = 0; i < S; ++i) {
+          std::copy_n(&tmp[static_cast<std::size_t>(i) * D], D, &dq[static_cast<std::size_t>(b * S + i) * c_.d + h * D]);
+        }
+      }
+    }
+    for (int b = 0; b < batch_; ++b) {  // dK^T = Q^T dS (backward weight of the scores GEMM)
+      for (int h = 0; h < H; ++h) {
+        const Grid qb = slice(qg_, b * S, S, h * D, D, c_.d), sb = slice(gs, (b * H + h) * S, S, 0, S, S);
+        linear_gemm(ctx, p_ + ".scores", nullptr, Phase::kBwdWeight, true, false, D, S, S, qb, sb, tmp.data(),
+                    LayerType::kMatmul);
+        for (int j = 0; j < D; ++j) {
+          for (int i = 0; i < S; ++i) {
+            dk[static_cast<std::size_t>(b * S + i) * c_.d + h * D + j] = tmp[static_cast<std::size_t>(j) * S + i];
+          }
+        }
+      }
+    }
+  }
+
+  TransformerConfig c_;
+  int i_;
+  std::string p_;
+  LayerNorm ln1_, ln2_;
+  Linear q_, k_, v_, o_, f1_, f2_;
+  int batch_ = 0, m_ = 0;
+  std::vector<float> q_buf_, k_buf_, v_buf_, p_buf_, u_;
+  Grid qg_, kg_, vg_, pg_;
+};
+
+}  // namespace
+
+class TransformerModel::Impl {
+ public:
+  Impl(const TransformerConfig& c, std::uint64_t seed) : c_(c), lnf_(c.d) {
+    SplitMix64 rng(seed);
+    tok_.resize(static_cast<std::size_t>(c.vocab) * c.d);
+    pos_.resize(static_cast<std::size_t>(c.seq) * c.d);
+    init_uniform(tok_, 0.1, rng);
+    init_uniform(pos_, 0.1, rng);
+    dtok_.resize(tok_.size());
+    dpos_.resize(pos_.size());
+    for (int i = 0; i < c.layers; ++i) blocks_.push_back(std::make_unique<Block>(c, i, rng));
+    head_ = std::make_unique<Linear>("lm_head", 99, c.d, c.vocab, rng);
+  }
+
+  // logits (batch * seq x vocab) of `batch` sequences of tokens.
+  std::vector<float> forward(const int* tokens, int batch, StepContext& ctx, bool attention_fp32) {
+    tokens_.assign(tokens, tokens + static_cast<std::size_t>(batch) * c_.seq);
+    m_ = batch * c_.seq;
+    std::vector<float> x(static_cast<std::size_t>(m_) * c_.d);
+    for (int r = 0; r < m_; ++r) {
+      const float* t = &tok_[static_cast<std::size_t>(tokens_[static_cast<std::size_t>(r)]) * c_.d];
+      const float* p = &pos_[static_cast<std::size_t>(r % c_.seq) * c_.d];
+      for (int j = 0; j < c_.d; ++j) x[static_cast<std::size_t>(r) * c_.d + j] = t[j] + p[j];
+    }
+    for (auto& b : blocks_) b->forward(x, batch, ctx, attention_fp32);
+    std::vector<float> h(x.size());
+    lnf_.forward(x.data(), m_, h.data());
+    std::vector<float> logits(static_cast<std::size_t>(m_) * c_.vocab);
+    head_->forward(quantize(h.data(), h.size(), Role::kActivation, ctx, 0), m_, logits.data(), ctx);
+    return logits;
+  }
+
+  void backward(const std::vector<float>& dlogits, StepContext& ctx, bool attention_fp32) {
+    std::vector<float> dh(static_cast<std::size_t>(m_) * c_.d, 0.0f), dx(dh.size(), 0.0f);
+    head_->backward(dlogits.data(), dh.data(), ctx);
+    lnf_.backward(dh.data(), dx.data());
+    for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) (*it)->backward(dx, ctx, attention_fp32);
+    std::fill(dtok_.begin(), dtok_.end(), 0.0f);
+    std::fill(dpos_.begin(), dpos_.end(), 0.0f);
+    for (int r = 0; r < m_; ++r) {
+      float* t = &dtok_[static_cast<std::size_t>(tokens_[static_cast<std::size_t>(r)]) * c_.d];
+      float* p = &dpos_[static_cast<std::size_t>(r % c_.seq) * c_.d];
+      for (int j = 0; j < c_.d; ++j) {
+        t[j] += dx[static_cast<std::size_t>(r) * c_.d + j];
+        p[j] += dx[static_cast<std::size_t>(r) * c_.d + j];
+      }
+    }
+  }
+
+  ParamList params() {
+    ParamList p;
+    p.emplace_back(&tok_, &dtok_);
+    p.emplace_back(&pos_, &dpos_);
+    for (auto& b : blocks_) b->params(p);
+    lnf_.params(p);
+    head_->params(p);
+    return p;
+  }
+
+ private:
+  TransformerConfig c_;
+  std::vector<float> tok_, pos_, dtok_, dpos_;
+  std::vector<std::unique_ptr<Block>> blocks_;
+  LayerNorm lnf_;
+  std::unique_ptr<Linear> head_;
+  std::vector<int> tokens_;
+  int m_ = 0;
+};
+
+TransformerModel::TransformerModel(const TransformerConfig& c, std::uint64_t seed)
+    : impl_(std::make_unique<Impl>(c, seed)) {}
+TransformerModel::~TransformerModel() = default;
+std::vector<float> TransformerModel::forward(const int* tokens, int batch, StepContext& ctx, bool attention_fp32) {
+  return impl_->forward(tokens, batch, ctx, attention_fp32);
+}
+void TransformerModel::backward(const std::vector<float>& dlogits, StepContext& ctx, bool attention_fp32) {
+  impl_->backward(dlogits, ctx, attention_fp32);
+}
+std::vector<std::pair<std::vector<float>*, std::vector<float>*>> TransformerModel::params() { return impl_->params(); }
+
+namespace {
+
+// Softmax cross-entropy over the positions with a target; dlogits for the mean loss. Counts
+// correct target tokens and sequences with every target token correct.
+struct SeqLoss {
+  double loss = 0;
+  std::size_t tokens = 0, correct = 0, seqs_exact = 0;
+};
+SeqLoss seq_loss(const std::vector<float>& logits, const int* target, int batch, int seq, int vocab,
+                 std::vector<float>* dlogits) {
+  SeqLoss out;
+  std::size_t n_targets = 0;
+  for (int r = 0; r < batch * seq; ++r) n_targets += target[r] >= 0 ? 1 : 0;
+  if (dlogits != nullptr) dlogits->assign(logits.size(), 0.0f);
+  for (int b = 0; b < batch; ++b) {
+    bool all = true;
+    for (int s = 0; s < seq; ++s) {
+      const int r = b * seq + s, y = target[r];
+      if (y < 0) continue;
+      const float* z = &logits[static_cast<std::size_t>(r) * vocab];
+      const float mx = *std::max_element(z, z + vocab);
+      double sum = 0;
+      for (int v = 0; v < vocab; ++v) sum += std::exp(static_cast<double>(z[v] - mx));
+      out.loss += -(static_cast<double>(z[y] - mx) - std::log(sum));
+      const int pred = static_cast<int>(std::max_element(z, z + vocab) - z);
+      out.correct += pred == y ? 1 : 0;
+      all = all && pred == y;
+      ++out.tokens;
+      if (dlogits != nullptr) {
+        float* d = &(*dlogits)[static_cast<std::size_t>(r) * vocab];
+        for (int v = 0; v < vocab; ++v) {
+          d[v] = static_cast<float>(std::exp(static_cast<double>(z[v] - mx)) / sum / static_cast<double>(n_targets));
+        }
+        d[y] -= 1.0f / static_cast<float>(n_targets);
+      }
+    }
+    out.seqs_exact += all ? 1 : 0;
+  }
+  out.loss /= static_cast<double>(std::max<std::size_t>(1, n_targets));
+  return out;
+}
+
+}  // namespace
+
+double sequence_loss(const std::vector<float>& logits, const int* target, int batch, int seq, int vocab,
+                     std::vector<float>* dlogits) {
+  return seq_loss(logits, target, batch, seq, vocab, dlogits).loss;
+}
+
+namespace {
+
+// Adam with bias correction and decoupled weight decay (FP32; not a linear layer).
+struct Adam {
+  std::vector<std::vector<float>> m, v;
+  std::uint64_t t = 0;
+  void step(ParamList& params, double lr, double weight_decay) {
+    if (m.empty()) {
+      for (auto& p : params) {
+        m.emplace_back(p.first->size(), 0.0f);
+        v.emplace_back(p.first->size(), 0.0f);
+      }
+    }
+    ++t;
+    const double b1 = 0.9, b2 = 0.98, eps = 1e-9;
+    const double c1 = 1.0 / (1.0 - std::pow(b1, static_cast<double>(t)));
+    const double c2 = 1.0 / (1.0 - std::pow(b2, static_cast<double>(t)));
+    for (std::size_t p = 0; p < params.size(); ++p) {
+      auto& w = *params[p].first;
+      const auto& g = *params[p].second;
+      for (std::size_t i = 0; i < w.size(); ++i) {
+        m[p][i] = static_cast<float>(b1 * m[p][i] + (1 - b1) * g[i]);
+        v[p][i] = static_cast<float>(b2 * v[p][i] + (1 - b2) * g[i] * g[i]);
+        const double upd = (m[p][i] * c1) / (std::sqrt(v[p][i] * c2) + eps) + weight_decay * w[i];
+        w[i] -= static_cast<float>(lr * upd);
+      }
+    }
+  }
+};
+
+struct EvalResult {
+  double loss = 0, token_accuracy = 0, exact_match = 0;
+};
+
+EvalResult evaluate(TransformerModel& model, const SeqData& d, const TransformerConfig& c, StepContext& ctx, bool attention_fp32,
+                    int batch) {
+  SeqLoss total;
+  double loss_sum = 0;
+  StepContext eval = ctx;
+  eval.trace = nullptr;
+  for (int s = 0; s < d.n; s += batch) {
+    const int count = std::min(batch, d.n - s);
+    const auto off = static_cast<std::size_t>(s) * d.seq;
+    std::vector<float> logits = model.forward(&d.input[off], count, eval, attention_fp32);
+    SeqLoss l = seq_loss(logits, &d.target[off], count, d.seq, c.vocab, nullptr);
+    loss_sum += l.loss * static_cast<double>(l.tokens);
+    total.tokens += l.tokens;
+    total.correct += l.correct;
+    total.seqs_exact += l.seqs_exact;
+  }
+  EvalResult r;
+  r.loss = loss_sum / static_cast<double>(std::max<std::size_t>(1, total.tokens));
+  r.token_accuracy = static_cast<double>(total.correct) / static_cast<double>(std::max<std::size_t>(1, total.tokens));
+  r.exact_match = static_cast<double>(total.seqs_exact) / static_cast<double>(std::max(1, d.n));
+  return r;
+}
+
+}  // namespace
+
+ojson train_transformer(const TransformerOptions& o) {
+  const TrainOptions& opt = o.train;
+  const TransformerConfig& c = o.config;
+  set_blas_threads(opt.threads);
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  const SeqData train = make_reverse_task(c, o.train_examples, opt.seed, false);
+  const SeqData test = make_reverse_task(c, o.test_examples, opt.seed, true, &train);
+  TransformerModel model(c, opt.seed);
+  ParamList params = model.params();
+  Adam adam;
+  StepContext ctx;
+  ctx.arith = opt.arith;
+  ctx.wbc = opt.wbc;
+  ctx.potq.prc = opt.prc;
+  ctx.potq.prc_candidates = opt.prc_candidates;
+  ctx.potq.wbc_iterations = opt.wbc_iterations;
+  ctx.seed = opt.seed;
+
+  ojson rep;
+  rep["model"] = "transformer";
+  rep["spec"] = to_spec(c);
+  rep["task"] = fmt::format("reverse-and-remap translation: {} source tokens over {} symbols, separator, target",
+                            c.seq / 2, c.vocab - 1);
+  rep["quant"] = arith_name(opt.arith);
+  rep["attention_quant"] = o.attention_fp32 ? "fp32" : "same";
+  rep["epochs"] = opt.epochs;
+  rep["batch"] = opt.batch;
+  rep["seed"] = opt.seed;
+  rep["optimizer"] = "adam (beta 0.9, 0.98), linear warm-up over 5% of the steps, then cosine decay";
+  rep["lr"] = opt.lr;
+  rep["weight_decay"] = opt.weight_decay;
+  rep["wbc"] = opt.arith == NumFormat::kPot4 && opt.wbc;
+  rep["prc"] = opt.arith == NumFormat::kPot4 && opt.prc;
+  rep["threads"] = opt.threads;
+  rep["train_examples"] = train.n;
+  rep["test_examples"] = test.n;
+  std::size_t nparams = 0;
+  for (auto& p : params) nparams += p.first->size();
+  rep["parameters"] = nparams;
+
+  const int steps_per_epoch = (train.n + opt.batch - 1) / opt.batch;
+  const double total_steps = static_cast<double>(steps_per_epoch) * opt.epochs;
+  const double warmup = std::max(1.0, 0.05 * total_steps);
+  const bool tty = ::isatty(2) != 0;
+  std::vector<double> token_acc, exact, test_loss, train_loss, epoch_seconds;
+  bool diverged = false;
+  std::string trace_written;
+  std::uint64_t step = 0;
+  SplitMix64 shuffle_rng(opt.seed ^ 0x5eedull);
+  std::vector<int> order(static_cast<std::size_t>(train.n));
+  for (int epoch = 0; epoch < opt.epochs && !diverged; ++epoch) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::iota(order.begin(), order.end(), 0);
+    for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[shuffle_rng.next() % i]);
+    double loss_sum = 0;
+    std::size_t seen = 0;
+    auto last_print = t0;
+    for (int s = 0; s < steps_per_epoch; ++s, ++step) {
+      const int start = s * opt.batch, count = std::min(opt.batch, train.n - start);
+      std::vector<int> in, tg;
+      for (int j = 0; j < count; ++j) {
+        const auto off = static_cast<std::size_t>(order[static_cast<std::size_t>(start + j)]) * train.seq;
+        in.insert(in.end(), &train.input[off], &train.input[off] + train.seq);
+        tg.insert(tg.end(), &train.target[off], &train.target[off] + train.seq);
+      }
+      ctx.step = step;
+      std::unique_ptr<TraceWriter> tracer;
+      if (!opt.trace_out.empty() && epoch == 0 && s == opt.trace_step) {
+        tracer = std::make_unique<TraceWriter>(
+            opt.trace_out,
+            fmt::format("mfsim train --model {} --quant {}{} --seed {}", to_spec(c), arith_name(opt.arith),
+                        o.attention_fp32 ? " --attention-quant fp32" : "", opt.seed),
+            fmt::format("training step {} of epoch 1: every GEMM of the forward and backward pass (attention: one "
+                        "GEMM per sequence and head), batch {}",
+                        s, count));
+        ctx.trace = tracer.get();
+      }
+      std::vector<float> logits = model.forward(in.data(), count, ctx, o.attention_fp32);
+      std::vector<float> dlogits;
+      const SeqLoss l = seq_loss(logits, tg.data(), count, c.seq, c.vocab, &dlogits);
+      if (!std::isfinite(l.loss)) {
+        diverged = true;
+        break;
+      }
+      model.backward(dlogits, ctx, o.attention_fp32);
+      if (tracer) {
+        tracer->commit();
+        trace_written = opt.trace_out;
+        ctx.trace = nullptr;
+      }
+      const double progress = static_cast<double>(step);
+      const double lr = progress < warmup ? opt.lr * (progress + 1) / warmup
+                                          : 0.5 * opt.lr *
+                                                (1.0 + std::cos(3.14159265358979323846 * (progress - warmup) /
+                                                                std::max(1.0, total_steps - warmup)));
+      adam.step(params, lr, opt.weight_decay);
+      loss_sum += l.loss * count;
+      seen += static_cast<std::size_t>(count);
+      if (opt.progress && tty) {
+        auto now = std::chrono::steady_clock::now();
+        if (std::chrono::duration<double>(now - last_print).count() > 0.5) {
+          std::fprintf(stderr, "\r[transformer %s] epoch %d/%d  %zu/%d  loss %.4f  ", arith_name(opt.arith), epoch + 1,
+                       opt.epochs, seen, train.n, loss_sum / static_cast<double>(seen));
+          last_print = now;
+        }
+      }
+    }
+    if (diverged) break;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    epoch_seconds.push_back(secs);
+    train_loss.push_back(loss_sum / static_cast<double>(seen));
+    const EvalResult e = evaluate(model, test, c, ctx, o.attention_fp32, 250);
+    token_acc.push_back(e.token_accuracy);
+    exact.push_back(e.exact_match);
+    test_loss.push_back(e.loss);
+    if (opt.progress) {
+      std::fprintf(stderr, "%s[transformer %s] epoch %d/%d  train loss %.4f  test token accuracy %.4f  exact %.4f  (%.1f s)\n",
+                   tty ? "\r" : "", arith_name(opt.arith), epoch + 1, opt.epochs, train_loss.back(), e.token_accuracy,
+                   e.exact_match, secs);
+    }
+  }
+  rep["diverged"] = diverged;
+  rep["test_accuracy"] = token_acc.empty() ? 0.0 : token_acc.back();  // token accuracy, as the scripts read it
+  rep["test_token_accuracy"] = token_acc.empty() ? 0.0 : token_acc.back();
+  rep["test_exact_match"] = exact.empty() ? 0.0 : exact.back();
+  rep["test_accuracy_per_epoch"] = token_acc;
+  rep["test_exact_match_per_epoch"] = exact;
+  rep["test_loss_per_epoch"] = test_loss;
+  rep["train_loss_per_epoch"] = train_loss;
+  rep["epoch_seconds"] = epoch_seconds;
+  rep["steps"] = step;
+  if (opt.arith == NumFormat::kPot4) {
+    rep["wbc_mean_threshold"] = ctx.wbc_count > 0 ? ctx.wbc_threshold_sum / ctx.wbc_count : 0.0;
+  }
+  if (!trace_written.empty()) rep["trace"] = trace_written;
+  rep["blas"] = blas_info();
+  return rep;
+}
+
+}  // namespace mfsim
