@@ -19,6 +19,16 @@ for net in resnet18 resnet50 transformer-base; do
       --html "$out/compare-$net-$df.html"
   done
 done
+# A real Transformer training step from the functional core (ALS-POTQ, with operands: value mode,
+# every GEMM verified bit for bit), and the same with the attention GEMMs kept in FP32.
+tspec=transformer:vocab=65
+for variant in same fp32; do
+  ./build/mfsim train -q --model "$tspec" --quant als-potq --attention-quant "$variant" --epochs 1 --batch 32 \
+    --train-examples 320 --test-examples 32 --trace-out "$out/transformer-step-$variant.json" --trace-step 5 \
+    --report "$out/transformer-train-$variant.json"
+  ./build/mfsim compare -q --trace "$out/transformer-step-$variant.json" --rows 32 --cols 32 --dataflow os \
+    --energy-table paper --report "$out/compare-transformer-step-$variant.json" --runs-dir "$out/runs-transformer-$variant"
+done
 for df in os ws is; do  # the untiled mapping, no fold overlap, im2col matrices in DRAM (mfsim <= 0.1 behaviour)
   ./build/mfsim compare -q --mode timing --trace "$out/resnet18.json" --rows 32 --cols 32 --dataflow "$df" \
     --set map.policy=fixed --set array.overlap=false --set conv.im2col=dram --arrays fp32,int8,mfmac \
@@ -112,6 +122,60 @@ for net, title in nets:
     tot = sum(bc.values())
     print("\nMF-MAC array, OS, `paper` table, share of the step's energy: " +
           ", ".join("%s %.1f%%" % (k, 100 * v / tot) for k, v in bc.items()) + ".\n")
+print("## A Transformer training step from the functional core\n")
+print("The decoder-only Transformer of `mfsim train --model transformer:vocab=65` (2 blocks, d 64, 4 heads,")
+print("FFN 256, 32 tokens, 65-token vocabulary; docs/training-core.md), one ALS-POTQ training step of 32")
+print("sequences traced with its operands: every projection, feed-forward and attention GEMM (the")
+print("attention's Q K^T and softmax(S) V as one GEMM per sequence and head) in PoT4. Replayed on 32x32 OS")
+print("arrays (`paper` table); arrays that hold PoT4 exactly (MF-MAC, INT8, FP8, BF16, FP32) in value mode,")
+print("each GEMM verified bit for bit, INT4 in timing mode. By layer group, the MAC arithmetic and the whole")
+print("step, MF-MAC's saving against FP32:\n")
+def groups(rep):
+    g = {}
+    for layer, pj in rep["energy_pj"]["by_layer"].items():
+        part = layer.split(".")[-1]
+        key = ("projections" if part.endswith("_proj") else "attention (Q K^T, softmax(S) V)" if part in ("scores", "context")
+               else "feed-forward" if part.startswith("ffn") else "output layer")
+        g[key] = g.get(key, 0.0) + pj
+    return g
+def arith_groups(rep):
+    g = {}
+    for gm in rep["gemms"]:
+        part = gm["layer"].split(".")[-1]
+        key = ("projections" if part.endswith("_proj") else "attention (Q K^T, softmax(S) V)" if part in ("scores", "context")
+               else "feed-forward" if part.startswith("ffn") else "output layer")
+        g[key] = g.get(key, 0.0) + gm["energy_pj"]["by_component"]["pe_arithmetic"]
+    return g
+for variant, title in (("same", "Attention GEMMs in PoT4"), ("fp32", "Attention GEMMs kept in FP32 (`--attention-quant fp32`)")):
+    runs = "%s/runs-transformer-%s" % (out, variant)
+    mf = json.load(open("%s/simulate-mfmac.json" % runs)); fp = json.load(open("%s/simulate-fp32.json" % runs))
+    c = load("transformer-step-%s" % variant)
+    print("### %s\n" % title)
+    if variant == "fp32":
+        print("The attention GEMMs are FP32 records here: the MF-MAC system runs them on an FP32 unit, so its")
+        print("attention row is the FP32 array's (an MF-MAC array only times records it cannot hold).\n")
+    print("Verified: MF-MAC %d of %d GEMMs bit for bit (%d mismatches); FP32 %d.\n" % (
+        mf["verification"]["gemms_checked"], len(mf["gemms"]), mf["verification"]["mismatches"],
+        fp["verification"]["gemms_checked"]))
+    print("| layer group | MACs | MF-MAC arith (uJ) | FP32 arith (uJ) | saving arith | MF-MAC total (uJ) | FP32 total (uJ) | saving total |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    ga, gf, ta, tf = arith_groups(mf), arith_groups(fp), groups(mf), groups(fp)
+    if variant == "fp32":
+        att = "attention (Q K^T, softmax(S) V)"
+        ga[att], ta[att] = gf[att], tf[att]
+    macs = {}
+    for gm in mf["gemms"]:
+        part = gm["layer"].split(".")[-1]
+        key = ("projections" if part.endswith("_proj") else "attention (Q K^T, softmax(S) V)" if part in ("scores", "context")
+               else "feed-forward" if part.startswith("ffn") else "output layer")
+        macs[key] = macs.get(key, 0) + gm["macs"]
+    for k in ("projections", "attention (Q K^T, softmax(S) V)", "feed-forward", "output layer"):
+        print("| %s | %d | %.4g | %.4g | %.2f%% | %.4g | %.4g | %.2f%% |" % (
+            k, macs[k], ga[k] * 1e-6, gf[k] * 1e-6, 100 * (1 - ga[k] / gf[k]), ta[k] * 1e-6, tf[k] * 1e-6, 100 * (1 - ta[k] / tf[k])))
+    arith_all = 1 - sum(ga.values()) / sum(gf.values())
+    total_all = 1 - sum(ta.values()) / sum(tf.values())
+    print("\nWhole step: MF-MAC saving %.2f%% arithmetic, %.2f%% total (quantizers, registers, SRAM, DRAM included).\n" % (
+        100 * arith_all, 100 * total_all))
 print("## The mapping's effect: ResNet-18 against the untiled mapping\n")
 print("The same step with `--set map.policy=fixed --set array.overlap=false --set conv.im2col=dram`:")
 print("the fixed, untiled mapping of mfsim 0.1 (every fold streams the whole M or N; im2col matrices in")
