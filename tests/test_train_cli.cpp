@@ -159,3 +159,38 @@ TEST_CASE("train: a step of every arithmetic replays bit for bit on every array 
   // fp32 on 1 array, bf16 on 2, fp8 on 3, int8 on 3, int4 on 5, als-potq on 5.
   CHECK(pairs == 19);
 }
+
+TEST_CASE("train: --first-last puts the first and last linear layers in another arithmetic; SQNR per layer", "[smoke]") {
+  TempDir dir;
+  write_dataset(dir.path(), 256, 64);
+  for (const char* fl : {"int8", "fp32"}) {
+    const std::string trace = dir.file(fmt::format("{}.json", fl)), rep = dir.file(fmt::format("{}-r.json", fl));
+    auto r = run_mfsim(fmt::format("train -q --model cnn --quant als-potq --first-last {} --epochs 1 --batch 32 --data {} "
+                                   "--trace-out {} --trace-step 2 --report {}",
+                                   fl, dir.path(), trace, rep));
+    INFO(fl << ": " << r.err);
+    REQUIRE(r.exit_code == 0);
+    const json t = json::parse(test::slurp(trace));
+    for (const auto& rec : t["records"]) {
+      const std::string layer = rec["layer"];
+      const bool edge = layer == "conv1" || layer == "fc2";  // the CNN's first and last linear layers
+      CHECK(rec["a"]["format"] == (edge ? fl : "pot4"));
+    }
+    const json j = json::parse(test::slurp(rep));
+    CHECK(j["first_last"] == fl);
+    // SQNR: the PoT4 layers' tensors far noisier than the INT8 edge layers'; FP32 has no noise.
+    const json& s = j["sqnr_db_per_epoch"][0];
+    for (const char* t3 : {"A", "W", "G"}) {
+      CHECK(s["conv2"][t3].get<double>() > 5.0);
+      CHECK(s["conv2"][t3].get<double>() < 25.0);
+      if (std::string(fl) == "int8") CHECK(s["fc2"][t3].get<double>() > s["fc1"][t3].get<double>() + 15.0);
+    }
+    if (std::string(fl) == "fp32") CHECK_FALSE(s.contains("fc2"));
+    auto sim = run_mfsim(fmt::format("simulate -q --trace {} --array fp32 --rows 8 --cols 8 --mode value --report {}",
+                                     trace, dir.file("sim.json")));
+    REQUIRE(sim.exit_code == 0);
+    CHECK(json::parse(test::slurp(dir.file("sim.json")))["verification"]["mismatches"] == 0);
+  }
+  auto bad = run_mfsim(fmt::format("train -q --first-last int4 --data {} --report {}", dir.path(), dir.file("x.json")));
+  CHECK(bad.err == "mfsim: error: train: --first-last: unknown value \"int4\"; expected potq|int8|fp32\n");
+}

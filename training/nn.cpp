@@ -249,6 +249,36 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
   }
 }
 
+float grid_value(const Grid& g, std::size_t i) {
+  switch (g.format) {
+    case NumFormat::kPot4: return std::ldexp(g.v[i], g.e - 6);
+    case NumFormat::kFp8E4M3:
+    case NumFormat::kFp8E5M2: return std::ldexp(g.v[i], g.e);
+    case NumFormat::kInt8:
+    case NumFormat::kInt4: return g.v[i] * g.scale;
+    default: return g.v[i];
+  }
+}
+
+double sqnr_db(const float* x, std::size_t n, const Grid& g) {
+  double signal = 0, noise = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(x[i]) - grid_value(g, i);
+    signal += static_cast<double>(x[i]) * x[i];
+    noise += d * d;
+  }
+  return noise > 0 ? 10.0 * std::log10(signal / noise) : INFINITY;
+}
+
+void note_sqnr(StepContext& ctx, const std::string& layer, int role, const float* x, std::size_t n, const Grid& g) {
+  if (ctx.sqnr == nullptr || !ctx.sqnr_sample || g.format == NumFormat::kFp32 || g.v.size() != n) return;
+  const double db = sqnr_db(x, n, g);
+  if (!std::isfinite(db)) return;
+  QuantNoise& q = (*ctx.sqnr)[layer];
+  q.db_sum[role] += db;
+  q.count[role] += 1;
+}
+
 std::uint64_t rounding_key(const StepContext& ctx, int layer_index) {
   return splitmix64_mix(ctx.seed ^ splitmix64_mix(ctx.step * 1000003ull + static_cast<std::uint64_t>(layer_index)));
 }
@@ -277,11 +307,21 @@ class LinearBase : public Layer {
     g.v = std::move(x.v);
     return g;
   }
+  // The first and the last linear layer under --first-last run in ctx.edge_arith.
+  struct EdgeScope {
+    StepContext& ctx;
+    NumFormat saved;
+    EdgeScope(StepContext& c, bool edge) : ctx(c), saved(c.arith) {
+      if (edge && c.edge_override) ctx.arith = c.edge_arith;
+    }
+    ~EdgeScope() { ctx.arith = saved; }
+  };
   // cols: the quantized input in im2col form (or the input itself), kept for the backward pass.
   void forward_gemm(StepContext& ctx, int m, Grid&& cols, float* y) {
     m_ = m;
     cols_ = std::move(cols);
     wq_ = quantize(w_.data(), w_.size(), Role::kWeight, ctx, 0);
+    note_sqnr(ctx, name_, 1, w_.data(), w_.size(), wq_);
     linear_gemm(ctx, name_, geometry(), Phase::kFwd, false, false, m, n_, k_, cols_, wq_, y);
     for (int i = 0; i < m; ++i) {
       for (int j = 0; j < n_; ++j) y[static_cast<std::size_t>(i) * n_ + j] += b_[j];
@@ -290,6 +330,7 @@ class LinearBase : public Layer {
   // dy: M x N. Returns dcols (M x K) when need_dx.
   std::vector<float> backward_gemm(StepContext& ctx, const float* dy, bool need_dx) {
     Grid g = quantize(dy, static_cast<std::size_t>(m_) * n_, Role::kError, ctx, rounding_key(ctx, index_));
+    note_sqnr(ctx, name_, 2, dy, static_cast<std::size_t>(m_) * n_, g);
     std::vector<float> dcols;
     if (need_dx) {
       dcols.resize(static_cast<std::size_t>(m_) * k_);
@@ -313,20 +354,25 @@ class LinearBase : public Layer {
 
  public:
   bool first = false;  // the first linear layer needs no input gradient
+  bool edge = false;   // the first or the last linear layer (--first-last)
 };
 
 class Dense : public LinearBase {
  public:
   Dense(std::string name, int index, int in, int out, SplitMix64& rng) : LinearBase(std::move(name), index, in, out, rng) {}
   Tensor forward(Tensor x, StepContext& ctx, bool) override {
+    EdgeScope scope(ctx, edge);
     Tensor y;
     y.n = x.n;
     y.c = n_;
     y.v.resize(static_cast<std::size_t>(x.n) * n_);
-    forward_gemm(ctx, x.n, input_grid(x, ctx), y.v.data());
+    Grid xq = input_grid(x, ctx);
+    note_sqnr(ctx, name_, 0, x.v.data(), x.v.size(), xq);
+    forward_gemm(ctx, x.n, std::move(xq), y.v.data());
     return y;
   }
   Tensor backward(Tensor dy, StepContext& ctx) override {
+    EdgeScope scope(ctx, edge);
     Tensor dx;
     dx.n = dy.n;
     dx.c = k_;
@@ -344,9 +390,11 @@ class Conv2d : public LinearBase {
     q_ = (w + 2 * pad - k) / stride + 1;
   }
   Tensor forward(Tensor x, StepContext& ctx, bool) override {
+    EdgeScope scope(ctx, edge);
     batch_ = x.n;
     geometry_ = ConvGeometry{batch_, h_, w_in_, cin_, ks_, ks_, stride_, pad_};
     const Grid xq = input_grid(x, ctx);
+    note_sqnr(ctx, name_, 0, x.v.data(), x.v.size(), xq);
     Grid cols;
     cols.format = xq.format;
     cols.e = xq.e;
@@ -366,6 +414,7 @@ class Conv2d : public LinearBase {
     return y;
   }
   Tensor backward(Tensor dy, StepContext& ctx) override {
+    EdgeScope scope(ctx, edge);
     std::vector<float> dcols = backward_gemm(ctx, dy.v.data(), !first);
     Tensor dx;
     dx.n = batch_;
@@ -771,6 +820,13 @@ Network::Network(const std::string& spec, int h, int w, int c, std::uint64_t see
   for (auto& l : layers_) {
     if (auto* lin = dynamic_cast<LinearBase*>(l.get())) {
       lin->first = true;
+      lin->edge = true;
+      break;
+    }
+  }
+  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) {  // the last linear layer (the classifier)
+    if (auto* lin = dynamic_cast<LinearBase*>(it->get())) {
+      lin->edge = true;
       break;
     }
   }

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,9 +38,22 @@ struct Tensor {
 
 class GemmRecorder;
 
+// Signal-to-quantization-noise ratio samples of one layer's tensors: A (input activations),
+// W (weights), G (output errors); sums of dB over the sampled steps, and their counts.
+struct QuantNoise {
+  double db_sum[3] = {0, 0, 0};
+  int count[3] = {0, 0, 0};
+};
+
 // Everything a linear layer needs to know about the current step.
 struct StepContext {
   NumFormat arith = NumFormat::kFp32;
+  // --first-last: the first and the last linear layer in this arithmetic instead (when set).
+  bool edge_override = false;
+  NumFormat edge_arith = NumFormat::kFp32;
+  // Per-layer SQNR diagnostics: sampled on steps where sqnr_sample is set (null: off).
+  std::map<std::string, QuantNoise>* sqnr = nullptr;
+  bool sqnr_sample = false;
   PotqOptions potq;        // PRC for A, W, G; WBC applies to W when wbc is set
   bool wbc = true;
   std::uint64_t seed = 1;  // stochastic rounding keys derive from seed, step and layer

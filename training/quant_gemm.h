@@ -37,6 +37,13 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
 
 std::vector<float> transpose(const float* a, int rows, int cols);
 
+// The value a grid element stands for (PoT4: v 2^(e-6), FP8: v 2^e, INT: v scale, else v).
+float grid_value(const Grid& g, std::size_t i);
+// 10 log10(sum x^2 / sum (x - Q(x))^2) of a tensor and its quantized grid; +inf without noise.
+double sqnr_db(const float* x, std::size_t n, const Grid& g);
+// Records a sample of role (0 A, 1 W, 2 G) for `layer` when the step samples (ctx.sqnr_sample).
+void note_sqnr(StepContext& ctx, const std::string& layer, int role, const float* x, std::size_t n, const Grid& g);
+
 // The stochastic-rounding key of a layer in the current step.
 std::uint64_t rounding_key(const StepContext& ctx, int layer_index);
 

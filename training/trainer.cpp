@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <numeric>
 
 #include "training/exact_gemm.h"
@@ -63,6 +64,10 @@ namespace {
 StepContext make_context(const TrainOptions& opt) {
   StepContext ctx;
   ctx.arith = opt.arith;
+  if (opt.first_last != "potq") {
+    ctx.edge_override = true;
+    ctx.edge_arith = opt.first_last == "int8" ? NumFormat::kInt8 : NumFormat::kFp32;
+  }
   ctx.wbc = opt.wbc;
   ctx.potq.prc = opt.prc;
   ctx.potq.prc_candidates = opt.prc_candidates;
@@ -87,11 +92,26 @@ ojson report_header(const TrainOptions& opt, const std::string& spec, Network& n
   rep["weight_decay"] = opt.weight_decay;
   rep["wbc"] = opt.arith == NumFormat::kPot4 && opt.wbc;
   rep["prc"] = opt.arith == NumFormat::kPot4 && opt.prc;
+  rep["first_last"] = opt.first_last;
   rep["threads"] = opt.threads;
   rep["train_examples"] = train.size();
   rep["test_examples"] = test.size();
   rep["parameters"] = net.parameter_count();
   return rep;
+}
+
+// One epoch's SQNR samples: per layer, the mean dB of A, W and G.
+ojson sqnr_json(const std::map<std::string, QuantNoise>& s) {
+  ojson j = ojson::object();
+  for (const auto& [layer, q] : s) {
+    ojson l = ojson::object();
+    const char* names[3] = {"A", "W", "G"};
+    for (int r = 0; r < 3; ++r) {
+      if (q.count[r] > 0) l[names[r]] = q.db_sum[r] / q.count[r];
+    }
+    j[layer] = l;
+  }
+  return j;
 }
 
 double learning_rate(const TrainOptions& opt, std::uint64_t step, std::size_t steps_per_epoch) {
@@ -160,6 +180,9 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
 
   StepContext ctx = make_context(opt);
   ojson rep = report_header(opt, spec, net, train, test);
+  std::map<std::string, QuantNoise> sqnr;  // this epoch's samples
+  ojson sqnr_per_epoch = ojson::array();
+  if (opt.sqnr_every > 0 && opt.arith != NumFormat::kFp32) ctx.sqnr = &sqnr;
 
   const std::size_t steps_per_epoch = (train.size() + static_cast<std::size_t>(opt.batch) - 1) / opt.batch;
   const bool tty = ::isatty(2) != 0;
@@ -182,6 +205,7 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
       std::vector<int> labels;
       Tensor x = batch_tensor(train, order, start, count, &labels);
       ctx.step = step;
+      ctx.sqnr_sample = opt.sqnr_every > 0 && step % static_cast<std::uint64_t>(opt.sqnr_every) == 0;
       std::unique_ptr<TraceWriter> tracer;
       if (!opt.trace_out.empty() && epoch == 0 && s == static_cast<std::size_t>(opt.trace_step)) {
         tracer = std::make_unique<TraceWriter>(
@@ -223,7 +247,10 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
     loss_per_epoch.push_back(loss_sum / static_cast<double>(seen));
     train_acc_per_epoch.push_back(static_cast<double>(right) / static_cast<double>(seen));
     double test_loss = 0;
+    ctx.sqnr_sample = false;
     acc_per_epoch.push_back(evaluate(net, test, ctx, 256, &test_loss));
+    if (ctx.sqnr != nullptr) sqnr_per_epoch.push_back(sqnr_json(sqnr));
+    sqnr.clear();
     if (opt.progress) {
       std::fprintf(stderr, "%s[%s %s] epoch %d/%d  train loss %.4f  test accuracy %.4f  (%.1f s)\n", tty ? "\r" : "",
                    rep["model"].get<std::string>().c_str(), arith_name(opt.arith), epoch + 1, opt.epochs,
@@ -231,6 +258,12 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
     }
   }
   add_results(rep, opt, ctx, net, diverged, acc_per_epoch, loss_per_epoch, train_acc_per_epoch, epoch_seconds, step);
+  if (ctx.sqnr != nullptr) {
+    rep["sqnr_db_per_epoch"] = sqnr_per_epoch;
+    rep["sqnr_note"] = fmt::format("per linear layer, the mean over sampled steps (every {}) of 10 log10(sum x^2 / "
+                                   "sum (x - Q(x))^2) for A (input activations), W (weights), G (output errors)",
+                                   opt.sqnr_every);
+  }
   if (!trace_written.empty()) rep["trace"] = trace_written;
   rep["blas"] = blas_info();
   return rep;

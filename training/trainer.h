@@ -22,6 +22,8 @@ struct TrainOptions {
   double lr = 0.02, momentum = 0.9, weight_decay = 0.0;
   std::string lr_schedule = "cosine";  // constant | cosine (half-cosine decay to 0 over all steps)
   bool wbc = true, prc = true;
+  std::string first_last = "potq";  // potq (every layer in `arith`) | int8 | fp32: the first and last linear layer
+  int sqnr_every = 10;              // per-layer SQNR sampled every this many steps (0: off)
   int prc_candidates = 3, wbc_iterations = 8;
   std::string trace_out;       // write the trace of one step here (JSON + .bin)
   int trace_step = 0;          // 0-based step of the first epoch

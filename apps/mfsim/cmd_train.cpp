@@ -74,6 +74,7 @@ int cmd_train(const Args& args) {
       ("test-limit", po::value<std::size_t>()->default_value(0), "use only the first N test images (0: all)")
       ("no-wbc", "ALS-POTQ without Weight Bias Correction (threshold sqrt(2))")
       ("no-prc", "ALS-POTQ without Parameterized Ratio Clipping (rho = 0)")
+      ("first-last", po::value<std::string>()->default_value("potq"), "the first and the last linear layer: potq (in the --quant arithmetic, like every layer), int8 or fp32")
       ("attention-quant", po::value<std::string>()->default_value("same"), "transformer: the attention GEMMs (Q K^T, softmax(S) V) in the step's arithmetic (same) or in fp32")
       ("train-examples", po::value<int>()->default_value(16000), "transformer: training sequences generated")
       ("test-examples", po::value<int>()->default_value(1000), "transformer: held-out test sequences generated")
@@ -113,6 +114,10 @@ int cmd_train(const Args& args) {
   }
   o.momentum = vm["momentum"].as<double>();
   o.weight_decay = vm["weight-decay"].as<double>();
+  o.first_last = vm["first-last"].as<std::string>();
+  if (o.first_last != "potq" && o.first_last != "int8" && o.first_last != "fp32") {
+    throw InputError(fmt::format("train: --first-last: unknown value \"{}\"; expected potq|int8|fp32", o.first_last));
+  }
   o.wbc = vm.count("no-wbc") == 0;
   o.prc = vm.count("no-prc") == 0;
   o.progress = vm.count("quiet") == 0;
