@@ -67,13 +67,29 @@ inline float fast_magnitude(Pot4Code c, int e) {
 
 // sum |x - Q(x)| (the PRC criterion; for the stochastic case a deterministic proxy) for the
 // scale exponents e, e-1, ..., e-(count-1), in one pass.
-void quant_errors(const float* x, std::size_t n, int e, int count, std::uint32_t t_mant, double* err) {
+void quant_errors(const float* x, std::size_t n, int e, int count, std::uint32_t t_mant, double* err,
+                  PrcCriterion crit = PrcCriterion::kL1) {
   for (int c = 0; c < count; ++c) err[c] = 0;
+  if (crit == PrcCriterion::kRange) {
+    // The cost of an offset: 0 while it clips at most 0.5% of the elements, and a small
+    // preference for the most clipping (finest resolution) such offset; else infinite.
+    std::vector<std::size_t> clipped(static_cast<std::size_t>(count), 0);
+    for (std::size_t i = 0; i < n; ++i) {
+      const float a = std::fabs(x[i]);
+      for (int c = 0; c < count; ++c) clipped[static_cast<std::size_t>(c)] += a > std::ldexp(1.0f, e - c) ? 1 : 0;
+    }
+    for (int c = 0; c < count; ++c) {
+      const bool ok = c == 0 || static_cast<double>(clipped[static_cast<std::size_t>(c)]) <= 0.005 * static_cast<double>(n);
+      err[c] = ok ? -static_cast<double>(c) : std::numeric_limits<double>::infinity();
+    }
+    return;
+  }
   for (std::size_t i = 0; i < n; ++i) {
     const float a = std::fabs(x[i]);
     for (int c = 0; c < count; ++c) {
       const float q = fast_magnitude(fast_quantize(a, e - c, t_mant), e - c);
-      err[c] += std::fabs(a - q);
+      const double d = std::fabs(a - q);
+      err[c] += crit == PrcCriterion::kMse ? d * d : d;
     }
   }
 }
@@ -145,12 +161,16 @@ Pot4Tensor potq_deterministic(const float* x, std::size_t n, const PotqOptions& 
   double best_err = std::numeric_limits<double>::infinity();
   std::uint32_t best_t = sqrt2_mant;
   double errs[16] = {0};
-  if (candidates > 1 && !opt.wbc) quant_errors(x, n, e0, candidates, sqrt2_mant, errs);
+  if (candidates > 1 && (!opt.wbc || opt.prc_criterion == PrcCriterion::kRange)) {
+    quant_errors(x, n, e0, candidates, sqrt2_mant, errs, opt.prc_criterion);
+  }
   for (int c = 0; c < candidates; ++c) {
     const int e = std::max(kPot4ScaleExpMin, e0 - c);
     const std::uint32_t t = opt.wbc ? wbc_threshold_mant(x, n, e) : sqrt2_mant;
     double err = errs[c];
-    if (candidates > 1 && opt.wbc) quant_errors(x, n, e, 1, t, &err);
+    if (candidates > 1 && opt.wbc && opt.prc_criterion != PrcCriterion::kRange) {
+      quant_errors(x, n, e, 1, t, &err, opt.prc_criterion);
+    }
     if (err < best_err) {
       best_err = err;
       out.scale_exp = e;
@@ -191,12 +211,15 @@ Pot4Tensor potq_stochastic(const float* x, std::size_t n, const PotqOptions& opt
   Pot4Tensor out;
   bool finite = true;
   const float m = max_abs(x, n, &finite);
-  const int base = std::max(kPot4ScaleExpMin, std::min(kPot4ScaleExpMax, pot4_scale_exp_ceil(m)));
+  const int ceil_e = pot4_scale_exp_ceil(m);
+  // floor(log2 max): one octave below ceil unless max is a power of two.
+  const int scale_e = opt.error_scale_floor && m > 0.0f && std::ldexp(1.0f, ceil_e) > m ? ceil_e - 1 : ceil_e;
+  const int base = std::max(kPot4ScaleExpMin, std::min(kPot4ScaleExpMax, scale_e));
   const int candidates = opt.prc ? opt.prc_candidates : 1;
   const std::uint32_t mid = threshold_mant(1.5);  // linear midpoint: the stochastic rounding's mean
   double best_err = std::numeric_limits<double>::infinity();
   double errs[16] = {0};
-  if (candidates > 1) quant_errors(x, n, base, candidates, mid, errs);
+  if (candidates > 1) quant_errors(x, n, base, candidates, mid, errs, opt.prc_criterion);
   for (int c = 0; c < candidates; ++c) {
     const int e = std::max(kPot4ScaleExpMin, base - c);
     const double err = errs[c];

@@ -26,11 +26,19 @@ struct Pot4Tensor {
   double threshold = 1.41421356237309515;  // deterministic rounding threshold used
 };
 
+// PRC's choice among the candidate offsets rho in {0, -1, ..., -(candidates-1)}:
+//   l1     the least sum |x - Q(x)| (the project's definition)
+//   mse    the least sum (x - Q(x))^2
+//   range  the most clipping offset that clips at most 0.5% of the elements (|x| above 2^(E+rho))
+enum class PrcCriterion : std::uint8_t { kL1, kMse, kRange };
+
 struct PotqOptions {
   bool prc = true;
   int prc_candidates = 3;
+  PrcCriterion prc_criterion = PrcCriterion::kL1;
   bool wbc = false;         // weights only
   int wbc_iterations = 8;
+  bool error_scale_floor = false;  // errors: E = floor(log2 max) (clips the top octave) instead of ceil
 };
 
 // Largest |x| (NaN-free input assumed; NaN/inf make the tensor "non-finite").

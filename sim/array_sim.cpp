@@ -267,7 +267,3 @@ void simulate_value(const SimConfig& cfg, const std::vector<GemmJob>& jobs,
 }
 
 }  // namespace mfsim
-
-// libsystemc.so defines main() and needs sc_main; mfsim has its own main() (and tests use
-// Catch2's), so this is never called.
-extern "C" int sc_main(int, char*[]) { return 0; }

@@ -132,3 +132,28 @@ TEST_CASE("FP8 and INT4 tensor quantizers: power-of-two scale, range and error b
   CHECK(bits_per_element(NumFormat::kInt4) == 4);
   CHECK(bits_per_element(NumFormat::kBf16) == 16);
 }
+
+TEST_CASE("ALS-POTQ levers: PRC's range rule and the floor scale of errors", "[unit]") {
+  std::vector<float> x(1000);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = 0.05f * static_cast<float>(i % 7) / 7.0f;
+  x[3] = 1.0f;  // one outlier: clipping it costs 0.1% of the elements
+  PotqOptions o;
+  o.prc_criterion = PrcCriterion::kRange;
+  Pot4Tensor t = potq_deterministic(x.data(), x.size(), o);
+  CHECK(t.rho == -2);  // the most clipping of the three candidates that clips at most 0.5%
+  for (std::size_t i = 0; i < 20; ++i) x[100 + i] = 0.9f;  // 2% near the top: no offset clips few enough
+  CHECK(potq_deterministic(x.data(), x.size(), o).rho == 0);
+  o.prc_criterion = PrcCriterion::kMse;
+  const Pot4Tensor m = potq_deterministic(x.data(), x.size(), o);
+  CHECK(m.rho <= 0);
+  CHECK(m.rho >= -2);
+  // Errors: E = ceil(log2 max) by default; floor clips the top octave.
+  std::vector<float> g = {0.75f, -0.1f, 0.2f};
+  PotqOptions e;
+  e.prc = false;
+  CHECK(potq_stochastic(g.data(), g.size(), e, 1).scale_exp == 0);
+  e.error_scale_floor = true;
+  CHECK(potq_stochastic(g.data(), g.size(), e, 1).scale_exp == -1);
+  g[0] = 0.5f;  // a power of two: floor and ceil agree
+  CHECK(potq_stochastic(g.data(), g.size(), e, 1).scale_exp == -1);
+}

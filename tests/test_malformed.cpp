@@ -158,5 +158,3 @@ std::string bytes(const char* b64) {
 }
 }  // namespace
 
-// libsystemc.so needs an sc_main; this binary runs no simulation.
-extern "C" int sc_main(int, char*[]) { return 0; }

@@ -72,6 +72,8 @@ StepContext make_context(const TrainOptions& opt) {
   ctx.potq.prc = opt.prc;
   ctx.potq.prc_candidates = opt.prc_candidates;
   ctx.potq.wbc_iterations = opt.wbc_iterations;
+  ctx.potq.prc_criterion = opt.prc_criterion;
+  ctx.potq.error_scale_floor = opt.error_scale_floor;
   ctx.seed = opt.seed;
   return ctx;
 }
@@ -93,6 +95,8 @@ ojson report_header(const TrainOptions& opt, const std::string& spec, Network& n
   rep["wbc"] = opt.arith == NumFormat::kPot4 && opt.wbc;
   rep["prc"] = opt.arith == NumFormat::kPot4 && opt.prc;
   rep["first_last"] = opt.first_last;
+  rep["prc_criterion"] = opt.prc_criterion == PrcCriterion::kL1 ? "l1" : opt.prc_criterion == PrcCriterion::kMse ? "mse" : "range";
+  rep["error_scale"] = opt.error_scale_floor ? "floor" : "ceil";
   rep["threads"] = opt.threads;
   rep["train_examples"] = train.size();
   rep["test_examples"] = test.size();

@@ -25,6 +25,8 @@ struct TrainOptions {
   std::string first_last = "potq";  // potq (every layer in `arith`) | int8 | fp32: the first and last linear layer
   int sqnr_every = 10;              // per-layer SQNR sampled every this many steps (0: off)
   int prc_candidates = 3, wbc_iterations = 8;
+  PrcCriterion prc_criterion = PrcCriterion::kL1;  // --prc-criterion l1|mse|range
+  bool error_scale_floor = false;                  // --error-scale floor (default ceil)
   std::string trace_out;       // write the trace of one step here (JSON + .bin)
   int trace_step = 0;          // 0-based step of the first epoch
   int threads = 1;             // BLAS threads (the GEMMs here are small: 1 is fastest on 2 cores)

@@ -74,6 +74,8 @@ int cmd_train(const Args& args) {
       ("test-limit", po::value<std::size_t>()->default_value(0), "use only the first N test images (0: all)")
       ("no-wbc", "ALS-POTQ without Weight Bias Correction (threshold sqrt(2))")
       ("no-prc", "ALS-POTQ without Parameterized Ratio Clipping (rho = 0)")
+      ("prc-criterion", po::value<std::string>()->default_value("l1"), "ALS-POTQ PRC's choice of offset: l1 (least sum |x - Q(x)|), mse (least squared error) or range (the most clipping offset that clips at most 0.5%)")
+      ("error-scale", po::value<std::string>()->default_value("ceil"), "ALS-POTQ errors' scale exponent: ceil(log2 max) or floor (clips the top octave)")
       ("first-last", po::value<std::string>()->default_value("potq"), "the first and the last linear layer: potq (in the --quant arithmetic, like every layer), int8 or fp32")
       ("attention-quant", po::value<std::string>()->default_value("same"), "transformer: the attention GEMMs (Q K^T, softmax(S) V) in the step's arithmetic (same) or in fp32")
       ("train-examples", po::value<int>()->default_value(16000), "transformer: training sequences generated")
@@ -118,6 +120,16 @@ int cmd_train(const Args& args) {
   if (o.first_last != "potq" && o.first_last != "int8" && o.first_last != "fp32") {
     throw InputError(fmt::format("train: --first-last: unknown value \"{}\"; expected potq|int8|fp32", o.first_last));
   }
+  const std::string crit = vm["prc-criterion"].as<std::string>();
+  if (crit != "l1" && crit != "mse" && crit != "range") {
+    throw InputError(fmt::format("train: --prc-criterion: unknown value \"{}\"; expected l1|mse|range", crit));
+  }
+  o.prc_criterion = crit == "l1" ? PrcCriterion::kL1 : crit == "mse" ? PrcCriterion::kMse : PrcCriterion::kRange;
+  const std::string es = vm["error-scale"].as<std::string>();
+  if (es != "ceil" && es != "floor") {
+    throw InputError(fmt::format("train: --error-scale: unknown value \"{}\"; expected ceil|floor", es));
+  }
+  o.error_scale_floor = es == "floor";
   o.wbc = vm.count("no-wbc") == 0;
   o.prc = vm.count("no-prc") == 0;
   o.progress = vm.count("quiet") == 0;

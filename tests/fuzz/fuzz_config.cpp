@@ -28,5 +28,3 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   return 0;
 }
 
-// libsystemc.so needs an sc_main; this target never runs a simulation.
-extern "C" int sc_main(int, char*[]) { return 0; }
