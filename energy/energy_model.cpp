@@ -1,5 +1,7 @@
 #include "energy/energy_model.h"
 
+#include "common/error.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -39,7 +41,15 @@ std::vector<EnergyItem> energy_items(const ojson& cfg, const ojson& ev,
   const int acc_bits = cfg.at("pe.acc_bits").get<int>();
   // The PE type's ops, each priced by its table row (an integer add at the accumulator's width).
   for (const PeOp& op : pe.ops) {
-    const double per = std::string(op.table_row) == "int_add" ? t.int_add(acc_bits) : t.op(op.table_row);
+    double per = 0;
+    if (std::string(op.table_row) == "int_add") {
+      per = t.int_add(acc_bits);
+    } else if (t.op_pj.count(op.table_row) != 0) {
+      per = t.op(op.table_row);
+    } else {
+      throw InputError(fmt::format("{}: no row for action \"{}\", which prices the {} array's {} ({})", t.origin,
+                                   op.table_row, pe.name, op.action, op.counter));
+    }
     add("pe_arithmetic", op.action, num(ev, op.counter), "ops", per);
   }
   // Products with a zero operand skip the arithmetic when pe.zero_gating is on (every array).

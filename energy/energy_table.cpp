@@ -45,7 +45,8 @@ const std::map<std::string, ActionRule>& action_rules() {
         {"dram", {"pJ/access", true}},
     };
     for (const PeType* p : pe_types()) {
-      for (const PeOp& op : p->ops) m.emplace(op.table_row, ActionRule{"pJ", true});
+      // A row the core list declares keeps its rule (fp32_fma stays optional).
+      for (const PeOp& op : p->ops) m.emplace(op.table_row, ActionRule{"pJ", p->rows_required});
       for (const char* row : p->optional_rows) m.emplace(row, ActionRule{"pJ", false});
     }
     return m;

@@ -45,6 +45,9 @@ ARRAY_STYLE = {
     "int8": dict(lw=1.3, marker="^", ms=7, mfc="white", zorder=4, x_shift=0.07),
 }
 DEFAULT_STYLE = dict(lw=1.5, marker="D", ms=5, mfc=None, zorder=3, x_shift=0.0)
+# Further arrays (the other PE types): each its own marker and sideways nudge, in report order.
+EXTRA_STYLES = [dict(lw=1.4, marker=m, ms=6, mfc="white", zorder=5 + i, x_shift=dx)
+                for i, (m, dx) in enumerate((("D", -0.035), ("v", 0.035), ("P", -0.1), ("X", 0.1), ("h", 0.0)))]
 DATAFLOW_STYLE = {"os": "-", "ws": "--", "is": ":"}
 GRID_AXES = ("array.kind", "array.rows", "array.cols", "array.dataflow")
 MAX_FACETS = 4
@@ -76,6 +79,9 @@ def main():
         ARRAY_NAMES[name] = meta.get("title", ARRAY_NAMES.get(name, name))
     if res.get("arrays"):
         ARRAY_ORDER[:] = list(res["arrays"].keys())
+    unstyled = [name for name in ARRAY_ORDER if name not in ARRAY_STYLE]
+    for i, name in enumerate(unstyled):
+        ARRAY_STYLE[name] = EXTRA_STYLES[i % len(EXTRA_STYLES)]
     table = a.table or res["energy_tables"][0]
     if table not in res["energy_tables"]:
         sys.exit("plot_sweep: --table: %s is not in this sweep (%s)" % (table, ", ".join(res["energy_tables"])))

@@ -63,6 +63,10 @@ struct PeType {
   // Energy-table rows a table may carry for variants of this type that the type itself does not
   // price (e.g. a narrow-format add for a PE that accumulates in FP32): known, not required.
   std::vector<const char*> optional_rows;
+  // Whether every table must have the rows of `ops` (the three original types, which every
+  // table has priced since the format's version 1). A newer type's rows are optional, so older
+  // tables still load; pricing the type without them is one clear error naming the row.
+  bool rows_required = false;
   // Counts of each op for `executed` products (every op once per product unless the type says).
   void (*count_ops)(const SimConfig& cfg, std::uint64_t executed, PeOpCounts& counts);
   std::unique_ptr<ArrayEngine> (*make_engine)(const SimConfig& cfg);

@@ -190,3 +190,22 @@ TEST_CASE("every PE type's ops are priced by every built-in table, and a table m
   EnergyTable p = load_energy_table("paper");
   CHECK_THROWS_WITH(p.op("fp64_mul"), "builtin:paper: no row for action \"fp64_mul\"");
 }
+
+TEST_CASE("a table without a newer PE type's rows loads, and pricing that type names the missing row", "[unit]") {
+  test::TempDir dir;
+  json j = json::parse(test::slurp(test::source_dir() + "/energy/tables/paper.json"));
+  json kept = json::array();
+  for (const auto& e : j["entries"]) {
+    if (e["action"] != "bf16_mul") kept.push_back(e);
+  }
+  j["entries"] = kept;
+  const std::string path = dir.file("old.json");
+  test::spit(path, j.dump());
+  const EnergyTable t = load_energy_table(path);
+  CHECK(component(energy_items(config("mfmac"), events(10, 0), QuantOps{}, t), "pe_arithmetic") > 0);
+  nlohmann::ordered_json ev = events(10, 0);
+  ev["bf16_mul"] = 10;
+  ev["bf16_acc_add"] = 10;
+  CHECK_THROWS_WITH(energy_items(config("bf16"), ev, QuantOps{}, t),
+                    path + ": no row for action \"bf16_mul\", which prices the bf16 array's multiply (bf16_mul)");
+}

@@ -260,3 +260,33 @@ TEST_CASE("every network's and topology's trace reads back (geometry consistent 
     CHECK_NOTHROW(TraceReader(path));
   }
 }
+
+TEST_CASE("quantized elements: a layer split into one record per sequence and head is charged as a whole", "[model]") {
+  // The shape-only Transformer (repeat = batch x heads) and the same GEMMs as single records,
+  // as the training core writes them, charge the same quantized elements.
+  const TransformerConfig c = parse_transformer_spec("transformer:layers=1,d=8,heads=2,ff=8,seq=4,vocab=5");
+  Trace folded;
+  folded.records = training_records(transformer_layers(c, 3), PhaseSelection{}, NumFormat::kPot4);
+  Trace split;
+  for (const auto& r : folded.records) {
+    for (std::int64_t i = 0; i < r.repeat; ++i) {
+      TraceRecord one = r;
+      one.repeat = 1;
+      split.records.push_back(one);
+    }
+  }
+  auto sum = [](const Trace& t) {
+    QuantizedElements s;
+    for (const auto& q : quantized_elements(t)) {
+      s.activations += q.activations;
+      s.weights += q.weights;
+      s.errors += q.errors;
+    }
+    return s;
+  };
+  const QuantizedElements a = sum(folded), b = sum(split);
+  CHECK(a.activations == b.activations);
+  CHECK(a.weights == b.weights);
+  CHECK(a.errors == b.errors);
+  CHECK(b.errors > 0);
+}

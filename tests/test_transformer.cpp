@@ -198,3 +198,23 @@ TEST_CASE("train: a tiny Transformer trains, and its traced step replays bit for
   bad = run_mfsim(fmt::format("train -q --model transformer --attention-quant int8 --report {}", dir.file("x.json")));
   CHECK(bad.err == "mfsim: error: train: --attention-quant: unknown value \"int8\"; expected same|fp32\n");
 }
+
+TEST_CASE("train and trace: transformer options that cannot apply are one clear error", "[smoke]") {
+  TempDir dir;
+  auto r = run_mfsim(fmt::format("train -q --model transformer:seq=4,vocab=3 --train-examples 100 --report {}",
+                                 dir.file("x.json")));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: transformer: the task has 4 distinct sources (2 symbols, 2 positions) and the "
+                 "training set uses 4: too few left for 1000 test sequences; use a longer seq, a larger vocab or "
+                 "fewer --train-examples\n");
+  CHECK_FALSE(test::file_exists(dir.file("x.json")));
+  r = run_mfsim(fmt::format("train -q --model transformer --first-last int8 --report {}", dir.file("x.json")));
+  CHECK(r.err == "mfsim: error: train: --first-last: not available for the transformer (every layer runs in --quant; "
+                 "--attention-quant fp32 keeps the attention GEMMs in FP32)\n");
+  r = run_mfsim(fmt::format("trace --network transformer --seq 64 --batch 2 -o {}", dir.file("t.json")));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: trace: --seq: a transformer spec sets it (e.g. transformer:seq=N)\n");
+  r = run_mfsim(fmt::format("trace --network transformer:seq=16 --tokens 96 -o {}", dir.file("t.json")));
+  CHECK(r.exit_code == 0);
+  CHECK(json::parse(test::slurp(dir.file("t.json")))["records"][0]["M"] == 96);  // 6 sequences of 16 tokens
+}

@@ -35,8 +35,9 @@ std::vector<QuantizedElements> quantized_elements(const Trace& trace) {
       case Phase::kBwdData:  // dA = G . W^T: G is its A operand (M x K)
         if (has_bwd_weight.count(r.layer) == 0 && error_charged.insert(r.layer).second) q[i].errors = m * k * rep;
         break;
-      case Phase::kBwdWeight:  // dW = A^T . G: G is its B operand (K x N)
-        if (error_charged.insert(r.layer).second) q[i].errors = k * n * rep;
+      case Phase::kBwdWeight:  // dW = A^T . G: G is its B operand (K x N), its own on every record
+        q[i].errors = k * n * rep;  // (a layer's attention GEMMs: one record per sequence and head)
+        error_charged.insert(r.layer);
         break;
     }
   }

@@ -107,9 +107,10 @@ struct Trace {
 // Elements the training step quantizes, charged to the record whose GEMM first uses them (all
 // `repeat` copies): a layer's input activations (a convolution's input feature map, not its
 // im2col matrix) and its weights on the forward record (a matmul's second operand counts as
-// activations), and its output error G once per layer: on the layer's bwd_weight record, or on
-// its bwd_data record when the trace has no bwd_weight record for the layer (a first layer has
-// no bwd_data record, but its G is quantized all the same).
+// activations), and its output error G: on every bwd_weight record (the G of that GEMM; a
+// layer whose GEMMs are split into several records, like attention per sequence and head, has
+// one G slice per record), or once on its bwd_data record when the trace has no bwd_weight record
+// for the layer (a first layer has no bwd_data record, but its G is quantized all the same).
 struct QuantizedElements {
   std::uint64_t activations = 0, weights = 0, errors = 0;
 };

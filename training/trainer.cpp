@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <map>
 #include <numeric>
+#include <stdexcept>
 
 #include "training/exact_gemm.h"
 #include "models/rng.h"
@@ -59,8 +60,6 @@ double evaluate(Network& net, const Dataset& d, StepContext ctx, int batch, doub
 
 }  // namespace
 
-namespace {
-
 StepContext make_context(const TrainOptions& opt) {
   StepContext ctx;
   ctx.arith = opt.arith;
@@ -77,6 +76,8 @@ StepContext make_context(const TrainOptions& opt) {
   ctx.seed = opt.seed;
   return ctx;
 }
+
+namespace {
 
 // The report's description of the run (the results are added as the run ends).
 ojson report_header(const TrainOptions& opt, const std::string& spec, Network& net, const Dataset& train,
@@ -186,7 +187,7 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
   ojson rep = report_header(opt, spec, net, train, test);
   std::map<std::string, QuantNoise> sqnr;  // this epoch's samples
   ojson sqnr_per_epoch = ojson::array();
-  if (opt.sqnr_every > 0 && opt.arith != NumFormat::kFp32) ctx.sqnr = &sqnr;
+  if (opt.sqnr_every > 0 && (opt.arith != NumFormat::kFp32 || ctx.edge_override)) ctx.sqnr = &sqnr;
 
   const std::size_t steps_per_epoch = (train.size() + static_cast<std::size_t>(opt.batch) - 1) / opt.batch;
   const bool tty = ::isatty(2) != 0;
@@ -218,15 +219,23 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
             fmt::format("training step {} of epoch 1: every GEMM of the forward and backward pass, batch {}", s, count));
         ctx.trace = tracer.get();
       }
-      Tensor logits = net.forward(std::move(x), ctx, true);
+      Tensor logits;
       Tensor dlogits;
       int correct = 0;
-      double loss = softmax_cross_entropy(logits, labels, &dlogits, &correct);
+      double loss = 0;
+      try {
+        logits = net.forward(std::move(x), ctx, true);
+        loss = softmax_cross_entropy(logits, labels, &dlogits, &correct);
+        if (std::isfinite(loss)) net.backward(std::move(dlogits), ctx);
+      } catch (const std::invalid_argument&) {
+        // The trace writer refuses a non-finite operand of a traced step: the run diverged.
+        if (!tracer) throw;
+        loss = NAN;
+      }
       if (!std::isfinite(loss)) {
         diverged = true;
         break;
       }
-      net.backward(std::move(dlogits), ctx);
       if (tracer) {
         tracer->commit();
         trace_written = opt.trace_out;

@@ -33,6 +33,9 @@ struct TrainOptions {
   bool progress = true;        // progress line on stderr
 };
 
+// The step context of a run's options: arithmetic, --first-last, the ALS-POTQ options, seed.
+StepContext make_context(const TrainOptions& opt);
+
 // Trains on `train`, evaluates on `test` after every epoch; returns the report (JSON).
 nlohmann::ordered_json train_network(const TrainOptions& opt, const Dataset& train, const Dataset& test);
 

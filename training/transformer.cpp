@@ -10,6 +10,7 @@
 #include <memory>
 #include <numeric>
 #include <set>
+#include <stdexcept>
 
 #include "common/error.h"
 #include "models/rng.h"
@@ -37,6 +38,16 @@ SeqData make_reverse_task(const TransformerConfig& c, int count, std::uint64_t s
     for (int s = 0; s < exclude->n; ++s) {
       const int* x = &exclude->input[static_cast<std::size_t>(s) * exclude->seq];
       seen.insert(std::vector<int>(x, x + L));
+    }
+  }
+  if (test) {  // there must be enough sources outside the training set (else the draw never ends)
+    double possible = 1;
+    for (int i = 0; i < L && possible < 1e18; ++i) possible *= symbols;
+    if (possible - static_cast<double>(seen.size()) < static_cast<double>(count)) {
+      throw InputError(fmt::format("transformer: the task has {:.0f} distinct sources ({} symbols, {} positions) and "
+                                   "the training set uses {}: too few left for {} test sequences; use a longer seq, a "
+                                   "larger vocab or fewer --train-examples",
+                                   possible, symbols, L, seen.size(), count));
     }
   }
   SplitMix64 rng(seed * 2 + (test ? 1 : 0) + 0x51ab);
@@ -581,13 +592,7 @@ ojson train_transformer(const TransformerOptions& o) {
   TransformerModel model(c, opt.seed);
   ParamList params = model.params();
   Adam adam;
-  StepContext ctx;
-  ctx.arith = opt.arith;
-  ctx.wbc = opt.wbc;
-  ctx.potq.prc = opt.prc;
-  ctx.potq.prc_candidates = opt.prc_candidates;
-  ctx.potq.wbc_iterations = opt.wbc_iterations;
-  ctx.seed = opt.seed;
+  StepContext ctx = make_context(opt);  // the same options as the other networks (--first-last is refused)
 
   ojson rep;
   rep["model"] = "transformer";
@@ -604,6 +609,8 @@ ojson train_transformer(const TransformerOptions& o) {
   rep["weight_decay"] = opt.weight_decay;
   rep["wbc"] = opt.arith == NumFormat::kPot4 && opt.wbc;
   rep["prc"] = opt.arith == NumFormat::kPot4 && opt.prc;
+  rep["prc_criterion"] = opt.prc_criterion == PrcCriterion::kL1 ? "l1" : opt.prc_criterion == PrcCriterion::kMse ? "mse" : "range";
+  rep["error_scale"] = opt.error_scale_floor ? "floor" : "ceil";
   rep["threads"] = opt.threads;
   rep["train_examples"] = train.n;
   rep["test_examples"] = test.n;
@@ -648,14 +655,20 @@ ojson train_transformer(const TransformerOptions& o) {
                         s, count));
         ctx.trace = tracer.get();
       }
-      std::vector<float> logits = model.forward(in.data(), count, ctx, o.attention_fp32);
-      std::vector<float> dlogits;
-      const SeqLoss l = seq_loss(logits, tg.data(), count, c.seq, c.vocab, &dlogits);
+      SeqLoss l;
+      try {
+        std::vector<float> logits = model.forward(in.data(), count, ctx, o.attention_fp32);
+        std::vector<float> dlogits;
+        l = seq_loss(logits, tg.data(), count, c.seq, c.vocab, &dlogits);
+        if (std::isfinite(l.loss)) model.backward(dlogits, ctx, o.attention_fp32);
+      } catch (const std::invalid_argument&) {
+        if (!tracer) throw;  // the trace writer refuses a non-finite operand: the run diverged
+        l.loss = NAN;
+      }
       if (!std::isfinite(l.loss)) {
         diverged = true;
         break;
       }
-      model.backward(dlogits, ctx, o.attention_fp32);
       if (tracer) {
         tracer->commit();
         trace_written = opt.trace_out;

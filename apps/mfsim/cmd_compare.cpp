@@ -136,10 +136,10 @@ int cmd_compare(const Args& args) {
     children.push_back(c);
   }
   // Every array's simulation at once, each its own process (process.h).
-  std::vector<int> exit_codes(children.size(), kExitOk);
+  std::vector<ChildResult> results(children.size());
   ProcessPool::Callbacks cb;
   cb.start = [&](std::size_t i) { return std::pair{simulate_argv(exe, vm, children[i]), children[i].log}; };
-  cb.done = [&](std::size_t i, const ChildResult& r) { exit_codes[i] = r.exit_code; };
+  cb.done = [&](std::size_t i, const ChildResult& r) { results[i] = r; };
   cb.on_stop = [&](int) {
     if (!keep) std::filesystem::remove_all(dir);
   };
@@ -148,9 +148,11 @@ int cmd_compare(const Args& args) {
   std::string first_error;
   int worst = kExitOk;
   for (std::size_t i = 0; i < children.size() && worst == kExitOk; ++i) {
-    if (exit_codes[i] != kExitOk) {
-      first_error = fmt::format("{} array: {}", children[i].array, last_error_line(children[i].log));
-      worst = exit_codes[i];
+    if (results[i].exit_code != kExitOk || results[i].signal != 0) {
+      first_error = fmt::format("{} array: {}", children[i].array,
+                                results[i].signal != 0 ? fmt::format("killed by signal {}", results[i].signal)
+                                                       : last_error_line(children[i].log));
+      worst = results[i].exit_code != kExitOk ? results[i].exit_code : kExitFailure;
     }
   }
   auto cleanup = [&] {

@@ -72,7 +72,7 @@ int cmd_trace(const Args& args) {
       ("tokens", po::value<std::string>(), "Transformer tokens per batch (sets --batch = tokens / seq)")
       ("vocab", po::value<std::string>(), "Transformer output vocabulary (default 32000)")
       ("phases", po::value<std::string>()->default_value("fwd,bwd_data,bwd_weight"), "phases to emit")
-      ("format", po::value<std::string>()->default_value("pot4"), "operand format of the records: pot4|int8|fp32")
+      ("format", po::value<std::string>()->default_value("pot4"), "operand format of the records: pot4|int8|fp32|int4|fp8e4m3|fp8e5m2|bf16")
       ("output,o", po::value<std::string>(), "trace file to write (.json)")
       ("list-networks", "list the known networks");
   po::variables_map vm;
@@ -92,8 +92,8 @@ int cmd_trace(const Args& args) {
   if (vm.count("output") == 0) throw InputError("trace: missing option --output; see 'mfsim trace --help'");
   NumFormat format{};
   if (!parse_num_format(vm["format"].as<std::string>(), &format)) {
-    throw InputError(fmt::format("trace: --format: unknown value \"{}\"; expected pot4|int8|fp32",
-                                 vm["format"].as<std::string>()));
+    throw InputError(fmt::format("trace: --format: unknown value \"{}\"; expected {}",
+                                 vm["format"].as<std::string>(), num_format_choices()));
   }
   PhaseSelection phases{false, false, false};
   {
@@ -107,6 +107,15 @@ int cmd_trace(const Args& args) {
     }
   }
   NetworkOptions opt;
+  if (net && is_transformer_spec(vm["network"].as<std::string>())) {
+    // A Transformer spec carries its own sequence length and vocabulary.
+    for (const char* flag : {"seq", "vocab"}) {
+      if (vm.count(flag) != 0) {
+        throw InputError(fmt::format("trace: --{}: a transformer spec sets it (e.g. transformer:{}=N)", flag, flag));
+      }
+    }
+    opt.seq = parse_transformer_spec(vm["network"].as<std::string>()).seq;
+  }
   opt.seq = positive(vm, "seq", opt.seq);
   opt.vocab = positive(vm, "vocab", opt.vocab);
   if (vm.count("tokens") != 0) {

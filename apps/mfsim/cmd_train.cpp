@@ -21,6 +21,10 @@ namespace {
 int train_transformer_cmd(const Args& args, const po::variables_map& vm, TrainOptions o) {
   TransformerOptions t;
   t.config = parse_transformer_spec(o.model);
+  if (o.first_last != "potq") {
+    throw InputError("train: --first-last: not available for the transformer (every layer runs in --quant; "
+                     "--attention-quant fp32 keeps the attention GEMMs in FP32)");
+  }
   if (vm["lr"].defaulted()) o.lr = 0.002;
   const std::string aq = vm["attention-quant"].as<std::string>();
   if (aq != "same" && aq != "fp32") {

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <thread>
@@ -66,6 +67,17 @@ volatile std::sig_atomic_t g_stop_signal = 0;
 extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
 }  // namespace
 
+namespace {
+// waitpid that retries when a signal interrupts it; -1 on any other error.
+pid_t wait_child(pid_t pid, int* status, int options) {
+  pid_t r = 0;
+  do {
+    r = ::waitpid(pid, status, options);
+  } while (r < 0 && errno == EINTR);
+  return r;
+}
+}  // namespace
+
 void ProcessPool::run(std::size_t jobs, const Callbacks& cb) {
   struct Running {
     std::size_t index;
@@ -73,65 +85,90 @@ void ProcessPool::run(std::size_t jobs, const Callbacks& cb) {
     std::chrono::steady_clock::time_point start;
   };
   std::vector<Running> running;
+  // Stop requests while the pool runs; the previous handlers are restored when it returns.
+  g_stop_signal = 0;
   struct sigaction stop_action {};
   stop_action.sa_handler = on_stop_signal;
   sigemptyset(&stop_action.sa_mask);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &stop_action, nullptr);
-  auto stop_children = [&](int sig) {
+  const int stop_signals[] = {SIGTERM, SIGINT, SIGHUP};
+  struct sigaction saved[3];
+  for (int i = 0; i < 3; ++i) sigaction(stop_signals[i], &stop_action, &saved[i]);
+  auto restore = [&] {
+    for (int i = 0; i < 3; ++i) sigaction(stop_signals[i], &saved[i], nullptr);
+  };
+  auto stop_children = [&]() {
     for (auto& r : running) ::kill(r.pid, SIGTERM);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     for (auto& r : running) {
       int status = 0;
-      while (::waitpid(r.pid, &status, WNOHANG) == 0) {
+      pid_t w = 0;
+      while ((w = wait_child(r.pid, &status, WNOHANG)) == 0) {
         if (std::chrono::steady_clock::now() > deadline) {
           ::kill(r.pid, SIGKILL);
-          ::waitpid(r.pid, &status, 0);
+          wait_child(r.pid, &status, 0);
           break;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
     }
     running.clear();
+  };
+  auto stop_and_raise = [&](int sig) {
+    stop_children();
     if (cb.on_stop) cb.on_stop(sig);
+    restore();
     signal(sig, SIG_DFL);
     ::raise(sig);
   };
   std::size_t next = 0;
-  while (next < jobs || !running.empty()) {
-    if (g_stop_signal != 0) stop_children(g_stop_signal);
-    while (next < jobs && static_cast<int>(running.size()) < parallel_ && g_stop_signal == 0) {
-      auto [argv, log] = cb.start(next);
-      running.push_back({next, spawn_process(argv, log), std::chrono::steady_clock::now()});
-      ++next;
-    }
-    bool reaped = false;
-    for (std::size_t i = 0; i < running.size();) {
-      int status = 0;
-      pid_t r = ::waitpid(running[i].pid, &status, WNOHANG);
-      while (r < 0 && errno == EINTR) r = ::waitpid(running[i].pid, &status, WNOHANG);
-      ChildResult res;
-      const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - running[i].start).count();
-      if (r == 0 && timeout_ > 0 && wall > timeout_) {
-        ::kill(running[i].pid, SIGKILL);
-        ::waitpid(running[i].pid, &status, 0);
-        r = running[i].pid;
-        res.timed_out = true;
+  try {
+    while (next < jobs || !running.empty()) {
+      if (g_stop_signal != 0) stop_and_raise(g_stop_signal);
+      while (next < jobs && static_cast<int>(running.size()) < parallel_ && g_stop_signal == 0) {
+        auto [argv, log] = cb.start(next);
+        running.push_back({next, spawn_process(argv, log), std::chrono::steady_clock::now()});
+        ++next;
       }
-      if (r == running[i].pid) {
-        res.wall_seconds = wall;
-        res.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : kExitFailure;
-        res.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-        const std::size_t index = running[i].index;
-        running.erase(running.begin() + static_cast<std::ptrdiff_t>(i));
-        if (cb.done) cb.done(index, res);
-        reaped = true;
-        continue;
+      bool reaped = false;
+      for (std::size_t i = 0; i < running.size();) {
+        int status = 0;
+        pid_t r = wait_child(running[i].pid, &status, WNOHANG);
+        ChildResult res;
+        const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - running[i].start).count();
+        if (r == 0 && timeout_ > 0 && wall > timeout_) {
+          ::kill(running[i].pid, SIGKILL);
+          r = wait_child(running[i].pid, &status, 0);
+          res.timed_out = true;
+        }
+        if (r < 0) {  // the child cannot be waited for (ECHILD): count it as failed, never spin
+          status = 0;
+          res.exit_code = kExitFailure;
+        }
+        if (r == running[i].pid || r < 0) {
+          res.wall_seconds = wall;
+          if (r > 0) {
+            res.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : kExitFailure;
+            res.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+          }
+          const std::size_t index = running[i].index;
+          running.erase(running.begin() + static_cast<std::ptrdiff_t>(i));
+          if (cb.done) cb.done(index, res);
+          reaped = true;
+          continue;
+        }
+        ++i;
       }
-      ++i;
+      if (cb.tick) cb.tick();
+      if (!reaped) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    if (cb.tick) cb.tick();
-    if (!reaped) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  } catch (...) {  // a child that cannot be started: stop the others, then report
+    stop_children();
+    restore();
+    throw;
   }
+  // A stop request that arrived as the last child ended still stops the run.
+  if (g_stop_signal != 0) stop_and_raise(g_stop_signal);
+  restore();
 }
 
 }  // namespace mfsim::cli

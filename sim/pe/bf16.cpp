@@ -31,7 +31,7 @@ const PeType& pe_type_bf16() {
        NumFormat::kPot4},
       {{"bf16_mul", "BF16 multiplications (exact products)", "multiply", "bf16_mul"},
        {"bf16_acc_add", "FP32 accumulator additions", "accumulate", "fp32_add"}},
-      {"bf16_add"}, count_every_op, make_engine, quant_ops};
+      {"bf16_add"}, false, count_every_op, make_engine, quant_ops};
   return t;
 }
 

@@ -36,7 +36,7 @@ const PeType& pe_type_fp32() {
       {{"fp32_mul", "FP32 multiplications (multiply-then-add PEs)", "multiply", "fp32_mul"},
        {"fp32_add", "FP32 additions (multiply-then-add PEs)", "add", "fp32_add"},
        {"fp32_fma", "FP32 fused multiply-adds (pe.fp32_fma)", "fma", "fp32_fma"}},
-      {}, count_ops, make_engine, nullptr, params};
+      {}, true, count_ops, make_engine, nullptr, params};
   return t;
 }
 

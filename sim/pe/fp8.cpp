@@ -33,7 +33,7 @@ const PeType& pe_type_fp8() {
       {NumFormat::kFp8E4M3, NumFormat::kFp8E5M2, NumFormat::kInt4, NumFormat::kPot4},
       {{"fp8_mul", "FP8 multiplications (exact products)", "multiply", "fp8_mul"},
        {"fp8_acc_add", "FP32 accumulator additions", "accumulate", "fp32_add"}},
-      {"fp8_add"}, count_every_op, make_engine, quant_ops};
+      {"fp8_add"}, false, count_every_op, make_engine, quant_ops};
   return t;
 }
 

@@ -24,7 +24,7 @@ const PeType& pe_type_int4() {
       {NumFormat::kInt4},
       {{"int4_mul", "4 x 4-bit multiplications", "multiply", "int4_mul"},
        {"int4_acc_add", "accumulator additions (pe.acc_bits wide)", "accumulate", "int_add"}},
-      {}, count_every_op, make_engine, int_quant_ops};
+      {}, false, count_every_op, make_engine, int_quant_ops};
   return t;
 }
 

@@ -23,7 +23,7 @@ const PeType& pe_type_int8() {
       {NumFormat::kInt8, NumFormat::kInt4, NumFormat::kPot4},
       {{"int8_mul", "8 x 8-bit multiplications", "multiply", "int8_mul"},
        {"int8_add", "accumulator additions (pe.acc_bits wide)", "accumulate", "int_add"}},
-      {}, count_every_op, make_engine, int_quant_ops};
+      {}, true, count_every_op, make_engine, int_quant_ops};
   return t;
 }
 

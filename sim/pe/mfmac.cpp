@@ -47,7 +47,7 @@ const PeType& pe_type_mfmac() {
         "int4_add"},
        {"mfmac_decode", "exponent-to-one-hot decodes", "onehot_decode", "onehot_decode"},
        {"mfmac_acc_add", "accumulator additions of one-hot terms (pe.acc_bits wide)", "accumulate", "int_add"}},
-      {}, count_every_op, make_engine, quant_ops};
+      {}, true, count_every_op, make_engine, quant_ops};
   return t;
 }
 
