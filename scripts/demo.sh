@@ -4,7 +4,7 @@
 #     one training step (every forward and backward GEMM, with operands) as a trace;
 #  2. check the trace (recomputing every GEMM with the MF-MAC reference arithmetic);
 #  3. replay it cycle by cycle on MF-MAC, INT8 and FP32 systolic arrays with bit-exact checks;
-#  4. end with the savings report (energy per component, savings against FP32).
+#  4. end with the savings report on every array type (energy per component, savings against FP32).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -26,7 +26,7 @@ for array in mfmac int8 fp32; do
     --report "$out/simulate-$array.json" | grep -E '^(phase|fwd|bwd|total|verification|energy)'
 done
 echo
-echo "== mfsim compare: the savings report (FP32 vs INT8 vs MF-MAC, the same GEMMs)"
+echo "== mfsim compare: the savings report (every array type: FP32, BF16, FP8, INT8, INT4, MF-MAC; the same GEMMs)"
 ./build/mfsim compare --trace "$trace" --rows 16 --cols 16 --dataflow ws --energy-table paper,horowitz45 \
   --report "$out/compare.json" --html "$out/compare.html"
 echo
