@@ -121,9 +121,6 @@ for model in ("mlp", "cnn"):
         print("\nALS-POTQ per-epoch test accuracy (seed 1): " + ", ".join("%.2f" % (100 * a) for a in rs[0]["test_accuracy_per_epoch"]) +
               ". Mean WBC threshold: %.3f. PRC offsets chosen (tensor-steps, seed 1): %s.\n" % (
                   rs[0].get("wbc_mean_threshold", 0), json.dumps(rs[0].get("prc_offsets_chosen", {}))))
-def gap(model, variant):
-    b = stat(runs(model, "fp32"))[1]; m = stat(runs(model, variant))[1]
-    return (b - m) if b is not None and m is not None else float("nan")
 print("## CNN with batch normalisation, trained to convergence (`cnn-bn`, 15 epochs)\n")
 print("`mfsim train --model cnn-bn --epochs 15 --batch 64 --lr 0.02 --quant Q [--first-last int8] --seed S`: the CNN")
 print("with a batch normalisation after each convolution and the hidden fully connected layer (FP32, not a")
@@ -174,6 +171,9 @@ rs = runs("transformer", "als-potq")
 if rs:
     print("\nPer-epoch test token accuracy, seed 1: FP32 " + ", ".join("%.2f" % (100 * a) for a in runs("transformer", "fp32")[0]["test_accuracy_per_epoch"]) +
           "; ALS-POTQ " + ", ".join("%.2f" % (100 * a) for a in rs[0]["test_accuracy_per_epoch"]) + ".\n")
+def gap(model, variant):
+    b = stat(runs(model, "fp32"))[1]; m = stat(runs(model, variant))[1]
+    return (b - m) if b is not None and m is not None else float("nan")
 print("## What this shows\n")
 print("- The other low-precision arithmetics, same recipe: CNN gaps to FP32 BF16 %.2f, FP8 %.2f, INT8 %.2f," % (
     gap("cnn", "bf16"), gap("cnn", "fp8"), gap("cnn", "int8")))
@@ -189,15 +189,28 @@ def bngap(variant):
     b = stat(runs("cnn-bn", "fp32"))[1]; m = stat(runs("cnn-bn", variant))[1]
     return (b - m) if b is not None and m is not None else float("nan")
 gs, gf = bngap("als-potq"), bngap("als-potq-fl-int8")
-print("- cnn-bn at 15 epochs: ALS-POTQ strict %.2f pp below FP32, with the first and last layer in INT8 %.2f pp" % (gs, gf))
+def verdict(g):
+    return "not measured" if g != g else ("met" if g <= 1.0 else "**missed**")
+def pp(g):
+    return "not measured" if g != g else "%.2f pp" % g
+print("- cnn-bn at 15 epochs: ALS-POTQ strict %s below FP32, with the first and last layer in INT8 %s" % (pp(gs), pp(gf)))
 print("  (target for both: within 1.0 pp: strict %s, first-last INT8 %s). The levers (WBC, PRC criterion," % (
-    "met" if gs <= 1.0 else "**missed**", "met" if gf <= 1.0 else "**missed**"))
+    verdict(gs), verdict(gf)))
 print("  error scale, learning rate: `--no-wbc`, `--prc-criterion`, `--error-scale`, `--lr`) and the residual")
 print("  network (`resnet8`) at convergence are not measured yet.")
 g, ga = tgap("als-potq"), tgap("als-potq-attnfp32")
 print("- Transformer: ALS-POTQ's token-accuracy gap to FP32 is %.2f pp (target: within 1 pp: %s); with the" % (
     g, "met" if g <= 1.0 else "**missed**"))
 print("  attention GEMMs in FP32 %.2f pp; INT8 %.2f pp." % (ga, tgap("int8")))
+tried = [("als-potq-lr0005", "Adam peak 0.0005"), ("als-potq-lr004", "Adam peak 0.004"),
+         ("als-potq-nowbcprc", "without WBC and PRC"), ("als-potq-e16", "16 epochs")]
+found = [(label, runs("transformer", v)) for v, label in tried]
+found = [(label, rs[0]) for label, rs in found if rs]
+if found:
+    print("  Tried on seed 1 (ALS-POTQ, final token accuracy; 8 epochs unless said): " +
+          "; ".join("%s %.2f%%" % (label, 100 * r["test_token_accuracy"]) for label, r in found) + ".")
+    print("  ALS-POTQ still learns at the end of the run (its loss falls every epoch): it is slow, not stuck;")
+    print("  the quantization of the attention GEMMs is not what holds it back (FP32 attention gains a few pp).")
 print("- The paper's target, ALS-POTQ within 1 percentage point of FP32 on the CNN, is **not reached**:")
 print("  the gap is %.1f pp on the CNN and %.1f pp on the MLP (INT8 is within %.1f pp of FP32 on both)." % (
     gap("cnn", "als-potq"), gap("mlp", "als-potq"), max(abs(gap("cnn", "int8")), abs(gap("mlp", "int8")))))
@@ -222,8 +235,9 @@ print("  87.2. FP32 at 0.02 cosine: 87.3, 89.0, 89.7. PoT4 training wants a smal
 print("  every run here uses 0.02 with cosine decay for all three arithmetics (the same recipe). The")
 print("  first full run of this script used 0.05: CNN gap 5.0 pp (ALS-POTQ 85.09 +- 1.19 against FP32")
 print("  90.13 +- 0.32), MLP gap 1.6 pp.")
-print("- Not tried yet (each needs a measured ablation before it becomes the default): BatchNorm,")
-print("  keeping the first layer's input image in INT8, more epochs, per-channel scales for the")
-print("  weights, and other clipping criteria for PRC.")
+print("- Not measured yet (each needs an ablation over the same seeds before it becomes a default):")
+print("  per-channel scales for the weights, PRC's other criteria (`--prc-criterion mse|range`, built),")
+print("  the floor scale of the errors (`--error-scale floor`, built), and the residual network at")
+print("  convergence. BatchNorm and the first and last layers in INT8: the cnn-bn section above.")
 PY
 echo "wrote docs/results-accuracy.md ($((end - start)) s)"
