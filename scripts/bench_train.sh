@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Training-core speed (docs/performance.md): one epoch over all 60,000 Fashion-MNIST images
-# for the CNN and the MLP in each arithmetic, one BLAS thread, nothing else running.
+# for the CNN and the MLP in each arithmetic, and one epoch of the Transformer, one BLAS thread,
+# nothing else running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh > /dev/null
@@ -12,5 +13,9 @@ for model in cnn mlp; do
     ./build/mfsim train -q --threads 1 --model "$model" --quant "$quant" --epochs 1 --report "$tmp/r.json"
     python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print('%-4s %-9s epoch %.1f s  test accuracy %.4f' % (r['model'], r['quant'], r['epoch_seconds'][0], r['test_accuracy']))" "$tmp/r.json"
   done
+done
+for quant in fp32 int8 als-potq; do  # the Transformer on its generated task, one epoch of 16,000 sequences
+  ./build/mfsim train -q --threads 1 --model transformer:vocab=65 --quant "$quant" --epochs 1 --batch 32 --report "$tmp/t.json"
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print('%-11s %-9s epoch %.1f s  test token accuracy %.4f' % ('transformer', r['quant'], r['epoch_seconds'][0], r['test_token_accuracy']))" "$tmp/t.json"
 done
 rm -rf "$tmp"
