@@ -174,6 +174,8 @@ if rs:
 def gap(model, variant):
     b = stat(runs(model, "fp32"))[1]; m = stat(runs(model, variant))[1]
     return (b - m) if b is not None and m is not None else float("nan")
+print("Accuracy against the energy of a training step, each arithmetic on its own array:")
+print("[results-accuracy-energy.md](results-accuracy-energy.md) (`scripts/accuracy_energy.sh`).\n")
 print("## What this shows\n")
 print("- The other low-precision arithmetics, same recipe: CNN gaps to FP32 BF16 %.2f, FP8 %.2f, INT8 %.2f," % (
     gap("cnn", "bf16"), gap("cnn", "fp8"), gap("cnn", "int8")))
