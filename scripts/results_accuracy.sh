@@ -94,7 +94,9 @@ print("BF16: operands rounded to nearest even, FP32 accumulation. FP8: the hybri
 print("activations and weights, E5M2 errors, a power-of-two scale per tensor, nearest even, FP32")
 print("accumulation. INT8 and INT4: symmetric per-tensor scale, nearest for activations and weights,")
 print("stochastic for errors, exact integer accumulation (docs/training-core.md).")
-print("Networks: MLP 784-256-128-10; CNN conv 5x5 (8) - pool - conv 5x5 (16) - pool - fc 128 - fc 10.\n")
+print("Networks: MLP 784-256-128-10; CNN conv 5x5 (8) - pool - conv 5x5 (16) - pool - fc 128 - fc 10.")
+print("The epoch seconds in the tables were measured while several trainings shared the two cores; the")
+print("times of one training on the quiet machine are in docs/performance.md (`scripts/bench_train.sh`).\n")
 for model in ("mlp", "cnn"):
     print("## %s\n" % model.upper())
     print("| arithmetic | test accuracy (%) | gap to FP32 (pp) | runs at chance | mean of the others (%) | final train loss | epoch seconds |")
