@@ -46,6 +46,11 @@ for seed in 1 2 3; do
   echo "cnn-bn-als-potq-s$seed --model cnn-bn --quant als-potq --seed $seed" >> "$out/bnjobs.txt"
   echo "cnn-bn-als-potq-fl-int8-s$seed --model cnn-bn --quant als-potq --first-last int8 --seed $seed" >> "$out/bnjobs.txt"
 done
+# The levers of the strict policy, one at a time (seed 1 so far).
+for lever in "prcmse --prc-criterion mse" "prcrange --prc-criterion range" "errfloor --error-scale floor" \
+             "nowbc --no-wbc" "noprc --no-prc"; do
+  echo "cnn-bn-als-potq-${lever%% *}-s1 --model cnn-bn --quant als-potq --seed 1 ${lever#* }" >> "$out/bnjobs.txt"
+done
 # The Transformer on its generated reverse-and-translate task (no data files): FP32, INT8,
 # ALS-POTQ, and ALS-POTQ with the attention GEMMs in FP32; 8 epochs (FP32 converges in 5).
 tjobs="$out/tjobs.txt"
@@ -139,6 +144,21 @@ for variant, label in (("fp32", "FP32"), ("als-potq", "ALS-POTQ strict"), ("als-
     loss = "%.3f" % statistics.mean([r["train_loss_per_epoch"][-1] for r in rs if r["train_loss_per_epoch"]]) if rs else "n/a"
     secs_ep = "%.1f" % statistics.mean([statistics.mean(r["epoch_seconds"]) for r in rs if r["epoch_seconds"]]) if rs else "n/a"
     print("| %s | %s (%d runs) | %s | %s | %s |" % (label, s_acc, len(rs), gap, loss, secs_ep))
+levers = [("als-potq", "default: WBC, PRC by L1, errors' scale ceil"), ("als-potq-nowbc", "without WBC"),
+          ("als-potq-noprc", "without PRC"), ("als-potq-prcmse", "PRC by squared error (`--prc-criterion mse`)"),
+          ("als-potq-prcrange", "PRC by range (`--prc-criterion range`)"),
+          ("als-potq-errfloor", "errors' scale floor (`--error-scale floor`)")]
+lev = [(label, runs("cnn-bn", v)) for v, label in levers]
+lev = [(label, rs[0]) for label, rs in lev if rs and rs[0]["seed"] == 1]
+if len(lev) > 1:
+    print("\nThe levers of the strict policy, one at a time (seed 1 only, 15 epochs; the seed-to-seed spread of the")
+    print("strict policy above is the scale to read them against):\n")
+    print("| ALS-POTQ strict | test accuracy (%) | change (pp) | gap to FP32 mean (pp) |")
+    print("|---|---:|---:|---:|")
+    base = 100 * lev[0][1]["test_accuracy"]
+    for label, r in lev:
+        a = 100 * r["test_accuracy"]
+        print("| %s | %.2f | %s | %.2f |" % (label, a, "-" if r is lev[0][1] else "%+.2f" % (a - base), (bbase - a) if bbase else float("nan")))
 rs = runs("cnn-bn", "als-potq")
 if rs and rs[0].get("sqnr_db_per_epoch"):
     last = rs[0]["sqnr_db_per_epoch"][-1]
