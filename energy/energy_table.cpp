@@ -127,9 +127,6 @@ EnergyTable parse_energy_table(const std::string& text, const std::string& origi
       t.int_add_value = x.value;
       t.int_add_bits = x.bits;
     }
-    if (x.action == "int4_add") t.int4_add = x.value;
-    if (x.action == "xor") t.xor1 = x.value;
-    if (x.action == "onehot_decode") t.onehot_decode = x.value;
     if (x.action == "register") t.register_bit = x.value;
     if (x.action == "dram") {
       t.dram_access = x.value;

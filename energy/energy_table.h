@@ -23,8 +23,7 @@ struct EnergyTable {
   std::string name, description, origin;
   std::vector<EnergyEntry> entries;  // as read (provenance)
 
-  double fp32_mul = 0, fp32_add = 0, fp32_fma = 0, int8_mul = 0, int4_add = 0, xor1 = 0,
-         onehot_decode = 0, register_bit = 0, dram_access = 0;
+  double fp32_mul = 0, fp32_add = 0, fp32_fma = 0, int8_mul = 0, register_bit = 0, dram_access = 0;
   double int_add_value = 0;
   int int_add_bits = 32, dram_bits = 64, sram_bits = 64;
   bool fma_derived = true;

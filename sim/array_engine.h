@@ -238,10 +238,3 @@ std::unique_ptr<ArrayEngine> make_array_engine(const SimConfig& cfg, typename P:
 
 }  // namespace mfsim
 
-namespace mfsim {
-// The three shared policies are instantiated once, in sim/array_engine.cpp; a PE type with a
-// policy of its own instantiates it in its own file by calling make_array_engine.
-extern template class EngineImpl<MfMacPolicy>;
-extern template class EngineImpl<IntMacPolicy>;
-extern template class EngineImpl<FloatMacPolicy>;
-}  // namespace mfsim

@@ -81,6 +81,13 @@ struct PeType {
   std::uint64_t op_count(const EventCounts& e, const std::string& counter) const;  // 0 if not its op
 };
 
+// The shared engines (sim/array_engine.cpp): integer multiply-accumulate with pe.acc_bits
+// accumulators, range-checked by the format's product bound (INT8, INT4); binary32 multiply-add,
+// or FMA (FP32; BF16 and FP8, whose products are exact). A PE type with an arithmetic of its own
+// makes its engine with make_array_engine<Policy> (sim/array_engine.h), as MF-MAC does.
+std::unique_ptr<ArrayEngine> make_int_engine(const SimConfig& cfg, NumFormat format);
+std::unique_ptr<ArrayEngine> make_float_engine(const SimConfig& cfg, bool fma);
+
 // Every op once per executed product (the usual count_ops).
 void count_every_op(const SimConfig& cfg, std::uint64_t executed, PeOpCounts& counts);
 

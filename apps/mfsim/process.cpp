@@ -101,8 +101,7 @@ void ProcessPool::run(std::size_t jobs, const Callbacks& cb) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     for (auto& r : running) {
       int status = 0;
-      pid_t w = 0;
-      while ((w = wait_child(r.pid, &status, WNOHANG)) == 0) {
+      while (wait_child(r.pid, &status, WNOHANG) == 0) {
         if (std::chrono::steady_clock::now() > deadline) {
           ::kill(r.pid, SIGKILL);
           wait_child(r.pid, &status, 0);

@@ -8,10 +8,8 @@ namespace mfsim {
 
 namespace {
 
-std::unique_ptr<ArrayEngine> make_engine(const SimConfig& cfg) {
-  FloatMacPolicy::Pe pe;  // exact products: multiply-then-add is the FP32 accumulate of each
-  return make_array_engine<FloatMacPolicy>(cfg, pe, 0);
-}
+// Exact products: multiply-then-add is the FP32 accumulate of each.
+std::unique_ptr<ArrayEngine> make_engine(const SimConfig& cfg) { return make_float_engine(cfg, false); }
 
 // Rounding binary32 to BF16 per element: one 32-bit integer add of the rounding bias.
 QuantOps quant_ops(double act, double wgt, double err, int, int) {

@@ -1,18 +1,14 @@
 // The FP32 PE, the baseline: binary32 operands, multiply then add (two roundings) or, with
 // pe.fp32_fma, a fused multiply-add. Holds every trace format's values exactly.
-#include "sim/array_engine.h"
 #include "sim/params.h"
+#include "sim/array_engine.h"
 #include "sim/pe_type.h"
 
 namespace mfsim {
 
 namespace {
 
-std::unique_ptr<ArrayEngine> make_engine(const SimConfig& cfg) {
-  FloatMacPolicy::Pe pe;
-  pe.fma = cfg.fp32_fma;
-  return make_array_engine<FloatMacPolicy>(cfg, pe, 0);
-}
+std::unique_ptr<ArrayEngine> make_engine(const SimConfig& cfg) { return make_float_engine(cfg, cfg.fp32_fma); }
 
 std::vector<ParamSpec> params() {
   return {{"pe.fp32_fma", ParamType::kBool, "false", "", 0, 0, nullptr,

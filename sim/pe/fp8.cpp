@@ -8,10 +8,8 @@ namespace mfsim {
 
 namespace {
 
-std::unique_ptr<ArrayEngine> make_engine(const SimConfig& cfg) {
-  FloatMacPolicy::Pe pe;  // exact products: multiply-then-add is the FP32 accumulate of each
-  return make_array_engine<FloatMacPolicy>(cfg, pe, 0);
-}
+// Exact products: multiply-then-add is the FP32 accumulate of each.
+std::unique_ptr<ArrayEngine> make_engine(const SimConfig& cfg) { return make_float_engine(cfg, false); }
 
 // The per-tensor power-of-two scale and the rounding, per element: a max search (a comparison),
 // the scaling (an exponent subtraction) and the rounding (a comparison against the half step).

@@ -8,11 +8,7 @@ namespace mfsim {
 
 namespace {
 
-std::unique_ptr<ArrayEngine> make_engine(const SimConfig& cfg) {
-  IntMacPolicy::Pe pe;
-  pe.spec = cfg.accumulator;
-  return make_array_engine<IntMacPolicy>(cfg, pe, max_product_term(NumFormat::kInt4));
-}
+std::unique_ptr<ArrayEngine> make_engine(const SimConfig& cfg) { return make_int_engine(cfg, NumFormat::kInt4); }
 
 }  // namespace
 

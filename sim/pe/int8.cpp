@@ -7,11 +7,7 @@ namespace mfsim {
 
 namespace {
 
-std::unique_ptr<ArrayEngine> make_engine(const SimConfig& cfg) {
-  IntMacPolicy::Pe pe;
-  pe.spec = cfg.accumulator;
-  return make_array_engine<IntMacPolicy>(cfg, pe, max_product_term(NumFormat::kInt8));
-}
+std::unique_ptr<ArrayEngine> make_engine(const SimConfig& cfg) { return make_int_engine(cfg, NumFormat::kInt8); }
 
 }  // namespace
 
