@@ -276,6 +276,14 @@ class Block {
 
   int dh() const { return c_.head_dim(); }
 
+  // Writes head h's seq x dh block (row-major) of sequence b into its columns of an m x d tensor.
+  void put_head(const float* block, int b, int h, float* tensor) const {
+    const int S = c_.seq, D = dh();
+    for (int i = 0; i < S; ++i) {
+      std::copy_n(&block[static_cast<std::size_t>(i) * D], D, &tensor[static_cast<std::size_t>(b * S + i) * c_.d + h * D]);
+    }
+  }
+
   void attention_forward(StepContext& ctx, bool fp32, float* out) {
     ArithScope scope(ctx, fp32);
     const int S = c_.seq, D = dh(), H = c_.heads;
@@ -313,9 +321,7 @@ class Block {
         const Grid pb = slice(pg_, (b * H + h) * S, S, 0, S, S), vb = slice(vg_, b * S, S, h * D, D, c_.d);
         linear_gemm(ctx, p_ + ".context", nullptr, Phase::kFwd, false, false, S, D, S, pb, vb, cb.data(),
                     LayerType::kMatmul);
-        for (int i = 0; i < S; ++i) {
-          std::copy_n(&cb[static_cast<std::size_t>(i) * D], D, &out[static_cast<std::size_t>(b * S + i) * c_.d + h * D]);
-        }
+        put_head(cb.data(), b, h, out);
       }
     }
   }
@@ -340,9 +346,7 @@ class Block {
         const Grid pb = slice(pg_, (b * H + h) * S, S, 0, S, S), gb = slice(gc, b * S, S, h * D, D, c_.d);
         linear_gemm(ctx, p_ + ".context", nullptr, Phase::kBwdWeight, true, false, S, D, S, pb, gb, tmp.data(),
                     LayerType::kMatmul);
-        for (int i = 0; i < S; ++i) {
-          std::copy_n(&tmp[static_cast<std::size_t>(i) * D], D, &dv[static_cast<std::size_t>(b * S + i) * c_.d + h * D]);
-        }
+        put_head(tmp.data(), b, h, dv);
       }
     }
     // Softmax backward (FP32): dS = scale * P (dP - rowsum(dP P)), zero where masked.
@@ -362,9 +366,7 @@ class Block {
         const Grid sb = slice(gs, (b * H + h) * S, S, 0, S, S), kb = slice(kg_, b * S, S, h * D, D, c_.d);
         linear_gemm(ctx, p_ + ".scores", nullptr, Phase::kBwdData, false, false, S, D, S, sb, kb, tmp.data(),
                     LayerType::kMatmul);
-        for (int i = 0; i < S; ++i) {
-          std::copy_n(&tmp[static_cast<std::size_t>(i) * D], D, &dq[static_cast<std::size_t>(b * S + i) * c_.d + h * D]);
-        }
+        put_head(tmp.data(), b, h, dq);
       }
     }
     for (int b = 0; b < batch_; ++b) {  // dK^T = Q^T dS (backward weight of the scores GEMM)
