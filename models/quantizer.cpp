@@ -2,6 +2,7 @@
 
 #include "models/minifloat.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -17,6 +18,21 @@ constexpr double kSqrt2 = 1.41421356237309515;
 }
 
 float max_abs(const float* x, std::size_t n, bool* finite) {
+  // On the bits: |x| orders like its bit pattern (vectorisable). Without a NaN that is the
+  // answer; a NaN (bits above infinity's) takes the loop below, which skips NaNs.
+  std::uint32_t top = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint32_t b;
+    std::memcpy(&b, &x[i], 4);
+    b &= 0x7FFFFFFFu;
+    top = b > top ? b : top;
+  }
+  if (top <= 0x7F800000u) {
+    if (finite != nullptr) *finite = top < 0x7F800000u;
+    float m;
+    std::memcpy(&m, &top, 4);
+    return m;
+  }
   float m = 0.0f;
   bool ok = true;
   for (std::size_t i = 0; i < n; ++i) {
@@ -84,19 +100,88 @@ void quant_errors(const float* x, std::size_t n, int e, int count, std::uint32_t
     }
     return;
   }
-  for (std::size_t i = 0; i < n; ++i) {
-    const float a = std::fabs(x[i]);
+  // Blocks of elements: the magnitudes |x - Q(x)| of every candidate computed without branches
+  // (vectorisable), then summed in element order, exactly as the one-element-at-a-time loop
+  // does (the sums, hence PRC's choices, are bit-identical to it). A block holding a subnormal,
+  // an infinity or a NaN takes that loop.
+  constexpr std::size_t kBlock = 256;
+  float d[16][kBlock];
+  const bool mse = crit == PrcCriterion::kMse;
+  for (std::size_t i0 = 0; i0 < n; i0 += kBlock) {
+    const std::size_t len = std::min(kBlock, n - i0);
+    const float* xb = x + i0;
+    std::uint32_t special = 0;
+    for (std::size_t j = 0; j < len; ++j) {
+      const std::uint32_t b = float_bits(xb[j]) & 0x7FFFFFFFu;
+      const std::uint32_t exp = b >> 23;
+      special |= static_cast<std::uint32_t>(exp == 255) | (static_cast<std::uint32_t>(exp == 0) & static_cast<std::uint32_t>(b != 0));
+    }
+    if (special != 0) {
+      for (std::size_t j = 0; j < len; ++j) {
+        const float a = std::fabs(xb[j]);
+        for (int c = 0; c < count; ++c) {
+          const float q = fast_magnitude(fast_quantize(a, e - c, t_mant), e - c);
+          const double dd = std::fabs(a - q);
+          err[c] += mse ? dd * dd : dd;
+        }
+      }
+      continue;
+    }
     for (int c = 0; c < count; ++c) {
-      const float q = fast_magnitude(fast_quantize(a, e - c, t_mant), e - c);
-      const double d = std::fabs(a - q);
-      err[c] += crit == PrcCriterion::kMse ? d * d : d;
+      const int ec = e - c;
+      float* dc = d[c];
+      for (std::size_t j = 0; j < len; ++j) {
+        const std::uint32_t b = float_bits(xb[j]) & 0x7FFFFFFFu;
+        const int level = static_cast<int>(b >> 23) - 127 + ((b & 0x7FFFFFu) >= t_mant ? 1 : 0);
+        const int m = level - ec + 7;
+        const int qexp = m > 7 ? ec : level;
+        const std::uint32_t qb = (m < 1 || b == 0) ? 0u : static_cast<std::uint32_t>(qexp + 127) << 23;
+        float a, q;
+        std::memcpy(&a, &b, 4);
+        std::memcpy(&q, &qb, 4);
+        dc[j] = std::fabs(a - q);
+      }
+    }
+    // The sums in registers (err[] in memory would put a store-to-load round trip on each add).
+    for (int c = 0; c < count; ++c) {
+      double s = err[c];
+      const float* dc = d[c];
+      if (mse) {
+        for (std::size_t j = 0; j < len; ++j) s += static_cast<double>(dc[j]) * static_cast<double>(dc[j]);
+      } else {
+        for (std::size_t j = 0; j < len; ++j) s += static_cast<double>(dc[j]);
+      }
+      err[c] = s;
     }
   }
 }
 
 void quantize_into(const float* x, std::size_t n, int e, std::uint32_t t_mant, std::vector<Pot4Code>& out) {
   out.resize(n);
-  for (std::size_t i = 0; i < n; ++i) out[i] = fast_quantize(x[i], e, t_mant);
+  Pot4Code* o = out.data();
+  constexpr std::size_t kBlock = 256;
+  for (std::size_t i0 = 0; i0 < n; i0 += kBlock) {
+    const std::size_t len = std::min(kBlock, n - i0);
+    const float* xb = x + i0;
+    std::uint32_t special = 0;
+    for (std::size_t j = 0; j < len; ++j) {
+      const std::uint32_t b = float_bits(xb[j]) & 0x7FFFFFFFu;
+      const std::uint32_t exp = b >> 23;
+      special |= static_cast<std::uint32_t>(exp == 255) | (static_cast<std::uint32_t>(exp == 0) & static_cast<std::uint32_t>(b != 0));
+    }
+    if (special != 0) {  // subnormals, infinities or NaNs: the general routine
+      for (std::size_t j = 0; j < len; ++j) o[i0 + j] = fast_quantize(xb[j], e, t_mant);
+      continue;
+    }
+    for (std::size_t j = 0; j < len; ++j) {  // zeros and normal numbers: fast_quantize without branches
+      const std::uint32_t b = float_bits(xb[j]);
+      const int level = static_cast<int>((b >> 23) & 0xFFu) - 127 + ((b & 0x7FFFFFu) >= t_mant ? 1 : 0);
+      int m = level - e + 7;
+      m = m > 7 ? 7 : m;
+      const unsigned sign = (b >> 31) != 0 ? kPot4SignBit : 0u;
+      o[i0 + j] = static_cast<Pot4Code>(m < 1 || (b & 0x7FFFFFFFu) == 0 ? 0u : (sign | static_cast<unsigned>(m)));
+    }
+  }
 }
 
 // 2^k as a double, built from its exponent bits (|k| < 1000).
@@ -232,23 +317,31 @@ Pot4Tensor potq_stochastic(const float* x, std::size_t n, const PotqOptions& opt
   out.threshold = 0;  // stochastic
   out.codes.resize(n);
   const int e = out.scale_exp;
+  const int lowest = e - 6;  // the smallest level 2^(E-6)
+  // Below the smallest level an element rounds up with probability p = |x| 2^-lowest (as
+  // pot4_round_stochastic computes it: a multiplication by a power of two, rounded alike).
+  const bool inv_normal = -lowest >= -126 && -lowest <= 127;
+  const float inv_lowest = inv_normal ? std::ldexp(1.0f, -lowest) : 0.0f;
   for (std::size_t i = 0; i < n; ++i) {
     const std::uint32_t b = float_bits(x[i]);
-    if ((b & 0x7FFFFFFFu) == 0) {
-      out.codes[i] = 0;
-      continue;
-    }
     const std::uint32_t u24 = counter_u24(key, i);
     const int exp = static_cast<int>((b >> 23) & 0xFFu);
     const int k = exp - 127;  // |x| in [2^k, 2^(k+1))
-    if (exp == 0 || exp == 255 || k < e - 6 || k >= e) {
-      // zero, subnormal, inf/NaN, below the smallest level, or clipped: the general routine
+    if ((exp == 0 && (b & 0x7FFFFFFFu) != 0) || exp == 255 || (k < lowest && !inv_normal)) {
+      // subnormal, inf/NaN, or a scale too far out for the shortcut: the general routine
+      // (zeros take the shortcut: below the smallest level, with probability 0)
       out.codes[i] = pot4_round_stochastic(x[i], e, static_cast<float>(u24) * (1.0f / 16777216.0f));
       continue;
     }
+    const unsigned sign = (b >> 31) != 0 ? kPot4SignBit : 0u;
     // up with probability (|x| - 2^k) / 2^k = mant / 2^23, i.e. when u24 / 2^24 < mant / 2^23
-    const int level = k + (u24 < ((b & 0x7FFFFFu) << 1) ? 1 : 0);
-    out.codes[i] = pot4_encode((b >> 31) != 0, static_cast<unsigned>(level - e + 7));
+    const int mid_mag = k - e + 7 + (u24 < ((b & 0x7FFFFFu) << 1) ? 1 : 0);
+    std::uint32_t ab = b & 0x7FFFFFFFu;
+    float a;
+    std::memcpy(&a, &ab, 4);
+    const bool low_up = static_cast<float>(u24) * (1.0f / 16777216.0f) < a * inv_lowest;
+    const unsigned mag = k >= e ? 7u : (k < lowest ? (low_up ? 1u : 0u) : static_cast<unsigned>(mid_mag));
+    out.codes[i] = static_cast<Pot4Code>(mag == 0 ? 0u : (sign | mag));
   }
   return out;
 }

@@ -83,6 +83,60 @@ TEST_CASE("fast quantizers equal the reference rounding code for code", "[unit]"
   }
 }
 
+// The blocked, branch-free quantizer paths on tensors like a ReLU network's: half zeros, blocks
+// with and without subnormals, infinities and NaNs, and PRC's choice against a plain reference.
+TEST_CASE("fast quantizers on sparse tensors and PRC's choice against a direct sum", "[unit]") {
+  std::mt19937 rng(21);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  for (int trial = 0; trial < 6; ++trial) {
+    std::vector<float> x(3000);
+    for (auto& v : x) v = rng() % 2 == 0 ? 0.0f : g(rng) * std::ldexp(1.0f, static_cast<int>(rng() % 12) - 20);
+    if (trial % 2 == 1) {  // specials in the second block only
+      x[300] = 3e-41f;
+      x[301] = NAN;
+      x[302] = -INFINITY;
+    }
+    if (trial == 4) {  // one outlier seven octaves above the rest: PRC clips it
+      for (auto& v : x) v = v == 0.0f ? 0.0f : g(rng) * 0.01f;
+      x[7] = 1.0f;
+    }
+    for (PrcCriterion crit : {PrcCriterion::kL1, PrcCriterion::kMse}) {
+      PotqOptions o;
+      o.prc_criterion = crit;
+      const Pot4Tensor t = potq_deterministic(x.data(), x.size(), o);
+      for (std::size_t i = 0; i < x.size(); ++i) REQUIRE(t.codes[i] == pot4_quantize(x[i], t.scale_exp, t.threshold));
+      const std::uint64_t key = 1000 + static_cast<std::uint64_t>(trial);
+      const Pot4Tensor s = potq_stochastic(x.data(), x.size(), o, key);
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        REQUIRE(s.codes[i] == pot4_round_stochastic(x[i], s.scale_exp, counter_uniform(key, i)));
+      }
+      if (trial % 2 == 1) continue;  // a NaN or infinity makes every candidate's error infinite
+      // PRC without WBC: the offset whose sum of |x - Q(x)| (or its square) is least, summed
+      // here in double from the reference rounding (threshold sqrt(2); the errors' proxy 1.5).
+      auto best_offset = [&](int e0, double thr) {
+        double best = INFINITY;
+        int rho = 0;
+        for (int c = 0; c < o.prc_candidates; ++c) {
+          double err = 0;
+          for (float v : x) {
+            const double d = std::fabs(std::fabs(static_cast<double>(v)) -
+                                       pot4_decode(pot4_quantize(std::fabs(v), e0 - c, thr), e0 - c));
+            err += crit == PrcCriterion::kMse ? d * d : d;
+          }
+          if (err < best) {
+            best = err;
+            rho = -c;
+          }
+        }
+        return rho;
+      };
+      CHECK(t.rho == best_offset(t.scale_exp - t.rho, std::sqrt(2.0)));
+      CHECK(s.rho == best_offset(s.scale_exp - s.rho, 1.5));
+      if (trial == 4 && crit == PrcCriterion::kL1) CHECK(t.rho < 0);  // (MSE keeps the outlier)
+    }
+  }
+}
+
 TEST_CASE("quantizer properties: scale rule, WBC, unbiased stochastic rounding", "[unit]") {
   std::mt19937 rng(3);
   std::normal_distribution<float> g(0.0f, 0.05f);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <sstream>
@@ -56,8 +57,16 @@ Grid to_grid(const Pot4Tensor& t) {
   Grid g;
   g.format = NumFormat::kPot4;
   g.e = t.scale_exp;
+  // The 16 codes' grid integers, looked up (codes are nibbles: pot4_is_valid).
+  static constexpr auto kInt = [] {
+    std::array<float, 16> v{};
+    for (unsigned c = 0; c < 16; ++c) v[c] = static_cast<float>(pot4_int(static_cast<Pot4Code>(c)));
+    return v;
+  }();
   g.v.resize(t.codes.size());
-  for (std::size_t i = 0; i < t.codes.size(); ++i) g.v[i] = static_cast<float>(pot4_int(t.codes[i]));
+  const Pot4Code* c = t.codes.data();
+  float* v = g.v.data();
+  for (std::size_t i = 0; i < t.codes.size(); ++i) v[i] = kInt[c[i] & 0xFu];
   return g;
 }
 
@@ -160,6 +169,22 @@ inline float exponent_add_f(float acc, int shift) {
   std::memcpy(&f, &b, 4);
   return f;
 }
+// exponent_add_f over n exact integers |acc| < 2^24 (a one-chunk GEMM's sums): a nonzero one
+// has a biased exponent in [127, 150], so when the shift keeps that range normal (always, in
+// practice) one branch-free pass does it; otherwise element by element.
+void exponent_add_all(float* v, std::size_t n, int shift) {
+  if (127 + shift <= 0 || 150 + shift >= 0xFF) {
+    for (std::size_t i = 0; i < n; ++i) v[i] = exponent_add_f(v[i], shift);
+    return;
+  }
+  const std::uint32_t add = static_cast<std::uint32_t>(shift) << 23;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint32_t b;
+    std::memcpy(&b, &v[i], 4);
+    b = (b & 0x7FFFFFFFu) == 0 ? 0u : b + add;
+    std::memcpy(&v[i], &b, 4);
+  }
+}
 }  // namespace
 
 // C = op(A) . op(B) in the step's arithmetic, dequantized to float. Records the GEMM when the
@@ -189,8 +214,7 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
       sgemm(ta, tb, m, n, k, a.v.data(), b.v.data(), out);
       if (ctx.trace != nullptr) acc.assign(out, out + mn);
       if (ctx.arith == NumFormat::kPot4) {
-        const int shift = a.e + b.e - 12;
-        for (std::size_t i = 0; i < mn; ++i) out[i] = exponent_add_f(out[i], shift);
+        exponent_add_all(out, mn, a.e + b.e - 12);
       } else {
         const float s = a.scale * b.scale;
         for (std::size_t i = 0; i < mn; ++i) out[i] *= s;
