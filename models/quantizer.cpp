@@ -81,11 +81,13 @@ inline float fast_magnitude(Pot4Code c, int e) {
   return f;
 }
 
-// sum |x - Q(x)| (the PRC criterion; for the stochastic case a deterministic proxy) for the
-// scale exponents e, e-1, ..., e-(count-1), in one pass.
-void quant_errors(const float* x, std::size_t n, int e, int count, std::uint32_t t_mant, double* err,
-                  PrcCriterion crit = PrcCriterion::kL1) {
+// sum |x - Q(x)| (the PRC criterion; for the stochastic case a deterministic proxy) for each
+// candidate c < count: scale exponent es[c] and rounding threshold ts[c] (its mantissa bits),
+// in one pass. The range criterion reads es[0] as the top and es[c] = es[0] - c.
+void quant_errors(const float* x, std::size_t n, const int* es, const std::uint32_t* ts, int count, double* err,
+                  PrcCriterion crit) {
   for (int c = 0; c < count; ++c) err[c] = 0;
+  const int e = es[0];
   if (crit == PrcCriterion::kRange) {
     // The cost of an offset: 0 while it clips at most 0.5% of the elements, and a small
     // preference for the most clipping (finest resolution) such offset; else infinite.
@@ -120,7 +122,7 @@ void quant_errors(const float* x, std::size_t n, int e, int count, std::uint32_t
       for (std::size_t j = 0; j < len; ++j) {
         const float a = std::fabs(xb[j]);
         for (int c = 0; c < count; ++c) {
-          const float q = fast_magnitude(fast_quantize(a, e - c, t_mant), e - c);
+          const float q = fast_magnitude(fast_quantize(a, es[c], ts[c]), es[c]);
           const double dd = std::fabs(a - q);
           err[c] += mse ? dd * dd : dd;
         }
@@ -128,7 +130,8 @@ void quant_errors(const float* x, std::size_t n, int e, int count, std::uint32_t
       continue;
     }
     for (int c = 0; c < count; ++c) {
-      const int ec = e - c;
+      const int ec = es[c];
+      const std::uint32_t t_mant = ts[c];
       float* dc = d[c];
       for (std::size_t j = 0; j < len; ++j) {
         const std::uint32_t b = float_bits(xb[j]) & 0x7FFFFFFFu;
@@ -192,6 +195,21 @@ inline double pow2(int k) {
   return d;
 }
 
+// The threshold of every suffix sum: the 1/1024 grid point whose sum |Q| is closest to target.
+std::uint32_t closest_threshold(const double* hist, double base, double target) {
+  double suffix = 0, best = std::numeric_limits<double>::infinity();
+  std::uint32_t best_j = 424;  // sqrt(2) on the grid
+  for (int j = 1023; j >= 0; --j) {
+    suffix += hist[j];
+    const double d = std::fabs(base + suffix - target);
+    if (d <= best) {
+      best = d;
+      best_j = static_cast<std::uint32_t>(j);
+    }
+  }
+  return best_j << 13;
+}
+
 // WBC: the threshold t in [1, 2) on the 1/1024 grid (what ten bisection steps reach) whose
 // sum |Q(w)| is closest to sum |w|. Sum |Q| as a function of t is a suffix sum of a histogram
 // of the weights' mantissas (top ten bits), weighted by the level they may round up from, so
@@ -216,20 +234,71 @@ std::uint32_t wbc_threshold_mant(const float* x, std::size_t n, int e) {
       hist[bin] += pow2(k);
     }
   }
-  double suffix = 0, best = std::numeric_limits<double>::infinity();
-  std::uint32_t best_j = 424;  // sqrt(2) on the grid
-  for (int j = 1023; j >= 0; --j) {
-    suffix += hist[static_cast<std::size_t>(j)];
-    const double d = std::fabs(base + suffix - target);
-    if (d <= best) {
-      best = d;
-      best_j = static_cast<std::uint32_t>(j);
+  return closest_threshold(hist.data(), base, target);
+}
+
+
+// wbc_threshold_mant for the scale exponents es[0..count) from one pass over the weights. Every
+// term of base and of a histogram bin is a power of two between 2^(E-6) and 2^E, so those sums
+// are exact in double (n < 2^46) in any order: counting the weights per (level, mantissa bin)
+// and multiplying gives the same bits as the element-by-element sums. `target` (sum |w|) is
+// summed in the same order as there. Small tensors take the per-exponent passes.
+void wbc_threshold_mants(const float* x, std::size_t n, const int* es, int count, std::uint32_t* out) {
+  if (count == 1 || n < 8192) {
+    for (int c = 0; c < count; ++c) out[c] = wbc_threshold_mant(x, n, es[c]);
+    return;
+  }
+  const int kmax = *std::max_element(es, es + count), kmin = *std::min_element(es, es + count) - 7;
+  const auto levels = static_cast<std::size_t>(kmax - kmin);
+  std::vector<std::uint32_t> cnt(levels * 1024, 0);  // weights per level k in [kmin, kmax) and bin
+  double target = 0, ge = 0;                         // ge: weights with level >= kmax
+  for (std::size_t i = 0; i < n; ++i) {
+    const float a = std::fabs(x[i]);
+    target += a;
+    const std::uint32_t b = float_bits(a);
+    const int exp = static_cast<int>(b >> 23);
+    if (exp == 0 || exp == 255) continue;
+    const int k = exp - 127;
+    if (k >= kmax) {
+      ge += 1;
+    } else if (k >= kmin) {
+      cnt[static_cast<std::size_t>(k - kmin) * 1024 + ((b & 0x7FFFFFu) >> 13)]++;
     }
   }
-  return best_j << 13;
+  std::vector<double> rows(levels, 0.0);
+  for (std::size_t r = 0; r < levels; ++r) {
+    for (std::size_t j = 0; j < 1024; ++j) rows[r] += cnt[r * 1024 + j];
+  }
+  std::vector<double> hist(1024);
+  for (int c = 0; c < count; ++c) {
+    const int e = es[c];
+    std::fill(hist.begin(), hist.end(), 0.0);
+    double base = ge * pow2(e);
+    for (int k = kmin; k < kmax; ++k) {
+      const std::size_t r = static_cast<std::size_t>(k - kmin);
+      const std::uint32_t* row = &cnt[r * 1024];
+      if (k >= e) {
+        base += rows[r] * pow2(e);
+      } else if (k == e - 7) {
+        const double w = pow2(e - 6);
+        for (std::size_t j = 0; j < 1024; ++j) hist[j] += row[j] * w;
+      } else if (k > e - 7) {
+        const double w = pow2(k);
+        base += rows[r] * w;
+        for (std::size_t j = 0; j < 1024; ++j) hist[j] += row[j] * w;
+      }
+    }
+    out[c] = closest_threshold(hist.data(), base, target);
+  }
 }
 
 }  // namespace
+
+void wbc_thresholds(const float* x, std::size_t n, const int* es, int count, double* out) {
+  std::vector<std::uint32_t> t(static_cast<std::size_t>(count));
+  wbc_threshold_mants(x, n, es, count, t.data());
+  for (int c = 0; c < count; ++c) out[c] = 1.0 + std::ldexp(static_cast<double>(t[static_cast<std::size_t>(c)]), -23);
+}
 
 double pot4_abs_sum(const float* x, std::size_t n, int e, double t) {
   double s = 0;
@@ -246,16 +315,26 @@ Pot4Tensor potq_deterministic(const float* x, std::size_t n, const PotqOptions& 
   double best_err = std::numeric_limits<double>::infinity();
   std::uint32_t best_t = sqrt2_mant;
   double errs[16] = {0};
-  if (candidates > 1 && (!opt.wbc || opt.prc_criterion == PrcCriterion::kRange)) {
-    quant_errors(x, n, e0, candidates, sqrt2_mant, errs, opt.prc_criterion);
+  int es[16] = {}, es_free[16] = {};  // the candidates' scale exponents (clamped; and as offsets of e0)
+  std::uint32_t ts[16] = {};
+  for (int c = 0; c < candidates; ++c) {
+    es[c] = std::max(kPot4ScaleExpMin, e0 - c);
+    es_free[c] = e0 - c;
+    ts[c] = sqrt2_mant;
+  }
+  if (opt.wbc) wbc_threshold_mants(x, n, es, candidates, ts);
+  if (candidates > 1) {
+    // Without WBC (and for the range rule) the offsets of e0 at sqrt(2); with WBC each
+    // candidate at its own exponent and threshold.
+    const bool own = opt.wbc && opt.prc_criterion != PrcCriterion::kRange;
+    std::uint32_t sqrt2s[16];
+    std::fill(sqrt2s, sqrt2s + candidates, sqrt2_mant);
+    quant_errors(x, n, own ? es : es_free, own ? ts : sqrt2s, candidates, errs, opt.prc_criterion);
   }
   for (int c = 0; c < candidates; ++c) {
-    const int e = std::max(kPot4ScaleExpMin, e0 - c);
-    const std::uint32_t t = opt.wbc ? wbc_threshold_mant(x, n, e) : sqrt2_mant;
-    double err = errs[c];
-    if (candidates > 1 && opt.wbc && opt.prc_criterion != PrcCriterion::kRange) {
-      quant_errors(x, n, e, 1, t, &err, opt.prc_criterion);
-    }
+    const int e = es[c];
+    const std::uint32_t t = ts[c];
+    const double err = errs[c];
     if (err < best_err) {
       best_err = err;
       out.scale_exp = e;
@@ -304,7 +383,15 @@ Pot4Tensor potq_stochastic(const float* x, std::size_t n, const PotqOptions& opt
   const std::uint32_t mid = threshold_mant(1.5);  // linear midpoint: the stochastic rounding's mean
   double best_err = std::numeric_limits<double>::infinity();
   double errs[16] = {0};
-  if (candidates > 1) quant_errors(x, n, base, candidates, mid, errs, opt.prc_criterion);
+  if (candidates > 1) {
+    int es[16];
+    std::uint32_t ts[16];
+    for (int c = 0; c < candidates; ++c) {
+      es[c] = base - c;
+      ts[c] = mid;
+    }
+    quant_errors(x, n, es, ts, candidates, errs, opt.prc_criterion);
+  }
   for (int c = 0; c < candidates; ++c) {
     const int e = std::max(kPot4ScaleExpMin, base - c);
     const double err = errs[c];

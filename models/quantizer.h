@@ -55,6 +55,9 @@ Pot4Code pot4_round_stochastic(float x, int scale_exp, float u);
 
 // Sum of |Q(x)| for deterministic rounding at (E, t), used by WBC (exposed for tests).
 double pot4_abs_sum(const float* x, std::size_t n, int scale_exp, double t);
+// WBC's thresholds for the scale exponents es[0..count), as potq_deterministic computes them
+// (exposed for tests): for each, the threshold 1 + j/1024 whose sum |Q(x)| is closest to sum |x|.
+void wbc_thresholds(const float* x, std::size_t n, const int* es, int count, double* out);
 
 // Symmetric integers in [-qmax, qmax] with a per-tensor scale (v = q * scale): INT8 (qmax 127)
 // and INT4 (qmax 7). Nearest (ties to even) for activations and weights, stochastic for errors.

@@ -137,6 +137,47 @@ TEST_CASE("fast quantizers on sparse tensors and PRC's choice against a direct s
   }
 }
 
+// WBC: each candidate's threshold (one pass for large tensors, one pass per candidate for small
+// ones) is the 1/1024 grid point whose sum |Q(w)| is closest to sum |w|, searched here point by
+// point with the reference rounding (ties: the smallest threshold); and potq_deterministic uses
+// its chosen candidate's.
+TEST_CASE("WBC's thresholds equal a search over every grid point", "[unit]") {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> g(0.0f, 0.05f);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  for (std::size_t n : {std::size_t{3000}, std::size_t{12000}}) {
+    for (int dist = 0; dist < 2; ++dist) {  // Gaussian; log-uniform over 12 octaves
+      std::vector<float> w(n);
+      for (auto& v : w) v = dist == 0 ? g(rng) : std::ldexp(u(rng) < 0.5f ? -1.0f : 1.0f, -12) * std::exp2(12 * u(rng));
+      w[1] = 0.0f;
+      w[2] = dist == 0 ? 0.4f : 2.0f;  // an outlier, so that PRC may clip
+      PotqOptions o;
+      o.wbc = true;
+      const Pot4Tensor t = potq_deterministic(w.data(), n, o);
+      const int e0 = t.scale_exp - t.rho;
+      const int es[3] = {e0, e0 - 1, e0 - 2};
+      double got[3];
+      wbc_thresholds(w.data(), n, es, 3, got);
+      double target = 0;
+      for (float v : w) target += std::fabs(v);
+      for (int c = 0; c < 3; ++c) {
+        double best = INFINITY, best_t = 0;
+        for (int j = 1023; j >= 0; --j) {
+          const double thr = 1.0 + j / 1024.0;
+          const double d = std::fabs(pot4_abs_sum(w.data(), n, es[c], thr) - target);
+          if (d <= best) {
+            best = d;
+            best_t = thr;
+          }
+        }
+        INFO("n " << n << " dist " << dist << " candidate " << c << " scale " << es[c]);
+        CHECK(got[c] == best_t);
+        if (es[c] == t.scale_exp) CHECK(t.threshold == best_t);
+      }
+    }
+  }
+}
+
 TEST_CASE("quantizer properties: scale rule, WBC, unbiased stochastic rounding", "[unit]") {
   std::mt19937 rng(3);
   std::normal_distribution<float> g(0.0f, 0.05f);
