@@ -46,10 +46,24 @@ for seed in 1 2 3; do
   echo "cnn-bn-als-potq-s$seed --model cnn-bn --quant als-potq --seed $seed" >> "$out/bnjobs.txt"
   echo "cnn-bn-als-potq-fl-int8-s$seed --model cnn-bn --quant als-potq --first-last int8 --seed $seed" >> "$out/bnjobs.txt"
 done
-# The levers of the strict policy, one at a time (seed 1 so far).
+# The levers of the strict policy, one at a time (seed 1), and the best of them (without PRC)
+# over the three seeds, alone and with the first and last layer in INT8.
 for lever in "prcmse --prc-criterion mse" "prcrange --prc-criterion range" "errfloor --error-scale floor" \
-             "nowbc --no-wbc" "noprc --no-prc"; do
+             "nowbc --no-wbc" "noprc --no-prc" "lr01 --lr 0.01" "lr04 --lr 0.04"; do
   echo "cnn-bn-als-potq-${lever%% *}-s1 --model cnn-bn --quant als-potq --seed 1 ${lever#* }" >> "$out/bnjobs.txt"
+done
+for seed in 1 2 3; do
+  echo "cnn-bn-als-potq-noprc-s$seed --model cnn-bn --quant als-potq --no-prc --seed $seed" >> "$out/bnjobs.txt"
+  echo "cnn-bn-als-potq-fl-int8-noprc-s$seed --model cnn-bn --quant als-potq --first-last int8 --no-prc --seed $seed" >> "$out/bnjobs.txt"
+done
+# The residual network (resnet8) to convergence, 10 epochs, the same recipe: FP32, ALS-POTQ strict
+# and with --first-last int8.
+rjobs="$out/rjobs.txt"
+: > "$rjobs"
+for seed in 1 2 3; do
+  echo "resnet8-fp32-s$seed --model resnet8 --quant fp32 --seed $seed" >> "$rjobs"
+  echo "resnet8-als-potq-s$seed --model resnet8 --quant als-potq --seed $seed" >> "$rjobs"
+  echo "resnet8-als-potq-fl-int8-s$seed --model resnet8 --quant als-potq --first-last int8 --seed $seed" >> "$rjobs"
 done
 # The Transformer on its generated reverse-and-translate task (no data files): FP32, INT8,
 # ALS-POTQ, and ALS-POTQ with the attention GEMMs in FP32; 8 epochs (FP32 converges in 5).
@@ -66,7 +80,9 @@ if [ "${RESULTS_ONLY:-0}" = 1 ]; then jobs=/dev/null; : ; fi  # RESULTS_ONLY=1: 
 # shellcheck disable=SC2016
 xargs -P 2 -L 1 sh -c 'name=$0; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 --epochs '"$epochs"' --batch 64 --lr 0.02 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$jobs"
 # shellcheck disable=SC2016
-[ "${RESULTS_ONLY:-0}" = 1 ] || xargs -P 2 -L 1 sh -c 'name=$0; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 --epochs 15 --batch 64 --lr 0.02 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$out/bnjobs.txt"
+[ "${RESULTS_ONLY:-0}" = 1 ] || xargs -P 2 -L 1 sh -c 'name=$0; case "$*" in *"--lr "*) ;; *) set -- --lr 0.02 "$@" ;; esac; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 --epochs 15 --batch 64 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$out/bnjobs.txt"
+# shellcheck disable=SC2016
+[ "${RESULTS_ONLY:-0}" = 1 ] || xargs -P 2 -L 1 sh -c 'name=$0; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 --epochs 10 --batch 64 --lr 0.02 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$rjobs"
 # shellcheck disable=SC2016
 [ "${RESULTS_ONLY:-0}" = 1 ] || xargs -P 2 -L 1 sh -c 'name=$0; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 --model transformer:vocab=65 --epochs 8 --batch 32 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$tjobs"
 end=$(date +%s)
@@ -128,43 +144,80 @@ for model in ("mlp", "cnn"):
         print("\nALS-POTQ per-epoch test accuracy (seed 1): " + ", ".join("%.2f" % (100 * a) for a in rs[0]["test_accuracy_per_epoch"]) +
               ". Mean WBC threshold: %.3f. PRC offsets chosen (tensor-steps, seed 1): %s.\n" % (
                   rs[0].get("wbc_mean_threshold", 0), json.dumps(rs[0].get("prc_offsets_chosen", {}))))
+CONVERGED = [("fp32", "FP32"), ("als-potq", "ALS-POTQ strict"), ("als-potq-fl-int8", "ALS-POTQ, first and last layer INT8"),
+             ("als-potq-noprc", "ALS-POTQ strict without PRC"),
+             ("als-potq-fl-int8-noprc", "ALS-POTQ, first and last layer INT8, without PRC")]
+def converged_table(model):
+    print("| arithmetic | test accuracy (%) | gap to FP32 (pp) | best epoch's test accuracy (%) | final train loss | epoch seconds |")
+    print("|---|---:|---:|---:|---:|---:|")
+    base = None
+    for variant, label in CONVERGED:
+        rs = runs(model, variant)
+        if not rs: continue
+        s_acc, m = stat(rs)
+        if variant == "fp32": base = m
+        gap = "-" if variant == "fp32" or m is None or base is None else "%.2f" % (base - m)
+        peak = "%.2f" % statistics.mean([100 * max(r["test_accuracy_per_epoch"]) for r in rs])
+        loss = "%.3f" % statistics.mean([r["train_loss_per_epoch"][-1] for r in rs if r["train_loss_per_epoch"]])
+        secs_ep = "%.1f" % statistics.mean([statistics.mean(r["epoch_seconds"]) for r in rs if r["epoch_seconds"]])
+        print("| %s | %s (%d runs) | %s | %s | %s | %s |" % (label, s_acc, len(rs), gap, peak, loss, secs_ep))
+    print()
+def curves_line(model):
+    parts = []
+    for variant, label in CONVERGED:
+        rs = runs(model, variant)
+        if not rs: continue
+        n = min(len(r["test_accuracy_per_epoch"]) for r in rs)
+        mean = [statistics.mean(100 * r["test_accuracy_per_epoch"][e] for r in rs) for e in range(n)]
+        parts.append("%s: %s" % (label, ", ".join("%.2f" % v for v in mean)))
+    print("Test accuracy after every epoch, mean over the seeds (plotted in `img/accuracy-curves.png`):\n")
+    for p_ in parts: print("- " + p_)
+    print()
 print("## CNN with batch normalisation, trained to convergence (`cnn-bn`, 15 epochs)\n")
-print("`mfsim train --model cnn-bn --epochs 15 --batch 64 --lr 0.02 --quant Q [--first-last int8] --seed S`: the CNN")
-print("with a batch normalisation after each convolution and the hidden fully connected layer (FP32, not a")
-print("GEMM), the recipe above for 15 epochs. `strict` runs every linear layer in PoT4 (the paper's text read")
-print("literally); `--first-last int8` keeps the first convolution and the classifier in INT8.\n")
-print("| arithmetic | test accuracy (%) | gap to FP32 (pp) | final train loss | epoch seconds |")
-print("|---|---:|---:|---:|---:|")
-bbase = None
-for variant, label in (("fp32", "FP32"), ("als-potq", "ALS-POTQ strict"), ("als-potq-fl-int8", "ALS-POTQ, first and last layer INT8")):
-    rs = runs("cnn-bn", variant)
-    s_acc, m = stat(rs)
-    if variant == "fp32": bbase = m
-    gap = "-" if variant == "fp32" or m is None or bbase is None else "%.2f" % (bbase - m)
-    loss = "%.3f" % statistics.mean([r["train_loss_per_epoch"][-1] for r in rs if r["train_loss_per_epoch"]]) if rs else "n/a"
-    secs_ep = "%.1f" % statistics.mean([statistics.mean(r["epoch_seconds"]) for r in rs if r["epoch_seconds"]]) if rs else "n/a"
-    print("| %s | %s (%d runs) | %s | %s | %s |" % (label, s_acc, len(rs), gap, loss, secs_ep))
+print("`mfsim train --model cnn-bn --epochs 15 --batch 64 --lr 0.02 --quant Q [--first-last int8] [--no-prc] --seed S`:")
+print("the CNN with a batch normalisation after each convolution and the hidden fully connected layer (FP32,")
+print("not a GEMM), the recipe above for 15 epochs. `strict` runs every linear layer in PoT4 (the paper's text")
+print("read literally); `first and last layer INT8` (`--first-last int8`) keeps the first convolution and the")
+print("classifier in INT8. `without PRC` is the best lever measured below, run over the three seeds.\n")
+converged_table("cnn-bn")
+curves_line("cnn-bn")
+bbase = stat(runs("cnn-bn", "fp32"))[1]
 levers = [("als-potq", "default: WBC, PRC by L1, errors' scale ceil"), ("als-potq-nowbc", "without WBC"),
           ("als-potq-noprc", "without PRC"), ("als-potq-prcmse", "PRC by squared error (`--prc-criterion mse`)"),
           ("als-potq-prcrange", "PRC by range (`--prc-criterion range`)"),
-          ("als-potq-errfloor", "errors' scale floor (`--error-scale floor`)")]
-lev = [(label, runs("cnn-bn", v)) for v, label in levers]
-lev = [(label, rs[0]) for label, rs in lev if rs and rs[0]["seed"] == 1]
+          ("als-potq-errfloor", "errors' scale floor (`--error-scale floor`)"),
+          ("als-potq-lr01", "PoT learning rate 0.01 (`--lr 0.01`)"), ("als-potq-lr04", "PoT learning rate 0.04 (`--lr 0.04`)")]
+lev = [(label, {r["seed"]: r for r in runs("cnn-bn", v)}) for v, label in levers]
+lev = [(label, by_seed) for label, by_seed in lev if by_seed]
 if len(lev) > 1:
-    print("\nThe levers of the strict policy, one at a time (seed 1 only, 15 epochs; the seed-to-seed spread of the")
-    print("strict policy above is the scale to read them against):\n")
-    print("| ALS-POTQ strict | test accuracy (%) | change (pp) | gap to FP32 mean (pp) |")
-    print("|---|---:|---:|---:|")
-    base = 100 * lev[0][1]["test_accuracy"]
-    for label, r in lev:
-        a = 100 * r["test_accuracy"]
-        print("| %s | %.2f | %s | %.2f |" % (label, a, "-" if r is lev[0][1] else "%+.2f" % (a - base), (bbase - a) if bbase else float("nan")))
+    print("The levers of the strict policy, one at a time (15 epochs; each against the default on the same")
+    print("seeds; the seed-to-seed spread of the strict policy above is the scale to read them against):\n")
+    print("| ALS-POTQ strict | seeds | test accuracy (%) | change (pp) | gap to FP32 mean (pp) |")
+    print("|---|---:|---:|---:|---:|")
+    default = lev[0][1]
+    for label, by_seed in lev:
+        seeds = sorted(k for k in by_seed if k in default)
+        a = statistics.mean(100 * by_seed[k]["test_accuracy"] for k in seeds)
+        d = statistics.mean(100 * default[k]["test_accuracy"] for k in seeds)
+        print("| %s | %s | %.2f | %s | %.2f |" % (label, ",".join(map(str, seeds)), a, "-" if by_seed is default else "%+.2f" % (a - d),
+                                               (bbase - a) if bbase else float("nan")))
+    print()
 rs = runs("cnn-bn", "als-potq")
 if rs and rs[0].get("sqnr_db_per_epoch"):
     last = rs[0]["sqnr_db_per_epoch"][-1]
-    print("\nSQNR of the strict run's tensors in the last epoch (seed 1, dB; A input activations, W weights, G")
+    print("SQNR of the strict run's tensors in the last epoch (seed 1, dB; A input activations, W weights, G")
     print("output errors): " + "; ".join("%s A %.1f, W %.1f, G %.1f" % (k, v.get("A", float("nan")), v.get("W", float("nan")), v.get("G", float("nan")))
                                        for k, v in last.items()) + ".\n")
+print("## Residual network, trained to convergence (`resnet8`, 10 epochs)\n")
+print("`mfsim train --model resnet8 --epochs 10 --batch 64 --lr 0.02 --quant Q [--first-last int8] --seed S`:")
+print("a 3x3 convolution (16) with batch normalisation, three residual blocks (16, 32 with stride 2, 64")
+print("with stride 2; each two 3x3 convolutions with batch normalisation, and an identity shortcut or a 1x1")
+print("projection with batch normalisation when the shape changes), global average pooling and a fully")
+print("connected classifier: 10 linear layers, every one quantized (docs/training-core.md). The same")
+print("recipe for 10 epochs (FP32's test accuracy stops rising over the last epochs of the cosine decay:")
+print("see the curve).\n")
+converged_table("resnet8")
+curves_line("resnet8")
 print("## Transformer\n")
 print("`mfsim train --model transformer:vocab=65 --epochs 8 --batch 32 --quant Q --seed S` (docs/training-core.md):")
 print("a decoder-only Transformer (2 pre-norm blocks, d 64, 4 heads, FFN 256, 32 tokens) trained with")
@@ -212,22 +265,27 @@ def tgap(variant):
 def bngap(variant):
     b = stat(runs("cnn-bn", "fp32"))[1]; m = stat(runs("cnn-bn", variant))[1]
     return (b - m) if b is not None and m is not None else float("nan")
-gs, gf = bngap("als-potq"), bngap("als-potq-fl-int8")
+def cgap(model, variant):
+    b = stat(runs(model, "fp32"))[1]; m = stat(runs(model, variant))[1]
+    return (b - m) if b is not None and m is not None else float("nan")
 def verdict(g):
     return "not measured" if g != g else ("met" if g <= 1.0 else "**missed**")
 def pp(g):
     return "not measured" if g != g else "%.2f pp" % g
-print("- cnn-bn at 15 epochs: ALS-POTQ strict %s below FP32, with the first and last layer in INT8 %s" % (pp(gs), pp(gf)))
-print("  (target for both: within 1.0 pp: strict %s, first-last INT8 %s)." % (verdict(gs), verdict(gf)))
+for model, ep in (("cnn-bn", 15), ("resnet8", 10)):
+    gs, gf, gsn, gfn = (cgap(model, v) for v in ("als-potq", "als-potq-fl-int8", "als-potq-noprc", "als-potq-fl-int8-noprc"))
+    print("- %s at %d epochs, gap to FP32 (target: within 1.0 pp): ALS-POTQ strict %s (%s), first and last layer" % (model, ep, pp(gs), verdict(gs)))
+    print("  INT8 %s (%s)" % (pp(gf), verdict(gf)) + ("; without PRC: strict %s (%s), first and last layer INT8 %s (%s)." % (
+        pp(gsn), verdict(gsn), pp(gfn), verdict(gfn)) if gsn == gsn or gfn == gfn else "."))
 if len(lev) > 1:
-    best = max(lev[1:], key=lambda x: x[1]["test_accuracy"])
-    print("  The levers one at a time (seed 1): " + ", ".join("%s %+.2f pp" % (label.split(" (")[0], 100 * (r["test_accuracy"] - lev[0][1]["test_accuracy"]))
-                                                          for label, r in lev[1:]) + ".")
-    print("  The best (%s) leaves the strict gap at %.2f pp: no single lever closes it. Not yet measured:" % (
-        best[0].split(" (")[0], bbase - 100 * best[1]["test_accuracy"]))
-    print("  the levers over three seeds and combined, the learning rate, and the residual network at convergence.")
-else:
-    print("  The levers and the residual network (`resnet8`) at convergence are not measured yet.")
+    print("  The levers of the strict policy on cnn-bn, one at a time: " + ", ".join(
+        "%s %+.2f pp (seeds %s)" % (label.split(" (")[0], statistics.mean(100 * (by_seed[k]["test_accuracy"] - lev[0][1][k]["test_accuracy"]) for k in by_seed if k in lev[0][1]),
+                                    ",".join(str(k) for k in sorted(by_seed)))
+        for label, by_seed in lev[1:]) + ".")
+    best = max(lev[1:], key=lambda x: statistics.mean(100 * r["test_accuracy"] for r in x[1].values()))
+    ba = statistics.mean(100 * r["test_accuracy"] for r in best[1].values())
+    print("  The best lever (%s, %d seeds) leaves the strict gap at %.2f pp: %s." % (
+        best[0].split(" (")[0], len(best[1]), bbase - ba, "within 1 pp" if bbase - ba <= 1.0 else "no single lever closes it"))
 g, ga = tgap("als-potq"), tgap("als-potq-attnfp32")
 print("- Transformer: ALS-POTQ's token-accuracy gap to FP32 is %.2f pp (target: within 1 pp: %s); with the" % (
     g, "met" if g <= 1.0 else "**missed**"))
@@ -268,9 +326,48 @@ print("  87.2. FP32 at 0.02 cosine: 87.3, 89.0, 89.7. PoT4 training wants a smal
 print("  every run here uses 0.02 with cosine decay for all three arithmetics (the same recipe). The")
 print("  first full run of this script used 0.05: CNN gap 5.0 pp (ALS-POTQ 85.09 +- 1.19 against FP32")
 print("  90.13 +- 0.32), MLP gap 1.6 pp.")
-print("- Not measured yet (each needs an ablation over the same seeds before it becomes a default):")
-print("  per-channel scales for the weights, PRC's other criteria (`--prc-criterion mse|range`, built),")
-print("  the floor scale of the errors (`--error-scale floor`, built), and the residual network at")
-print("  convergence. BatchNorm and the first and last layers in INT8: the cnn-bn section above.")
+print("- Not measured: per-channel scales for the weights, and the levers' combinations beyond PRC off with")
+print("  the first and last layer in INT8 (each needs an ablation over the same seeds before it becomes a")
+print("  default).")
+PY
+# The accuracy curves of the networks trained to convergence (mean over the seeds, the band spans
+# the seeds' lowest to highest).
+/usr/bin/python3 - "$out" <<'PY'
+import json, os, sys
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+out = sys.argv[1]
+variants = [("fp32", "FP32", "#1f77b4"), ("als-potq", "ALS-POTQ strict", "#d62728"),
+            ("als-potq-fl-int8", "ALS-POTQ, first/last INT8", "#2ca02c"),
+            ("als-potq-noprc", "ALS-POTQ strict, no PRC", "#ff7f0e"),
+            ("als-potq-fl-int8-noprc", "ALS-POTQ, first/last INT8, no PRC", "#9467bd")]
+models = [("cnn-bn", "cnn-bn (15 epochs)"), ("resnet8", "resnet8 (10 epochs)")]
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+for ax, (model, title) in zip(axes, models):
+    for v, label, colour in variants:
+        curves = []
+        for seed in (1, 2, 3):
+            p = "%s/%s-%s-s%d.json" % (out, model, v, seed)
+            if os.path.exists(p):
+                curves.append([100 * a for a in json.load(open(p))["test_accuracy_per_epoch"]])
+        if not curves: continue
+        n = min(len(c) for c in curves)
+        ep = list(range(1, n + 1))
+        mean = [sum(c[e] for c in curves) / len(curves) for e in range(n)]
+        ax.plot(ep, mean, marker="o", ms=3, color=colour, label="%s (%d seeds)" % (label, len(curves)))
+        ax.fill_between(ep, [min(c[e] for c in curves) for e in range(n)], [max(c[e] for c in curves) for e in range(n)],
+                        color=colour, alpha=0.15, linewidth=0)
+    ax.set_title(title)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(80, 94)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]: ax.legend(fontsize=7, loc="lower right")
+fig.suptitle("Fashion-MNIST test accuracy after every epoch (same recipe; band: the seeds' range)", fontsize=10)
+fig.tight_layout()
+tmp = "docs/img/accuracy-curves.png.tmp.png"
+fig.savefig(tmp, dpi=110)
+os.replace(tmp, "docs/img/accuracy-curves.png")
 PY
 echo "wrote docs/results-accuracy.md ($((end - start)) s)"
