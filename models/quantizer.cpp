@@ -11,6 +11,14 @@
 #include "models/int8.h"
 #include "models/rng.h"
 
+// The hot element loops get an AVX2 clone beside the baseline one, chosen at load time (GCC's
+// target_clones; the same operations either way, so results are identical).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define MFSIM_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define MFSIM_VECTOR_CLONES
+#endif
+
 namespace mfsim {
 
 namespace {
@@ -84,7 +92,7 @@ inline float fast_magnitude(Pot4Code c, int e) {
 // sum |x - Q(x)| (the PRC criterion; for the stochastic case a deterministic proxy) for each
 // candidate c < count: scale exponent es[c] and rounding threshold ts[c] (its mantissa bits),
 // in one pass. The range criterion reads es[0] as the top and es[c] = es[0] - c.
-void quant_errors(const float* x, std::size_t n, const int* es, const std::uint32_t* ts, int count, double* err,
+MFSIM_VECTOR_CLONES void quant_errors(const float* x, std::size_t n, const int* es, const std::uint32_t* ts, int count, double* err,
                   PrcCriterion crit) {
   for (int c = 0; c < count; ++c) err[c] = 0;
   const int e = es[0];
@@ -145,7 +153,29 @@ void quant_errors(const float* x, std::size_t n, const int* es, const std::uint3
         dc[j] = std::fabs(a - q);
       }
     }
-    // The sums in registers (err[] in memory would put a store-to-load round trip on each add).
+    // The sums in registers (err[] in memory would put a store-to-load round trip on each add);
+    // PRC's usual three candidates interleaved, so that their three add chains overlap.
+    if (count == 3) {
+      double s0 = err[0], s1 = err[1], s2 = err[2];
+      const float *d0 = d[0], *d1 = d[1], *d2 = d[2];
+      if (mse) {
+        for (std::size_t j = 0; j < len; ++j) {
+          s0 += static_cast<double>(d0[j]) * static_cast<double>(d0[j]);
+          s1 += static_cast<double>(d1[j]) * static_cast<double>(d1[j]);
+          s2 += static_cast<double>(d2[j]) * static_cast<double>(d2[j]);
+        }
+      } else {
+        for (std::size_t j = 0; j < len; ++j) {
+          s0 += static_cast<double>(d0[j]);
+          s1 += static_cast<double>(d1[j]);
+          s2 += static_cast<double>(d2[j]);
+        }
+      }
+      err[0] = s0;
+      err[1] = s1;
+      err[2] = s2;
+      continue;
+    }
     for (int c = 0; c < count; ++c) {
       double s = err[c];
       const float* dc = d[c];
