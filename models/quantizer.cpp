@@ -268,6 +268,13 @@ std::uint32_t wbc_threshold_mant(const float* x, std::size_t n, int e) {
 }
 
 
+// sum |x| in double, element by element (the add chain kept in a register).
+__attribute__((noinline)) double abs_sum_in_order(const float* x, std::size_t n) {
+  double s = 0;
+  for (std::size_t i = 0; i < n; ++i) s += std::fabs(x[i]);
+  return s;
+}
+
 // wbc_threshold_mant for the scale exponents es[0..count) from one pass over the weights. Every
 // term of base and of a histogram bin is a power of two between 2^(E-6) and 2^E, so those sums
 // are exact in double (n < 2^46) in any order: counting the weights per (level, mantissa bin)
@@ -281,11 +288,10 @@ void wbc_threshold_mants(const float* x, std::size_t n, const int* es, int count
   const int kmax = *std::max_element(es, es + count), kmin = *std::min_element(es, es + count) - 7;
   const auto levels = static_cast<std::size_t>(kmax - kmin);
   std::vector<std::uint32_t> cnt(levels * 1024, 0);  // weights per level k in [kmin, kmax) and bin
-  double target = 0, ge = 0;                         // ge: weights with level >= kmax
+  const double target = abs_sum_in_order(x, n);
+  double ge = 0;  // weights with level >= kmax
   for (std::size_t i = 0; i < n; ++i) {
-    const float a = std::fabs(x[i]);
-    target += a;
-    const std::uint32_t b = float_bits(a);
+    const std::uint32_t b = float_bits(x[i]) & 0x7FFFFFFFu;
     const int exp = static_cast<int>(b >> 23);
     if (exp == 0 || exp == 255) continue;
     const int k = exp - 127;
