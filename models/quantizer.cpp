@@ -13,7 +13,7 @@
 
 // The hot element loops get an AVX2 clone beside the baseline one, chosen at load time (GCC's
 // target_clones; the same operations either way, so results are identical).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__ELF__) && defined(__GLIBC__)  // ifunc
 #define MFSIM_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define MFSIM_VECTOR_CLONES
@@ -22,6 +22,7 @@
 namespace mfsim {
 
 namespace {
+constexpr int kMaxPrcCandidates = 16;  // the candidate arrays below hold this many
 constexpr double kSqrt2 = 1.41421356237309515;
 }
 
@@ -115,7 +116,7 @@ MFSIM_VECTOR_CLONES void quant_errors(const float* x, std::size_t n, const int* 
   // does (the sums, hence PRC's choices, are bit-identical to it). A block holding a subnormal,
   // an infinity or a NaN takes that loop.
   constexpr std::size_t kBlock = 256;
-  float d[16][kBlock];
+  float d[kMaxPrcCandidates][kBlock];
   const bool mse = crit == PrcCriterion::kMse;
   for (std::size_t i0 = 0; i0 < n; i0 += kBlock) {
     const std::size_t len = std::min(kBlock, n - i0);
@@ -342,40 +343,57 @@ double pot4_abs_sum(const float* x, std::size_t n, int e, double t) {
   return s;
 }
 
-Pot4Tensor potq_deterministic(const float* x, std::size_t n, const PotqOptions& opt) {
-  Pot4Tensor out;
+namespace {
+// PRC's candidates for deterministic rounding: scale exponents (clamped), thresholds (WBC's, or
+// sqrt(2)) and the criterion's cost of each (0 for a single candidate).
+struct DetCandidates {
+  int count = 1;
+  int es[kMaxPrcCandidates] = {};
+  std::uint32_t ts[kMaxPrcCandidates] = {};
+  double errs[kMaxPrcCandidates] = {};
+};
+
+DetCandidates det_candidates(const float* x, std::size_t n, const PotqOptions& opt) {
+  DetCandidates k;
   const float m = max_abs(x, n, nullptr);
   const int e0 = std::max(kPot4ScaleExpMin, std::min(kPot4ScaleExpMax, pot4_scale_exp_deterministic(m, kSqrt2)));
-  const int candidates = opt.prc ? opt.prc_candidates : 1;
+  k.count = opt.prc ? std::clamp(opt.prc_candidates, 1, kMaxPrcCandidates) : 1;
   const std::uint32_t sqrt2_mant = threshold_mant(kSqrt2);
-  double best_err = std::numeric_limits<double>::infinity();
-  std::uint32_t best_t = sqrt2_mant;
-  double errs[16] = {0};
-  int es[16] = {}, es_free[16] = {};  // the candidates' scale exponents (clamped; and as offsets of e0)
-  std::uint32_t ts[16] = {};
-  for (int c = 0; c < candidates; ++c) {
-    es[c] = std::max(kPot4ScaleExpMin, e0 - c);
+  int es_free[kMaxPrcCandidates] = {};  // the offsets of e0, unclamped
+  std::uint32_t sqrt2s[kMaxPrcCandidates] = {};
+  for (int c = 0; c < k.count; ++c) {
+    k.es[c] = std::max(kPot4ScaleExpMin, e0 - c);
     es_free[c] = e0 - c;
-    ts[c] = sqrt2_mant;
+    k.ts[c] = sqrt2s[c] = sqrt2_mant;
   }
-  if (opt.wbc) wbc_threshold_mants(x, n, es, candidates, ts);
-  if (candidates > 1) {
+  if (opt.wbc) wbc_threshold_mants(x, n, k.es, k.count, k.ts);
+  if (k.count > 1) {
     // Without WBC (and for the range rule) the offsets of e0 at sqrt(2); with WBC each
     // candidate at its own exponent and threshold.
     const bool own = opt.wbc && opt.prc_criterion != PrcCriterion::kRange;
-    std::uint32_t sqrt2s[16];
-    std::fill(sqrt2s, sqrt2s + candidates, sqrt2_mant);
-    quant_errors(x, n, own ? es : es_free, own ? ts : sqrt2s, candidates, errs, opt.prc_criterion);
+    quant_errors(x, n, own ? k.es : es_free, own ? k.ts : sqrt2s, k.count, k.errs, opt.prc_criterion);
   }
-  for (int c = 0; c < candidates; ++c) {
-    const int e = es[c];
-    const std::uint32_t t = ts[c];
-    const double err = errs[c];
-    if (err < best_err) {
-      best_err = err;
-      out.scale_exp = e;
+  return k;
+}
+}  // namespace
+
+int potq_candidate_costs(const float* x, std::size_t n, const PotqOptions& opt, double* cost) {
+  const DetCandidates k = det_candidates(x, n, opt);
+  std::copy(k.errs, k.errs + k.count, cost);
+  return k.count;
+}
+
+Pot4Tensor potq_deterministic(const float* x, std::size_t n, const PotqOptions& opt) {
+  Pot4Tensor out;
+  const DetCandidates k = det_candidates(x, n, opt);
+  double best_err = std::numeric_limits<double>::infinity();
+  std::uint32_t best_t = threshold_mant(kSqrt2);
+  for (int c = 0; c < k.count; ++c) {
+    if (k.errs[c] < best_err) {
+      best_err = k.errs[c];
+      out.scale_exp = k.es[c];
       out.rho = -c;
-      best_t = t;
+      best_t = k.ts[c];
     }
   }
   out.threshold = 1.0 + std::ldexp(static_cast<double>(best_t), -23);
@@ -415,7 +433,7 @@ Pot4Tensor potq_stochastic(const float* x, std::size_t n, const PotqOptions& opt
   // floor(log2 max): one octave below ceil unless max is a power of two.
   const int scale_e = opt.error_scale_floor && m > 0.0f && std::ldexp(1.0f, ceil_e) > m ? ceil_e - 1 : ceil_e;
   const int base = std::max(kPot4ScaleExpMin, std::min(kPot4ScaleExpMax, scale_e));
-  const int candidates = opt.prc ? opt.prc_candidates : 1;
+  const int candidates = opt.prc ? std::clamp(opt.prc_candidates, 1, kMaxPrcCandidates) : 1;
   const std::uint32_t mid = threshold_mant(1.5);  // linear midpoint: the stochastic rounding's mean
   double best_err = std::numeric_limits<double>::infinity();
   double errs[16] = {0};

@@ -55,6 +55,9 @@ Pot4Code pot4_round_stochastic(float x, int scale_exp, float u);
 
 // Sum of |Q(x)| for deterministic rounding at (E, t), used by WBC (exposed for tests).
 double pot4_abs_sum(const float* x, std::size_t n, int scale_exp, double t);
+// PRC's cost of each candidate offset of potq_deterministic (exposed for tests): writes
+// cost[0..count) and returns count (1 without PRC; then cost[0] = 0).
+int potq_candidate_costs(const float* x, std::size_t n, const PotqOptions& opt, double* cost);
 // WBC's thresholds for the scale exponents es[0..count), as potq_deterministic computes them
 // (exposed for tests): for each, the threshold 1 + j/1024 whose sum |Q(x)| is closest to sum |x|.
 void wbc_thresholds(const float* x, std::size_t n, const int* es, int count, double* out);

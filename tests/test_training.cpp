@@ -132,6 +132,40 @@ TEST_CASE("fast quantizers on sparse tensors and PRC's choice against a direct s
       };
       CHECK(t.rho == best_offset(t.scale_exp - t.rho, std::sqrt(2.0)));
       CHECK(s.rho == best_offset(s.scale_exp - s.rho, 1.5));
+      // PRC's costs, bit for bit: each candidate's sum in element order of |x| - Q(x) (float
+      // subtraction, then double), with WBC at its own exponent and its own WBC threshold.
+      PotqOptions ow = o;
+      ow.wbc = true;
+      for (const PotqOptions& opt : {o, ow}) {
+        const Pot4Tensor tq = potq_deterministic(x.data(), x.size(), opt);
+        const int e0 = tq.scale_exp - tq.rho;
+        const int es[3] = {e0, e0 - 1, e0 - 2};
+        const double sqrt2_grid = 1.0 + std::ldexp(std::ceil(std::ldexp(std::sqrt(2.0) - 1.0, 23)), -23);  // on binary32's mantissa
+        double thr[3] = {sqrt2_grid, sqrt2_grid, sqrt2_grid};
+        if (opt.wbc) wbc_thresholds(x.data(), x.size(), es, 3, thr);
+        double cost[16];
+        REQUIRE(potq_candidate_costs(x.data(), x.size(), opt, cost) == 3);
+        double best = INFINITY;
+        int rho = 0;
+        for (int c = 0; c < 3; ++c) {
+          double ref = 0;
+          for (float v : x) {
+            const auto q = static_cast<float>(pot4_decode(pot4_quantize(std::fabs(v), es[c], thr[c]), es[c]));
+            const double d = std::fabs(std::fabs(v) - q);
+            ref += crit == PrcCriterion::kMse ? d * d : d;
+          }
+          INFO("wbc " << opt.wbc << " candidate " << c);
+          CHECK(cost[c] == ref);
+          if (ref < best) {
+            best = ref;
+            rho = -c;
+          }
+        }
+        CHECK(tq.rho == rho);
+        CHECK(tq.threshold == thr[-rho]);
+      }
+      const Pot4Tensor tw = potq_deterministic(x.data(), x.size(), ow);
+      for (std::size_t i = 0; i < x.size(); ++i) REQUIRE(tw.codes[i] == pot4_quantize(x[i], tw.scale_exp, tw.threshold));
       if (trial == 4 && crit == PrcCriterion::kL1) CHECK(t.rho < 0);  // (MSE keeps the outlier)
     }
   }
