@@ -154,14 +154,7 @@ void add_results(ojson& rep, const TrainOptions& opt, const StepContext& ctx, Ne
   rep["train_accuracy_per_epoch"] = train_acc_per_epoch;
   rep["epoch_seconds"] = epoch_seconds;
   rep["steps"] = steps;
-  if (opt.arith == NumFormat::kPot4) {
-    rep["wbc_mean_threshold"] = ctx.wbc_count > 0 ? ctx.wbc_threshold_sum / ctx.wbc_count : 0.0;
-    ojson rho = ojson::object();
-    for (int i = 0; i < 8; ++i) {
-      if (ctx.rho_hist[i] > 0) rho[std::to_string(-i)] = ctx.rho_hist[i];
-    }
-    rep["prc_offsets_chosen"] = rho;
-  }
+  add_quantizer_stats(rep, opt, ctx);
   // Multiplications outside the linear-layer GEMMs, per training step (docs/training-core.md).
   const std::size_t np = net.parameter_count();
   rep["fp32_multiplications_outside_gemms_per_step"] =
@@ -170,6 +163,41 @@ void add_results(ojson& rep, const TrainOptions& opt, const StepContext& ctx, Ne
 }
 
 }  // namespace
+
+void add_quantizer_stats(ojson& rep, const TrainOptions& opt, const StepContext& ctx) {
+  if (opt.arith != NumFormat::kPot4) return;
+  rep["wbc_mean_threshold"] = ctx.wbc_count > 0 ? ctx.wbc_threshold_sum / ctx.wbc_count : 0.0;
+  ojson rho = ojson::object();
+  for (int i = 0; i < 8; ++i) {
+    if (ctx.rho_hist[i] > 0) rho[std::to_string(-i)] = ctx.rho_hist[i];
+  }
+  rep["prc_offsets_chosen"] = rho;
+}
+
+StepTracer::StepTracer(const TrainOptions& opt, StepContext& ctx) : opt_(opt), ctx_(ctx) {}
+StepTracer::~StepTracer() { ctx_.trace = nullptr; }
+
+bool StepTracer::open() const { return writer_ != nullptr; }
+
+void StepTracer::discard() {
+  writer_.reset();
+  ctx_.trace = nullptr;
+}
+
+bool StepTracer::begin(int epoch, std::size_t step, const std::string& command, const std::string& description) {
+  discard();
+  if (opt_.trace_out.empty() || epoch != 0 || step != static_cast<std::size_t>(opt_.trace_step)) return false;
+  writer_ = std::make_unique<TraceWriter>(opt_.trace_out, command, description);
+  ctx_.trace = writer_.get();
+  return true;
+}
+
+void StepTracer::commit() {
+  if (!writer_) return;
+  writer_->commit();
+  written_ = opt_.trace_out;
+  discard();
+}
 
 ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset& test) {
   set_blas_threads(opt.threads);
@@ -193,7 +221,7 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
   const bool tty = ::isatty(2) != 0;
   std::vector<double> acc_per_epoch, loss_per_epoch, train_acc_per_epoch, epoch_seconds;
   bool diverged = false;
-  std::string trace_written;
+  StepTracer tracer(opt, ctx);
   std::uint64_t step = 0;
   SplitMix64 shuffle_rng(opt.seed ^ 0x5eedull);
   for (int epoch = 0; epoch < opt.epochs && !diverged; ++epoch) {
@@ -211,36 +239,23 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
       Tensor x = batch_tensor(train, order, start, count, &labels);
       ctx.step = step;
       ctx.sqnr_sample = opt.sqnr_every > 0 && step % static_cast<std::uint64_t>(opt.sqnr_every) == 0;
-      std::unique_ptr<TraceWriter> tracer;
-      if (!opt.trace_out.empty() && epoch == 0 && s == static_cast<std::size_t>(opt.trace_step)) {
-        tracer = std::make_unique<TraceWriter>(
-            opt.trace_out, fmt::format("mfsim train --model {} --quant {} --seed {}", rep["model"].get<std::string>(),
-                                       arith_name(opt.arith), opt.seed),
-            fmt::format("training step {} of epoch 1: every GEMM of the forward and backward pass, batch {}", s, count));
-        ctx.trace = tracer.get();
-      }
-      Tensor logits;
-      Tensor dlogits;
+      tracer.begin(epoch, s,
+                   fmt::format("mfsim train --model {} --quant {} --seed {}", rep["model"].get<std::string>(),
+                               arith_name(opt.arith), opt.seed),
+                   fmt::format("training step {} of epoch 1: every GEMM of the forward and backward pass, batch {}", s, count));
       int correct = 0;
-      double loss = 0;
-      try {
-        logits = net.forward(std::move(x), ctx, true);
-        loss = softmax_cross_entropy(logits, labels, &dlogits, &correct);
-        if (std::isfinite(loss)) net.backward(std::move(dlogits), ctx);
-      } catch (const std::invalid_argument&) {
-        // The trace writer refuses a non-finite operand of a traced step: the run diverged.
-        if (!tracer) throw;
-        loss = NAN;
-      }
+      const double loss = tracer.run([&] {
+        Tensor logits = net.forward(std::move(x), ctx, true);
+        Tensor dlogits;
+        const double l = softmax_cross_entropy(logits, labels, &dlogits, &correct);
+        if (std::isfinite(l)) net.backward(std::move(dlogits), ctx);
+        return l;
+      });
       if (!std::isfinite(loss)) {
         diverged = true;
         break;
       }
-      if (tracer) {
-        tracer->commit();
-        trace_written = opt.trace_out;
-        ctx.trace = nullptr;
-      }
+      tracer.commit();
       sgd_update(params, velocity, opt, learning_rate(opt, step, steps_per_epoch));
       loss_sum += loss * static_cast<double>(count);
       right += static_cast<std::size_t>(correct);
@@ -277,7 +292,7 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
                                    "sum (x - Q(x))^2) for A (input activations), W (weights), G (output errors)",
                                    opt.sqnr_every);
   }
-  if (!trace_written.empty()) rep["trace"] = trace_written;
+  if (!tracer.written().empty()) rep["trace"] = tracer.written();
   rep["blas"] = blas_info();
   return rep;
 }

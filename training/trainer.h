@@ -3,8 +3,11 @@
 // every epoch, an optional trace of one training step with operands and expected outputs.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <string>
 
 #include "training/dataset.h"
@@ -35,6 +38,45 @@ struct TrainOptions {
 
 // The step context of a run's options: arithmetic, --first-last, the ALS-POTQ options, seed.
 StepContext make_context(const TrainOptions& opt);
+
+class TraceWriter;
+
+// The traced step of a run (`--trace-out`, `--trace-step`), shared by the training loops: opens
+// the trace writer on the chosen step of the first epoch, runs the step, and commits the trace
+// after a finite step. A non-finite operand that the writer refuses means the run diverged.
+class StepTracer {
+ public:
+  StepTracer(const TrainOptions& opt, StepContext& ctx);
+  ~StepTracer();
+  // Opens the writer when (epoch, step) is the traced one; `command` and `description` head the trace.
+  bool begin(int epoch, std::size_t step, const std::string& command, const std::string& description);
+  // Runs one step (a function returning its loss); NaN when the traced step met a non-finite operand.
+  template <class Step>
+  double run(Step&& step) {
+    try {
+      return step();
+    } catch (const std::invalid_argument&) {
+      if (!open()) throw;
+      discard();
+      return NAN;
+    }
+  }
+  // After a finite step: writes the trace if this step was traced.
+  void commit();
+  // The trace file written ("" when none).
+  const std::string& written() const { return written_; }
+
+ private:
+  bool open() const;
+  void discard();  // drops the unfinished trace
+  const TrainOptions& opt_;
+  StepContext& ctx_;
+  std::unique_ptr<TraceWriter> writer_;
+  std::string written_;
+};
+
+// The ALS-POTQ quantizers' statistics of a run (mean WBC threshold, PRC offsets chosen).
+void add_quantizer_stats(nlohmann::ordered_json& rep, const TrainOptions& opt, const StepContext& ctx);
 
 // Trains on `train`, evaluates on `test` after every epoch; returns the report (JSON).
 nlohmann::ordered_json train_network(const TrainOptions& opt, const Dataset& train, const Dataset& test);

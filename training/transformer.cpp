@@ -626,7 +626,7 @@ ojson train_transformer(const TransformerOptions& o) {
   const bool tty = ::isatty(2) != 0;
   std::vector<double> token_acc, exact, test_loss, train_loss, epoch_seconds;
   bool diverged = false;
-  std::string trace_written;
+  StepTracer tracer(opt, ctx);
   std::uint64_t step = 0;
   SplitMix64 shuffle_rng(opt.seed ^ 0x5eedull);
   std::vector<int> order(static_cast<std::size_t>(train.n));
@@ -646,43 +646,31 @@ ojson train_transformer(const TransformerOptions& o) {
         tg.insert(tg.end(), &train.target[off], &train.target[off] + train.seq);
       }
       ctx.step = step;
-      std::unique_ptr<TraceWriter> tracer;
-      if (!opt.trace_out.empty() && epoch == 0 && s == opt.trace_step) {
-        tracer = std::make_unique<TraceWriter>(
-            opt.trace_out,
-            fmt::format("mfsim train --model {} --quant {}{} --seed {}", to_spec(c), arith_name(opt.arith),
-                        o.attention_fp32 ? " --attention-quant fp32" : "", opt.seed),
-            fmt::format("training step {} of epoch 1: every GEMM of the forward and backward pass (attention: one "
-                        "GEMM per sequence and head), batch {}",
-                        s, count));
-        ctx.trace = tracer.get();
-      }
-      SeqLoss l;
-      try {
+      tracer.begin(epoch, static_cast<std::size_t>(s),
+                   fmt::format("mfsim train --model {} --quant {}{} --seed {}", to_spec(c), arith_name(opt.arith),
+                               o.attention_fp32 ? " --attention-quant fp32" : "", opt.seed),
+                   fmt::format("training step {} of epoch 1: every GEMM of the forward and backward pass (attention: "
+                               "one GEMM per sequence and head), batch {}",
+                               s, count));
+      const double loss = tracer.run([&] {
         std::vector<float> logits = model.forward(in.data(), count, ctx, o.attention_fp32);
         std::vector<float> dlogits;
-        l = seq_loss(logits, tg.data(), count, c.seq, c.vocab, &dlogits);
+        const SeqLoss l = seq_loss(logits, tg.data(), count, c.seq, c.vocab, &dlogits);
         if (std::isfinite(l.loss)) model.backward(dlogits, ctx, o.attention_fp32);
-      } catch (const std::invalid_argument&) {
-        if (!tracer) throw;  // the trace writer refuses a non-finite operand: the run diverged
-        l.loss = NAN;
-      }
-      if (!std::isfinite(l.loss)) {
+        return l.loss;
+      });
+      if (!std::isfinite(loss)) {
         diverged = true;
         break;
       }
-      if (tracer) {
-        tracer->commit();
-        trace_written = opt.trace_out;
-        ctx.trace = nullptr;
-      }
+      tracer.commit();
       const double progress = static_cast<double>(step);
       const double lr = progress < warmup ? opt.lr * (progress + 1) / warmup
                                           : 0.5 * opt.lr *
                                                 (1.0 + std::cos(3.14159265358979323846 * (progress - warmup) /
                                                                 std::max(1.0, total_steps - warmup)));
       adam.step(params, lr, opt.weight_decay);
-      loss_sum += l.loss * count;
+      loss_sum += loss * count;
       seen += static_cast<std::size_t>(count);
       if (opt.progress && tty) {
         auto now = std::chrono::steady_clock::now();
@@ -717,10 +705,8 @@ ojson train_transformer(const TransformerOptions& o) {
   rep["train_loss_per_epoch"] = train_loss;
   rep["epoch_seconds"] = epoch_seconds;
   rep["steps"] = step;
-  if (opt.arith == NumFormat::kPot4) {
-    rep["wbc_mean_threshold"] = ctx.wbc_count > 0 ? ctx.wbc_threshold_sum / ctx.wbc_count : 0.0;
-  }
-  if (!trace_written.empty()) rep["trace"] = trace_written;
+  add_quantizer_stats(rep, opt, ctx);
+  if (!tracer.written().empty()) rep["trace"] = tracer.written();
   rep["blas"] = blas_info();
   return rep;
 }
