@@ -90,6 +90,18 @@ inline float fast_magnitude(Pot4Code c, int e) {
   return f;
 }
 
+// Whether x[0..n) holds a subnormal, an infinity or a NaN (zeros and normal numbers take the
+// blocked, branch-free paths below; a block with one of these takes the general routine).
+inline bool has_special(const float* x, std::size_t n) {
+  std::uint32_t special = 0;
+  for (std::size_t j = 0; j < n; ++j) {
+    const std::uint32_t b = float_bits(x[j]) & 0x7FFFFFFFu;
+    const std::uint32_t exp = b >> 23;
+    special |= static_cast<std::uint32_t>(exp == 255) | (static_cast<std::uint32_t>(exp == 0) & static_cast<std::uint32_t>(b != 0));
+  }
+  return special != 0;
+}
+
 // sum |x - Q(x)| (the PRC criterion; for the stochastic case a deterministic proxy) for each
 // candidate c < count: scale exponent es[c] and rounding threshold ts[c] (its mantissa bits),
 // in one pass. The range criterion reads es[0] as the top and es[c] = es[0] - c.
@@ -121,13 +133,7 @@ MFSIM_VECTOR_CLONES void quant_errors(const float* x, std::size_t n, const int* 
   for (std::size_t i0 = 0; i0 < n; i0 += kBlock) {
     const std::size_t len = std::min(kBlock, n - i0);
     const float* xb = x + i0;
-    std::uint32_t special = 0;
-    for (std::size_t j = 0; j < len; ++j) {
-      const std::uint32_t b = float_bits(xb[j]) & 0x7FFFFFFFu;
-      const std::uint32_t exp = b >> 23;
-      special |= static_cast<std::uint32_t>(exp == 255) | (static_cast<std::uint32_t>(exp == 0) & static_cast<std::uint32_t>(b != 0));
-    }
-    if (special != 0) {
+    if (has_special(xb, len)) {
       for (std::size_t j = 0; j < len; ++j) {
         const float a = std::fabs(xb[j]);
         for (int c = 0; c < count; ++c) {
@@ -197,13 +203,7 @@ void quantize_into(const float* x, std::size_t n, int e, std::uint32_t t_mant, s
   for (std::size_t i0 = 0; i0 < n; i0 += kBlock) {
     const std::size_t len = std::min(kBlock, n - i0);
     const float* xb = x + i0;
-    std::uint32_t special = 0;
-    for (std::size_t j = 0; j < len; ++j) {
-      const std::uint32_t b = float_bits(xb[j]) & 0x7FFFFFFFu;
-      const std::uint32_t exp = b >> 23;
-      special |= static_cast<std::uint32_t>(exp == 255) | (static_cast<std::uint32_t>(exp == 0) & static_cast<std::uint32_t>(b != 0));
-    }
-    if (special != 0) {  // subnormals, infinities or NaNs: the general routine
+    if (has_special(xb, len)) {  // subnormals, infinities or NaNs: the general routine
       for (std::size_t j = 0; j < len; ++j) o[i0 + j] = fast_quantize(xb[j], e, t_mant);
       continue;
     }
@@ -436,10 +436,10 @@ Pot4Tensor potq_stochastic(const float* x, std::size_t n, const PotqOptions& opt
   const int candidates = opt.prc ? std::clamp(opt.prc_candidates, 1, kMaxPrcCandidates) : 1;
   const std::uint32_t mid = threshold_mant(1.5);  // linear midpoint: the stochastic rounding's mean
   double best_err = std::numeric_limits<double>::infinity();
-  double errs[16] = {0};
+  double errs[kMaxPrcCandidates] = {0};
   if (candidates > 1) {
-    int es[16];
-    std::uint32_t ts[16];
+    int es[kMaxPrcCandidates];
+    std::uint32_t ts[kMaxPrcCandidates];
     for (int c = 0; c < candidates; ++c) {
       es[c] = base - c;
       ts[c] = mid;
@@ -461,16 +461,17 @@ Pot4Tensor potq_stochastic(const float* x, std::size_t n, const PotqOptions& opt
   const int lowest = e - 6;  // the smallest level 2^(E-6)
   // Below the smallest level an element rounds up with probability p = |x| 2^-lowest (as
   // pot4_round_stochastic computes it: a multiplication by a power of two, rounded alike).
-  const bool inv_normal = -lowest >= -126 && -lowest <= 127;
-  const float inv_lowest = inv_normal ? std::ldexp(1.0f, -lowest) : 0.0f;
+  // 2^-lowest is a normal binary32 for every scale exponent in range.
+  static_assert(6 - kPot4ScaleExpMin <= 127 && 6 - kPot4ScaleExpMax >= -126, "2^-lowest must be normal");
+  const float inv_lowest = std::ldexp(1.0f, -lowest);
   for (std::size_t i = 0; i < n; ++i) {
     const std::uint32_t b = float_bits(x[i]);
     const std::uint32_t u24 = counter_u24(key, i);
     const int exp = static_cast<int>((b >> 23) & 0xFFu);
     const int k = exp - 127;  // |x| in [2^k, 2^(k+1))
-    if ((exp == 0 && (b & 0x7FFFFFFFu) != 0) || exp == 255 || (k < lowest && !inv_normal)) {
-      // subnormal, inf/NaN, or a scale too far out for the shortcut: the general routine
-      // (zeros take the shortcut: below the smallest level, with probability 0)
+    if ((exp == 0 && (b & 0x7FFFFFFFu) != 0) || exp == 255) {
+      // subnormal or inf/NaN: the general routine (zeros take the shortcut: below the
+      // smallest level, with probability 0)
       out.codes[i] = pot4_round_stochastic(x[i], e, static_cast<float>(u24) * (1.0f / 16777216.0f));
       continue;
     }
