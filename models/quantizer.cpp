@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "models/int8.h"
@@ -26,7 +27,7 @@ constexpr int kMaxPrcCandidates = 16;  // the candidate arrays below hold this m
 constexpr double kSqrt2 = 1.41421356237309515;
 }
 
-float max_abs(const float* x, std::size_t n, bool* finite) {
+MFSIM_VECTOR_CLONES float max_abs(const float* x, std::size_t n, bool* finite) {
   // On the bits: |x| orders like its bit pattern (vectorisable). Without a NaN that is the
   // answer; a NaN (bits above infinity's) takes the loop below, which skips NaNs.
   std::uint32_t top = 0;
@@ -105,8 +106,12 @@ inline bool has_special(const float* x, std::size_t n) {
 // sum |x - Q(x)| (the PRC criterion; for the stochastic case a deterministic proxy) for each
 // candidate c < count: scale exponent es[c] and rounding threshold ts[c] (its mantissa bits),
 // in one pass. The range criterion reads es[0] as the top and es[c] = es[0] - c.
-MFSIM_VECTOR_CLONES void quant_errors(const float* x, std::size_t n, const int* es, const std::uint32_t* ts, int count, double* err,
-                  PrcCriterion crit) {
+//
+// any_order: the sums in eight lanes per candidate instead (no add chain through every element;
+// what certified_choice() below reads); returns false, leaving err[] undefined, on a block with
+// a subnormal, an infinity or a NaN. In element order it always returns true.
+MFSIM_VECTOR_CLONES bool quant_errors(const float* x, std::size_t n, const int* es, const std::uint32_t* ts, int count, double* err,
+                  PrcCriterion crit, bool any_order = false) {
   for (int c = 0; c < count; ++c) err[c] = 0;
   const int e = es[0];
   if (crit == PrcCriterion::kRange) {
@@ -121,19 +126,22 @@ MFSIM_VECTOR_CLONES void quant_errors(const float* x, std::size_t n, const int* 
       const bool ok = c == 0 || static_cast<double>(clipped[static_cast<std::size_t>(c)]) <= 0.005 * static_cast<double>(n);
       err[c] = ok ? -static_cast<double>(c) : std::numeric_limits<double>::infinity();
     }
-    return;
+    return true;
   }
   // Blocks of elements: the magnitudes |x - Q(x)| of every candidate computed without branches
   // (vectorisable), then summed in element order, exactly as the one-element-at-a-time loop
   // does (the sums, hence PRC's choices, are bit-identical to it). A block holding a subnormal,
   // an infinity or a NaN takes that loop.
   constexpr std::size_t kBlock = 256;
+  constexpr std::size_t kLanes = 8;
   float d[kMaxPrcCandidates][kBlock];
+  double lane[kMaxPrcCandidates][kLanes] = {};
   const bool mse = crit == PrcCriterion::kMse;
   for (std::size_t i0 = 0; i0 < n; i0 += kBlock) {
     const std::size_t len = std::min(kBlock, n - i0);
     const float* xb = x + i0;
     if (has_special(xb, len)) {
+      if (any_order) return false;
       for (std::size_t j = 0; j < len; ++j) {
         const float a = std::fabs(xb[j]);
         for (int c = 0; c < count; ++c) {
@@ -159,6 +167,24 @@ MFSIM_VECTOR_CLONES void quant_errors(const float* x, std::size_t n, const int* 
         std::memcpy(&q, &qb, 4);
         dc[j] = std::fabs(a - q);
       }
+    }
+    if (any_order) {
+      for (int c = 0; c < count; ++c) {
+        double* l = lane[c];
+        const float* dc = d[c];
+        std::size_t j = 0;
+        for (; j + kLanes <= len; j += kLanes) {
+          for (std::size_t q = 0; q < kLanes; ++q) {
+            const double v = dc[j + q];
+            l[q] += mse ? v * v : v;
+          }
+        }
+        for (; j < len; ++j) {
+          const double v = dc[j];
+          l[0] += mse ? v * v : v;
+        }
+      }
+      continue;
     }
     // The sums in registers (err[] in memory would put a store-to-load round trip on each add);
     // PRC's usual three candidates interleaved, so that their three add chains overlap.
@@ -194,17 +220,175 @@ MFSIM_VECTOR_CLONES void quant_errors(const float* x, std::size_t n, const int* 
       err[c] = s;
     }
   }
+  if (any_order) {
+    for (int c = 0; c < count; ++c) {
+      double s = 0;
+      for (std::size_t q = 0; q < kLanes; ++q) s += lane[c][q];
+      err[c] = s;
+    }
+  }
+  return true;
 }
 
-void quantize_into(const float* x, std::size_t n, int e, std::uint32_t t_mant, std::vector<Pot4Code>& out) {
-  out.resize(n);
-  Pot4Code* o = out.data();
+// u_n = n u / (1 - n u), u the unit roundoff: the relative error bound of a sum of n - 1 additions
+// of terms >= 0, in any order of addition (Higham, Accuracy and Stability of Numerical
+// Algorithms, 4.2), for n u < 1/2 (callers keep n far below). Rounded up by 1%.
+inline double gamma_bound(double n, double u) { return 1.01 * n * u / (1.0 - n * u); }
+
+// How far apart, relative to the smaller, two sums of the same n terms >= 0 in double can lie:
+// the element-order one and one in any order. Each is within gamma_n of the exact sum.
+inline double order_bound(std::size_t n) { return 2.0 * gamma_bound(static_cast<double>(n), 0x1p-53); }
+
+// PRC's choice (the first smallest cost, as the element-order loop picks it) from costs summed in
+// another order, each within a relative distance g of its element-order sum: the choice when it
+// is provably the element-order one (every other cost either an exact tie at 0, which is zero in
+// every order, or farther from the smallest than both of their bounds); else -1.
+int certified_choice(const double* s, int count, double g) {
+  int best = 0;
+  for (int c = 0; c < count; ++c) {
+    if (!std::isfinite(s[c])) return -1;
+    if (s[c] < s[best]) best = c;
+  }
+  for (int c = 0; c < count; ++c) {
+    if (c == best || (s[c] == 0 && s[best] == 0)) continue;
+    if (!(s[c] * (1.0 - 2.0 * g) > s[best] * (1.0 + 2.0 * g))) return -1;  // (2x: the roundings of this test)
+  }
+  return best;
+}
+
+// GCC/Clang vector extensions (eight lanes: one AVX2 register, two SSE ones in the baseline clone).
+typedef float V8f __attribute__((vector_size(32)));
+typedef std::int32_t V8i __attribute__((vector_size(32)));
+
+// The L1 costs of three candidates in one pass: each |x - Q(x)| computed as quant_errors does,
+// summed in float in eight lanes over chunks of 256 elements, the chunks' lane sums added in
+// double. Returns false (err[] undefined) on a chunk with a subnormal, an infinity or a NaN.
+// The relative distance of these sums from the element-order ones: l1_fused_bound(n).
+inline double l1_fused_bound(std::size_t n) {
+  return gamma_bound(32, 0x1p-24) + gamma_bound(static_cast<double>(n / 32 + 8), 0x1p-53) + order_bound(n) / 2;
+}
+MFSIM_VECTOR_CLONES bool l1_costs3_fused(const float* x, std::size_t n, const int* es, const std::uint32_t* ts, double* err) {
+  constexpr int kC = 3;
+  constexpr std::size_t kChunk = 256;
+  V8i eb[kC], low[kC], t[kC];
+  for (int c = 0; c < kC; ++c) {
+    const int b = es[c] + 127;  // the scale's biased exponent
+    for (int q = 0; q < 8; ++q) {
+      eb[c][q] = b;
+      low[c][q] = b - 7;  // a level must exceed this to be kept (m >= 1)
+      t[c][q] = static_cast<std::int32_t>(ts[c]);
+    }
+  }
+  double acc[kC] = {0, 0, 0};
+  std::size_t i0 = 0;
+  for (; i0 + 8 <= n; i0 += kChunk) {
+    const std::size_t len = std::min(kChunk, n - i0) & ~std::size_t{7};
+    V8f lane[kC] = {};
+    V8i special = {};
+    for (std::size_t j = 0; j < len; j += 8) {
+      V8i b;
+      std::memcpy(&b, x + i0 + j, 32);
+      b &= 0x7FFFFFFF;
+      const V8i bexp = b >> 23;  // (b >= 0: a logical shift)
+      const V8i mant = b & 0x7FFFFF;
+      const V8i nz = b != 0;
+      special |= (bexp == 255) | ((bexp == 0) & nz);
+      V8f a;
+      std::memcpy(&a, &b, 32);
+      for (int c = 0; c < kC; ++c) {
+        const V8i level = bexp - (mant >= t[c]);  // biased; +1 where rounding up (the mask is -1)
+        const V8i qexp = level < eb[c] ? level : eb[c];
+        const V8i qb = (qexp << 23) & ((level > low[c]) & nz);
+        V8f q;
+        std::memcpy(&q, &qb, 32);
+        const V8f diff = a - q;
+        V8i db;
+        std::memcpy(&db, &diff, 32);
+        db &= 0x7FFFFFFF;
+        V8f d;
+        std::memcpy(&d, &db, 32);
+        lane[c] += d;
+      }
+    }
+    for (int q = 0; q < 8; ++q) {
+      if (special[q] != 0) return false;
+    }
+    for (int c = 0; c < kC; ++c) {
+      for (int q = 0; q < 8; ++q) acc[c] += static_cast<double>(lane[c][q]);
+    }
+    if (len < kChunk) {
+      i0 += len;
+      break;
+    }
+  }
+  for (; i0 < n; ++i0) {  // the last n mod 8 elements, one by one (exactly as above)
+    const std::uint32_t b = float_bits(x[i0]) & 0x7FFFFFFFu;
+    const int bexp = static_cast<int>(b >> 23);
+    if (bexp == 255 || (bexp == 0 && b != 0)) return false;
+    float a;
+    std::memcpy(&a, &b, 4);
+    for (int c = 0; c < kC; ++c) {
+      const int level = bexp + ((b & 0x7FFFFFu) >= ts[c] ? 1 : 0);
+      const int eb1 = es[c] + 127;
+      const std::uint32_t qb = (level > eb1 - 7 && b != 0) ? static_cast<std::uint32_t>(std::min(level, eb1)) << 23 : 0u;
+      float q;
+      std::memcpy(&q, &qb, 4);
+      acc[c] += static_cast<double>(std::fabs(a - q));
+    }
+  }
+  for (int c = 0; c < kC; ++c) err[c] = acc[c];
+  return true;
+}
+
+// PRC's costs for the choice: summed in another order when that decides the choice provably,
+// else in element order (costs[] then holds those sums). Returns the chosen candidate (-1 when
+// every cost is NaN).
+int prc_choice(const float* x, std::size_t n, const int* es, const std::uint32_t* ts, int count, double* costs,
+               PrcCriterion crit) {
+  if (crit != PrcCriterion::kRange && n < (std::size_t{1} << 40)) {
+    int c = -1;
+    if (crit == PrcCriterion::kL1 && count == 3) {
+      if (l1_costs3_fused(x, n, es, ts, costs)) c = certified_choice(costs, count, l1_fused_bound(n));
+    } else if (quant_errors(x, n, es, ts, count, costs, crit, true)) {
+      c = certified_choice(costs, count, order_bound(n));
+    }
+    if (c >= 0) return c;
+  }
+  quant_errors(x, n, es, ts, count, costs, crit);
+  int best = -1;
+  double best_err = std::numeric_limits<double>::infinity();
+  for (int c = 0; c < count; ++c) {
+    if (costs[c] < best_err) {
+      best_err = costs[c];
+      best = c;
+    }
+  }
+  return best;
+}
+
+// A code's grid integer pot4_int(c) as a float, built from its bits: +0, or +-2^(m-1).
+inline float code_int(Pot4Code c) {
+  const unsigned m = pot4_mag(c);
+  const std::uint32_t b = m == 0 ? 0u : ((pot4_negative(c) ? 0x80000000u : 0u) | ((m + 126u) << 23));
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+
+// Where the quantizers put element i: its code (Pot4Code) or its grid integer (float).
+inline void put(Pot4Code* o, std::size_t i, Pot4Code c) { o[i] = c; }
+inline void put(float* o, std::size_t i, Pot4Code c) { o[i] = code_int(c); }
+
+// Deterministic rounding of x[0..n) at scale e and threshold t_mant into out[0..n): codes, or
+// their grid integers (the same elements either way).
+template <class Out>
+MFSIM_VECTOR_CLONES void quantize_into(const float* x, std::size_t n, int e, std::uint32_t t_mant, Out* o) {
   constexpr std::size_t kBlock = 256;
   for (std::size_t i0 = 0; i0 < n; i0 += kBlock) {
     const std::size_t len = std::min(kBlock, n - i0);
     const float* xb = x + i0;
     if (has_special(xb, len)) {  // subnormals, infinities or NaNs: the general routine
-      for (std::size_t j = 0; j < len; ++j) o[i0 + j] = fast_quantize(xb[j], e, t_mant);
+      for (std::size_t j = 0; j < len; ++j) put(o, i0 + j, fast_quantize(xb[j], e, t_mant));
       continue;
     }
     for (std::size_t j = 0; j < len; ++j) {  // zeros and normal numbers: fast_quantize without branches
@@ -212,8 +396,14 @@ void quantize_into(const float* x, std::size_t n, int e, std::uint32_t t_mant, s
       const int level = static_cast<int>((b >> 23) & 0xFFu) - 127 + ((b & 0x7FFFFFu) >= t_mant ? 1 : 0);
       int m = level - e + 7;
       m = m > 7 ? 7 : m;
-      const unsigned sign = (b >> 31) != 0 ? kPot4SignBit : 0u;
-      o[i0 + j] = static_cast<Pot4Code>(m < 1 || (b & 0x7FFFFFFFu) == 0 ? 0u : (sign | static_cast<unsigned>(m)));
+      const bool zero = m < 1 || (b & 0x7FFFFFFFu) == 0;
+      if constexpr (std::is_same_v<Out, float>) {
+        const std::uint32_t v = zero ? 0u : ((b & 0x80000000u) | (static_cast<std::uint32_t>(m + 126) << 23));
+        std::memcpy(&o[i0 + j], &v, 4);
+      } else {
+        const unsigned sign = (b >> 31) != 0 ? kPot4SignBit : 0u;
+        o[i0 + j] = static_cast<Pot4Code>(zero ? 0u : (sign | static_cast<unsigned>(m)));
+      }
     }
   }
 }
@@ -276,32 +466,89 @@ __attribute__((noinline)) double abs_sum_in_order(const float* x, std::size_t n)
   return s;
 }
 
+// sum |x| in double in eight lanes (any order: no add chain through every element).
+MFSIM_VECTOR_CLONES double abs_sum_any_order(const float* x, std::size_t n) {
+  constexpr std::size_t kLanes = 8;
+  double l[kLanes] = {};
+  std::size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (std::size_t q = 0; q < kLanes; ++q) l[q] += std::fabs(x[i + q]);
+  }
+  for (; i < n; ++i) l[0] += std::fabs(x[i]);
+  double s = 0;
+  for (std::size_t q = 0; q < kLanes; ++q) s += l[q];
+  return s;
+}
+
+// closest_threshold's choice when its target is known only to within +-bound: the threshold
+// when every grid point whose sum differs from the chosen one's is farther from the target by
+// more than twice the bound (with the roundings of the distances), so the exact target picks it
+// too; kUncertain when not. Grid points with the same sum tie alike for every target.
+constexpr std::uint32_t kUncertain = 0xFFFFFFFFu;
+std::uint32_t closest_threshold_certain(const double* hist, double base, double target, double bound) {
+  const std::uint32_t t = closest_threshold(hist, base, target);
+  const auto bj = static_cast<int>(t >> 13);
+  double suffix = 0, p_best = 0;
+  for (int j = 1023; j >= bj; --j) suffix += hist[j];
+  p_best = base + suffix;  // the same operations as closest_threshold's: the same value
+  const double d_best = std::fabs(p_best - target);
+  double d_other = std::numeric_limits<double>::infinity();
+  suffix = 0;
+  for (int j = 1023; j >= 0; --j) {
+    suffix += hist[j];
+    const double p = base + suffix;
+    if (p != p_best) d_other = std::min(d_other, std::fabs(p - target));
+  }
+  const double u = 0x1p-53;
+  if (!std::isfinite(target) || !(d_other - d_best > 2.5 * bound + 8 * u * (d_other + d_best))) return kUncertain;
+  return t;
+}
+
+// wbc_threshold_mants' counts: all[row * 1024 + bin] += 1 for each weight, row 1 + k - kmin for a
+// level k in [kmin, kmin + levels), row levels + 1 for the levels above, row 0 for the rest
+// (below kmin, zeros, subnormals, infinities, NaNs); bin: the top ten mantissa bits. Per block,
+// the indices first (branch-free, vectorisable), then the increments.
+MFSIM_VECTOR_CLONES void count_rows(const float* x, std::size_t n, int kmin, int levels, std::uint32_t* all) {
+  constexpr std::size_t kBlock = 256;
+  std::uint32_t idx[kBlock];
+  for (std::size_t i0 = 0; i0 < n; i0 += kBlock) {
+    const std::size_t len = std::min(kBlock, n - i0);
+    for (std::size_t j = 0; j < len; ++j) {
+      const std::uint32_t b = float_bits(x[i0 + j]) & 0x7FFFFFFFu;
+      const int exp = static_cast<int>(b >> 23);
+      int row = exp - 127 - kmin + 1;
+      row = row < 0 ? 0 : row;
+      row = row > levels + 1 ? levels + 1 : row;
+      row = (exp == 0 || exp == 255) ? 0 : row;
+      idx[j] = (static_cast<std::uint32_t>(row) << 10) | ((b & 0x7FFFFFu) >> 13);
+    }
+    for (std::size_t j = 0; j < len; ++j) all[idx[j]]++;
+  }
+}
+
 // wbc_threshold_mant for the scale exponents es[0..count) from one pass over the weights. Every
 // term of base and of a histogram bin is a power of two between 2^(E-6) and 2^E, so those sums
 // are exact in double (n < 2^46) in any order: counting the weights per (level, mantissa bin)
 // and multiplying gives the same bits as the element-by-element sums. `target` (sum |w|) is
-// summed in the same order as there. Small tensors take the per-exponent passes.
+// summed in any order, and again in element order (as there) only when its rounding could move
+// a threshold (closest_threshold_certain). Small tensors take the per-exponent passes.
 void wbc_threshold_mants(const float* x, std::size_t n, const int* es, int count, std::uint32_t* out) {
-  if (count == 1 || n < 8192) {
+  if (n < 8192 || n >= (std::size_t{1} << 32)) {  // (32-bit counts below)
     for (int c = 0; c < count; ++c) out[c] = wbc_threshold_mant(x, n, es[c]);
     return;
   }
   const int kmax = *std::max_element(es, es + count), kmin = *std::min_element(es, es + count) - 7;
   const auto levels = static_cast<std::size_t>(kmax - kmin);
-  std::vector<std::uint32_t> cnt(levels * 1024, 0);  // weights per level k in [kmin, kmax) and bin
-  const double target = abs_sum_in_order(x, n);
+  // sum |w| in any order; in element order only when that could change a threshold.
+  const double target_any = abs_sum_any_order(x, n);
+  double target_in_order = 0;
+  bool in_order = false;
+  // Weights per row and mantissa bin (count_rows): the levels in [kmin, kmax), those above, the rest.
+  std::vector<std::uint32_t> all((levels + 2) * 1024, 0);
+  count_rows(x, n, kmin, static_cast<int>(levels), all.data());
+  const std::uint32_t* cnt = &all[1024];  // the level rows
   double ge = 0;  // weights with level >= kmax
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::uint32_t b = float_bits(x[i]) & 0x7FFFFFFFu;
-    const int exp = static_cast<int>(b >> 23);
-    if (exp == 0 || exp == 255) continue;
-    const int k = exp - 127;
-    if (k >= kmax) {
-      ge += 1;
-    } else if (k >= kmin) {
-      cnt[static_cast<std::size_t>(k - kmin) * 1024 + ((b & 0x7FFFFFu) >> 13)]++;
-    }
-  }
+  for (std::size_t j = 0; j < 1024; ++j) ge += all[(levels + 1) * 1024 + j];
   std::vector<double> rows(levels, 0.0);
   for (std::size_t r = 0; r < levels; ++r) {
     for (std::size_t j = 0; j < 1024; ++j) rows[r] += cnt[r * 1024 + j];
@@ -325,7 +572,14 @@ void wbc_threshold_mants(const float* x, std::size_t n, const int* es, int count
         for (std::size_t j = 0; j < 1024; ++j) hist[j] += row[j] * w;
       }
     }
-    out[c] = closest_threshold(hist.data(), base, target);
+    out[c] = n < (std::size_t{1} << 40)
+                 ? closest_threshold_certain(hist.data(), base, target_any, order_bound(n) * target_any)
+                 : kUncertain;
+    if (out[c] == kUncertain) {
+      if (!in_order) target_in_order = abs_sum_in_order(x, n);
+      in_order = true;
+      out[c] = closest_threshold(hist.data(), base, target_in_order);
+    }
   }
 }
 
@@ -344,61 +598,81 @@ double pot4_abs_sum(const float* x, std::size_t n, int e, double t) {
 }
 
 namespace {
-// PRC's candidates for deterministic rounding: scale exponents (clamped), thresholds (WBC's, or
-// sqrt(2)) and the criterion's cost of each (0 for a single candidate).
+// PRC's candidates for deterministic rounding: scale exponents (clamped) and thresholds (WBC's,
+// or sqrt(2)), and the exponents and thresholds the criterion prices them at.
 struct DetCandidates {
   int count = 1;
   int es[kMaxPrcCandidates] = {};
   std::uint32_t ts[kMaxPrcCandidates] = {};
-  double errs[kMaxPrcCandidates] = {};
+  const int* cost_es = es;
+  const std::uint32_t* cost_ts = ts;
+  int es_free[kMaxPrcCandidates] = {};  // the offsets of e0, unclamped
+  std::uint32_t sqrt2s[kMaxPrcCandidates] = {};
+  DetCandidates() = default;
+  DetCandidates(const DetCandidates&) = delete;  // cost_es and cost_ts point into it
+  DetCandidates& operator=(const DetCandidates&) = delete;
 };
 
-DetCandidates det_candidates(const float* x, std::size_t n, const PotqOptions& opt) {
-  DetCandidates k;
+void det_candidates(const float* x, std::size_t n, const PotqOptions& opt, DetCandidates& k) {
   const float m = max_abs(x, n, nullptr);
   const int e0 = std::max(kPot4ScaleExpMin, std::min(kPot4ScaleExpMax, pot4_scale_exp_deterministic(m, kSqrt2)));
   k.count = opt.prc ? std::clamp(opt.prc_candidates, 1, kMaxPrcCandidates) : 1;
   const std::uint32_t sqrt2_mant = threshold_mant(kSqrt2);
-  int es_free[kMaxPrcCandidates] = {};  // the offsets of e0, unclamped
-  std::uint32_t sqrt2s[kMaxPrcCandidates] = {};
   for (int c = 0; c < k.count; ++c) {
     k.es[c] = std::max(kPot4ScaleExpMin, e0 - c);
-    es_free[c] = e0 - c;
-    k.ts[c] = sqrt2s[c] = sqrt2_mant;
+    k.es_free[c] = e0 - c;
+    k.ts[c] = k.sqrt2s[c] = sqrt2_mant;
   }
   if (opt.wbc) wbc_threshold_mants(x, n, k.es, k.count, k.ts);
-  if (k.count > 1) {
-    // Without WBC (and for the range rule) the offsets of e0 at sqrt(2); with WBC each
-    // candidate at its own exponent and threshold.
-    const bool own = opt.wbc && opt.prc_criterion != PrcCriterion::kRange;
-    quant_errors(x, n, own ? k.es : es_free, own ? k.ts : sqrt2s, k.count, k.errs, opt.prc_criterion);
-  }
-  return k;
+  // Without WBC (and for the range rule) the offsets of e0 at sqrt(2); with WBC each candidate
+  // at its own exponent and threshold.
+  const bool own = opt.wbc && opt.prc_criterion != PrcCriterion::kRange;
+  k.cost_es = own ? k.es : k.es_free;
+  k.cost_ts = own ? k.ts : k.sqrt2s;
 }
 }  // namespace
 
 int potq_candidate_costs(const float* x, std::size_t n, const PotqOptions& opt, double* cost) {
-  const DetCandidates k = det_candidates(x, n, opt);
-  std::copy(k.errs, k.errs + k.count, cost);
+  DetCandidates k;
+  det_candidates(x, n, opt, k);
+  if (k.count == 1) {
+    cost[0] = 0;
+  } else {
+    quant_errors(x, n, k.cost_es, k.cost_ts, k.count, cost, opt.prc_criterion);
+  }
   return k.count;
 }
 
-Pot4Tensor potq_deterministic(const float* x, std::size_t n, const PotqOptions& opt) {
+namespace {
+// potq_deterministic writing codes or grid integers to o[0..n) (meta: scale, rho, threshold).
+template <class Out>
+Pot4Tensor potq_deterministic_to(const float* x, std::size_t n, const PotqOptions& opt, Out* o) {
   Pot4Tensor out;
-  const DetCandidates k = det_candidates(x, n, opt);
-  double best_err = std::numeric_limits<double>::infinity();
+  DetCandidates k;
+  det_candidates(x, n, opt, k);
+  double costs[kMaxPrcCandidates] = {};
+  const int c = k.count > 1 ? prc_choice(x, n, k.cost_es, k.cost_ts, k.count, costs, opt.prc_criterion) : 0;
   std::uint32_t best_t = threshold_mant(kSqrt2);
-  for (int c = 0; c < k.count; ++c) {
-    if (k.errs[c] < best_err) {
-      best_err = k.errs[c];
-      out.scale_exp = k.es[c];
-      out.rho = -c;
-      best_t = k.ts[c];
-    }
+  if (c >= 0) {  // (none when every cost is NaN)
+    out.scale_exp = k.es[c];
+    out.rho = -c;
+    best_t = k.ts[c];
   }
   out.threshold = 1.0 + std::ldexp(static_cast<double>(best_t), -23);
-  quantize_into(x, n, out.scale_exp, best_t, out.codes);
+  quantize_into(x, n, out.scale_exp, best_t, o);
   return out;
+}
+}  // namespace
+
+Pot4Tensor potq_deterministic(const float* x, std::size_t n, const PotqOptions& opt) {
+  std::vector<Pot4Code> codes(n);
+  Pot4Tensor t = potq_deterministic_to(x, n, opt, codes.data());
+  t.codes = std::move(codes);
+  return t;
+}
+
+Pot4Tensor potq_deterministic_ints(const float* x, std::size_t n, const PotqOptions& opt, float* ints) {
+  return potq_deterministic_to(x, n, opt, ints);
 }
 
 Pot4Code pot4_round_stochastic(float x, int e, float u) {
@@ -425,7 +699,112 @@ Pot4Code pot4_round_stochastic(float x, int e, float u) {
   return pot4_encode(neg, static_cast<unsigned>(level - e + 7));
 }
 
-Pot4Tensor potq_stochastic(const float* x, std::size_t n, const PotqOptions& opt, std::uint64_t key) {
+namespace {
+// One zero or normal element (bits b) rounded stochastically at scale e with the random u24,
+// written to o[i] (code or grid integer), without branches.
+template <class Out>
+inline void put_stochastic(Out* o, std::size_t i, std::uint32_t b, std::uint32_t u24, int e, int lowest, float inv_lowest) {
+  const int k = static_cast<int>((b >> 23) & 0xFFu) - 127;  // |x| in [2^k, 2^(k+1))
+  // up with probability (|x| - 2^k) / 2^k = mant / 2^23, i.e. when u24 / 2^24 < mant / 2^23
+  const int up = static_cast<int>(u24 < ((b & 0x7FFFFFu) << 1));
+  std::uint32_t ab = b & 0x7FFFFFFFu;
+  float a;
+  std::memcpy(&a, &ab, 4);
+  // (u24 < 2^24: the same float through a signed conversion, which vectorises)
+  const int low_up = static_cast<int>(static_cast<float>(static_cast<std::int32_t>(u24)) * (1.0f / 16777216.0f) < a * inv_lowest);
+  int mag = k - e + 7 + up;
+  mag = k < lowest ? low_up : mag;
+  mag = k >= e ? 7 : mag;
+  if constexpr (std::is_same_v<Out, float>) {
+    const std::uint32_t v = mag == 0 ? 0u : ((b & 0x80000000u) | (static_cast<std::uint32_t>(mag + 126) << 23));
+    std::memcpy(&o[i], &v, 4);
+  } else {
+    const unsigned sign = (b >> 31) != 0 ? kPot4SignBit : 0u;
+    o[i] = static_cast<Pot4Code>(mag == 0 ? 0u : (sign | static_cast<unsigned>(mag)));
+  }
+}
+
+// put_stochastic for the eight zero or normal elements x[0..8) with indices i..i+7, in vectors:
+// counter_u24 in four 64-bit lanes (the same modular arithmetic: key + (i + q + 1) G is the
+// first lane's value plus q G), the rest in eight 32-bit lanes. The same results (tested).
+typedef std::uint64_t V4u64 __attribute__((vector_size(32)));
+typedef std::int32_t V4i __attribute__((vector_size(16)));
+typedef std::uint8_t V8u8 __attribute__((vector_size(8)));
+inline void splitmix64_mix4(V4u64& z) {  // (by reference: no vector in the ABI)
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+}
+template <class Out>
+inline void stochastic8(const float* x, std::uint64_t key, std::size_t i, int e, int lowest, float inv_lowest, Out* o) {
+  constexpr std::uint64_t kG = 0x9e3779b97f4a7c15ull;  // counter_u24's increment
+  const std::uint64_t first = key + (static_cast<std::uint64_t>(i) + 1) * kG;
+  const V4u64 steps0 = {0, kG, 2 * kG, 3 * kG}, steps1 = {4 * kG, 5 * kG, 6 * kG, 7 * kG};
+  V4u64 z0 = first + steps0, z1 = first + steps1;
+  splitmix64_mix4(z0);
+  splitmix64_mix4(z1);
+  const V4i lo = __builtin_convertvector(z0 >> 40, V4i);
+  const V4i hi = __builtin_convertvector(z1 >> 40, V4i);
+  V8i u24;
+  std::memcpy(&u24, &lo, 16);
+  std::memcpy(reinterpret_cast<char*>(&u24) + 16, &hi, 16);
+  V8i b;
+  std::memcpy(&b, x, 32);
+  const V8i k = ((b >> 23) & 0xFF) - 127;
+  const V8i up = u24 < ((b & 0x7FFFFF) << 1);  // -1 where rounding up
+  const V8i ab = b & 0x7FFFFFFF;
+  V8f a;
+  std::memcpy(&a, &ab, 32);
+  const V8i low_up = __builtin_convertvector(u24, V8f) * (1.0f / 16777216.0f) < a * inv_lowest;
+  V8i mag = k - e + 7 - up;
+  mag = k < lowest ? -low_up : mag;
+  mag = k >= e ? 7 : mag;
+  if constexpr (std::is_same_v<Out, float>) {
+    const V8i v = mag == 0 ? 0 : ((b & static_cast<std::int32_t>(0x80000000u)) | ((mag + 126) << 23));
+    std::memcpy(o, &v, 32);
+  } else {
+    const V8i sign = (b >> 31) & static_cast<std::int32_t>(kPot4SignBit);
+    const V8u8 c = __builtin_convertvector(mag == 0 ? 0 : (sign | mag), V8u8);
+    std::memcpy(o, &c, 8);
+  }
+}
+
+// The stochastic rounding of x[0..n) at scale e into o[0..n): codes or grid integers.
+template <class Out>
+MFSIM_VECTOR_CLONES void round_stochastic_into(const float* x, std::size_t n, int e, std::uint64_t key, Out* o) {
+  const int lowest = e - 6;  // the smallest level 2^(E-6)
+  // Below the smallest level an element rounds up with probability p = |x| 2^-lowest (as
+  // pot4_round_stochastic computes it: a multiplication by a power of two, rounded alike).
+  // 2^-lowest is a normal binary32 for every scale exponent in range.
+  static_assert(6 - kPot4ScaleExpMin <= 127 && 6 - kPot4ScaleExpMax >= -126, "2^-lowest must be normal");
+  const float inv_lowest = std::ldexp(1.0f, -lowest);
+  constexpr std::size_t kBlock = 256;
+  for (std::size_t i0 = 0; i0 < n; i0 += kBlock) {
+    const std::size_t len = std::min(kBlock, n - i0);
+    const float* xb = x + i0;
+    if (has_special(xb, len)) {  // a subnormal, an infinity or a NaN: element by element
+      for (std::size_t i = i0; i < i0 + len; ++i) {
+        const std::uint32_t b = float_bits(x[i]);
+        const int exp = static_cast<int>((b >> 23) & 0xFFu);
+        if ((exp == 0 && (b & 0x7FFFFFFFu) != 0) || exp == 255) {
+          // the general routine (zeros take the path below: under the smallest level, with
+          // probability 0)
+          put(o, i, pot4_round_stochastic(x[i], e, static_cast<float>(counter_u24(key, i)) * (1.0f / 16777216.0f)));
+        } else {
+          put_stochastic(o, i, b, counter_u24(key, i), e, lowest, inv_lowest);
+        }
+      }
+      continue;
+    }
+    std::size_t i = i0;
+    for (; i + 8 <= i0 + len; i += 8) stochastic8(x + i, key, i, e, lowest, inv_lowest, o + i);
+    for (; i < i0 + len; ++i) put_stochastic(o, i, float_bits(x[i]), counter_u24(key, i), e, lowest, inv_lowest);
+  }
+}
+
+// potq_stochastic writing codes or grid integers to o[0..n) (meta: scale, rho).
+template <class Out>
+Pot4Tensor potq_stochastic_to(const float* x, std::size_t n, const PotqOptions& opt, std::uint64_t key, Out* o) {
   Pot4Tensor out;
   bool finite = true;
   const float m = max_abs(x, n, &finite);
@@ -435,8 +814,7 @@ Pot4Tensor potq_stochastic(const float* x, std::size_t n, const PotqOptions& opt
   const int base = std::max(kPot4ScaleExpMin, std::min(kPot4ScaleExpMax, scale_e));
   const int candidates = opt.prc ? std::clamp(opt.prc_candidates, 1, kMaxPrcCandidates) : 1;
   const std::uint32_t mid = threshold_mant(1.5);  // linear midpoint: the stochastic rounding's mean
-  double best_err = std::numeric_limits<double>::infinity();
-  double errs[kMaxPrcCandidates] = {0};
+  int chosen = 0;
   if (candidates > 1) {
     int es[kMaxPrcCandidates];
     std::uint32_t ts[kMaxPrcCandidates];
@@ -444,48 +822,28 @@ Pot4Tensor potq_stochastic(const float* x, std::size_t n, const PotqOptions& opt
       es[c] = base - c;
       ts[c] = mid;
     }
-    quant_errors(x, n, es, ts, candidates, errs, opt.prc_criterion);
+    double costs[kMaxPrcCandidates];
+    chosen = prc_choice(x, n, es, ts, candidates, costs, opt.prc_criterion);
   }
-  for (int c = 0; c < candidates; ++c) {
-    const int e = std::max(kPot4ScaleExpMin, base - c);
-    const double err = errs[c];
-    if (err < best_err) {
-      best_err = err;
-      out.scale_exp = e;
-      out.rho = -c;
-    }
+  if (chosen >= 0) {  // (none when every cost is NaN)
+    out.scale_exp = std::max(kPot4ScaleExpMin, base - chosen);
+    out.rho = -chosen;
   }
   out.threshold = 0;  // stochastic
-  out.codes.resize(n);
-  const int e = out.scale_exp;
-  const int lowest = e - 6;  // the smallest level 2^(E-6)
-  // Below the smallest level an element rounds up with probability p = |x| 2^-lowest (as
-  // pot4_round_stochastic computes it: a multiplication by a power of two, rounded alike).
-  // 2^-lowest is a normal binary32 for every scale exponent in range.
-  static_assert(6 - kPot4ScaleExpMin <= 127 && 6 - kPot4ScaleExpMax >= -126, "2^-lowest must be normal");
-  const float inv_lowest = std::ldexp(1.0f, -lowest);
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::uint32_t b = float_bits(x[i]);
-    const std::uint32_t u24 = counter_u24(key, i);
-    const int exp = static_cast<int>((b >> 23) & 0xFFu);
-    const int k = exp - 127;  // |x| in [2^k, 2^(k+1))
-    if ((exp == 0 && (b & 0x7FFFFFFFu) != 0) || exp == 255) {
-      // subnormal or inf/NaN: the general routine (zeros take the shortcut: below the
-      // smallest level, with probability 0)
-      out.codes[i] = pot4_round_stochastic(x[i], e, static_cast<float>(u24) * (1.0f / 16777216.0f));
-      continue;
-    }
-    const unsigned sign = (b >> 31) != 0 ? kPot4SignBit : 0u;
-    // up with probability (|x| - 2^k) / 2^k = mant / 2^23, i.e. when u24 / 2^24 < mant / 2^23
-    const int mid_mag = k - e + 7 + (u24 < ((b & 0x7FFFFFu) << 1) ? 1 : 0);
-    std::uint32_t ab = b & 0x7FFFFFFFu;
-    float a;
-    std::memcpy(&a, &ab, 4);
-    const bool low_up = static_cast<float>(u24) * (1.0f / 16777216.0f) < a * inv_lowest;
-    const unsigned mag = k >= e ? 7u : (k < lowest ? (low_up ? 1u : 0u) : static_cast<unsigned>(mid_mag));
-    out.codes[i] = static_cast<Pot4Code>(mag == 0 ? 0u : (sign | mag));
-  }
+  round_stochastic_into(x, n, out.scale_exp, key, o);
   return out;
+}
+}  // namespace
+
+Pot4Tensor potq_stochastic(const float* x, std::size_t n, const PotqOptions& opt, std::uint64_t key) {
+  std::vector<Pot4Code> codes(n);
+  Pot4Tensor t = potq_stochastic_to(x, n, opt, key, codes.data());
+  t.codes = std::move(codes);
+  return t;
+}
+
+Pot4Tensor potq_stochastic_ints(const float* x, std::size_t n, const PotqOptions& opt, std::uint64_t key, float* ints) {
+  return potq_stochastic_to(x, n, opt, key, ints);
 }
 
 Int8Tensor int8_nearest(const float* x, std::size_t n, int qmax) {

@@ -50,6 +50,12 @@ Pot4Tensor potq_deterministic(const float* x, std::size_t n, const PotqOptions& 
 // Stochastic PoT4 quantization of errors; `key` seeds the counter-based random numbers.
 Pot4Tensor potq_stochastic(const float* x, std::size_t n, const PotqOptions& opt, std::uint64_t key);
 
+// The same two quantizations writing each element's grid integer pot4_int(code) as a float to
+// ints[0..n) instead of its code (the training core's GEMM operand; one pass less); the
+// returned tensor has the scale, rho and threshold and no codes.
+Pot4Tensor potq_deterministic_ints(const float* x, std::size_t n, const PotqOptions& opt, float* ints);
+Pot4Tensor potq_stochastic_ints(const float* x, std::size_t n, const PotqOptions& opt, std::uint64_t key, float* ints);
+
 // One stochastic rounding of x to a PoT4 code under scale E (exposed for tests).
 Pot4Code pot4_round_stochastic(float x, int scale_exp, float u);
 

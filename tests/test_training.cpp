@@ -171,6 +171,75 @@ TEST_CASE("fast quantizers on sparse tensors and PRC's choice against a direct s
   }
 }
 
+// The training core's quantizer entry points write grid integers instead of codes: the same
+// elements, on sizes that leave partial vector groups and blocks, with specials in some blocks.
+TEST_CASE("PoT4 quantizers writing grid integers equal their codes", "[unit]") {
+  std::mt19937 rng(31);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  for (std::size_t n : {std::size_t{7}, std::size_t{3001}, std::size_t{20005}}) {
+    std::vector<float> x(n);
+    for (auto& v : x) v = rng() % 3 == 0 ? 0.0f : g(rng) * std::ldexp(1.0f, static_cast<int>(rng() % 16) - 8);
+    if (n > 600) {
+      x[515] = 2e-40f;
+      x[516] = -INFINITY;
+    }
+    for (bool wbc : {false, true}) {
+      for (bool prc : {false, true}) {
+        PotqOptions o;
+        o.wbc = wbc;
+        o.prc = prc;
+        std::vector<float> ints(n);
+        const Pot4Tensor t = potq_deterministic(x.data(), n, o);
+        const Pot4Tensor ti = potq_deterministic_ints(x.data(), n, o, ints.data());
+        CHECK(ti.scale_exp == t.scale_exp);
+        CHECK(ti.rho == t.rho);
+        CHECK(ti.threshold == t.threshold);
+        for (std::size_t i = 0; i < n; ++i) REQUIRE(ints[i] == static_cast<float>(pot4_int(t.codes[i])));
+        const std::uint64_t key = 40 + n;
+        const Pot4Tensor s = potq_stochastic(x.data(), n, o, key);
+        const Pot4Tensor si = potq_stochastic_ints(x.data(), n, o, key, ints.data());
+        CHECK(si.scale_exp == s.scale_exp);
+        CHECK(si.rho == s.rho);
+        for (std::size_t i = 0; i < n; ++i) {
+          REQUIRE(s.codes[i] == pot4_round_stochastic(x[i], s.scale_exp, counter_uniform(key, i)));
+          REQUIRE(ints[i] == static_cast<float>(pot4_int(s.codes[i])));
+          REQUIRE(!std::signbit(ints[i] == 0.0f ? ints[i] : 1.0f));  // zeros are +0
+        }
+      }
+    }
+  }
+}
+
+// PRC decides from sums in another order only when that provably picks the element-order
+// choice. Built from terms the costs hold exactly: the maximum 1 (candidate 1, E = -1, clips it:
+// cost 1/2), 64 elements of magnitude 2^-7 (candidate 0, E = 0, flushes them: cost 64 * 2^-7 =
+// 1/2), and n copies of 0.75 (cost 1/4 under both): candidates 0 and 1 tie exactly and the
+// element-order rule keeps the first. One element 0.75 - 2^-24 then costs 2^-24 more under
+// candidate 0 than under candidate 1: a margin far below a float partial sum's resolution, which
+// the element-order double sums resolve (candidate 1 wins) and a sum in float lanes would not.
+TEST_CASE("PRC on exact and near ties picks what the element-order sums pick", "[unit]") {
+  for (std::size_t n : {std::size_t{0}, std::size_t{1000}, std::size_t{100000}}) {
+    std::vector<float> x(n, 0.75f);
+    x.push_back(1.0f);
+    for (int i = 0; i < 64; ++i) x.push_back(i % 2 == 0 ? 0x1p-7f : -0x1p-7f);
+    PotqOptions o;
+    double cost[16];
+    REQUIRE(potq_candidate_costs(x.data(), x.size(), o, cost) == 3);
+    INFO("n " << n << " costs " << cost[0] << " " << cost[1] << " " << cost[2]);
+    CHECK(cost[0] == cost[1]);
+    CHECK(cost[2] > cost[0]);
+    std::vector<float> ints(x.size() + 1);
+    CHECK(potq_deterministic(x.data(), x.size(), o).rho == 0);
+    CHECK(potq_deterministic_ints(x.data(), x.size(), o, ints.data()).rho == 0);
+    x.insert(x.begin() + static_cast<std::ptrdiff_t>(n / 2), 0.75f - 0x1p-24f);
+    REQUIRE(potq_candidate_costs(x.data(), x.size(), o, cost) == 3);
+    CHECK(cost[0] > cost[1]);
+    CHECK(cost[2] > cost[1]);
+    CHECK(potq_deterministic(x.data(), x.size(), o).rho == -1);
+    CHECK(potq_deterministic_ints(x.data(), x.size(), o, ints.data()).rho == -1);
+  }
+}
+
 // WBC: each candidate's threshold (one pass for large tensors, one pass per candidate for small
 // ones) is the 1/1024 grid point whose sum |Q(w)| is closest to sum |w|, searched here point by
 // point with the reference rounding (ties: the smallest threshold); and potq_deterministic uses

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstring>
 #include <sstream>
@@ -53,23 +52,6 @@ bool parse_arith(const std::string& s, NumFormat* out) {
 namespace {
 
 
-Grid to_grid(const Pot4Tensor& t) {
-  Grid g;
-  g.format = NumFormat::kPot4;
-  g.e = t.scale_exp;
-  // The 16 codes' grid integers, looked up (codes are nibbles: pot4_is_valid).
-  static constexpr auto kInt = [] {
-    std::array<float, 16> v{};
-    for (unsigned c = 0; c < 16; ++c) v[c] = static_cast<float>(pot4_int(static_cast<Pot4Code>(c)));
-    return v;
-  }();
-  g.v.resize(t.codes.size());
-  const Pot4Code* c = t.codes.data();
-  float* v = g.v.data();
-  for (std::size_t i = 0; i < t.codes.size(); ++i) v[i] = kInt[c[i] & 0xFu];
-  return g;
-}
-
 Grid to_grid(const Int8Tensor& t, NumFormat f) {
   Grid g;
   g.format = f;
@@ -111,13 +93,18 @@ Grid quantize(const float* x, std::size_t n, Role role, StepContext& ctx, std::u
     case NumFormat::kPot4: {
       PotqOptions o = ctx.potq;
       o.wbc = role == Role::kWeight && ctx.wbc;
-      Pot4Tensor t = role == Role::kError ? potq_stochastic(x, n, o, key) : potq_deterministic(x, n, o);
+      Grid g;
+      g.format = NumFormat::kPot4;
+      g.v.resize(n);  // the grid integers, written by the quantizer
+      const Pot4Tensor t = role == Role::kError ? potq_stochastic_ints(x, n, o, key, g.v.data())
+                                                : potq_deterministic_ints(x, n, o, g.v.data());
+      g.e = t.scale_exp;
       ctx.rho_hist[std::min(7, -t.rho)]++;
       if (o.wbc) {
         ctx.wbc_threshold_sum += t.threshold;
         ctx.wbc_count++;
       }
-      return to_grid(t);
+      return g;
     }
   }
   return {};
@@ -286,6 +273,18 @@ float grid_value(const Grid& g, std::size_t i) {
 
 double sqnr_db(const float* x, std::size_t n, const Grid& g) {
   double signal = 0, noise = 0;
+  if (g.format == NumFormat::kPot4) {
+    // grid_value without a call per element: v 2^(e-6) is a normal binary32 for every scale
+    // exponent and grid integer (|v| <= 64), so the product in double is that value exactly.
+    static_assert(kPot4ScaleExpMin - 6 >= -126 && kPot4ScaleExpMax - 6 + 6 <= 127, "PoT4 values are normal floats");
+    const double f = std::ldexp(1.0, g.e - 6);
+    for (std::size_t i = 0; i < n; ++i) {
+      const double d = static_cast<double>(x[i]) - static_cast<double>(g.v[i]) * f;
+      signal += static_cast<double>(x[i]) * x[i];
+      noise += d * d;
+    }
+    return noise > 0 ? 10.0 * std::log10(signal / noise) : INFINITY;
+  }
   for (std::size_t i = 0; i < n; ++i) {
     const double d = static_cast<double>(x[i]) - grid_value(g, i);
     signal += static_cast<double>(x[i]) * x[i];
