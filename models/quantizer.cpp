@@ -263,9 +263,11 @@ typedef std::int32_t V8i __attribute__((vector_size(32)));
 // The L1 costs of three candidates in one pass: each |x - Q(x)| computed as quant_errors does,
 // summed in float in eight lanes over chunks of 256 elements, the chunks' lane sums added in
 // double. Returns false (err[] undefined) on a chunk with a subnormal, an infinity or a NaN.
-// The relative distance of these sums from the element-order ones: l1_fused_bound(n).
+// The relative distance of these sums from the element-order ones: l1_fused_bound(n) (a lane
+// adds at most 32 terms in float; the double sums add 8 lane sums per chunk of 256 and the last
+// n mod 8 elements: at most 8 ceil(n / 256) + 8 <= n / 32 + 16 terms).
 inline double l1_fused_bound(std::size_t n) {
-  return gamma_bound(32, 0x1p-24) + gamma_bound(static_cast<double>(n / 32 + 8), 0x1p-53) + order_bound(n) / 2;
+  return gamma_bound(32, 0x1p-24) + gamma_bound(static_cast<double>(n / 32 + 16), 0x1p-53) + order_bound(n) / 2;
 }
 MFSIM_VECTOR_CLONES bool l1_costs3_fused(const float* x, std::size_t n, const int* es, const std::uint32_t* ts, double* err) {
   constexpr int kC = 3;
@@ -500,7 +502,9 @@ std::uint32_t closest_threshold_certain(const double* hist, double base, double 
     if (p != p_best) d_other = std::min(d_other, std::fabs(p - target));
   }
   const double u = 0x1p-53;
-  if (!std::isfinite(target) || !(d_other - d_best > 2.5 * bound + 8 * u * (d_other + d_best))) return kUncertain;
+  if (!std::isfinite(target)) return kUncertain;
+  if (std::isinf(d_other)) return t;  // every grid point has the chosen one's sum
+  if (!(d_other - d_best > 2.5 * bound + 8 * u * (d_other + d_best))) return kUncertain;
   return t;
 }
 

@@ -176,10 +176,10 @@ TEST_CASE("fast quantizers on sparse tensors and PRC's choice against a direct s
 TEST_CASE("PoT4 quantizers writing grid integers equal their codes", "[unit]") {
   std::mt19937 rng(31);
   std::normal_distribution<float> g(0.0f, 1.0f);
-  for (std::size_t n : {std::size_t{7}, std::size_t{3001}, std::size_t{20005}}) {
+  for (std::size_t n : {std::size_t{7}, std::size_t{3001}, std::size_t{20005}, std::size_t{20006}}) {
     std::vector<float> x(n);
     for (auto& v : x) v = rng() % 3 == 0 ? 0.0f : g(rng) * std::ldexp(1.0f, static_cast<int>(rng() % 16) - 8);
-    if (n > 600) {
+    if (n == 3001 || n == 20006) {  // (the others take the sums in any order: no special)
       x[515] = 2e-40f;
       x[516] = -INFINITY;
     }
@@ -194,7 +194,11 @@ TEST_CASE("PoT4 quantizers writing grid integers equal their codes", "[unit]") {
         CHECK(ti.scale_exp == t.scale_exp);
         CHECK(ti.rho == t.rho);
         CHECK(ti.threshold == t.threshold);
-        for (std::size_t i = 0; i < n; ++i) REQUIRE(ints[i] == static_cast<float>(pot4_int(t.codes[i])));
+        for (std::size_t i = 0; i < n; ++i) {
+          REQUIRE(t.codes[i] == pot4_quantize(x[i], t.scale_exp, t.threshold));
+          REQUIRE(ints[i] == static_cast<float>(pot4_int(t.codes[i])));
+          REQUIRE(!std::signbit(ints[i]) == (t.codes[i] == 0 || !pot4_negative(t.codes[i])));  // zeros are +0
+        }
         const std::uint64_t key = 40 + n;
         const Pot4Tensor s = potq_stochastic(x.data(), n, o, key);
         const Pot4Tensor si = potq_stochastic_ints(x.data(), n, o, key, ints.data());
@@ -203,7 +207,7 @@ TEST_CASE("PoT4 quantizers writing grid integers equal their codes", "[unit]") {
         for (std::size_t i = 0; i < n; ++i) {
           REQUIRE(s.codes[i] == pot4_round_stochastic(x[i], s.scale_exp, counter_uniform(key, i)));
           REQUIRE(ints[i] == static_cast<float>(pot4_int(s.codes[i])));
-          REQUIRE(!std::signbit(ints[i] == 0.0f ? ints[i] : 1.0f));  // zeros are +0
+          REQUIRE(!std::signbit(ints[i]) == (s.codes[i] == 0 || !pot4_negative(s.codes[i])));  // zeros are +0
         }
       }
     }
@@ -214,9 +218,10 @@ TEST_CASE("PoT4 quantizers writing grid integers equal their codes", "[unit]") {
 // choice. Built from terms the costs hold exactly: the maximum 1 (candidate 1, E = -1, clips it:
 // cost 1/2), 64 elements of magnitude 2^-7 (candidate 0, E = 0, flushes them: cost 64 * 2^-7 =
 // 1/2), and n copies of 0.75 (cost 1/4 under both): candidates 0 and 1 tie exactly and the
-// element-order rule keeps the first. One element 0.75 - 2^-24 then costs 2^-24 more under
-// candidate 0 than under candidate 1: a margin far below a float partial sum's resolution, which
-// the element-order double sums resolve (candidate 1 wins) and a sum in float lanes would not.
+// element-order rule keeps the first. One element 0.75 - 2^-24 then costs 1/4 + 2^-24 under
+// candidate 0 and 1/4 - 2^-24 under candidate 1: a margin of 2^-23, far below a float partial
+// sum's resolution, which the element-order double sums resolve (candidate 1 wins) and a sum in
+// float lanes would not (a choice taken from such sums without the bound's check fails here).
 TEST_CASE("PRC on exact and near ties picks what the element-order sums pick", "[unit]") {
   for (std::size_t n : {std::size_t{0}, std::size_t{1000}, std::size_t{100000}}) {
     std::vector<float> x(n, 0.75f);
@@ -276,6 +281,14 @@ TEST_CASE("WBC's thresholds equal a search over every grid point", "[unit]") {
         INFO("n " << n << " dist " << dist << " candidate " << c << " scale " << es[c]);
         CHECK(got[c] == best_t);
         if (es[c] == t.scale_exp) CHECK(t.threshold == best_t);
+        if (c == 0) {  // without PRC: the one candidate e0 (the same passes, one exponent)
+          PotqOptions one = o;
+          one.prc = false;
+          CHECK(potq_deterministic(w.data(), n, one).threshold == best_t);
+          double got1 = 0;
+          wbc_thresholds(w.data(), n, es, 1, &got1);
+          CHECK(got1 == best_t);
+        }
       }
     }
   }
