@@ -116,6 +116,31 @@ TEST_CASE("train: data and usage errors name the file", "[smoke]") {
   CHECK(r.err == "mfsim: error: train: --quant: unknown value \"int2\"; expected fp32|bf16|fp8|int8|int4|als-potq\n");
   r = run_mfsim(fmt::format("train -q --spec fc:10,conv:3:3:1:1 --data {} --report {}", dir.path(), rep));
   CHECK(r.err == "mfsim: error: network spec \"fc:10,conv:3:3:1:1\": conv after flatten\n");
+  r = run_mfsim(fmt::format("train -q --prc-operands a,x --data {} --report {}", dir.path(), rep));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: train: --prc-operands: unknown operand \"x\" in \"a,x\"; expected a comma-separated "
+                 "subset of a,w,g\n");
+  r = run_mfsim(fmt::format("train -q --prc-operands w,a,w --data {} --report {}", dir.path(), rep));
+  CHECK(r.err == "mfsim: error: train: --prc-operands: repeated operand \"w\" in \"w,a,w\"; expected a "
+                 "comma-separated subset of a,w,g\n");
+  r = run_mfsim(fmt::format("train -q --prc-operands \"\" --data {} --report {}", dir.path(), rep));
+  CHECK(r.err == "mfsim: error: train: --prc-operands: unknown operand \"\" in \"\"; expected a comma-separated "
+                 "subset of a,w,g\n");
+  CHECK_FALSE(test::file_exists(rep));
+}
+
+// --prc-operands: the operands PRC applies to, in the report; the others at the ALS scale.
+TEST_CASE("train: --prc-operands names the operands PRC may clip", "[smoke]") {
+  TempDir dir;
+  write_dataset(dir.path(), 64, 32);
+  for (const auto& [arg, name] : {std::pair<const char*, const char*>{"", "a,w,g"}, {"--prc-operands g,a", "a,g"},
+                                  {"--prc-operands w --no-prc", "none"}}) {
+    const std::string rep = dir.file("p.json");
+    auto r = run_mfsim(fmt::format("train -q --model mlp --epochs 1 --batch 32 {} --data {} --report {}", arg, dir.path(), rep));
+    INFO(arg << ": " << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(json::parse(test::slurp(rep))["prc_operands"] == name);
+  }
 }
 
 TEST_CASE("train: a step of every arithmetic replays bit for bit on every array that holds it, in every dataflow",

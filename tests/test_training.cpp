@@ -7,6 +7,7 @@
 #include "training/exact_gemm.h"
 #include "models/gemm_ref.h"
 #include "training/nn.h"
+#include "training/quant_gemm.h"
 #include "models/quantizer.h"
 #include "models/rng.h"
 #include "training/trainer.h"
@@ -242,6 +243,36 @@ TEST_CASE("PRC on exact and near ties picks what the element-order sums pick", "
     CHECK(cost[2] > cost[1]);
     CHECK(potq_deterministic(x.data(), x.size(), o).rho == -1);
     CHECK(potq_deterministic_ints(x.data(), x.size(), o, ints.data()).rho == -1);
+  }
+}
+
+// --prc-operands: PRC clips an outlier's tensor in the roles it applies to, and leaves the
+// others at the ALS scale (as without PRC).
+TEST_CASE("PRC per operand kind: the roles without it keep the ALS scale", "[unit]") {
+  std::mt19937 rng(8);
+  std::normal_distribution<float> g(0.0f, 0.01f);
+  std::vector<float> x(4096);
+  for (auto& v : x) v = g(rng);
+  x[7] = 1.0f;  // seven octaves above the rest: PRC clips it
+  PotqOptions plain;
+  plain.prc = false;
+  const int als_det = potq_deterministic(x.data(), x.size(), plain).scale_exp;
+  const int als_sto = potq_stochastic(x.data(), x.size(), plain, 5).scale_exp;
+  for (int off = -1; off < 3; ++off) {  // -1: PRC everywhere; else PRC everywhere but role `off`
+    StepContext ctx;
+    ctx.arith = NumFormat::kPot4;
+    ctx.wbc = false;
+    if (off >= 0) ctx.prc_roles[off] = false;
+    for (int role = 0; role < 3; ++role) {
+      const Grid q = quantize(x.data(), x.size(), static_cast<Role>(role), ctx, 5);
+      const int als = role == 2 ? als_sto : als_det;
+      INFO("without PRC for role " << off << ", role " << role);
+      if (role == off) {
+        CHECK(q.e == als);
+      } else {
+        CHECK(q.e < als);
+      }
+    }
   }
 }
 

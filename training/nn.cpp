@@ -93,6 +93,7 @@ Grid quantize(const float* x, std::size_t n, Role role, StepContext& ctx, std::u
     case NumFormat::kPot4: {
       PotqOptions o = ctx.potq;
       o.wbc = role == Role::kWeight && ctx.wbc;
+      o.prc = o.prc && ctx.prc_roles[static_cast<int>(role)];
       Grid g;
       g.format = NumFormat::kPot4;
       g.v.resize(n);  // the grid integers, written by the quantizer

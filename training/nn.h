@@ -55,6 +55,7 @@ struct StepContext {
   std::map<std::string, QuantNoise>* sqnr = nullptr;
   bool sqnr_sample = false;
   PotqOptions potq;        // PRC for A, W, G; WBC applies to W when wbc is set
+  bool prc_roles[3] = {true, true, true};  // --prc-operands: PRC for A, W, G (by Role) when potq.prc
   bool wbc = true;
   std::uint64_t seed = 1;  // stochastic rounding keys derive from seed, step and layer
   std::uint64_t step = 0;

@@ -60,6 +60,15 @@ double evaluate(Network& net, const Dataset& d, StepContext ctx, int batch, doub
 
 }  // namespace
 
+std::string prc_operands_name(const TrainOptions& opt) {
+  std::string s;
+  const char* names[3] = {"a", "w", "g"};
+  for (int r = 0; r < 3; ++r) {
+    if (opt.prc_roles[r]) s += (s.empty() ? "" : ",") + std::string(names[r]);
+  }
+  return opt.arith == NumFormat::kPot4 && opt.prc && !s.empty() ? s : "none";
+}
+
 StepContext make_context(const TrainOptions& opt) {
   StepContext ctx;
   ctx.arith = opt.arith;
@@ -69,6 +78,7 @@ StepContext make_context(const TrainOptions& opt) {
   }
   ctx.wbc = opt.wbc;
   ctx.potq.prc = opt.prc;
+  for (int r = 0; r < 3; ++r) ctx.prc_roles[r] = opt.prc_roles[r];
   ctx.potq.prc_candidates = opt.prc_candidates;
   ctx.potq.wbc_iterations = opt.wbc_iterations;
   ctx.potq.prc_criterion = opt.prc_criterion;
@@ -95,6 +105,7 @@ ojson report_header(const TrainOptions& opt, const std::string& spec, Network& n
   rep["weight_decay"] = opt.weight_decay;
   rep["wbc"] = opt.arith == NumFormat::kPot4 && opt.wbc;
   rep["prc"] = opt.arith == NumFormat::kPot4 && opt.prc;
+  rep["prc_operands"] = prc_operands_name(opt);
   rep["first_last"] = opt.first_last;
   rep["prc_criterion"] = opt.prc_criterion == PrcCriterion::kL1 ? "l1" : opt.prc_criterion == PrcCriterion::kMse ? "mse" : "range";
   rep["error_scale"] = opt.error_scale_floor ? "floor" : "ceil";

@@ -25,6 +25,7 @@ struct TrainOptions {
   double lr = 0.02, momentum = 0.9, weight_decay = 0.0;
   std::string lr_schedule = "cosine";  // constant | cosine (half-cosine decay to 0 over all steps)
   bool wbc = true, prc = true;
+  bool prc_roles[3] = {true, true, true};  // --prc-operands: PRC for A, W, G (Role order)
   std::string first_last = "potq";  // potq (every layer in `arith`) | int8 | fp32: the first and last linear layer
   int sqnr_every = 10;              // per-layer SQNR sampled every this many steps (0: off)
   int prc_candidates = 3, wbc_iterations = 8;
@@ -35,6 +36,10 @@ struct TrainOptions {
   int threads = 1;             // BLAS threads (the GEMMs here are small: 1 is fastest on 2 cores)
   bool progress = true;        // progress line on stderr
 };
+
+// --prc-operands as written in reports: the operands PRC applies to ("a,w,g", "a,w", ...), or
+// "none" (without PRC, or not ALS-POTQ).
+std::string prc_operands_name(const TrainOptions& opt);
 
 // The step context of a run's options: arithmetic, --first-last, the ALS-POTQ options, seed.
 StepContext make_context(const TrainOptions& opt);

@@ -611,6 +611,7 @@ ojson train_transformer(const TransformerOptions& o) {
   rep["weight_decay"] = opt.weight_decay;
   rep["wbc"] = opt.arith == NumFormat::kPot4 && opt.wbc;
   rep["prc"] = opt.arith == NumFormat::kPot4 && opt.prc;
+  rep["prc_operands"] = prc_operands_name(opt);
   rep["prc_criterion"] = opt.prc_criterion == PrcCriterion::kL1 ? "l1" : opt.prc_criterion == PrcCriterion::kMse ? "mse" : "range";
   rep["error_scale"] = opt.error_scale_floor ? "floor" : "ceil";
   rep["threads"] = opt.threads;

@@ -78,6 +78,7 @@ int cmd_train(const Args& args) {
       ("test-limit", po::value<std::size_t>()->default_value(0), "use only the first N test images (0: all)")
       ("no-wbc", "ALS-POTQ without Weight Bias Correction (threshold sqrt(2))")
       ("no-prc", "ALS-POTQ without Parameterized Ratio Clipping (rho = 0)")
+      ("prc-operands", po::value<std::string>()->default_value("a,w,g"), "ALS-POTQ: the operands PRC applies to, a comma-separated subset of a (activations), w (weights), g (errors); the others keep rho = 0")
       ("prc-criterion", po::value<std::string>()->default_value("l1"), "ALS-POTQ PRC's choice of offset: l1 (least sum |x - Q(x)|), mse (least squared error) or range (the most clipping offset that clips at most 0.5%)")
       ("error-scale", po::value<std::string>()->default_value("ceil"), "ALS-POTQ errors' scale exponent: ceil(log2 max) or floor (clips the top octave)")
       ("first-last", po::value<std::string>()->default_value("potq"), "the first and the last linear layer: potq (in the --quant arithmetic, like every layer), int8 or fp32")
@@ -136,6 +137,23 @@ int cmd_train(const Args& args) {
   o.error_scale_floor = es == "floor";
   o.wbc = vm.count("no-wbc") == 0;
   o.prc = vm.count("no-prc") == 0;
+  {
+    const std::string ops = vm["prc-operands"].as<std::string>();
+    for (bool& r : o.prc_roles) r = false;
+    std::size_t pos = 0;
+    while (true) {
+      const std::size_t comma = ops.find(',', pos);
+      const std::string item = ops.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+      const int r = item == "a" ? 0 : item == "w" ? 1 : item == "g" ? 2 : -1;
+      if (r < 0 || o.prc_roles[r]) {
+        throw InputError(fmt::format("train: --prc-operands: {} \"{}\" in \"{}\"; expected a comma-separated subset of a,w,g",
+                                     r < 0 ? "unknown operand" : "repeated operand", item, ops));
+      }
+      o.prc_roles[r] = true;
+      if (comma == std::string::npos) break;
+      pos = comma + 1;
+    }
+  }
   o.progress = vm.count("quiet") == 0;
   if (vm.count("trace-out") != 0) o.trace_out = vm["trace-out"].as<std::string>();
   o.trace_step = vm["trace-step"].as<int>();
