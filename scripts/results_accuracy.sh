@@ -5,7 +5,8 @@
 # Runs two trainings at a time (one BLAS thread each); about 40 minutes on 2 cores.
 # Also, trained to convergence with the same recipe: cnn-bn (the CNN with batch normalisation,
 # 15 epochs) and resnet8 (10 epochs) in FP32 and in ALS-POTQ, strict (every layer PoT4) and with
-# --first-last int8, 3 seeds; the levers of the strict policy on cnn-bn; and the Transformer.
+# --first-last int8, 3 seeds; the levers of the strict policy on cnn-bn (PRC off, PRC on
+# activations and weights only: 3 seeds); resnet8 for 15 epochs; and the Transformer.
 # Then the accuracy curves (docs/img/accuracy-curves.png).
 # Usage: scripts/results_accuracy.sh [EPOCHS]   (the whole page: about 4.5 hours on 2 cores)
 #        scripts/results_accuracy.sh --quick    (one row, MLP FP32 against ALS-POTQ, seed 1: about a minute)
@@ -77,16 +78,14 @@ for seed in 1 2 3; do
   echo "resnet8-als-potq-fl-int8-noprc-s$seed --model resnet8 --quant als-potq --first-last int8 --no-prc --seed $seed" >> "$rjobs"
 done
 # resnet8 for 15 epochs (ALS-POTQ still gains at epoch 10, FP32 does not): FP32 and first-last INT8
-# without PRC over three seeds; on seed 1, strict without PRC and first-last INT8 with PRC on
-# activations and weights only.
+# without PRC over three seeds.
 r15jobs="$out/r15jobs.txt"
 : > "$r15jobs"
 for seed in 1 2 3; do
   echo "resnet8-e15-fp32-s$seed --model resnet8 --quant fp32 --seed $seed" >> "$r15jobs"
   echo "resnet8-e15-als-potq-fl-int8-noprc-s$seed --model resnet8 --quant als-potq --first-last int8 --no-prc --seed $seed" >> "$r15jobs"
 done
-echo "resnet8-e15-als-potq-noprc-s1 --model resnet8 --quant als-potq --no-prc --seed 1" >> "$r15jobs"
-echo "resnet8-e15-als-potq-fl-int8-prcaw-s1 --model resnet8 --quant als-potq --first-last int8 --prc-operands a,w --seed 1" >> "$r15jobs"
+
 # The Transformer on its generated reverse-and-translate task (no data files): FP32, INT8,
 # ALS-POTQ, and ALS-POTQ with the attention GEMMs in FP32; 8 epochs (FP32 converges in 5).
 tjobs="$out/tjobs.txt"
@@ -203,11 +202,12 @@ def curves_line(model):
     for p_ in parts: print("- " + p_)
     print()
 print("## CNN with batch normalisation, trained to convergence (`cnn-bn`, 15 epochs)\n")
-print("`mfsim train --model cnn-bn --epochs 15 --batch 64 --lr 0.02 --quant Q [--first-last int8] [--no-prc] --seed S`:")
+print("`mfsim train --model cnn-bn --epochs 15 --batch 64 --lr 0.02 --quant Q [--first-last int8] [--no-prc | --prc-operands a,w] --seed S`:")
 print("the CNN with a batch normalisation after each convolution and the hidden fully connected layer (FP32,")
 print("not a GEMM), the recipe above for 15 epochs. `strict` runs every linear layer in PoT4 (the paper's text")
 print("read literally); `first and last layer INT8` (`--first-last int8`) keeps the first convolution and the")
-print("classifier in INT8. `without PRC` is the best lever measured below, run over the three seeds.\n")
+print("classifier in INT8. `without PRC` and `PRC on activations and weights only` (`--prc-operands a,w`) are")
+print("the best levers measured below, run over the three seeds.\n")
 converged_table("cnn-bn")
 curves_line("cnn-bn")
 bbase = stat(runs("cnn-bn", "fp32"))[1]
@@ -254,8 +254,8 @@ sqnr_line("resnet8")
 if runs("resnet8-e15", "fp32"):
     print("### resnet8 for 15 epochs\n")
     print("ALS-POTQ's test accuracy still rises at epoch 10 (the curves above) while FP32's has stopped, so the")
-    print("same recipe again for 15 epochs (the cosine decay stretched over 15), FP32 and ALS-POTQ with the first")
-    print("and last layer in INT8 and without PRC over three seeds, the others on one seed:")
+    print("same recipe again for 15 epochs (the cosine decay stretched over 15): FP32 and ALS-POTQ with the first")
+    print("and last layer in INT8 and without PRC (the best combination at 10 epochs), three seeds each:")
     print("`mfsim train --model resnet8 --epochs 15 --batch 64 --lr 0.02 --quant Q [--first-last int8] [--no-prc] --seed S`.\n")
     converged_table("resnet8-e15")
     curves_line("resnet8-e15")
@@ -393,9 +393,9 @@ if runs("cnn-bn", "als-potq-prcaw"):
     print("  PRC on activations and weights only, the errors never clipped: strict %+.2f pp, first and last layer" % d_aw)
     print("  INT8 %+.2f pp (seeds %s); without PRC: %+.2f pp and %+.2f pp (seeds %s). The loss is in clipping" % (
         f_aw, ",".join(map(str, k_aw)), d_no, f_no, ",".join(map(str, k_no))))
-    print("  the errors, and on activations and weights PRC is neutral to positive. A likely reason: the errors'")
-    print("  stochastic rounding is unbiased, but clipping their largest values (PRC by least |G - Q(G)|) is a")
-    print("  biased change of the gradient.")
+    print("  the errors; on activations and weights PRC neither helps nor hurts beyond the seeds' spread. A likely")
+    print("  reason: the errors' stochastic rounding is unbiased, but clipping their largest values (PRC by least")
+    print("  |G - Q(G)|) is a biased change of the gradient.")
 print("- WBC changes the accuracy by less than the seed-to-seed spread here (CNN %+.2f pp, MLP %+.2f pp" % (
     gap("cnn", "als-potq-nowbc") - gap("cnn", "als-potq"), gap("mlp", "als-potq-nowbc") - gap("mlp", "als-potq")))
 print("  for switching it on); it does keep the quantized weights' mean magnitude within a fraction of")
@@ -407,9 +407,9 @@ print("  87.2. FP32 at 0.02 cosine: 87.3, 89.0, 89.7. PoT4 training wants a smal
 print("  every run here uses 0.02 with cosine decay for all three arithmetics (the same recipe). The")
 print("  first full run of this script used 0.05: CNN gap 5.0 pp (ALS-POTQ 85.09 +- 1.19 against FP32")
 print("  90.13 +- 0.32), MLP gap 1.6 pp.")
-print("- Not measured: per-channel scales for the weights, and the levers' combinations beyond PRC off with")
-print("  the first and last layer in INT8 (each needs an ablation over the same seeds before it becomes a")
-print("  default).")
+print("- Not measured: per-channel scales for the weights, and the levers' combinations beyond PRC off or on")
+print("  activations and weights only, with the first and last layer in INT8 (each needs an ablation over")
+print("  the same seeds before it becomes a default).")
 PY
 # The accuracy curves of the networks trained to convergence (mean over the seeds, the band spans
 # the seeds' lowest to highest).
