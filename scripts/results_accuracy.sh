@@ -188,7 +188,7 @@ def converged_table(model):
         peak = "%.2f" % statistics.mean([100 * max(r["test_accuracy_per_epoch"]) for r in rs])
         loss = "%.3f" % statistics.mean([r["train_loss_per_epoch"][-1] for r in rs if r["train_loss_per_epoch"]])
         secs_ep = "%.1f" % statistics.mean([statistics.mean(r["epoch_seconds"]) for r in rs if r["epoch_seconds"]])
-        print("| %s | %s (%d runs) | %s | %s | %s | %s |" % (label, s_acc, len(rs), gap, peak, loss, secs_ep))
+        print("| %s | %s (%d run%s) | %s | %s | %s | %s |" % (label, s_acc, len(rs), "" if len(rs) == 1 else "s", gap, peak, loss, secs_ep))
     print()
 def curves_line(model):
     parts = []
@@ -439,7 +439,7 @@ for ax, (model, title) in zip(axes, models):
         n = min(len(c) for c in curves)
         ep = list(range(1, n + 1))
         mean = [sum(c[e] for c in curves) / len(curves) for e in range(n)]
-        ax.plot(ep, mean, marker="o", ms=3, color=colour, label="%s (%d seeds)" % (label, len(curves)))
+        ax.plot(ep, mean, marker="o", ms=3, color=colour, label="%s (%d seed%s)" % (label, len(curves), "" if len(curves) == 1 else "s"))
         ax.fill_between(ep, [min(c[e] for c in curves) for e in range(n)], [max(c[e] for c in curves) for e in range(n)],
                         color=colour, alpha=0.15, linewidth=0)
     ax.set_title(title)
