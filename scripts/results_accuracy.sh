@@ -8,7 +8,7 @@
 # --first-last int8, 3 seeds; the levers of the strict policy on cnn-bn (PRC off, PRC on
 # activations and weights only: 3 seeds); resnet8 for 15 epochs; and the Transformer.
 # Then the accuracy curves (docs/img/accuracy-curves.png).
-# Usage: scripts/results_accuracy.sh [EPOCHS]   (the whole page: about 4.5 hours on 2 cores)
+# Usage: scripts/results_accuracy.sh [EPOCHS]   (the whole page: 113 trainings, 12.8 hours of training, about 6.5 hours on 2 cores)
 #        scripts/results_accuracy.sh --quick    (one row, MLP FP32 against ALS-POTQ, seed 1: about a minute)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -253,7 +253,7 @@ curves_line("resnet8")
 sqnr_line("resnet8")
 if runs("resnet8-e15", "fp32"):
     print("### resnet8 for 15 epochs\n")
-    print("ALS-POTQ's test accuracy still rises at epoch 10 (the curves above) while FP32's has stopped, so the")
+    print("ALS-POTQ's test accuracy still rises at epoch 10 (the curves above) while FP32's has nearly stopped, so the")
     print("same recipe again for 15 epochs (the cosine decay stretched over 15): FP32 and ALS-POTQ with the first")
     print("and last layer in INT8 and without PRC (the best combination at 10 epochs), three seeds each:")
     print("`mfsim train --model resnet8 --epochs 15 --batch 64 --lr 0.02 --quant Q [--first-last int8] [--no-prc] --seed S`.\n")
@@ -330,13 +330,14 @@ for model, ep in (("cnn-bn", 15), ("resnet8", 10), ("resnet8-e15", 15)):
     def v3(g, variant):  # the target is judged on three seeds
         n = len(runs(model, variant))
         return verdict(g) if n >= 3 or g != g else "%d seed%s only: no verdict" % (n, "" if n == 1 else "s")
-    print("- %s at %d epochs, gap to FP32 (target: within 1.0 pp): ALS-POTQ strict %s (%s), first and last layer" % (model.replace("-e15", ""), ep, pp(gs), v3(gs, "als-potq")))
-    print("  INT8 %s (%s)" % (pp(gf), v3(gf, "als-potq-fl-int8")) + ("; without PRC: strict %s (%s), first and last layer INT8 %s (%s)." % (
-        pp(gsn), v3(gsn, "als-potq-noprc"), pp(gfn), v3(gfn, "als-potq-fl-int8-noprc")) if gsn == gsn or gfn == gfn else "."))
-    gsa, gfa = cgap(model, "als-potq-prcaw"), cgap(model, "als-potq-fl-int8-prcaw")
-    if gsa == gsa or gfa == gfa:
-        print("  With PRC on activations and weights only (`--prc-operands a,w`): strict %s (%s), first and last layer" % (pp(gsa), v3(gsa, "als-potq-prcaw")))
-        print("  INT8 %s (%s)." % (pp(gfa), v3(gfa, "als-potq-fl-int8-prcaw")))
+    parts = [(label, g, v) for label, g, v in (
+        ("ALS-POTQ strict", gs, "als-potq"), ("first and last layer INT8", gf, "als-potq-fl-int8"),
+        ("strict without PRC", gsn, "als-potq-noprc"), ("first and last layer INT8 without PRC", gfn, "als-potq-fl-int8-noprc"),
+        ("strict with PRC on activations and weights only", cgap(model, "als-potq-prcaw"), "als-potq-prcaw"),
+        ("first and last layer INT8 with PRC on activations and weights only", cgap(model, "als-potq-fl-int8-prcaw"),
+         "als-potq-fl-int8-prcaw")) if g == g]
+    print("- %s at %d epochs, gap to FP32 (target: within 1.0 pp): " % (model.replace("-e15", ""), ep) +
+          "; ".join("%s %s (%s)" % (label, pp(g), v3(g, v)) for label, g, v in parts) + ".")
     def mean_of(v, key):
         rs = runs(model, v)
         return statistics.mean(key(r) for r in rs) if rs else float("nan")
