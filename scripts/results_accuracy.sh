@@ -76,6 +76,7 @@ for seed in 1 2 3; do
 done
 for seed in 1 2 3; do
   echo "resnet8-als-potq-fl-int8-noprc-s$seed --model resnet8 --quant als-potq --first-last int8 --no-prc --seed $seed" >> "$rjobs"
+  echo "resnet8-als-potq-noprc-s$seed --model resnet8 --quant als-potq --no-prc --seed $seed" >> "$rjobs"
 done
 # resnet8 for 15 epochs (ALS-POTQ still gains at epoch 10, FP32 does not): FP32 and first-last INT8
 # without PRC over three seeds.
@@ -241,7 +242,7 @@ def sqnr_line(model):
                                            for k, v in last.items()) + ".\n")
 sqnr_line("cnn-bn")
 print("## Residual network, trained to convergence (`resnet8`, 10 epochs)\n")
-print("`mfsim train --model resnet8 --epochs 10 --batch 64 --lr 0.02 --quant Q [--first-last int8] --seed S`:")
+print("`mfsim train --model resnet8 --epochs 10 --batch 64 --lr 0.02 --quant Q [--first-last int8] [--no-prc] --seed S`:")
 print("a 3x3 convolution (16) with batch normalisation, three residual blocks (16, 32 with stride 2, 64")
 print("with stride 2; each two 3x3 convolutions with batch normalisation, and an identity shortcut or a 1x1")
 print("projection with batch normalisation when the shape changes), global average pooling and a fully")
