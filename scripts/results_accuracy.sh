@@ -8,7 +8,7 @@
 # --first-last int8, 3 seeds; the levers of the strict policy on cnn-bn (PRC off, PRC on
 # activations and weights only: 3 seeds); resnet8 for 15 epochs; and the Transformer.
 # Then the accuracy curves (docs/img/accuracy-curves.png).
-# Usage: scripts/results_accuracy.sh [EPOCHS]   (the whole page: 113 trainings, 12.8 hours of training, about 6.5 hours on 2 cores)
+# Usage: scripts/results_accuracy.sh [EPOCHS]   (the whole page: 116 trainings, about 13.6 hours of training, about 7 hours on 2 cores)
 #        scripts/results_accuracy.sh --quick    (one row, MLP FP32 against ALS-POTQ, seed 1: about a minute)
 set -euo pipefail
 cd "$(dirname "$0")/.."
