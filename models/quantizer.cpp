@@ -103,6 +103,15 @@ inline bool has_special(const float* x, std::size_t n) {
   return special != 0;
 }
 
+// Q(|x|)'s bits for |x|'s bits b (zero or normal): deterministic rounding at scale exponent ec
+// and threshold t_mant, without branches (the same value as fast_magnitude(fast_quantize(..))).
+inline std::uint32_t quantized_bits(std::uint32_t b, int ec, std::uint32_t t_mant) {
+  const int level = static_cast<int>(b >> 23) - 127 + ((b & 0x7FFFFFu) >= t_mant ? 1 : 0);
+  const int m = level - ec + 7;
+  const int qexp = m > 7 ? ec : level;
+  return (m < 1 || b == 0) ? 0u : static_cast<std::uint32_t>(qexp + 127) << 23;
+}
+
 // sum |x - Q(x)| (the PRC criterion; for the stochastic case a deterministic proxy) for each
 // candidate c < count: scale exponent es[c] and rounding threshold ts[c] (its mantissa bits),
 // in one pass. The range criterion reads es[0] as the top and es[c] = es[0] - c.
@@ -158,10 +167,7 @@ MFSIM_VECTOR_CLONES bool quant_errors(const float* x, std::size_t n, const int* 
       float* dc = d[c];
       for (std::size_t j = 0; j < len; ++j) {
         const std::uint32_t b = float_bits(xb[j]) & 0x7FFFFFFFu;
-        const int level = static_cast<int>(b >> 23) - 127 + ((b & 0x7FFFFFu) >= t_mant ? 1 : 0);
-        const int m = level - ec + 7;
-        const int qexp = m > 7 ? ec : level;
-        const std::uint32_t qb = (m < 1 || b == 0) ? 0u : static_cast<std::uint32_t>(qexp + 127) << 23;
+        const std::uint32_t qb = quantized_bits(b, ec, t_mant);
         float a, q;
         std::memcpy(&a, &b, 4);
         std::memcpy(&q, &qb, 4);
@@ -323,16 +329,13 @@ MFSIM_VECTOR_CLONES bool l1_costs3_fused(const float* x, std::size_t n, const in
       break;
     }
   }
-  for (; i0 < n; ++i0) {  // the last n mod 8 elements, one by one (exactly as above)
+  if (has_special(x + i0, n - i0)) return false;
+  for (; i0 < n; ++i0) {  // the last n mod 8 elements, one by one (the same values as above)
     const std::uint32_t b = float_bits(x[i0]) & 0x7FFFFFFFu;
-    const int bexp = static_cast<int>(b >> 23);
-    if (bexp == 255 || (bexp == 0 && b != 0)) return false;
     float a;
     std::memcpy(&a, &b, 4);
     for (int c = 0; c < kC; ++c) {
-      const int level = bexp + ((b & 0x7FFFFFu) >= ts[c] ? 1 : 0);
-      const int eb1 = es[c] + 127;
-      const std::uint32_t qb = (level > eb1 - 7 && b != 0) ? static_cast<std::uint32_t>(std::min(level, eb1)) << 23 : 0u;
+      const std::uint32_t qb = quantized_bits(b, es[c], ts[c]);
       float q;
       std::memcpy(&q, &qb, 4);
       acc[c] += static_cast<double>(std::fabs(a - q));
@@ -368,18 +371,23 @@ int prc_choice(const float* x, std::size_t n, const int* es, const std::uint32_t
   return best;
 }
 
-// A code's grid integer pot4_int(c) as a float, built from its bits: +0, or +-2^(m-1).
-inline float code_int(Pot4Code c) {
-  const unsigned m = pot4_mag(c);
-  const std::uint32_t b = m == 0 ? 0u : ((pot4_negative(c) ? 0x80000000u : 0u) | ((m + 126u) << 23));
-  float f;
-  std::memcpy(&f, &b, 4);
-  return f;
+// Where the quantizers put element i, of sign `sign` (a float's sign bit, 0x80000000 or 0) and
+// magnitude `mag` (0 to 7; 0 is zero): its code (Pot4Code), or its grid integer pot4_int as a
+// float (Out = float), built from its bits: +0, or +-2^(mag-1). Without branches.
+template <class Out>
+inline void put_mag(Out* o, std::size_t i, std::uint32_t sign, unsigned mag) {
+  if constexpr (std::is_same_v<Out, float>) {
+    const std::uint32_t v = mag == 0 ? 0u : (sign | ((mag + 126u) << 23));
+    std::memcpy(&o[i], &v, 4);
+  } else {
+    o[i] = static_cast<Pot4Code>(mag == 0 ? 0u : ((sign != 0 ? kPot4SignBit : 0u) | mag));
+  }
 }
-
-// Where the quantizers put element i: its code (Pot4Code) or its grid integer (float).
-inline void put(Pot4Code* o, std::size_t i, Pot4Code c) { o[i] = c; }
-inline void put(float* o, std::size_t i, Pot4Code c) { o[i] = code_int(c); }
+// The same for a code.
+template <class Out>
+inline void put(Out* o, std::size_t i, Pot4Code c) {
+  put_mag(o, i, pot4_negative(c) ? 0x80000000u : 0u, pot4_mag(c));
+}
 
 // Deterministic rounding of x[0..n) at scale e and threshold t_mant into out[0..n): codes, or
 // their grid integers (the same elements either way).
@@ -399,13 +407,7 @@ MFSIM_VECTOR_CLONES void quantize_into(const float* x, std::size_t n, int e, std
       int m = level - e + 7;
       m = m > 7 ? 7 : m;
       const bool zero = m < 1 || (b & 0x7FFFFFFFu) == 0;
-      if constexpr (std::is_same_v<Out, float>) {
-        const std::uint32_t v = zero ? 0u : ((b & 0x80000000u) | (static_cast<std::uint32_t>(m + 126) << 23));
-        std::memcpy(&o[i0 + j], &v, 4);
-      } else {
-        const unsigned sign = (b >> 31) != 0 ? kPot4SignBit : 0u;
-        o[i0 + j] = static_cast<Pot4Code>(zero ? 0u : (sign | static_cast<unsigned>(m)));
-      }
+      put_mag(o, i0 + j, b & 0x80000000u, zero ? 0u : static_cast<unsigned>(m));
     }
   }
 }
@@ -489,17 +491,17 @@ MFSIM_VECTOR_CLONES double abs_sum_any_order(const float* x, std::size_t n) {
 constexpr std::uint32_t kUncertain = 0xFFFFFFFFu;
 std::uint32_t closest_threshold_certain(const double* hist, double base, double target, double bound) {
   const std::uint32_t t = closest_threshold(hist, base, target);
-  const auto bj = static_cast<int>(t >> 13);
-  double suffix = 0, p_best = 0;
-  for (int j = 1023; j >= bj; --j) suffix += hist[j];
-  p_best = base + suffix;  // the same operations as closest_threshold's: the same value
-  const double d_best = std::fabs(p_best - target);
-  double d_other = std::numeric_limits<double>::infinity();
-  suffix = 0;
+  double p[1024];  // each grid point's sum |Q|, by the same operations as closest_threshold's
+  double suffix = 0;
   for (int j = 1023; j >= 0; --j) {
     suffix += hist[j];
-    const double p = base + suffix;
-    if (p != p_best) d_other = std::min(d_other, std::fabs(p - target));
+    p[j] = base + suffix;
+  }
+  const double p_best = p[t >> 13];
+  const double d_best = std::fabs(p_best - target);
+  double d_other = std::numeric_limits<double>::infinity();
+  for (int j = 0; j < 1024; ++j) {
+    if (p[j] != p_best) d_other = std::min(d_other, std::fabs(p[j] - target));
   }
   const double u = 0x1p-53;
   if (!std::isfinite(target)) return kUncertain;
@@ -576,9 +578,7 @@ void wbc_threshold_mants(const float* x, std::size_t n, const int* es, int count
         for (std::size_t j = 0; j < 1024; ++j) hist[j] += row[j] * w;
       }
     }
-    out[c] = n < (std::size_t{1} << 40)
-                 ? closest_threshold_certain(hist.data(), base, target_any, order_bound(n) * target_any)
-                 : kUncertain;
+    out[c] = closest_threshold_certain(hist.data(), base, target_any, order_bound(n) * target_any);
     if (out[c] == kUncertain) {
       if (!in_order) target_in_order = abs_sum_in_order(x, n);
       in_order = true;
@@ -608,16 +608,17 @@ struct DetCandidates {
   int count = 1;
   int es[kMaxPrcCandidates] = {};
   std::uint32_t ts[kMaxPrcCandidates] = {};
-  const int* cost_es = es;
-  const std::uint32_t* cost_ts = ts;
   int es_free[kMaxPrcCandidates] = {};  // the offsets of e0, unclamped
   std::uint32_t sqrt2s[kMaxPrcCandidates] = {};
-  DetCandidates() = default;
-  DetCandidates(const DetCandidates&) = delete;  // cost_es and cost_ts point into it
-  DetCandidates& operator=(const DetCandidates&) = delete;
+  // Without WBC (and for the range rule) the criterion prices the offsets of e0 at sqrt(2); with
+  // WBC each candidate at its own exponent and threshold.
+  bool own = false;
+  const int* cost_es() const { return own ? es : es_free; }
+  const std::uint32_t* cost_ts() const { return own ? ts : sqrt2s; }
 };
 
-void det_candidates(const float* x, std::size_t n, const PotqOptions& opt, DetCandidates& k) {
+DetCandidates det_candidates(const float* x, std::size_t n, const PotqOptions& opt) {
+  DetCandidates k;
   const float m = max_abs(x, n, nullptr);
   const int e0 = std::max(kPot4ScaleExpMin, std::min(kPot4ScaleExpMax, pot4_scale_exp_deterministic(m, kSqrt2)));
   k.count = opt.prc ? std::clamp(opt.prc_candidates, 1, kMaxPrcCandidates) : 1;
@@ -628,21 +629,17 @@ void det_candidates(const float* x, std::size_t n, const PotqOptions& opt, DetCa
     k.ts[c] = k.sqrt2s[c] = sqrt2_mant;
   }
   if (opt.wbc) wbc_threshold_mants(x, n, k.es, k.count, k.ts);
-  // Without WBC (and for the range rule) the offsets of e0 at sqrt(2); with WBC each candidate
-  // at its own exponent and threshold.
-  const bool own = opt.wbc && opt.prc_criterion != PrcCriterion::kRange;
-  k.cost_es = own ? k.es : k.es_free;
-  k.cost_ts = own ? k.ts : k.sqrt2s;
+  k.own = opt.wbc && opt.prc_criterion != PrcCriterion::kRange;
+  return k;
 }
 }  // namespace
 
 int potq_candidate_costs(const float* x, std::size_t n, const PotqOptions& opt, double* cost) {
-  DetCandidates k;
-  det_candidates(x, n, opt, k);
+  const DetCandidates k = det_candidates(x, n, opt);
   if (k.count == 1) {
     cost[0] = 0;
   } else {
-    quant_errors(x, n, k.cost_es, k.cost_ts, k.count, cost, opt.prc_criterion);
+    quant_errors(x, n, k.cost_es(), k.cost_ts(), k.count, cost, opt.prc_criterion);
   }
   return k.count;
 }
@@ -652,10 +649,9 @@ namespace {
 template <class Out>
 Pot4Tensor potq_deterministic_to(const float* x, std::size_t n, const PotqOptions& opt, Out* o) {
   Pot4Tensor out;
-  DetCandidates k;
-  det_candidates(x, n, opt, k);
+  const DetCandidates k = det_candidates(x, n, opt);
   double costs[kMaxPrcCandidates] = {};
-  const int c = k.count > 1 ? prc_choice(x, n, k.cost_es, k.cost_ts, k.count, costs, opt.prc_criterion) : 0;
+  const int c = k.count > 1 ? prc_choice(x, n, k.cost_es(), k.cost_ts(), k.count, costs, opt.prc_criterion) : 0;
   std::uint32_t best_t = threshold_mant(kSqrt2);
   if (c >= 0) {  // (none when every cost is NaN)
     out.scale_exp = k.es[c];
@@ -719,13 +715,7 @@ inline void put_stochastic(Out* o, std::size_t i, std::uint32_t b, std::uint32_t
   int mag = k - e + 7 + up;
   mag = k < lowest ? low_up : mag;
   mag = k >= e ? 7 : mag;
-  if constexpr (std::is_same_v<Out, float>) {
-    const std::uint32_t v = mag == 0 ? 0u : ((b & 0x80000000u) | (static_cast<std::uint32_t>(mag + 126) << 23));
-    std::memcpy(&o[i], &v, 4);
-  } else {
-    const unsigned sign = (b >> 31) != 0 ? kPot4SignBit : 0u;
-    o[i] = static_cast<Pot4Code>(mag == 0 ? 0u : (sign | static_cast<unsigned>(mag)));
-  }
+  put_mag(o, i, b & 0x80000000u, static_cast<unsigned>(mag));
 }
 
 // put_stochastic for the eight zero or normal elements x[0..8) with indices i..i+7, in vectors:

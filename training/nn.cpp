@@ -274,22 +274,21 @@ float grid_value(const Grid& g, std::size_t i) {
 
 double sqnr_db(const float* x, std::size_t n, const Grid& g) {
   double signal = 0, noise = 0;
+  auto sum = [&](auto value) {  // value(i): the grid element's value, exactly
+    for (std::size_t i = 0; i < n; ++i) {
+      const double d = static_cast<double>(x[i]) - value(i);
+      signal += static_cast<double>(x[i]) * x[i];
+      noise += d * d;
+    }
+  };
   if (g.format == NumFormat::kPot4) {
     // grid_value without a call per element: v 2^(e-6) is a normal binary32 for every scale
     // exponent and grid integer (|v| <= 64), so the product in double is that value exactly.
     static_assert(kPot4ScaleExpMin - 6 >= -126 && kPot4ScaleExpMax - 6 + 6 <= 127, "PoT4 values are normal floats");
     const double f = std::ldexp(1.0, g.e - 6);
-    for (std::size_t i = 0; i < n; ++i) {
-      const double d = static_cast<double>(x[i]) - static_cast<double>(g.v[i]) * f;
-      signal += static_cast<double>(x[i]) * x[i];
-      noise += d * d;
-    }
-    return noise > 0 ? 10.0 * std::log10(signal / noise) : INFINITY;
-  }
-  for (std::size_t i = 0; i < n; ++i) {
-    const double d = static_cast<double>(x[i]) - grid_value(g, i);
-    signal += static_cast<double>(x[i]) * x[i];
-    noise += d * d;
+    sum([&](std::size_t i) { return static_cast<double>(g.v[i]) * f; });
+  } else {
+    sum([&](std::size_t i) { return static_cast<double>(grid_value(g, i)); });
   }
   return noise > 0 ? 10.0 * std::log10(signal / noise) : INFINITY;
 }
