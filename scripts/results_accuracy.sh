@@ -78,7 +78,7 @@ for seed in 1 2 3; do
   echo "resnet8-als-potq-fl-int8-noprc-s$seed --model resnet8 --quant als-potq --first-last int8 --no-prc --seed $seed" >> "$rjobs"
   echo "resnet8-als-potq-noprc-s$seed --model resnet8 --quant als-potq --no-prc --seed $seed" >> "$rjobs"
 done
-# resnet8 for 15 epochs (ALS-POTQ still gains at epoch 10, FP32 does not): FP32 and first-last INT8
+# resnet8 for 15 epochs (ALS-POTQ still gains at epoch 10, FP32 barely): FP32 and first-last INT8
 # without PRC over three seeds.
 r15jobs="$out/r15jobs.txt"
 : > "$r15jobs"
@@ -122,6 +122,11 @@ def runs(model, variant):
         if os.path.exists(p):
             rs.append(json.load(open(p)))
     return rs
+def paired_change(new, old):
+    """Mean test-accuracy change (pp) from the runs `old` to the runs `new` over the seeds both have."""
+    a = {r["seed"]: r for r in new}; b = {r["seed"]: r for r in old}
+    ks = sorted(k for k in a if k in b)
+    return (statistics.mean(100 * (a[k]["test_accuracy"] - b[k]["test_accuracy"]) for k in ks), ks) if ks else (float("nan"), [])
 def stat(rs, key=lambda r: r["test_accuracy"]):
     v = [100 * key(r) for r in rs]
     if not v: return "n/a", None
@@ -261,9 +266,7 @@ if runs("resnet8-e15", "fp32"):
     converged_table("resnet8-e15")
     curves_line("resnet8-e15")
     def e15_gain(v):
-        a = {r["seed"]: r for r in runs("resnet8-e15", v)}; b = {r["seed"]: r for r in runs("resnet8", v)}
-        ks = sorted(k for k in a if k in b)
-        g = statistics.mean(100 * (a[k]["test_accuracy"] - b[k]["test_accuracy"]) for k in ks) if ks else float("nan")
+        g, ks = paired_change(runs("resnet8-e15", v), runs("resnet8", v))
         return g, ("%+.2f pp (seeds %s)" % (g, ",".join(map(str, ks)))) if ks else "not measured"
     gf32, tf32 = e15_gain("fp32")
     gq, tq = e15_gain("als-potq-fl-int8-noprc")
@@ -394,9 +397,7 @@ print("  died without PRC (loss stuck at ln 10 = 2.303, every prediction one cla
 print("  PRC as defined here (the least sum |x - Q(x)| among rho in {0, -1, -2}) buys stability at large")
 print("  steps and costs a little accuracy otherwise.")
 def same_seed_change(model, variant, ref):
-    a = {r["seed"]: r for r in runs(model, variant)}; b = {r["seed"]: r for r in runs(model, ref)}
-    ks = sorted(k for k in a if k in b)
-    return (statistics.mean(100 * (a[k]["test_accuracy"] - b[k]["test_accuracy"]) for k in ks), ks) if ks else (float("nan"), [])
+    return paired_change(runs(model, variant), runs(model, ref))
 if runs("cnn-bn", "als-potq-prcaw"):
     d_aw, k_aw = same_seed_change("cnn-bn", "als-potq-prcaw", "als-potq")
     d_no, k_no = same_seed_change("cnn-bn", "als-potq-noprc", "als-potq")
