@@ -31,13 +31,14 @@ double num(const ojson& j, const char* key) { return j.at(key).get<double>(); }
 
 }  // namespace
 
-std::vector<EnergyItem> energy_items(const ojson& cfg, const ojson& ev,
-                                     const QuantOps& q, const EnergyTable& t) {
+std::vector<EnergyItem> energy_items(const ojson& cfg, const ojson& ev, const QuantOps& q, const EnergyTable& t,
+                                     const std::string& array_kind, const std::string& action_prefix) {
   std::vector<EnergyItem> items;
   auto add = [&](const char* comp, const char* action, double count, const char* unit, double per) {
-    items.push_back(EnergyItem{comp, action, count, unit, per, count * per});
+    std::string act = std::string(comp) == "pe_arithmetic" ? action_prefix + action : std::string(action);
+    items.push_back(EnergyItem{comp, act, count, unit, per, count * per});
   };
-  const PeType& pe = pe_type(cfg.at("array.kind").get<std::string>());
+  const PeType& pe = pe_type(array_kind.empty() ? cfg.at("array.kind").get<std::string>() : array_kind);
   const int acc_bits = cfg.at("pe.acc_bits").get<int>();
   // The PE type's ops, each priced by its table row (an integer add at the accumulator's width).
   for (const PeOp& op : pe.ops) {
@@ -98,14 +99,19 @@ double total_of(const std::vector<EnergyItem>& items) {
   return s;
 }
 
+// Adds `from` into `into`, item by item (component and action); an item `into` lacks (another
+// array's arithmetic) is appended after the last of its component.
 void accumulate_items(std::vector<EnergyItem>& into, const std::vector<EnergyItem>& from) {
-  if (into.empty()) {
-    into = from;
-    return;
-  }
-  for (std::size_t i = 0; i < from.size(); ++i) {
-    into[i].count += from[i].count;
-    into[i].pj += from[i].pj;
+  for (const EnergyItem& f : from) {
+    auto it = std::find_if(into.begin(), into.end(),
+                           [&](const EnergyItem& x) { return x.component == f.component && x.action == f.action; });
+    if (it != into.end()) {
+      it->count += f.count;
+      it->pj += f.pj;
+      continue;
+    }
+    auto last = std::find_if(into.rbegin(), into.rend(), [&](const EnergyItem& x) { return x.component == f.component; });
+    into.insert(last == into.rend() ? into.end() : last.base(), f);
   }
 }
 
@@ -113,20 +119,33 @@ void accumulate_items(std::vector<EnergyItem>& into, const std::vector<EnergyIte
 
 ojson add_energy(ojson& report, const EnergyTable& table) {
   const ojson& cfg = report.at("config");
-  const std::string array = cfg.at("array.kind").get<std::string>();
+  const std::string first = cfg.at("array.kind").get<std::string>();
   const int wbc = cfg.at("quant.wbc_iterations").get<int>();
   const int prc = cfg.at("quant.prc_candidates").get<int>();
   std::vector<EnergyItem> total;
   std::map<std::string, std::vector<EnergyItem>> phases;
+  std::map<std::string, std::vector<EnergyItem>> per_array;  // for the per-product arithmetic
+  std::map<std::string, double> array_slots, array_zero;
   std::vector<std::pair<std::string, double>> layers;  // in first-seen order
   double macs = 0;
+  if (!report.at("gemms").empty()) {  // the first array's items first, whichever array the first GEMM ran on
+    ojson zero = report.at("total").at("events");
+    for (auto& [name, v] : zero.items()) v = 0;
+    total = energy_items(cfg, zero, QuantOps{}, table, first);
+  }
   for (auto& g : report.at("gemms")) {
+    // Each GEMM is priced by the PE of the array it ran on (array.second: docs/energy-accounting.md).
+    const std::string array = g.contains("array") ? g.at("array").get<std::string>() : first;
     const ojson& qe = g.at("quantized_elements");
     QuantOps q = quant_ops(array, num(qe, "activations"), num(qe, "weights"), num(qe, "errors"), wbc, prc);
-    std::vector<EnergyItem> items = energy_items(cfg, g.at("events"), q, table);
+    std::vector<EnergyItem> items =
+        energy_items(cfg, g.at("events"), q, table, array, array == first ? "" : array + ".");
     const double gt = total_of(items);
     g["energy_pj"] = ojson{{"total", gt}, {"by_component", by_component(items)}};
     accumulate_items(total, items);
+    accumulate_items(per_array[array], items);
+    array_slots[array] += num(g.at("events"), "mac_slots");
+    array_zero[array] += num(g.at("events"), "products_zero");
     accumulate_items(phases[g.at("phase").get<std::string>()], items);
     const std::string layer = g.at("layer").get<std::string>();
     auto it = std::find_if(layers.begin(), layers.end(), [&](const auto& p) { return p.first == layer; });
@@ -149,18 +168,31 @@ ojson add_energy(ojson& report, const EnergyTable& table) {
   const double arith = e["by_component"]["pe_arithmetic"].get<double>();
   e["arithmetic_per_mac"] = macs > 0 ? arith / macs : 0.0;
   // The MAC arithmetic both ways, from the same counts: every executed product costs the
-  // sum of its arithmetic actions; with gating, products with a zero operand cost nothing.
-  double per_product = 0;
-  for (const auto& it : total) {
-    if (it.component == "pe_arithmetic" && it.count > 0) per_product += it.pj_per_action;
-  }
+  // sum of its arithmetic actions (on its array); with gating, products with a zero operand cost
+  // nothing. On two arrays the per-product figure is the mean over all products.
   const ojson& ev = report.at("total").at("events");
   const double slots = num(ev, "mac_slots"), zero = num(ev, "products_zero");
+  if (per_array.size() <= 1) {  // one array (or no GEMMs: the report's total events)
+    per_array = {{first, total}};
+    array_slots = {{first, slots}};
+    array_zero = {{first, zero}};
+  }
+  double gated = 0, ungated = 0, per_product_one = 0;
+  for (const auto& [array, items] : per_array) {
+    double per_product = 0;
+    for (const auto& it : items) {
+      if (it.component == "pe_arithmetic" && it.count > 0) per_product += it.pj_per_action;
+    }
+    per_product_one = per_product;
+    gated += per_product * (array_slots[array] - array_zero[array]);
+    ungated += per_product * array_slots[array];
+  }
+  const double per_product = per_array.size() == 1 ? per_product_one : (slots > 0 ? ungated / slots : 0.0);
   e["zero_gating"] = ojson{{"enabled", cfg.value("pe.zero_gating", true)},
                            {"zero_product_fraction", slots > 0 ? zero / slots : 0.0},
                            {"arithmetic_pj_per_product", per_product},
-                           {"arithmetic_gated", per_product * (slots - zero)},
-                           {"arithmetic_ungated", per_product * slots}};
+                           {"arithmetic_gated", gated},
+                           {"arithmetic_ungated", ungated}};
   ojson ph = ojson::object();
   for (const char* p : {"fwd", "bwd_data", "bwd_weight"}) {
     auto f = phases.find(p);

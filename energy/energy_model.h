@@ -34,9 +34,12 @@ QuantOps quant_ops(const std::string& array_kind, double activations, double wei
                    int wbc_iterations, int prc_candidates);
 
 // Energy items of one set of event counts (the "events" object of a report) under `config`
-// (the report's "config" object).
+// (the report's "config" object), for the PE type `array_kind` (default: the config's
+// array.kind). `action_prefix` is put before the PE arithmetic's actions ("int8." for the GEMMs
+// of a second array, so that both arrays' actions stay apart in a report's items).
 std::vector<EnergyItem> energy_items(const nlohmann::ordered_json& config, const nlohmann::ordered_json& events,
-                                     const QuantOps& quant, const EnergyTable& table);
+                                     const QuantOps& quant, const EnergyTable& table,
+                                     const std::string& array_kind = "", const std::string& action_prefix = "");
 
 // The `energy_pj` section for a simulate report (total, per MAC, by component, by phase, by
 // layer, items) and the per-GEMM totals (added to report["gemms"][i]["energy_pj"]).

@@ -55,6 +55,11 @@ ojson build_savings_report(const std::vector<std::pair<std::string, ojson>>& rep
         a["macs"] = tot["macs"];
         a["verification"] = rep["verification"];
         a["notes"] = rep["notes"];
+        // GEMMs whose operands this array cannot hold, run on the second array (array.second).
+        if (tot.value("gemms_on_second_array", std::uint64_t{0}) > 0) {
+          a["second_array"] = ojson{{"kind", rep["config"]["array.second"]}, {"gemms", tot["gemms_on_second_array"]},
+                                    {"of_gemms", tot["gemms"]}};
+        }
         if (tot.contains("dram")) a["dram"] = tot["dram"];
         // The mapping of every GEMM (docs/mapping.md), as the compare page lists it.
         ojson maps = ojson::array();
@@ -130,6 +135,15 @@ std::string savings_text(const ojson& r) {
                          arr["cycles"]["total"].get<std::uint64_t>(), 100 * arr["utilization"].get<double>(),
                          e["arithmetic_per_mac"].get<double>(), e["per_mac"].get<double>(),
                          e["total"].get<double>() * 1e-6, sa, st);
+    }
+    for (const PeType* pe : pe_types()) {
+      const ojson& arr = r["arrays"].contains(pe->name) ? r["arrays"][pe->name] : ojson();
+      if (arr.is_object() && arr.contains("second_array")) {
+        const ojson& sa = arr["second_array"];
+        out += fmt::format("{}: {} of {} GEMMs ran on the second array ({}, array.second), whose PE prices them\n", pe->name,
+                           sa["gemms"].get<std::uint64_t>(), sa["of_gemms"].get<std::uint64_t>(),
+                           sa["kind"].get<std::string>());
+      }
     }
     if (t["energy_pj"].contains("fp32") && t["savings_vs_fp32"].contains("mfmac")) {
       const ojson& zg = t["energy_pj"]["fp32"]["zero_gating"];

@@ -93,6 +93,10 @@ const ParamSpec* find_param(const std::string& name);
 // Plain configuration of one simulation (all validated).
 struct SimConfig {
   const PeType* array = &pe_type("mfmac");  // the PE type (array.kind), from the registry
+  // A second array (array.second) for the records whose operands `array` cannot hold exactly:
+  // the same geometry, dataflow, memories and clock; null: none (such records run in timing mode
+  // on `array`, priced as its products).
+  const PeType* second = nullptr;
   int rows = 32, cols = 32;
   Dataflow dataflow = Dataflow::kOs;
   int mac_latency = 1;                 // cycles

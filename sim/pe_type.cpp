@@ -75,6 +75,7 @@ std::string pe_type_names() {
 std::vector<ParamSpec> pe_params() {
   // The PE types come from the registry.
   static const std::string kind_choices = pe_type_names();
+  static const std::string second_choices = "none|" + kind_choices;
   static const std::string kind_description = [] {
     std::string d = "PE arithmetic:";
     for (const PeType* p : pe_types()) {
@@ -85,6 +86,12 @@ std::vector<ParamSpec> pe_params() {
   std::vector<ParamSpec> out = {
       {"array.kind", ParamType::kChoice, "mfmac", "", 0, 0, kind_choices.c_str(), kind_description.c_str(),
        [](const std::string& v, SimConfig& c) { c.array = &pe_type(v); }},
+      {"array.second", ParamType::kChoice, "none", "", 0, 0, second_choices.c_str(),
+       "a second array of the same geometry, dataflow, memories and clock that runs the records whose "
+       "operands array.kind cannot hold exactly (e.g. int8 for the INT8 first and last layers of an ALS-POTQ "
+       "step); each GEMM runs on one array, one after the other, and is priced by that array's PE. none: such "
+       "records run in timing mode on array.kind, priced as its products",
+       [](const std::string& v, SimConfig& c) { c.second = v == "none" ? nullptr : &pe_type(v); }},
       {"pe.mac_latency", ParamType::kInt, "1", "cycles", 1, 64, nullptr,
        "latency of one multiply-accumulate (pipelined FP32 MACs take several)", set_int(&SimConfig::mac_latency)},
       {"pe.acc_bits", ParamType::kInt, "32", "bits", 2, 64, nullptr,
@@ -106,8 +113,9 @@ std::vector<ParamSpec> pe_params() {
   out.push_back({"quant.wbc_iterations", ParamType::kInt, "8", "iterations", 0, 64, nullptr,
                  "WBC bisection steps per weight tensor and step (quantization overhead accounting)",
                  [](const std::string&, SimConfig&) {}});
-  out.push_back({"quant.prc_candidates", ParamType::kInt, "3", "candidates", 1, 16, nullptr,
-                 "PRC clipping offsets tried per tensor and step (quantization overhead accounting)",
+  out.push_back({"quant.prc_candidates", ParamType::kInt, "3", "candidates", 0, 16, nullptr,
+                 "PRC clipping offsets tried per tensor and step (quantization overhead accounting); 0 for a "
+                 "step trained without PRC (mfsim train --no-prc)",
                  [](const std::string&, SimConfig&) {}});
   return out;
 }

@@ -119,8 +119,25 @@ ojson events_json(const PeType& pe, const EventCounts& e) {
   return j;
 }
 
+// The counters of a run on two arrays (array.second): `e` holds the common counters of both and
+// the first array's arithmetic ops, `ops2` the second's; the second's ops follow the first's.
+ojson events_json(const PeType& pe, const EventCounts& e, const PeType* pe2, const EventCounts& ops2) {
+  if (pe2 == nullptr) return events_json(pe, e);
+  ojson j;
+  const std::vector<NamedCount> counts = named_counts(pe, e);
+  const std::vector<NamedCount> second = named_counts(*pe2, ops2);
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    j[counts[i].name] = counts[i].value;
+    if (i == 1 + pe.ops.size()) {  // after mac_slots, products_zero and the first's ops
+      for (std::size_t o = 0; o < pe2->ops.size(); ++o) j[second[2 + o].name] = second[2 + o].value;
+    }
+  }
+  return j;
+}
+
 struct GemmOutcome {
   std::string mode;
+  bool on_second = false;  // runs on the second array (array.second)
   GemmTiming timing;
   EventCounts events;
   bool zero_measured = false;
@@ -230,19 +247,32 @@ void time_record(const SimConfig& cfg, const TraceReader& reader, std::size_t i,
 
 namespace {
 
+// The configuration of the second array (array.second): the first's, with the second's PE type.
+SimConfig second_config(const SimConfig& cfg) {
+  SimConfig c = cfg;
+  if (cfg.second != nullptr) c.array = cfg.second;
+  c.second = nullptr;
+  return c;
+}
+
 // Phase 1: the mode of every record (value when it has operands the array holds exactly, unless
 // --mode says otherwise), decided before any work so that bad combinations fail first.
-std::vector<std::size_t> choose_modes(const TraceReader& reader, const ReplayOptions& opt, std::vector<GemmOutcome>& out,
-                                      std::vector<std::string>& notes) {
+std::vector<std::size_t> choose_modes(const TraceReader& reader, const ReplayOptions& opt, const SimConfig& cfg2,
+                                      std::vector<GemmOutcome>& out, std::vector<std::string>& notes) {
   const Trace& trace = reader.trace();
   const SimConfig& cfg = opt.config;
   std::vector<std::size_t> value_records;
   for (std::size_t i = 0; i < trace.records.size(); ++i) {
     const TraceRecord& r = trace.records[i];
     bool representable = array_represents(*cfg.array, r);
+    if (!representable && cfg.second != nullptr && array_represents(*cfg.second, r)) {
+      out[i].on_second = true;  // the second array holds it: it runs there
+      representable = true;
+    }
+    const SimConfig& rcfg = out[i].on_second ? cfg2 : cfg;
     if (cfg.map_pinned) {  // a pinned tiling must fit every GEMM: say which does not, before any work
       try {
-        FoldPlan check(cfg, r.shape, conv_view(r));
+        FoldPlan check(rcfg, r.shape, conv_view(r));
       } catch (const InputError& e) {
         throw InputError(fmt::format("{}: {}: {}", reader.path(), record_name(i, r), e.what()));
       }
@@ -255,9 +285,10 @@ std::vector<std::size_t> choose_modes(const TraceReader& reader, const ReplayOpt
       }
       if (!representable) {
         throw InputError(fmt::format("{}: {}: {} operands cannot be represented exactly on the {} "
-                                     "array; use --mode timing or auto",
+                                     "array{}; use --mode timing or auto{}",
                                      reader.path(), record_name(i, r), to_string(r.format()),
-                                     cfg.array->name));
+                                     cfg.array->name, cfg.second != nullptr ? fmt::format(" nor on the second ({})", cfg.second->name) : "",
+                                     cfg.second != nullptr ? "" : ", or array.second to run it on an array that holds it"));
       }
     }
     if (opt.mode != SimMode::kTiming && r.has_payload && representable) {
@@ -266,9 +297,10 @@ std::vector<std::size_t> choose_modes(const TraceReader& reader, const ReplayOpt
     } else {
       out[i].mode = "timing";
       if (opt.mode == SimMode::kAuto && r.has_payload && !representable) {
-        out[i].note = fmt::format("{} operands cannot be represented exactly on the {} array: "
-                                  "timing mode",
-                                  to_string(r.format()), cfg.array->name);
+        out[i].note = fmt::format("{} operands cannot be represented exactly on the {} array{}: "
+                                  "timing mode, priced as its products",
+                                  to_string(r.format()), cfg.array->name,
+                                  cfg.second != nullptr ? fmt::format(" nor on the second ({})", cfg.second->name) : "");
         notes.push_back(fmt::format("{}: {}", record_name(i, r), out[i].note));
       }
     }
@@ -279,16 +311,20 @@ std::vector<std::size_t> choose_modes(const TraceReader& reader, const ReplayOpt
 
 // Phase 2: the closed form for the timing-mode records (zero products measured where there are
 // operands).
-void time_records(const TraceReader& reader, const SimConfig& cfg, std::vector<GemmOutcome>& out, Progress& progress,
-                  std::size_t& finished) {
+void time_records(const TraceReader& reader, const SimConfig& cfg, const SimConfig& cfg2, std::vector<GemmOutcome>& out,
+                  Progress& progress, std::size_t& finished) {
   const Trace& trace = reader.trace();
-  TimingCache cache;
+  TimingCache cache, cache2;
   // Timing-mode records: closed form (zero products measured when operands are present).
   for (std::size_t i = 0; i < trace.records.size(); ++i) {
     if (out[i].mode != "timing") continue;
     const TraceRecord& r = trace.records[i];
     try {
-      time_record(cfg, reader, i, out[i], cache);
+      if (out[i].on_second) {
+        time_record(cfg2, reader, i, out[i], cache2);
+      } else {
+        time_record(cfg, reader, i, out[i], cache);
+      }
       progress.update(++finished, "closed form");
     } catch (const InputError& e) {
       throw InputError(fmt::format("{}: {}: {}", reader.path(), record_name(i, r), e.what()));
@@ -304,11 +340,10 @@ struct ValueRun {
   double seconds = 0;
 };
 
-ValueRun run_value_records(const TraceReader& reader, const ReplayOptions& opt,
+ValueRun run_value_records(const TraceReader& reader, const SimConfig& cfg, const std::string& vcd_path,
                            const std::vector<std::size_t>& value_records, std::vector<GemmOutcome>& out,
                            Progress& progress, std::size_t& finished) {
   const Trace& trace = reader.trace();
-  const SimConfig& cfg = opt.config;
   ValueRun run;
   if (!value_records.empty()) {
     std::vector<GemmJob> jobs;
@@ -374,7 +409,7 @@ ValueRun run_value_records(const TraceReader& reader, const ReplayOptions& opt,
       fp32_refs_ops[j] = GemmOperands{};
     };
     const auto t0 = std::chrono::steady_clock::now();
-    simulate_value(cfg, jobs, on_done, opt.vcd_path);
+    simulate_value(cfg, jobs, on_done, vcd_path);
     run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 
@@ -387,11 +422,13 @@ double utilization(const SimConfig& cfg, std::uint64_t slots, std::uint64_t cycl
   return cycles == 0 ? 0.0 : static_cast<double>(slots) / (pe_count * static_cast<double>(cycles));
 }
 
-// Sums over GEMMs (the whole trace, or one phase); every sum checked against 2^64.
+// Sums over GEMMs (the whole trace, or one phase); every sum checked against 2^64. `e` sums
+// every GEMM's common counters, and the arithmetic ops of the first array's GEMMs; `ops2` the
+// arithmetic ops of the second array's (array.second), which are other actions.
 struct Totals {
   GemmTiming t;
-  std::uint64_t scalesim = 0, macs = 0, gemms = 0, compulsory = 0, compulsory_gemm = 0;
-  EventCounts e;
+  std::uint64_t scalesim = 0, macs = 0, gemms = 0, compulsory = 0, compulsory_gemm = 0, gemms2 = 0;
+  EventCounts e, ops2;
 
   void add(const GemmOutcome& g, std::uint64_t scalesim_cycles, std::uint64_t gemm_macs, std::uint64_t compulsory_bytes,
            std::uint64_t compulsory_gemm_bytes) {
@@ -407,7 +444,17 @@ struct Totals {
     scalesim = checked_add(scalesim, scalesim_cycles, "cycles.scalesim_compatible");
     macs = checked_add(macs, gemm_macs, "macs");
     gemms += 1;
-    e += g.events;
+    if (g.on_second) {
+      EventCounts common = g.events;
+      for (std::size_t o = 0; o < common.pe_ops.size(); ++o) {
+        ops2.pe_ops[o] = checked_add(ops2.pe_ops[o], common.pe_ops[o], "pe arithmetic ops");
+        common.pe_ops[o] = 0;
+      }
+      e += common;
+      gemms2 += 1;
+    } else {
+      e += g.events;
+    }
   }
 };
 
@@ -421,7 +468,8 @@ ojson totals_json(const SimConfig& cfg, const Totals& t) {
   j["time_seconds"] = static_cast<double>(t.t.total) / (cfg.clock_mhz * 1e6);
   j["utilization"] = utilization(cfg, t.e.mac_slots, t.t.total);
   j["macs"] = t.macs;
-  j["events"] = events_json(*cfg.array, t.e);
+  j["events"] = events_json(*cfg.array, t.e, cfg.second, t.ops2);
+  if (cfg.second != nullptr) j["gemms_on_second_array"] = t.gemms2;
   j["dram"] = dram_json(t.e, t.compulsory, t.compulsory_gemm);
   return j;
 }
@@ -441,6 +489,7 @@ ojson gemm_json(const SimConfig& cfg, std::size_t i, const TraceRecord& r, const
   j["repeat"] = r.repeat;
   j["layer_type"] = to_string(r.layer_type);
   j["format"] = to_string(r.format());
+  j["array"] = cfg.array->name;
   j["quantized_elements"] = ojson{{"activations", quantized.activations},
                                   {"weights", quantized.weights},
                                   {"errors", quantized.errors}};
@@ -485,13 +534,34 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
   std::vector<GemmOutcome> out(trace.records.size());
   std::vector<std::string> notes;
 
-  std::vector<std::size_t> value_records = choose_modes(reader, opt, out, notes);
+  const SimConfig cfg2 = second_config(cfg);
+  std::vector<std::size_t> value_records = choose_modes(reader, opt, cfg2, out, notes);
   Progress progress(trace.records.size());
   std::size_t finished = 0;
-  time_records(reader, cfg, out, progress, finished);
-  const ValueRun run = run_value_records(reader, opt, value_records, out, progress, finished);
-  const std::uint64_t array_steps = run.array_steps;
-  const double value_seconds = run.seconds;
+  time_records(reader, cfg, cfg2, out, progress, finished);
+  // The value-mode records of each array: one SystemC simulation per array (the --vcd waveform
+  // is the first array's).
+  std::vector<std::size_t> value_first, value_second;
+  for (std::size_t i : value_records) (out[i].on_second ? value_second : value_first).push_back(i);
+  const ValueRun run = run_value_records(reader, cfg, opt.vcd_path, value_first, out, progress, finished);
+  const ValueRun run2 = run_value_records(reader, cfg2, "", value_second, out, progress, finished);
+  const std::uint64_t array_steps = run.array_steps + run2.array_steps;
+  const double value_seconds = run.seconds + run2.seconds;
+  std::size_t n2 = 0;
+  std::uint64_t macs2 = 0, macs = 0;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    macs = checked_add(macs, trace.records[i].macs(), "macs");
+    if (out[i].on_second) {
+      ++n2;
+      macs2 = checked_add(macs2, trace.records[i].macs(), "macs");
+    }
+  }
+  if (n2 > 0) {
+    notes.push_back(fmt::format("{} of {} GEMMs ({:.2f}% of the MACs) ran on the second array ({}): their operands "
+                                "are not exact on the {} array",
+                                n2, out.size(), macs > 0 ? 100.0 * static_cast<double>(macs2) / static_cast<double>(macs) : 0.0,
+                                cfg.second->name, cfg.array->name));
+  }
 
   // The report.
   ReplayOutcome result;
@@ -506,10 +576,16 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
                        {"time_seconds", "seconds at clock.mhz"},
                        {"utilization", "fraction of PE-cycles with a scheduled product (0..1)"},
                        {"macs", "multiply-accumulates (M*N*K)"}};
-  ojson counters = ojson::object();
-  for (const auto& c : named_counts(*cfg.array, EventCounts{})) {
-    counters[c.name] = ojson{{"unit", c.unit}, {"description", c.description}};
+  std::map<std::string, ojson> counter_info;
+  for (const PeType* pe : {cfg.array, cfg.second}) {
+    if (pe == nullptr) continue;
+    for (const auto& c : named_counts(*pe, EventCounts{})) {
+      counter_info[c.name] = ojson{{"unit", c.unit}, {"description", c.description}};
+    }
   }
+  ojson counters = ojson::object();  // in the order of the events objects
+  const ojson order = events_json(*cfg.array, EventCounts{}, cfg.second, EventCounts{});
+  for (auto it = order.begin(); it != order.end(); ++it) counters[it.key()] = counter_info.at(it.key());
   rep["counters"] = counters;
 
   const double pe_count = static_cast<double>(cfg.rows) * cfg.cols;
@@ -521,13 +597,14 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
   for (std::size_t i = 0; i < trace.records.size(); ++i) {
     const TraceRecord& r = trace.records[i];
     const GemmOutcome& g = out[i];
+    const SimConfig& rcfg = g.on_second ? cfg2 : cfg;
     std::uint64_t scalesim = checked_mul(scalesim_cycles(cfg.dataflow, cfg.rows, cfg.cols, r.shape),
                                          static_cast<std::uint64_t>(r.repeat), "cycles.scalesim_compatible");
-    const FoldPlan plan(cfg, r.shape, conv_view(r));
+    const FoldPlan plan(rcfg, r.shape, conv_view(r));
     const auto rep_n = static_cast<std::uint64_t>(r.repeat);
     const std::uint64_t compulsory = checked_mul(plan.compulsory_bytes(), rep_n, "dram.compulsory_bytes");
     const std::uint64_t compulsory_gemm = checked_mul(plan.compulsory_bytes_gemm_view(), rep_n, "dram.compulsory_bytes");
-    ojson j = gemm_json(cfg, i, r, g, quantized[i], scalesim, plan, compulsory, compulsory_gemm);
+    ojson j = gemm_json(rcfg, i, r, g, quantized[i], scalesim, plan, compulsory, compulsory_gemm);
     gemms.push_back(std::move(j));
 
     try {
@@ -572,7 +649,8 @@ std::string report_summary_text(const ojson& rep) {
   const ojson& cfg = rep["config"];
   const ojson& t = rep["total"];
   std::string out = fmt::format(
-      "array {} {}x{} {}   trace {}\n", cfg["array.kind"].get<std::string>(),
+      "array {}{} {}x{} {}   trace {}\n", cfg["array.kind"].get<std::string>(),
+      cfg.value("array.second", "none") == "none" ? "" : " + " + cfg["array.second"].get<std::string>() + " (second)",
       cfg["array.rows"].get<int>(), cfg["array.cols"].get<int>(),
       cfg["array.dataflow"].get<std::string>(), rep["trace"].get<std::string>());
   out += fmt::format("{:<12}{:>7}{:>16}{:>16}{:>18}{:>16}{:>8}\n", "phase", "GEMMs", "cycles", "stall",

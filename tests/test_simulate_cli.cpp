@@ -96,7 +96,8 @@ TEST_CASE("simulate: parameter errors name the parameter and where it came from"
   r = sim("--mode value");  // mfmac cannot hold the int8 and fp32 records
   CHECK(r.exit_code == 2);
   CHECK(r.err == "mfsim: error: " + test::example_trace() + ": records[5] (fc1 fwd): int8 operands cannot be "
-                 "represented exactly on the mfmac array; use --mode timing or auto\n");
+                 "represented exactly on the mfmac array; use --mode timing or auto, or array.second to run it on an "
+                "array that holds it\n");
   CHECK_FALSE(test::file_exists(rep));  // no report on bad input
   r = run_mfsim(fmt::format("simulate --trace {}", test::example_trace()));
   CHECK(r.err == "mfsim: error: simulate: missing option --report; see 'mfsim simulate --help'\n");

@@ -219,3 +219,114 @@ TEST_CASE("train: --first-last puts the first and last linear layers in another 
   auto bad = run_mfsim(fmt::format("train -q --first-last int4 --data {} --report {}", dir.path(), dir.file("x.json")));
   CHECK(bad.err == "mfsim: error: train: --first-last: unknown value \"int4\"; expected potq|int8|fp32\n");
 }
+
+TEST_CASE("simulate: a step mixing PoT4 and INT8 runs on an MF-MAC array with an INT8 second array, each GEMM "
+          "verified and priced on its own array",
+          "[smoke]") {
+  TempDir dir;
+  write_dataset(dir.path(), 128, 32);
+  const std::string trace = dir.file("fl.json");
+  auto r = run_mfsim(fmt::format("train -q --model cnn --quant als-potq --first-last int8 --epochs 1 --batch 32 --data {} "
+                                 "--trace-out {} --trace-step 1 --report {}",
+                                 dir.path(), trace, dir.file("r.json")));
+  REQUIRE(r.exit_code == 0);
+  auto sim = [&](const std::string& args, const std::string& name) {
+    auto s = run_mfsim(fmt::format("simulate -q --trace {} --rows 8 --cols 6 --energy-table paper {} --report {}", trace,
+                                   args, dir.file(name)));
+    INFO(args << ": " << s.err);
+    REQUIRE(s.exit_code == 0);
+    return json::parse(test::slurp(dir.file(name)));
+  };
+  for (const char* df : {"os", "ws"}) {
+    INFO("dataflow " << df);
+    const std::string common = fmt::format("--dataflow {} --array mfmac --set array.second=int8", df);
+    const json mixed = sim(common + " --mode value", "mixed.json");
+    CHECK(mixed["verification"]["gemms_checked"] == 11);
+    CHECK(mixed["verification"]["checked_against_trace"] == 11);
+    CHECK(mixed["verification"]["mismatches"] == 0);
+    CHECK(mixed["total"]["gemms_on_second_array"] == 5);  // conv1 fwd, bwd_weight; fc2 fwd, bwd_data, bwd_weight
+    for (const auto& g : mixed["gemms"]) {
+      const bool edge = g["layer"] == "conv1" || g["layer"] == "fc2";
+      CHECK(g["array"] == (edge ? "int8" : "mfmac"));
+      CHECK(g["events"].contains(edge ? "int8_mul" : "mfmac_xor"));
+      CHECK_FALSE(g["events"].contains(edge ? "mfmac_xor" : "int8_mul"));
+    }
+    // Value mode equals timing mode on every counter, cycle and energy term.
+    const json timing = sim(common + " --mode timing", "timing.json");
+    CHECK(timing["total"]["cycles"] == mixed["total"]["cycles"]);
+    CHECK(timing["total"]["events"] == mixed["total"]["events"]);
+    CHECK(timing["energy_pj"]["by_component"] == mixed["energy_pj"]["by_component"]);
+    for (std::size_t i = 0; i < mixed["gemms"].size(); ++i) {
+      CHECK(timing["gemms"][i]["events"] == mixed["gemms"][i]["events"]);
+      CHECK(timing["gemms"][i]["cycles"] == mixed["gemms"][i]["cycles"]);
+    }
+    // Each GEMM as it runs alone on its own array: the INT8 ones on an INT8 array, the PoT4 ones
+    // on an MF-MAC array (auto: the INT8 records there in timing mode).
+    const json int8 = sim(fmt::format("--dataflow {} --array int8 --mode value", df), "int8.json");
+    const json mf = sim(fmt::format("--dataflow {} --array mfmac", df), "mf.json");
+    json sum_events = json::object();
+    double energy = 0, arithmetic = 0;
+    std::uint64_t cycles = 0;
+    for (std::size_t i = 0; i < mixed["gemms"].size(); ++i) {
+      const json& g = mixed["gemms"][i];
+      const json& alone = g["array"] == "int8" ? int8["gemms"][i] : mf["gemms"][i];
+      CHECK(alone["mode"] == "value");
+      CHECK(g["events"] == alone["events"]);
+      CHECK(g["cycles"] == alone["cycles"]);
+      CHECK(g["mapping"] == alone["mapping"]);
+      CHECK(g["energy_pj"]["total"].get<double>() == Approx(alone["energy_pj"]["total"].get<double>()).epsilon(1e-12));
+      // Totals are the sum of their parts.
+      for (const auto& [name, v] : g["events"].items()) {
+        sum_events[name] = sum_events.value(name, std::uint64_t{0}) + v.get<std::uint64_t>();
+      }
+      energy += g["energy_pj"]["total"].get<double>();
+      arithmetic += g["energy_pj"]["by_component"]["pe_arithmetic"].get<double>();
+      cycles += g["cycles"]["total"].get<std::uint64_t>();
+    }
+    CHECK(sum_events == mixed["total"]["events"]);
+    CHECK(cycles == mixed["total"]["cycles"]["total"]);
+    CHECK(energy == Approx(mixed["energy_pj"]["total"].get<double>()).epsilon(1e-12));
+    CHECK(arithmetic == Approx(mixed["energy_pj"]["by_component"]["pe_arithmetic"].get<double>()).epsilon(1e-12));
+    // The items keep the two PEs' actions apart; the INT8 ones carry the array's name.
+    bool int8_multiply = false;
+    for (const auto& it : mixed["energy_pj"]["items"]) int8_multiply = int8_multiply || it["action"] == "int8.multiply";
+    CHECK(int8_multiply);
+    // The INT8 layers cost more arithmetic than on the MF-MAC array priced as MF-MAC products.
+    CHECK(mixed["energy_pj"]["by_component"]["pe_arithmetic"].get<double>() >
+          mf["energy_pj"]["by_component"]["pe_arithmetic"].get<double>());
+    // --vcd changes no figure.
+    auto v = run_mfsim(fmt::format("simulate -q --trace {} --rows 8 --cols 6 --energy-table paper {} --mode value "
+                                   "--vcd {} --report {}",
+                                   trace, common, dir.file("w.vcd"), dir.file("vcd.json")));
+    REQUIRE(v.exit_code == 0);
+    const json with_vcd = json::parse(test::slurp(dir.file("vcd.json")));
+    CHECK(with_vcd["total"] == mixed["total"]);
+    CHECK(with_vcd["energy_pj"] == mixed["energy_pj"]);
+  }
+  // Errors: a record no array holds in value mode, and an unknown second array.
+  auto e = run_mfsim(fmt::format("simulate -q --trace {} --array mfmac --mode value --report {}", trace, dir.file("x.json")));
+  CHECK(e.exit_code == 2);
+  CHECK(e.err == fmt::format("mfsim: error: {}: records[0] (conv1 fwd): int8 operands cannot be represented exactly on "
+                             "the mfmac array; use --mode timing or auto, or array.second to run it on an array that "
+                             "holds it\n",
+                             trace));
+  e = run_mfsim(fmt::format("simulate -q --trace {} --array mfmac --set array.second=int4 --mode value --report {}", trace,
+                            dir.file("x.json")));
+  CHECK(e.exit_code == 2);
+  CHECK(e.err == fmt::format("mfsim: error: {}: records[0] (conv1 fwd): int8 operands cannot be represented exactly on "
+                             "the mfmac array nor on the second (int4); use --mode timing or auto\n",
+                             trace));
+  e = run_mfsim(fmt::format("simulate -q --trace {} --set array.second=int16 --report {}", trace, dir.file("x.json")));
+  CHECK(e.exit_code == 2);
+  CHECK(e.err == "mfsim: error: --set array.second=int16: array.second: expected none|fp32|bf16|fp8|int8|int4|mfmac, "
+                 "got \"int16\"\n");
+  CHECK_FALSE(test::file_exists(dir.file("x.json")));
+  // compare passes array.second to every array and says which ran GEMMs on it.
+  auto c = run_mfsim(fmt::format("compare --trace {} --rows 8 --cols 6 --arrays mfmac --set array.second=int8 --report {}",
+                                 trace, dir.file("c.json")));
+  REQUIRE(c.exit_code == 0);
+  CHECK(c.out.find("mfmac: 5 of 11 GEMMs ran on the second array (int8, array.second)") != std::string::npos);
+  const json cj = json::parse(test::slurp(dir.file("c.json")));
+  CHECK(cj["arrays"]["mfmac"]["second_array"]["gemms"] == 5);
+  CHECK_FALSE(cj["arrays"]["fp32"].contains("second_array"));
+}
