@@ -31,6 +31,14 @@ std::string html_escape(const std::string& s) {
   return o;
 }
 
+// An array's label in tables and charts: its kind, and "+kind" of the second array that ran some
+// of its GEMMs (array.second).
+std::string array_label(const ojson& r, const std::string& kind) {
+  const ojson& arrays = r["arrays"];
+  if (!arrays.contains(kind) || !arrays[kind].contains("second_array")) return kind;
+  return kind + "+" + arrays[kind]["second_array"]["kind"].get<std::string>();
+}
+
 }  // namespace
 
 ojson build_savings_report(const std::vector<std::pair<std::string, ojson>>& reports,
@@ -119,7 +127,9 @@ std::string savings_text(const ojson& r) {
   for (auto it = r["by_table"].begin(); it != r["by_table"].end(); ++it) {
     const ojson& t = it.value();
     out += fmt::format("\nenergy table: {}\n", it.key());
-    out += fmt::format("{:<7}{:>14}{:>8}{:>14}{:>14}{:>13}{:>14}{:>11}\n", "array", "cycles", "util", "arith pJ/MAC",
+    std::size_t w = 7;  // the first column: wider when a label names a second array
+    for (const PeType* pe : pe_types()) w = std::max(w, array_label(r, pe->name).size() + 1);
+    out += fmt::format("{:<{}}{:>14}{:>8}{:>14}{:>14}{:>13}{:>14}{:>11}\n", "array", w, "cycles", "util", "arith pJ/MAC",
                        "total pJ/MAC", "total uJ", "saving arith", "total");
     for (const PeType* pe : pe_types()) {
       const char* a = pe->name;
@@ -131,7 +141,7 @@ std::string savings_text(const ojson& r) {
         sa = fmt::format("{:.2f}%", 100 * t["savings_vs_fp32"][a]["arithmetic"].get<double>());
         st = fmt::format("{:.2f}%", 100 * t["savings_vs_fp32"][a]["total"].get<double>());
       }
-      out += fmt::format("{:<7}{:>14}{:>7.1f}%{:>14.4g}{:>14.4g}{:>13.4g}{:>14}{:>11}\n", a,
+      out += fmt::format("{:<{}}{:>14}{:>7.1f}%{:>14.4g}{:>14.4g}{:>13.4g}{:>14}{:>11}\n", array_label(r, a), w,
                          arr["cycles"]["total"].get<std::uint64_t>(), 100 * arr["utilization"].get<double>(),
                          e["arithmetic_per_mac"].get<double>(), e["per_mac"].get<double>(),
                          e["total"].get<double>() * 1e-6, sa, st);
@@ -150,9 +160,10 @@ std::string savings_text(const ojson& r) {
       const ojson& sv = t["savings_vs_fp32"]["mfmac"];
       out += fmt::format(
           "zero gating: {} (pe.zero_gating, the same on every array); {:.1f}% of products have a zero "
-          "operand.\nMF-MAC arithmetic saving: {:.2f}% with gating on every array, {:.2f}% with gating on "
+          "operand.\n{} arithmetic saving: {:.2f}% with gating on every array, {:.2f}% with gating on "
           "none, {:.2f}% if only MF-MAC gated (not a fair comparison)\n",
           zg["enabled"].get<bool>() ? "on" : "off", 100 * zg["zero_product_fraction"].get<double>(),
+          array_label(r, "mfmac") == "mfmac" ? std::string("MF-MAC") : "MF-MAC (" + array_label(r, "mfmac") + ")",
           100 * sv["arithmetic_zero_gating_on"].get<double>(), 100 * sv["arithmetic_zero_gating_off"].get<double>(),
           100 * sv["arithmetic_gated_vs_ungated_fp32"].get<double>());
     }
@@ -173,7 +184,9 @@ std::string savings_html(const ojson& r) {
     max_total = std::max(max_total, en[pe->name]["per_mac"].get<double>());
     max_arith = std::max(max_arith, en[pe->name]["arithmetic_per_mac"].get<double>());
   }
-  const int left = 70, width = 560, bar_h = 34, gap = 18;
+  bool labels_wide = false;  // a label naming a second array ("mfmac+int8") needs more room
+  for (const PeType* pe : arrays) labels_wide = labels_wide || array_label(r, pe->name) != pe->name;
+  const int left = labels_wide ? 100 : 70, width = 560, bar_h = 34, gap = 18;
   auto chart = [&](const std::string& title, bool stacked) {
     const double scale = width / (stacked ? max_total : max_arith);
     std::string s = fmt::format("<h2>{}</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
@@ -183,7 +196,7 @@ std::string savings_html(const ojson& r) {
     int y = 5;
     for (const PeType* pe : arrays) {
       const char* a = pe->name;
-      s += fmt::format("<text x=\"0\" y=\"{}\">{}</text>\n", y + bar_h / 2 + 5, a);
+      s += fmt::format("<text x=\"0\" y=\"{}\">{}</text>\n", y + bar_h / 2 + 5, html_escape(array_label(r, a)));
       double x = left;
       if (stacked) {
         for (std::size_t c = 0; c < 7; ++c) {

@@ -228,6 +228,7 @@ void ParamSet::load_config_text(const std::string& content, const std::string& p
 SimConfig ParamSet::build() const {
   SimConfig c;
   for (const auto& spec : param_specs()) spec.apply(values_.at(spec.name), c);
+  if (c.second == c.array) c.second = nullptr;  // a second array of the first's type would hold nothing more
   return c;
 }
 

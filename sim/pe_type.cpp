@@ -90,7 +90,7 @@ std::vector<ParamSpec> pe_params() {
        "a second array of the same geometry, dataflow, memories and clock that runs the records whose "
        "operands array.kind cannot hold exactly (e.g. int8 for the INT8 first and last layers of an ALS-POTQ "
        "step); each GEMM runs on one array, one after the other, and is priced by that array's PE. none: such "
-       "records run in timing mode on array.kind, priced as its products",
+       "records run in timing mode on array.kind, priced as its products. Ignored when it is array.kind",
        [](const std::string& v, SimConfig& c) { c.second = v == "none" ? nullptr : &pe_type(v); }},
       {"pe.mac_latency", ParamType::kInt, "1", "cycles", 1, 64, nullptr,
        "latency of one multiply-accumulate (pipelined FP32 MACs take several)", set_int(&SimConfig::mac_latency)},

@@ -122,7 +122,7 @@ ojson events_json(const PeType& pe, const EventCounts& e) {
 // The counters of a run on two arrays (array.second): `e` holds the common counters of both and
 // the first array's arithmetic ops, `ops2` the second's; the second's ops follow the first's.
 ojson events_json(const PeType& pe, const EventCounts& e, const PeType* pe2, const EventCounts& ops2) {
-  if (pe2 == nullptr) return events_json(pe, e);
+  if (pe2 == nullptr || pe2 == &pe) return events_json(pe, e);
   ojson j;
   const std::vector<NamedCount> counts = named_counts(pe, e);
   const std::vector<NamedCount> second = named_counts(*pe2, ops2);
@@ -373,7 +373,7 @@ ValueRun run_value_records(const TraceReader& reader, const SimConfig& cfg, cons
       run.array_steps += res.array_steps;
       g.checked = true;
       if (!res.overflow.empty()) {
-        g.mismatch = fmt::format("array accumulator overflow: {}", res.overflow);
+        g.mismatch = fmt::format("{} array accumulator overflow: {}", cfg.array->name, res.overflow);
       } else if (cfg.array->integer_acc) {
         g.against = "trace";
         g.mismatch = first_mismatch(r.shape, res.out_int, expected[j].expected_acc, "array", "expected");

@@ -181,6 +181,10 @@ TEST_CASE("every PE type's ops are priced by every built-in table, and a table m
         CHECK(t.op(op.table_row) > 0);
       }
       for (const char* row : pe->optional_rows) CHECK(t.op(row) > 0);  // the shipped tables carry them
+      // A report's energy items are merged by component and action: a type's actions are distinct.
+      for (std::size_t i = 0; i < pe->ops.size(); ++i) {
+        for (std::size_t j = i + 1; j < pe->ops.size(); ++j) CHECK(std::string(pe->ops[i].action) != pe->ops[j].action);
+      }
     }
     for (const auto& e : t.entries) {
       INFO(name << " " << e.action);

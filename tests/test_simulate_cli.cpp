@@ -140,7 +140,7 @@ TEST_CASE("simulate: a wrong expected output exits 3 naming GEMM and element", "
   std::filesystem::remove_all(runs);
   auto ovf = run_mfsim(fmt::format("simulate -q --trace {} --set pe.acc_bits=10 --report {}", test::example_trace(), rep));
   CHECK(ovf.exit_code == 3);
-  CHECK(ovf.err.find("array accumulator overflow: 10-bit accumulator overflow at output element") !=
+  CHECK(ovf.err.find("mfmac array accumulator overflow: 10-bit accumulator overflow at output element") !=
         std::string::npos);
 }
 

@@ -285,6 +285,35 @@ TEST_CASE("simulate: a step mixing PoT4 and INT8 runs on an MF-MAC array with an
     }
     CHECK(sum_events == mixed["total"]["events"]);
     CHECK(cycles == mixed["total"]["cycles"]["total"]);
+    // Per phase too: cycles, events and energy of each phase are the sums of its GEMMs.
+    for (const char* phase : {"fwd", "bwd_data", "bwd_weight"}) {
+      json ev = json::object();
+      std::uint64_t c = 0;
+      double pj = 0;
+      for (const auto& g : mixed["gemms"]) {
+        if (g["phase"] != phase) continue;
+        for (const auto& [name, val] : g["events"].items()) ev[name] = ev.value(name, std::uint64_t{0}) + val.get<std::uint64_t>();
+        c += g["cycles"]["total"].get<std::uint64_t>();
+        pj += g["energy_pj"]["total"].get<double>();
+      }
+      INFO(phase);
+      CHECK(ev == mixed["by_phase"][phase]["events"]);
+      CHECK(c == mixed["by_phase"][phase]["cycles"]["total"]);
+      CHECK(pj == Approx(mixed["energy_pj"]["by_phase"][phase]["total"].get<double>()).epsilon(1e-12));
+    }
+    // Zero gating on two arrays: each array's products at its own price.
+    const json& zg = mixed["energy_pj"]["zero_gating"];
+    const double per_mf = mf["energy_pj"]["zero_gating"]["arithmetic_pj_per_product"].get<double>();
+    const double per_i8 = int8["energy_pj"]["zero_gating"]["arithmetic_pj_per_product"].get<double>();
+    double gated = 0, ungated = 0;
+    for (const auto& g : mixed["gemms"]) {
+      const double per = g["array"] == "int8" ? per_i8 : per_mf;
+      gated += per * (g["events"]["mac_slots"].get<double>() - g["events"]["products_zero"].get<double>());
+      ungated += per * g["events"]["mac_slots"].get<double>();
+    }
+    CHECK(zg["arithmetic_gated"].get<double>() == Approx(gated).epsilon(1e-12));
+    CHECK(zg["arithmetic_ungated"].get<double>() == Approx(ungated).epsilon(1e-12));
+    CHECK(zg["arithmetic_gated"].get<double>() == Approx(mixed["energy_pj"]["by_component"]["pe_arithmetic"].get<double>()).epsilon(1e-12));
     CHECK(energy == Approx(mixed["energy_pj"]["total"].get<double>()).epsilon(1e-12));
     CHECK(arithmetic == Approx(mixed["energy_pj"]["by_component"]["pe_arithmetic"].get<double>()).epsilon(1e-12));
     // The items keep the two PEs' actions apart; the INT8 ones carry the array's name.
@@ -299,10 +328,17 @@ TEST_CASE("simulate: a step mixing PoT4 and INT8 runs on an MF-MAC array with an
                                    "--vcd {} --report {}",
                                    trace, common, dir.file("w.vcd"), dir.file("vcd.json")));
     REQUIRE(v.exit_code == 0);
+    CHECK(test::file_exists(dir.file("w.vcd")));
     const json with_vcd = json::parse(test::slurp(dir.file("vcd.json")));
     CHECK(with_vcd["total"] == mixed["total"]);
     CHECK(with_vcd["energy_pj"] == mixed["energy_pj"]);
   }
+  // A second array of the first's type holds nothing more: ignored, the report as without it.
+  const json int8_alone = sim("--array int8 --mode value", "i8.json");
+  const json int8_twice = sim("--array int8 --set array.second=int8 --mode value", "i8i8.json");
+  CHECK(int8_twice["total"] == int8_alone["total"]);
+  CHECK(int8_twice["total"]["events"]["int8_mul"].get<std::uint64_t>() > 0);
+  CHECK(int8_twice["energy_pj"] == int8_alone["energy_pj"]);
   // Errors: a record no array holds in value mode, and an unknown second array.
   auto e = run_mfsim(fmt::format("simulate -q --trace {} --array mfmac --mode value --report {}", trace, dir.file("x.json")));
   CHECK(e.exit_code == 2);
@@ -326,6 +362,7 @@ TEST_CASE("simulate: a step mixing PoT4 and INT8 runs on an MF-MAC array with an
                                  trace, dir.file("c.json")));
   REQUIRE(c.exit_code == 0);
   CHECK(c.out.find("mfmac: 5 of 11 GEMMs ran on the second array (int8, array.second)") != std::string::npos);
+  CHECK(c.out.find("\nmfmac+int8 ") != std::string::npos);  // the table's row says which arrays ran the step
   const json cj = json::parse(test::slurp(dir.file("c.json")));
   CHECK(cj["arrays"]["mfmac"]["second_array"]["gemms"] == 5);
   CHECK_FALSE(cj["arrays"]["fp32"].contains("second_array"));
