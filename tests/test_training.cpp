@@ -325,6 +325,44 @@ TEST_CASE("WBC's thresholds equal a search over every grid point", "[unit]") {
   }
 }
 
+TEST_CASE("WBC: a target whose any-order sum falls on the other side of a midpoint is settled in element order",
+          "[unit]") {
+  // 8192 weights 1.0 (scale exponent 0, above every level: the base of every grid point's sum),
+  // one weight just below 1.5 * 2^-6 (mantissa bin 511: it rounds down for thresholds above bin
+  // 511 and up otherwise, so there are two sums, 1 + 2^-6 and 1 + 2^-5 on top of the base, with
+  // the midpoint at 1.5 * 2^-6), then 4096 weights of 1.5 * 2^-41 (below every level: they
+  // quantize to 0). In element order each tiny weight is less than half an ulp of the running
+  // sum 2^13 and is lost: the target is 2^-29 below the midpoint, so the lower sum is closer
+  // (threshold 1.5). Summed in lanes (any order), the tiny weights add up (1.5 * 2^-29) and the
+  // target lands above the midpoint (threshold 1.0). The any-order sum's error bound covers the
+  // difference, so the fast path must fall back to the element-order sum.
+  std::vector<float> w(8192, 1.0f);
+  w.push_back(std::ldexp(1.5f - 0x1p-23f, -6));
+  w.insert(w.end(), 4096, std::ldexp(1.5f, -41));
+  const std::size_t n = w.size();
+  double in_order = 0, lanes[8] = {};
+  for (std::size_t i = 0; i < n; ++i) {
+    in_order += w[i];
+    lanes[i % 8] += w[i];
+  }
+  double any_order = 0;
+  for (double l : lanes) any_order += l;
+  const double midpoint = 8192.0 + 1.5 * 0x1p-6;
+  REQUIRE(in_order < midpoint);   // the construction straddles the midpoint ...
+  REQUIRE(any_order > midpoint);  // ... the two sums on either side
+  const int es[1] = {0};
+  double got = 0;
+  wbc_thresholds(w.data(), n, es, 1, &got);
+  CHECK(got == 1.5);  // the element-order choice: the first grid point of the lower sum
+  CHECK(pot4_abs_sum(w.data(), n, 0, got) == 8192.0 + 0x1p-6);
+  PotqOptions o;
+  o.wbc = true;
+  o.prc = false;
+  const Pot4Tensor t = potq_deterministic(w.data(), n, o);
+  CHECK(t.scale_exp == 0);
+  CHECK(t.threshold == 1.5);
+}
+
 TEST_CASE("quantizer properties: scale rule, WBC, unbiased stochastic rounding", "[unit]") {
   std::mt19937 rng(3);
   std::normal_distribution<float> g(0.0f, 0.05f);
