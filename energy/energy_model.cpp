@@ -29,6 +29,24 @@ namespace {
 
 double num(const ojson& j, const char* key) { return j.at(key).get<double>(); }
 
+// quant_ops with PRC charged only on the operand kinds in `roles` ("a,w": activations and
+// weights): the operations are linear in the element counts, so each kind is counted on its own.
+QuantOps quant_ops_by_role(const std::string& array, double act, double wgt, double err, int wbc, int prc,
+                           const std::string& roles) {
+  auto has = [&](char r) { return roles.find(r) != std::string::npos; };
+  QuantOps q;
+  for (const QuantOps& p : {quant_ops(array, act, 0, 0, wbc, has('a') ? prc : 0),
+                            quant_ops(array, 0, wgt, 0, wbc, has('w') ? prc : 0),
+                            quant_ops(array, 0, 0, err, wbc, has('g') ? prc : 0)}) {
+    q.compare32 += p.compare32;
+    q.exp_sub8 += p.exp_sub8;
+    q.fp32_add += p.fp32_add;
+    q.fp32_mul += p.fp32_mul;
+    q.rng16 += p.rng16;
+  }
+  return q;
+}
+
 }  // namespace
 
 std::vector<EnergyItem> energy_items(const ojson& cfg, const ojson& ev, const QuantOps& q, const EnergyTable& t,
@@ -122,6 +140,7 @@ ojson add_energy(ojson& report, const EnergyTable& table) {
   const std::string first = cfg.at("array.kind").get<std::string>();
   const int wbc = cfg.at("quant.wbc_iterations").get<int>();
   const int prc = cfg.at("quant.prc_candidates").get<int>();
+  const std::string prc_roles = cfg.value("quant.prc_operands", std::string("a,w,g"));
   std::vector<EnergyItem> total;
   std::map<std::string, std::vector<EnergyItem>> phases;
   std::map<std::string, std::vector<EnergyItem>> per_array;  // for the per-product arithmetic
@@ -137,7 +156,10 @@ ojson add_energy(ojson& report, const EnergyTable& table) {
     // Each GEMM is priced by the PE of the array it ran on (array.second: docs/energy-accounting.md).
     const std::string array = g.contains("array") ? g.at("array").get<std::string>() : first;
     const ojson& qe = g.at("quantized_elements");
-    QuantOps q = quant_ops(array, num(qe, "activations"), num(qe, "weights"), num(qe, "errors"), wbc, prc);
+    QuantOps q = prc_roles == "a,w,g"
+                     ? quant_ops(array, num(qe, "activations"), num(qe, "weights"), num(qe, "errors"), wbc, prc)
+                     : quant_ops_by_role(array, num(qe, "activations"), num(qe, "weights"), num(qe, "errors"), wbc,
+                                         prc, prc_roles);
     std::vector<EnergyItem> items =
         energy_items(cfg, g.at("events"), q, table, array, array == first ? "" : array + ".");
     const double gt = total_of(items);

@@ -7,7 +7,8 @@
 # fp32 -> fp32, bf16 -> bf16, fp8 -> fp8, int8 -> int8, int4 -> int4, als-potq -> mfmac. A step
 # with the first and last layers in INT8 (--first-last int8) runs on the MF-MAC array with an
 # INT8 second array (array.second = int8) that runs and prices those layers' GEMMs; a step
-# trained without PRC is charged no PRC operations (quant.prc_candidates = 0).
+# trained without PRC is charged no PRC operations (quant.prc_candidates = 0), one with PRC on
+# activations and weights only none on the errors (quant.prc_operands = a,w).
 # Needs the results of scripts/results_accuracy.sh in build/results-accuracy. About 3 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ mkdir -p "$out" docs/img
 train_args() {
   case "$1" in
     als-potq-noprc) echo "--quant als-potq --no-prc" ;;
+    als-potq-prcaw) echo "--quant als-potq --prc-operands a,w" ;;
     als-potq-fl-int8-noprc) echo "--quant als-potq --first-last int8 --no-prc" ;;
     *) echo "--quant $1" ;;
   esac
@@ -27,6 +29,7 @@ compare_args() {
   case "$1" in
     als-potq) echo "--arrays mfmac" ;;
     als-potq-noprc) echo "--arrays mfmac --set quant.prc_candidates=0" ;;
+    als-potq-prcaw) echo "--arrays mfmac --set quant.prc_operands=a,w" ;;
     als-potq-fl-int8-noprc) echo "--arrays mfmac --set array.second=int8 --set quant.prc_candidates=0" ;;
     *) echo "--arrays $1" ;;
   esac
@@ -34,7 +37,7 @@ compare_args() {
 for net in mlp cnn cnn-bn resnet8 transformer; do
   case "$net" in
     mlp|cnn) variants="fp32 bf16 fp8 int8 int4 als-potq" ;;
-    cnn-bn|resnet8) variants="fp32 als-potq als-potq-noprc als-potq-fl-int8-noprc" ;;
+    cnn-bn|resnet8) variants="fp32 als-potq als-potq-noprc als-potq-prcaw als-potq-fl-int8-noprc" ;;
     transformer) variants="fp32 int8 als-potq" ;;
   esac
   for variant in $variants; do
@@ -61,9 +64,10 @@ acc, out = sys.argv[1], sys.argv[2]
 arrays = {"fp32": ("FP32", "#7f7f7f", "s"), "bf16": ("BF16", "#8c564b", "D"), "fp8": ("FP8", "#9467bd", "v"),
           "int8": ("INT8", "#1f77b4", "^"), "int4": ("INT4", "#17becf", "P"), "als-potq": ("ALS-POTQ / MF-MAC", "#d62728", "o"),
           "als-potq-noprc": ("ALS-POTQ without PRC / MF-MAC", "#ff9896", "X"),
+          "als-potq-prcaw": ("ALS-POTQ, PRC on activations and weights only / MF-MAC", "#e377c2", "d"),
           "als-potq-fl-int8-noprc": ("ALS-POTQ, first and last layer INT8, without PRC / MF-MAC + INT8 second array",
                                      "#2ca02c", "*")}
-array_of = {"als-potq": "mfmac", "als-potq-noprc": "mfmac", "als-potq-fl-int8-noprc": "mfmac"}
+array_of = {"als-potq": "mfmac", "als-potq-noprc": "mfmac", "als-potq-prcaw": "mfmac", "als-potq-fl-int8-noprc": "mfmac"}
 # (accuracy results' prefix, the step's network, title)
 nets = [("mlp", "mlp", "MLP, 5 epochs"), ("cnn", "cnn", "CNN, 5 epochs"), ("cnn-bn", "cnn-bn", "CNN with BatchNorm, 15 epochs"),
         ("resnet8", "resnet8", "resnet8, 10 epochs"), ("resnet8-e15", "resnet8", "resnet8, 15 epochs"),
@@ -117,7 +121,8 @@ with open("docs/results-accuracy-energy.md", "w") as f:
     f.write("first and last layers in INT8 (`--first-last int8`) mixes PoT4 and INT8 GEMMs in one step: it runs\n")
     f.write("on the MF-MAC array with an INT8 second array of the same size and memories (`--set array.second=int8`),\n")
     f.write("which runs and prices the INT8 GEMMs (docs/cycle-semantics.md). Steps trained without PRC are\n")
-    f.write("charged no PRC operations (`--set quant.prc_candidates=0`). The resnet8 15-epoch panel prices the\n")
+    f.write("charged no PRC operations (`--set quant.prc_candidates=0`), steps with PRC on activations and weights\n")
+    f.write("only none on the errors (`--set quant.prc_operands=a,w`). The resnet8 15-epoch panel prices the\n")
     f.write("same resnet8 steps as the 10-epoch one (a step's energy does not depend on the schedule's length).\n\n")
     f.write("![accuracy against energy](img/accuracy-energy.png)\n\n")
     f.write("| network | arithmetic | accuracy (%) | seeds | step energy (uJ) | pJ per MAC | MAC arithmetic (uJ) |\n")

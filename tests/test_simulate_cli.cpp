@@ -237,6 +237,41 @@ TEST_CASE("simulate: energy section and the Accelergy-shaped CSV agree", "[smoke
   CHECK(text.find("dram,read,") != std::string::npos);
 }
 
+TEST_CASE("simulate: PRC's operations are charged on the operand kinds it ran on", "[smoke]") {
+  TempDir dir;
+  auto comparisons = [&](const std::string& set, double* act_w, double* err) {
+    const std::string rep = dir.file("r.json");
+    auto r = run_mfsim(fmt::format("simulate -q --trace {} --mode timing {} --report {}", test::example_trace(), set, rep));
+    INFO(set << ": " << r.err);
+    REQUIRE(r.exit_code == 0);
+    const json j = json::parse(test::slurp(rep));
+    *act_w = 0;
+    *err = 0;
+    for (const auto& g : j["gemms"]) {
+      *act_w += g["quantized_elements"]["activations"].get<double>() + g["quantized_elements"]["weights"].get<double>();
+      *err += g["quantized_elements"]["errors"].get<double>();
+    }
+    for (const auto& it : j["energy_pj"]["items"]) {
+      if (it["component"] == "quantization" && it["action"] == "compare") return it["count"].get<double>();
+    }
+    FAIL("no quantization compare item");
+    return 0.0;
+  };
+  double aw = 0, g = 0;
+  const double every = comparisons("", &aw, &g);
+  REQUIRE(aw > 0);
+  REQUIRE(g > 0);
+  // Each PRC candidate (3 by default) costs one comparison per element of the kinds it runs on.
+  CHECK(every - comparisons("--set quant.prc_operands=a,w", &aw, &g) == 3 * g);
+  CHECK(every - comparisons("--set quant.prc_operands=g", &aw, &g) == 3 * aw);
+  CHECK(every - comparisons("--set quant.prc_candidates=0", &aw, &g) == 3 * (aw + g));
+  auto bad = run_mfsim(fmt::format("simulate -q --trace {} --set quant.prc_operands=a,x --report {}", test::example_trace(),
+                                   dir.file("x.json")));
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err == "mfsim: error: --set quant.prc_operands=a,x: quant.prc_operands: expected a,w,g|a,w|a,g|w,g|a|w|g, "
+                   "got \"a,x\"\n");
+}
+
 TEST_CASE("trace: network traces and their errors", "[smoke]") {
   TempDir dir;
   auto list = run_mfsim("trace --list-networks");
