@@ -263,6 +263,12 @@ print("connected classifier: 10 linear layers, every one quantized (docs/trainin
 print("recipe for 10 epochs (FP32's test accuracy stops rising over the last epochs of the cosine decay:")
 print("see the curve).\n")
 converged_table("resnet8")
+said = []
+for new, old, label in (("als-potq-noprc", "als-potq", "strict"), ("als-potq-fl-int8-noprc", "als-potq-fl-int8", "first and last layer INT8")):
+    g, ks = paired_change(runs("resnet8", new), runs("resnet8", old))
+    if ks: said.append("%s %+.2f pp (seeds %s)" % (label, g, ",".join(map(str, ks))))
+if said:
+    print("Without PRC against PRC on every operand, same seeds: " + "; ".join(said) + ".\n")
 curves_line("resnet8")
 sqnr_line("resnet8")
 if runs("resnet8-e15", "fp32"):
