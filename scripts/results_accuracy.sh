@@ -6,9 +6,10 @@
 # Also, trained to convergence with the same recipe: cnn-bn (the CNN with batch normalisation,
 # 15 epochs) and resnet8 (10 epochs) in FP32 and in ALS-POTQ, strict (every layer PoT4) and with
 # --first-last int8, 3 seeds; the levers of the strict policy on cnn-bn (PRC off, PRC on
-# activations and weights only: 3 seeds); resnet8 for 15 epochs; and the Transformer.
+# activations and weights only: 3 seeds); resnet8 for 15 epochs (FP32, first-last INT8 without
+# PRC, and the strict policy by default, without PRC and with PRC on a,w only); and the Transformer.
 # Then the accuracy curves (docs/img/accuracy-curves.png).
-# Usage: scripts/results_accuracy.sh [EPOCHS]   (the whole page: 116 trainings, about 13.6 hours of training, about 7 hours on 2 cores)
+# Usage: scripts/results_accuracy.sh [EPOCHS]   (the whole page: 125 trainings, about 17.7 hours of training, about 9 hours on 2 cores)
 #        scripts/results_accuracy.sh --quick    (one row, MLP FP32 against ALS-POTQ, seed 1: about a minute)
 set -euo pipefail
 cd "$(dirname "$0")/.."
