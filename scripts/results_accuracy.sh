@@ -44,12 +44,18 @@ for model in cnn mlp; do
     echo "$model-als-potq-none-s$seed --model $model --quant als-potq --no-wbc --no-prc --seed $seed" >> "$jobs"
   done
 done
+# Appends to FILE, seed by seed (1, 2, 3), the job line "NAME-sSEED ARGS --seed SEED" of each
+# "NAME ARGS" spec.
+seeded_jobs() {
+  local file=$1 seed spec
+  shift
+  for seed in 1 2 3; do
+    for spec in "$@"; do echo "${spec%% *}-s$seed ${spec#* } --seed $seed" >> "$file"; done
+  done
+}
 # cnn-bn to convergence (15 epochs, the same recipe): FP32, ALS-POTQ strict, ALS-POTQ --first-last int8.
-for seed in 1 2 3; do
-  echo "cnn-bn-fp32-s$seed --model cnn-bn --quant fp32 --seed $seed" >> "$out/bnjobs.txt"
-  echo "cnn-bn-als-potq-s$seed --model cnn-bn --quant als-potq --seed $seed" >> "$out/bnjobs.txt"
-  echo "cnn-bn-als-potq-fl-int8-s$seed --model cnn-bn --quant als-potq --first-last int8 --seed $seed" >> "$out/bnjobs.txt"
-done
+seeded_jobs "$out/bnjobs.txt" "cnn-bn-fp32 --model cnn-bn --quant fp32" "cnn-bn-als-potq --model cnn-bn --quant als-potq" \
+  "cnn-bn-als-potq-fl-int8 --model cnn-bn --quant als-potq --first-last int8"
 # The levers of the strict policy, one at a time (seed 1), and the best of them (without PRC)
 # over the three seeds, alone and with the first and last layer in INT8.
 for lever in "prcmse --prc-criterion mse" "prcrange --prc-criterion range" "errfloor --error-scale floor" \
@@ -58,54 +64,35 @@ for lever in "prcmse --prc-criterion mse" "prcrange --prc-criterion range" "errf
 done
 # PRC on activations and weights only (the errors at the ALS scale), over the three seeds, alone and
 # with the first and last layer in INT8.
-for seed in 1 2 3; do
-  echo "cnn-bn-als-potq-prcaw-s$seed --model cnn-bn --quant als-potq --prc-operands a,w --seed $seed" >> "$out/bnjobs.txt"
-  echo "cnn-bn-als-potq-fl-int8-prcaw-s$seed --model cnn-bn --quant als-potq --first-last int8 --prc-operands a,w --seed $seed" >> "$out/bnjobs.txt"
-done
-for seed in 1 2 3; do
-  echo "cnn-bn-als-potq-noprc-s$seed --model cnn-bn --quant als-potq --no-prc --seed $seed" >> "$out/bnjobs.txt"
-  echo "cnn-bn-als-potq-fl-int8-noprc-s$seed --model cnn-bn --quant als-potq --first-last int8 --no-prc --seed $seed" >> "$out/bnjobs.txt"
-done
+seeded_jobs "$out/bnjobs.txt" "cnn-bn-als-potq-prcaw --model cnn-bn --quant als-potq --prc-operands a,w" \
+  "cnn-bn-als-potq-fl-int8-prcaw --model cnn-bn --quant als-potq --first-last int8 --prc-operands a,w"
+seeded_jobs "$out/bnjobs.txt" "cnn-bn-als-potq-noprc --model cnn-bn --quant als-potq --no-prc" \
+  "cnn-bn-als-potq-fl-int8-noprc --model cnn-bn --quant als-potq --first-last int8 --no-prc"
 # The residual network (resnet8) to convergence, 10 epochs, the same recipe: FP32, ALS-POTQ strict
 # and with --first-last int8.
 rjobs="$out/rjobs.txt"
 : > "$rjobs"
-for seed in 1 2 3; do
-  echo "resnet8-fp32-s$seed --model resnet8 --quant fp32 --seed $seed" >> "$rjobs"
-  echo "resnet8-als-potq-s$seed --model resnet8 --quant als-potq --seed $seed" >> "$rjobs"
-  echo "resnet8-als-potq-fl-int8-s$seed --model resnet8 --quant als-potq --first-last int8 --seed $seed" >> "$rjobs"
-done
-for seed in 1 2 3; do
-  echo "resnet8-als-potq-fl-int8-noprc-s$seed --model resnet8 --quant als-potq --first-last int8 --no-prc --seed $seed" >> "$rjobs"
-  echo "resnet8-als-potq-noprc-s$seed --model resnet8 --quant als-potq --no-prc --seed $seed" >> "$rjobs"
-done
+seeded_jobs "$rjobs" "resnet8-fp32 --model resnet8 --quant fp32" "resnet8-als-potq --model resnet8 --quant als-potq" \
+  "resnet8-als-potq-fl-int8 --model resnet8 --quant als-potq --first-last int8"
+seeded_jobs "$rjobs" "resnet8-als-potq-fl-int8-noprc --model resnet8 --quant als-potq --first-last int8 --no-prc" \
+  "resnet8-als-potq-noprc --model resnet8 --quant als-potq --no-prc"
 # resnet8 for 15 epochs (ALS-POTQ still gains at epoch 10, FP32 barely): FP32, first-last INT8
 # without PRC, and the strict policy by default, without PRC and with PRC on activations and
 # weights only, over three seeds.
 r15jobs="$out/r15jobs.txt"
 : > "$r15jobs"
-for seed in 1 2 3; do
-  echo "resnet8-e15-fp32-s$seed --model resnet8 --quant fp32 --seed $seed" >> "$r15jobs"
-  echo "resnet8-e15-als-potq-fl-int8-noprc-s$seed --model resnet8 --quant als-potq --first-last int8 --no-prc --seed $seed" >> "$r15jobs"
-done
-for seed in 1 2 3; do
-  echo "resnet8-e15-als-potq-noprc-s$seed --model resnet8 --quant als-potq --no-prc --seed $seed" >> "$r15jobs"
-  echo "resnet8-e15-als-potq-prcaw-s$seed --model resnet8 --quant als-potq --prc-operands a,w --seed $seed" >> "$r15jobs"
-done
-for seed in 1 2 3; do
-  echo "resnet8-e15-als-potq-s$seed --model resnet8 --quant als-potq --seed $seed" >> "$r15jobs"
-done
+seeded_jobs "$r15jobs" "resnet8-e15-fp32 --model resnet8 --quant fp32" \
+  "resnet8-e15-als-potq-fl-int8-noprc --model resnet8 --quant als-potq --first-last int8 --no-prc"
+seeded_jobs "$r15jobs" "resnet8-e15-als-potq-noprc --model resnet8 --quant als-potq --no-prc" \
+  "resnet8-e15-als-potq-prcaw --model resnet8 --quant als-potq --prc-operands a,w"
+seeded_jobs "$r15jobs" "resnet8-e15-als-potq --model resnet8 --quant als-potq"
 
 # The Transformer on its generated reverse-and-translate task (no data files): FP32, INT8,
 # ALS-POTQ, and ALS-POTQ with the attention GEMMs in FP32; 8 epochs (FP32 converges in 5).
 tjobs="$out/tjobs.txt"
 : > "$tjobs"
-for seed in 1 2 3; do
-  echo "transformer-fp32-s$seed --quant fp32 --seed $seed" >> "$tjobs"
-  echo "transformer-int8-s$seed --quant int8 --seed $seed" >> "$tjobs"
-  echo "transformer-als-potq-s$seed --quant als-potq --seed $seed" >> "$tjobs"
-  echo "transformer-als-potq-attnfp32-s$seed --quant als-potq --attention-quant fp32 --seed $seed" >> "$tjobs"
-done
+seeded_jobs "$tjobs" "transformer-fp32 --quant fp32" "transformer-int8 --quant int8" "transformer-als-potq --quant als-potq" \
+  "transformer-als-potq-attnfp32 --quant als-potq --attention-quant fp32"
 start=$(date +%s)
 if [ "${RESULTS_ONLY:-0}" = 1 ]; then jobs=/dev/null; : ; fi  # RESULTS_ONLY=1: only rewrite the page from the results present
 # shellcheck disable=SC2016
