@@ -147,9 +147,8 @@ std::string savings_text(const ojson& r) {
                          e["total"].get<double>() * 1e-6, sa, st);
     }
     for (const PeType* pe : pe_types()) {
-      const ojson& arr = r["arrays"].contains(pe->name) ? r["arrays"][pe->name] : ojson();
-      if (arr.is_object() && arr.contains("second_array")) {
-        const ojson& sa = arr["second_array"];
+      if (array_label(r, pe->name) != pe->name) {
+        const ojson& sa = r["arrays"][pe->name]["second_array"];
         out += fmt::format("{}: {} of {} GEMMs ran on the second array ({}, array.second), whose PE prices them\n", pe->name,
                            sa["gemms"].get<std::uint64_t>(), sa["of_gemms"].get<std::uint64_t>(),
                            sa["kind"].get<std::string>());

@@ -320,11 +320,7 @@ void time_records(const TraceReader& reader, const SimConfig& cfg, const SimConf
     if (out[i].mode != "timing") continue;
     const TraceRecord& r = trace.records[i];
     try {
-      if (out[i].on_second) {
-        time_record(cfg2, reader, i, out[i], cache2);
-      } else {
-        time_record(cfg, reader, i, out[i], cache);
-      }
+      time_record(out[i].on_second ? cfg2 : cfg, reader, i, out[i], out[i].on_second ? cache2 : cache);
       progress.update(++finished, "closed form");
     } catch (const InputError& e) {
       throw InputError(fmt::format("{}: {}: {}", reader.path(), record_name(i, r), e.what()));
@@ -427,7 +423,7 @@ double utilization(const SimConfig& cfg, std::uint64_t slots, std::uint64_t cycl
 // arithmetic ops of the second array's (array.second), which are other actions.
 struct Totals {
   GemmTiming t;
-  std::uint64_t scalesim = 0, macs = 0, gemms = 0, compulsory = 0, compulsory_gemm = 0, gemms2 = 0;
+  std::uint64_t scalesim = 0, macs = 0, gemms = 0, compulsory = 0, compulsory_gemm = 0, gemms2 = 0, macs2 = 0;
   EventCounts e, ops2;
 
   void add(const GemmOutcome& g, std::uint64_t scalesim_cycles, std::uint64_t gemm_macs, std::uint64_t compulsory_bytes,
@@ -452,6 +448,7 @@ struct Totals {
       }
       e += common;
       gemms2 += 1;
+      macs2 = checked_add(macs2, gemm_macs, "macs");
     } else {
       e += g.events;
     }
@@ -547,21 +544,6 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
   const ValueRun run2 = run_value_records(reader, cfg2, "", value_second, out, progress, finished);
   const std::uint64_t array_steps = run.array_steps + run2.array_steps;
   const double value_seconds = run.seconds + run2.seconds;
-  std::size_t n2 = 0;
-  std::uint64_t macs2 = 0, macs = 0;
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    macs = checked_add(macs, trace.records[i].macs(), "macs");
-    if (out[i].on_second) {
-      ++n2;
-      macs2 = checked_add(macs2, trace.records[i].macs(), "macs");
-    }
-  }
-  if (n2 > 0) {
-    notes.push_back(fmt::format("{} of {} GEMMs ({:.2f}% of the MACs) ran on the second array ({}): their operands "
-                                "are not exact on the {} array",
-                                n2, out.size(), macs > 0 ? 100.0 * static_cast<double>(macs2) / static_cast<double>(macs) : 0.0,
-                                cfg.second->name, cfg.array->name));
-  }
 
   // The report.
   ReplayOutcome result;
@@ -626,6 +608,13 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     }
   }
   rep["total"] = totals_json(cfg, total);
+  if (total.gemms2 > 0) {
+    notes.push_back(fmt::format("{} of {} GEMMs ({:.2f}% of the MACs) ran on the second array ({}): their operands "
+                                "are not exact on the {} array",
+                                total.gemms2, total.gemms,
+                                total.macs > 0 ? 100.0 * static_cast<double>(total.macs2) / static_cast<double>(total.macs) : 0.0,
+                                cfg.second->name, cfg.array->name));
+  }
   ojson by_phase = ojson::object();
   for (int p = 0; p < kNumPhases; ++p) by_phase[to_string(static_cast<Phase>(p))] = totals_json(cfg, phases[p]);
   rep["by_phase"] = by_phase;
