@@ -123,6 +123,15 @@ def paired_change(new, old):
     a = {r["seed"]: r for r in new}; b = {r["seed"]: r for r in old}
     ks = sorted(k for k in a if k in b)
     return (statistics.mean(100 * (a[k]["test_accuracy"] - b[k]["test_accuracy"]) for k in ks), ks) if ks else (float("nan"), [])
+def change_text(new, old):
+    """The paired change from the runs `old` to `new` as "+0.71 pp (seeds 1,2,3)"; None without a shared seed."""
+    g, ks = paired_change(new, old)
+    return ("%+.2f pp (seeds %s)" % (g, ",".join(map(str, ks)))) if ks else None
+def paired_line(model, heading, pairs):
+    """One line of paired changes, each (new variant, old variant, label), those measured."""
+    said = ["%s %s" % (label, t) for label, t in ((label, change_text(runs(model, new), runs(model, old))) for new, old, label in pairs) if t]
+    if said:
+        print(heading + ": " + "; ".join(said) + ".\n")
 def stat(rs, key=lambda r: r["test_accuracy"]):
     v = [100 * key(r) for r in rs]
     if not v: return "n/a", None
@@ -251,12 +260,8 @@ print("connected classifier: 10 linear layers, every one quantized (docs/trainin
 print("recipe for 10 epochs (FP32's test accuracy stops rising over the last epochs of the cosine decay:")
 print("see the curve).\n")
 converged_table("resnet8")
-said = []
-for new, old, label in (("als-potq-noprc", "als-potq", "strict"), ("als-potq-fl-int8-noprc", "als-potq-fl-int8", "first and last layer INT8")):
-    g, ks = paired_change(runs("resnet8", new), runs("resnet8", old))
-    if ks: said.append("%s %+.2f pp (seeds %s)" % (label, g, ",".join(map(str, ks))))
-if said:
-    print("Without PRC against PRC on every operand, same seeds: " + "; ".join(said) + ".\n")
+paired_line("resnet8", "Without PRC against PRC on every operand, same seeds",
+            (("als-potq-noprc", "als-potq", "strict"), ("als-potq-fl-int8-noprc", "als-potq-fl-int8", "first and last layer INT8")))
 curves_line("resnet8")
 sqnr_line("resnet8")
 if runs("resnet8-e15", "fp32"):
@@ -269,22 +274,17 @@ if runs("resnet8-e15", "fp32"):
     print("`mfsim train --model resnet8 --epochs 15 --batch 64 --lr 0.02 --quant Q [--first-last int8] [--no-prc | --prc-operands a,w] --seed S`.\n")
     converged_table("resnet8-e15")
     curves_line("resnet8-e15")
-    pairs = [("als-potq-noprc", "als-potq", "strict without PRC against the default"),
-             ("als-potq-prcaw", "als-potq", "strict with PRC on activations and weights only against the default"),
-             ("als-potq-prcaw", "als-potq-noprc", "strict with PRC on activations and weights only against without PRC")]
-    said = []
-    for new, old, label in pairs:
-        g, ks = paired_change(runs("resnet8-e15", new), runs("resnet8-e15", old))
-        if ks: said.append("%s %+.2f pp (seeds %s)" % (label, g, ",".join(map(str, ks))))
-    if said:
-        print("The levers of the strict policy at 15 epochs, same seeds: " + "; ".join(said) + ".\n")
+    paired_line("resnet8-e15", "The levers of the strict policy at 15 epochs, same seeds",
+                (("als-potq-noprc", "als-potq", "strict without PRC against the default"),
+                 ("als-potq-prcaw", "als-potq", "strict with PRC on activations and weights only against the default"),
+                 ("als-potq-prcaw", "als-potq-noprc", "strict with PRC on activations and weights only against without PRC")))
     def e15_gain(v):
-        g, ks = paired_change(runs("resnet8-e15", v), runs("resnet8", v))
-        return g, ("%+.2f pp (seeds %s)" % (g, ",".join(map(str, ks)))) if ks else "not measured"
+        return (paired_change(runs("resnet8-e15", v), runs("resnet8", v))[0],
+                change_text(runs("resnet8-e15", v), runs("resnet8", v)) or "not measured")
     gf32, tf32 = e15_gain("fp32")
     gq, tq = e15_gain("als-potq-fl-int8-noprc")
-    gs, ts = e15_gain("als-potq-noprc")
-    gd, td = e15_gain("als-potq")
+    ts = e15_gain("als-potq-noprc")[1]
+    td = e15_gain("als-potq")[1]
     print("From 10 to 15 epochs, same seeds: FP32 %s, ALS-POTQ first and last layer INT8 without PRC %s, strict" % (tf32, tq))
     print("without PRC %s, strict by default %s." % (ts, td))
     if gf32 == gf32 and gq == gq:
