@@ -1,12 +1,14 @@
 // ALS-POTQ and INT8 quantizers of the functional training core (docs/training-core.md).
 //
-// ALS-POTQ (project definition, ../shared/design/als-potq.md):
+// ALS-POTQ (project definition, docs/method.md sections 4 to 7):
 //   - adaptive layer-wise scale: E from the tensor's largest magnitude each step (exponent
 //     extraction and comparisons), then offset by rho <= 0 (PRC);
 //   - activations and weights: deterministic rounding with threshold t (activations sqrt(2),
 //     weights t chosen by WBC); errors: stochastic rounding, unbiased in the linear domain;
-//   - PRC: rho in {0, -1, ..., -(candidates-1)} with the least sum |x - Q(x)|;
-//   - WBC: bisection over t in [1, 2) so that sum |Q(w)| matches sum |w|.
+//   - PRC: rho in {0, -1, ..., -(candidates-1)} chosen by PrcCriterion (default: the least
+//     sum |x - Q(x)|);
+//   - WBC: the t on the 1/1024 grid of [1, 2) (ten bisection steps' resolution) whose
+//     sum |Q(w)| is closest to sum |w|.
 // No multiplication is used: frexp/ldexp, comparisons, additions.
 #pragma once
 

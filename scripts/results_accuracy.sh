@@ -408,7 +408,7 @@ if found:
 print("- The paper's target, ALS-POTQ within 1 percentage point of FP32 on the CNN, is **not reached**:")
 print("  the gap is %.1f pp on the CNN and %.1f pp on the MLP (INT8 is within %.1f pp of FP32 on both)." % (
     gap("cnn", "als-potq"), gap("mlp", "als-potq"), max(abs(gap("cnn", "int8")), abs(gap("mlp", "int8")))))
-print("  The independent PyTorch check of the same definition (`../shared/design/als-potq.md`, 5 epochs,")
+print("  The independent PyTorch check of the same definition ([method.md](method.md#11-the-independent-pytorch-check), 5 epochs,")
 print("  constant learning rate) found 4.3 pp on its CNN and 1.7-2.1 pp on the MLP: the same picture.")
 dead_noprc = sum(1 for v in ("als-potq-noprc", "als-potq-none") for r in runs("cnn", v) if r["test_accuracy"] <= 0.11)
 print("- PRC: with this recipe the CNN trains without it in %d of 6 runs (%+.2f pp for switching PRC" % (
