@@ -180,8 +180,14 @@ ojson add_energy(ojson& report, const EnergyTable& table) {
   }
   if (total.empty()) total = energy_items(cfg, report.at("total").at("events"), QuantOps{}, table);
   ojson e;
+  ojson notes = ojson::array();
+  for (const char* kib : {"sram.a_kib", "sram.b_kib", "sram.c_kib"}) {
+    const std::string n = table.sram_range_note(cfg.at(kib).get<double>() * 1024.0, kib);
+    if (!n.empty()) notes.push_back(n);
+  }
   e["unit"] = "pJ";
   e["table"] = table.name;
+  e["notes"] = notes;
   e["table_origin"] = table.origin;
   const double t = total_of(total);
   e["total"] = t;
@@ -241,6 +247,9 @@ ojson add_energy(ojson& report, const EnergyTable& table) {
 MapCosts mapping_costs(const EnergyTable& t, const SimConfig& cfg) {
   MapCosts c;
   c.set = true;
+  (void)t.sram_range_note(static_cast<double>(cfg.sram_a_bytes), "sram.a_kib");  // throws far outside the table
+  (void)t.sram_range_note(static_cast<double>(cfg.sram_b_bytes), "sram.b_kib");
+  (void)t.sram_range_note(static_cast<double>(cfg.sram_c_bytes), "sram.c_kib");
   c.dram_byte = t.dram_pj_per_byte();
   c.sram_a_bit = t.sram_pj_per_bit(static_cast<double>(cfg.sram_a_bytes));
   c.sram_b_bit = t.sram_pj_per_bit(static_cast<double>(cfg.sram_b_bytes));
@@ -252,11 +261,11 @@ MapCosts mapping_costs(const EnergyTable& t, const SimConfig& cfg) {
 std::string energy_csv(const ojson& e) {
   std::string out = "component,action,count,count_unit,pJ_per_action,pJ\n";
   for (const auto& it : e.at("items")) {
-    out += fmt::format("{},{},{:.0f},{},{:.6g},{:.6g}\n", it["component"].get<std::string>(),
+    out += fmt::format("{},{},{:.0f},{},{},{}\n", it["component"].get<std::string>(),
                        it["action"].get<std::string>(), it["count"].get<double>(), it["count_unit"].get<std::string>(),
                        it["pj_per_action"].get<double>(), it["pj"].get<double>());
   }
-  out += fmt::format("total,,,,,{:.6g}\n", e.at("total").get<double>());
+  out += fmt::format("total,,,,,{}\n", e.at("total").get<double>());
   return out;
 }
 

@@ -160,6 +160,7 @@ EnergyTable load_energy_table(const std::string& name_or_path) {
     throw InputError(fmt::format("--energy-table: unknown table \"{}\"; expected {} or a JSON file",
                                  name_or_path, names));
   }
+  note_input(name_or_path);
   return parse_energy_table(read_file(name_or_path), name_or_path);
 }
 
@@ -169,6 +170,21 @@ double EnergyTable::op(const std::string& action) const {
   auto it = op_pj.find(action);
   if (it == op_pj.end()) throw InputError(fmt::format("{}: no row for action \"{}\"", origin, action));
   return it->second;
+}
+
+std::string EnergyTable::sram_range_note(double capacity, const std::string& param) const {
+  const double lo = sram_points.front().first, hi = sram_points.back().first;
+  if (capacity >= lo && capacity <= hi) return "";
+  const double per_bit = sram_pj_per_bit(capacity), dram_bit = dram_pj_per_byte() / 8.0;
+  if (capacity > hi && per_bit > dram_bit) {
+    throw InputError(fmt::format("{}={} KiB: the {} energy table's SRAM rows end at {} KiB; extrapolated this far an "
+                                 "SRAM access would cost {:.4g} pJ/bit, more than a DRAM access ({:.4g} pJ/bit); use a "
+                                 "smaller buffer or a table with rows for it",
+                                 param, capacity / 1024.0, name, hi / 1024.0, per_bit, dram_bit));
+  }
+  return fmt::format("{}={} KiB is outside the {} table's SRAM rows ({}..{} KiB): its energy per bit ({:.4g} pJ) is "
+                     "extrapolated",
+                     param, capacity / 1024.0, name, lo / 1024.0, hi / 1024.0, per_bit);
 }
 
 double EnergyTable::sram_pj_per_bit(double capacity) const {

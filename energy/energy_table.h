@@ -34,6 +34,10 @@ struct EnergyTable {
 
   double int_add(int bits) const;                   // linear in width
   double sram_pj_per_bit(double capacity_bytes) const;  // log-log interpolation
+  // For a buffer of `capacity_bytes` set by parameter `param`: "" inside the SRAM rows' capacities,
+  // a note when extrapolated beyond them; InputError when the extrapolation prices an SRAM bit
+  // above a DRAM bit (far outside what the table describes).
+  std::string sram_range_note(double capacity_bytes, const std::string& param) const;
   double dram_pj_per_byte() const { return dram_access / (dram_bits / 8.0); }
 };
 

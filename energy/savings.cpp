@@ -31,12 +31,49 @@ std::string html_escape(const std::string& s) {
   return o;
 }
 
-// An array's label in tables and charts: its kind, and "+kind" of the second array that ran some
-// of its GEMMs (array.second).
+// An array's label in tables and charts says what ran: its kind; "kind+second" when a second
+// array (array.second) ran some of its GEMMs; "second (kind row)" when the second ran them all.
+// A trailing "*" marks a row with estimates: GEMMs priced as the array's products although their
+// operands are not exact on it.
 std::string array_label(const ojson& r, const std::string& kind) {
   const ojson& arrays = r["arrays"];
-  if (!arrays.contains(kind) || !arrays[kind].contains("second_array")) return kind;
-  return kind + "+" + arrays[kind]["second_array"]["kind"].get<std::string>();
+  if (!arrays.contains(kind)) return kind;
+  const ojson& a = arrays[kind];
+  std::string label = kind;
+  if (a.contains("second_array")) {
+    const ojson& s = a["second_array"];
+    const std::string second = s["kind"].get<std::string>();
+    label = s["gemms"] == s["of_gemms"] ? second + " (" + kind + " row)" : kind + "+" + second;
+  }
+  const ojson& v = a["verification"];
+  if (v.contains("gemms_exact") && v["gemms_exact"] != v["gemms"]) label += "*";
+  return label;
+}
+
+// The footnote of a row with estimates or a second array: what ran where, how much was exact
+// and verified.
+std::string coverage_line(const ojson& r, const std::string& kind) {
+  const ojson& a = r["arrays"][kind];
+  const ojson& v = a["verification"];
+  std::string out;
+  if (a.contains("second_array")) {
+    const ojson& s = a["second_array"];
+    out += fmt::format("{}: {} of {} GEMMs ran on the second array ({}, array.second), whose PE prices them; ",
+                       array_label(r, kind), s["gemms"].get<std::uint64_t>(), s["of_gemms"].get<std::uint64_t>(),
+                       s["kind"].get<std::string>());
+  } else if (v.contains("gemms_exact") && v["gemms_exact"] != v["gemms"]) {
+    out += array_label(r, kind) + ": ";
+  } else {
+    return "";
+  }
+  if (!v.contains("gemms_exact")) return out + "\n";
+  const auto gemms = v["gemms"].get<std::uint64_t>(), exact = v["gemms_exact"].get<std::uint64_t>();
+  out += fmt::format("{} of {} GEMMs ({:.2f}% of the MACs) ran in their traced arithmetic, {} verified bit for bit",
+                     exact, gemms, 100 * v["macs_exact_fraction"].get<double>(), v["gemms_checked"].get<std::uint64_t>());
+  if (exact != gemms) {
+    out += fmt::format("; the other {} are estimates, priced as this array's products", gemms - exact);
+  }
+  return out + "\n";
 }
 
 }  // namespace
@@ -129,8 +166,8 @@ std::string savings_text(const ojson& r) {
     out += fmt::format("\nenergy table: {}\n", it.key());
     std::size_t w = 7;  // the first column: wider when a label names a second array
     for (const PeType* pe : pe_types()) w = std::max(w, array_label(r, pe->name).size() + 1);
-    out += fmt::format("{:<{}}{:>14}{:>8}{:>14}{:>14}{:>13}{:>14}{:>11}\n", "array", w, "cycles", "util", "arith pJ/MAC",
-                       "total pJ/MAC", "total uJ", "saving arith", "total");
+    out += fmt::format("{:<{}}{:>14}{:>8}{:>14}{:>14}{:>13}{:>14}{:>11}{:>9}{:>10}\n", "array", w, "cycles", "util",
+                       "arith pJ/MAC", "total pJ/MAC", "total uJ", "saving arith", "total", "exact", "verified");
     for (const PeType* pe : pe_types()) {
       const char* a = pe->name;
       if (!t["energy_pj"].contains(a)) continue;
@@ -141,18 +178,19 @@ std::string savings_text(const ojson& r) {
         sa = fmt::format("{:.2f}%", 100 * t["savings_vs_fp32"][a]["arithmetic"].get<double>());
         st = fmt::format("{:.2f}%", 100 * t["savings_vs_fp32"][a]["total"].get<double>());
       }
-      out += fmt::format("{:<{}}{:>14}{:>7.1f}%{:>14.4g}{:>14.4g}{:>13.4g}{:>14}{:>11}\n", array_label(r, a), w,
+      const ojson& v = arr["verification"];
+      const std::string exact = v.contains("gemms_exact")
+                                    ? fmt::format("{}/{}", v["gemms_exact"].get<std::uint64_t>(), v["gemms"].get<std::uint64_t>())
+                                    : "-";
+      out += fmt::format("{:<{}}{:>14}{:>7.1f}%{:>14.4g}{:>14.4g}{:>13.4g}{:>14}{:>11}{:>9}{:>10}\n", array_label(r, a), w,
                          arr["cycles"]["total"].get<std::uint64_t>(), 100 * arr["utilization"].get<double>(),
                          e["arithmetic_per_mac"].get<double>(), e["per_mac"].get<double>(),
-                         e["total"].get<double>() * 1e-6, sa, st);
+                         e["total"].get<double>() * 1e-6, sa, st, exact, v["gemms_checked"].get<std::uint64_t>());
     }
+    out += "exact: GEMMs run in their traced arithmetic (the others priced as the array's products, marked *); "
+           "verified: GEMMs checked bit for bit\n";
     for (const PeType* pe : pe_types()) {
-      if (array_label(r, pe->name) != pe->name) {
-        const ojson& sa = r["arrays"][pe->name]["second_array"];
-        out += fmt::format("{}: {} of {} GEMMs ran on the second array ({}, array.second), whose PE prices them\n", pe->name,
-                           sa["gemms"].get<std::uint64_t>(), sa["of_gemms"].get<std::uint64_t>(),
-                           sa["kind"].get<std::string>());
-      }
+      if (t["energy_pj"].contains(pe->name)) out += coverage_line(r, pe->name);
     }
     if (t["energy_pj"].contains("fp32") && t["savings_vs_fp32"].contains("mfmac")) {
       const ojson& zg = t["energy_pj"]["fp32"]["zero_gating"];
@@ -235,7 +273,7 @@ std::string savings_html(const ojson& r) {
       if (!it.value()["savings_vs_fp32"].contains(a)) continue;
       const ojson& s = it.value()["savings_vs_fp32"][a];
       rows += fmt::format("<tr><td>{}</td><td>{}</td><td>{:.2f}%</td><td>{:.2f}%</td><td>{:.2f}%</td></tr>\n",
-                          html_escape(it.key()), a, 100 * s["arithmetic"].get<double>(),
+                          html_escape(it.key()), html_escape(array_label(r, a)), 100 * s["arithmetic"].get<double>(),
                           100 * s["arithmetic_and_quantization"].get<double>(), 100 * s["total"].get<double>());
     }
   }
@@ -253,12 +291,26 @@ std::string savings_html(const ojson& r) {
   for (const PeType* pe : arrays) {
     const char* a = pe->name;
     const ojson& arr = r["arrays"][a];
-    arrays_rows += fmt::format("<tr><td>{}</td><td>{}</td><td>{:.1f}%</td><td>{:.1f}</td></tr>\n", a,
-                               arr["cycles"]["total"].get<std::uint64_t>(), 100 * arr["utilization"].get<double>(),
-                               en[a]["total"].get<double>() * 1e-6);
+    const ojson& v = arr["verification"];
+    arrays_rows += fmt::format(
+        "<tr><td>{}</td><td>{}</td><td>{:.1f}%</td><td>{:.1f}</td><td>{}</td><td>{}</td></tr>\n", html_escape(array_label(r, a)),
+        arr["cycles"]["total"].get<std::uint64_t>(), 100 * arr["utilization"].get<double>(),
+        en[a]["total"].get<double>() * 1e-6,
+        v.contains("gemms_exact") ? fmt::format("{} of {} ({:.2f}% of MACs)", v["gemms_exact"].get<std::uint64_t>(),
+                                                v["gemms"].get<std::uint64_t>(), 100 * v["macs_exact_fraction"].get<double>())
+                                  : std::string("-"),
+        v["gemms_checked"].get<std::uint64_t>());
+  }
+  std::string footnotes;
+  for (const PeType* pe : arrays) {
+    const std::string line = coverage_line(r, pe->name);
+    if (!line.empty()) footnotes += "<li>" + html_escape(line.substr(0, line.size() - 1)) + "</li>\n";
   }
   html += "<h2>Arrays</h2>\n<table class=\"arrays\"><tr><th>array</th><th>cycles</th><th>utilization</th><th>energy (uJ, " +
-          html_escape(table) + ")</th></tr>\n" + arrays_rows + "</table>\n";
+          html_escape(table) + ")</th><th>GEMMs exact</th><th>verified</th></tr>\n" + arrays_rows + "</table>\n" +
+          "<p>GEMMs exact: run in their traced arithmetic; the others are estimates, priced as the array's products "
+          "(rows marked *). Verified: checked bit for bit.</p>\n" +
+          (footnotes.empty() ? std::string() : "<ul>\n" + footnotes + "</ul>\n");
   html += "<h2>Savings against the FP32 array</h2>\n<p>The paper reports up to 95.8% less energy in the linear "
           "layers' arithmetic; compare the <i>arithmetic</i> column.</p>\n<table><tr><th>table</th><th>array</th><th>arithmetic</th>"
           "<th>arithmetic + quantization</th><th>total (with registers, SRAM, DRAM)</th></tr>\n" +

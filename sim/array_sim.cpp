@@ -1,12 +1,19 @@
 #include "sim/array_sim.h"
 
+#include <fmt/format.h>
+#include <unistd.h>
+
 #include <systemc>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <deque>
 #include <memory>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "sim/array_engine.h"
 #include "sim/pe_type.h"
@@ -244,6 +251,28 @@ class SystolicSystem : public sc_core::sc_module {
   bool stall_ = false, dram_busy_ = false;
 };
 
+// Whether a VCD file SystemC closed is complete: it ends with a time stamp line ("#<time>\n").
+bool vcd_complete(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return false;
+  char tail[64] = {};
+  std::size_t n = 0;
+  if (std::fseek(f, 0, SEEK_END) == 0) {
+    const long size = std::ftell(f);
+    const long from = size > static_cast<long>(sizeof tail) ? size - static_cast<long>(sizeof tail) : 0;
+    if (std::fseek(f, from, SEEK_SET) == 0) n = std::fread(tail, 1, sizeof tail, f);
+  }
+  std::fclose(f);
+  if (n < 2 || tail[n - 1] != '\n') return false;
+  std::size_t start = n - 1;
+  while (start > 0 && tail[start - 1] != '\n') --start;
+  if (tail[start] != '#') return false;
+  for (std::size_t i = start + 1; i + 1 < n; ++i) {
+    if (tail[i] < '0' || tail[i] > '9') return false;
+  }
+  return start + 2 < n;
+}
+
 }  // namespace
 
 void simulate_value(const SimConfig& cfg, const std::vector<GemmJob>& jobs,
@@ -261,9 +290,32 @@ void simulate_value(const SimConfig& cfg, const std::vector<GemmJob>& jobs,
   kernel_used = true;
   // SystemC's informational messages would go to stdout, which belongs to mfsim's output.
   sc_core::sc_report_handler::set_actions(sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
-  SystolicSystem top("mfsim", cfg, jobs, on_done, vcd_path);
-  sc_core::sc_start();
-  if (top.error) std::rethrow_exception(top.error);
+  // The waveform goes to a temporary file beside its target (symbolic links followed) and is
+  // renamed over it once complete: one cut short by a write error (a full disk, a file-size
+  // limit) is removed, never left behind. SystemC reports no write error, so completeness is
+  // read from the file: it must end with the final time stamp SystemC writes on closing.
+  std::string vcd_target, vcd_tmp;
+  if (!vcd_path.empty()) {
+    vcd_target = output_target(vcd_path);
+    vcd_tmp = fmt::format("{}.tmp.{}.vcd", vcd_target, static_cast<long>(::getpid()));
+  }
+  std::exception_ptr error;
+  {
+    SystolicSystem top("mfsim", cfg, jobs, on_done, vcd_tmp);
+    sc_core::sc_start();
+    error = top.error;
+  }  // the VCD is closed here
+  if (!vcd_tmp.empty()) {
+    if (error || !vcd_complete(vcd_tmp)) {
+      std::remove(vcd_tmp.c_str());
+      if (!error) throw std::runtime_error(fmt::format("{}: write failed: the waveform was cut short; removed", vcd_path));
+    } else if (std::rename(vcd_tmp.c_str(), vcd_target.c_str()) != 0) {
+      const std::string why = std::strerror(errno);
+      std::remove(vcd_tmp.c_str());
+      throw std::runtime_error(fmt::format("{}: cannot write file: {}", vcd_path, why));
+    }
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace mfsim

@@ -173,6 +173,7 @@ void ParamSet::set(const std::string& name, const std::string& value, const std:
     throw InputError(fmt::format("{}: {}: expected {}, got \"{}\"", origin, name, expectation(*s), value));
   }
   values_[name] = c;
+  origins_[name] = origin;
 }
 
 void ParamSet::set_assignment(const std::string& assignment) {
@@ -198,7 +199,10 @@ void flatten(const nlohmann::json& j, const std::string& prefix, const std::stri
 }
 }  // namespace
 
-void ParamSet::load_config_file(const std::string& path) { load_config_text(read_file(path), path); }
+void ParamSet::load_config_file(const std::string& path) {
+  note_input(path);
+  load_config_text(read_file(path), path);
+}
 
 void ParamSet::load_config_text(const std::string& content, const std::string& path) {
   nlohmann::json doc = parse_json_document(content, path);

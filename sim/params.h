@@ -126,9 +126,15 @@ class ParamSet {
   SimConfig build() const;
   nlohmann::json to_json() const;  // every parameter with its value (typed)
   const std::string& get(const std::string& name) const { return values_.at(name); }
+  // Where a parameter was set ("--set array.kind=int8", "cfg.json"); empty if it has its default.
+  std::string origin(const std::string& name) const {
+    auto it = origins_.find(name);
+    return it == origins_.end() ? std::string() : it->second;
+  }
 
  private:
   std::map<std::string, std::string> values_;
+  std::map<std::string, std::string> origins_;
 };
 
 // Aligned text table of all parameters (for --list-params) and the Markdown of docs/params.md.

@@ -258,7 +258,7 @@ SimConfig second_config(const SimConfig& cfg) {
 // Phase 1: the mode of every record (value when it has operands the array holds exactly, unless
 // --mode says otherwise), decided before any work so that bad combinations fail first.
 std::vector<std::size_t> choose_modes(const TraceReader& reader, const ReplayOptions& opt, const SimConfig& cfg2,
-                                      std::vector<GemmOutcome>& out, std::vector<std::string>& notes) {
+                                      std::vector<GemmOutcome>& out) {
   const Trace& trace = reader.trace();
   const SimConfig& cfg = opt.config;
   std::vector<std::size_t> value_records;
@@ -301,7 +301,6 @@ std::vector<std::size_t> choose_modes(const TraceReader& reader, const ReplayOpt
                                   "timing mode, priced as its products",
                                   to_string(r.format()), cfg.array->name,
                                   cfg.second != nullptr ? fmt::format(" nor on the second ({})", cfg.second->name) : "");
-        notes.push_back(fmt::format("{}: {}", record_name(i, r), out[i].note));
       }
     }
   }
@@ -527,19 +526,27 @@ ojson gemm_json(const SimConfig& cfg, std::size_t i, const TraceRecord& r, const
 ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) {
   const Trace& trace = reader.trace();
   const SimConfig& cfg = opt.config;
+  if (trace.records.empty()) {
+    throw InputError(fmt::format("{}: records: the trace has no GEMMs; nothing to simulate", reader.path()));
+  }
   const auto wall_start = std::chrono::steady_clock::now();
   std::vector<GemmOutcome> out(trace.records.size());
   std::vector<std::string> notes;
 
   const SimConfig cfg2 = second_config(cfg);
-  std::vector<std::size_t> value_records = choose_modes(reader, opt, cfg2, out, notes);
-  Progress progress(trace.records.size());
-  std::size_t finished = 0;
-  time_records(reader, cfg, cfg2, out, progress, finished);
+  std::vector<std::size_t> value_records = choose_modes(reader, opt, cfg2, out);
   // The value-mode records of each array: one SystemC simulation per array (the --vcd waveform
   // is the first array's).
   std::vector<std::size_t> value_first, value_second;
   for (std::size_t i : value_records) (out[i].on_second ? value_second : value_first).push_back(i);
+  if (!opt.vcd_path.empty() && value_first.empty()) {
+    throw InputError(fmt::format("{}: --vcd: no GEMM of this trace runs in value mode on the {} array (shape-only "
+                                 "records, or operands it does not hold), so there is no waveform",
+                                 reader.path(), cfg.array->name));
+  }
+  Progress progress(trace.records.size());
+  std::size_t finished = 0;
+  time_records(reader, cfg, cfg2, out, progress, finished);
   const ValueRun run = run_value_records(reader, cfg, opt.vcd_path, value_first, out, progress, finished);
   const ValueRun run2 = run_value_records(reader, cfg2, "", value_second, out, progress, finished);
   const std::uint64_t array_steps = run.array_steps + run2.array_steps;
@@ -574,7 +581,11 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
   Totals total;
   std::array<Totals, kNumPhases> phases{};
   ojson gemms = ojson::array();
-  std::uint64_t checked = 0, against_trace = 0;
+  std::uint64_t checked = 0, against_trace = 0, exact_gemms = 0, exact_macs = 0;
+  struct Estimated {
+    std::uint64_t gemms = 0, macs = 0, with_operands = 0;
+  };
+  std::map<std::string, Estimated> estimated;  // GEMMs priced as another arithmetic, by what ran where
   const std::vector<QuantizedElements> quantized = quantized_elements(trace);
   for (std::size_t i = 0; i < trace.records.size(); ++i) {
     const TraceRecord& r = trace.records[i];
@@ -596,6 +607,15 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     } catch (const InputError& e) {
       throw InputError(fmt::format("{}: totals: {}", reader.path(), e.what()));
     }
+    if (array_represents(*rcfg.array, r)) {  // ran in its traced arithmetic (not priced as another's)
+      ++exact_gemms;
+      exact_macs = checked_add(exact_macs, r.macs(), "macs");
+    } else {
+      Estimated& est = estimated[fmt::format("{} operands on the {} array", to_string(r.format()), rcfg.array->name)];
+      ++est.gemms;
+      est.macs = checked_add(est.macs, r.macs(), "macs");
+      if (g.mode == "timing" && r.has_payload) ++est.with_operands;
+    }
     if (g.checked) {
       ++checked;
       if (g.against == "trace") ++against_trace;
@@ -615,10 +635,24 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
                                 total.macs > 0 ? 100.0 * static_cast<double>(total.macs2) / static_cast<double>(total.macs) : 0.0,
                                 cfg.second->name, cfg.array->name));
   }
+  // One note per kind of estimate (each GEMM's own `note` has the details).
+  for (const auto& [what, est] : estimated) {
+    notes.push_back(fmt::format(
+        "{} of {} GEMMs ({:.2f}% of the MACs) are estimates: {} are not exact, so they are priced as its products{}",
+        est.gemms, total.gemms,
+        total.macs > 0 ? 100.0 * static_cast<double>(est.macs) / static_cast<double>(total.macs) : 0.0, what,
+        est.with_operands > 0 ? fmt::format(" ({} with operands: timing mode, not verified)", est.with_operands)
+                              : std::string()));
+  }
   ojson by_phase = ojson::object();
   for (int p = 0; p < kNumPhases; ++p) by_phase[to_string(static_cast<Phase>(p))] = totals_json(cfg, phases[p]);
   rep["by_phase"] = by_phase;
-  rep["verification"] = ojson{{"gemms_checked", checked},
+  // How much of the step ran as traced: GEMMs whose operands the array that ran them holds
+  // exactly; the others are priced as that array's products (an estimate).
+  rep["verification"] = ojson{{"gemms", total.gemms},
+                              {"gemms_exact", exact_gemms},
+                              {"macs_exact_fraction", total.macs > 0 ? static_cast<double>(exact_macs) / static_cast<double>(total.macs) : 1.0},
+                              {"gemms_checked", checked},
                               {"checked_against_trace", against_trace},
                               {"mismatches", result.mismatches}};
   if (!result.first_mismatch.empty()) rep["verification"]["first_mismatch"] = result.first_mismatch;
@@ -671,6 +705,9 @@ std::string report_summary_text(const ojson& rep) {
     out += fmt::format("energy ({} table): {:.4g} uJ total, {:.4g} pJ/MAC; MAC arithmetic {:.4g} pJ/MAC\n",
                        e["table"].get<std::string>(), e["total"].get<double>() * 1e-6, e["per_mac"].get<double>(),
                        e["arithmetic_per_mac"].get<double>());
+    if (e.contains("notes")) {
+      for (const auto& n : e["notes"]) out += fmt::format("note: {}\n", n.get<std::string>());
+    }
   }
   for (const auto& n : rep["notes"]) out += fmt::format("note: {}\n", n.get<std::string>());
   return out;

@@ -45,6 +45,21 @@ TEST_CASE("SRAM energy interpolates log-log between the table's capacities", "[u
   CHECK(p.sram_pj_per_bit(2 * 1024) == Approx(5.0 / 64));
 }
 
+TEST_CASE("SRAM sizes outside the table's rows: a note when extrapolated, an error past DRAM's price", "[unit]") {
+  EnergyTable p = load_energy_table("paper");  // SRAM rows 8..1024 KiB, DRAM 1300 pJ per 64 bits
+  CHECK(p.sram_range_note(64 * 1024, "sram.a_kib").empty());
+  CHECK(p.sram_range_note(1024 * 1024, "sram.a_kib").empty());
+  CHECK(p.sram_range_note(2 * 1024, "sram.b_kib") ==
+        "sram.b_kib=2 KiB is outside the paper table's SRAM rows (8..1024 KiB): its energy per bit (0.07812 pJ) is "
+        "extrapolated");
+  CHECK(p.sram_range_note(4096 * 1024, "sram.c_kib").find("sram.c_kib=4096 KiB is outside") == 0);
+  // 4 GiB: 100 pJ * 4096^0.465 per 64 bits would cost more than a DRAM access.
+  CHECK_THROWS_WITH(p.sram_range_note(4.0 * 1024 * 1024 * 1024, "sram.a_kib"),
+                    Catch::Matches("sram.a_kib=4194304 KiB: the paper energy table's SRAM rows end at 1024 KiB; "
+                                   "extrapolated this far an SRAM access would cost .* pJ/bit, more than a DRAM access "
+                                   "\\(20.31 pJ/bit\\); use a smaller buffer or a table with rows for it"));
+}
+
 TEST_CASE("malformed energy tables name the row and field", "[unit]") {
   test::TempDir dir;
   const std::string path = dir.file("t.json");

@@ -170,8 +170,9 @@ TEST_CASE("docs/params.md is generated from the parameter declarations", "[golde
 TEST_CASE("compare: savings report on the example, consistent with its own energy terms", "[smoke]") {
   TempDir dir;
   std::string rep = dir.file("cmp.json"), html = dir.file("cmp.html");
+  // array.second=none: every array prices every GEMM as its own products (the what-if comparison).
   auto r = run_mfsim(fmt::format("compare --trace {} --rows 8 --cols 8 --dataflow ws --energy-table "
-                                 "paper,aladdin45 --report {} --html {} --runs-dir {}",
+                                 "paper,aladdin45 --set array.second=none --report {} --html {} --runs-dir {}",
                                  test::example_trace(), rep, html, dir.file("runs")));
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
@@ -206,7 +207,7 @@ TEST_CASE("compare: savings report on the example, consistent with its own energ
   // Errors of a simulation come back as the compare's own error.
   auto bad = run_mfsim(fmt::format("compare --trace {} --set array.rows=0 --report {}", test::example_trace(), rep));
   CHECK(bad.exit_code == 2);
-  CHECK(bad.err == "mfsim: error: fp32 array: --set array.rows=0: array.rows: expected an integer in [1, 4096], got \"0\"\n");
+  CHECK(bad.err == "mfsim: error: --set array.rows=0: array.rows: expected an integer in [1, 4096], got \"0\"\n");
 }
 
 TEST_CASE("simulate: energy section and the Accelergy-shaped CSV agree", "[smoke]") {
@@ -235,6 +236,21 @@ TEST_CASE("simulate: energy section and the Accelergy-shaped CSV agree", "[smoke
   CHECK(text.rfind("component,action,count,count_unit,pJ_per_action,pJ\n", 0) == 0);
   CHECK(text.find("pe_arithmetic,exponent_add,") != std::string::npos);
   CHECK(text.find("dram,read,") != std::string::npos);
+  // Every CSV number reads back as exactly the JSON's (shortest round-trip form, no rounding).
+  std::stringstream lines(text);
+  std::string line;
+  std::getline(lines, line);  // header
+  std::size_t row = 0;
+  for (const auto& it : e["items"]) {
+    REQUIRE(std::getline(lines, line));
+    const auto last = line.rfind(','), before = line.rfind(',', last - 1);
+    CHECK(std::stod(line.substr(last + 1)) == it["pj"].get<double>());
+    CHECK(std::stod(line.substr(before + 1, last - before - 1)) == it["pj_per_action"].get<double>());
+    ++row;
+  }
+  CHECK(row == e["items"].size());
+  REQUIRE(std::getline(lines, line));
+  CHECK(std::stod(line.substr(line.rfind(',') + 1)) == total);
 }
 
 TEST_CASE("simulate: PRC's operations are charged on the operand kinds it ran on", "[smoke]") {
@@ -366,7 +382,7 @@ TEST_CASE("compare: zero gating is the same on every array, and the saving is re
     INFO("pe.zero_gating=" << gating);
     std::string rep = dir.file(std::string("cmp-") + gating + ".json");
     auto r = run_mfsim(fmt::format("compare --trace {} --rows 4 --cols 4 --dataflow os --energy-table paper "
-                                   "--set pe.zero_gating={} --report {} --runs-dir {}",
+                                   "--set pe.zero_gating={} --set array.second=none --report {} --runs-dir {}",
                                    test::example_trace(), gating, rep, dir.file(gating)));
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
@@ -518,4 +534,30 @@ TEST_CASE("compare: every array gates the same zero products, also one that cann
     CHECK(rep["total"]["events"]["products_zero"] == want["products_zero"]);
     for (const auto& g : rep["gemms"]) CHECK(g["zero_products_measured"] == true);
   }
+}
+
+TEST_CASE("simulate: GEMMs priced as another arithmetic are counted, one note per kind, details per GEMM", "[smoke]") {
+  TempDir dir;
+  // The example trace has 5 PoT4, 1 INT8 and 1 FP32 GEMM: on INT4 none is exact.
+  auto r = run_mfsim(fmt::format("simulate --trace {} --array int4 --report {}", test::example_trace(), dir.file("r.json")));
+  REQUIRE(r.exit_code == 0);
+  const json j = json::parse(test::slurp(dir.file("r.json")));
+  CHECK(j["verification"]["gemms"] == 7);
+  CHECK(j["verification"]["gemms_exact"] == 0);
+  CHECK(j["verification"]["macs_exact_fraction"] == 0.0);
+  CHECK(j["notes"].size() == 3);  // one per (format, array), not one per GEMM
+  CHECK(r.out.find("note: 5 of 7 GEMMs (63.64% of the MACs) are estimates: pot4 operands on the int4 array are not "
+                   "exact, so they are priced as its products (5 with operands: timing mode, not verified)\n") !=
+        std::string::npos);
+  int with_note = 0;
+  for (const auto& g : j["gemms"]) with_note += g.contains("note") ? 1 : 0;
+  CHECK(with_note == 7);
+  // On MF-MAC the PoT4 GEMMs are exact and verified; the INT8 and FP32 ones are estimates.
+  auto m = run_mfsim(fmt::format("simulate -q --trace {} --array mfmac --report {}", test::example_trace(), dir.file("m.json")));
+  REQUIRE(m.exit_code == 0);
+  const json mj = json::parse(test::slurp(dir.file("m.json")));
+  CHECK(mj["verification"]["gemms_exact"] == 5);
+  CHECK(mj["verification"]["gemms_checked"] == 5);
+  CHECK(mj["verification"]["macs_exact_fraction"].get<double>() == Approx(1 - 2 * 0.1818181818).epsilon(1e-6));
+  CHECK(mj["notes"].size() == 2);
 }

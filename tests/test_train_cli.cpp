@@ -361,9 +361,34 @@ TEST_CASE("simulate: a step mixing PoT4 and INT8 runs on an MF-MAC array with an
   auto c = run_mfsim(fmt::format("compare --trace {} --rows 8 --cols 6 --arrays mfmac --set array.second=int8 --report {}",
                                  trace, dir.file("c.json")));
   REQUIRE(c.exit_code == 0);
-  CHECK(c.out.find("mfmac: 5 of 11 GEMMs ran on the second array (int8, array.second)") != std::string::npos);
+  CHECK(c.out.find("mfmac+int8: 5 of 11 GEMMs ran on the second array (int8, array.second)") != std::string::npos);
   CHECK(c.out.find("\nmfmac+int8 ") != std::string::npos);  // the table's row says which arrays ran the step
   const json cj = json::parse(test::slurp(dir.file("c.json")));
   CHECK(cj["arrays"]["mfmac"]["second_array"]["gemms"] == 5);
   CHECK_FALSE(cj["arrays"]["fp32"].contains("second_array"));
+  CHECK(cj["second_arrays_chosen"].empty());  // the user chose array.second: compare adds none
+  // Without array.second, compare gives each array that holds some of the step's GEMMs a second
+  // array for the others (the narrowest that holds them): the MF-MAC row runs the INT8 edge
+  // layers on INT8, as with --set array.second=int8. INT4 holds none of them: its row is an
+  // estimate of the whole step, marked *, with 0 of 11 exact and none verified.
+  auto a = run_mfsim(fmt::format("compare --trace {} --rows 8 --cols 6 --arrays mfmac,int4 --report {}", trace,
+                                 dir.file("a.json")));
+  REQUIRE(a.exit_code == 0);
+  const json aj = json::parse(test::slurp(dir.file("a.json")));
+  CHECK(aj["second_arrays_chosen"] == json{{"mfmac", "int8"}});
+  CHECK(aj["energy_pj"]["mfmac"]["total"] == cj["energy_pj"]["mfmac"]["total"]);
+  CHECK(aj["arrays"]["mfmac"]["cycles"] == cj["arrays"]["mfmac"]["cycles"]);
+  CHECK(aj["arrays"]["mfmac"]["verification"]["gemms_exact"] == 11);
+  CHECK(aj["arrays"]["mfmac"]["verification"]["gemms_checked"] == 11);
+  CHECK(aj["arrays"]["int4"]["verification"]["gemms_exact"] == 0);
+  CHECK(aj["arrays"]["int4"]["verification"]["gemms_checked"] == 0);
+  CHECK(a.out.find("\nint4* ") != std::string::npos);
+  CHECK(a.out.find("int4*: 0 of 11 GEMMs (0.00% of the MACs) ran in their traced arithmetic, 0 verified bit for bit; "
+                   "the other 11 are estimates, priced as this array's products") != std::string::npos);
+  // A second array that runs every GEMM of a row: the label names it, not the row's array (item 17).
+  auto b = run_mfsim(fmt::format("compare --trace {} --rows 8 --cols 6 --arrays int4 --set array.second=int8 --report {}",
+                                 trace, dir.file("b.json")));
+  REQUIRE(b.exit_code == 0);
+  CHECK(b.out.find("\nint8 (int4 row) ") != std::string::npos);
+  CHECK(b.out.find("int4+int8") == std::string::npos);
 }

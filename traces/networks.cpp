@@ -262,6 +262,7 @@ std::vector<TraceRecord> training_records(const std::vector<LayerGemm>& layers,
 
 std::vector<LayerGemm> read_scalesim_topology(const std::string& path, bool gemm_form, int batch) {
   require_not_directory(path);
+  note_input(path);
   std::ifstream file(path, std::ios::binary);
   if (!file) throw InputError(fmt::format("{}: cannot open file", path));
   std::ostringstream text;

@@ -271,8 +271,10 @@ TraceReader::TraceReader(const std::string& path) : path_(path) {
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
     throw InputError(fmt::format("{}: is a directory; expected a trace file (.json)", path));
   }
+  note_input(path);
   trace_ = parse_trace_json(read_file(path), path, dir_of(path));
   if (trace_.payload_path.empty()) return;
+  note_input(trace_.payload_path);
   fd_ = ::open(trace_.payload_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) {
     throw InputError(fmt::format("{}: payload_file.path: cannot open {}: {}", path,

@@ -90,6 +90,10 @@ std::string TraceWriter::payload_path_for(const std::string& json_path) {
 
 TraceWriter::TraceWriter(std::string json_path, std::string generator, std::string description)
     : json_path_(std::move(json_path)) {
+  // Refused now, before the work that produces the trace: an output that is an input.
+  require_not_directory(json_path_);
+  require_not_input(json_path_);
+  require_not_input(payload_path_for(json_path_));
   trace_.generator = std::move(generator);
   trace_.description = std::move(description);
 }

@@ -20,6 +20,7 @@ bool exists(const std::string& p) {
 
 std::vector<std::uint8_t> read_idx(const std::string& path, int expected_dims, std::vector<int>* dims) {
   require_not_directory(path);
+  note_input(path);
   gzFile f = gzopen(path.c_str(), "rb");  // reads plain files too
   if (f == nullptr) throw InputError(fmt::format("{}: cannot open data file", path));
   // Reads at most `want` more bytes (the header first, then only as many as it declares, so a

@@ -784,12 +784,51 @@ std::string network_spec(const std::string& name) {
   throw InputError(fmt::format("--model: unknown network \"{}\"; expected mlp|cnn|cnn-bn|resnet8", name));
 }
 
+namespace {
+// Sizes in a spec: non-negative, multiplied saturating (a product past 2^64 is past every bound).
+struct U {
+  std::uint64_t v;
+  template <typename T>
+  explicit U(T x) : v(x < 0 ? 0 : static_cast<std::uint64_t>(x)) {}
+  operator std::uint64_t() const { return v; }
+};
+U operator*(U a, U b) {
+  std::uint64_t r = 0;
+  return U(__builtin_mul_overflow(a.v, b.v, &r) ? ~std::uint64_t{0} : r);
+}
+U operator+(U a, U b) {
+  std::uint64_t r = 0;
+  return U(__builtin_add_overflow(a.v, b.v, &r) ? ~std::uint64_t{0} : r);
+}
+}  // namespace
+
 Network::Network(const std::string& spec, int h, int w, int c, std::uint64_t seed) {
   SplitMix64 rng(seed);
   std::stringstream ss(spec);
   std::string item;
   int fc = 0, conv = 0, linear = 0, bn = 0, res = 0;
   bool flat = false;
+  std::uint64_t params = 0;
+  max_activation_elements_ = U(h) * U(w) * U(c);
+  // Bounds checked before a layer is allocated, so an impossible network is one line, not an
+  // allocation failure: its weights (in 64-bit arithmetic) and its output per example.
+  auto check_size = [&](const std::string& what, std::uint64_t layer_params, std::uint64_t out_elements) {
+    params = U(params) + U(layer_params);
+    if (layer_params > kMaxNetworkParameters || params > kMaxNetworkParameters) {
+      throw InputError(fmt::format("network spec \"{}\": \"{}\": the network would have {} weights, more than the "
+                                   "{} the training core holds",
+                                   spec, what, params, kMaxNetworkParameters));
+    }
+    if (out_elements > kMaxActivationElements) {
+      throw InputError(fmt::format("network spec \"{}\": \"{}\": its output has {} elements per example, more than "
+                                   "the {} the training core holds",
+                                   spec, what, out_elements, kMaxActivationElements));
+    }
+    max_activation_elements_ = std::max(max_activation_elements_, out_elements);
+  };
+  auto out_size = [&](std::int64_t in, std::int64_t k, std::int64_t s, std::int64_t p) {
+    return (in + 2 * p - k) / s + 1;
+  };
   while (std::getline(ss, item, ',')) {
     std::vector<std::string> f;
     std::stringstream is(item);
@@ -797,8 +836,10 @@ Network::Network(const std::string& spec, int h, int w, int c, std::uint64_t see
     while (std::getline(is, part, ':')) f.push_back(part);
     if (f.empty()) throw InputError(fmt::format("network spec \"{}\": empty layer", spec));
     const std::string& kind = f[0];
+    const auto in_elements = U(h) * U(w) * U(c);
     if (kind == "fc" && f.size() == 2) {
       int out = parse_int(f[1], spec);
+      check_size(item, in_elements * U(out) + U(out), U(out));
       layers_.push_back(std::make_unique<Dense>(fmt::format("fc{}", ++fc), linear++, h * w * c, out, rng));
       h = w = 1;
       c = out;
@@ -807,15 +848,26 @@ Network::Network(const std::string& spec, int h, int w, int c, std::uint64_t see
       if (flat) throw InputError(fmt::format("network spec \"{}\": conv after flatten", spec));
       int out = parse_int(f[1], spec), k = parse_int(f[2], spec), s = parse_int(f[3], spec);
       int p = f[4] == "0" ? 0 : parse_int(f[4], spec);
+      if (k > 4096 || s > 4096 || p > 4096) {
+        throw InputError(fmt::format("network spec \"{}\": \"{}\": kernel, stride and padding must be at most 4096",
+                                     spec, item));
+      }
+      const std::int64_t oh = out_size(h, k, s, p), ow = out_size(w, k, s, p);
+      if (oh < 1 || ow < 1) throw InputError(fmt::format("network spec \"{}\": \"{}\" shrinks the input to nothing", spec, item));
+      check_size(item, U(k) * U(k) * U(c) * U(out) + U(out), U(oh) * U(ow) * U(out));
+      check_size(item, 0, U(oh) * U(ow) * U(k) * U(k) * U(c));  // the im2col matrix of one example
       layers_.push_back(std::make_unique<Conv2d>(fmt::format("conv{}", ++conv), linear++, h, w, c, out, k, s, p, rng));
-      h = (h + 2 * p - k) / s + 1;
-      w = (w + 2 * p - k) / s + 1;
+      h = static_cast<int>(oh);
+      w = static_cast<int>(ow);
       c = out;
     } else if (kind == "relu" && f.size() == 1) {
       layers_.push_back(std::make_unique<Relu>());
     } else if (kind == "res" && f.size() == 3) {
       if (flat) throw InputError(fmt::format("network spec \"{}\": res after flatten", spec));
       const int out = parse_int(f[1], spec), stride = parse_int(f[2], spec);
+      const U ho((h - 1) / stride + 1), wo((w - 1) / stride + 1), c64(c), o64(out);
+      check_size(item, U(9) * c64 * o64 + U(9) * o64 * o64 + c64 * o64 + U(4) * o64, ho * wo * o64);
+      check_size(item, 0, ho * wo * U(9) * U(std::max<std::uint64_t>(c64, o64)));  // the im2col of its 3x3 convolutions
       layers_.push_back(std::make_unique<ResidualBlock>(fmt::format("res{}", ++res), linear, h, w, c, out, stride, rng));
       h = (h - 1) / stride + 1;
       w = (w - 1) / stride + 1;
@@ -840,6 +892,7 @@ Network::Network(const std::string& spec, int h, int w, int c, std::uint64_t see
     }
     if (h < 1 || w < 1) throw InputError(fmt::format("network spec \"{}\": \"{}\" shrinks the input to nothing", spec, item));
   }
+  outputs_ = static_cast<std::uint64_t>(h) * static_cast<std::uint64_t>(w) * static_cast<std::uint64_t>(c);
   for (auto& l : layers_) {
     if (auto* lin = dynamic_cast<LinearBase*>(l.get())) {
       lin->first = true;

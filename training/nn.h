@@ -77,6 +77,11 @@ class Layer {
   virtual std::vector<std::pair<std::vector<float>*, std::vector<float>*>> params() { return {}; }
 };
 
+// What the training core holds (checked from a spec before anything is allocated): weights of a
+// network (1 GiB of FP32, before the optimizer's copies) and elements of one example's largest tensor.
+constexpr std::uint64_t kMaxNetworkParameters = std::uint64_t{1} << 28;
+constexpr std::uint64_t kMaxActivationElements = std::uint64_t{1} << 26;
+
 class Network {
  public:
   // Builds layers from a spec for inputs h x w x c; weights drawn from `seed`.
@@ -86,9 +91,13 @@ class Network {
   std::vector<std::pair<std::vector<float>*, std::vector<float>*>> params();
   std::vector<std::unique_ptr<Layer>>& layers() { return layers_; }
   std::size_t parameter_count();
+  std::uint64_t outputs() const { return outputs_; }  // the last layer's output elements per example
+  // The largest tensor per example any layer makes (outputs and im2col matrices), in elements.
+  std::uint64_t max_activation_elements() const { return max_activation_elements_; }
 
  private:
   std::vector<std::unique_ptr<Layer>> layers_;
+  std::uint64_t outputs_ = 0, max_activation_elements_ = 0;
 };
 
 // Built-in network specs by name (mlp, cnn); throws InputError for others.

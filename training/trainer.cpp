@@ -11,6 +11,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "common/error.h"
 #include "training/exact_gemm.h"
 #include "models/rng.h"
 #include "traces/trace_writer.h"
@@ -218,6 +219,22 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   const std::string spec = opt.spec.empty() ? network_spec(opt.model) : opt.spec;
   Network net(spec, train.rows, train.cols, 1, opt.seed);
+  // The classifier must have one output per class of the data (a logit per label).
+  int classes = 0;
+  for (const Dataset* d : {&train, &test}) {
+    for (int l : d->labels) classes = std::max(classes, l + 1);
+  }
+  if (net.outputs() != static_cast<std::uint64_t>(classes)) {
+    throw InputError(fmt::format("network spec \"{}\": the last layer gives {} outputs per example, but the data has "
+                                 "{} classes; end the network with fc:{}",
+                                 spec, net.outputs(), classes, classes));
+  }
+  if (U64(opt.batch) * net.max_activation_elements() > kMaxBatchActivationElements) {
+    throw InputError(fmt::format("network spec \"{}\": a batch of {} needs {} elements in its largest tensor, more "
+                                 "than the {} the training core holds; use a smaller --batch",
+                                 spec, opt.batch, U64(opt.batch) * net.max_activation_elements(),
+                                 kMaxBatchActivationElements));
+  }
   auto params = net.params();
   std::vector<std::vector<float>> velocity;
   for (auto& p : params) velocity.emplace_back(p.first->size(), 0.0f);
@@ -232,6 +249,7 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
   const bool tty = ::isatty(2) != 0;
   std::vector<double> acc_per_epoch, loss_per_epoch, train_acc_per_epoch, epoch_seconds;
   bool diverged = false;
+  double first_loss = 0;  // the first step's loss: divergence is measured against it
   StepTracer tracer(opt, ctx);
   std::uint64_t step = 0;
   SplitMix64 shuffle_rng(opt.seed ^ 0x5eedull);
@@ -262,7 +280,8 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
         if (std::isfinite(l)) net.backward(std::move(dlogits), ctx);
         return l;
       });
-      if (!std::isfinite(loss)) {
+      if (step == 0) first_loss = loss;
+      if (loss_diverged(loss, first_loss)) {
         diverged = true;
         break;
       }

@@ -15,6 +15,17 @@
 
 namespace mfsim {
 
+// Training has diverged when a step's loss is not finite or exceeds kDivergedLossFactor times the
+// first step's loss (cross-entropy starts near ln(classes); a loss 100x that is no longer training).
+constexpr double kDivergedLossFactor = 100.0;
+inline bool loss_diverged(double loss, double first_loss) {
+  return !std::isfinite(loss) || (first_loss > 0 && loss > kDivergedLossFactor * first_loss);
+}
+
+// The largest tensor of a batch (batch x the largest per-example tensor), in elements (4 GiB of FP32).
+constexpr std::uint64_t kMaxBatchActivationElements = std::uint64_t{1} << 30;
+inline std::uint64_t U64(int v) { return v < 0 ? 0 : static_cast<std::uint64_t>(v); }
+
 struct TrainOptions {
   std::string model = "mlp";   // name (mlp, cnn) or empty with `spec`
   std::string spec;            // network spec string (overrides the name's spec)

@@ -627,6 +627,7 @@ ojson train_transformer(const TransformerOptions& o) {
   const bool tty = ::isatty(2) != 0;
   std::vector<double> token_acc, exact, test_loss, train_loss, epoch_seconds;
   bool diverged = false;
+  double first_loss = 0;  // the first step's loss: divergence is measured against it
   StepTracer tracer(opt, ctx);
   std::uint64_t step = 0;
   SplitMix64 shuffle_rng(opt.seed ^ 0x5eedull);
@@ -660,7 +661,8 @@ ojson train_transformer(const TransformerOptions& o) {
         if (std::isfinite(l.loss)) model.backward(dlogits, ctx, o.attention_fp32);
         return l.loss;
       });
-      if (!std::isfinite(loss)) {
+      if (step == 0) first_loss = loss;
+      if (loss_diverged(loss, first_loss)) {
         diverged = true;
         break;
       }

@@ -24,6 +24,8 @@
 #include "apps/mfsim/process.h"
 #include "energy/savings.h"
 #include "sim/params.h"
+#include "sim/pe_type.h"
+#include "traces/trace_reader.h"
 
 namespace po = boost::program_options;
 
@@ -33,6 +35,7 @@ namespace {
 
 struct Child {
   std::string array, report, log;
+  std::string second;  // the second array compare chose for the GEMMs `array` cannot hold (empty: none)
 };
 
 // `mfsim simulate` of one array, with the options compare passes on.
@@ -52,6 +55,10 @@ std::vector<std::string> simulate_argv(const std::string& exe, const po::variabl
       argv.push_back("--set");
       argv.push_back(s);
     }
+  }
+  if (!c.second.empty()) {
+    argv.push_back("--set");
+    argv.push_back("array.second=" + c.second);
   }
   return argv;
 }
@@ -74,6 +81,31 @@ std::vector<const PeType*> select_arrays(const std::string& list) {
     }
   }
   return out;
+}
+
+// The second array for the records of `trace` that `array` cannot hold exactly, when it holds
+// some of them: the narrowest PE type (fewest formats held) that holds all the others. Empty when
+// the array holds every record (nothing to add) or none (the whole row is then a what-if
+// estimate of the step on that array, marked as such in the report).
+std::string auto_second(const PeType& array, const Trace& trace) {
+  std::vector<NumFormat> missing;
+  bool holds_some = false;
+  for (const TraceRecord& r : trace.records) {
+    for (NumFormat f : {r.a.format, r.b.format}) {
+      if (!array.can_hold(f)) {
+        if (std::find(missing.begin(), missing.end(), f) == missing.end()) missing.push_back(f);
+      }
+    }
+    holds_some = holds_some || (array.can_hold(r.a.format) && array.can_hold(r.b.format));
+  }
+  if (missing.empty() || !holds_some) return "";
+  const PeType* best = nullptr;
+  for (const PeType* pe : pe_types()) {
+    bool all = true;
+    for (NumFormat f : missing) all = all && pe->can_hold(f);
+    if (all && (best == nullptr || pe->holds.size() < best->holds.size())) best = pe;
+  }
+  return best == nullptr ? "" : best->name;
 }
 
 }  // namespace
@@ -103,6 +135,30 @@ int cmd_compare(const Args& args) {
     }
   }
   const std::vector<const PeType*> selected = select_arrays(vm.count("arrays") != 0 ? vm["arrays"].as<std::string>() : "");
+  // The parameters every simulation gets, validated here once (one line for a bad one, before
+  // any child runs). compare runs each array itself: array.kind may not be set.
+  ParamSet params;
+  if (vm.count("config") != 0) params.load_config_file(vm["config"].as<std::string>());
+  for (const char* flag : {"rows", "cols", "dataflow"}) {
+    if (vm.count(flag) != 0) {
+      params.set(std::string("array.") + flag, vm[flag].as<std::string>(), fmt::format("--{}", flag));
+    }
+  }
+  if (vm.count("set") != 0) {
+    for (const auto& s : vm["set"].as<std::vector<std::string>>()) params.set_assignment(s);
+  }
+  if (!params.origin("array.kind").empty()) {
+    throw InputError(fmt::format("compare: {}: array.kind cannot be set; compare runs every array itself "
+                                 "(choose them with --arrays)",
+                                 params.origin("array.kind")));
+  }
+  const bool user_second = !params.origin("array.second").empty();
+  // The trace, read here too: a bad trace fails before any child starts, it is known as an
+  // input (no output may overwrite it), and it tells which arrays need a second array.
+  const TraceReader trace_reader(vm["trace"].as<std::string>());
+  if (trace_reader.trace().records.empty()) {
+    throw InputError(fmt::format("{}: records: the trace has no GEMMs; nothing to compare", vm["trace"].as<std::string>()));
+  }
   std::vector<EnergyTable> tables;
   {
     std::stringstream ss(vm["energy-table"].as<std::string>());
@@ -133,6 +189,7 @@ int cmd_compare(const Args& args) {
     c.array = pe->name;
     c.report = fmt::format("{}/simulate-{}.json", dir, c.array);
     c.log = fmt::format("{}/simulate-{}.log", dir, c.array);
+    if (!user_second) c.second = auto_second(*pe, trace_reader.trace());
     children.push_back(c);
   }
   // Every array's simulation at once, each its own process (process.h).
@@ -185,6 +242,12 @@ int cmd_compare(const Args& args) {
   meta["cols"] = cfg["array.cols"];
   meta["dataflow"] = cfg["array.dataflow"];
   meta["config"] = cfg;
+  nlohmann::ordered_json seconds = nlohmann::ordered_json::object();
+  for (const auto& c : children) {
+    if (!c.second.empty()) seconds[c.array] = c.second;
+  }
+  // The arrays compare gave a second array (array.second) for the GEMMs they cannot hold.
+  meta["second_arrays_chosen"] = seconds;
   meta["report_file"] = report_path;
   nlohmann::ordered_json out = build_savings_report(reports, tables, meta);
   report_file.write(out.dump(2) + "\n");

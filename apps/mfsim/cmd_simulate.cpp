@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "energy/energy_model.h"
 #include "sim/params.h"
+#include "sim/pe_type.h"
 #include "sim/replay.h"
 
 namespace po = boost::program_options;
@@ -19,10 +20,11 @@ namespace mfsim::cli {
 
 int cmd_simulate(const Args& args) {
   po::options_description opts("options");
+  const std::string array_help = "shorthand for --set array.kind=" + pe_type_names();  // from the PE registry
   opts.add_options()
       ("trace", po::value<std::string>(), "trace file (.json)")
       ("report", po::value<std::string>(), "JSON report to write (atomically)")
-      ("array", po::value<std::string>(), "shorthand for --set array.kind=mfmac|int8|fp32")
+      ("array", po::value<std::string>(), array_help.c_str())
       ("rows", po::value<std::string>(), "shorthand for --set array.rows=R")
       ("cols", po::value<std::string>(), "shorthand for --set array.cols=C")
       ("dataflow", po::value<std::string>(), "shorthand for --set array.dataflow=os|ws|is")
@@ -71,7 +73,9 @@ int cmd_simulate(const Args& args) {
     if (v.size() <= 4 || v.compare(v.size() - 4, 4, ".vcd") != 0) {
       throw InputError(fmt::format("simulate: --vcd: \"{}\" must end in .vcd (the waveform file's name)", v));
     }
-    require_writable_file(v);  // before the simulation: SystemC cannot report a failed open
+    if (opt.mode == SimMode::kTiming) {
+      throw InputError("simulate: --vcd: timing mode simulates no register, so there is no waveform; use --mode value or auto");
+    }
   }
   std::string cmd = "mfsim simulate";
   for (const auto& a : args) cmd += " " + a;
@@ -80,8 +84,10 @@ int cmd_simulate(const Args& args) {
   const std::string report_path = vm["report"].as<std::string>();
   EnergyTable table = load_energy_table(vm["energy-table"].as<std::string>());
   opt.config.map_costs = mapping_costs(table, opt.config);  // for map.objective = energy | edp
-  TraceReader reader(vm["trace"].as<std::string>());
+  TraceReader reader(vm["trace"].as<std::string>());  // its files are inputs: no output may be one of them
   AtomicFile report_file(report_path);  // fails early if the report cannot be written
+  // Before the simulation (SystemC cannot report a failed open); after the inputs are known.
+  if (!opt.vcd_path.empty()) require_writable_file(opt.vcd_path);
   std::unique_ptr<AtomicFile> csv_file;
   if (vm.count("energy-csv") != 0) csv_file = std::make_unique<AtomicFile>(vm["energy-csv"].as<std::string>());
   ReplayOutcome res = replay_trace(reader, opt);

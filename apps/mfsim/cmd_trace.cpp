@@ -105,6 +105,9 @@ int cmd_trace(const Args& args) {
       else if (p == "bwd_weight") phases.bwd_weight = true;
       else throw InputError(fmt::format("trace: --phases: unknown phase \"{}\"; expected fwd|bwd_data|bwd_weight", p));
     }
+    if (!phases.fwd && !phases.bwd_data && !phases.bwd_weight) {
+      throw InputError("trace: --phases: no phase given; expected one or more of fwd,bwd_data,bwd_weight");
+    }
   }
   NetworkOptions opt;
   if (net && is_transformer_spec(vm["network"].as<std::string>())) {
@@ -179,7 +182,12 @@ int cmd_trace(const Args& args) {
   for (const auto& a : args) cmd += " " + a;
   const std::string out = vm["output"].as<std::string>();
   TraceWriter w(out, cmd, what);
-  for (const auto& r : training_records(layers, phases, format)) w.add_shape(r);
+  const std::vector<TraceRecord> records = training_records(layers, phases, format);
+  if (records.empty()) {
+    throw InputError(fmt::format("trace: --phases {}: the network has no GEMM in these phases; nothing to write",
+                                 vm["phases"].as<std::string>()));
+  }
+  for (const auto& r : records) w.add_shape(r);
   w.commit();
   std::fprintf(stderr, "mfsim: wrote %s (%zu GEMM records)\n", out.c_str(), w.size());
   return kExitOk;

@@ -54,7 +54,7 @@ int train_transformer_cmd(const Args& args, const po::variables_map& vm, TrainOp
                 arith_name(o.arith), t.attention_fp32 ? " (attention fp32)" : "", rep["test_token_accuracy"].get<double>(),
                 rep["test_exact_match"].get<double>(), o.epochs,
                 rep["epoch_seconds"].empty() ? 0.0 : rep["epoch_seconds"].back().get<double>(),
-                rep["diverged"].get<bool>() ? " -- training diverged (loss not finite)" : "");
+                rep["diverged"].get<bool>() ? " -- training diverged (a loss not finite or above 100x the first step's)" : "");
   }
   return rep["diverged"].get<bool>() ? kExitFailure : kExitOk;
 }
@@ -181,7 +181,7 @@ int cmd_train(const Args& args) {
     std::printf("%s %s: test accuracy %.4f after %d epochs (%.1f s per epoch)%s\n", rep["model"].get<std::string>().c_str(),
                 arith_name(o.arith), rep["test_accuracy"].get<double>(), o.epochs,
                 rep["epoch_seconds"].empty() ? 0.0 : rep["epoch_seconds"].back().get<double>(),
-                rep["diverged"].get<bool>() ? " -- training diverged (loss not finite)" : "");
+                rep["diverged"].get<bool>() ? " -- training diverged (a loss not finite or above 100x the first step's)" : "");
   }
   return rep["diverged"].get<bool>() ? kExitFailure : kExitOk;
 }

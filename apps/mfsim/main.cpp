@@ -10,6 +10,7 @@
 
 #include "apps/mfsim/cli.h"
 #include "common/error.h"
+#include "sim/pe_type.h"
 
 namespace po = boost::program_options;
 
@@ -18,11 +19,11 @@ namespace mfsim::cli {
 namespace {
 
 const Command kCommands[] = {
-    {"train", "train a network in FP32, INT8 or ALS-POTQ; accuracy report, optional step trace", cmd_train},
+    {"train", "train a network (FP32, BF16, FP8, INT8, INT4 or ALS-POTQ); accuracy report, optional step trace", cmd_train},
     {"inspect", "validate a trace and summarise its GEMMs", cmd_inspect},
     {"trace", "write a shape-only training trace of a known network or a SCALE-Sim topology", cmd_trace},
     {"simulate", "replay a trace on one systolic array configuration; JSON report", cmd_simulate},
-    {"compare", "the same trace on FP32, INT8 and MF-MAC arrays: cycles, energy, savings", cmd_compare},
+    {"compare", "the same trace on every array type (or those --arrays names): cycles, energy, savings", cmd_compare},
     {"sweep", "a grid of array parameters, each point its own process, in parallel or over MPI", cmd_sweep},
     {"example-trace", "write the small example trace with payloads", cmd_example_trace},
 };
@@ -34,6 +35,7 @@ void print_usage() {
       "commands:\n",
       MFSIM_VERSION);
   for (const auto& c : kCommands) std::printf("  %-15s %s\n", c.name, c.summary);
+  std::printf("\narrays (array.kind, from the PE registry): %s\n", mfsim::pe_type_names().c_str());
   std::printf(
       "\noptions:\n  -h, --help       this help\n  --version        print the version\n\n"
       "exit codes: 0 ok, 1 failure, 2 bad usage or bad input, 3 verification mismatch\n");
