@@ -117,6 +117,7 @@ void note_input(const std::string& path) {
 }
 
 void require_not_input(const std::string& path) {
+  if (path.empty()) throw InputError("an output file's name is empty");
   const FileEntry e = entry_for(path, follow_links(path), true);
   std::lock_guard<std::mutex> lock(registry_mutex);
   check_output_against_registry(e);
@@ -183,6 +184,7 @@ void remove_stale_temporaries(const std::string& path) {
 }  // namespace
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  if (path_.empty()) throw InputError("an output file's name is empty");
   require_not_directory(path_);
   target_ = follow_links(path_);
   require_not_directory(target_);

@@ -203,7 +203,13 @@ TEST_CASE("outputs: empty traces are refused, not reported as 0% savings", "[smo
   CHECK(c.err == fmt::format("mfsim: error: {}: records: the trace has no GEMMs; nothing to compare\n", empty));
   auto t = run_mfsim(fmt::format("trace --network resnet18 --batch 1 --phases \"\" -o {}", dir.file("t.json")));
   CHECK(t.exit_code == 2);
-  CHECK(t.err == "mfsim: error: trace: --phases: no phase given; expected one or more of fwd,bwd_data,bwd_weight\n");
+  CHECK(t.err == "mfsim: error: trace: --phases: empty value; see 'mfsim trace --help'\n");
+  auto t2 = run_mfsim(fmt::format("trace --network resnet18 --batch 1 --phases , -o {}", dir.file("t.json")));
+  CHECK(t2.exit_code == 2);
+  CHECK(t2.err == "mfsim: error: trace: --phases: no phase given; expected one or more of fwd,bwd_data,bwd_weight\n");
+  auto e = run_mfsim(fmt::format("simulate --trace {} --report \"\"", empty));
+  CHECK(e.exit_code == 2);
+  CHECK(e.err == "mfsim: error: simulate: --report: empty value; see 'mfsim simulate --help'\n");
   CHECK_FALSE(fs::exists(dir.file("r.json")));
   CHECK_FALSE(fs::exists(dir.file("c.json")));
   CHECK_FALSE(fs::exists(dir.file("t.json")));

@@ -100,6 +100,7 @@ int cmd_trace(const Args& args) {
     std::stringstream ss(vm["phases"].as<std::string>());
     std::string p;
     while (std::getline(ss, p, ',')) {
+      if (p.empty()) continue;
       if (p == "fwd") phases.fwd = true;
       else if (p == "bwd_data") phases.bwd_data = true;
       else if (p == "bwd_weight") phases.bwd_weight = true;
@@ -177,6 +178,15 @@ int cmd_trace(const Args& args) {
     if (vm.count("training") == 0 && vm["phases"].defaulted()) phases = PhaseSelection{true, false, false};
     what = fmt::format("SCALE-Sim topology {} ({} form), batch {}", path, vm.count("gemm") != 0 ? "GEMM" : "conv",
                        opt.batch);
+  }
+  for (const LayerGemm& l : layers) {  // e.g. an image too small for the network's pooling
+    if (l.m < 1 || l.n < 1 || l.k < 1) {
+      throw InputError(fmt::format("trace: {}: layer {} would be a {} x {} x {} GEMM: the input is too small for the "
+                                   "network",
+                                   net ? "--network " + vm["network"].as<std::string>()
+                                       : "--scalesim-topology " + vm["scalesim-topology"].as<std::string>(),
+                                   l.name, l.m, l.n, l.k));
+    }
   }
   std::string cmd = "mfsim trace";
   for (const auto& a : args) cmd += " " + a;

@@ -55,6 +55,21 @@ bool parse_or_help(const char* command, const char* synopsis, const Args& args,
       return false;
     }
     po::notify(vm);
+    // No option of mfsim takes an empty value (an empty path, list or number is a slip, e.g. an
+    // unset shell variable): one line naming the option.
+    for (const auto& [name, value] : vm) {
+      const po::option_description* d = all.find_nothrow(name, false);
+      if (value.defaulted() || d == nullptr || d->semantic()->max_tokens() == 0) continue;  // flags hold ""
+      const auto* s = boost::any_cast<std::string>(&value.value());
+      const auto* list = boost::any_cast<std::vector<std::string>>(&value.value());
+      bool empty = s != nullptr && s->empty();
+      if (list != nullptr) {
+        for (const auto& item : *list) empty = empty || item.empty();
+      }
+      if (empty) {
+        throw InputError(fmt::format("{}: --{}: empty value; see 'mfsim {} --help'", command, name, command));
+      }
+    }
   } catch (const po::required_option& e) {
     std::string name = e.get_option_name();  // "--trace"
     std::string bare = name.substr(name.find_first_not_of('-'));
