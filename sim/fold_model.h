@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "models/gemm_ref.h"
 #include "traces/trace.h"
@@ -89,6 +90,8 @@ class FoldPlan;
 // cfg.map_objective among the candidate tilings that fit the buffers. False when none fits (the
 // fixed mapping is then used). Deterministic, memoized per (shape, configuration).
 bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& conv, TileMapping* out);
+// The candidate tilings the mapper weighs (those that fit), in enumeration order.
+std::vector<TileMapping> mapping_candidates(const SimConfig& cfg, const GemmShape& shape, const ConvView& conv);
 // DRAM bytes of a tiled plan (loads and stores of its tiles), exact, without the timeline.
 std::uint64_t tiled_dram_bytes(const FoldPlan& plan);
 using LoopIndex = std::array<std::int64_t, kMaxLevels>;
