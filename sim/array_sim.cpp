@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <memory>
 
 #include "common/atomic_file.h"
@@ -46,12 +47,13 @@ class SystolicSystem : public sc_core::sc_module {
 
  private:
   // DRAM requests are identified by their issue number; the channel serves them in issue order
-  // and records each completion cycle. Nothing points into a container: the controller keeps
-  // ids, the channel keeps values.
+  // (by the cycle they are issued for, then by issue number: a store issued for the end of a
+  // hidden drain waits for requests issued before that cycle) and records each completion
+  // cycle. Nothing points into a container: the controller keeps ids, the channel keeps values.
   struct Request {
     std::uint64_t id = 0;
     std::uint64_t bytes = 0;
-    std::uint64_t not_before = 0;
+    std::uint64_t not_before = 0;  // the cycle the request is issued for
   };
   static constexpr std::uint64_t kNoRequest = ~std::uint64_t{0};
 
@@ -61,12 +63,12 @@ class SystolicSystem : public sc_core::sc_module {
 
   // Issues a transfer; returns its id (kNoRequest for 0 bytes, which completes at once). Bytes
   // are counted here, by the controller, for the GEMM that issues them.
-  // `not_before`: the transfer cannot start earlier (results still draining out of the array).
+  // `not_before`: the transfer is issued for this cycle (results still draining out of the array).
   std::uint64_t issue(std::uint64_t bytes, bool store, std::uint64_t not_before = 0) {
     if (bytes == 0) return kNoRequest;
     (store ? dram_write_bytes_ : dram_read_bytes_) += bytes;
     const std::uint64_t id = next_id_++;
-    queue_.push_back(Request{id, bytes, not_before});
+    queue_.push_back(Request{id, bytes, std::max(not_before, now())});
     request_event_.notify();
     return id;
   }
@@ -74,10 +76,18 @@ class SystolicSystem : public sc_core::sc_module {
   // Waits until request `id` has completed; returns its completion cycle (0 for none).
   std::uint64_t wait_done(std::uint64_t id) {
     if (id == kNoRequest) return 0;
-    while (served_ <= id) wait(served_event_);
-    const std::uint64_t done = completion_[id % completion_.size()];
+    while (completion_.count(id) == 0) wait(served_event_);
+    const std::uint64_t done = completion_[id];
+    completion_.erase(id);
     wait_until(done);
     return done;
+  }
+
+  // Waits until every request issued so far has completed.
+  void wait_all() {
+    while (started_ < next_id_) wait(served_event_);
+    wait_until(last_done_);
+    completion_.clear();
   }
 
   void wait_until(std::uint64_t cycle) {
@@ -85,19 +95,25 @@ class SystolicSystem : public sc_core::sc_module {
     if (cycle > t) wait(static_cast<double>(cycle - t) * period_);
   }
 
-  // The channel: takes requests in order; a request's completion cycle is known when the
-  // channel starts it. Every request is waited for before more than kCompletionRing later ones
-  // are issued (a tile issues at most three: the next tile's operands, its store, the next
-  // fold's partial sums), so a ring of completions suffices.
+  // The channel: when free, starts the earliest-issued request whose cycle has come (work
+  // conserving); a request's completion cycle is known when the channel starts it.
   void dram() {
     for (;;) {
       while (queue_.empty()) wait(request_event_);
-      const Request r = queue_.front();
-      queue_.pop_front();
-      wait_until(r.not_before);
+      auto best = queue_.begin();
+      for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+        if (it->not_before < best->not_before || (it->not_before == best->not_before && it->id < best->id)) best = it;
+      }
+      if (best->not_before > now()) {  // nothing issued yet: wait for its cycle or a new request
+        wait(static_cast<double>(best->not_before - now()) * period_, request_event_);
+        continue;
+      }
+      const Request r = *best;
+      queue_.erase(best);
       const std::uint64_t cycles = transfer_cycles(r.bytes, bandwidth_);
-      completion_[r.id % completion_.size()] = now() + cycles;
-      served_ = r.id + 1;
+      completion_[r.id] = now() + cycles;
+      last_done_ = std::max(last_done_, now() + cycles);
+      ++started_;
       served_event_.notify();
       dram_busy_ = true;
       wait(static_cast<double>(cycles) * period_);
@@ -128,12 +144,7 @@ class SystolicSystem : public sc_core::sc_module {
     const std::uint64_t gemm_start = now();
     LoopIndex idx{};
     Fold cur = plan.fold_at(idx);
-    std::uint64_t load = issue(cur.load_bytes(), false);
-    std::uint64_t last = load;
-    auto note = [&last](std::uint64_t id) {
-      if (id != kNoRequest) last = id;
-      return id;
-    };
+    std::uint64_t load = issue(cur.load_bytes(), false), load2 = kNoRequest;
     std::uint64_t prev_end = gemm_start;
     gemm_index_ = static_cast<int>(g);
     std::int64_t fold_number = 0;
@@ -143,7 +154,7 @@ class SystolicSystem : public sc_core::sc_module {
       for (bool more = true; more; ++fold_number) {
         // When the fold can start (the closed form's rule, sim/fold_model.cpp fold_start).
         stall_ = true;
-        const std::uint64_t loaded = wait_done(load);
+        const std::uint64_t loaded = std::max(wait_done(load), wait_done(load2));
         if (cfg_.overlap && !cur.gemm_first) {
           if (cfg_.dataflow != Dataflow::kOs) {  // the shadow preload of the stationary tile
             wait_until(std::max(prev_end, std::max(prev_start, loaded) + static_cast<std::uint64_t>(cur.r)));
@@ -159,7 +170,7 @@ class SystolicSystem : public sc_core::sc_module {
         // come back after the previous fold's store (docs/cycle-semantics.md).
         if (cur.tile_first) {
           LoopIndex tile_idx;
-          pending = plan.next_tile(idx, &tile_idx) ? note(issue(plan.fold_at(tile_idx).load_operand_bytes(), false))
+          pending = plan.next_tile(idx, &tile_idx) ? issue(plan.fold_at(tile_idx).load_operand_bytes(), false)
                                                    : kNoRequest;
         }
         const bool has_next = plan.advance(idx);
@@ -185,10 +196,10 @@ class SystolicSystem : public sc_core::sc_module {
         engine_->end_fold(cur);
         add_sram_transfer_events(cur, res.events);  // SRAM fills and spills follow the transfers
         tail = static_cast<std::uint64_t>(fold_hidden_tail(cfg_, cur));
-        note(issue(cur.store_c_bytes, true, end + tail));
-        std::uint64_t next_psums = has_next ? note(issue(next.load_c_bytes, false, end + tail)) : kNoRequest;
-        // In-order service: the later of the two requests completes last.
-        load = next_psums != kNoRequest ? next_psums : (has_next && next.tile_first ? pending : kNoRequest);
+        issue(cur.store_c_bytes, true, end + tail);
+        // The next fold waits for its prefetched operands and its spilled partial sums.
+        load = has_next ? issue(next.load_c_bytes, false, end + tail) : kNoRequest;
+        load2 = has_next && next.tile_first ? pending : kNoRequest;
         prev_start = start;
         prev_end = end;
         cur = next;
@@ -200,7 +211,7 @@ class SystolicSystem : public sc_core::sc_module {
     wait_until(prev_end + tail);
     res.timing.compute += tail;
     stall_ = true;
-    wait_done(last);
+    wait_all();
     stall_ = false;
     res.timing.folds = plan.count();
     res.timing.total = now() - gemm_start;
@@ -239,9 +250,8 @@ class SystolicSystem : public sc_core::sc_module {
   sc_core::sc_time period_{1, sc_core::SC_NS};
   Bandwidth bandwidth_;
   std::deque<Request> queue_;
-  static constexpr std::size_t kCompletionRing = 8;
-  std::array<std::uint64_t, kCompletionRing> completion_{};
-  std::uint64_t next_id_ = 0, served_ = 0;
+  std::map<std::uint64_t, std::uint64_t> completion_;  // id -> completion cycle, until waited for
+  std::uint64_t next_id_ = 0, started_ = 0, last_done_ = 0;
   sc_core::sc_event request_event_, served_event_;
   std::uint64_t dram_read_bytes_ = 0, dram_write_bytes_ = 0;
   sc_core::sc_trace_file* vcd_ = nullptr;

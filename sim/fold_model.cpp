@@ -33,6 +33,23 @@ __extension__ typedef unsigned __int128 u128;  // exact products of 64-bit count
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 }  // namespace
 
+namespace {
+// Distinct pixels of an axis of `size` that a kernel of `k` taps at `stride` with `pad` covers
+// over `out` output positions (the union of the windows), exactly.
+std::int64_t axis_used(std::int64_t size, std::int64_t k, std::int64_t stride, std::int64_t pad, std::int64_t out) {
+  if (k >= stride) {  // the windows overlap or touch: one interval
+    const std::int64_t lo = std::max<std::int64_t>(0, -pad), hi = std::min(size, (out - 1) * stride - pad + k);
+    return std::max<std::int64_t>(0, hi - lo);
+  }
+  std::int64_t used = 0;  // disjoint windows, each clipped to the axis (some lie wholly in padding)
+  for (std::int64_t o = 0; o < out; ++o) {
+    const std::int64_t lo = o * stride - pad;
+    used += std::max<std::int64_t>(0, std::min(size, lo + k) - std::max<std::int64_t>(0, lo));
+  }
+  return used;
+}
+}  // namespace
+
 FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape, const ConvView& conv)
     : cfg_(cfg), shape_(shape), map_(map_gemm(cfg.dataflow, shape)) {
   if (cfg.map_policy == MapPolicy::kSearch) {
@@ -43,7 +60,8 @@ FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape, const ConvView&
       tiled_ = choose_tiles(cfg, shape, conv, &tiles_);
     }
   }
-  if (tiled_ && tiles_.fmap && conv.active && cfg.conv_im2col_onchip) conv_ = conv;
+  if (conv.active) conv_ = conv;
+  fmap_ = tiled_ && tiles_.fmap && conv.active && cfg.conv_im2col_onchip;
   init();
   if (tiled_ && cfg.map_pinned && !fits()) {
     throw InputError(fmt::format("map.tiles: {} ({} for this GEMM) does not fit GEMM {}x{}x{} on this "
@@ -54,7 +72,8 @@ FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape, const ConvView&
 
 FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape, const TileMapping& tiles, const ConvView& conv)
     : cfg_(cfg), shape_(shape), map_(map_gemm(cfg.dataflow, shape)), tiled_(true), tiles_(tiles) {
-  if (tiles.fmap && conv.active && cfg.conv_im2col_onchip) conv_ = conv;
+  if (conv.active) conv_ = conv;
+  fmap_ = tiles.fmap && conv.active && cfg.conv_im2col_onchip;
   init();
 }
 
@@ -75,6 +94,18 @@ void FoldPlan::init() {
     tiles_.mt = clamp(tiles_.mt, shape_.m);
     tiles_.nt = clamp(tiles_.nt, shape_.n);
     tiles_.kt = clamp(tiles_.kt, shape_.k);
+  }
+  if (conv_.active) {
+    const ConvGeometry& g = conv_.geo;
+    rows_used_ = axis_used(g.in_h, g.kernel_h, g.stride, g.pad, g.out_h());
+    cols_used_ = axis_used(g.in_w, g.kernel_w, g.stride, g.pad, g.out_w());
+    // bwd_data written as an im2col-shaped matrix: the input-gradient elements no window touches
+    // are zeros the layer must still write (after the GEMM's last fold).
+    if (!fmap_ && conv_.phase == Phase::kBwdData) {
+      const std::uint64_t covered = static_cast<std::uint64_t>(g.batch) * static_cast<std::uint64_t>(rows_used_) *
+                                    static_cast<std::uint64_t>(cols_used_) * static_cast<std::uint64_t>(g.in_c);
+      untouched_store_bytes_ = packed_bytes(g.input_elements() - covered, output_bits_);
+    }
   }
   // Folds: every distinct fold times its multiplicity.
   folds_ = 0;
@@ -107,23 +138,11 @@ bool FoldPlan::fits() const {
          tile_c_buffer_bytes(tiles_.mt, tiles_.nt) <= cfg_.sram_c_bytes / 2;
 }
 
-namespace {
-// Distinct pixels of an axis of `size` that a kernel of `k` taps at `stride` with `pad` covers
-// over `out` output positions (the union of the windows).
-std::int64_t axis_used(std::int64_t size, std::int64_t k, std::int64_t stride, std::int64_t pad, std::int64_t out) {
-  if (k >= stride) {
-    const std::int64_t lo = std::max<std::int64_t>(0, -pad), hi = std::min(size, (out - 1) * stride - pad + k);
-    return std::max<std::int64_t>(0, hi - lo);
-  }
-  return std::min(size, out * k);  // disjoint windows (an upper bound where padding clips them)
-}
-}  // namespace
-
 std::uint64_t FoldPlan::fmap_region(std::int64_t positions, std::int64_t k_cols, bool dense) const {
   const ConvGeometry& g = conv_.geo;
   const std::int64_t P = g.out_h(), Q = g.out_w();
-  const std::int64_t rows = dense ? g.in_h : axis_used(g.in_h, g.kernel_h, g.stride, g.pad, P);
-  const std::int64_t cols = dense ? g.in_w : axis_used(g.in_w, g.kernel_w, g.stride, g.pad, Q);
+  const std::int64_t rows = dense ? g.in_h : rows_used_;
+  const std::int64_t cols = dense ? g.in_w : cols_used_;
   const std::int64_t ch = std::min(g.in_c, k_cols);
   const std::uint64_t all = static_cast<std::uint64_t>(g.batch) * rows * cols;
   std::uint64_t pixels = 0;
@@ -152,19 +171,19 @@ std::uint64_t FoldPlan::fmap_halo(std::int64_t k_cols) const {
 }
 
 std::uint64_t FoldPlan::tile_a_bytes(std::int64_t em, std::int64_t ek) const {
-  if (conv_.active && conv_.phase == Phase::kFwd) return packed_bytes(fmap_region(em, ek, false), operand_bits_);
-  if (conv_.active && conv_.phase == Phase::kBwdWeight) return packed_bytes(fmap_region(ek, em, false), operand_bits_);
+  if (fmap_ && conv_.phase == Phase::kFwd) return packed_bytes(fmap_region(em, ek, false), operand_bits_);
+  if (fmap_ && conv_.phase == Phase::kBwdWeight) return packed_bytes(fmap_region(ek, em, false), operand_bits_);
   return packed_bytes(static_cast<std::uint64_t>(em) * static_cast<std::uint64_t>(ek), operand_bits_);
 }
 
 std::uint64_t FoldPlan::tile_c_bytes(std::int64_t em, std::int64_t en) const {
-  if (conv_.active && conv_.phase == Phase::kBwdData) return packed_bytes(fmap_region(em, en, true), output_bits_);
+  if (fmap_ && conv_.phase == Phase::kBwdData) return packed_bytes(fmap_region(em, en, true), output_bits_);
   return packed_bytes(static_cast<std::uint64_t>(em) * static_cast<std::uint64_t>(en), output_bits_);
 }
 
 std::uint64_t FoldPlan::tile_c_buffer_bytes(std::int64_t em, std::int64_t en) const {
   // col2im: the region, and the halo rows the next position tile adds into (kept on chip).
-  if (conv_.active && conv_.phase == Phase::kBwdData) {
+  if (fmap_ && conv_.phase == Phase::kBwdData) {
     return packed_bytes(fmap_region(em, en, true) + fmap_halo(en), output_bits_);
   }
   return packed_bytes(static_cast<std::uint64_t>(em) * static_cast<std::uint64_t>(en), output_bits_);
@@ -177,19 +196,21 @@ std::uint64_t FoldPlan::compulsory_bytes_gemm_view() const {
 }
 
 std::uint64_t FoldPlan::compulsory_bytes() const {
+  // A property of the workload alone: the same for every mapping, policy, objective and buffer.
   if (!conv_.active) return compulsory_bytes_gemm_view();
   const auto m = static_cast<std::uint64_t>(shape_.m), n = static_cast<std::uint64_t>(shape_.n),
              k = static_cast<std::uint64_t>(shape_.k);
-  const std::int64_t positions = conv_.geo.batch * conv_.geo.out_h() * conv_.geo.out_w();
-  const std::int64_t k_cols = conv_.geo.kernel_h * conv_.geo.kernel_w * conv_.geo.in_c;
+  const ConvGeometry& g = conv_.geo;
   switch (conv_.phase) {
-    case Phase::kFwd:        // X (feature map), W, Y
-    case Phase::kBwdWeight:  // X (feature map), G, dW
-      return packed_bytes(fmap_region(positions, k_cols, false), operand_bits_) + packed_bytes(k * n, operand_bits_) +
-             packed_bytes(m * n, output_bits_);
-    case Phase::kBwdData:  // G, W, dX (feature map)
+    case Phase::kFwd:        // X (the input elements the kernel uses), W, Y
+    case Phase::kBwdWeight:  // X (as above), G, dW
+      return packed_bytes(static_cast<std::uint64_t>(g.batch) * static_cast<std::uint64_t>(rows_used_) *
+                              static_cast<std::uint64_t>(cols_used_) * static_cast<std::uint64_t>(g.in_c),
+                          operand_bits_) +
+             packed_bytes(k * n, operand_bits_) + packed_bytes(m * n, output_bits_);
+    case Phase::kBwdData:  // G, W, dX (every input-gradient element, written once)
       return packed_bytes(m * k, operand_bits_) + packed_bytes(k * n, operand_bits_) +
-             packed_bytes(fmap_region(positions, k_cols, true), output_bits_);
+             packed_bytes(g.input_elements(), output_bits_);
   }
   return 0;
 }
@@ -197,7 +218,7 @@ std::uint64_t FoldPlan::compulsory_bytes() const {
 std::string FoldPlan::mapping_text() const {
   if (!tiled_) return "fixed (untiled)";
   return fmt::format("tiles {}x{}x{} (MxNxK), order {}{}{}{}", tiles_.mt, tiles_.nt, tiles_.kt, tiles_.order[0],
-                     tiles_.order[1], tiles_.order[2], conv_.active ? ", feature maps" : "");
+                     tiles_.order[1], tiles_.order[2], fmap_ ? ", feature maps" : "");
 }
 
 std::int64_t FoldPlan::tile_count(char d) const { return ceil_div(dim(d), tile(d)); }
@@ -255,6 +276,13 @@ Fold FoldPlan::fold_at(const LoopIndex& idx) const {
   Fold f = tiled_ ? tiled_fold(idx) : fixed_fold(idx[0], idx[1]);
   f.gemm_first = true;
   for (int l = 0; l < levels(); ++l) f.gemm_first = f.gemm_first && idx[static_cast<std::size_t>(l)] == 0;
+  if (untouched_store_bytes_ != 0) {
+    bool gemm_last = true;
+    for (int l = 0; gemm_last && l < levels(); ++l) {
+      gemm_last = idx[static_cast<std::size_t>(l)] == level_count(l, idx) - 1;
+    }
+    if (gemm_last) f.store_c_bytes = checked_add(f.store_c_bytes, untouched_store_bytes_, "dram bytes");
+  }
   return f;
 }
 
@@ -492,14 +520,24 @@ struct Timeline {
   std::uint64_t dram_free = 0;  // the channel is busy until here
   std::uint64_t stall = 0, compute = 0;
   std::array<std::uint64_t, kNumStallCauses> by_cause{};
+  // Stores issued for a later cycle (the end of an OS fold's hidden drain), not yet served: the
+  // channel serves requests in issue order, so a request issued before one of them (the next
+  // tile's prefetch) goes first. (cycle, bytes), by cycle, then in program order; every entry
+  // lies after prev_start.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> deferred;
 
   // The state that decides every later step, relative to prev_end.
   // ready and pending matter only above prev_start (they enter max(prev_start, ready) and
   // max(prev_end, ready)), dram_free only above prev_end (every transfer is issued later).
-  std::array<std::uint64_t, 5> relative() const {
+  std::vector<std::uint64_t> relative() const {
     auto above = [](std::uint64_t t, std::uint64_t base) { return t > base ? t - base : 0; };
-    return {above(ready, prev_start), above(pending, prev_start), above(dram_free, prev_end), prev_end - prev_start,
-            tail};
+    std::vector<std::uint64_t> r{above(ready, prev_start), above(pending, prev_start), above(dram_free, prev_end),
+                                 prev_end - prev_start, tail};
+    for (const auto& [at, bytes] : deferred) {
+      r.push_back(at - prev_start);
+      r.push_back(bytes);
+    }
+    return r;
   }
 };
 
@@ -508,18 +546,38 @@ class TimelineRunner {
   explicit TimelineRunner(const FoldPlan& plan)
       : plan_(plan), bw_(Bandwidth::from_double(plan.config().dram_bytes_per_cycle)) {}
 
+  // A request issued at cycle `at`: the channel first serves the deferred stores issued at or
+  // before `at` (issue order: by cycle, then program order), then this one; returns its
+  // completion (`at` for 0 bytes, which complete at once).
   std::uint64_t issue(Timeline& tl, std::uint64_t at, std::uint64_t bytes) const {
+    flush(tl, at);
     if (bytes == 0) return at;
     tl.dram_free = checked_add(std::max(at, tl.dram_free), transfer_cycles(bytes, bw_), "cycles");
     return tl.dram_free;
   }
+  // Serves the deferred stores issued at or before `at`.
+  void flush(Timeline& tl, std::uint64_t at) const {
+    std::size_t n = 0;
+    for (; n < tl.deferred.size() && tl.deferred[n].first <= at; ++n) {
+      tl.dram_free = checked_add(std::max(tl.deferred[n].first, tl.dram_free), transfer_cycles(tl.deferred[n].second, bw_),
+                                 "cycles");
+    }
+    tl.deferred.erase(tl.deferred.begin(), tl.deferred.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+  // A store issued for cycle `at`, later than requests the next fold may issue before it.
+  static void defer(Timeline& tl, std::uint64_t at, std::uint64_t bytes) {
+    if (bytes == 0) return;
+    auto it = tl.deferred.begin();
+    while (it != tl.deferred.end() && it->first <= at) ++it;
+    tl.deferred.insert(it, {at, bytes});
+  }
 
-  // Runs fold `cur` (its loads complete at tl.ready); `next` is the fold after it or null.
   // Runs fold `cur` (its loads complete at tl.ready); `next` is the fold after it, `next_tile`
   // the first fold of the next tile (both null at the end).
   void step(Timeline& tl, const Fold& cur, const Fold* next, const Fold* next_tile) const {
     const SimConfig& cfg = plan_.config();
     const std::uint64_t start = fold_start(cfg, tl, cur);
+    flush(tl, start);  // every later request is issued at or after this fold's start
     tl.stall += start - tl.prev_end;
     tl.by_cause[static_cast<std::size_t>(stall_cause(cur))] += start - tl.prev_end;
     const auto len = static_cast<std::uint64_t>(fold_visible_length(cfg, cur));
@@ -529,8 +587,10 @@ class TimelineRunner {
     if (cur.tile_first) tl.pending = next_tile != nullptr ? issue(tl, start, next_tile->load_operand_bytes()) : start;
     std::uint64_t ready = start;  // nothing to wait for
     if (next != nullptr && next->tile_first) ready = tl.pending;
-    issue(tl, end + tail, cur.store_c_bytes);  // results leave after the (hidden) drain
-    if (next != nullptr && next->load_c_bytes != 0) ready = issue(tl, end + tail, next->load_c_bytes);
+    defer(tl, end + tail, cur.store_c_bytes);  // results leave after the (hidden) drain
+    if (next != nullptr && next->load_c_bytes != 0) {
+      ready = std::max(ready, issue(tl, end + tail, next->load_c_bytes));  // after the store
+    }
     tl.ready = ready;
     tl.prev_start = start;
     tl.prev_end = end;
@@ -563,6 +623,7 @@ class TimelineRunner {
     tl.ready = tl.prev_start + rel[0];
     tl.pending = tl.prev_start + rel[1];
     tl.dram_free = tl.prev_end + rel[2];
+    for (auto& d : tl.deferred) d.first = checked_add(d.first, add, "cycles");
     tl.stall = checked_add(tl.stall, checked_mul(tl.stall - old.stall, times, "cycles.stall"), "cycles.stall");
     for (std::size_t c = 0; c < tl.by_cause.size(); ++c) {
       tl.by_cause[c] = checked_add(tl.by_cause[c], checked_mul(tl.by_cause[c] - old.by_cause[c], times, "cycles.stall"),
@@ -634,7 +695,8 @@ class TimelineRunner {
     return finish(tl);
   }
 
-  GemmTiming finish(const Timeline& tl) const {
+  GemmTiming finish(Timeline& tl) const {
+    flush(tl, ~std::uint64_t{0});  // the last stores
     GemmTiming g;
     g.folds = static_cast<std::uint64_t>(plan_.count());
     const std::uint64_t array_end = tl.prev_end + tl.tail;  // the last fold's drain is not hidden

@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "models/gemm_ref.h"
 #include "traces/trace.h"
@@ -89,6 +90,8 @@ class FoldPlan;
 // cfg.map_objective among the candidate tilings that fit the buffers. False when none fits (the
 // fixed mapping is then used). Deterministic, memoized per (shape, configuration).
 bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& conv, TileMapping* out);
+// The candidate tilings the mapper weighs (those that fit), in enumeration order.
+std::vector<TileMapping> mapping_candidates(const SimConfig& cfg, const GemmShape& shape, const ConvView& conv);
 // DRAM bytes of a tiled plan (loads and stores of its tiles), exact, without the timeline.
 std::uint64_t tiled_dram_bytes(const FoldPlan& plan);
 using LoopIndex = std::array<std::int64_t, kMaxLevels>;
@@ -133,11 +136,13 @@ class FoldPlan {
   int acc_register_bits() const { return acc_register_bits_; }
   // GEMM-view compulsory traffic: A, B read once, C written once, at their widths.
   std::uint64_t compulsory_bytes_gemm_view() const;
-  // The physical minimum: the GEMM view, or for a convolution read from feature maps the
-  // distinct feature-map elements used (fwd, bwd_weight) or produced (bwd_data), filters and
-  // the other operand once.
+  // The physical minimum, a property of the workload (never of the mapping, policy, objective
+  // or buffers): the GEMM view, or for a convolution (a record with geometry) the distinct
+  // input elements the kernel uses (fwd, bwd_weight) or every input-gradient element
+  // (bwd_data), filters and the other operand once.
   std::uint64_t compulsory_bytes() const;
-  bool conv_on_chip() const { return conv_.active; }
+  // Does the plan read feature maps (im2col on chip, col2im for bwd_data)?
+  bool conv_on_chip() const { return fmap_; }
 
  private:
   void init();
@@ -171,7 +176,10 @@ class FoldPlan {
   SimConfig cfg_;
   GemmShape shape_;
   Mapping map_;
-  ConvView conv_;
+  ConvView conv_;       // the workload's convolution geometry (active for a conv record)
+  bool fmap_ = false;   // the plan reads feature maps (conv_ active, tiled, conv.im2col = onchip)
+  std::int64_t rows_used_ = 0, cols_used_ = 0;  // input rows / columns some window touches
+  std::uint64_t untouched_store_bytes_ = 0;     // bwd_data as im2col: zeros no window writes
   bool tiled_ = false;
   TileMapping tiles_;
   std::int64_t row_blocks_ = 0, col_blocks_ = 0;
@@ -242,7 +250,8 @@ struct GemmTiming {
 //  - a tile's operand (A, B) loads are issued when the tile before it starts (double buffering;
 //    under the fixed mapping every fold is its own tile: fold f+1's loads are issued when fold f
 //    starts); its partial sums spilled to DRAM are reloaded after the previous fold's store;
-//  - fold f's store is issued when it ends; the DRAM channel serves requests in issue order;
+//  - fold f's store is issued when it ends (overlapped OS: when its drain ends); the DRAM channel
+//    serves requests in issue order (by the cycle they are issued for, then program order);
 //    a request of 0 bytes completes at once;
 //  - fold f+1 starts when fold f has ended and its loads have completed;
 //  - the GEMM ends when the last fold has ended and the last store has completed.

@@ -5,14 +5,18 @@
 // over its rows or columns), or powers of two from 16 (the streamed dimension; an OS fold that
 // continues a K tile first preloads its partial sums); for a convolution, feature maps read with
 // im2col on chip or the im2col matrices. A candidate must fit the buffers (FoldPlan::fits).
-// The objective (map.objective):
-//  - dram (default): least DRAM bytes; among the candidates within 5% of the least (a tie), the
-//    least cycles (the full timeline of the 8 with the fewest compute cycles);
-//  - cycles: least cycles among the 16 candidates with the lowest bound (compute cycles plus
-//    DRAM transfer cycles); among equals, least DRAM bytes;
-//  - energy, edp: least DRAM + SRAM + register energy (the run's table; the MAC arithmetic is
-//    the same for every mapping), or that energy times cycles, among the 32 candidates with the
-//    least DRAM bytes and the 32 with the fewest compute cycles.
+// The objective (map.objective), each with its tie-breakers:
+//  - edp (default): least energy x cycles; then fewer cycles, less energy, fewer DRAM bytes;
+//  - energy: least energy (DRAM, SRAM and register energy under the run's table; the MAC
+//    arithmetic is the same for every mapping); then fewer cycles, fewer DRAM bytes;
+//  - cycles: fewest cycles; then less energy, fewer DRAM bytes;
+//  - dram: least DRAM bytes; the candidates within 5% of the least are ties, among which the
+//    fewest cycles win (then fewer bytes).
+// The search is exact: every candidate is ranked by a lower bound of its objective (cheap
+// bounds first, then one from its folds), and candidates are evaluated in bound order until
+// the next bound exceeds the best value found, so no candidate that could win or tie is skipped.
+// Without per-action costs (a library caller without an energy table; the command line always
+// has one), a mapping's energy is taken as its DRAM bytes.
 // Ties left after that go to the first candidate in enumeration order: deterministic.
 #include <fmt/format.h>
 
@@ -42,28 +46,54 @@ std::vector<std::int64_t> candidates(std::int64_t d, std::int64_t granule, bool 
   return v;
 }
 
-// Compute cycles of every fold (no memory), per distinct fold.
-std::uint64_t compute_cycles(const FoldPlan& plan) {
-  std::uint64_t total = 0;
-  plan.for_each_distinct(plan.levels(), [&](const LoopIndex& idx, std::uint64_t mult) {
-    total += static_cast<std::uint64_t>(fold_length(plan.config(), plan.fold_at(idx))) * mult;
-  });
-  return total;
-}
-
 struct Candidate {
   TileMapping tiles;
-  std::uint64_t dram = 0, compute = 0, cycles = 0;
-  double energy = 0;  // pJ of DRAM, SRAM and registers (map.objective = energy | edp)
+  std::size_t index = 0;  // enumeration order (the last tie-breaker)
+  std::uint64_t dram = 0, cycles = 0;
+  double energy = 0;       // pJ of DRAM, SRAM and registers (or DRAM bytes without costs)
+  double bound0 = 0;       // a cheap lower bound of the objective
 };
 
-double mapping_energy(const FoldPlan& plan, const GemmTiming& t, const MapCosts& c) {
-  const EventCounts e = analytic_events(plan, t, 0);
+double mapping_energy(const FoldPlan& plan, const MapCosts& c, std::uint64_t dram) {
+  if (!c.set) return static_cast<double>(dram);
+  const EventCounts e = analytic_events(plan, GemmTiming{}, 0);  // the PE-cycle counts are not used
   return c.dram_byte * static_cast<double>(e.dram_read_bytes + e.dram_write_bytes) +
          c.sram_a_bit * static_cast<double>(e.sram_a_read_bits + e.sram_a_write_bits) +
          c.sram_b_bit * static_cast<double>(e.sram_b_read_bits + e.sram_b_write_bits) +
          c.sram_c_bit * static_cast<double>(e.sram_c_read_bits + e.sram_c_write_bits) +
          c.register_bit * static_cast<double>(e.reg_operand_write_bits + e.reg_acc_write_bits);
+}
+
+// A lower bound of the energy of every mapping moving `dram` bytes: each A and B element is read
+// from its buffer at least once, each output written to the C buffer at least once, and each
+// product writes at least one operand register.
+double energy_floor(const SimConfig& cfg, const GemmShape& s, const MapCosts& c, std::uint64_t dram) {
+  if (!c.set) return static_cast<double>(dram);
+  const ArrayWidths w = array_widths(cfg);
+  const double m = static_cast<double>(s.m), n = static_cast<double>(s.n), k = static_cast<double>(s.k);
+  return c.dram_byte * static_cast<double>(dram) + c.sram_a_bit * m * k * w.operand +
+         c.sram_b_bit * k * n * w.operand + c.sram_c_bit * m * n * w.output + c.register_bit * m * n * k * w.operand;
+}
+
+// A lower bound of a plan's cycles from its folds: the first fold waits for its loads, the folds
+// occupy the array one after another (their visible parts, then the last drain), the last store
+// leaves after that; and the channel moves every byte.
+std::uint64_t cycles_floor(const FoldPlan& plan, const Bandwidth& bw, std::uint64_t dram) {
+  const SimConfig& cfg = plan.config();
+  std::uint64_t occupied = 0;
+  LoopIndex last{};
+  plan.for_each_distinct(plan.levels(), [&](const LoopIndex& idx, std::uint64_t mult) {
+    occupied = checked_add(occupied,
+                           checked_mul(static_cast<std::uint64_t>(fold_visible_length(cfg, plan.fold_at(idx))), mult,
+                                       "cycles"),
+                           "cycles");
+  });
+  for (int l = 0; l < plan.levels(); ++l) last[static_cast<std::size_t>(l)] = plan.level_count(l, last) - 1;
+  const Fold first = plan.fold_at(LoopIndex{}), end = plan.fold_at(last);
+  const std::uint64_t serial = transfer_cycles(first.load_bytes(), bw) + occupied +
+                               static_cast<std::uint64_t>(fold_hidden_tail(cfg, end)) +
+                               transfer_cycles(end.store_c_bytes, bw);
+  return std::max(serial, transfer_cycles(dram, bw));
 }
 
 }  // namespace
@@ -81,6 +111,110 @@ std::uint64_t tiled_dram_bytes(const FoldPlan& plan) {
   return total;
 }
 
+namespace {
+
+// The candidate that minimises the objective (with its tie-breakers), by branch and bound over
+// lower bounds: exact, never skipping a candidate that could win or tie.
+TileMapping select(const SimConfig& cfg, const GemmShape& shape, const ConvView& conv, std::vector<Candidate> all) {
+  const MapObjective obj = cfg.map_objective;
+  const Bandwidth bw = Bandwidth::from_double(cfg.dram_bytes_per_cycle);
+  const MapCosts& costs = cfg.map_costs;
+  if (obj == MapObjective::kDram) {  // the pool: within 5% of the least DRAM bytes
+    std::uint64_t least = all.front().dram;
+    for (const auto& c : all) least = std::min(least, c.dram);
+    std::vector<Candidate> pool;
+    for (const auto& c : all) {
+      if (c.dram <= least + least / 20) pool.push_back(c);
+    }
+    all.swap(pool);
+  }
+  // Cheap bounds: cycles from the bytes and the MACs (every fold streams at least t cycles and
+  // does at most R x C x t products), energy from the bytes and the on-chip floor.
+  __extension__ typedef unsigned __int128 u128;
+  const u128 macs = static_cast<u128>(shape.m) * static_cast<u128>(shape.n) * static_cast<u128>(shape.k);
+  const u128 pes = static_cast<u128>(cfg.rows) * static_cast<u128>(cfg.cols);
+  const u128 floor128 = (macs + pes - 1) / pes;
+  const std::uint64_t mac_floor = floor128 > ~std::uint64_t{0} ? ~std::uint64_t{0} : static_cast<std::uint64_t>(floor128);
+  const bool need_energy = obj != MapObjective::kDram;
+  auto primary = [&](double energy, std::uint64_t cycles, std::uint64_t dram) {
+    switch (obj) {
+      case MapObjective::kEdp: return energy * static_cast<double>(cycles);
+      case MapObjective::kEnergy: return energy;
+      case MapObjective::kCycles:
+      case MapObjective::kDram: break;
+    }
+    (void)dram;
+    return static_cast<double>(cycles);
+  };
+  for (auto& c : all) {
+    const std::uint64_t cyc0 = std::max(transfer_cycles(c.dram, bw), mac_floor);
+    c.bound0 = primary(need_energy ? energy_floor(cfg, shape, costs, c.dram) : 0.0, cyc0, c.dram);
+  }
+  std::stable_sort(all.begin(), all.end(), [](const Candidate& a, const Candidate& b) { return a.bound0 < b.bound0; });
+  // The full order: the objective, then its tie-breakers, then enumeration order.
+  auto better = [&](const Candidate& a, const Candidate& b) {
+    const double pa = primary(a.energy, a.cycles, a.dram), pb = primary(b.energy, b.cycles, b.dram);
+    if (pa != pb) return pa < pb;
+    switch (obj) {
+      case MapObjective::kEdp:
+      case MapObjective::kEnergy:
+        if (a.cycles != b.cycles) return a.cycles < b.cycles;
+        if (a.energy != b.energy) return a.energy < b.energy;
+        break;
+      case MapObjective::kCycles:
+        if (a.energy != b.energy) return a.energy < b.energy;
+        break;
+      case MapObjective::kDram: break;
+    }
+    if (a.dram != b.dram) return a.dram < b.dram;
+    return a.index < b.index;
+  };
+  const Candidate* best = nullptr;
+  double best_value = 0;
+  for (auto& c : all) {
+    if (best != nullptr && c.bound0 > best_value) break;  // every later bound is larger still
+    FoldPlan plan(cfg, shape, c.tiles, conv);
+    if (need_energy) c.energy = mapping_energy(plan, costs, c.dram);
+    if (best != nullptr && primary(c.energy, cycles_floor(plan, bw, c.dram), c.dram) > best_value) continue;
+    c.cycles = analytic_timing(plan).total;
+    if (best == nullptr || better(c, *best)) {
+      best = &c;
+      best_value = primary(c.energy, c.cycles, c.dram);
+    }
+  }
+  return best->tiles;
+}
+
+}  // namespace
+
+std::vector<TileMapping> mapping_candidates(const SimConfig& cfg, const GemmShape& shape, const ConvView& conv) {
+  // Which dimensions the array spreads over its rows / columns, which one it streams.
+  const bool os = cfg.dataflow == Dataflow::kOs, ws = cfg.dataflow == Dataflow::kWs;
+  const std::int64_t gm = os ? cfg.rows : ws ? 0 : cfg.cols;
+  const std::int64_t gn = os ? cfg.cols : ws ? cfg.cols : 0;
+  const std::int64_t gk = os ? 0 : cfg.rows;
+  const auto cm = candidates(shape.m, gm, gm == 0), cn = candidates(shape.n, gn, gn == 0);
+  const std::vector<std::int64_t> ck = candidates(shape.k, gk, gk == 0);
+  static const char* const kOrders[] = {"mnk", "mkn", "nmk", "nkm", "kmn", "knm"};
+  std::vector<TileMapping> out;
+  // A convolution may read feature maps or the im2col matrices.
+  std::vector<bool> fmap_choices{true};
+  if (conv.active && cfg.conv_im2col_onchip) fmap_choices.push_back(false);
+  for (bool fmap : fmap_choices) {
+    for (const char* order : kOrders) {
+      for (std::int64_t mt : cm) {
+        for (std::int64_t nt : cn) {
+          for (std::int64_t kt : ck) {
+            const TileMapping t{mt, nt, kt, {order[0], order[1], order[2]}, fmap};
+            if (FoldPlan(cfg, shape, t, conv).fits()) out.push_back(t);
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
 bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& conv, TileMapping* out) {
   const std::string key =
       fmt::format("{} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {}", shape.m, shape.n, shape.k, cfg.array->name,
@@ -88,8 +222,8 @@ bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& 
                   cfg.sram_a_bytes, cfg.sram_b_bytes, cfg.sram_c_bytes, cfg.dram_bytes_per_cycle,
                   static_cast<int>(cfg.map_objective), cfg.fp32_fma, cfg.overlap);
   const std::string cost_key =
-      cfg.map_objective == MapObjective::kEnergy || cfg.map_objective == MapObjective::kEdp
-          ? fmt::format(" costs {} {} {} {} {}", cfg.map_costs.dram_byte, cfg.map_costs.sram_a_bit,
+      cfg.map_objective != MapObjective::kDram
+          ? fmt::format(" costs {} {} {} {} {} {}", cfg.map_costs.set, cfg.map_costs.dram_byte, cfg.map_costs.sram_a_bit,
                         cfg.map_costs.sram_b_bit, cfg.map_costs.sram_c_bit, cfg.map_costs.register_bit)
           : "";
   const std::string conv_key =
@@ -102,94 +236,17 @@ bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& 
     *out = it->second.second;
     return it->second.first;
   }
-  // Which dimensions the array spreads over its rows / columns, which one it streams.
-  const bool os = cfg.dataflow == Dataflow::kOs, ws = cfg.dataflow == Dataflow::kWs;
-  const std::int64_t gm = os ? cfg.rows : ws ? 0 : cfg.cols;
-  const std::int64_t gn = os ? cfg.cols : ws ? cfg.cols : 0;
-  const std::int64_t gk = os ? 0 : cfg.rows;
-  const auto cm = candidates(shape.m, gm, gm == 0), cn = candidates(shape.n, gn, gn == 0);
-  const std::vector<std::int64_t> ck = candidates(shape.k, gk, gk == 0);
-  static const char* const kOrders[] = {"mnk", "mkn", "nmk", "nkm", "kmn", "knm"};
   std::vector<Candidate> all;
-  // A convolution may read feature maps or the im2col matrices, whichever moves less.
-  std::vector<bool> fmap_choices{true};
-  if (conv.active && cfg.conv_im2col_onchip) fmap_choices.push_back(false);
-  for (bool fmap : fmap_choices) {
-  for (const char* order : kOrders) {
-    for (std::int64_t mt : cm) {
-      for (std::int64_t nt : cn) {
-        for (std::int64_t kt : ck) {
-          Candidate c;
-          c.tiles = TileMapping{mt, nt, kt, {order[0], order[1], order[2]}, fmap};
-          FoldPlan plan(cfg, shape, c.tiles, conv);
-          if (!plan.fits()) continue;
-          c.dram = tiled_dram_bytes(plan);
-          all.push_back(c);
-        }
-      }
-    }
-  }
+  for (const TileMapping& t : mapping_candidates(cfg, shape, conv)) {
+    Candidate c;
+    c.tiles = t;
+    c.dram = tiled_dram_bytes(FoldPlan(cfg, shape, t, conv));
+    c.index = all.size();
+    all.push_back(c);
   }
   bool found = !all.empty();
   TileMapping chosen;
-  if (found) {
-    const Bandwidth bw = Bandwidth::from_double(cfg.dram_bytes_per_cycle);
-    std::vector<Candidate> pool;
-    if (cfg.map_objective == MapObjective::kDram) {
-      std::uint64_t least = all.front().dram;
-      for (const auto& c : all) least = std::min(least, c.dram);
-      for (const auto& c : all) {
-        if (c.dram <= least + least / 20) pool.push_back(c);  // within 5% of the least: a tie
-      }
-      for (auto& c : pool) c.compute = compute_cycles(FoldPlan(cfg, shape, c.tiles, conv));
-      std::stable_sort(pool.begin(), pool.end(), [](const Candidate& a, const Candidate& b) { return a.compute < b.compute; });
-      if (pool.size() > 8) pool.resize(8);
-    } else if (cfg.map_objective == MapObjective::kCycles) {
-      for (auto& c : all) c.compute = compute_cycles(FoldPlan(cfg, shape, c.tiles, conv)) + transfer_cycles(c.dram, bw);
-      std::stable_sort(all.begin(), all.end(), [](const Candidate& a, const Candidate& b) { return a.compute < b.compute; });
-      pool.insert(pool.end(), all.begin(), all.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(16, all.size())));
-    } else {  // energy, edp: the 32 with the least DRAM bytes and the 32 with the fewest compute cycles
-      if (!cfg.map_costs.set) throw InputError("map.objective: energy and edp need an energy table (--energy-table)");
-      std::vector<Candidate> by_dram = all, by_compute = all;
-      std::stable_sort(by_dram.begin(), by_dram.end(), [](const Candidate& a, const Candidate& b) { return a.dram < b.dram; });
-      for (auto& c : by_compute) c.compute = compute_cycles(FoldPlan(cfg, shape, c.tiles, conv));
-      std::stable_sort(by_compute.begin(), by_compute.end(),
-                       [](const Candidate& a, const Candidate& b) { return a.compute < b.compute; });
-      for (std::size_t i = 0; i < 32 && i < all.size(); ++i) {
-        pool.push_back(by_dram[i]);
-        pool.push_back(by_compute[i]);
-      }
-    }
-    for (auto& c : pool) {
-      FoldPlan plan(cfg, shape, c.tiles, conv);
-      const GemmTiming t = analytic_timing(plan);
-      c.cycles = t.total;
-      if (cfg.map_objective == MapObjective::kEnergy || cfg.map_objective == MapObjective::kEdp) {
-        c.energy = mapping_energy(plan, t, cfg.map_costs);
-      }
-    }
-    const MapObjective obj = cfg.map_objective;
-    auto score = [&](const Candidate& c) {
-      switch (obj) {
-        case MapObjective::kEnergy: return c.energy;
-        case MapObjective::kEdp: return c.energy * static_cast<double>(c.cycles);
-        case MapObjective::kCycles: return static_cast<double>(c.cycles);
-        case MapObjective::kDram: break;
-      }
-      return static_cast<double>(c.dram);
-    };
-    auto better = [&](const Candidate& a, const Candidate& b) {
-      if (obj == MapObjective::kDram) return a.cycles != b.cycles ? a.cycles < b.cycles : a.dram < b.dram;  // DRAM ties
-      const double sa = score(a), sb = score(b);
-      if (sa != sb) return sa < sb;
-      return a.dram < b.dram;
-    };
-    const Candidate* best = &pool.front();
-    for (const auto& c : pool) {
-      if (better(c, *best)) best = &c;
-    }
-    chosen = best->tiles;
-  }
+  if (found) chosen = select(cfg, shape, conv, all);
   memo.emplace(key + conv_key + cost_key, std::make_pair(found, chosen));
   *out = chosen;
   return found;
@@ -207,9 +264,10 @@ std::vector<ParamSpec> mapping_params() {
       {"conv.im2col", ParamType::kChoice, "onchip", "", 0, 0, "onchip|dram",
        "convolutions read feature maps and expand im2col on chip (col2im for bwd_data), or move the im2col matrices",
        [](const std::string& v, SimConfig& c) { c.conv_im2col_onchip = v == "onchip"; }},
-      {"map.objective", ParamType::kChoice, "dram", "", 0, 0, "dram|cycles|energy|edp",
-       "what the mapper minimises: DRAM bytes (ties within 5%: cycles), cycles, energy (the run's energy table, "
-       "without the MAC arithmetic, which no mapping changes) or energy x cycles",
+      {"map.objective", ParamType::kChoice, "edp", "", 0, 0, "dram|cycles|energy|edp",
+       "what the mapper minimises (exactly, over its candidates): energy x cycles (ties: cycles), energy (the run's "
+       "energy table, without the MAC arithmetic, which no mapping changes; ties: cycles), cycles (ties: energy) or "
+       "DRAM bytes (ties within 5%: cycles)",
        [](const std::string& v, SimConfig& c) {
          c.map_objective = v == "cycles"   ? MapObjective::kCycles
                            : v == "energy" ? MapObjective::kEnergy

@@ -109,7 +109,7 @@ struct SimConfig {
   double clock_mhz = 1000.0;
   MapPolicy map_policy = MapPolicy::kSearch;   // the mapper picks a tiling per GEMM
   bool conv_im2col_onchip = true;              // conv records read feature maps (tiled mappings)
-  MapObjective map_objective = MapObjective::kDram;
+  MapObjective map_objective = MapObjective::kEdp;  // without map_costs: energy = DRAM bytes
   bool map_pinned = false;                     // map.tiles: one tiling for every GEMM
   TileMapping map_tiles;
   MapCosts map_costs;

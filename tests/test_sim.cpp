@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <random>
+#include <tuple>
 
 #include "common/error.h"
 #include "tests/test_util.h"
@@ -270,6 +271,35 @@ TEST_CASE("memory stalls: a worked example by hand", "[model]") {
   CHECK(two[0].timing.stall == 178 - 36);
   CHECK(two[0].events.dram_read_bytes == 48);
   CHECK(analytic_timing(FoldPlan(cfg, GemmShape{4, 8, 8})).total == 178);
+}
+
+TEST_CASE("the DRAM channel serves requests in issue order: a drain's store waits for an earlier prefetch", "[model]") {
+  // FP32 OS 3x2, GEMM 7x1x1, 8 B/cycle, overlap, tiles 2x1x1:nmk (four M tiles; a fold runs 2
+  // cycles and drains 2 under the next). Fold 0 loads A0 and B (12 B): [0, 2), runs [2, 4),
+  // drains to 6; tile 1's A (8 B) is prefetched at 2: [2, 3). Fold 1 runs [4, 6) and prefetches
+  // tile 2 at 4: [4, 5). Store 0, issued for 6: [6, 7). Fold 2 runs [6, 8); tile 3's prefetch,
+  // issued at 6 after store 0: [7, 8). Store 1 at 8: [8, 9). Fold 3 (one row) runs [8, 9) and
+  // drains to 10; stores 2 (8 B) and 3 (4 B) at 10: done 12. No bandwidth stall. (Serving the
+  // store, issued at 4 for cycle 6, before the prefetch issued at 4 gave 14 with 2 stalls.)
+  SimConfig cfg = config(kFp32, Dataflow::kOs, 3, 2);
+  cfg.dram_bytes_per_cycle = 8;
+  cfg.overlap = true;
+  cfg.map_policy = MapPolicy::kSearch;
+  cfg.map_pinned = true;
+  REQUIRE(parse_tile_mapping("2x1x1:nmk", &cfg.map_tiles));
+  const GemmShape s{7, 1, 1};
+  std::mt19937 rng(5);
+  const RandomGemm g = random_gemm(rng, cfg.array, s, 0);
+  auto res = run(cfg, {g});
+  FoldPlan plan(cfg, s);
+  check_value_against_closed_form(cfg, plan, g, res[0]);
+  const GemmTiming t = analytic_timing(plan);
+  CHECK(t.total == 12);
+  CHECK(t.compute == 8);
+  CHECK(t.stall_by_cause[kStallFill] == 2);
+  CHECK(t.stall_by_cause[kStallBandwidth] == 0);
+  CHECK(t.stall_by_cause[kStallDrain] == 2);
+  CHECK(analytic_timing_per_fold(plan).total == 12);
 }
 
 TEST_CASE("accumulator overflow in the array: error or saturation", "[model]") {
@@ -546,7 +576,7 @@ TEST_CASE("convolutions read feature maps: value equals timing, traffic at or ab
   const unsigned seed = 20261131;
   INFO("seed " << seed);
   std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> hw(3, 12), ch(1, 6), ker(1, 3), str(1, 2), pad(0, 1), batch(1, 3), arr(2, 6),
+  std::uniform_int_distribution<int> hw(3, 12), ch(1, 6), ker(1, 3), str(1, 3), pad(0, 2), batch(1, 3), arr(2, 6),
       kib(0, 3), ph(0, 2);
   int cases = 0;
   for (const PeType* a : kFirstThree) {
@@ -569,6 +599,7 @@ TEST_CASE("convolutions read feature maps: value equals timing, traffic at or ab
         cfg.sram_b_bytes = 512u << kib(rng);
         cfg.sram_c_bytes = 512u << kib(rng);
         cfg.map_policy = MapPolicy::kSearch;
+        cfg.conv_im2col_onchip = rep % 4 != 3;  // im2col matrices in DRAM (bwd_data: plus the untouched zeros)
         TileMapping t;
         if (rep % 2 == 0 && random_tiles(rng, cfg, s, &t) && FoldPlan::fits(cfg, s, t, conv)) {
           cfg.map_pinned = true;
@@ -591,6 +622,136 @@ TEST_CASE("convolutions read feature maps: value equals timing, traffic at or ab
     }
   }
   CHECK(cases >= 50);
+}
+
+namespace {
+
+// The physical minimum of a convolution, counted element by element: the input elements some
+// window touches (fwd, bwd_weight) or every input-gradient element (bwd_data), the other operand
+// and the output once.
+std::uint64_t exact_minimum(const ConvView& conv, const GemmShape& s, int operand_bits, int output_bits) {
+  const ConvGeometry& g = conv.geo;
+  std::vector<char> row(static_cast<std::size_t>(g.in_h), 0), col(static_cast<std::size_t>(g.in_w), 0);
+  for (std::int64_t o = 0; o < g.out_h(); ++o) {
+    for (std::int64_t k = 0; k < g.kernel_h; ++k) {
+      const std::int64_t r = o * g.stride - g.pad + k;
+      if (r >= 0 && r < g.in_h) row[static_cast<std::size_t>(r)] = 1;
+    }
+  }
+  for (std::int64_t o = 0; o < g.out_w(); ++o) {
+    for (std::int64_t k = 0; k < g.kernel_w; ++k) {
+      const std::int64_t c = o * g.stride - g.pad + k;
+      if (c >= 0 && c < g.in_w) col[static_cast<std::size_t>(c)] = 1;
+    }
+  }
+  std::uint64_t rows = 0, cols = 0;
+  for (char x : row) rows += static_cast<std::uint64_t>(x);
+  for (char x : col) cols += static_cast<std::uint64_t>(x);
+  const auto M = static_cast<std::uint64_t>(s.m), N = static_cast<std::uint64_t>(s.n), K = static_cast<std::uint64_t>(s.k);
+  if (conv.phase == Phase::kBwdData) {
+    return packed_bytes(M * K, operand_bits) + packed_bytes(K * N, operand_bits) +
+           packed_bytes(g.input_elements(), output_bits);
+  }
+  const std::uint64_t used = static_cast<std::uint64_t>(g.batch) * rows * cols * static_cast<std::uint64_t>(g.in_c);
+  return packed_bytes(used, operand_bits) + packed_bytes(K * N, operand_bits) + packed_bytes(M * N, output_bits);
+}
+
+ConvView conv_of(Phase phase, ConvGeometry geo, std::int64_t filters, GemmShape* shape) {
+  ConvView conv;
+  conv.active = true;
+  conv.geo = geo;
+  conv.phase = phase;
+  const std::int64_t M = geo.batch * geo.out_h() * geo.out_w(), K = geo.kernel_h * geo.kernel_w * geo.in_c;
+  *shape = phase == Phase::kFwd ? GemmShape{M, filters, K} : phase == Phase::kBwdData ? GemmShape{M, K, filters}
+                                                                                       : GemmShape{K, filters, M};
+  return conv;
+}
+
+}  // namespace
+
+TEST_CASE("compulsory bytes are a property of the workload: every mapping, objective and buffer agrees", "[model]") {
+  const unsigned seed = 20261201;
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> hw(3, 14), ch(1, 5), ker(1, 4), str(1, 4), pad(0, 2), batch(1, 2), arr(2, 8),
+      kib(0, 5), ph(0, 2), pick(0, 2), gemm_dim(1, 40);
+  const MapObjective objectives[] = {MapObjective::kDram, MapObjective::kCycles, MapObjective::kEnergy,
+                                     MapObjective::kEdp};
+  int checked = 0;
+  for (int i = 0; i < 60; ++i) {
+    const bool is_conv = i % 6 != 5;  // and some plain GEMMs: the GEMM view
+    GemmShape s{gemm_dim(rng), gemm_dim(rng), gemm_dim(rng)};
+    ConvView conv;
+    if (is_conv) {
+      ConvGeometry geo{batch(rng), hw(rng), hw(rng), ch(rng), 0, 0, str(rng), pad(rng)};
+      geo.kernel_h = std::min<std::int64_t>(ker(rng), geo.in_h + 2 * geo.pad);
+      geo.kernel_w = std::min<std::int64_t>(ker(rng), geo.in_w + 2 * geo.pad);
+      conv = conv_of(static_cast<Phase>(ph(rng)), geo, ch(rng), &s);
+    }
+    SimConfig base = config(kFirstThree[static_cast<std::size_t>(pick(rng))], static_cast<Dataflow>(pick(rng)), arr(rng),
+                            arr(rng));
+    base.dram_bytes_per_cycle = 4;
+    base.overlap = i % 2 == 0;
+    base.map_costs = MapCosts{true, 100.0, 1.0, 1.2, 1.5, 0.1};
+    const std::uint64_t want = is_conv ? exact_minimum(conv, s, array_widths(base).operand, array_widths(base).output)
+                                       : FoldPlan(base, s).compulsory_bytes_gemm_view();
+    INFO("case " << i << " " << (is_conv ? to_string(conv.phase) : "gemm") << " GEMM " << s.m << "x" << s.n << "x"
+                 << s.k);
+    for (int v = 0; v < 24; ++v) {
+      SimConfig cfg = base;
+      cfg.map_policy = v % 8 == 7 ? MapPolicy::kFixed : MapPolicy::kSearch;
+      cfg.map_objective = objectives[v % 4];
+      cfg.conv_im2col_onchip = v % 3 != 2;
+      cfg.sram_a_bytes = 256u << kib(rng);
+      cfg.sram_b_bytes = 256u << kib(rng);
+      cfg.sram_c_bytes = 256u << kib(rng);
+      TileMapping t;
+      if (v % 5 == 4 && random_tiles(rng, cfg, s, &t)) {
+        t.fmap = v % 2 == 0;
+        if (FoldPlan::fits(cfg, s, t, conv)) {
+          cfg.map_pinned = true;
+          cfg.map_tiles = t;
+        }
+      }
+      FoldPlan plan(cfg, s, conv);
+      INFO("variant " << v << " " << plan.mapping_text() << " sram " << cfg.sram_a_bytes << "/" << cfg.sram_b_bytes
+                      << "/" << cfg.sram_c_bytes);
+      REQUIRE(plan.compulsory_bytes() == want);
+      const EventCounts e = analytic_events(plan, analytic_timing(plan), 0);
+      REQUIRE(e.dram_read_bytes + e.dram_write_bytes >= want);
+      ++checked;
+    }
+  }
+  CHECK(checked == 60 * 24);
+}
+
+TEST_CASE("compulsory bytes and traffic: the hand-counted convolutions of issue 22", "[model]") {
+  GemmShape s;
+  // bwd_data, input 8x8x4, kernel 1x2, stride 2, pad 1, 5 filters: the windows touch the odd rows
+  // only, but the dense input gradient (8x8x4 x 32 bit = 1024 B) must be written: with G (25x5
+  // PoT4, 63 B) and W (5x8 PoT4, 20 B) the minimum is 1107 B. As an im2col matrix (25x8 x 32 bit
+  // = 800 B) the layer also writes the 128 untouched zeros (512 B).
+  const ConvView bd = conv_of(Phase::kBwdData, ConvGeometry{1, 8, 8, 4, 1, 2, 2, 1}, 5, &s);
+  SimConfig cfg = config(kMfMac, Dataflow::kWs, 5, 3);
+  cfg.sram_a_bytes = cfg.sram_b_bytes = cfg.sram_c_bytes = 4096;
+  cfg.map_policy = MapPolicy::kSearch;
+  for (bool onchip : {true, false}) {
+    INFO("im2col onchip " << onchip);
+    cfg.conv_im2col_onchip = onchip;
+    FoldPlan plan(cfg, s, bd);
+    CHECK(plan.compulsory_bytes() == 1107);
+    const EventCounts e = analytic_events(plan, analytic_timing(plan), 0);
+    CHECK(e.dram_read_bytes + e.dram_write_bytes >= 1107);
+    if (!plan.conv_on_chip()) CHECK(e.dram_write_bytes == 800 + 512);
+  }
+  // fwd, input 6x8x2, kernel 1x3, stride 3, pad 2, 2 filters, FP32: rows -2, 1, 4, 7 are the
+  // windows' rows, two of them in the image: X 2x8x2 x 4 B = 128 B, W 6x2 = 48 B, Y 16x2 = 128 B.
+  const ConvView fw = conv_of(Phase::kFwd, ConvGeometry{1, 6, 8, 2, 1, 3, 3, 2}, 2, &s);
+  SimConfig f = config(kFp32, Dataflow::kOs, 32, 32);
+  f.map_policy = MapPolicy::kSearch;
+  FoldPlan plan(f, s, fw);
+  CHECK(plan.compulsory_bytes() == 304);
+  CHECK(tiled_dram_bytes(plan) == 304);
 }
 
 TEST_CASE("the mapper: each objective wins on its own measure", "[model]") {
@@ -628,6 +789,101 @@ TEST_CASE("the mapper: each objective wins on its own measure", "[model]") {
       CHECK(by_dram.first * 20 <= fixed.first * 21);  // never clearly worse than the untiled mapping
     }
   }
+}
+
+TEST_CASE("the mapper's search equals exhaustive enumeration of its candidates, for every objective", "[model]") {
+  const unsigned seed = 20261202;
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> dim(1, 12), arr(1, 4), kib(0, 3), pick(0, 2), bw(0, 3);
+  const double bandwidths[] = {2, 8, 32, 0.5};
+  const MapObjective objectives[] = {MapObjective::kEdp, MapObjective::kEnergy, MapObjective::kCycles,
+                                     MapObjective::kDram};
+  int cases = 0;
+  for (int i = 0; i < 60; ++i) {
+    SimConfig cfg = config(kFirstThree[static_cast<std::size_t>(pick(rng))], static_cast<Dataflow>(pick(rng)), arr(rng),
+                           arr(rng));
+    cfg.map_policy = MapPolicy::kSearch;
+    cfg.overlap = i % 2 == 0;
+    cfg.dram_bytes_per_cycle = bandwidths[bw(rng)];
+    cfg.sram_a_bytes = 64u << kib(rng);
+    cfg.sram_b_bytes = 64u << kib(rng);
+    cfg.sram_c_bytes = 128u << kib(rng);
+    if (i % 4 != 3) cfg.map_costs = MapCosts{true, 80.0 + i, 0.9, 1.1, 1.7, 0.05};  // else: energy = DRAM bytes
+    const GemmShape s{dim(rng), dim(rng), dim(rng)};
+    const std::vector<TileMapping> cands = mapping_candidates(cfg, s, {});
+    if (cands.empty()) continue;
+    // Every candidate measured in full: energy as the mapper weighs it, cycles, DRAM bytes.
+    struct Measured {
+      double energy;
+      std::uint64_t cycles, dram;
+    };
+    std::vector<Measured> m;
+    for (const TileMapping& t : cands) {
+      FoldPlan plan(cfg, s, t);
+      const GemmTiming tm = analytic_timing(plan);
+      const EventCounts e = analytic_events(plan, tm, 0);
+      const std::uint64_t dram = e.dram_read_bytes + e.dram_write_bytes;
+      const MapCosts& c = cfg.map_costs;
+      const double energy =
+          !c.set ? static_cast<double>(dram)
+                 : c.dram_byte * static_cast<double>(dram) +
+                       c.sram_a_bit * static_cast<double>(e.sram_a_read_bits + e.sram_a_write_bits) +
+                       c.sram_b_bit * static_cast<double>(e.sram_b_read_bits + e.sram_b_write_bits) +
+                       c.sram_c_bit * static_cast<double>(e.sram_c_read_bits + e.sram_c_write_bits) +
+                       c.register_bit * static_cast<double>(e.reg_operand_write_bits + e.reg_acc_write_bits);
+      m.push_back(Measured{energy, tm.total, dram});
+    }
+    std::uint64_t least_dram = m.front().dram;
+    for (const auto& x : m) least_dram = std::min(least_dram, x.dram);
+    for (MapObjective obj : objectives) {
+      // The documented order: the objective, then its tie-breakers, then enumeration order.
+      auto key = [&](const Measured& x) {
+        switch (obj) {
+          case MapObjective::kEdp: return std::make_tuple(x.energy * static_cast<double>(x.cycles), static_cast<double>(x.cycles), x.energy, x.dram);
+          case MapObjective::kEnergy: return std::make_tuple(x.energy, static_cast<double>(x.cycles), 0.0, x.dram);
+          case MapObjective::kCycles: return std::make_tuple(static_cast<double>(x.cycles), x.energy, 0.0, x.dram);
+          case MapObjective::kDram: break;
+        }
+        return std::make_tuple(static_cast<double>(x.cycles), 0.0, 0.0, x.dram);
+      };
+      std::size_t want = cands.size();
+      for (std::size_t j = 0; j < cands.size(); ++j) {
+        if (obj == MapObjective::kDram && m[j].dram > least_dram + least_dram / 20) continue;
+        if (want == cands.size() || key(m[j]) < key(m[want])) want = j;
+      }
+      SimConfig c = cfg;
+      c.map_objective = obj;
+      TileMapping got;
+      REQUIRE(choose_tiles(c, s, {}, &got));
+      INFO("case " << i << " objective " << static_cast<int>(obj) << " GEMM " << s.m << "x" << s.n << "x" << s.k
+                   << " " << name(cfg.dataflow) << " " << cfg.rows << "x" << cfg.cols << ": searched "
+                   << to_string(got) << ", exhaustive " << to_string(cands[want]));
+      CHECK(got == cands[want]);
+      if (obj == MapObjective::kEdp || obj == MapObjective::kEnergy) {  // Pareto-safe: nothing beats it on both
+        for (const auto& x : m) CHECK_FALSE((x.cycles < m[want].cycles && x.energy < m[want].energy));
+      }
+      ++cases;
+    }
+  }
+  CHECK(cases >= 120);
+}
+
+TEST_CASE("the mapper's search: the 5x4x3 GEMM of issue 22 finds the fewest cycles", "[model]") {
+  // FP32, OS 2x1, 1 KiB A and B buffers, 32 B/cycle, overlap: pruning to the 16 lowest bounds
+  // kept 2x4x3:mnk (49 cycles) and dropped 2x2x3:knm (48).
+  SimConfig cfg = config(kFp32, Dataflow::kOs, 2, 1);
+  cfg.sram_a_bytes = cfg.sram_b_bytes = 1024;
+  cfg.sram_c_bytes = 128 * 1024;
+  cfg.dram_bytes_per_cycle = 32;
+  cfg.overlap = true;
+  cfg.map_policy = MapPolicy::kSearch;
+  cfg.map_objective = MapObjective::kCycles;
+  const GemmShape s{5, 4, 3};
+  CHECK(analytic_timing(FoldPlan(cfg, s)).total == 48);
+  TileMapping pinned;
+  REQUIRE(parse_tile_mapping("2x2x3:knm", &pinned));
+  CHECK(analytic_timing(FoldPlan(cfg, s, pinned)).total == 48);
 }
 
 TEST_CASE("mapping: the worked example of docs/mapping.md", "[model]") {
