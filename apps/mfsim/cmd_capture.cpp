@@ -21,19 +21,23 @@ namespace mfsim::cli {
 int cmd_capture(const Args& args) {
   const std::string python = MFSIM_PYTHON;
   const std::string package_dir = std::string(MFSIM_SOURCE_DIR) + "/python";
-  const char* install = "install Debian's python3-torch and python3-torchvision (scripts/setup.sh does)";
+  const char* install =
+      "install Debian's python3-torch and python3-torchvision (scripts/setup.sh does)";
   if (python.empty()) {
-    throw InputError(fmt::format("capture: no Python 3 interpreter was found when mfsim was built; {}, then "
-                                 "rebuild mfsim",
-                                 install));
+    throw InputError(
+        fmt::format("capture: no Python 3 interpreter was found when mfsim was built; {}, then "
+                    "rebuild mfsim",
+                    install));
   }
   if (::access(python.c_str(), X_OK) != 0) {
-    throw InputError(fmt::format("capture: {} (the Python mfsim was built with): {}; {}, then rebuild mfsim",
-                                 python, std::strerror(errno), install));
+    throw InputError(
+        fmt::format("capture: {} (the Python mfsim was built with): {}; {}, then rebuild mfsim",
+                    python, std::strerror(errno), install));
   }
   if (::access((package_dir + "/mfsim_torch/__main__.py").c_str(), R_OK) != 0) {
-    throw InputError(fmt::format("capture: {}/mfsim_torch: {} (the source tree mfsim was built from)",
-                                 package_dir, std::strerror(errno)));
+    throw InputError(
+        fmt::format("capture: {}/mfsim_torch: {} (the source tree mfsim was built from)",
+                    package_dir, std::strerror(errno)));
   }
   std::string pythonpath = package_dir;
   const char* old = std::getenv("PYTHONPATH");
