@@ -34,7 +34,7 @@ TEST_CASE("mfsim --help, --version and usage errors", "[smoke]") {
   auto unknown = run_mfsim("simulatee");
   CHECK(unknown.exit_code == 2);
   CHECK(unknown.err ==
-        "mfsim: error: unknown command \"simulatee\"; expected train|inspect|trace|simulate|compare|sweep|example-trace (see 'mfsim "
+        "mfsim: error: unknown command \"simulatee\"; expected train|inspect|trace|simulate|compare|sweep|capture|example-trace (see 'mfsim "
         "--help')\n");
   auto sub_help = run_mfsim("inspect --help");
   CHECK(sub_help.exit_code == 0);

@@ -32,5 +32,6 @@ int cmd_trace(const Args& args);
 int cmd_compare(const Args& args);
 int cmd_train(const Args& args);
 int cmd_sweep(const Args& args);
+int cmd_capture(const Args& args);
 
 }  // namespace mfsim::cli

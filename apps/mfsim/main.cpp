@@ -25,6 +25,7 @@ const Command kCommands[] = {
     {"simulate", "replay a trace on one systolic array configuration; JSON report", cmd_simulate},
     {"compare", "the same trace on every array type (or those --arrays names): cycles, energy, savings", cmd_compare},
     {"sweep", "a grid of array parameters, each point its own process, in parallel or over MPI", cmd_sweep},
+    {"capture", "capture a PyTorch model's training step as a trace (python/mfsim_torch)", cmd_capture},
     {"example-trace", "write the small example trace with payloads", cmd_example_trace},
 };
 

@@ -11,6 +11,18 @@ and the module path of its layer. Identical consecutive records fold into `repea
 operators are counted in the trace's description. Shapes only: `mfsim simulate --mode timing`.
 """
 
-from mfsim_torch.capture import Capture, capture, CaptureError  # noqa: F401
+from mfsim_torch.errors import CaptureError  # noqa: F401
+
+try:
+    from mfsim_torch.capture import Capture, capture  # noqa: F401
+except ImportError as _e:  # no torch for this Python: `python3 -m mfsim_torch` says so in one line
+    if _e.name not in ("torch", "torchvision"):
+        raise
+    _missing = _e
+
+    def __getattr__(name):
+        if name in ("Capture", "capture"):
+            raise _missing
+        raise AttributeError(name)
 
 __all__ = ["Capture", "capture", "CaptureError"]

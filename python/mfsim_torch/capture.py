@@ -2,19 +2,17 @@
 
 import json
 import os
-import tempfile
 from collections import Counter
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from mfsim_torch.errors import CaptureError
+from mfsim_torch.files import check_output, write_all
+
 aten = torch.ops.aten
 
 MAX_DIM = 2**31 - 1
-
-
-class CaptureError(Exception):
-    """Bad input: one clear line for the user."""
 
 
 def _prod(xs):
@@ -58,6 +56,41 @@ class _Record:
         return r
 
 
+def _conv_backward_meta(g, x, w, bias_sizes, *rest):
+    mask = rest[-1]
+    return (torch.empty_like(x) if mask[0] else None, torch.empty_like(w) if mask[1] else None,
+            torch.empty(bias_sizes, device="meta", dtype=g.dtype) if mask[2] and bias_sizes is not None else None)
+
+
+# Shape rules for the backward operators that torch 1.13 has no Meta kernel for and that
+# torchvision's classification models run (tests/python/torchvision_models.py captures every one
+# of them): each gradient has its input's shape.
+META_RULES = {
+    aten.convolution_backward: _conv_backward_meta,
+    aten._adaptive_avg_pool2d_backward: lambda g, x: torch.empty_like(x),
+}
+
+
+def _is_meta(a):
+    return isinstance(a, torch.Tensor) and a.is_meta
+
+
+def _map(f, a):
+    if isinstance(a, (list, tuple)):
+        return type(a)(_map(f, x) for x in a)
+    return f(a)
+
+
+def _on_cpu(func, args, kwargs):
+    """Any other operator without a Meta kernel: run it on zero tensors of the same shapes on the
+    CPU and return its results on meta (shapes only). None for operators that write an argument."""
+    if any(a.alias_info is not None and a.alias_info.is_write for a in func._schema.arguments):
+        return None
+    to_cpu = lambda a: torch.zeros(a.shape, dtype=a.dtype) if _is_meta(a) else a  # noqa: E731
+    out = func(*_map(to_cpu, args), **{k: _map(to_cpu, v) for k, v in kwargs.items()})
+    return _map(lambda a: a.to("meta") if isinstance(a, torch.Tensor) else a, out)
+
+
 class _Mode(TorchDispatchMode):
     def __init__(self, cap):
         super().__init__()
@@ -66,13 +99,19 @@ class _Mode(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         self.cap._on_op(func, args, kwargs)
-        if func.overloadpacket is aten.convolution_backward and args[1].is_meta:
-            # torch 1.13 has no meta kernel for it: the gradients' shapes are the inputs' shapes.
-            mask = args[10]
-            g, x, w, bias_sizes = args[0], args[1], args[2], args[3]
-            return (torch.empty_like(x) if mask[0] else None, torch.empty_like(w) if mask[1] else None,
-                    torch.empty(bias_sizes, device="meta", dtype=g.dtype) if mask[2] and bias_sizes is not None else None)
-        return func(*args, **kwargs)
+        meta = any(_is_meta(a) for a in args)
+        if meta and func.overloadpacket in META_RULES:
+            return META_RULES[func.overloadpacket](*args, **kwargs)
+        try:
+            return func(*args, **kwargs)
+        except NotImplementedError as e:
+            if not meta or "'Meta' backend" not in str(e):
+                raise
+            out = _on_cpu(func, args, kwargs)
+            if out is None:
+                raise
+            self.cap.cpu_fallbacks[str(func.overloadpacket).replace("aten.", "")] += 1
+            return out
 
 
 class Capture:
@@ -96,6 +135,8 @@ class Capture:
         self._params = {}         # id of a parameter -> its module path
         self._hooks = []
         self._mode = None
+        self.cpu_fallbacks = Counter()  # operators without a Meta kernel, run on the CPU for shapes
+        self.write_on_exit = True       # False: the caller writes outputs() itself (the command line)
 
     # Module paths during the forward pass; the backward pass starts at the model's output.
     def _install_hooks(self):
@@ -134,14 +175,16 @@ class Capture:
     def _layer(self):
         return self._stack[-1] if self._stack else "model"
 
-    def _add(self, rec, a=None, b=None):
-        """`a`, `b`: the GEMM's operands (M x K, K x N float tensors) when operands are captured."""
+    def _add(self, rec, a=None, b=None, matmul=False):
+        """`a`, `b`: the GEMM's operands (M x K, K x N float tensors) when operands are captured.
+        `matmul`: a forward matrix product, whose backward products _attribute() will look for (a
+        convolution's come from convolution_backward, which names its phases itself)."""
         for d in (rec.m, rec.n, rec.k, rec.repeat):
             if d > MAX_DIM:
                 raise CaptureError("%s %s: a GEMM dimension of %d passes mfsim's limit 2^31 - 1" % (rec.layer, rec.phase, d))
         if rec.m * rec.n * rec.k == 0:
             return
-        if rec.phase == "fwd":
+        if rec.phase == "fwd" and matmul:
             self._fwd.append(rec)
         if self.payload is not None and a is not None and rec.repeat == 1 and not a.is_meta:
             rec.operands = self.payload.add_gemm(a, b)
@@ -182,7 +225,8 @@ class Capture:
         ops = (a, b) if not batched else (None, None)
         if not self._backward:
             layer = named if named is not None else self._layer()
-            self._add(_Record(layer, "fwd", m, n, k, bs if batched else 1, "fc" if named is not None else "matmul"), *ops)
+            self._add(_Record(layer, "fwd", m, n, k, bs if batched else 1, "fc" if named is not None else "matmul"), *ops,
+                      matmul=True)
             return
         f, phase, shape = self._attribute(m, n, k, bs if batched else 1, named)
         if f is None:  # not matched to a forward GEMM (e.g. a custom autograd function)
@@ -258,11 +302,7 @@ class Capture:
                 self.other_ops[name] += 1
 
     def __enter__(self):
-        out_dir = os.path.dirname(os.path.abspath(self.path))
-        if os.path.isdir(self.path):
-            raise CaptureError("%s: is a directory, expected a file" % self.path)
-        if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
-            raise CaptureError("%s: cannot create file: no writable directory %s" % (self.path, out_dir))
+        check_output(self.path, "path")
         self._install_hooks()
         self._mode = _Mode(self)
         self._mode.__enter__()
@@ -275,7 +315,8 @@ class Capture:
         if exc_type is None:
             if not self.records:
                 raise CaptureError("the step ran no matrix product or convolution: nothing to capture")
-            self.write()
+            if self.write_on_exit:
+                self.write()
         return False
 
     def trace_json(self):
@@ -284,38 +325,31 @@ class Capture:
         return {"format": "mfsim-trace", "version": 1, "generator": self.generator, "description": desc,
                 "records": [r.to_json() for r in self.records]}
 
-    def write(self):
-        """Writes the trace (and its payload file) atomically: temporary files renamed over the
-        targets, the payload first."""
+    def payload_path(self):
+        """The payload file beside the trace (NAME.bin), written when a GEMM has operands."""
+        return os.path.splitext(self.path)[0] + ".bin"
+
+    def outputs(self):
+        """[(path, bytes)]: the trace and, with operands, its payload file."""
         doc = self.trace_json()
-        d = os.path.dirname(os.path.abspath(self.path))
-        bin_path = None
+        out = []
         if self.payload is not None and any(r.operands is not None for r in self.records):
-            bin_path = os.path.splitext(self.path)[0] + ".bin"
+            bin_path = self.payload_path()
             doc["payload_file"] = {"path": os.path.basename(bin_path), "bytes": len(self.payload.data)}
             if self.payload.skipped:
                 doc["description"] += "; %d GEMMs without operands (--max-payload-mb)" % self.payload.skipped
+            out.append((bin_path, bytes(self.payload.data)))
         order = ["format", "version", "generator", "description", "payload_file"]
         text = "{\n" + "".join(" %s: %s,\n" % (json.dumps(k), json.dumps(doc[k])) for k in order if k in doc)
         text += ' "records": [\n' + ",\n".join("  " + json.dumps(r, separators=(",", ":")) for r in doc["records"])
         text += "\n ]\n}\n"
+        out.append((self.path, text.encode()))
+        return out
 
-        def atomic(path, data, mode):
-            fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".tmp.", dir=d)
-            try:
-                with os.fdopen(fd, mode) as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
-
-        if bin_path is not None:
-            atomic(bin_path, bytes(self.payload.data), "wb")
-        atomic(self.path, text, "w")
+    def write(self):
+        """Writes the trace and its payload file (mfsim_torch.files: each whole to a temporary
+        file, then renamed; the payload's rename first)."""
+        write_all(self.outputs())
 
     def macs(self):
         return sum(r.macs() for r in self.records)

@@ -1,13 +1,21 @@
 #!/usr/bin/python3
 """mfsim_torch end to end: a captured torchvision ResNet-18 step equals `mfsim trace --network
-resnet18` record by record; a Transformer encoder layer's MACs equal the closed form; bad input is
-one line and exit 2 with no file written. Exit 77 (CTest: skipped) where python3-torch is missing."""
+resnet18` record by record; every torchvision classification model captures on the meta device
+with its MACs checked against an independent count (torchvision_models.py); a
+Transformer encoder layer's MACs equal the closed form; bad input is one line and exit 2 with no
+file written; `mfsim capture` runs it all with the Python mfsim was built with. Exit 77 (CTest:
+skipped) where python3-torch is missing. CTest runs each test case as its own test."""
 
+import contextlib
+import copy
+import io
 import json
 import os
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 
 try:
@@ -18,8 +26,13 @@ except ImportError:
     sys.exit(77)
 
 import mfsim_torch
+import mfsim_torch.__main__ as cli
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torchvision_models  # noqa: E402
 
 MFSIM = os.environ.get("MFSIM_BINARY", "build/mfsim")
+PYTHON_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "python")
 
 
 def records(path):
@@ -32,8 +45,23 @@ def key(r):
     return (layer, r["phase"], r["M"], r["N"], r["K"], r.get("repeat", 1), json.dumps(r.get("conv"), sort_keys=True))
 
 
-def capture_cli(*args):
-    return subprocess.run([sys.executable, "-m", "mfsim_torch", "capture"] + list(args), capture_output=True, text=True)
+def capture_cli(*args, cwd=None):
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    return subprocess.run([sys.executable, "-m", "mfsim_torch", "capture"] + list(args), capture_output=True,
+                          text=True, cwd=cwd, env=env)
+
+
+BAD_MODEL = """import torch
+
+def boom():
+    raise ValueError("no weights here")
+
+def three():
+    return 3
+
+def tiny():
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+"""
 
 
 class MfsimTorch(unittest.TestCase):
@@ -133,14 +161,211 @@ class MfsimTorch(unittest.TestCase):
             (["--model", "no_such_module:f", "--batch", "2", "--input", "1x28x28"],
              "mfsim_torch: error: --model: cannot import no_such_module: No module named 'no_such_module'\n"),
         ]
-        for args, message in cases:
-            r = capture_cli(*args, "-o", out)
-            self.assertEqual(r.returncode, 2, args)
-            self.assertEqual(r.stderr, message)
+        for args, message in cases:  # in this process: one torch import for all
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                code = cli.main(["capture"] + args + ["-o", out])
+            self.assertEqual((code, err.getvalue()), (2, message), args)
             self.assertFalse(os.path.exists(out))
         r = capture_cli("--model", "builtin:cnn", "--batch", "2", "--input", "1x28x28", "-o", self.d)
         self.assertEqual(r.stderr, "mfsim_torch: error: %s: is a directory, expected a file\n" % self.d)
         self.assertEqual(os.listdir(self.d), [])
+
+    def test_vgg16_captures_on_the_meta_device_as_on_the_cpu(self):
+        # aten::_adaptive_avg_pool2d_backward has no Meta kernel in torch 1.13: the capture's rule.
+        a, b = os.path.join(self.d, "meta.json"), os.path.join(self.d, "cpu.json")
+        for path, device in ((a, "meta"), (b, "cpu")):
+            r = capture_cli("--model", "torchvision:vgg16", "--batch", "1", "--input", "3x224x224", "-o", path,
+                            "--device", device)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(records(a)), 47)
+        self.assertEqual(records(a), records(b))
+
+    def test_every_torchvision_classification_model_matches_the_independent_count(self):
+        # All 80 of torchvision 0.14 in about 30 s (scripts/capture_torchvision.sh prints the table).
+        names = torchvision_models.classification_models()
+        self.assertGreaterEqual(len(names), 80)
+        failures = []
+        for name in names:
+            try:
+                torchvision_models.check(name, self.d, MFSIM)
+            except AssertionError as e:
+                failures.append(str(e))
+        self.assertEqual(failures, [])
+        self.assertEqual(os.listdir(self.d), [])
+
+    def test_the_independent_count_sees_what_it_checks(self):
+        # The checker itself: a model whose loss skips a head fails the weight-gradient check.
+        class TwoHeads(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.a, self.b = torch.nn.Linear(8, 4), torch.nn.Linear(8, 3)
+
+            def forward(self, x):
+                return self.a(x), self.b(x)
+
+        m, x = TwoHeads(), torch.randn(5, 8)
+        count = torchvision_models.IndependentCount()
+        with mfsim_torch.capture(os.path.join(self.d, "t.json"), m) as cap:
+            with count:
+                out = m(x)
+            out[0].sum().backward()
+        self.assertEqual(count.total, 5 * 8 * 4 + 5 * 8 * 3)
+        self.assertEqual(sum(r.macs() for r in cap.records if r.phase == "fwd"), count.total)
+        self.assertEqual(sum(r.macs() for r in cap.records if r.phase == "bwd_weight"), 5 * 8 * 4)
+
+    def test_operators_without_a_meta_kernel_run_on_the_cpu_for_their_shapes(self):
+        model = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.ReflectionPad2d(1), torch.nn.Conv2d(3, 4, 3))
+        recs = {}
+        for device in ("meta", "cpu"):
+            m = copy.deepcopy(model).to(device)
+            with mfsim_torch.capture(os.path.join(self.d, device + ".json"), m) as cap:
+                m(torch.randn(2, 2, 9, 9, device=device)).sum().backward()
+            recs[device] = records(os.path.join(self.d, device + ".json"))
+            self.assertEqual(dict(cap.cpu_fallbacks), {"reflection_pad2d_backward": 1} if device == "meta" else {})
+        self.assertEqual(recs["meta"], recs["cpu"])
+        self.assertEqual(len(recs["meta"]), 5)
+
+    def test_every_output_of_a_model_is_trained(self):
+        # GoogLeNet returns its auxiliary classifiers' logits too: their layers get a backward.
+        r = capture_cli("--model", "torchvision:googlenet", "--batch", "2", "--input", "3x224x224",
+                        "-o", os.path.join(self.d, "g.json"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        phases = {(x["layer"], x["phase"]) for x in records(os.path.join(self.d, "g.json"))}
+        for layer in ("aux1.fc2", "aux2.conv.conv", "fc"):
+            self.assertIn((layer, "bwd_weight"), phases)
+
+    def test_every_bad_input_is_one_line_exit_2_and_leaves_nothing(self):
+        with open(os.path.join(self.d, "badmodel.py"), "w") as f:
+            f.write(BAD_MODEL)
+        os.mkdir(os.path.join(self.d, "sub"))
+        before = sorted(os.listdir(self.d))
+        step = ["--batch", "2", "--input", "3x224x224"]
+        cases = [
+            (["--model", "torchvision:resnet18"] + step + ["-o", "x.json", "--scalesim-csv", "sub"],
+             "sub: is a directory, expected a file"),
+            (["--model", "badmodel:boom", "--batch", "2", "--input", "4", "-o", "x.json"],
+             "--model: badmodel:boom failed: no weights here"),
+            (["--model", "badmodel:three", "--batch", "2", "--input", "4", "-o", "x.json"],
+             "--model: badmodel:three returned int, not a torch.nn.Module"),
+            (["--model", "torchvision:get_weight"] + step + ["-o", "x.json"],
+             "--model: torchvision:get_weight failed: get_weight() missing 1 required positional argument: 'name'"),
+            (["--model", "torchvision:list_models"] + step + ["-o", "x.json"],
+             "--model: torchvision:list_models returned list, not a torch.nn.Module"),
+            (["--model", "torchvision:detection"] + step + ["-o", "x.json"],
+             '--model: torchvision has no model "detection"'),
+            (["--model", "torchvision:resnet18", "--batch", "2", "--input", "3x224", "-o", "x.json"],
+             "torchvision:resnet18 on input 2x3x224: the step failed: Invalid channel dimensions"),
+            (["--model", "torchvision:vit_b_32", "--batch", "2", "--input", "3x32x32", "-o", "x.json"],
+             "torchvision:vit_b_32 on input 2x3x32x32: the step failed: Wrong image height! Expected 224 but got 32!"),
+            (["--model", "torchvision:resnet18", "--batch", "100000", "--input", "3x2240x2240", "-o", "x.json"],
+             "conv1 fwd: a GEMM dimension of 125440000000 passes mfsim's limit 2^31 - 1"),
+            (["--model", "torchvision:resnet18"] + step + ["-o", "/nonexistent/x.json"],
+             "/nonexistent/x.json: cannot create file: no directory /nonexistent"),
+            (["--model", "torchvision:resnet18"] + step + ["-o", "/proc/x.json"],
+             "/proc/x.json: cannot create file: No such file or directory"),
+            (["--model", "badmodel:tiny", "--batch", "2", "--input", "4", "-o", "badmodel.py"],
+             "badmodel.py: is the same file as the input %s; refusing to overwrite an input"
+             % os.path.join(self.d, "badmodel.py")),
+            (["--model", "badmodel:tiny", "--batch", "2", "--input", "4", "-o", "x.json", "--scalesim-csv", "./x.json"],
+             "./x.json (--scalesim-csv): is the same file as the output x.json (-o); name each output once"),
+            (["--model", "builtin:cnn", "--batch", "2", "--input", "1x28x28", "-o", "x.bin", "--operands", "potq"],
+             "x.bin (the payload file of -o): is the same file as the output x.bin (-o); name each output once"),
+            (["--model", "builtin:cnn", "--batch", "2", "--input", "1x28x28", "-o", "x.json", "--max-payload-mb", "nan"],
+             "--max-payload-mb: expected a size >= 0, got nan"),
+            (["--model", "builtin:cnn", "--batch", "2", "--input", "1x28x28", "-o", ""],
+             "-o: expected a file name, got an empty one"),
+            (["--model", "builtin:cnn", "--batch", "x", "--input", "1x28x28", "-o", "x.json"],
+             "argument --batch: invalid int value: 'x'; see 'python3 -m mfsim_torch capture --help'"),
+            (["--model", "builtin:cnn", "--input", "1x28x28", "-o", "x.json"],
+             "the following arguments are required: --batch; see 'python3 -m mfsim_torch capture --help'"),
+        ]
+        # In this process (one torch import for all): the command line's main() as `python3 -m` runs it.
+        cwd = os.getcwd()
+        os.chdir(self.d)
+        sys.path.insert(0, self.d)
+        try:
+            for args, message in cases:
+                err = io.StringIO()
+                with contextlib.redirect_stderr(err):
+                    code = cli.main(["capture"] + args)
+                self.assertEqual((code, err.getvalue()), (2, "mfsim_torch: error: %s\n" % message), args)
+                self.assertEqual(sorted(os.listdir(self.d)), before, args)
+        finally:
+            sys.path.remove(self.d)
+            os.chdir(cwd)
+        # The same through the command line: the exit status, one line, nothing written.
+        r = capture_cli("--model", "torchvision:resnet18", "--batch", "2", "--input", "3x224x224", "-o", "x.json",
+                        "--scalesim-csv", "sub", cwd=self.d)
+        self.assertEqual((r.returncode, r.stderr), (2, "mfsim_torch: error: sub: is a directory, expected a file\n"))
+        self.assertEqual(sorted(os.listdir(self.d)), before)
+        with open(os.path.join(self.d, "badmodel.py")) as f:
+            self.assertEqual(f.read(), BAD_MODEL)
+        # A Python without torch (-S: no site-packages) says which interpreter and what to install.
+        r = subprocess.run(["/usr/bin/python3", "-S", "-m", "mfsim_torch", "capture", "--model", "builtin:cnn"],
+                           capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=PYTHON_DIR))
+        self.assertEqual((r.returncode, r.stderr), (2, "mfsim_torch: error: /usr/bin/python3 cannot import torch: "
+                         "install Debian's python3-torch and python3-torchvision (scripts/setup.sh does), or run "
+                         "'mfsim capture', which uses the Python mfsim was built with\n"))
+
+    def test_outputs_follow_symlinks_write_through_fifos_and_respect_the_umask(self):
+        target, link = os.path.join(self.d, "target.json"), os.path.join(self.d, "link.json")
+        with open(target, "w") as f:
+            f.write("old")
+        os.symlink("target.json", link)
+        fifo = os.path.join(self.d, "pipe.csv")
+        os.mkfifo(fifo)
+        got = []
+
+        def read():
+            with open(fifo) as f:
+                got.append(f.read())
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        old = os.umask(0o027)
+        try:
+            r = capture_cli("--model", "builtin:cnn", "--batch", "2", "--input", "1x28x28", "-o", link,
+                            "--scalesim-csv", fifo)
+        finally:
+            os.umask(old)
+        reader.join(30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(os.path.islink(link))
+        self.assertEqual(len(records(target)), 8)
+        self.assertEqual(stat.S_IMODE(os.stat(target).st_mode), 0o640)
+        self.assertTrue(stat.S_ISFIFO(os.stat(fifo).st_mode))
+        self.assertEqual(got[0].splitlines()[:2], ["Layer name, M, N, K,", "0, 1568, 16, 9,"])
+        self.assertEqual(sorted(os.listdir(self.d)), ["link.json", "pipe.csv", "target.json"])
+
+    def test_mfsim_capture_uses_the_python_mfsim_was_built_with(self):
+        # A python3 first on PATH that is not the one mfsim was built with is never run.
+        fake = os.path.join(self.d, "bin")
+        os.mkdir(fake)
+        with open(os.path.join(fake, "python3"), "w") as f:
+            f.write("#!/bin/sh\necho wrong python >&2\nexit 99\n")
+        os.chmod(os.path.join(fake, "python3"), 0o755)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env["PATH"] = fake + ":" + env.get("PATH", "")
+        a, b = os.path.join(self.d, "a.json"), os.path.join(self.d, "b.json")
+        r = subprocess.run([MFSIM, "capture", "--model", "builtin:cnn", "--batch", "3", "--input", "1x28x28", "-o", a],
+                           capture_output=True, text=True, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stderr, r"^mfsim_torch: wrote .*a.json \(8 GEMM records, ")
+        self.assertEqual(capture_cli("--model", "builtin:cnn", "--batch", "3", "--input", "1x28x28", "-o", b).returncode, 0)
+        self.assertEqual(records(a), records(b))
+        subprocess.run([MFSIM, "simulate", "-q", "--trace", a, "--mode", "timing", "--report",
+                        os.path.join(self.d, "r.json")], check=True, capture_output=True, env=env)
+        # Its errors and exit status are the capture's.
+        r = subprocess.run([MFSIM, "capture", "--model", "builtin:cnn", "--batch", "0", "--input", "1x28x28", "-o", a],
+                           capture_output=True, text=True, env=env)
+        self.assertEqual((r.returncode, r.stderr), (2, "mfsim_torch: error: --batch: expected a positive integer, got 0\n"))
+        r = subprocess.run([MFSIM, "capture", "--model", "builtin:cnn"], capture_output=True, text=True, env=env)
+        self.assertEqual((r.returncode, r.stderr), (2, "mfsim_torch: error: the following arguments are required: "
+                         "--batch, --input, -o/--output; see 'mfsim capture --help'\n"))
+        r = subprocess.run([MFSIM, "capture", "--help"], capture_output=True, text=True, env=env)
+        self.assertEqual(r.returncode, 0)
+        self.assertTrue(r.stdout.startswith("usage: mfsim capture [-h] --model MODEL"))
 
 
 if __name__ == "__main__":
