@@ -480,7 +480,9 @@ int cmd_sweep(const Args& args) {
   const bool resume = vm.count("resume") != 0;
   const double timeout = parse_timeout(vm["point-timeout"].as<std::string>());
   constexpr int kMaxJobs = 1024;
-  int jobs = vm.count("jobs") != 0 ? vm["jobs"].as<int>() : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int jobs = vm.count("jobs") != 0
+                 ? vm["jobs"].as<int>()
+                 : static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, static_cast<unsigned>(kMaxJobs)));
   if (jobs < 1 || jobs > kMaxJobs) {
     throw InputError(fmt::format("sweep: -j: expected an integer in [1, {}], got {}", kMaxJobs, jobs));
   }
