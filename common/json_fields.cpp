@@ -4,6 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <set>
+#include <vector>
+
 #include "common/error.h"
 
 namespace mfsim {
@@ -198,8 +201,49 @@ json parse_json_document(const std::string& text, const std::string& file) {
       }
     }
   }
+  // A key given twice in one object is an error naming its path: the parser alone would keep
+  // the last value without a word.
+  struct Frame {
+    bool array;
+    std::size_t index = 0;    // arrays: the next element's index
+    std::string path;         // the container's own path ("" for the document)
+    std::set<std::string> keys;  // objects: the keys seen so far
+    std::string key;          // objects: the key whose value comes next
+  };
+  std::vector<Frame> stack;
+  auto child_path = [&stack]() -> std::string {
+    if (stack.empty()) return "";
+    const Frame& f = stack.back();
+    if (f.array) return fmt::format("{}[{}]", f.path, f.index);
+    return f.path.empty() ? f.key : f.path + "." + f.key;
+  };
+  const json::parser_callback_t check = [&](int, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        stack.push_back(Frame{event == json::parse_event_t::array_start, 0, child_path(), {}, {}});
+        break;
+      case json::parse_event_t::key: {
+        Frame& f = stack.back();
+        f.key = parsed.get<std::string>();
+        if (!f.keys.insert(f.key).second) {
+          throw InputError(fmt::format("{}: {}: key given twice in one object", file, child_path()));
+        }
+        break;
+      }
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        stack.pop_back();
+        if (!stack.empty() && stack.back().array) ++stack.back().index;
+        break;
+      case json::parse_event_t::value:
+        if (!stack.empty() && stack.back().array) ++stack.back().index;
+        break;
+    }
+    return true;
+  };
   try {
-    return json::parse(text);
+    return json::parse(text, check);
   } catch (const json::parse_error& e) {
     std::size_t line = 1, column = 1;
     std::size_t end = std::min<std::size_t>(e.byte > 0 ? e.byte - 1 : 0, text.size());

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -182,7 +183,13 @@ void ParamSet::set_assignment(const std::string& assignment) {
   if (eq == std::string::npos || eq == 0) {
     throw InputError(fmt::format("{}: expected NAME=VALUE", origin));
   }
-  set(assignment.substr(0, eq), assignment.substr(eq + 1), origin);
+  const std::string name = assignment.substr(0, eq);
+  const auto earlier = assigned_.find(name);
+  if (earlier != assigned_.end()) {
+    throw InputError(fmt::format("{}: {} is already set by --set {}", origin, name, earlier->second));
+  }
+  set(name, assignment.substr(eq + 1), origin);
+  assigned_[name] = assignment;
 }
 
 namespace {
@@ -209,9 +216,13 @@ void ParamSet::load_config_text(const std::string& content, const std::string& p
   if (!doc.is_object()) throw InputError(fmt::format("{}: document: expected an object of parameters", path));
   std::vector<std::pair<std::string, const nlohmann::json*>> items;
   flatten(doc, "", path, items);
+  std::set<std::string> named;  // a parameter given twice (a nested and a dotted key) is an error
   for (const auto& [name, v] : items) {
     const ParamSpec* s = find_param(name);
     if (s == nullptr) throw InputError(fmt::format("{}: {}", path, unknown_param_message(name)));
+    if (!named.insert(name).second) {
+      throw InputError(fmt::format("{}: {}: given twice (as a nested and a dotted key)", path, name));
+    }
     std::string text;
     if (v->is_string()) {
       text = v->get<std::string>();
@@ -271,7 +282,9 @@ std::string params_markdown() {
       "`mfsim simulate --list-params --markdown`;\na test keeps this file in step with the code. Set them in a JSON config "
       "(`--config FILE`,\nnested objects or dotted keys) or with `--set NAME=VALUE`; "
       "`--rows`, `--cols`, `--dataflow` and\n`--array` are shorthands for the `array.*` "
-      "parameters.\n\n"
+      "parameters. A parameter given twice in one config file (a\nrepeated key, or a nested and "
+      "a dotted key) or by two `--set` is an error naming it; a `--set`\noverrides the config "
+      "file and the shorthands.\n\n"
       "| parameter | default | unit | allowed | description |\n|---|---|---|---|---|\n";
   for (const auto& s : param_specs()) {
     std::string allowed = expectation(s);

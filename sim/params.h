@@ -120,7 +120,7 @@ class ParamSet {
   ParamSet();  // all defaults
   // `origin` names the source in errors ("--set array.rows=0", "cfg.json").
   void set(const std::string& name, const std::string& value, const std::string& origin);
-  void set_assignment(const std::string& assignment);  // "name=value" from --set
+  void set_assignment(const std::string& assignment);  // "name=value" from --set; a name set twice this way is an error
   void load_config_file(const std::string& path);
   void load_config_text(const std::string& text, const std::string& origin);  // a config file's content
   SimConfig build() const;
@@ -134,7 +134,8 @@ class ParamSet {
 
  private:
   std::map<std::string, std::string> values_;
-  std::map<std::string, std::string> origins_;
+  std::map<std::string, std::string> origins_;   // name -> where it was set (any source)
+  std::map<std::string, std::string> assigned_;  // name -> the --set assignment that set it
 };
 
 // Aligned text table of all parameters (for --list-params) and the Markdown of docs/params.md.

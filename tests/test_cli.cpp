@@ -186,3 +186,60 @@ TEST_CASE("writers killed mid-write leave the previous file or none; a full disk
   REQUIRE(run_mfsim(fmt::format("simulate -q --trace {} --mode timing --report {}", before_path(out, dir), rep)).exit_code == 0);
   CHECK(std::system(fmt::format("ls {} | grep -q 'r.json.tmp'", dir.path()).c_str()) != 0);
 }
+
+TEST_CASE("options that conflict or do not apply are one line, exit 2, before any work", "[smoke]") {
+  TempDir dir;
+  const std::string out = dir.file("o.json"), t = test::example_trace();
+  test::spit(dir.file("topo.csv"), "Layer name, M, N, K,\nfc, 4, 4, 4,\n");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"trace --network transformer-base --tokens 256 --batch 2 --seq 128 -o " + out,
+       "trace: --tokens and --batch: give one (--tokens sets the batch to tokens / --seq)"},
+      {"trace --network resnet18 --batch 2 --seq 64 -o " + out,
+       "trace: --seq: applies only to Transformers (transformer-base, transformer:...), not resnet18"},
+      {"trace --network resnet18 --tokens 64 -o " + out,
+       "trace: --tokens: applies only to Transformers (transformer-base, transformer:...), not resnet18"},
+      {"trace --network vgg16 --batch 2 --vocab 100 -o " + out,
+       "trace: --vocab: applies only to Transformers (transformer-base, transformer:...), not vgg16"},
+      {"trace --network transformer-base --batch 2 --image 32x32 -o " + out,
+       "trace: --image: applies only to CNNs, not transformer-base"},
+      {"trace --network resnet18 --batch 2 --gemm -o " + out, "trace: --gemm: applies only to --scalesim-topology"},
+      {"trace --network resnet18 --batch 2 --training -o " + out, "trace: --training: applies only to --scalesim-topology"},
+      {"trace --scalesim-topology " + dir.file("topo.csv") + " --gemm --batch 2 --seq 8 -o " + out,
+       "trace: --seq: applies only to --network, not --scalesim-topology"},
+      {"train --no-prc --prc-operands a --report " + out, "train: --prc-operands: PRC is off (--no-prc); drop one of the two"},
+      {"train --no-prc --prc-criterion mse --report " + out,
+       "train: --prc-criterion: PRC is off (--no-prc); drop one of the two"},
+      {"train --quant int8 --no-wbc --report " + out, "train: --no-wbc: applies only to --quant als-potq, not int8"},
+      {"train --quant fp32 --error-scale floor --report " + out,
+       "train: --error-scale: applies only to --quant als-potq, not fp32"},
+      {"train --model cnn --attention-quant fp32 --report " + out, "train: --attention-quant: applies only to the transformer, not cnn"},
+      {"train --spec flatten,fc:10 --train-examples 10 --report " + out,
+       "train: --train-examples: applies only to the transformer, not a --spec network"},
+      {"train --model transformer --train-limit 10 --report " + out,
+       "train: --train-limit: does not apply to the transformer (its task is generated; --train-examples and "
+       "--test-examples size it)"},
+      {"train --model cnn --spec flatten,fc:10 --report " + out, "train: --spec and --model: give one (--spec is a custom network)"},
+      {"simulate --trace " + t + " --set dram.bandwidth=4 --set dram.bandwidth=8 --report " + out,
+       "--set dram.bandwidth=8: dram.bandwidth is already set by --set dram.bandwidth=4"},
+      {"simulate --trace " + t + " --set array.rows=4 --set array.rows=4 --report " + out,
+       "--set array.rows=4: array.rows is already set by --set array.rows=4"},
+  };
+  for (const auto& [args, message] : cases) {
+    INFO(args);
+    auto r = run_mfsim(args);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err == "mfsim: error: " + message + "\n");
+    CHECK_FALSE(test::file_exists(out));
+  }
+  // compare passes --set to each simulation; the repeated key is still one line.
+  auto r = run_mfsim(fmt::format("compare --trace {} --arrays mfmac --set pe.acc_bits=16 --set pe.acc_bits=32 --report {}", t,
+                                 dir.file("c.json")));
+  CHECK(r.exit_code == 2);
+  CHECK(count_lines(r.err) == 1);
+  CHECK(r.err.find("--set pe.acc_bits=32: pe.acc_bits is already set by --set pe.acc_bits=16") != std::string::npos);
+  // A duplicate key in a config file names the key and the file.
+  test::spit(dir.file("cfg.json"), "{\"dram\": {\"bandwidth\": 4, \"bandwidth\": 8}}");
+  r = run_mfsim(fmt::format("simulate --trace {} --config {} --report {}", t, dir.file("cfg.json"), out));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: " + dir.file("cfg.json") + ": dram.bandwidth: key given twice in one object\n");
+}

@@ -8,7 +8,11 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "apps/mfsim/sweep_state.h"
 #include "common/error.h"
+#include "common/json_fields.h"
 #include "training/dataset.h"
 #include "sim/params.h"
 #include "tests/test_util.h"
@@ -59,6 +63,10 @@ TEST_CASE("malformed hardware configs and --set values", "[unit]") {
       {"{\"array\":{\"rows\":4}} x", "cfg.json: not valid JSON: line 1, column 22: syntax error while parsing value - invalid literal"},  // config: trailing garbage
       {"{\"array\":{\"overlap\":2}}", "cfg.json: array.overlap: expected true|false, got \"2\""},  // config: overlap not bool
       {"{\"pe\":{\"acc_bits\":65}}", "cfg.json: pe.acc_bits: expected an integer in [2, 64], got \"65\""},  // config: acc_bits too wide
+      {"{\"pe\":{\"acc_bits\":16,\"acc_bits\":32}}", "cfg.json: pe.acc_bits: key given twice in one object"},  // config: duplicate key
+      {"{\"pe\":{\"acc_bits\":16},\"pe\":{\"zero_gating\":false}}", "cfg.json: pe: key given twice in one object"},  // config: duplicate object
+      {"{\"pe\":{\"acc_bits\":16},\"pe.acc_bits\":32}", "cfg.json: pe.acc_bits: given twice (as a nested and a dotted key)"},  // config: nested and dotted
+      {"{\"array.rows\":8,\"array.rows\":8}", "cfg.json: array.rows: key given twice in one object"},  // config: the same value twice
   };
   check_messages(configs, [](const std::string& text) {
     ParamSet p;
@@ -78,6 +86,76 @@ TEST_CASE("malformed hardware configs and --set values", "[unit]") {
     ParamSet p;
     p.set_assignment(assignment);
   });
+  // A name --set twice (even to the same value) is an error naming it; a --set over a config
+  // value or a shorthand is not.
+  ParamSet p;
+  p.load_config_text("{\"array\":{\"rows\":4}}", "cfg.json");
+  p.set("array.cols", "8", "--cols");
+  p.set_assignment("array.rows=8");
+  p.set_assignment("array.cols=16");
+  CHECK(p.get("array.rows") == "8");
+  CHECK(error_of([&] { p.set_assignment("array.rows=8"); }) == "--set array.rows=8: array.rows is already set by --set array.rows=8");
+  CHECK(error_of([&] { p.set_assignment("array.cols=4"); }) == "--set array.cols=4: array.cols is already set by --set array.cols=16");
+  CHECK(p.get("array.cols") == "16");
+}
+
+TEST_CASE("a key given twice in any JSON document is an error naming its path", "[unit]") {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"{\"a\":1,\"a\":1}", "doc.json: a: key given twice in one object"},
+      {"{\"records\":[{\"K\":1},{\"M\":2,\"K\":3,\"K\":4}]}", "doc.json: records[1].K: key given twice in one object"},
+      {"[[1,2],[3,{\"x\":{\"y\":[0,{\"z\":1,\"z\":2}]}}]]", "doc.json: [1][1].x.y[1].z: key given twice in one object"},
+  };
+  check_messages(cases, [](const std::string& text) { parse_json_document(text, "doc.json"); });
+  // The same key in different objects is fine.
+  CHECK(parse_json_document("{\"a\":{\"k\":1},\"b\":{\"k\":2},\"c\":[{\"k\":3},{\"k\":4}]}", "doc.json")["c"][1]["k"] == 4);
+}
+
+TEST_CASE("sweep resume state: a point is reused only with its own identity; hostile files are never trusted", "[unit]") {
+  const std::string id = nlohmann::json{{"mode", "timing"}, {"params", {{"array.rows", 8}}}}.dump();
+  const std::string report = "{\"total\": {}}";
+  auto meta = [](const std::string& identity) {
+    return "{\"status\": \"ok\", \"wall_seconds\": 0.5, \"identity\": " + identity + "}";
+  };
+  double wall = 0;
+  CHECK(cli::finished_point(meta(id), report, id, &wall));
+  CHECK(wall == 0.5);
+  // Another grid value, key order as written by hand, no identity, damaged files.
+  CHECK_FALSE(cli::finished_point(meta("{\"mode\":\"timing\",\"params\":{\"array.rows\":128}}"), report, id, &wall));
+  CHECK(cli::finished_point(meta("{\"params\":{\"array.rows\":8},\"mode\":\"timing\"}"), report, id, &wall));
+  CHECK_FALSE(cli::finished_point("{\"status\": \"ok\", \"wall_seconds\": 0.5}", report, id, &wall));
+  CHECK_FALSE(cli::finished_point(meta("\"x\""), report, id, &wall));
+  CHECK_FALSE(cli::finished_point(meta(id), "{\"total\": {", id, &wall));
+  CHECK_FALSE(cli::finished_point(meta(id).substr(0, 30), report, id, &wall));
+  CHECK_FALSE(cli::finished_point(meta(id) + meta(id), report, id, &wall));
+  CHECK_FALSE(cli::finished_point("{\"status\": \"ok\", \"status\": \"ok\", \"wall_seconds\": 0.5, \"identity\": " + id + "}",
+                                  report, id, &wall));
+  // The sweep definition: the first difference, in words; anything unreadable is a difference.
+  const nlohmann::json cur = {{"mfsim_version", "1.0"},
+                              {"trace", {{"path", "/t.json"}, {"hash", "h1"}}},
+                              {"mode", "timing"},
+                              {"energy_table", {{"name", "paper"}, {"hash", "e1"}}}};
+  CHECK(cli::definition_difference(cur.dump(), cur).empty());
+  auto with = [&](const nlohmann::json::json_pointer& at, const nlohmann::json& v) {
+    nlohmann::json d = cur;
+    d[at] = v;
+    return cli::definition_difference(d.dump(), cur);
+  };
+  CHECK(with("/trace/hash"_json_pointer, "h2") == "of /t.json as it was before it changed");
+  CHECK(with("/trace"_json_pointer, {{"path", "/u.json"}, {"hash", "h2"}}) == "of another trace (/u.json)");
+  CHECK(with("/mode"_json_pointer, "value") == "in --mode value");
+  CHECK(with("/mfsim_version"_json_pointer, "0.9") == "of mfsim 0.9");
+  CHECK(with("/energy_table/name"_json_pointer, "x.json") == "");  // the same content under another name
+  CHECK(with("/energy_table"_json_pointer, {{"name", "aladdin45"}, {"hash", "e2"}}) == "simulated with energy table aladdin45");
+  CHECK(with("/mode"_json_pointer, 3) == "with an unreadable sweep.json (not a sweep definition)");
+  CHECK(with("/mode"_json_pointer, "line\nbreak") == "in --mode line?break");
+  CHECK(cli::definition_difference("", cur) == "with an unreadable sweep.json (empty file; expected a JSON document)");
+  CHECK(cli::definition_difference("[1]", cur) == "with an unreadable sweep.json (not a sweep definition)");
+  CHECK(cli::definition_difference(cur.dump().substr(0, 20), cur).rfind("with an unreadable sweep.json (not valid JSON: ", 0) == 0);
+  // Content hashes: equal for equal bytes, different for one changed or added byte.
+  CHECK(cli::content_hash("abc") == cli::content_hash(std::string("abc")));
+  CHECK(cli::content_hash("abc") != cli::content_hash("abd"));
+  CHECK(cli::content_hash("abc") != cli::content_hash("abc\n"));
+  CHECK(cli::content_hash("") == "fnv1a64:cbf29ce484222325,crc32:00000000,bytes:0");
 }
 
 TEST_CASE("malformed SCALE-Sim topology files", "[unit]") {

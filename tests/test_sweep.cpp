@@ -3,6 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <sys/wait.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <random>
 #include <filesystem>
@@ -107,7 +110,16 @@ TEST_CASE("sweep: grid order, results, failures recorded, resume without re-simu
   const std::string out = dir.file("sw");
   auto r = run_mfsim(fmt::format("sweep -q --trace {} {} --energy-table paper -j 2 --out {}", test::example_trace(), kGrid, out));
   INFO(r.err);
-  REQUIRE(r.exit_code == 0);
+  // Failed points make the sweep fail, each listed on one line: these are accumulator overflows,
+  // verification failures (exit 3).
+  REQUIRE(r.exit_code == 3);
+  CHECK(r.err.rfind(fmt::format("mfsim: sweep: p00000 (array.kind=mfmac array.rows=4 array.cols=5 array.dataflow=os "
+                                "pe.acc_bits=10): failed: {}: records[0] (fc1 fwd): mfmac array accumulator overflow",
+                                test::example_trace()),
+                    0) == 0);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 9);
+  CHECK(r.err.find(fmt::format("(log: {}/points/p00014.log)\nmfsim: sweep: 8 of 16 points failed; results in {}/results.csv\n",
+                               out, out)) != std::string::npos);
   json j = json::parse(test::slurp(out + "/results.json"));
   REQUIRE(j["points"].size() == 16);
   CHECK(j["points_failed"] == 8);  // a 10-bit accumulator overflows on this trace
@@ -138,7 +150,7 @@ TEST_CASE("sweep: grid order, results, failures recorded, resume without re-simu
   auto t_before = std::filesystem::last_write_time(out + "/points/p00005.json");
   auto res = run_mfsim(fmt::format("sweep -q --resume --trace {} {} --energy-table paper,aladdin45 -j 2 --out {}",
                                    test::example_trace(), kGrid, out));
-  REQUIRE(res.exit_code == 0);
+  REQUIRE(res.exit_code == 3);
   CHECK(std::filesystem::last_write_time(out + "/points/p00005.json") == t_before);
   json k = json::parse(test::slurp(out + "/results.json"));
   CHECK(k["points"][5]["energy_pj"].contains("aladdin45"));
@@ -151,14 +163,14 @@ TEST_CASE("sweep: grid order, results, failures recorded, resume without re-simu
   std::filesystem::remove(out + "/results.csv");
   auto resumed = run_mfsim(fmt::format("sweep -q --resume --trace {} {} --energy-table paper -j 2 --out {}", test::example_trace(),
                                        kGrid, out));
-  REQUIRE(resumed.exit_code == 0);
+  REQUIRE(resumed.exit_code == 3);
   CHECK(stable_csv(out) == first);
 }
 
 TEST_CASE("sweep: killed at any moment and resumed gives the same results", "[smoke]") {
   TempDir dir;
   const std::string full = dir.file("full"), cut = dir.file("cut");
-  REQUIRE(run_mfsim(fmt::format("sweep -q --trace {} {} -j 2 --out {}", test::example_trace(), kGrid, full)).exit_code == 0);
+  REQUIRE(run_mfsim(fmt::format("sweep -q --trace {} {} -j 2 --out {}", test::example_trace(), kGrid, full)).exit_code == 3);
   // SIGKILL the whole sweep at ten random moments (children may be mid-write), resuming each
   // time; then let it finish.
   std::mt19937 rng(20261129);
@@ -166,13 +178,15 @@ TEST_CASE("sweep: killed at any moment and resumed gives the same results", "[sm
   for (int kill = 0; kill < 10; ++kill) {
     const int delay = ms(rng);
     INFO("kill " << kill << " after " << delay << " ms");
+    // --resume once the sweep has written its definition (a kill before it leaves nothing to resume).
+    const bool resume = test::file_exists(cut + "/sweep.json");
     std::string cmd = fmt::format("timeout -s KILL {}.{:03d} {} sweep -q {} --trace {} {} -j 2 --out {} >/dev/null 2>&1",
-                                  delay / 1000, delay % 1000, MFSIM_BINARY, kill == 0 ? "" : "--resume",
+                                  delay / 1000, delay % 1000, MFSIM_BINARY, resume ? "--resume" : "",
                                   test::example_trace(), kGrid, cut);
     CHECK(std::system(cmd.c_str()) != -1);
   }
   auto r = run_mfsim(fmt::format("sweep -q --resume --trace {} {} -j 2 --out {}", test::example_trace(), kGrid, cut));
-  REQUIRE(r.exit_code == 0);
+  REQUIRE(r.exit_code == 3);  // the grid's 10-bit accumulators overflow
   std::string a = stable_csv(full), b = stable_csv(cut);
   // Error messages name the report path, which differs between the two directories.
   CHECK(strip(a, full) == strip(b, cut));
@@ -182,7 +196,11 @@ TEST_CASE("sweep: timeouts, bad grids", "[smoke]") {
   TempDir dir;
   auto t = run_mfsim(fmt::format("sweep -q --trace {} --arrays mfmac --rows 4 --cols 4 --point-timeout 0.000001 --out {}",
                                  test::example_trace(), dir.file("t")));
-  REQUIRE(t.exit_code == 0);
+  REQUIRE(t.exit_code == 1);  // a timeout is a failure, neither bad input nor a mismatch
+  CHECK(t.err == fmt::format("mfsim: sweep: p00000 (array.kind=mfmac array.rows=4 array.cols=4 array.dataflow=os): timeout: "
+                             "killed after 1e-06 s (--point-timeout) (log: {0}/points/p00000.log)\n"
+                             "mfsim: sweep: 1 of 1 points failed; results in {0}/results.csv\n",
+                             dir.file("t")));
   json j = json::parse(test::slurp(dir.file("t") + "/results.json"));
   CHECK(j["points"][0]["status"] == "timeout");
   CHECK(j["points"][0]["error"] == "killed after 1e-06 s (--point-timeout)");
@@ -202,7 +220,7 @@ TEST_CASE("sweep under mpirun -np 2 gives the single-process results", "[smoke]"
   }
   TempDir dir;
   const std::string one = dir.file("one"), two = dir.file("two");
-  REQUIRE(run_mfsim(fmt::format("sweep -q --trace {} {} -j 2 --out {}", test::example_trace(), kGrid, one)).exit_code == 0);
+  REQUIRE(run_mfsim(fmt::format("sweep -q --trace {} {} -j 2 --out {}", test::example_trace(), kGrid, one)).exit_code == 3);
   std::string cmd = fmt::format(
       // Open MPI itself leaks at MPI_Finalize: LeakSanitizer must not fail sanitizer builds on it.
       "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_mpi_warn_on_fork=0 ASAN_OPTIONS=detect_leaks=0 "
@@ -210,7 +228,8 @@ TEST_CASE("sweep under mpirun -np 2 gives the single-process results", "[smoke]"
       MFSIM_BINARY, test::example_trace(), kGrid, two, dir.file("mpi.log"));
   int rc = std::system(cmd.c_str());
   INFO(test::slurp(dir.file("mpi.log")));
-  REQUIRE(rc == 0);
+  REQUIRE(WIFEXITED(rc));
+  REQUIRE(WEXITSTATUS(rc) == 3);  // rank 0's exit code: the grid's 10-bit accumulators overflow
   json j = json::parse(test::slurp(two + "/results.json"));
   CHECK(j["mpi_ranks"] == 2);
   CHECK(strip(stable_csv(one), one) == strip(stable_csv(two), two));
@@ -254,4 +273,192 @@ TEST_CASE("sweep: a grid beyond a million points is one error before anything is
   CHECK(r.exit_code == 2);
   CHECK(r.err == "mfsim: error: sweep: the grid has more than 1000000 points; split it into several sweeps\n");
   CHECK_FALSE(std::filesystem::exists(dir.file("s")));
+}
+
+namespace {
+
+int count_lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+// The cells of results.csv (header included), row by row, without wall_seconds.
+std::vector<std::vector<std::string>> csv_cells(const std::string& dir) {
+  std::vector<std::vector<std::string>> rows;
+  std::stringstream in(test::slurp(dir + "/results.csv"));
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::stringstream ls(line);
+    std::string cell;
+    while (std::getline(ls, cell, ',')) f.push_back(cell);
+    rows.push_back(f);
+  }
+  const auto& head = rows.front();
+  const auto wall = std::find(head.begin(), head.end(), "wall_seconds") - head.begin();
+  for (auto& r : rows) {
+    if (static_cast<std::size_t>(wall) < r.size()) r.erase(r.begin() + wall);
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("sweep --resume reuses a point only when everything that determines it is the same", "[smoke]") {
+  TempDir dir;
+  const std::string t = test::example_trace(), d = dir.file("d");
+  const std::string base = fmt::format("sweep -q --trace {} --mode timing --arrays mfmac --cols 32", t);
+  // The same command into a fresh directory: what a resumed sweep must equal.
+  auto fresh = [&](const std::string& grid) {
+    const std::string f = dir.file("fresh");
+    std::filesystem::remove_all(f);
+    REQUIRE(run_mfsim(fmt::format("{} {} --out {}", base, grid, f)).exit_code == 0);
+    return csv_cells(f);
+  };
+  REQUIRE(run_mfsim(fmt::format("{} --rows 8 --out {}", base, d)).exit_code == 0);
+  const auto rows8 = csv_cells(d);
+
+  SECTION("--rows changed: the point is simulated again") {
+    auto r = run_mfsim(fmt::format("{} --rows 128 --out {} --resume", base, d));
+    REQUIRE(r.exit_code == 0);
+    const auto resumed = csv_cells(d);
+    CHECK(resumed == fresh("--rows 128"));
+    CHECK(resumed[1][6] != rows8[1][6]);  // cycles_total: 426 on 128 rows, 415 on 8
+  }
+  SECTION("--arrays changed: the point is simulated again") {
+    REQUIRE(run_mfsim(fmt::format("sweep -q --trace {} --mode timing --arrays fp32 --cols 32 --rows 8 --out {} --resume", t, d))
+                .exit_code == 0);
+    CHECK(csv_cells(d) == [&] {
+      const std::string f = dir.file("fresh");
+      REQUIRE(run_mfsim(fmt::format("sweep -q --trace {} --mode timing --arrays fp32 --cols 32 --rows 8 --out {}", t, f))
+                  .exit_code == 0);
+      return csv_cells(f);
+    }());
+  }
+  SECTION("another trace, mode or simulation energy table: refused, nothing changed") {
+    const std::string other = dir.file("other.json");  // the example with one more byte
+    test::spit(other, test::slurp(t) + "\n");
+    std::filesystem::copy_file(t.substr(0, t.size() - 5) + ".bin", dir.file("mlp-tiny.bin"));  // as the trace names it
+    const std::string csv = test::slurp(d + "/results.csv");
+    auto r = run_mfsim(fmt::format("sweep -q --trace {} --mode timing --arrays mfmac --cols 32 --rows 8 --out {} --resume",
+                                   other, d));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err == fmt::format("mfsim: error: --out: {} holds a sweep of another trace ({}); choose another --out for this "
+                               "one\n",
+                               d, t));
+    // The same path with other content.
+    REQUIRE(run_mfsim(fmt::format("sweep -q --trace {} --mode timing --rows 8 --out {}", other, dir.file("o"))).exit_code == 0);
+    test::spit(other, test::slurp(other) + "\n");
+    r = run_mfsim(fmt::format("sweep -q --trace {} --mode timing --rows 8 --out {} --resume", other, dir.file("o")));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err == fmt::format("mfsim: error: --out: {} holds a sweep of {} as it was before it changed; choose another "
+                               "--out for this one\n",
+                               dir.file("o"), other));
+    r = run_mfsim(fmt::format("sweep -q --trace {} --mode auto --arrays mfmac --cols 32 --rows 8 --out {} --resume", t, d));
+    CHECK(r.err == fmt::format("mfsim: error: --out: {} holds a sweep in --mode timing; choose another --out for this one\n", d));
+    r = run_mfsim(fmt::format("{} --rows 8 --energy-table aladdin45,paper --out {} --resume", base, d));
+    CHECK(r.err == fmt::format("mfsim: error: --out: {} holds a sweep simulated with energy table paper; choose another "
+                               "--out for this one\n",
+                               d));
+    CHECK(test::slurp(d + "/results.csv") == csv);
+    // A damaged definition is refused too; a directory without one has nothing to resume.
+    test::spit(d + "/sweep.json", "{\"mode\": 7}");
+    r = run_mfsim(fmt::format("{} --rows 8 --out {} --resume", base, d));
+    CHECK(r.err == fmt::format("mfsim: error: --out: {} holds a sweep with an unreadable sweep.json (not a sweep "
+                               "definition); choose another --out for this one\n",
+                               d));
+    r = run_mfsim(fmt::format("{} --rows 8 --out {} --resume", base, dir.file("none")));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err == fmt::format("mfsim: error: sweep: --resume: {0} holds no sweep to resume (no {0}/sweep.json); run "
+                               "without --resume to start one\n",
+                               dir.file("none")));
+    CHECK_FALSE(std::filesystem::exists(dir.file("none")));
+  }
+  SECTION("a --set list changed: only the points whose values changed are simulated again") {
+    const std::string s = dir.file("s");
+    REQUIRE(run_mfsim(fmt::format("{} --rows 8 --set pe.acc_bits=8,32 --out {}", base, s)).exit_code == 0);
+    const auto kept = std::filesystem::last_write_time(s + "/points/p00000.json");
+    REQUIRE(run_mfsim(fmt::format("{} --rows 8 --set pe.acc_bits=8,16 --out {} --resume", base, s)).exit_code == 0);
+    CHECK(std::filesystem::last_write_time(s + "/points/p00000.json") == kept);  // acc_bits 8: the same point
+    json j = json::parse(test::slurp(s + "/results.json"));
+    CHECK(j["points"][0]["report"]["config"]["pe.acc_bits"] == 8);
+    CHECK(j["points"][1]["params"]["pe.acc_bits"] == "16");
+    CHECK(j["points"][1]["report"]["config"]["pe.acc_bits"] == 16);  // not the 32-bit point relabelled
+    // A --config change reaches every point's identity.
+    test::spit(dir.file("cfg.json"), "{\"dram\": {\"bandwidth\": 1}}");
+    REQUIRE(run_mfsim(fmt::format("{} --rows 8 --set pe.acc_bits=8,16 --config {} --out {} --resume", base,
+                                  dir.file("cfg.json"), s))
+                .exit_code == 0);
+    j = json::parse(test::slurp(s + "/results.json"));
+    CHECK(j["points"][0]["report"]["config"]["dram.bandwidth"] == 1.0);
+    CHECK(j["points"][1]["report"]["config"]["dram.bandwidth"] == 1.0);
+  }
+}
+
+TEST_CASE("sweep: failed points make the exit code: 3 mismatch, 2 bad input, 1 otherwise", "[smoke]") {
+  TempDir dir;
+  const std::string t = test::example_trace();
+  // The INT8 array cannot hold this trace's FP32 records in value mode: bad input (exit 2).
+  auto r = run_mfsim(fmt::format("sweep -q --trace {} --mode value --arrays int8,fp32 --rows 4 --cols 5 --out {}", t,
+                                 dir.file("v")));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == fmt::format("mfsim: sweep: p00000 (array.kind=int8 array.rows=4 array.cols=5 array.dataflow=os): failed: "
+                             "{0}: records[6] (fc1 fwd): fp32 operands cannot be represented exactly on the int8 array; "
+                             "use --mode timing or auto, or array.second to run it on an array that holds it "
+                             "(log: {1}/points/p00000.log)\n"
+                             "mfsim: sweep: 1 of 2 points failed; results in {1}/results.csv\n",
+                             t, dir.file("v")));
+  // With an accumulator overflow (a verification failure) as well: 3 outranks 2. Without a
+  // second array, INT4 and MF-MAC cannot hold the FP32 records (bad input); with an FP32 one,
+  // MF-MAC's 10-bit accumulators overflow and INT4 passes.
+  r = run_mfsim(fmt::format("sweep -q --trace {} --mode value --arrays int4,mfmac --rows 4 --cols 5 --set pe.acc_bits=10 "
+                            "--set array.second=none,fp32 --out {}",
+                            t, dir.file("w")));
+  CHECK(r.exit_code == 3);
+  CHECK(r.err.find(" array.second=none): failed: " + t + ": records[0] (fc1 fwd): pot4 operands cannot be represented "
+                   "exactly on the int4 array;") != std::string::npos);
+  CHECK(r.err.find("mfsim: sweep: p00003 (array.kind=mfmac array.rows=4 array.cols=5 array.dataflow=os pe.acc_bits=10 "
+                   "array.second=fp32): failed: " + t + ": records[0] (fc1 fwd): mfmac array accumulator overflow") !=
+        std::string::npos);
+  CHECK(r.err.find("p00001") == std::string::npos);
+  CHECK(count_lines(r.err) == 4);
+  // No failure: exit 0, nothing on stderr.
+  r = run_mfsim(fmt::format("sweep -q --trace {} --mode value --arrays fp32 --rows 4 --cols 5 --out {}", t, dir.file("ok")));
+  CHECK(r.exit_code == 0);
+  CHECK(r.err.empty());
+}
+
+TEST_CASE("sweep: bad option values and conflicts are one line, exit 2, before anything is created", "[smoke]") {
+  TempDir dir;
+  test::spit(dir.file("cfg.json"), "{\"array\": {\"rows\": 8}, \"array.rows\": 16}");
+  const std::string t = test::example_trace(), out = dir.file("s");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--point-timeout -1", "sweep: --point-timeout: expected seconds in [0, 1e+09] (0: no limit), got \"-1\""},
+      {"--point-timeout nan", "sweep: --point-timeout: expected seconds in [0, 1e+09] (0: no limit), got \"nan\""},
+      {"--point-timeout inf", "sweep: --point-timeout: expected seconds in [0, 1e+09] (0: no limit), got \"inf\""},
+      {"--point-timeout 1e10", "sweep: --point-timeout: expected seconds in [0, 1e+09] (0: no limit), got \"1e10\""},
+      {"--point-timeout 5s", "sweep: --point-timeout: expected seconds in [0, 1e+09] (0: no limit), got \"5s\""},
+      {"-j 0", "sweep: -j: expected an integer in [1, 1024], got 0"},
+      {"-j -3", "sweep: -j: expected an integer in [1, 1024], got -3"},
+      {"-j 5000", "sweep: -j: expected an integer in [1, 1024], got 5000"},
+      {"--energy-table ''", "sweep: --energy-table: expected at least one table"},
+      {"--energy-table paper,", "sweep: --energy-table: empty table name in the list"},
+      {"--energy-table paper,aladdin45,paper", "sweep: --energy-table: paper is given twice"},
+      {"--mode fast", "sweep: --mode: unknown value \"fast\"; expected auto|value|timing"},
+      {"--rows 8,,16", "--rows: array.rows: expected an integer in [1, 4096], got \"\""},
+      {"--set pe.acc_bits=8,32 --set pe.acc_bits=16", "--set pe.acc_bits=16: pe.acc_bits is already swept"},
+      {"--config " + dir.file("cfg.json"), dir.file("cfg.json") + ": array.rows: given twice (as a nested and a dotted key)"},
+      {"--resume", "sweep: --resume: " + out + " holds no sweep to resume (no " + out + "/sweep.json); run without --resume "
+                   "to start one"},
+  };
+  for (const auto& [opts, message] : cases) {
+    INFO(opts);
+    auto r = run_mfsim(fmt::format("sweep -q --trace {} --arrays mfmac --out {} {}", t, out, opts));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err == "mfsim: error: " + message + "\n");
+    CHECK_FALSE(std::filesystem::exists(out));
+  }
+  auto r = run_mfsim(fmt::format("sweep -q --trace {} --out ''", t));
+  CHECK(r.err == "mfsim: error: sweep: --out: expected a directory, got \"\"\n");
+  r = run_mfsim(fmt::format("sweep -q --trace {} --out {}", dir.path(), out));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.rfind("mfsim: error: " + dir.path(), 0) == 0);
+  CHECK_FALSE(std::filesystem::exists(out));
 }

@@ -134,7 +134,7 @@ TEST_CASE("train: --prc-operands names the operands PRC may clip", "[smoke]") {
   TempDir dir;
   write_dataset(dir.path(), 64, 32);
   for (const auto& [arg, name] : {std::pair<const char*, const char*>{"", "a,w,g"}, {"--prc-operands g,a", "a,g"},
-                                  {"--prc-operands w --no-prc", "none"}}) {
+                                  {"--no-prc", "none"}}) {
     const std::string rep = dir.file("p.json");
     auto r = run_mfsim(fmt::format("train -q --model mlp --epochs 1 --batch 32 {} --data {} --report {}", arg, dir.path(), rep));
     INFO(arg << ": " << r.err);

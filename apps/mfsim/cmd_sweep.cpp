@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -24,6 +25,7 @@
 #include "common/error.h"
 #include "energy/energy_model.h"
 #include "sim/params.h"
+#include "sim/replay.h"
 
 #ifdef MFSIM_HAVE_MPI
 #include <mpi.h>
@@ -45,8 +47,10 @@ struct Point {
   std::size_t index = 0;
   std::string id;
   std::vector<std::pair<std::string, std::string>> params;  // in axis order
-  std::string status;  // ok | failed | timeout
+  std::string identity;  // canonical JSON of everything that determines the result (sweep_state.h)
+  std::string status;    // ok | failed | timeout | missing
   std::string error;
+  int exit_code = 0;     // the point's `mfsim simulate` exit code (kExitFailure: timeout, signal)
   double wall_seconds = 0;
 };
 
@@ -96,7 +100,7 @@ bool load_finished(const std::string& dir, Point& p) {
   if (!std::filesystem::is_regular_file(meta) || !std::filesystem::is_regular_file(rep)) return false;
   try {
     double wall = 0;
-    if (!finished_point(read_file(meta), read_file(rep), &wall)) return false;
+    if (!finished_point(read_file(meta), read_file(rep), p.identity, &wall)) return false;
     p.status = "ok";
     p.wall_seconds = wall;
     return true;
@@ -106,8 +110,9 @@ bool load_finished(const std::string& dir, Point& p) {
 }
 
 void write_meta(const std::string& dir, const Point& p) {
-  ojson m{{"id", p.id}, {"status", p.status}, {"wall_seconds", p.wall_seconds}};
+  ojson m{{"id", p.id}, {"status", p.status}, {"exit_code", p.exit_code}, {"wall_seconds", p.wall_seconds}};
   if (!p.error.empty()) m["error"] = p.error;
+  m["identity"] = nlohmann::json::parse(p.identity);
   write_file_atomic(fmt::format("{}/points/{}.meta.json", dir, p.id), m.dump(1) + "\n");
 }
 
@@ -167,9 +172,11 @@ std::size_t write_results(const std::string& dir, const std::vector<Axis>& axes,
         p.status = m.at("status").get<std::string>();
         p.wall_seconds = m.at("wall_seconds").get<double>();
         p.error = m.value("error", std::string());
+        p.exit_code = m.value("exit_code", kExitFailure);
       } catch (...) {
         p.status = "missing";
         p.error = "no result (the rank that ran it did not report)";
+        p.exit_code = kExitFailure;
       }
     }
     ojson jp;
@@ -189,6 +196,7 @@ std::size_t write_results(const std::string& dir, const std::vector<Axis>& axes,
         have = false;
         p.status = "failed";
         p.error = e.what();
+        p.exit_code = kExitFailure;
       }
     }
     if (p.status != "ok") ++n_failed;
@@ -263,6 +271,7 @@ void run_points(const SweepRun& run, std::vector<Point>& points, const std::vect
   cb.done = [&](std::size_t j, const ChildResult& r) {
     Point& p = points[todo[j]];
     p.wall_seconds = r.wall_seconds;
+    p.exit_code = r.timed_out || r.signal != 0 ? kExitFailure : r.exit_code;
     if (r.timed_out) {
       p.status = "timeout";
       p.error = fmt::format("killed after {} s (--point-timeout)", run.timeout);
@@ -358,23 +367,99 @@ std::vector<Point> enumerate_points(const std::vector<Axis>& axes) {
   return points;
 }
 
+// What an energy table prices (its parsed rows, full precision): the point's identity holds it,
+// because the table a point is simulated with steers map.objective = energy | edp and the
+// energy inside the point's report.
+std::string table_hash(const EnergyTable& t) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& e : t.entries) {
+    rows.push_back({e.action, e.unit, e.value, e.node_nm, e.bits, e.capacity_kib, e.scaling, e.derivation});
+  }
+  return content_hash(nlohmann::json{{"name", t.name}, {"rows", rows}}.dump());
+}
+
+// --point-timeout: seconds in [0, 1e9] (0: no limit), as typed.
+double parse_timeout(const std::string& s) {
+  constexpr double kMax = 1e9;  // about 31 years: anything longer means "no limit", which is 0
+  double v = -1;
+  try {
+    std::size_t used = 0;
+    v = std::stod(s, &used);
+    if (used != s.size()) v = -1;
+  } catch (...) {
+    v = -1;
+  }
+  if (!std::isfinite(v) || v < 0 || v > kMax) {
+    throw InputError(fmt::format("sweep: --point-timeout: expected seconds in [0, {:g}] (0: no limit), got \"{}\"", kMax, s));
+  }
+  return v;
+}
+
+// The energy tables: at least one, no name twice (results are keyed by the table's name).
+std::vector<EnergyTable> load_tables(const std::vector<std::string>& args) {
+  if (args.empty()) throw InputError("sweep: --energy-table: expected at least one table");
+  std::vector<EnergyTable> tables;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i].empty()) throw InputError("sweep: --energy-table: empty table name in the list");
+    for (std::size_t j = 0; j < i; ++j) {
+      if (args[j] == args[i]) throw InputError(fmt::format("sweep: --energy-table: {} is given twice", args[i]));
+    }
+    tables.push_back(load_energy_table(args[i]));
+    for (std::size_t j = 0; j < i; ++j) {
+      if (tables[j].name == tables[i].name) {
+        throw InputError(fmt::format("sweep: --energy-table: {} and {} are both named \"{}\"; results are keyed by name",
+                                     args[j], args[i], tables[i].name));
+      }
+    }
+  }
+  return tables;
+}
+
+// One stderr line per failed point (the first 20; results.csv lists every one), and the exit
+// code of a sweep with failures (docs/sweeps.md): 3 if any point's results did not verify, 2 if
+// every failure was a point the simulator refused as bad input, 1 otherwise.
+int report_failures(const std::string& dir, const std::vector<Point>& points) {
+  constexpr std::size_t kListed = 20;
+  std::size_t failed = 0;
+  bool mismatch = false, all_bad_input = true;
+  for (const auto& p : points) {
+    if (p.status == "ok") continue;
+    ++failed;
+    mismatch = mismatch || p.exit_code == kExitMismatch;
+    all_bad_input = all_bad_input && p.exit_code == kExitBadInput;
+    if (failed > kListed) continue;
+    std::string params;
+    for (const auto& [k, v] : p.params) params += (params.empty() ? "" : " ") + k + "=" + v;
+    std::fprintf(stderr, "mfsim: sweep: %s (%s): %s: %s (log: %s/points/%s.log)\n", p.id.c_str(), params.c_str(),
+                 p.status.c_str(), p.error.c_str(), dir.c_str(), p.id.c_str());
+  }
+  if (failed == 0) return kExitOk;
+  if (failed > kListed) {
+    std::fprintf(stderr, "mfsim: sweep: ... and %zu more failed points (all in %s/results.csv)\n", failed - kListed,
+                 dir.c_str());
+  }
+  std::fprintf(stderr, "mfsim: sweep: %zu of %zu points failed; results in %s/results.csv\n", failed, points.size(),
+               dir.c_str());
+  return mismatch ? kExitMismatch : all_bad_input ? kExitBadInput : kExitFailure;
+}
+
 int cmd_sweep(const Args& args) {
   po::options_description opts("options");
   opts.add_options()
       ("trace", po::value<std::string>(), "trace file (.json)")
-      ("out", po::value<std::string>(), "output directory (results.csv, results.json, points/)")
+      ("out", po::value<std::string>(), "output directory (sweep.json, results.csv, results.json, points/)")
       ("arrays", po::value<std::string>()->default_value("all"), "array kinds, comma-separated, or all (every PE type)")
       ("rows", po::value<std::string>()->default_value("32"), "array rows, comma-separated")
       ("cols", po::value<std::string>()->default_value("32"), "array columns, comma-separated")
       ("dataflow", po::value<std::string>()->default_value("os"), "dataflows, comma-separated")
       ("set", po::value<std::vector<std::string>>()->composing(), "NAME=V1,V2,... any declared parameter")
       ("config", po::value<std::string>(), "JSON file of parameters for every point")
-      ("energy-table", po::value<std::string>()->default_value("paper"), "energy tables, comma-separated (no re-simulation per table)")
+      ("energy-table", po::value<std::string>()->default_value("paper"), "energy tables, comma-separated (no re-simulation per table; the first is the one points are simulated with)")
       ("mode", po::value<std::string>()->default_value("auto"), "auto|value|timing")
-      ("jobs,j", po::value<int>(), "points at once (default: the number of cores)")
-      ("resume", "skip points that finished in DIR")
-      ("point-timeout", po::value<double>()->default_value(0), "seconds before a point is killed (0: none)")
-      ("quiet,q", "no progress bar");
+      ("jobs,j", po::value<int>(), "points at once, 1 to 1024 (default: the number of cores)")
+      ("resume", "continue the sweep in DIR: reuse the points whose identity matches, run the rest")
+      ("point-timeout", po::value<std::string>()->default_value("0"), "seconds before a point is killed (0: none)")
+      ("quiet,q", "no progress bar, no summary line");
   po::variables_map vm;
   if (!parse_or_help("sweep", "--trace FILE --out DIR [grid options]", args, opts, {}, vm)) return kExitOk;
   for (const char* required : {"trace", "out"}) {
@@ -382,17 +467,48 @@ int cmd_sweep(const Args& args) {
       throw InputError(fmt::format("sweep: missing option --{}; see 'mfsim sweep --help'", required));
     }
   }
+  const std::string dir = vm["out"].as<std::string>();
+  if (dir.empty()) throw InputError("sweep: --out: expected a directory, got \"\"");
   const std::vector<Axis> axes = parse_grid(vm);
   const std::vector<std::string> table_args = split(vm["energy-table"].as<std::string>(), ',');
-  std::vector<EnergyTable> tables;
-  for (const auto& t : table_args) tables.push_back(load_energy_table(t));
-  const std::string dir = vm["out"].as<std::string>();
-  const std::string trace = std::filesystem::absolute(vm["trace"].as<std::string>()).string();
-  if (!std::filesystem::exists(trace)) throw InputError(fmt::format("{}: cannot open file: No such file or directory", trace));
+  const std::vector<EnergyTable> tables = load_tables(table_args);
+  const std::string mode = vm["mode"].as<std::string>();
+  SimMode sim_mode{};
+  if (!parse_sim_mode(mode, &sim_mode)) {
+    throw InputError(fmt::format("sweep: --mode: unknown value \"{}\"; expected auto|value|timing", mode));
+  }
   const bool resume = vm.count("resume") != 0;
-  const double timeout = vm["point-timeout"].as<double>();
-  int jobs = vm.count("jobs") != 0 ? vm["jobs"].as<int>() : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (jobs < 1) throw InputError(fmt::format("sweep: -j: expected a positive integer, got {}", jobs));
+  const double timeout = parse_timeout(vm["point-timeout"].as<std::string>());
+  constexpr int kMaxJobs = 1024;
+  int jobs = vm.count("jobs") != 0
+                 ? vm["jobs"].as<int>()
+                 : static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, static_cast<unsigned>(kMaxJobs)));
+  if (jobs < 1 || jobs > kMaxJobs) {
+    throw InputError(fmt::format("sweep: -j: expected an integer in [1, {}], got {}", kMaxJobs, jobs));
+  }
+  // Every point's parameters start from the defaults and --config (each point's grid values
+  // override them, as --set does in simulate).
+  ParamSet base;
+  if (vm.count("config") != 0) base.load_config_file(vm["config"].as<std::string>());
+  // The trace is validated before anything runs; its JSON bytes (which hold every payload's
+  // CRC-32, checked whenever a point reads the payload) identify its content.
+  const std::string trace = std::filesystem::absolute(vm["trace"].as<std::string>()).string();
+  { TraceReader check(trace); }
+  const std::string trace_hash = content_hash(read_file(trace));
+  const std::string sim_table_hash = table_hash(tables.front());
+  const nlohmann::json definition = {{"mfsim_version", MFSIM_VERSION},
+                                     {"trace", {{"path", trace}, {"hash", trace_hash}}},
+                                     {"mode", mode},
+                                     {"energy_table", {{"name", table_args.front()}, {"hash", sim_table_hash}}}};
+  const std::string def_path = dir + "/sweep.json";
+  if (resume) {
+    if (!std::filesystem::is_regular_file(def_path)) {
+      throw InputError(fmt::format("sweep: --resume: {} holds no sweep to resume (no {}); run without --resume to start one",
+                                   dir, def_path));
+    }
+    const std::string diff = definition_difference(read_file(def_path), definition);
+    if (!diff.empty()) throw InputError(fmt::format("--out: {} holds a sweep {}; choose another --out for this one", dir, diff));
+  }
 
   int rank = 0, ranks = 1;
 #ifdef MFSIM_HAVE_MPI
@@ -411,13 +527,30 @@ int cmd_sweep(const Args& args) {
   if (!resume && rank == 0 && std::filesystem::exists(dir + "/results.csv")) {
     throw InputError(fmt::format("--out: {} already holds a sweep; pass --resume to continue it or choose another directory", dir));
   }
+  // The definition first (before any point runs: a resume compares against it), then the
+  // resolved --config that every point is simulated with (a later edit of the file cannot make
+  // points disagree with their identities).
+  write_file_atomic(def_path, definition.dump(1) + "\n");
+  std::string config_snapshot;
+  if (vm.count("config") != 0) {
+    config_snapshot = dir + "/config.json";
+    write_file_atomic(config_snapshot, base.to_json().dump(1) + "\n");
+  }
 
-  // Every point (the last axis varies fastest); this rank's share below.
+  // Every point (the last axis varies fastest); this rank's share below, each with its identity.
   std::vector<Point> points = enumerate_points(axes);
   std::vector<std::size_t> todo;
   std::size_t done = 0;
   for (auto& p : points) {
     if (p.index % static_cast<std::size_t>(ranks) != static_cast<std::size_t>(rank)) continue;
+    ParamSet ps = base;
+    for (const auto& [name, value] : p.params) ps.set(name, value, "--set " + name);  // validated by parse_grid
+    p.identity = nlohmann::json{{"mfsim_version", MFSIM_VERSION},
+                                {"trace", trace_hash},
+                                {"mode", mode},
+                                {"energy_table", sim_table_hash},
+                                {"params", ps.to_json()}}
+                     .dump();
     if (resume && load_finished(dir, p)) {
       ++done;
       continue;
@@ -429,9 +562,9 @@ int cmd_sweep(const Args& args) {
   run.exe = self_executable();
   run.dir = dir;
   run.trace = trace;
-  run.mode = vm["mode"].as<std::string>();
+  run.mode = mode;
   run.table = table_args.front();
-  run.config = vm.count("config") != 0 ? vm["config"].as<std::string>() : "";
+  run.config = config_snapshot;
   run.jobs = jobs;
   run.timeout = timeout;
   run.show = vm.count("quiet") == 0 && is_terminal() && rank == 0;
@@ -452,6 +585,7 @@ int cmd_sweep(const Args& args) {
   for (const auto& a : args) cmd += " " + a;
   res["command"] = cmd;
   res["trace"] = trace;
+  res["trace_hash"] = trace_hash;
   ojson jaxes = ojson::object();
   for (const auto& a : axes) jaxes[a.param] = a.values;
   res["axes"] = jaxes;
@@ -472,7 +606,7 @@ int cmd_sweep(const Args& args) {
     std::printf("sweep: %zu points (%zu failed), %zu energy table%s -> %s/results.csv\n", points.size(), n_failed,
                 tables.size(), tables.size() == 1 ? "" : "s", dir.c_str());
   }
-  return kExitOk;
+  return report_failures(dir, points);
 }
 
 }  // namespace mfsim::cli

@@ -90,6 +90,32 @@ int cmd_trace(const Args& args) {
   const bool net = vm.count("network") != 0, topo = vm.count("scalesim-topology") != 0;
   if (net == topo) throw InputError("trace: give exactly one of --network and --scalesim-topology");
   if (vm.count("output") == 0) throw InputError("trace: missing option --output; see 'mfsim trace --help'");
+  // Options that conflict or do not apply to the chosen workload are errors, not ignored.
+  if (vm.count("tokens") != 0 && vm.count("batch") != 0) {
+    throw InputError("trace: --tokens and --batch: give one (--tokens sets the batch to tokens / --seq)");
+  }
+  if (net) {
+    for (const char* flag : {"gemm", "training"}) {
+      if (vm.count(flag) != 0) throw InputError(fmt::format("trace: --{}: applies only to --scalesim-topology", flag));
+    }
+    const std::string name = vm["network"].as<std::string>();
+    const bool transformer = name == "transformer-base" || is_transformer_spec(name);
+    bool known = transformer;
+    for (const auto& n : known_networks()) known = known || name == n.name;
+    for (const char* flag : {"seq", "tokens", "vocab", "image"}) {
+      const bool applies = std::string(flag) == "image" ? !transformer : transformer;
+      if (known && !applies && vm.count(flag) != 0) {
+        throw InputError(fmt::format("trace: --{}: applies only to {}, not {}", flag,
+                                     transformer ? "CNNs" : "Transformers (transformer-base, transformer:...)", name));
+      }
+    }
+  } else {
+    for (const char* flag : {"seq", "tokens", "vocab", "image"}) {
+      if (vm.count(flag) != 0) {
+        throw InputError(fmt::format("trace: --{}: applies only to --network, not --scalesim-topology", flag));
+      }
+    }
+  }
   NumFormat format{};
   if (!parse_num_format(vm["format"].as<std::string>(), &format)) {
     throw InputError(fmt::format("trace: --format: unknown value \"{}\"; expected {}",

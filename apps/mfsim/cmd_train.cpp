@@ -59,6 +59,41 @@ int train_transformer_cmd(const Args& args, const po::variables_map& vm, TrainOp
   return rep["diverged"].get<bool>() ? kExitFailure : kExitOk;
 }
 
+// Options that conflict or do not apply to the chosen model or arithmetic are errors: silently
+// ignoring one would train something other than what the user asked for.
+void check_applicable(const po::variables_map& vm) {
+  auto given = [&](const char* name) { return vm.count(name) != 0 && !vm[name].defaulted(); };
+  const std::string model = vm["model"].as<std::string>();
+  if (given("model") && given("spec")) throw InputError("train: --spec and --model: give one (--spec is a custom network)");
+  if (is_transformer_spec(model)) {
+    for (const char* name : {"spec", "data", "train-limit", "test-limit"}) {
+      if (given(name)) {
+        throw InputError(fmt::format("train: --{}: does not apply to the transformer (its task is generated; "
+                                     "--train-examples and --test-examples size it)", name));
+      }
+    }
+  } else {
+    for (const char* name : {"attention-quant", "train-examples", "test-examples"}) {
+      if (given(name)) {
+        throw InputError(fmt::format("train: --{}: applies only to the transformer, not {}", name,
+                                     given("spec") ? "a --spec network" : model));
+      }
+    }
+  }
+  const std::string quant = vm["quant"].as<std::string>();
+  const char* potq_only[] = {"no-wbc", "no-prc", "prc-operands", "prc-criterion", "error-scale"};
+  if (quant != "als-potq") {
+    for (const char* name : potq_only) {
+      if (given(name)) throw InputError(fmt::format("train: --{}: applies only to --quant als-potq, not {}", name, quant));
+    }
+  }
+  if (given("no-prc")) {
+    for (const char* name : {"prc-operands", "prc-criterion"}) {
+      if (given(name)) throw InputError(fmt::format("train: --{}: PRC is off (--no-prc); drop one of the two", name));
+    }
+  }
+}
+
 }  // namespace
 
 int cmd_train(const Args& args) {
@@ -97,6 +132,7 @@ int cmd_train(const Args& args) {
     return kExitOk;
   }
   if (vm.count("report") == 0) throw InputError("train: missing option --report; see 'mfsim train --help'");
+  check_applicable(vm);
   TrainOptions o;
   o.model = vm["model"].as<std::string>();
   if (vm.count("spec") != 0) o.spec = vm["spec"].as<std::string>();
