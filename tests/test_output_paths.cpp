@@ -9,10 +9,12 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "tests/test_util.h"
@@ -201,6 +203,10 @@ TEST_CASE("outputs: empty traces are refused, not reported as 0% savings", "[smo
   auto c = run_mfsim(fmt::format("compare -q --trace {} --report {}", empty, dir.file("c.json")));
   CHECK(c.exit_code == 2);
   CHECK(c.err == fmt::format("mfsim: error: {}: records: the trace has no GEMMs; nothing to compare\n", empty));
+  auto sw = run_mfsim(fmt::format("sweep -q --trace {} --mode timing --arrays mfmac --out {}", empty, dir.file("sw")));
+  CHECK(sw.exit_code == 2);
+  CHECK(sw.err == fmt::format("mfsim: error: {}: records: the trace has no GEMMs; nothing to sweep\n", empty));
+  CHECK_FALSE(fs::exists(dir.file("sw")));
   auto t = run_mfsim(fmt::format("trace --network resnet18 --batch 1 --phases \"\" -o {}", dir.file("t.json")));
   CHECK(t.exit_code == 2);
   CHECK(t.err == "mfsim: error: trace: --phases: empty value; see 'mfsim trace --help'\n");
@@ -213,4 +219,33 @@ TEST_CASE("outputs: empty traces are refused, not reported as 0% savings", "[smo
   CHECK_FALSE(fs::exists(dir.file("r.json")));
   CHECK_FALSE(fs::exists(dir.file("c.json")));
   CHECK_FALSE(fs::exists(dir.file("t.json")));
+}
+
+TEST_CASE("outputs: sweep's results.csv carries every energy at full precision", "[smoke]") {
+  TempDir dir;
+  auto r = run_mfsim(fmt::format("sweep -q --trace {} --mode timing --arrays mfmac,int8 --rows 4,8 --out {}",
+                                 mfsim::test::example_trace(), dir.file("sw")));
+  REQUIRE(r.exit_code == 0);
+  const json j = json::parse(mfsim::test::slurp(dir.file("sw/results.json")));
+  std::stringstream csv(mfsim::test::slurp(dir.file("sw/results.csv")));
+  std::string header, line;
+  std::getline(csv, header);
+  // Columns: id, the swept parameters, table, cycles, stall, utilization, energy, per MAC, ...
+  std::vector<std::string> names;
+  for (std::stringstream hs(header); std::getline(hs, line, ',');) names.push_back(line);
+  const auto col = [&](const std::string& n) {
+    return static_cast<std::size_t>(std::find(names.begin(), names.end(), n) - names.begin());
+  };
+  REQUIRE(col("energy_pj_total") < names.size());
+  std::size_t rows = 0;
+  for (const auto& p : j["points"]) {
+    REQUIRE(std::getline(csv, line));
+    std::vector<std::string> f;
+    for (std::stringstream ls(line); std::getline(ls, header, ',');) f.push_back(header);
+    const json& e = p["energy_pj"][f[col("energy_table")]];
+    CHECK(std::stod(f[col("energy_pj_total")]) == e["total"].get<double>());
+    CHECK(std::stod(f[col("energy_pj_per_mac")]) == e["per_mac"].get<double>());
+    ++rows;
+  }
+  CHECK(rows == 4);
 }

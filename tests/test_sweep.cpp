@@ -438,7 +438,7 @@ TEST_CASE("sweep: bad option values and conflicts are one line, exit 2, before a
       {"-j 0", "sweep: -j: expected an integer in [1, 1024], got 0"},
       {"-j -3", "sweep: -j: expected an integer in [1, 1024], got -3"},
       {"-j 5000", "sweep: -j: expected an integer in [1, 1024], got 5000"},
-      {"--energy-table ''", "sweep: --energy-table: expected at least one table"},
+      {"--energy-table ''", "sweep: --energy-table: empty value; see 'mfsim sweep --help'"},
       {"--energy-table paper,", "sweep: --energy-table: empty table name in the list"},
       {"--energy-table paper,aladdin45,paper", "sweep: --energy-table: paper is given twice"},
       {"--mode fast", "sweep: --mode: unknown value \"fast\"; expected auto|value|timing"},
@@ -456,7 +456,7 @@ TEST_CASE("sweep: bad option values and conflicts are one line, exit 2, before a
     CHECK_FALSE(std::filesystem::exists(out));
   }
   auto r = run_mfsim(fmt::format("sweep -q --trace {} --out ''", t));
-  CHECK(r.err == "mfsim: error: sweep: --out: expected a directory, got \"\"\n");
+  CHECK(r.err == "mfsim: error: sweep: --out: empty value; see 'mfsim sweep --help'\n");
   r = run_mfsim(fmt::format("sweep -q --trace {} --out {}", dir.path(), out));
   CHECK(r.exit_code == 2);
   CHECK(r.err.rfind("mfsim: error: " + dir.path(), 0) == 0);

@@ -124,7 +124,9 @@ TEST_CASE("train: data and usage errors name the file", "[smoke]") {
   CHECK(r.err == "mfsim: error: train: --prc-operands: repeated operand \"w\" in \"w,a,w\"; expected a "
                  "comma-separated subset of a,w,g\n");
   r = run_mfsim(fmt::format("train -q --prc-operands \"\" --data {} --report {}", dir.path(), rep));
-  CHECK(r.err == "mfsim: error: train: --prc-operands: unknown operand \"\" in \"\"; expected a comma-separated "
+  CHECK(r.err == "mfsim: error: train: --prc-operands: empty value; see 'mfsim train --help'\n");
+  r = run_mfsim(fmt::format("train -q --prc-operands a,,w --data {} --report {}", dir.path(), rep));
+  CHECK(r.err == "mfsim: error: train: --prc-operands: unknown operand \"\" in \"a,,w\"; expected a comma-separated "
                  "subset of a,w,g\n");
   CHECK_FALSE(test::file_exists(rep));
 }

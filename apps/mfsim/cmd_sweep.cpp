@@ -210,7 +210,7 @@ std::size_t write_results(const std::string& dir, const std::vector<Axis>& axes,
         ojson e = add_energy(copy, t);
         energies[t.name] = ojson{{"total", e["total"]}, {"per_mac", e["per_mac"]}, {"by_component", e["by_component"]}};
         const ojson& tot = report["total"];
-        row += fmt::format(",{},{},{:.6g},{:.6g},{:.6g}", tot["cycles"]["total"].get<std::uint64_t>(),
+        row += fmt::format(",{},{},{},{},{}", tot["cycles"]["total"].get<std::uint64_t>(),  // full precision
                            tot["cycles"]["stall"].get<std::uint64_t>(), tot["utilization"].get<double>(),
                            e["total"].get<double>(), e["per_mac"].get<double>());
       } else {
@@ -493,7 +493,12 @@ int cmd_sweep(const Args& args) {
   // The trace is validated before anything runs; its JSON bytes (which hold every payload's
   // CRC-32, checked whenever a point reads the payload) identify its content.
   const std::string trace = std::filesystem::absolute(vm["trace"].as<std::string>()).string();
-  { TraceReader check(trace); }
+  {
+    TraceReader check(trace);
+    if (check.trace().records.empty()) {
+      throw InputError(fmt::format("{}: records: the trace has no GEMMs; nothing to sweep", trace));
+    }
+  }
   const std::string trace_hash = content_hash(read_file(trace));
   const std::string sim_table_hash = table_hash(tables.front());
   const nlohmann::json definition = {{"mfsim_version", MFSIM_VERSION},
