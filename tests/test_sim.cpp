@@ -586,6 +586,9 @@ TEST_CASE("convolutions read feature maps: value equals timing, traffic at or ab
         conv.active = true;
         conv.geo = ConvGeometry{batch(rng), hw(rng), hw(rng), ch(rng), 0, 0, str(rng), pad(rng)};
         conv.geo.kernel_h = conv.geo.kernel_w = std::min<std::int64_t>(ker(rng), conv.geo.in_h + 2 * conv.geo.pad);
+        // Padding past the far edges only (SCALE-Sim's rounded-up output), below the stride.
+        conv.geo.pad_end_h = std::uniform_int_distribution<std::int64_t>(0, conv.geo.stride - 1)(rng);
+        conv.geo.pad_end_w = std::uniform_int_distribution<std::int64_t>(0, conv.geo.stride - 1)(rng);
         conv.phase = static_cast<Phase>(ph(rng));
         const std::int64_t M = conv.geo.batch * conv.geo.out_h() * conv.geo.out_w();
         const std::int64_t K = conv.geo.kernel_h * conv.geo.kernel_w * conv.geo.in_c, Cout = ch(rng);
@@ -686,6 +689,10 @@ TEST_CASE("compulsory bytes are a property of the workload: every mapping, objec
       ConvGeometry geo{batch(rng), hw(rng), hw(rng), ch(rng), 0, 0, str(rng), pad(rng)};
       geo.kernel_h = std::min<std::int64_t>(ker(rng), geo.in_h + 2 * geo.pad);
       geo.kernel_w = std::min<std::int64_t>(ker(rng), geo.in_w + 2 * geo.pad);
+      if (i % 2 == 1) {  // padding past the far edges only (SCALE-Sim's rounded-up output)
+        geo.pad_end_h = std::uniform_int_distribution<std::int64_t>(0, geo.stride - 1)(rng);
+        geo.pad_end_w = std::uniform_int_distribution<std::int64_t>(0, geo.stride - 1)(rng);
+      }
       conv = conv_of(static_cast<Phase>(ph(rng)), geo, ch(rng), &s);
     }
     SimConfig base = config(kFirstThree[static_cast<std::size_t>(pick(rng))], static_cast<Dataflow>(pick(rng)), arr(rng),
