@@ -803,6 +803,63 @@ TEST_CASE("feature maps: consecutive position tiles of one image keep their halo
   CHECK(tiled_dram_bytes(batch2) == 6 * 60 + 18 * 2 + 48 * 2 * 4);
 }
 
+TEST_CASE("feature maps: every position tile loads at least the input pixels it newly needs", "[model]") {
+  // Element by element: tile i needs the pixels its windows touch; what the tile before it held
+  // may be reused (the halo rule), nothing else. Random one-image geometries (pad, far-edge pad,
+  // kernels taller than the stride), position tiles of whole output rows, INT8 (1 B a pixel).
+  const unsigned seed = 20261202;
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> hw(4, 14), ch(1, 4), ker(2, 4), str(1, 3), pad(0, 2), pick(0, 5);
+  int checked = 0;
+  for (int i = 0; i < 200; ++i) {
+    ConvGeometry g{1, hw(rng), hw(rng), ch(rng), ker(rng), ker(rng), str(rng), pad(rng)};
+    g.kernel_h = std::min<std::int64_t>(g.kernel_h, g.in_h + 2 * g.pad);
+    g.kernel_w = std::min<std::int64_t>(g.kernel_w, g.in_w + 2 * g.pad);
+    g.pad_end_h = std::uniform_int_distribution<std::int64_t>(0, g.stride - 1)(rng);
+    g.pad_end_w = std::uniform_int_distribution<std::int64_t>(0, g.stride - 1)(rng);
+    GemmShape s;
+    const ConvView fw = conv_of(Phase::kFwd, g, 3, &s);
+    const std::int64_t P = g.out_h(), Q = g.out_w();
+    if (P < 2) continue;
+    const std::int64_t mt = Q * std::uniform_int_distribution<std::int64_t>(1, P - 1)(rng);
+    SimConfig cfg = config(kInt8, Dataflow::kOs, 4, 4);
+    cfg.map_policy = MapPolicy::kSearch;
+    cfg.map_pinned = true;
+    static const char* const kOrders[] = {"mnk", "mkn", "nmk", "nkm", "kmn", "knm"};
+    const char* order = kOrders[pick(rng)];
+    cfg.map_tiles = TileMapping{mt, s.n, s.k, {order[0], order[1], order[2]}, true};
+    if (!FoldPlan::fits(cfg, s, cfg.map_tiles, fw)) continue;
+    FoldPlan plan(cfg, s, fw);
+    REQUIRE(plan.conv_on_chip());
+    const int m_level = static_cast<int>(std::string(order).find('m'));
+    std::vector<char> prev;
+    for (std::int64_t t = 0; t * mt < s.m; ++t) {
+      std::vector<char> need(static_cast<std::size_t>(g.in_h * g.in_w), 0);
+      for (std::int64_t p = t * mt; p < std::min(s.m, (t + 1) * mt); ++p) {
+        for (std::int64_t kr = 0; kr < g.kernel_h; ++kr) {
+          for (std::int64_t kc = 0; kc < g.kernel_w; ++kc) {
+            const std::int64_t r = p / Q * g.stride - g.pad + kr, c = p % Q * g.stride - g.pad + kc;
+            if (r >= 0 && r < g.in_h && c >= 0 && c < g.in_w) need[static_cast<std::size_t>(r * g.in_w + c)] = 1;
+          }
+        }
+      }
+      std::uint64_t fresh = 0;
+      for (std::size_t x = 0; x < need.size(); ++x) fresh += need[x] != 0 && (prev.empty() || prev[x] == 0) ? 1 : 0;
+      LoopIndex idx{};
+      idx[static_cast<std::size_t>(m_level)] = t;
+      const Fold f = plan.fold_at(idx);
+      INFO("case " << i << " input " << g.in_h << "x" << g.in_w << "x" << g.in_c << " kernel " << g.kernel_h << "x"
+                   << g.kernel_w << " stride " << g.stride << " pad " << g.pad << " pad_end " << g.pad_end_h << ","
+                   << g.pad_end_w << " tiles " << to_string(cfg.map_tiles) << " tile " << t);
+      REQUIRE(f.load_a_bytes >= fresh * static_cast<std::uint64_t>(g.in_c));
+      prev = need;
+      ++checked;
+    }
+  }
+  CHECK(checked > 300);
+}
+
 TEST_CASE("the mapper: each objective wins on its own measure", "[model]") {
   const GemmShape shapes[] = {{6272, 256, 2304}, {100352, 64, 576}, {1568, 512, 4608}, {32, 1000, 512}, {777, 333, 129}};
   for (Dataflow d : {Dataflow::kOs, Dataflow::kWs, Dataflow::kIs}) {
