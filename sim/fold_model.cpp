@@ -170,6 +170,19 @@ std::uint64_t FoldPlan::fmap_halo(std::int64_t k_cols) const {
   return static_cast<std::uint64_t>(std::min(rows, g.in_h)) * g.in_w * std::min(g.in_c, k_cols);
 }
 
+std::uint64_t FoldPlan::fmap_input_halo(std::int64_t positions, std::int64_t k_cols) const {
+  const ConvGeometry& g = conv_.geo;
+  // One image (so consecutive position tiles never straddle two), whole output rows (a tile
+  // of part of a row has a window-by-window region), and overlapping windows.
+  if (!fmap_ || conv_.phase != Phase::kFwd || g.batch != 1 || positions < g.out_w() ||
+      positions >= g.out_h() * g.out_w() || g.kernel_h <= g.stride) {
+    return 0;
+  }
+  const std::int64_t rows = std::min(g.kernel_h - g.stride, rows_used_);
+  return static_cast<std::uint64_t>(rows) * static_cast<std::uint64_t>(cols_used_) *
+         static_cast<std::uint64_t>(std::min(g.in_c, k_cols));
+}
+
 std::uint64_t FoldPlan::tile_a_bytes(std::int64_t em, std::int64_t ek) const {
   if (fmap_ && conv_.phase == Phase::kFwd) return packed_bytes(fmap_region(em, ek, false), operand_bits_);
   if (fmap_ && conv_.phase == Phase::kBwdWeight) return packed_bytes(fmap_region(ek, em, false), operand_bits_);
@@ -394,7 +407,20 @@ Fold FoldPlan::tiled_fold(const LoopIndex& idx) const {
       }
       return false;
     };
-    if (changed(dep_a)) f.load_a_bytes = tile_a_bytes(ext[0], ext[2]);
+    if (changed(dep_a)) {
+      f.load_a_bytes = tile_a_bytes(ext[0], ext[2]);
+      // A forward feature-map tile right after the position tile before it (the M loop advanced,
+      // no K loop inside it moved): the halo rows the two share are still in the A buffer. The
+      // buffer works as a ring: the next tile's new rows are written behind the current tile's,
+      // which fits because each tile's region fits in half the buffer.
+      bool follows = inc >= 0 && dim_of_level[inc] == 0;
+      for (int l = inc + 1; follows && l < 3; ++l) follows = dim_of_level[l] != 2 || cnt[2] == 1;
+      const std::uint64_t halo = follows ? fmap_input_halo(ext[0], ext[2]) : 0;
+      if (halo != 0) {
+        const std::uint64_t region = fmap_region(ext[0], ext[2], false);
+        f.load_a_bytes = packed_bytes(region - std::min(region, halo), ob);
+      }
+    }
     if (changed(dep_b)) f.load_b_bytes = packed_bytes(ek * en, ob);
     if (changed(dep_c) && ti[2] > 0) f.load_c_bytes = tile_c_bytes(ext[0], ext[1]);  // spilled psums
 

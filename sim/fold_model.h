@@ -169,6 +169,10 @@ class FoldPlan {
   // chip for the next tile to add into).
   std::uint64_t fmap_region(std::int64_t positions, std::int64_t k_cols, bool dense) const;
   std::uint64_t fmap_halo(std::int64_t k_cols) const;
+  // Input elements a forward tile of `positions` output positions (whole output rows, one
+  // image) surely shares with the position tile before it: the kernel_h - stride rows of the
+  // halo, which stay in the A buffer (0 where the rule does not apply).
+  std::uint64_t fmap_input_halo(std::int64_t positions, std::int64_t k_cols) const;
   std::uint64_t tile_a_bytes(std::int64_t em, std::int64_t ek) const;
   std::uint64_t tile_c_bytes(std::int64_t em, std::int64_t en) const;         // stored / reloaded
   std::uint64_t tile_c_buffer_bytes(std::int64_t em, std::int64_t en) const;  // held in the C buffer

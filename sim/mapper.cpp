@@ -228,8 +228,9 @@ bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& 
           : "";
   const std::string conv_key =
       conv.active && cfg.conv_im2col_onchip
-          ? fmt::format(" conv {} {} {} {} {} {} {} {} {}", static_cast<int>(conv.phase), conv.geo.batch, conv.geo.in_h,
-                        conv.geo.in_w, conv.geo.in_c, conv.geo.kernel_h, conv.geo.kernel_w, conv.geo.stride, conv.geo.pad)
+          ? fmt::format(" conv {} {} {} {} {} {} {} {} {} {} {}", static_cast<int>(conv.phase), conv.geo.batch,
+                        conv.geo.in_h, conv.geo.in_w, conv.geo.in_c, conv.geo.kernel_h, conv.geo.kernel_w,
+                        conv.geo.stride, conv.geo.pad, conv.geo.pad_end_h, conv.geo.pad_end_w)
           : "";
   static std::map<std::string, std::pair<bool, TileMapping>> memo;
   if (auto it = memo.find(key + conv_key + cost_key); it != memo.end()) {

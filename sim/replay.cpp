@@ -211,9 +211,10 @@ void time_record(const SimConfig& cfg, const TraceReader& reader, std::size_t i,
   // that cannot hold them exactly (the same zeros are gated on every array).
   const bool measure = r.has_payload;
   const ConvView conv = conv_view(r);
-  const std::string key = fmt::format("{} {} {} {} {} {} {} {} {} {} {} {}", r.shape.m, r.shape.n, r.shape.k,
-                                      conv.active, static_cast<int>(conv.phase), conv.geo.batch, conv.geo.in_h,
-                                      conv.geo.in_w, conv.geo.in_c, conv.geo.kernel_h, conv.geo.stride, conv.geo.pad);
+  const std::string key =
+      fmt::format("{} {} {} {} {} {} {} {} {} {} {} {} {} {}", r.shape.m, r.shape.n, r.shape.k, conv.active,
+                  static_cast<int>(conv.phase), conv.geo.batch, conv.geo.in_h, conv.geo.in_w, conv.geo.in_c,
+                  conv.geo.kernel_h, conv.geo.stride, conv.geo.pad, conv.geo.pad_end_h, conv.geo.pad_end_w);
   auto hit = measure ? cache.end() : cache.find(key);
   if (hit != cache.end()) {
     out.timing = hit->second.first;

@@ -108,6 +108,70 @@ TEST_CASE("SCALE-Sim topology import: conv and GEMM forms", "[unit]") {
   CHECK((g[1].m == 128 && g[1].n == 1536 && g[1].k == 512));
 }
 
+TEST_CASE("SCALE-Sim topology import: every convolution row keeps its geometry", "[unit]") {
+  // SCALE-Sim rounds the output size up (P = ceil((H - R + s) / s)) and starts its windows at the
+  // first row; the last window's rows past the far edge are zero padding (pad_end).
+  TempDir dir;
+  std::string topo = dir.file("r.csv");
+  test::spit(topo,
+             "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+             "Conv1, 224, 224, 7, 7, 3, 64, 2,\n"     // ceil(219 / 2) = 110: rows 218..224, 224 is padding
+             "Conv3_s, 56, 56, 1, 1, 64, 128, 2,\n"   // ceil(57 / 2) = 29: the last window lies in padding
+             "Conv2, 56, 56, 3, 3, 64, 64, 1,\n"      // 54, exact
+             "Odd, 20, 31, 3, 4, 4, 8, 3,\n"          // ceil(20 / 3) = 7 (pad_end 1), (31 - 4 + 3) / 3 = 10 (0)
+             "DP_c, 16, 16, 3, 3, 8, 1, 2,\n"         // depthwise, ceil(15 / 2) = 8
+             "Rect, 20, 30, 3, 5, 4, 8, 2, 3,\n");    // two strides: a plain GEMM
+  const auto layers = read_scalesim_topology(topo, false, 2);
+  REQUIRE(layers.size() == 6);
+  struct Want {
+    std::int64_t p, q, pad_end_h, pad_end_w;
+  };
+  const Want want[] = {{110, 110, 1, 1}, {29, 29, 1, 1}, {54, 54, 0, 0}, {7, 10, 1, 0}, {8, 8, 1, 1}};
+  for (std::size_t i = 0; i < 5; ++i) {
+    const LayerGemm& l = layers[i];
+    INFO(l.name);
+    REQUIRE(l.type == LayerType::kConv);
+    CHECK(l.conv.pad == 0);
+    CHECK(l.conv.pad_end_h == want[i].pad_end_h);
+    CHECK(l.conv.pad_end_w == want[i].pad_end_w);
+    CHECK(l.conv.out_h() == want[i].p);
+    CHECK(l.conv.out_w() == want[i].q);
+    CHECK(l.m == 2 * want[i].p * want[i].q);
+    CHECK(l.k == l.conv.kernel_h * l.conv.kernel_w * l.conv.in_c);
+  }
+  CHECK(layers[1].conv.stride == 2);
+  CHECK(layers[4].conv.in_c == 1);
+  CHECK(layers[4].repeat == 8);
+  CHECK(layers[5].type == LayerType::kFc);
+  // The far-edge padding is written and read back; more than stride - 1 of it is an error.
+  const std::string path = dir.file("t.json");
+  {
+    TraceWriter w(path, "test", "");
+    for (const auto& r : training_records(layers, PhaseSelection{}, NumFormat::kInt8)) w.add_shape(r);
+    w.commit();
+  }
+  {
+    TraceReader reader(path);
+    const TraceRecord& r0 = reader.trace().records[0];
+    REQUIRE(r0.layer_type == LayerType::kConv);
+    CHECK(r0.conv.pad_end_h == 1);
+    CHECK(r0.conv.pad_end_w == 1);
+    CHECK(r0.conv.out_h() == 110);
+  }
+  std::string text = test::slurp(path);
+  const auto at = text.find("\"pad_end_h\":1");
+  REQUIRE(at != std::string::npos);
+  text.replace(at, 13, "\"pad_end_h\":2");
+  test::spit(path, text);
+  try {
+    TraceReader bad(path);
+    FAIL("expected an error");
+  } catch (const InputError& e) {
+    CHECK(std::string(e.what()) == path + ": records[0].conv: pad_end_h and pad_end_w must be below the stride (2), "
+                                          "got 2 and 1");
+  }
+}
+
 TEST_CASE("SCALE-Sim topology import: bad rows name file and line", "[unit]") {
   TempDir dir;
   std::string p = dir.file("t.csv");

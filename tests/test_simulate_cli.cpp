@@ -330,6 +330,37 @@ TEST_CASE("trace: network traces and their errors", "[smoke]") {
   CHECK(json::parse(test::slurp(out))["records"].size() == 2);  // fwd + bwd_weight (first layer)
 }
 
+TEST_CASE("simulate: a strided SCALE-Sim row reads its feature map, not its im2col matrix (issue 22)", "[smoke]") {
+  // Conv1 of a SCALE-Sim ResNet-18 topology on SCALE-Sim's terms: 32x32 INT8, one-byte outputs,
+  // OS, 512/512/256 KiB. SCALE-Sim rounds its output up to 110x110; imported without geometry the
+  // layer moved its im2col matrix (12100 x 147 B) from DRAM.
+  TempDir dir;
+  const std::string topo = dir.file("r18.csv"), gemm = dir.file("g.csv"), trace = dir.file("t.json"),
+                    gtrace = dir.file("g.json"), rep = dir.file("r.json"), grep = dir.file("gr.json");
+  test::spit(topo, "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+                   "Conv1, 224, 224, 7, 7, 3, 64, 2,\n");
+  test::spit(gemm, "Layer, M, N, K,\nConv1, 12100, 64, 147,\n");
+  REQUIRE(run_mfsim("trace --scalesim-topology " + topo + " --batch 1 --format int8 -o " + trace).exit_code == 0);
+  REQUIRE(run_mfsim("trace --scalesim-topology " + gemm + " --gemm --batch 1 --format int8 -o " + gtrace).exit_code == 0);
+  const std::string params = " --array int8 --dataflow os --rows 32 --cols 32 --set pe.acc_bits=8 --set sram.a_kib=512 "
+                             "--set sram.b_kib=512 --set sram.c_kib=256 --mode timing --report ";
+  REQUIRE(run_mfsim("simulate -q --trace " + trace + params + rep).exit_code == 0);
+  REQUIRE(run_mfsim("simulate -q --trace " + gtrace + params + grep).exit_code == 0);
+  const json conv = json::parse(test::slurp(rep))["gemms"][0], plain = json::parse(test::slurp(grep))["gemms"][0];
+  CHECK(conv["layer_type"] == "conv");
+  // The physical minimum: the image 224x224x3, the weights 7x7x3x64, the output 110x110x64, once.
+  const std::uint64_t minimum = 224 * 224 * 3 + 7 * 7 * 3 * 64 + 110 * 110 * 64;  // 934,336 B
+  const std::uint64_t im2col_view = 12100 * 147 + 7 * 7 * 3 * 64 + 110 * 110 * 64;  // 2,562,508 B
+  CHECK(conv["dram"]["compulsory_bytes"] == minimum);
+  CHECK(conv["dram"]["compulsory_bytes_gemm_view"] == im2col_view);
+  CHECK(plain["dram"]["bytes"] == im2col_view);
+  CHECK(conv["dram"]["bytes"].get<std::uint64_t>() >= minimum);
+  CHECK(conv["dram"]["bytes"].get<std::uint64_t>() < im2col_view);
+  CHECK(conv["mapping"]["im2col"] == "onchip");
+  // SCALE-Sim's cycle figure is the GEMM's, whatever the memory plan.
+  CHECK(conv["cycles"]["scalesim_compatible"] == plain["cycles"]["scalesim_compatible"]);
+}
+
 TEST_CASE("simulate: counters never wrap, and timing mode costs per distinct fold", "[smoke]") {
   TempDir dir;
   std::string trace = dir.file("r50.json"), rep = dir.file("r.json");

@@ -357,12 +357,16 @@ std::vector<LayerGemm> parse_scalesim_topology(const std::string& content, const
         g.n = nf;
         g.k = dim("K (filter height x width x channels)", {fh, fw, ch});
       }
-      // The geometry (SCALE-Sim's IFMAP is already padded). It has one stride for both axes and
-      // floor rounding: a layer with another stride across the width, or whose output size
-      // SCALE-Sim rounds up, stays a plain GEMM.
-      if (sw == sh && (ih - fh) % sh == 0 && (iw - fw) % sw == 0) {  // else SCALE-Sim's ceil has no geometry
+      // The geometry: SCALE-Sim's IFMAP is already padded and its windows start at the first
+      // row and column; where its rounded-up output size makes the last window run past the
+      // far edge, that part is zero padding (pad_end, fewer than `stride` rows or columns).
+      // ConvGeometry has one stride for both axes: a layer with another stride across the
+      // width stays a plain GEMM.
+      if (sw == sh) {
         g.type = LayerType::kConv;
         g.conv = ConvGeometry{batch, ih, iw, depthwise ? 1 : ch, fh, fw, sh, 0};
+        g.conv.pad_end_h = (oh - 1) * sh + fh - ih;
+        g.conv.pad_end_w = (ow - 1) * sw + fw - iw;
       }
     }
     layers.push_back(g);

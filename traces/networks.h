@@ -77,8 +77,9 @@ std::vector<TraceRecord> training_records(const std::vector<LayerGemm>& layers,
 //         Num Filter, Strides[, Stride width]
 //   gemm: Layer name, M, N, K
 // SCALE-Sim's output-size rule: P = ceil((H - R + stride) / stride) (no padding: the IFMAP is
-// taken as already padded). Layers whose name contains "DP" are depthwise: one GEMM per
-// channel (repeat = Channels). Errors name the file and line.
+// taken as already padded). Every conv row with one stride gets its geometry, the last window's
+// rows and columns past the far edge as pad_end_h / pad_end_w. Layers whose name contains "DP"
+// are depthwise: one GEMM per channel (repeat = Channels). Errors name the file and line.
 std::vector<LayerGemm> read_scalesim_topology(const std::string& path, bool gemm_form, int batch);
 // The same from the file's text (`path` names it in errors).
 std::vector<LayerGemm> parse_scalesim_topology(const std::string& text, const std::string& path, bool gemm_form,

@@ -58,14 +58,17 @@ enum class LayerType : std::uint8_t { kFc = 0, kConv = 1, kMatmul = 2 };
 const char* to_string(LayerType t);
 
 // A convolution's forward geometry, per group: input batch x in_h x in_w x in_c (channels of one
-// group), kernel kernel_h x kernel_w, stride, zero padding on each side. Output
-// P = (in_h + 2 pad - kernel_h) / stride + 1 (floor), Q likewise; the forward GEMM is
+// group), kernel kernel_h x kernel_w, stride, zero padding `pad` on each side and, past the far
+// edges only, pad_end_h more zero rows (below) and pad_end_w more zero columns (right; SCALE-Sim's
+// rounded-up output size, docs/workloads.md). Output
+// P = (in_h + 2 pad + pad_end_h - kernel_h) / stride + 1 (floor), Q likewise; the forward GEMM is
 // M = batch P Q, K = kernel_h kernel_w in_c.
 struct ConvGeometry {
   std::int64_t batch = 0, in_h = 0, in_w = 0, in_c = 0;
   std::int64_t kernel_h = 0, kernel_w = 0, stride = 1, pad = 0;
-  std::int64_t out_h() const { return (in_h + 2 * pad - kernel_h) / stride + 1; }
-  std::int64_t out_w() const { return (in_w + 2 * pad - kernel_w) / stride + 1; }
+  std::int64_t pad_end_h = 0, pad_end_w = 0;
+  std::int64_t out_h() const { return (in_h + 2 * pad + pad_end_h - kernel_h) / stride + 1; }
+  std::int64_t out_w() const { return (in_w + 2 * pad + pad_end_w - kernel_w) / stride + 1; }
   std::uint64_t input_elements() const {
     return static_cast<std::uint64_t>(batch) * in_h * in_w * in_c;
   }

@@ -107,11 +107,21 @@ ConvGeometry parse_conv(const json& j, const std::string& file, const std::strin
   c.kernel_h = f.required_int("kernel_h", 1, kTraceMaxDim, positive);
   c.kernel_w = f.required_int("kernel_w", 1, kTraceMaxDim, positive);
   c.stride = f.required_int("stride", 1, kTraceMaxDim, positive);
-  c.pad = f.required_int("pad", 0, kTraceMaxDim, "a non-negative integer below 2^31");
+  const char* non_negative = "a non-negative integer below 2^31";
+  c.pad = f.required_int("pad", 0, kTraceMaxDim, non_negative);
+  c.pad_end_h = f.optional_int("pad_end_h", 0, kTraceMaxDim, non_negative).value_or(0);
+  c.pad_end_w = f.optional_int("pad_end_w", 0, kTraceMaxDim, non_negative).value_or(0);
   f.finish();
-  if (c.in_h + 2 * c.pad < c.kernel_h || c.in_w + 2 * c.pad < c.kernel_w) {
+  const std::int64_t padded_h = c.in_h + 2 * c.pad + c.pad_end_h, padded_w = c.in_w + 2 * c.pad + c.pad_end_w;
+  if (padded_h < c.kernel_h || padded_w < c.kernel_w) {
     throw InputError(fmt::format("{}: {}: the {}x{} kernel is larger than the padded {}x{} input", file, path,
-                                 c.kernel_h, c.kernel_w, c.in_h + 2 * c.pad, c.in_w + 2 * c.pad));
+                                 c.kernel_h, c.kernel_w, padded_h, padded_w));
+  }
+  // Extra padding past the far edge rounds the output size up (SCALE-Sim's rule needs at most
+  // stride - 1); a whole stride of it would only add windows that start in the padding.
+  if (c.pad_end_h >= c.stride || c.pad_end_w >= c.stride) {
+    throw InputError(fmt::format("{}: {}: pad_end_h and pad_end_w must be below the stride ({}), got {} and {}",
+                                 file, path, c.stride, c.pad_end_h, c.pad_end_w));
   }
   // The forward GEMM's M and K, and the input's element count (ConvGeometry::input_elements),
   // must fit 64 bits.

@@ -221,6 +221,8 @@ std::string trace_to_json(const Trace& t) {
       j["conv"] = ojson{{"batch", c.batch},       {"in_h", c.in_h},         {"in_w", c.in_w},
                         {"in_c", c.in_c},         {"kernel_h", c.kernel_h}, {"kernel_w", c.kernel_w},
                         {"stride", c.stride},     {"pad", c.pad}};
+      if (c.pad_end_h != 0) j["conv"]["pad_end_h"] = c.pad_end_h;
+      if (c.pad_end_w != 0) j["conv"]["pad_end_w"] = c.pad_end_w;
     }
     j["a"] = operand_json(r.a);
     j["b"] = operand_json(r.b);
