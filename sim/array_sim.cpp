@@ -166,11 +166,12 @@ class SystolicSystem : public sc_core::sc_module {
         const std::uint64_t start = now();
         res.timing.stall += start - prev_end;
         res.timing.stall_by_cause[static_cast<std::size_t>(stall_cause(cur))] += start - prev_end;
-        // A tile's first fold prefetches the next tile's operands; a fold's spilled partial sums
-        // come back after the previous fold's store (docs/cycle-semantics.md).
-        if (cur.tile_first) {
-          LoopIndex tile_idx;
-          pending = plan.next_tile(idx, &tile_idx) ? issue(plan.fold_at(tile_idx).load_operand_bytes(), false)
+        // A prefetch unit's first fold (a tile's; with a streamed B every fold) prefetches the
+        // next unit's operands; a fold's spilled partial sums come back after the previous
+        // fold's store (docs/cycle-semantics.md).
+        if (cur.unit_first) {
+          LoopIndex unit_idx;
+          pending = plan.next_unit(idx, &unit_idx) ? issue(plan.fold_at(unit_idx).load_operand_bytes(), false)
                                                    : kNoRequest;
         }
         const bool has_next = plan.advance(idx);
@@ -199,7 +200,7 @@ class SystolicSystem : public sc_core::sc_module {
         issue(cur.store_c_bytes, true, end + tail);
         // The next fold waits for its prefetched operands and its spilled partial sums.
         load = has_next ? issue(next.load_c_bytes, false, end + tail) : kNoRequest;
-        load2 = has_next && next.tile_first ? pending : kNoRequest;
+        load2 = has_next && next.unit_first ? pending : kNoRequest;
         prev_start = start;
         prev_end = end;
         cur = next;

@@ -94,6 +94,47 @@ void FoldPlan::init() {
     tiles_.mt = clamp(tiles_.mt, shape_.m);
     tiles_.nt = clamp(tiles_.nt, shape_.n);
     tiles_.kt = clamp(tiles_.kt, shape_.k);
+    // B streamed (docs/mapping.md): the B tile does not fit half the B buffer, but each of its
+    // elements feeds exactly one fold of the tile (OS, IS: the tile has one block of M), and no
+    // tile reuses the B of the tile before it (the innermost tile loop with more than one trip is
+    // not M's), so every tile loads its B anyway: each fold loads its own part, in chunks of its
+    // stream (OS: k, IS: n) that fit half the B buffer.
+    const std::uint64_t half_b = cfg_.sram_b_bytes / 2;
+    const auto kt = static_cast<std::uint64_t>(tiles_.kt), nt = static_cast<std::uint64_t>(tiles_.nt);
+    if (packed_bytes(kt * nt, operand_bits_) > half_b) {
+      const bool one_block = cfg_.dataflow == Dataflow::kWs ||
+                             tiles_.mt <= (cfg_.dataflow == Dataflow::kOs ? cfg_.rows : cfg_.cols);
+      char inner = 0;
+      for (int l = 2; l >= 0 && inner == 0; --l) {
+        if (tile_count(tiles_.order[l]) > 1) inner = tiles_.order[l];
+      }
+      b_streamed_ = one_block && inner != 'm';
+      if (b_streamed_) {
+        // Stream elements whose B fits half the buffer: ceil(x * bits / 8) <= half iff x * bits <= 8 half.
+        const auto per_element = [&](std::uint64_t width) {
+          return static_cast<std::int64_t>(half_b * 8 / (width * static_cast<std::uint64_t>(operand_bits_)));
+        };
+        switch (cfg_.dataflow) {
+          case Dataflow::kOs:  // a fold streams k, with B's k rows of its c columns
+            chunk_ = std::min<std::int64_t>(per_element(static_cast<std::uint64_t>(std::min<std::int64_t>(tiles_.nt, cfg_.cols))),
+                                            tiles_.kt);
+            b_stream_fits_ = chunk_ >= 1;
+            break;
+          case Dataflow::kIs:  // a fold streams n, with B's n columns of its r k-rows
+            chunk_ = std::min<std::int64_t>(per_element(static_cast<std::uint64_t>(std::min<std::int64_t>(tiles_.kt, cfg_.rows))),
+                                            tiles_.nt);
+            b_stream_fits_ = chunk_ >= 1;
+            break;
+          case Dataflow::kWs:  // B is the stationary r x c block of each fold
+            chunk_ = 0;
+            b_stream_fits_ = packed_bytes(static_cast<std::uint64_t>(std::min<std::int64_t>(tiles_.kt, cfg_.rows)) *
+                                              static_cast<std::uint64_t>(std::min<std::int64_t>(tiles_.nt, cfg_.cols)),
+                                          operand_bits_) <= half_b;
+            break;
+        }
+        if (!b_stream_fits_) chunk_ = 0;
+      }
+    }
   }
   if (conv_.active) {
     const ConvGeometry& g = conv_.geo;
@@ -133,8 +174,9 @@ bool FoldPlan::fits() const {
   const std::uint64_t b = packed_bytes(static_cast<std::uint64_t>(tiles_.kt) * static_cast<std::uint64_t>(tiles_.nt),
                                        operand_bits_);
   // The C buffer holds the output tile's partial sums (under col2im: the feature-map region
-  // they are summed into).
-  return tile_a_bytes(tiles_.mt, tiles_.kt) <= cfg_.sram_a_bytes / 2 && b <= cfg_.sram_b_bytes / 2 &&
+  // they are summed into). A streamed B needs each fold's (chunk's) B in half the B buffer.
+  const bool b_fits = b <= cfg_.sram_b_bytes / 2 || (b_streamed_ && b_stream_fits_);
+  return tile_a_bytes(tiles_.mt, tiles_.kt) <= cfg_.sram_a_bytes / 2 && b_fits &&
          tile_c_buffer_bytes(tiles_.mt, tiles_.nt) <= cfg_.sram_c_bytes / 2;
 }
 
@@ -230,8 +272,14 @@ std::uint64_t FoldPlan::compulsory_bytes() const {
 
 std::string FoldPlan::mapping_text() const {
   if (!tiled_) return "fixed (untiled)";
-  return fmt::format("tiles {}x{}x{} (MxNxK), order {}{}{}{}", tiles_.mt, tiles_.nt, tiles_.kt, tiles_.order[0],
-                     tiles_.order[1], tiles_.order[2], fmap_ ? ", feature maps" : "");
+  std::string streamed;
+  if (b_streamed_) {
+    streamed = chunk_ == 0 ? ", B streamed per fold"
+                           : fmt::format(", B streamed in chunks of {} {}", chunk_,
+                                         cfg_.dataflow == Dataflow::kOs ? "k" : "n");
+  }
+  return fmt::format("tiles {}x{}x{} (MxNxK), order {}{}{}{}{}", tiles_.mt, tiles_.nt, tiles_.kt, tiles_.order[0],
+                     tiles_.order[1], tiles_.order[2], fmap_ ? ", feature maps" : "", streamed);
 }
 
 std::int64_t FoldPlan::tile_count(char d) const { return ceil_div(dim(d), tile(d)); }
@@ -253,6 +301,10 @@ std::int64_t FoldPlan::level_count(int level, const LoopIndex& idx) const {
     case Dataflow::kWs: sr = ext[2]; sc = ext[1]; break;
     case Dataflow::kIs: sr = ext[2]; sc = ext[0]; break;
   }
+  if (level == 5) {  // the chunks of a fold's stream (streamed B; else one)
+    if (chunk_ == 0) return 1;
+    return ceil_div(cfg_.dataflow == Dataflow::kOs ? ext[2] : ext[1], chunk_);
+  }
   const std::int64_t rb = ceil_div(sr, cfg_.rows), cb = ceil_div(sc, cfg_.cols);
   const bool os = cfg_.dataflow == Dataflow::kOs;
   return level == 3 ? (os ? rb : cb) : (os ? cb : rb);
@@ -273,7 +325,7 @@ bool FoldPlan::advance(LoopIndex& idx) const {
 bool FoldPlan::next_tile(const LoopIndex& idx, LoopIndex* out) const {
   *out = idx;
   if (!tiled_) return advance(*out);
-  (*out)[3] = (*out)[4] = 0;
+  for (std::size_t l = 3; l < kMaxLevels; ++l) (*out)[l] = 0;
   for (int level = 2; level >= 0; --level) {
     auto& x = (*out)[static_cast<std::size_t>(level)];
     if (x + 1 < level_count(level, *out)) {
@@ -283,6 +335,12 @@ bool FoldPlan::next_tile(const LoopIndex& idx, LoopIndex* out) const {
     x = 0;
   }
   return false;
+}
+
+bool FoldPlan::next_unit(const LoopIndex& idx, LoopIndex* out) const {
+  if (!b_streamed_) return next_tile(idx, out);
+  *out = idx;
+  return advance(*out);
 }
 
 Fold FoldPlan::fold_at(const LoopIndex& idx) const {
@@ -356,8 +414,8 @@ Fold FoldPlan::tiled_fold(const LoopIndex& idx) const {
   }
   const std::int64_t m0 = ti[0] * tiles_.mt, n0 = ti[1] * tiles_.nt, k0 = ti[2] * tiles_.kt;
   Fold f;
-  const std::int64_t fo = idx[3], fi = idx[4];
-  const std::int64_t n3 = level_count(3, idx), n4 = level_count(4, idx);
+  const std::int64_t fo = idx[3], fi = idx[4], fc = idx[5];
+  const std::int64_t n3 = level_count(3, idx), n4 = level_count(4, idx), n5 = level_count(5, idx);
   const bool os = cfg_.dataflow == Dataflow::kOs;
   const std::int64_t rb = os ? fo : fi, cb = os ? fi : fo;
   std::int64_t sr_base = 0, sc_base = 0, t_base = 0, sr_ext = 0, sc_ext = 0, t_ext = 0;
@@ -368,10 +426,10 @@ Fold FoldPlan::tiled_fold(const LoopIndex& idx) const {
   }
   f.sr0 = sr_base + rb * cfg_.rows;
   f.sc0 = sc_base + cb * cfg_.cols;
-  f.t0 = t_base;
+  f.t0 = t_base + fc * chunk_;  // a streamed B's chunk of the stream (chunk_ = 0: fc = 0)
   f.r = static_cast<int>(std::min<std::int64_t>(cfg_.rows, sr_base + sr_ext - f.sr0));
   f.c = static_cast<int>(std::min<std::int64_t>(cfg_.cols, sc_base + sc_ext - f.sc0));
-  f.t = t_ext;
+  f.t = chunk_ == 0 ? t_ext : std::min(chunk_, t_base + t_ext - f.t0);
   if (!os) {
     f.first_k = f.sr0 == 0;
     f.last_k = f.sr0 + f.r == map_.sr;
@@ -382,15 +440,17 @@ Fold FoldPlan::tiled_fold(const LoopIndex& idx) const {
     // tile loop inside the K loop has one iteration.
     bool own = !f.first_k && n3 * n4 == 1;
     for (int l = 2; own && l >= 0 && tiles_.order[l] != 'k'; --l) own = tile_count(tiles_.order[l]) == 1;
-    f.after_own_block = own;
+    f.after_own_block = own || fc > 0;  // a later chunk of a streamed B continues the chunk before it
+
   }
   // Operand dependencies: A (m, k), B (k, n), C (m, n), as bit masks over dims m=1, n=2, k=4.
   const int dep_a = 1 | 4, dep_b = 4 | 2, dep_c = 1 | 2;
   auto bit = [](int di) { return 1 << di; };
   const int ob = operand_bits_;
   const auto en = static_cast<std::uint64_t>(ext[1]), ek = static_cast<std::uint64_t>(ext[2]);
-  f.tile_first = fo == 0 && fi == 0;
-  f.tile_last = fo == n3 - 1 && fi == n4 - 1;
+  f.tile_first = fo == 0 && fi == 0 && fc == 0;
+  f.tile_last = fo == n3 - 1 && fi == n4 - 1 && fc == n5 - 1;
+  f.unit_first = f.tile_first || b_streamed_;
   if (f.tile_first) {  // the tile's first fold: load what differs from the previous tile
     int inc = -1;  // the innermost tile level that advanced to reach this tile
     for (int l = 2; l >= 0; --l) {
@@ -421,11 +481,17 @@ Fold FoldPlan::tiled_fold(const LoopIndex& idx) const {
         f.load_a_bytes = packed_bytes(region - std::min(region, halo), ob);
       }
     }
-    if (changed(dep_b)) f.load_b_bytes = packed_bytes(ek * en, ob);
+    if (changed(dep_b) && !b_streamed_) f.load_b_bytes = packed_bytes(ek * en, ob);
     if (changed(dep_c) && ti[2] > 0) f.load_c_bytes = tile_c_bytes(ext[0], ext[1]);  // spilled psums
 
   }
-  if (fo == n3 - 1 && fi == n4 - 1) {  // the tile's last fold: store if the next tile has other outputs
+  if (b_streamed_) {  // every fold (chunk) loads the B it streams; no other fold uses it
+    const auto r = static_cast<std::uint64_t>(f.r), c = static_cast<std::uint64_t>(f.c),
+               t = static_cast<std::uint64_t>(f.t);
+    f.load_b_bytes = packed_bytes(cfg_.dataflow == Dataflow::kOs ? t * c : cfg_.dataflow == Dataflow::kWs ? r * c : r * t,
+                                  ob);
+  }
+  if (f.tile_last) {  // the tile's last fold: store if the next tile has other outputs
     int nxt = -1;  // the tile level that advances next
     for (int l = 2; l >= 0; --l) {
       if (idx[static_cast<std::size_t>(l)] < cnt[dim_of_level[l]] - 1) {
@@ -598,9 +664,10 @@ class TimelineRunner {
     tl.deferred.insert(it, {at, bytes});
   }
 
-  // Runs fold `cur` (its loads complete at tl.ready); `next` is the fold after it, `next_tile`
-  // the first fold of the next tile (both null at the end).
-  void step(Timeline& tl, const Fold& cur, const Fold* next, const Fold* next_tile) const {
+  // Runs fold `cur` (its loads complete at tl.ready); `next` is the fold after it, `next_unit`
+  // the first fold of the next prefetch unit (the next tile, or with a streamed B the next
+  // fold; both null at the end).
+  void step(Timeline& tl, const Fold& cur, const Fold* next, const Fold* next_unit) const {
     const SimConfig& cfg = plan_.config();
     const std::uint64_t start = fold_start(cfg, tl, cur);
     flush(tl, start);  // every later request is issued at or after this fold's start
@@ -610,9 +677,9 @@ class TimelineRunner {
     const auto tail = static_cast<std::uint64_t>(fold_hidden_tail(cfg, cur));
     const std::uint64_t end = checked_add(start, len, "cycles");
     tl.compute += len;
-    if (cur.tile_first) tl.pending = next_tile != nullptr ? issue(tl, start, next_tile->load_operand_bytes()) : start;
+    if (cur.unit_first) tl.pending = next_unit != nullptr ? issue(tl, start, next_unit->load_operand_bytes()) : start;
     std::uint64_t ready = start;  // nothing to wait for
-    if (next != nullptr && next->tile_first) ready = tl.pending;
+    if (next != nullptr && next->unit_first) ready = tl.pending;
     defer(tl, end + tail, cur.store_c_bytes);  // results leave after the (hidden) drain
     if (next != nullptr && next->load_c_bytes != 0) {
       ready = std::max(ready, issue(tl, end + tail, next->load_c_bytes));  // after the store
@@ -676,7 +743,7 @@ class TimelineRunner {
     if (level == plan_.tile_level()) after_tile = after;  // the fold after this tile
     if (level == plan_.levels()) {
       const Fold cur = plan_.fold_at(idx);
-      step(tl, cur, after, after_tile);
+      step(tl, cur, after, plan_.b_streamed() ? after : after_tile);
       return;
     }
     const std::int64_t n = plan_.level_count(level, idx);
@@ -750,12 +817,12 @@ GemmTiming analytic_timing_per_fold(const FoldPlan& plan) {
   Fold cur = plan.fold_at(idx);
   tl.ready = runner.issue(tl, 0, cur.load_bytes());
   for (;;) {
-    LoopIndex tile_idx;
-    const bool has_tile = cur.tile_first && plan.next_tile(idx, &tile_idx);
-    const Fold next_tile = has_tile ? plan.fold_at(tile_idx) : Fold{};
+    LoopIndex unit_idx;
+    const bool has_unit = cur.unit_first && plan.next_unit(idx, &unit_idx);
+    const Fold next_unit = has_unit ? plan.fold_at(unit_idx) : Fold{};
     const bool has_next = plan.advance(idx);
     Fold next = has_next ? plan.fold_at(idx) : Fold{};
-    runner.step(tl, cur, has_next ? &next : nullptr, has_tile ? &next_tile : nullptr);
+    runner.step(tl, cur, has_next ? &next : nullptr, has_unit ? &next_unit : nullptr);
     if (!has_next) break;
     cur = next;
   }

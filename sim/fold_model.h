@@ -39,6 +39,9 @@ struct Fold {
   std::uint64_t load_a_bytes = 0, load_b_bytes = 0, load_c_bytes = 0;  // DRAM -> SRAM before
   std::uint64_t store_c_bytes = 0;                                      // SRAM -> DRAM after
   bool tile_first = true, tile_last = true;  // the first / last fold of its buffer tile
+  // The first fold of a prefetch unit: a buffer tile, or, when the plan streams B (FoldPlan::
+  // b_streamed), every fold. A unit's operand loads are issued when the unit before it starts.
+  bool unit_first = true;
   bool gemm_first = false;                    // the GEMM's first fold
   bool after_own_block = false;  // OS: continues the K of the block the previous fold computed
   std::uint64_t load_bytes() const { return load_a_bytes + load_b_bytes + load_c_bytes; }
@@ -53,10 +56,15 @@ struct Fold {
 //    row blocks outer, column blocks inner; WS/IS: column blocks outer, K blocks inner), with
 //    the operand reuse rules of docs/cycle-semantics.md;
 //  - tiled mapping (docs/mapping.md): 3 tile loops over M, N, K in the mapping's order, then the
-//    array's folds within the tile (2 levels, in the order above). A tile's operands are loaded
+//    array's folds within the tile (2 levels, in the order above), then the chunks of a fold's
+//    stream (1 level: one chunk unless the plan streams B, below). A tile's operands are loaded
 //    before its first fold when they differ from the previous tile's, its outputs stored after
 //    its last fold when the next tile has other outputs (partial sums spill when K is not done).
-constexpr int kMaxLevels = 5;
+//    A plan streams B (b_streamed) when its B tile does not fit half the B buffer but each B
+//    element of a tile feeds exactly one fold and no tile reuses the B of the tile before it:
+//    then every fold (OS, IS: every chunk of its stream that fits half the B buffer) loads its
+//    own part of B, prefetched while the fold before it runs.
+constexpr int kMaxLevels = 6;
 
 // What the memory model knows of a GEMM beyond its shape: a convolution's geometry and the
 // GEMM's phase. When active (a conv record, conv.im2col = onchip, a tiled mapping), the im2col
@@ -103,7 +111,7 @@ class FoldPlan {
   // A given tiled mapping (sizes clamped to the GEMM; 0 = whole dimension).
   FoldPlan(const SimConfig& cfg, const GemmShape& shape, const TileMapping& tiles, const ConvView& conv = {});
 
-  int levels() const { return tiled_ ? 5 : 2; }
+  int levels() const { return tiled_ ? 6 : 2; }
   // Calls f(idx, multiplicity) once per distinct index vector of the outer `depth` levels: each
   // level's first, last and one in-between index (standing for count - 2 of them); the deeper
   // levels of idx are 0. levels() for every distinct fold, tile_level() for every distinct tile.
@@ -117,6 +125,14 @@ class FoldPlan {
   bool advance(LoopIndex& idx) const;  // to the next fold; false past the last
   // The first fold of the tile after idx's tile (fixed mapping: the next fold); false if none.
   bool next_tile(const LoopIndex& idx, LoopIndex* out) const;
+  // The first fold of the prefetch unit after idx's (the next fold when B is streamed, else the
+  // next tile); false if none.
+  bool next_unit(const LoopIndex& idx, LoopIndex* out) const;
+  // Does the plan stream B through the B buffer fold by fold (chunk by chunk) instead of holding
+  // each B tile whole? (Decided by the tiling and the buffers, docs/mapping.md.)
+  bool b_streamed() const { return b_streamed_; }
+  // Stream elements per chunk of a fold when B is streamed (OS: k, IS: n; 0 = one chunk).
+  std::int64_t chunk() const { return chunk_; }
   int tile_level() const { return tiled_ ? 3 : 2; }  // the levels below it run within one tile
   std::uint64_t count() const { return folds_; }
 
@@ -124,7 +140,7 @@ class FoldPlan {
   const TileMapping& tiles() const { return tiles_; }  // tiled: sizes clamped, never 0
   std::string mapping_text() const;  // "fixed (untiled)" or "tiles 128x64x576 (MxNxK), order mnk[, feature maps]"
   // Does a tiling fit the buffers (each tile in half its buffer, the output tile's partial sums in
-  // half the C buffer)? OS also needs K whole (the PEs accumulate over the whole K stream).
+  // half the C buffer; a streamed B: each fold's or chunk's B in half the B buffer)?
   bool fits() const;
   static bool fits(const SimConfig& cfg, const GemmShape& shape, const TileMapping& tiles, const ConvView& conv = {});
 
@@ -190,6 +206,9 @@ class FoldPlan {
   std::uint64_t folds_ = 0;
   int operand_bits_ = 0, output_bits_ = 0, acc_register_bits_ = 0;
   bool a_whole_fits_ = false, b_whole_fits_ = false;
+  bool b_streamed_ = false;   // B streamed fold by fold (or chunk by chunk)
+  bool b_stream_fits_ = true; // streamed: every fold's (chunk's) B fits half the B buffer
+  std::int64_t chunk_ = 0;    // streamed OS / IS: stream elements per chunk (0: one chunk)
 };
 
 // Bytes of `elements` values of `bits` each, packed.
@@ -251,9 +270,10 @@ struct GemmTiming {
 // The memory timeline, evaluated in closed form per fold (the SystemC DRAM model follows the
 // same rules cycle by cycle):
 //  - fold 0's operands are loaded before it starts;
-//  - a tile's operand (A, B) loads are issued when the tile before it starts (double buffering;
-//    under the fixed mapping every fold is its own tile: fold f+1's loads are issued when fold f
-//    starts); its partial sums spilled to DRAM are reloaded after the previous fold's store;
+//  - a prefetch unit's operand (A, B) loads are issued when the unit before it starts (double
+//    buffering; a unit is a tile, or with a streamed B a fold; under the fixed mapping every
+//    fold is its own tile: fold f+1's loads are issued when fold f starts); a fold's partial
+//    sums spilled to DRAM are reloaded after the previous fold's store;
 //  - fold f's store is issued when it ends (overlapped OS: when its drain ends); the DRAM channel
 //    serves requests in issue order (by the cycle they are issued for, then program order);
 //    a request of 0 bytes completes at once;

@@ -4,7 +4,8 @@
 // array's size times powers of two and a few partial arrays (the dimensions the array spreads
 // over its rows or columns), or powers of two from 16 (the streamed dimension; an OS fold that
 // continues a K tile first preloads its partial sums); for a convolution, feature maps read with
-// im2col on chip or the im2col matrices. A candidate must fit the buffers (FoldPlan::fits).
+// im2col on chip or the im2col matrices. A candidate must fit the buffers (FoldPlan::fits; a B
+// tile that does not fit half the B buffer fits when it can be streamed fold by fold).
 // The objective (map.objective), each with its tie-breakers:
 //  - edp (default): least energy x cycles; then fewer cycles, less energy, fewer DRAM bytes;
 //  - energy: least energy (DRAM, SRAM and register energy under the run's table; the MAC
@@ -99,12 +100,21 @@ std::uint64_t cycles_floor(const FoldPlan& plan, const Bandwidth& bw, std::uint6
 }  // namespace
 
 std::uint64_t tiled_dram_bytes(const FoldPlan& plan) {
-  // Every distinct tile: its loads happen before its first fold, its store after its last.
+  // Every distinct tile: its loads happen before its first fold, its store after its last; with
+  // a streamed B every fold loads its part of B (every distinct fold is summed).
   std::uint64_t total = 0;
+  if (plan.b_streamed()) {
+    plan.for_each_distinct(plan.levels(), [&](const LoopIndex& idx, std::uint64_t mult) {
+      const Fold f = plan.fold_at(idx);
+      total = checked_add(total, checked_mul(f.load_bytes() + f.store_c_bytes, mult, "dram bytes"), "dram bytes");
+    });
+    return total;
+  }
   plan.for_each_distinct(plan.tile_level(), [&](const LoopIndex& tile, std::uint64_t mult) {
     LoopIndex last = tile;
-    last[3] = plan.level_count(3, tile) - 1;
-    last[4] = plan.level_count(4, last) - 1;
+    for (int l = plan.tile_level(); l < plan.levels(); ++l) {
+      last[static_cast<std::size_t>(l)] = plan.level_count(l, last) - 1;
+    }
     const std::uint64_t bytes = plan.fold_at(tile).load_bytes() + plan.fold_at(last).store_c_bytes;
     total = checked_add(total, checked_mul(bytes, mult, "dram bytes"), "dram bytes");
   });

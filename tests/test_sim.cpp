@@ -545,6 +545,119 @@ TEST_CASE("tiled mappings: value mode equals timing mode and the reference", "[m
   CHECK(cases >= 40);
 }
 
+TEST_CASE("a streamed B tile: value mode equals timing mode, the same bytes as a resident B", "[model]") {
+  // B buffers far smaller than the B tiles, so the tilings that fit stream B fold by fold (OS,
+  // IS: chunk by chunk of the stream); every counter of the SystemC model must equal the closed
+  // forms, and the traffic must equal that of the same tiling with B resident (a buffer that
+  // holds the whole B tile): a streamed tile loads each B element once, as a resident one does.
+  const unsigned seed = 20261215;
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> dim(1, 40), arr(1, 6), lat(1, 2), zero(0, 40), bkib(3, 6);
+  std::uniform_real_distribution<double> bw(0.5, 24.0);
+  int streamed = 0, chunked = 0;
+  for (const PeType* a : kFirstThree) {
+    for (Dataflow d : {Dataflow::kOs, Dataflow::kWs, Dataflow::kIs}) {
+      for (int rep = 0; rep < 8; ++rep) {
+        SimConfig cfg = config(a, d, arr(rng), arr(rng), lat(rng));
+        cfg.dram_bytes_per_cycle = bw(rng);
+        cfg.sram_a_bytes = 4096;
+        cfg.sram_b_bytes = 1u << bkib(rng);  // 8 to 64 bytes
+        cfg.sram_c_bytes = 256u << (rep % 3);
+        cfg.overlap = rep % 2 == 0;
+        cfg.fp32_fma = rep % 4 == 1;
+        const GemmShape s{dim(rng), dim(rng), dim(rng)};
+        TileMapping t;
+        bool found = false;
+        for (int tries = 0; tries < 40 && !found; ++tries) {
+          if (!random_tiles(rng, cfg, s, &t)) break;
+          found = FoldPlan(cfg, s, t).b_streamed();
+        }
+        if (!found) continue;
+        cfg.map_policy = MapPolicy::kSearch;
+        cfg.map_pinned = true;
+        cfg.map_tiles = t;
+        FoldPlan plan(cfg, s);
+        REQUIRE(plan.b_streamed());
+        INFO(a->name << " " << name(d) << " " << cfg.rows << "x" << cfg.cols << " L=" << cfg.mac_latency
+                          << " bw=" << cfg.dram_bytes_per_cycle << " sram b " << cfg.sram_b_bytes << " c "
+                          << cfg.sram_c_bytes << " overlap " << cfg.overlap << " GEMM " << s.m << "x" << s.n << "x"
+                          << s.k << " " << plan.mapping_text());
+        RandomGemm g = random_gemm(rng, a, s, zero(rng));
+        auto res = run(cfg, {g});
+        const EventCounts e = check_value_against_closed_form(cfg, plan, g, res[0]);
+        const GemmTiming t1 = analytic_timing(plan);
+        CHECK(analytic_timing_per_fold(plan).total == t1.total);
+        CHECK(analytic_timing_per_fold(plan).stall_by_cause == t1.stall_by_cause);
+        const std::uint64_t bytes = e.dram_read_bytes + e.dram_write_bytes;
+        CHECK(tiled_dram_bytes(plan) == bytes);
+        CHECK(bytes >= plan.compulsory_bytes());
+        // Every fold's (chunk's) B fits half the B buffer.
+        LoopIndex idx{};
+        do {
+          CHECK(plan.fold_at(idx).load_b_bytes <= cfg.sram_b_bytes / 2);
+        } while (plan.advance(idx));
+        SimConfig resident = cfg;
+        resident.sram_b_bytes = 1 << 20;
+        FoldPlan whole(resident, s);
+        REQUIRE(!whole.b_streamed());
+        const EventCounts ew = analytic_events(whole, analytic_timing(whole), 0);
+        if (a->operand_bits % 8 == 0) {
+          CHECK(bytes == ew.dram_read_bytes + ew.dram_write_bytes);
+        } else {  // packed 4-bit operands: each chunk rounds up to whole bytes
+          CHECK(bytes >= ew.dram_read_bytes + ew.dram_write_bytes);
+        }
+        ++streamed;
+        chunked += plan.chunk() != 0 && plan.level_count(5, LoopIndex{}) > 1 ? 1 : 0;
+      }
+    }
+  }
+  CHECK(streamed >= 30);
+  CHECK(chunked >= 10);
+}
+
+TEST_CASE("a B tile streamed once frees the mapper from K splits: the weight-bound GEMM reaches its minimum",
+          "[model]") {
+  // SCALE-Sim's Conv5_1b in miniature: few output positions (one block of array rows), many
+  // weights. The whole B does not fit half the B buffer, nor does one fold's B (K x 4 columns),
+  // nor the output tile of all N in the C buffer. Holding B tiles whole forces K splits: A is
+  // read again or partial sums spill. Streaming B past a resident A and an output tile reaches
+  // the GEMM-view minimum.
+  SimConfig cfg = config(kInt8, Dataflow::kOs, 4, 4);
+  cfg.accumulator.bits = 8;  // one-byte outputs, as SCALE-Sim counts them
+  cfg.sram_a_bytes = 2048;
+  cfg.sram_b_bytes = 256;
+  cfg.sram_c_bytes = 32;
+  cfg.dram_bytes_per_cycle = 4;
+  cfg.map_policy = MapPolicy::kSearch;
+  cfg.map_objective = MapObjective::kDram;
+  const GemmShape s{3, 16, 300};
+  FoldPlan plan(cfg, s);
+  INFO(plan.mapping_text());
+  REQUIRE(plan.tiled());
+  CHECK(plan.b_streamed());
+  const EventCounts e = analytic_events(plan, analytic_timing(plan), 0);
+  CHECK(e.dram_read_bytes + e.dram_write_bytes == plan.compulsory_bytes());
+  CHECK(plan.compulsory_bytes() == 3 * 300 + 300 * 16 + 3 * 16);
+  CHECK(analytic_timing_per_fold(plan).total == analytic_timing(plan).total);  // runs of chunks advanced exactly
+  // Its B tile, and one fold's B, would not fit half the B buffer: streamed in chunks of k.
+  const auto kt = static_cast<std::uint64_t>(plan.tiles().kt), nt = static_cast<std::uint64_t>(plan.tiles().nt);
+  CHECK(kt * nt > cfg.sram_b_bytes / 2);
+  CHECK(plan.chunk() * std::min<std::int64_t>(plan.tiles().nt, cfg.cols) <= static_cast<std::int64_t>(cfg.sram_b_bytes / 2));
+  CHECK(plan.level_count(5, LoopIndex{}) > 1);
+  // Value mode agrees on every counter (with accumulators wide enough for random operands).
+  cfg.accumulator.bits = 32;
+  cfg.sram_c_bytes = 128;
+  cfg.map_pinned = true;
+  cfg.map_tiles = plan.tiles();
+  const FoldPlan wide(cfg, s);
+  REQUIRE(wide.b_streamed());
+  std::mt19937 rng(7);
+  RandomGemm g = random_gemm(rng, kInt8, s, 10);
+  auto res = run(cfg, {g});
+  check_value_against_closed_form(cfg, wide, g, res[0]);
+}
+
 TEST_CASE("no mapping moves fewer DRAM bytes than the compulsory minimum", "[model]") {
   std::mt19937 rng(99);
   std::uniform_int_distribution<int> dim(1, 3000), arr(1, 64), kib(0, 10), pick(0, 2);
@@ -905,8 +1018,8 @@ TEST_CASE("the mapper's search equals exhaustive enumeration of its candidates, 
   const double bandwidths[] = {2, 8, 32, 0.5};
   const MapObjective objectives[] = {MapObjective::kEdp, MapObjective::kEnergy, MapObjective::kCycles,
                                      MapObjective::kDram};
-  int cases = 0;
-  for (int i = 0; i < 60; ++i) {
+  int cases = 0, streamed = 0;
+  for (int i = 0; i < 80; ++i) {
     SimConfig cfg = config(kFirstThree[static_cast<std::size_t>(pick(rng))], static_cast<Dataflow>(pick(rng)), arr(rng),
                            arr(rng));
     cfg.map_policy = MapPolicy::kSearch;
@@ -914,6 +1027,7 @@ TEST_CASE("the mapper's search equals exhaustive enumeration of its candidates, 
     cfg.dram_bytes_per_cycle = bandwidths[bw(rng)];
     cfg.sram_a_bytes = 64u << kib(rng);
     cfg.sram_b_bytes = 64u << kib(rng);
+    if (i >= 60) cfg.sram_b_bytes = 8u << kib(rng);  // B tiles that only fit streamed
     cfg.sram_c_bytes = 128u << kib(rng);
     if (i % 4 != 3) cfg.map_costs = MapCosts{true, 80.0 + i, 0.9, 1.1, 1.7, 0.05};  // else: energy = DRAM bytes
     const GemmShape s{dim(rng), dim(rng), dim(rng)};
@@ -927,6 +1041,7 @@ TEST_CASE("the mapper's search equals exhaustive enumeration of its candidates, 
     std::vector<Measured> m;
     for (const TileMapping& t : cands) {
       FoldPlan plan(cfg, s, t);
+      streamed += plan.b_streamed() ? 1 : 0;
       const GemmTiming tm = analytic_timing(plan);
       const EventCounts e = analytic_events(plan, tm, 0);
       const std::uint64_t dram = e.dram_read_bytes + e.dram_write_bytes;
@@ -972,7 +1087,8 @@ TEST_CASE("the mapper's search equals exhaustive enumeration of its candidates, 
       ++cases;
     }
   }
-  CHECK(cases >= 120);
+  CHECK(cases >= 160);
+  CHECK(streamed >= 50);  // candidates that stream B are searched exactly too
 }
 
 TEST_CASE("the mapper's search: the 5x4x3 GEMM of issue 22 finds the fewest cycles", "[model]") {
