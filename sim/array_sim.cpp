@@ -39,8 +39,11 @@ class SystolicSystem : public sc_core::sc_module {
     if (!vcd_path.empty()) open_vcd(vcd_path);
   }
 
-  ~SystolicSystem() override {
+  ~SystolicSystem() override { close_vcd(); }
+
+  void close_vcd() {
     if (vcd_ != nullptr) sc_core::sc_close_vcd_trace_file(vcd_);
+    vcd_ = nullptr;
   }
 
   std::exception_ptr error;  // an exception escaping the controller, rethrown after sc_start
@@ -310,12 +313,10 @@ void simulate_value(const SimConfig& cfg, const std::vector<GemmJob>& jobs,
     vcd_target = output_target(vcd_path);
     vcd_tmp = fmt::format("{}.tmp.{}.vcd", vcd_target, static_cast<long>(::getpid()));
   }
-  std::exception_ptr error;
-  {
-    SystolicSystem top("mfsim", cfg, jobs, on_done, vcd_tmp);
-    sc_core::sc_start();
-    error = top.error;
-  }  // the VCD is closed here
+  SystolicSystem top("mfsim", cfg, jobs, on_done, vcd_tmp);
+  sc_core::sc_start();
+  const std::exception_ptr error = top.error;
+  top.close_vcd();
   if (!vcd_tmp.empty()) {
     if (error || !vcd_complete(vcd_tmp)) {
       std::remove(vcd_tmp.c_str());

@@ -618,12 +618,13 @@ struct Timeline {
   // lies after prev_start.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> deferred;
 
-  // The state that decides every later step, relative to prev_end.
+  // The state that decides every later step, relative to prev_start.
   // ready and pending matter only above prev_start (they enter max(prev_start, ready) and
-  // max(prev_end, ready)), dram_free only above prev_end (every transfer is issued later).
+  // max(prev_end, ready)); so does dram_free: every later request is issued after prev_start
+  // (a deferred store may be issued before prev_end, so prev_end is not a safe floor for it).
   std::vector<std::uint64_t> relative() const {
     auto above = [](std::uint64_t t, std::uint64_t base) { return t > base ? t - base : 0; };
-    std::vector<std::uint64_t> r{above(ready, prev_start), above(pending, prev_start), above(dram_free, prev_end),
+    std::vector<std::uint64_t> r{above(ready, prev_start), above(pending, prev_start), above(dram_free, prev_start),
                                  prev_end - prev_start, tail};
     for (const auto& [at, bytes] : deferred) {
       r.push_back(at - prev_start);
@@ -715,7 +716,7 @@ class TimelineRunner {
     tl.prev_start = tl.prev_end - rel[3];
     tl.ready = tl.prev_start + rel[0];
     tl.pending = tl.prev_start + rel[1];
-    tl.dram_free = tl.prev_end + rel[2];
+    tl.dram_free = tl.prev_start + rel[2];
     for (auto& d : tl.deferred) d.first = checked_add(d.first, add, "cycles");
     tl.stall = checked_add(tl.stall, checked_mul(tl.stall - old.stall, times, "cycles.stall"), "cycles.stall");
     for (std::size_t c = 0; c < tl.by_cause.size(); ++c) {

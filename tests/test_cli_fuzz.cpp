@@ -261,7 +261,7 @@ TEST_CASE("cli fuzz: random command lines end in 0, 2 or 3 and change only the f
                                         MFSIM_BINARY, line, tmp.path(), tmp.path());
     const int status = std::system(cmd.c_str());
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    const std::string err = mfsim::test::slurp(tmp.file("stderr"));
+    const std::string err = mfsim::test::without_sanitizer_stack_notes(mfsim::test::slurp(tmp.file("stderr")));
     INFO("run " << run << ": mfsim" << line << "\nexit " << code << "\nstderr: " << err);
     ++exits[code];
     if (code == 3) WARN("a verification mismatch (exit 3), run " << run << ": mfsim" << line << "\n" << err);

@@ -1,6 +1,7 @@
 // The cycle model: SystemC value-mode simulation against the closed forms, timing mode against
 // value mode, SCALE-Sim's formula, the memory timeline, and bit-exact results.
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <random>
 #include <tuple>
@@ -341,6 +342,24 @@ TEST_CASE("spilled partial sums: only they wait for the store, the operands are 
   CHECK(res[0].events.dram_write_bytes == 520 + 520);
 }
 
+TEST_CASE("the per-distinct-fold timeline equals the fold-by-fold timeline: a case clang's argument order drew",
+          "[model]") {
+  // The random test below draws its cases in the order the compiler evaluates arguments, so the
+  // clang build of the sanitizer tier sees other cases than g++: this one, fixed, is pinned here.
+  SimConfig cfg = config(kFp32, Dataflow::kOs, 9, 12, 4);
+  REQUIRE(std::string(cfg.array->name) == "fp32");
+  cfg.dram_bytes_per_cycle = 20.865167778281336;
+  cfg.overlap = true;
+  cfg.sram_a_bytes = 256;
+  cfg.sram_b_bytes = 1024;
+  cfg.sram_c_bytes = 512;
+  FoldPlan plan(cfg, GemmShape{220, 154, 198});
+  const GemmTiming fast = analytic_timing(plan), slow = analytic_timing_per_fold(plan);
+  CHECK(fast.total == slow.total);
+  CHECK(fast.stall == slow.stall);
+  CHECK(fast.stall_by_cause == slow.stall_by_cause);
+}
+
 TEST_CASE("the per-distinct-fold timeline equals the fold-by-fold timeline", "[model]") {
   const unsigned seed = 20261129;
   INFO("seed " << seed);
@@ -359,8 +378,9 @@ TEST_CASE("the per-distinct-fold timeline equals the fold-by-fold timeline", "[m
     cfg.sram_c_bytes = 64u << kib(rng);
     const GemmShape s{dim(rng), dim(rng), dim(rng)};
     INFO("case " << i << " " << cfg.array->name << " " << name(cfg.dataflow) << " " << cfg.rows << "x" << cfg.cols
-                 << " L=" << cfg.mac_latency << " bw=" << cfg.dram_bytes_per_cycle << " GEMM " << s.m << "x" << s.n
-                 << "x" << s.k);
+                 << " L=" << cfg.mac_latency << " bw=" << fmt::format("{}", cfg.dram_bytes_per_cycle) << " GEMM " << s.m << "x" << s.n
+                 << "x" << s.k << " overlap " << cfg.overlap << " policy " << static_cast<int>(cfg.map_policy)
+                 << " sram " << cfg.sram_a_bytes << "/" << cfg.sram_b_bytes << "/" << cfg.sram_c_bytes);
     FoldPlan plan(cfg, s);
     GemmTiming fast = analytic_timing(plan), slow = analytic_timing_per_fold(plan);
     REQUIRE(fast.total == slow.total);

@@ -31,8 +31,10 @@ struct RunResult {
   std::string err;  // stderr
 };
 
-// Runs build/mfsim with the given argument string (shell-quoted by the caller).
+// Runs build/mfsim with the given argument string (shell-quoted by the caller). Its stderr is
+// returned without ASan's benign stack-switch note (without_sanitizer_stack_notes).
 RunResult run_mfsim(const std::string& args);
+std::string without_sanitizer_stack_notes(const std::string& err);
 
 // A tiny Fashion-MNIST-shaped data set in `dir` (IDX files, the images gzipped): 28x28 images of
 // 10 classes, a bright bar whose row encodes the label, plus noise; fixed seed.
