@@ -101,6 +101,15 @@ void check_output_against_registry(const FileEntry& e) {
     }
   }
 }
+// The registry entry of output `path` (symbolic links followed: its target), checked against the
+// inputs and open outputs; throws InputError for an empty name or a clash.
+FileEntry checked_output(const std::string& path) {
+  if (path.empty()) throw InputError("an output file's name is empty");
+  const FileEntry e = entry_for(path, follow_links(path), true);
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  check_output_against_registry(e);
+  return e;
+}
 }  // namespace
 
 void note_input(const std::string& path) {
@@ -116,19 +125,9 @@ void note_input(const std::string& path) {
   registry().push_back(e);
 }
 
-void require_not_input(const std::string& path) {
-  if (path.empty()) throw InputError("an output file's name is empty");
-  const FileEntry e = entry_for(path, follow_links(path), true);
-  std::lock_guard<std::mutex> lock(registry_mutex);
-  check_output_against_registry(e);
-}
+void require_not_input(const std::string& path) { (void)checked_output(path); }
 
 std::string output_target(const std::string& path) { return follow_links(path); }
-
-void reset_file_registry() {
-  std::lock_guard<std::mutex> lock(registry_mutex);
-  registry().clear();
-}
 
 void require_writable_file(const std::string& path) {
   require_not_directory(path);
@@ -188,11 +187,7 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   require_not_directory(path_);
   target_ = follow_links(path_);
   require_not_directory(target_);
-  FileEntry entry = entry_for(path_, target_, true);
-  {
-    std::lock_guard<std::mutex> lock(registry_mutex);
-    check_output_against_registry(entry);
-  }
+  FileEntry entry = checked_output(path_);
   struct stat st {};
   const bool exists = ::stat(target_.c_str(), &st) == 0;
   if (exists && !S_ISREG(st.st_mode)) {

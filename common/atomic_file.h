@@ -52,8 +52,6 @@ void require_not_input(const std::string& path);
 // Where data written to `path` goes: the path with symbolic links followed.
 std::string output_target(const std::string& path);
 
-// Forgets every registered input and output (tests that run several commands in one process).
-void reset_file_registry();
 
 // Writes a whole text file atomically.
 void write_file_atomic(const std::string& path, std::string_view text);

@@ -35,6 +35,9 @@ std::string html_escape(const std::string& s) {
 // array (array.second) ran some of its GEMMs; "second (kind row)" when the second ran them all.
 // A trailing "*" marks a row with estimates: GEMMs priced as the array's products although their
 // operands are not exact on it.
+// Whether a row's verification counts GEMMs priced as another arithmetic's products.
+bool has_estimates(const ojson& v) { return v.contains("gemms_exact") && v["gemms_exact"] != v["gemms"]; }
+
 std::string array_label(const ojson& r, const std::string& kind) {
   const ojson& arrays = r["arrays"];
   if (!arrays.contains(kind)) return kind;
@@ -45,8 +48,7 @@ std::string array_label(const ojson& r, const std::string& kind) {
     const std::string second = s["kind"].get<std::string>();
     label = s["gemms"] == s["of_gemms"] ? second + " (" + kind + " row)" : kind + "+" + second;
   }
-  const ojson& v = a["verification"];
-  if (v.contains("gemms_exact") && v["gemms_exact"] != v["gemms"]) label += "*";
+  if (has_estimates(a["verification"])) label += "*";
   return label;
 }
 
@@ -61,7 +63,7 @@ std::string coverage_line(const ojson& r, const std::string& kind) {
     out += fmt::format("{}: {} of {} GEMMs ran on the second array ({}, array.second), whose PE prices them; ",
                        array_label(r, kind), s["gemms"].get<std::uint64_t>(), s["of_gemms"].get<std::uint64_t>(),
                        s["kind"].get<std::string>());
-  } else if (v.contains("gemms_exact") && v["gemms_exact"] != v["gemms"]) {
+  } else if (has_estimates(v)) {
     out += array_label(r, kind) + ": ";
   } else {
     return "";

@@ -527,9 +527,7 @@ ojson gemm_json(const SimConfig& cfg, std::size_t i, const TraceRecord& r, const
 ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) {
   const Trace& trace = reader.trace();
   const SimConfig& cfg = opt.config;
-  if (trace.records.empty()) {
-    throw InputError(fmt::format("{}: records: the trace has no GEMMs; nothing to simulate", reader.path()));
-  }
+  reader.require_gemms("simulate");
   const auto wall_start = std::chrono::steady_clock::now();
   std::vector<GemmOutcome> out(trace.records.size());
   std::vector<std::string> notes;

@@ -1,5 +1,7 @@
 #include "tests/test_util.h"
 
+#include "common/sanitizer_options.h"
+
 #include <sys/wait.h>
 #include <zlib.h>
 
@@ -109,17 +111,3 @@ void write_dataset(const std::string& dir, int n_train, int n_test) {
 
 }  // namespace mfsim::test
 
-// Under the sanitizer tier: LeakSanitizer's exit-time scan of thread stacks faults, now and then,
-// on the coroutine stacks SystemC leaves behind ("Tracer caught signal 11"; SystemC is Debian's,
-// not instrumented), so the test binaries, like mfsim itself (apps/mfsim/main.cpp), keep
-// AddressSanitizer and UBSan without the leak scan.
-#if defined(__SANITIZE_ADDRESS__)
-#define MFSIM_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MFSIM_TEST_ASAN 1
-#endif
-#endif
-#ifdef MFSIM_TEST_ASAN
-extern "C" const char* __lsan_default_options() { return "detect_leaks=0"; }
-#endif

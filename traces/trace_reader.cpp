@@ -276,6 +276,12 @@ Trace parse_trace_json(const std::string& text, const std::string& file, const s
   return t;
 }
 
+void TraceReader::require_gemms(const char* verb) const {
+  if (trace_.records.empty()) {
+    throw InputError(fmt::format("{}: records: the trace has no GEMMs; nothing to {}", path_, verb));
+  }
+}
+
 TraceReader::TraceReader(const std::string& path) : path_(path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {

@@ -26,6 +26,9 @@ class TraceReader {
 
   const Trace& trace() const { return trace_; }
   const std::string& path() const { return path_; }
+  // Throws InputError "PATH: records: the trace has no GEMMs; nothing to VERB" for an empty trace
+  // (inspect accepts one; simulate, compare and sweep have nothing to do with it).
+  void require_gemms(const char* verb) const;
 
   // Reads, verifies (sizes, CRC-32) and decodes one record's payload. Throws InputError.
   RecordPayload read_payload(std::size_t record_index) const;

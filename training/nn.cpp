@@ -869,8 +869,8 @@ Network::Network(const std::string& spec, int h, int w, int c, std::uint64_t see
       check_size(item, U(9) * c64 * o64 + U(9) * o64 * o64 + c64 * o64 + U(4) * o64, ho * wo * o64);
       check_size(item, 0, ho * wo * U(9) * U(std::max<std::uint64_t>(c64, o64)));  // the im2col of its 3x3 convolutions
       layers_.push_back(std::make_unique<ResidualBlock>(fmt::format("res{}", ++res), linear, h, w, c, out, stride, rng));
-      h = (h - 1) / stride + 1;
-      w = (w - 1) / stride + 1;
+      h = static_cast<int>(ho.v);
+      w = static_cast<int>(wo.v);
       c = out;
     } else if (kind == "gap" && f.size() == 1) {
       layers_.push_back(std::make_unique<GlobalAvgPool>());

@@ -229,11 +229,12 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
                                  "{} classes; end the network with fc:{}",
                                  spec, net.outputs(), classes, classes));
   }
-  if (U64(opt.batch) * net.max_activation_elements() > kMaxBatchActivationElements) {
+  // batch >= 1 (validated) and <= 2^31, tensors <= 2^26 elements per example: no overflow.
+  const std::uint64_t batch_elements = static_cast<std::uint64_t>(opt.batch) * net.max_activation_elements();
+  if (batch_elements > kMaxBatchActivationElements) {
     throw InputError(fmt::format("network spec \"{}\": a batch of {} needs {} elements in its largest tensor, more "
                                  "than the {} the training core holds; use a smaller --batch",
-                                 spec, opt.batch, U64(opt.batch) * net.max_activation_elements(),
-                                 kMaxBatchActivationElements));
+                                 spec, opt.batch, batch_elements, kMaxBatchActivationElements));
   }
   auto params = net.params();
   std::vector<std::vector<float>> velocity;

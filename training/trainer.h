@@ -24,7 +24,6 @@ inline bool loss_diverged(double loss, double first_loss) {
 
 // The largest tensor of a batch (batch x the largest per-example tensor), in elements (4 GiB of FP32).
 constexpr std::uint64_t kMaxBatchActivationElements = std::uint64_t{1} << 30;
-inline std::uint64_t U64(int v) { return v < 0 ? 0 : static_cast<std::uint64_t>(v); }
 
 struct TrainOptions {
   std::string model = "mlp";   // name (mlp, cnn) or empty with `spec`

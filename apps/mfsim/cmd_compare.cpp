@@ -156,9 +156,7 @@ int cmd_compare(const Args& args) {
   // The trace, read here too: a bad trace fails before any child starts, it is known as an
   // input (no output may overwrite it), and it tells which arrays need a second array.
   const TraceReader trace_reader(vm["trace"].as<std::string>());
-  if (trace_reader.trace().records.empty()) {
-    throw InputError(fmt::format("{}: records: the trace has no GEMMs; nothing to compare", vm["trace"].as<std::string>()));
-  }
+  trace_reader.require_gemms("compare");
   std::vector<EnergyTable> tables;
   {
     std::stringstream ss(vm["energy-table"].as<std::string>());

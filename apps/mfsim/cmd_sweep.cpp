@@ -493,12 +493,7 @@ int cmd_sweep(const Args& args) {
   // The trace is validated before anything runs; its JSON bytes (which hold every payload's
   // CRC-32, checked whenever a point reads the payload) identify its content.
   const std::string trace = std::filesystem::absolute(vm["trace"].as<std::string>()).string();
-  {
-    TraceReader check(trace);
-    if (check.trace().records.empty()) {
-      throw InputError(fmt::format("{}: records: the trace has no GEMMs; nothing to sweep", trace));
-    }
-  }
+  TraceReader(trace).require_gemms("sweep");
   const std::string trace_hash = content_hash(read_file(trace));
   const std::string sim_table_hash = table_hash(tables.front());
   const nlohmann::json definition = {{"mfsim_version", MFSIM_VERSION},

@@ -10,25 +10,11 @@
 
 #include "apps/mfsim/cli.h"
 #include "common/error.h"
+#include "common/sanitizer_options.h"
 #include "sim/pe_type.h"
 
 namespace po = boost::program_options;
 
-// Under the sanitizer tier (scripts/sanitize.sh): LeakSanitizer's exit-time scan of thread stacks
-// faults, now and then, on the coroutine stacks a SystemC simulation leaves behind ("Tracer caught
-// signal 11"), which would turn a clean run into exit 1. The mfsim process keeps AddressSanitizer
-// and UBSan but not the leak scan; the test binaries, which run the same libraries in process
-// (the SystemC arrays included), keep it.
-#if defined(__SANITIZE_ADDRESS__)
-#define MFSIM_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MFSIM_ASAN 1
-#endif
-#endif
-#ifdef MFSIM_ASAN
-extern "C" const char* __lsan_default_options() { return "detect_leaks=0"; }
-#endif
 
 namespace mfsim::cli {
 
