@@ -140,7 +140,7 @@ ojson add_energy(ojson& report, const EnergyTable& table) {
   const std::string first = cfg.at("array.kind").get<std::string>();
   const int wbc = cfg.at("quant.wbc_iterations").get<int>();
   const int prc = cfg.at("quant.prc_candidates").get<int>();
-  const std::string prc_roles = cfg.value("quant.prc_operands", std::string("a,w,g"));
+  const std::string prc_roles = cfg.value("quant.prc_operands", std::string("a,w"));
   std::vector<EnergyItem> total;
   std::map<std::string, std::vector<EnergyItem>> phases;
   std::map<std::string, std::vector<EnergyItem>> per_array;  // for the per-product arithmetic

@@ -866,6 +866,54 @@ Int8Tensor int8_stochastic(const float* x, std::size_t n, std::uint64_t key, int
   return t;
 }
 
+int int_pot2_scale_exp(float m, int qmax) {
+  if (!(m > 0.0f) || !std::isfinite(m)) return 0;
+  // The least E with qmax 2^E >= m: start from the exponent of m / qmax (frexp: m/qmax in
+  // [2^(e-1), 2^e)) and step down while qmax 2^(E-1) still covers m (ldexp: exact).
+  int e = 0;
+  std::frexp(static_cast<double>(m) / qmax, &e);
+  while (std::ldexp(static_cast<double>(qmax), e - 1) >= m) --e;
+  while (std::ldexp(static_cast<double>(qmax), e) < m) ++e;
+  return e;
+}
+
+namespace {
+// x 2^-E as a double: exact (a power-of-two factor; float values stay far from double's range).
+inline double pot2_unscale(float x, int e) { return std::ldexp(static_cast<double>(x), -e); }
+inline std::int8_t clamp_q(double v, int qmax) {
+  return static_cast<std::int8_t>(std::max(-static_cast<double>(qmax), std::min(static_cast<double>(qmax), v)));
+}
+}  // namespace
+
+IntPot2Tensor int_pot2_nearest(const float* x, std::size_t n, int qmax) {
+  IntPot2Tensor t;
+  bool finite = true;
+  t.scale_exp = int_pot2_scale_exp(max_abs(x, n, &finite), qmax);
+  t.q.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double r = pot2_unscale(x[i], t.scale_exp);
+    t.q[i] = std::isnan(r) ? 0 : clamp_q(std::nearbyint(r), qmax);  // the default mode: ties to even
+  }
+  return t;
+}
+
+IntPot2Tensor int_pot2_stochastic(const float* x, std::size_t n, std::uint64_t key, int qmax) {
+  IntPot2Tensor t;
+  bool finite = true;
+  t.scale_exp = int_pot2_scale_exp(max_abs(x, n, &finite), qmax);
+  t.q.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double r = pot2_unscale(x[i], t.scale_exp);
+    if (std::isnan(r)) {
+      t.q[i] = 0;
+      continue;
+    }
+    const double fl = std::floor(r);
+    t.q[i] = clamp_q(fl + (static_cast<double>(counter_uniform(key, i)) < r - fl ? 1.0 : 0.0), qmax);
+  }
+  return t;
+}
+
 FloatTensor fp8_quantize(NumFormat f, const float* x, std::size_t n) {
   FloatTensor t;
   bool finite = true;

@@ -79,6 +79,20 @@ struct Int8Tensor {
 Int8Tensor int8_nearest(const float* x, std::size_t n, int qmax = 127);
 Int8Tensor int8_stochastic(const float* x, std::size_t n, std::uint64_t key, int qmax = 127);
 
+// The same integers with a power-of-two scale, scale = 2^scale_exp with scale_exp the least
+// integer such that qmax 2^scale_exp >= max|x| (0 for an all-zero tensor): scaling is an exponent
+// subtraction and dequantization an exponent add, so a product of such an integer with a PoT4
+// operand is a shift and the GEMM stays multiplication-free (the shift-add PE, sim/pe/shift.cpp).
+// Nearest (ties to even) for activations and weights, stochastic (unbiased) for errors.
+struct IntPot2Tensor {
+  std::vector<std::int8_t> q;
+  int scale_exp = 0;
+};
+IntPot2Tensor int_pot2_nearest(const float* x, std::size_t n, int qmax = 127);
+IntPot2Tensor int_pot2_stochastic(const float* x, std::size_t n, std::uint64_t key, int qmax = 127);
+// The scale exponent int_pot2_* choose for a largest magnitude m (exposed for tests).
+int int_pot2_scale_exp(float m, int qmax);
+
 // FP8 (E4M3 or E5M2) with a power-of-two per-tensor scale: v = q * 2^scale_exp, where
 // scale_exp = ceil(log2(max|x| / max_fmt)) puts the largest magnitude at or below the format's
 // largest value; q rounded to nearest (ties to even). BF16: no scale, nearest (ties to even).

@@ -117,7 +117,7 @@ std::vector<ParamSpec> pe_params() {
                  "PRC clipping offsets tried per tensor and step (quantization overhead accounting); 0 for a "
                  "step trained without PRC (mfsim train --no-prc)",
                  [](const std::string&, SimConfig&) {}});
-  out.push_back({"quant.prc_operands", ParamType::kChoice, "a,w,g", "", 0, 0, "a,w,g|a,w|a,g|w,g|a|w|g",
+  out.push_back({"quant.prc_operands", ParamType::kChoice, "a,w", "", 0, 0, "a,w,g|a,w|a,g|w,g|a|w|g",
                  "the operand kinds PRC is charged on (activations, weights, errors), as mfsim train --prc-operands "
                  "(quantization overhead accounting)",
                  [](const std::string&, SimConfig&) {}});

@@ -274,10 +274,12 @@ TEST_CASE("simulate: PRC's operations are charged on the operand kinds it ran on
     return 0.0;
   };
   double aw = 0, g = 0;
-  const double every = comparisons("", &aw, &g);
+  const double every = comparisons("--set quant.prc_operands=a,w,g", &aw, &g);
   REQUIRE(aw > 0);
   REQUIRE(g > 0);
-  // Each PRC candidate (3 by default) costs one comparison per element of the kinds it runs on.
+  // Each PRC candidate (3 by default) costs one comparison per element of the kinds it runs on;
+  // the default is a,w (the training core's default: the errors are never clipped).
+  CHECK(every - comparisons("", &aw, &g) == 3 * g);
   CHECK(every - comparisons("--set quant.prc_operands=a,w", &aw, &g) == 3 * g);
   CHECK(every - comparisons("--set quant.prc_operands=g", &aw, &g) == 3 * aw);
   CHECK(every - comparisons("--set quant.prc_candidates=0", &aw, &g) == 3 * (aw + g));

@@ -118,16 +118,16 @@ TEST_CASE("train: data and usage errors name the file", "[smoke]") {
   CHECK(r.err == "mfsim: error: network spec \"fc:10,conv:3:3:1:1\": conv after flatten\n");
   r = run_mfsim(fmt::format("train -q --prc-operands a,x --data {} --report {}", dir.path(), rep));
   CHECK(r.exit_code == 2);
-  CHECK(r.err == "mfsim: error: train: --prc-operands: unknown operand \"x\" in \"a,x\"; expected a comma-separated "
-                 "subset of a,w,g\n");
+  CHECK(r.err == "mfsim: error: train: --prc-operands: unknown operand \"x\" in \"a,x\"; expected none or a "
+                 "comma-separated subset of a,w,g\n");
   r = run_mfsim(fmt::format("train -q --prc-operands w,a,w --data {} --report {}", dir.path(), rep));
-  CHECK(r.err == "mfsim: error: train: --prc-operands: repeated operand \"w\" in \"w,a,w\"; expected a "
+  CHECK(r.err == "mfsim: error: train: --prc-operands: repeated operand \"w\" in \"w,a,w\"; expected none or a "
                  "comma-separated subset of a,w,g\n");
   r = run_mfsim(fmt::format("train -q --prc-operands \"\" --data {} --report {}", dir.path(), rep));
   CHECK(r.err == "mfsim: error: train: --prc-operands: empty value; see 'mfsim train --help'\n");
   r = run_mfsim(fmt::format("train -q --prc-operands a,,w --data {} --report {}", dir.path(), rep));
-  CHECK(r.err == "mfsim: error: train: --prc-operands: unknown operand \"\" in \"a,,w\"; expected a comma-separated "
-                 "subset of a,w,g\n");
+  CHECK(r.err == "mfsim: error: train: --prc-operands: unknown operand \"\" in \"a,,w\"; expected none or a "
+                 "comma-separated subset of a,w,g\n");
   CHECK_FALSE(test::file_exists(rep));
 }
 
@@ -135,7 +135,8 @@ TEST_CASE("train: data and usage errors name the file", "[smoke]") {
 TEST_CASE("train: --prc-operands names the operands PRC may clip", "[smoke]") {
   TempDir dir;
   write_dataset(dir.path(), 64, 32);
-  for (const auto& [arg, name] : {std::pair<const char*, const char*>{"", "a,w,g"}, {"--prc-operands g,a", "a,g"},
+  for (const auto& [arg, name] : {std::pair<const char*, const char*>{"", "a,w"}, {"--prc-operands g,a", "a,g"},
+                                  {"--prc-operands a,w,g", "a,w,g"}, {"--prc-operands none", "none"},
                                   {"--no-prc", "none"}}) {
     const std::string rep = dir.file("p.json");
     auto r = run_mfsim(fmt::format("train -q --model mlp --epochs 1 --batch 32 {} --data {} --report {}", arg, dir.path(), rep));
@@ -393,4 +394,45 @@ TEST_CASE("simulate: a step mixing PoT4 and INT8 runs on an MF-MAC array with an
   REQUIRE(b.exit_code == 0);
   CHECK(b.out.find("\nint8 (int4 row) ") != std::string::npos);
   CHECK(b.out.find("int4+int8") == std::string::npos);
+}
+
+TEST_CASE("train: --policy selects a whole recipe, single options override its parts, bad names are refused",
+          "[smoke]") {
+  TempDir dir;
+  write_dataset(dir.path(), 128, 32);
+  const std::string rep = dir.file("r.json");
+  auto list = run_mfsim("train --list-policies");
+  REQUIRE(list.exit_code == 0);
+  for (const char* name : {"strict", "int8-input", "int8-errors", "int8-activations", "int8-weights", "edges-int8", "best"}) {
+    CHECK(("\n" + list.out).find(std::string("\n") + name + " ") != std::string::npos);
+  }
+  auto r = run_mfsim(fmt::format("train -q --model cnn --epochs 1 --batch 32 --data {} --policy int8-errors "
+                                 "--prc-operands a --report {}",
+                                 dir.path(), rep));
+  REQUIRE(r.exit_code == 0);
+  json j = json::parse(test::slurp(rep));
+  CHECK(j["policy"] == "int8-errors");
+  CHECK(j["int8_operands"] == "g");
+  CHECK(j["prc_operands"] == "a");  // the explicit option wins over the policy's a,w
+  CHECK(j["multiplication_free"] == true);
+  r = run_mfsim(fmt::format("train -q --model cnn --epochs 1 --batch 32 --data {} --report {}", dir.path(), rep));
+  REQUIRE(r.exit_code == 0);
+  j = json::parse(test::slurp(rep));
+  CHECK(j["policy"] == "none");
+  CHECK(j["prc_operands"] == "a,w");  // the default: the errors are never clipped
+  CHECK(j["int8_operands"] == "");
+  r = run_mfsim(fmt::format("train -q --model cnn --epochs 1 --data {} --policy edges-int8 --report {}", dir.path(), rep));
+  REQUIRE(r.exit_code == 0);
+  CHECK(json::parse(test::slurp(rep))["multiplication_free"] == false);
+  r = run_mfsim(fmt::format("train -q --data {} --policy fast --report {}", dir.path(), rep));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: train: --policy: unknown policy \"fast\"; expected strict|strict-prc-all|int8-input|"
+                 "int8-errors|int8-activations|int8-weights|edges-int8|best (see --list-policies)\n");
+  r = run_mfsim(fmt::format("train -q --data {} --quant int8 --policy strict --report {}", dir.path(), rep));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: train: --policy: applies only to --quant als-potq, not int8\n");
+  r = run_mfsim(fmt::format("train -q --data {} --int8-operands a,w --report {}", dir.path(), rep));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: train: --int8-operands: \"w\" makes a second operand of the first layers INT8 in "
+                 "\"a,w\"; at most one per layer, or its INT8 x INT8 products need multipliers\n");
 }

@@ -11,6 +11,9 @@
 #include "models/quantizer.h"
 #include "models/rng.h"
 #include "training/trainer.h"
+#include "training/policy.h"
+#include "traces/gemm_recorder.h"
+#include "common/error.h"
 
 using namespace mfsim;
 
@@ -560,4 +563,137 @@ TEST_CASE("a short training run lowers the loss in every arithmetic", "[model]")
     CHECK(again["train_loss_per_epoch"] == rep["train_loss_per_epoch"]);
     CHECK(again["test_accuracy"] == rep["test_accuracy"]);
   }
+}
+
+TEST_CASE("INT8 with a power-of-two scale: the least covering exponent, nearest and unbiased stochastic rounding",
+          "[unit]") {
+  // The least E with 127 2^E >= m, checked against a direct search.
+  for (float m : {1.0f, 127.0f, 127.5f, 254.0f, 254.001f, 3e-7f, 5e5f, 0.49f}) {
+    const int e = int_pot2_scale_exp(m, 127);
+    INFO("m = " << m);
+    CHECK(std::ldexp(127.0, e) >= m);
+    CHECK(std::ldexp(127.0, e - 1) < m);
+  }
+  CHECK(int_pot2_scale_exp(0.0f, 127) == 0);
+  CHECK(int_pot2_scale_exp(NAN, 127) == 0);
+  // Nearest: every value within half a step 2^E; the largest magnitude maps into [-127, 127].
+  SplitMix64 rng(5);
+  std::vector<float> x(4000);
+  for (auto& v : x) v = static_cast<float>((rng.uniform() * 2 - 1) * 3.7);
+  const IntPot2Tensor t = int_pot2_nearest(x.data(), x.size());
+  CHECK(t.scale_exp == int_pot2_scale_exp(3.7f, 127));  // max |x| is just below 3.7
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double v = std::ldexp(static_cast<double>(t.q[i]), t.scale_exp);
+    REQUIRE(std::fabs(v - x[i]) <= std::ldexp(0.5, t.scale_exp));
+    REQUIRE(std::abs(static_cast<int>(t.q[i])) <= 127);
+  }
+  // Ties to even: 2.5 steps -> 2, 3.5 steps -> 4.
+  const float ties[2] = {std::ldexp(2.5f, -3), std::ldexp(127.0f, -3)};  // max 127 2^-3: E = -3
+  const IntPot2Tensor tt = int_pot2_nearest(ties, 2);
+  CHECK(tt.scale_exp == -3);
+  CHECK(tt.q[0] == 2);
+  // Stochastic: the mean over keys equals the value (unbiased in the linear domain).
+  const float y[2] = {std::ldexp(0.3f, -3), std::ldexp(127.0f, -3)};
+  double sum = 0;
+  for (std::uint64_t key = 0; key < 20000; ++key) sum += int_pot2_stochastic(y, 2, key).q[0];
+  CHECK(sum / 20000 == Approx(0.3).margin(0.02));
+}
+
+namespace {
+// Records every GEMM's operand formats (no operands kept).
+class FormatRecorder : public GemmRecorder {
+ public:
+  std::vector<TraceRecord> records;
+  void add_pot4(const TraceRecord& r, const Pot4Code*, const Pot4Code*, const std::int64_t*) override { records.push_back(r); }
+  void add_int8(const TraceRecord& r, const std::int8_t*, const std::int8_t*, const std::int64_t*) override {
+    records.push_back(r);
+  }
+  void add_fp32(const TraceRecord& r, const float*, const float*, const float*) override { records.push_back(r); }
+  void add_pot4_int8(const TraceRecord& r, const Pot4Code*, const std::int8_t*, const std::int64_t*) override {
+    records.push_back(r);
+  }
+};
+}  // namespace
+
+TEST_CASE("per-layer precision: each class's INT8 operand lands in exactly the GEMMs that use it", "[model]") {
+  // conv (first) - fc (hidden) - fc (last): for each single INT8 operand, every GEMM has a PoT4
+  // operand and the INT8 one sits where the policy puts it.
+  Dataset data = toy_dataset(64, 1);
+  struct Case {
+    const char* spec;
+    std::uint8_t masks[4];
+  } cases[] = {{"a", {1, 1, 1, 1}}, {"g", {4, 4, 4, 4}}, {"w", {2, 2, 2, 2}}, {"a@first,w@last,g@hidden", {1, 4, 2, 0}}};
+  for (const auto& c : cases) {
+    TrainOptions o;
+    o.spec = "conv:4:3:1:1,relu,maxpool:2,flatten,fc:16,relu,fc:10";
+    o.arith = NumFormat::kPot4;
+    parse_int8_operands(c.spec, "test", o.int8_roles);
+    for (int k = 0; k < 4; ++k) REQUIRE(o.int8_roles[k] == c.masks[k]);
+    CHECK(int8_operands_spec(o.int8_roles) == c.spec);
+    CHECK(multiplication_free(o));
+    StepContext ctx = make_context(o);
+    FormatRecorder rec;
+    ctx.trace = &rec;
+    Network net(o.spec, 8, 8, 1, 1);
+    Tensor x;
+    x.n = 8;
+    x.h = x.w = 8;
+    x.c = 1;
+    x.v.assign(data.images.begin(), data.images.begin() + 8 * 64);
+    Tensor y = net.forward(x, ctx, true);
+    Tensor dy;
+    const std::vector<int> labels(data.labels.begin(), data.labels.begin() + 8);
+    softmax_cross_entropy(y, labels, &dy, nullptr);
+    net.backward(dy, ctx);
+    REQUIRE(rec.records.size() == 8);  // 3 layers x 3 GEMMs, less the first layer's bwd_data
+    for (const auto& r : rec.records) {
+      const int cls = r.layer == "conv1" ? kFirstLayer : r.layer == "fc1" ? kHiddenLayer : kLastLayer;
+      // The slots of each phase's operands: fwd A.W, bwd_data G.W^T, bwd_weight A^T.G.
+      const int slot_a = r.phase == Phase::kBwdData ? 2 : 0, slot_b = r.phase == Phase::kFwd ? 1 : r.phase == Phase::kBwdData ? 1 : 2;
+      INFO(c.spec << " " << r.layer << " " << to_string(r.phase));
+      CHECK(r.a.format == (((c.masks[cls] >> slot_a) & 1) ? NumFormat::kInt8 : NumFormat::kPot4));
+      CHECK(r.b.format == (((c.masks[cls] >> slot_b) & 1) ? NumFormat::kInt8 : NumFormat::kPot4));
+      CHECK((r.a.format == NumFormat::kPot4 || r.b.format == NumFormat::kPot4));
+      if (r.a.format == NumFormat::kInt8) CHECK(std::log2(r.a.scale) == std::round(std::log2(r.a.scale)));
+      if (r.b.format == NumFormat::kInt8) CHECK(std::log2(r.b.scale) == std::round(std::log2(r.b.scale)));
+    }
+  }
+}
+
+TEST_CASE("per-layer precision: bad --int8-operands items and second INT8 operands are refused", "[unit]") {
+  std::uint8_t m[4];
+  auto err = [&](const std::string& spec) {
+    try {
+      parse_int8_operands(spec, "train: --int8-operands", m);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  CHECK(err("a,g") == "train: --int8-operands: \"g\" makes a second operand of the first layers INT8 in \"a,g\"; at most "
+                      "one per layer, or its INT8 x INT8 products need multipliers");
+  CHECK(err("a@first,w@edges") == "train: --int8-operands: \"w@edges\" makes a second operand of the first layers INT8 "
+                                  "in \"a@first,w@edges\"; at most one per layer, or its INT8 x INT8 products need "
+                                  "multipliers");
+  CHECK(err("x") == "train: --int8-operands: bad item \"x\" in \"x\"; expected OPERAND[@CLASS] with OPERAND a, w or g "
+                    "and CLASS all, first, hidden, last, attention or edges");
+  CHECK(err("a@middle") == "train: --int8-operands: bad item \"a@middle\" in \"a@middle\"; expected OPERAND[@CLASS] with "
+                           "OPERAND a, w or g and CLASS all, first, hidden, last, attention or edges");
+  CHECK(err("a@first,a@first") == "train: --int8-operands: \"a@first\" repeats an operand of first layers in "
+                                  "\"a@first,a@first\"");
+  CHECK(err("g@hidden,a@first") == "accepted");
+  CHECK(int8_operands_spec(m) == "a@first,g@hidden");
+  // Every policy parses, names its parts, and is multiplication-free unless it keeps INT8 x INT8 edges.
+  for (const auto& p : policies()) {
+    TrainOptions o;
+    apply_policy(find_policy(p.name), o, {});
+    INFO(p.name);
+    CHECK(multiplication_free(o) == (std::string(find_policy(p.name).first_last) == "potq"));
+  }
+  TrainOptions o;
+  o.prc_roles[0] = false;
+  apply_policy(find_policy("int8-errors"), o, {"prc-operands"});  // an explicit option wins
+  CHECK(!o.prc_roles[0]);
+  CHECK(o.int8_roles[kHiddenLayer] == 4);
+  CHECK(o.policy == "int8-errors");
 }

@@ -29,6 +29,7 @@ class ShapeRecorder : public GemmRecorder {
   void add_pot4(const TraceRecord& r, const Pot4Code*, const Pot4Code*, const std::int64_t*) override { add(r); }
   void add_int8(const TraceRecord& r, const std::int8_t*, const std::int8_t*, const std::int64_t*) override { add(r); }
   void add_fp32(const TraceRecord& r, const float*, const float*, const float*) override { add(r); }
+  void add_pot4_int8(const TraceRecord& r, const Pot4Code*, const std::int8_t*, const std::int64_t*) override { add(r); }
 
  private:
   void add(const TraceRecord& r) { records.push_back(r); }

@@ -18,6 +18,9 @@ class GemmRecorder {
   virtual void add_int8(const TraceRecord& rec, const std::int8_t* a, const std::int8_t* b,
                         const std::int64_t* expected) = 0;
   virtual void add_fp32(const TraceRecord& rec, const float* a, const float* b, const float* expected) = 0;
+  // A shift-add GEMM: one operand PoT4, the other INT8 (rec.a.format says which is A).
+  virtual void add_pot4_int8(const TraceRecord& rec, const Pot4Code* pot4_operand, const std::int8_t* int8_operand,
+                             const std::int64_t* expected) = 0;
 };
 
 }  // namespace mfsim

@@ -65,7 +65,11 @@ bool parse_phase(const std::string& s, Phase* out) {
 
 bool operand_formats_compatible(NumFormat a, NumFormat b) {
   auto fp8 = [](NumFormat f) { return f == NumFormat::kFp8E4M3 || f == NumFormat::kFp8E5M2; };
-  return a == b || (fp8(a) && fp8(b));
+  return a == b || (fp8(a) && fp8(b)) || is_shift_pair(a, b);
+}
+
+bool is_shift_pair(NumFormat a, NumFormat b) {
+  return (a == NumFormat::kPot4 && b == NumFormat::kInt8) || (a == NumFormat::kInt8 && b == NumFormat::kPot4);
 }
 
 const char* to_string(OutputType t) {

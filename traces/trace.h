@@ -41,8 +41,10 @@ struct OperandSpec {
   int scale_exp = 0;   // pot4: the tensor's scale exponent E; fp8: v = q * 2^scale_exp
   float scale = 1.0f;  // int8, int4: v = q * scale (positive, finite)
 };
-// Both operands of a GEMM share one format, except the hybrid FP8 pair (E4M3 with E5M2).
+// Both operands of a GEMM share one format, except the hybrid FP8 pair (E4M3 with E5M2) and the
+// shift-add pair (one PoT4 and one INT8 operand: every product a shift of the INT8 value).
 bool operand_formats_compatible(NumFormat a, NumFormat b);
+bool is_shift_pair(NumFormat a, NumFormat b);
 
 struct PayloadRef {
   std::uint64_t offset = 0;  // byte offset in the payload file

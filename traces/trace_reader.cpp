@@ -186,7 +186,7 @@ TraceRecord parse_record(const json& j, const std::string& file, std::size_t ind
   r.b = parse_operand(f, "b");
   if (!operand_formats_compatible(r.a.format, r.b.format)) {
     f.fail("b.format", fmt::format("\"{}\" differs from a.format \"{}\"; both operands of a GEMM "
-                                   "must use one format (or fp8e4m3 with fp8e5m2)",
+                                   "must use one format (or fp8e4m3 with fp8e5m2, or pot4 with int8)",
                                    to_string(r.b.format), to_string(r.a.format)));
   }
   if (const json* acc = f.optional_object("accumulator")) {

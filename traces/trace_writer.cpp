@@ -106,7 +106,8 @@ void TraceWriter::check(const TraceRecord& rec, FormatKind want) const {
     throw std::invalid_argument(fmt::format("trace writer: {} {}: dimensions out of range",
                                             rec.layer, to_string(rec.phase)));
   }
-  if (format_info(rec.a.format).kind != want || !operand_formats_compatible(rec.a.format, rec.b.format)) {
+  if ((format_info(rec.a.format).kind != want && !is_shift_pair(rec.a.format, rec.b.format)) ||
+      !operand_formats_compatible(rec.a.format, rec.b.format)) {
     throw std::invalid_argument(fmt::format("trace writer: {} {}: operand formats {} and {} do not fit this call",
                                             rec.layer, to_string(rec.phase), to_string(rec.a.format),
                                             to_string(rec.b.format)));
@@ -178,6 +179,31 @@ void TraceWriter::add_int8(const TraceRecord& rec, const std::int8_t* a, const s
   }
   push_with_payload(rec, raw_bytes(a, static_cast<std::size_t>(s.m * s.k)),
                     raw_bytes(b, static_cast<std::size_t>(s.k * s.n)),
+                    acc_bytes(rec, expected, static_cast<std::size_t>(s.m * s.n)));
+}
+
+void TraceWriter::add_pot4_int8(const TraceRecord& rec, const Pot4Code* pot4_operand, const std::int8_t* int8_operand,
+                                const std::int64_t* expected) {
+  const bool a_pot4 = rec.a.format == NumFormat::kPot4;
+  if (!is_shift_pair(rec.a.format, rec.b.format)) {
+    throw std::invalid_argument(fmt::format("trace writer: {} {}: operand formats {} and {} are not a pot4 and int8 pair",
+                                            rec.layer, to_string(rec.phase), to_string(rec.a.format),
+                                            to_string(rec.b.format)));
+  }
+  check(rec, FormatKind::kPot4);
+  const auto& s = rec.shape;
+  const std::size_t na = static_cast<std::size_t>(s.m * s.k), nb = static_cast<std::size_t>(s.k * s.n);
+  const std::size_t n_pot4 = a_pot4 ? na : nb, n_int = a_pot4 ? nb : na;
+  for (std::size_t i = 0; i < n_int; ++i) {
+    if (int8_operand[i] < -127) {
+      throw std::invalid_argument(fmt::format("trace writer: {} {}: operand value {} is outside [-127, 127]", rec.layer,
+                                              to_string(rec.phase), int8_operand[i]));
+    }
+  }
+  std::vector<std::uint8_t> packed(pot4_packed_bytes(n_pot4));
+  pot4_pack(pot4_operand, n_pot4, packed.data());
+  const std::vector<std::uint8_t> ints = raw_bytes(int8_operand, n_int);
+  push_with_payload(rec, a_pot4 ? packed : ints, a_pot4 ? ints : packed,
                     acc_bytes(rec, expected, static_cast<std::size_t>(s.m * s.n)));
 }
 

@@ -31,6 +31,8 @@ class TraceWriter : public GemmRecorder {
   void add_int8(const TraceRecord& rec, const std::int8_t* a, const std::int8_t* b,
                 const std::int64_t* expected) override;
   void add_fp32(const TraceRecord& rec, const float* a, const float* b, const float* expected) override;
+  void add_pot4_int8(const TraceRecord& rec, const Pot4Code* pot4_operand, const std::int8_t* int8_operand,
+                     const std::int64_t* expected) override;
 
   std::size_t size() const { return trace_.records.size(); }
   void commit();

@@ -26,6 +26,11 @@ constexpr struct {
                {NumFormat::kInt8, "int8"}, {NumFormat::kInt4, "int4"}, {NumFormat::kPot4, "als-potq"}};
 }  // namespace
 
+const char* layer_class_name(int c) {
+  static const char* names[kLayerClasses] = {"first", "hidden", "last", "attention"};
+  return c >= 0 && c < kLayerClasses ? names[c] : "?";
+}
+
 const char* arith_name(NumFormat a) {
   for (const auto& x : kAriths) {
     if (x.format == a) return x.name;
@@ -71,7 +76,18 @@ Grid to_grid(FloatTensor&& t, NumFormat f) {
 }  // namespace
 
 
-Grid quantize(const float* x, std::size_t n, Role role, StepContext& ctx, std::uint64_t key) {
+Grid quantize(const float* x, std::size_t n, Role role, StepContext& ctx, std::uint64_t key, int slot) {
+  if (ctx.arith == NumFormat::kPot4 && ((ctx.int8_roles[ctx.layer_class] >> (slot < 0 ? static_cast<int>(role) : slot)) & 1)) {
+    // A policy's INT8 operand: a power-of-two scale, so its products with PoT4 operands are shifts.
+    IntPot2Tensor t = role == Role::kError ? int_pot2_stochastic(x, n, key) : int_pot2_nearest(x, n);
+    Grid g;
+    g.format = NumFormat::kInt8;
+    g.pot2 = true;
+    g.e = t.scale_exp;
+    g.scale = std::ldexp(1.0f, t.scale_exp);
+    g.v.assign(t.q.begin(), t.q.end());
+    return g;
+  }
   switch (ctx.arith) {
     case NumFormat::kFp32: {
       Grid g;
@@ -192,7 +208,17 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
       for (std::size_t i = 0; i < mn; ++i) out[i] = std::ldexp(out[i], shift);
     }
   } else {
-    const auto max_product = static_cast<double>(max_product_term(ctx.arith));
+    // Integer grids: PoT4 (+-2^(m-1)), INT8 or INT4, or a policy's mixed pair (a PoT4 operand
+    // with an INT8 one: its products are shifts). Products bounded by the two formats' largest
+    // integers; sums exact.
+    const auto max_int = [](const Grid& g) { return g.format == NumFormat::kPot4 ? 64.0 : static_cast<double>(format_info(g.format).max_int); };
+    const double max_product = a.format == b.format && a.format != NumFormat::kPot4 && !a.pot2 && !b.pot2
+                                   ? static_cast<double>(max_product_term(a.format))
+                                   : max_int(a) * max_int(b);
+    // A power-of-two scale on both sides: dequantization is an exponent add (no multiplication).
+    const auto pot_exp = [](const Grid& g) { return g.format == NumFormat::kPot4 ? g.e - 6 : g.e; };
+    const bool exponent_dequant = (a.format == NumFormat::kPot4 || a.pot2) && (b.format == NumFormat::kPot4 || b.pot2);
+    const int shift = pot_exp(a) + pot_exp(b);
     if (static_cast<double>(k) * max_product > 2147483647.0) {
       throw std::runtime_error(fmt::format("{} {}: K = {} could overflow the 32-bit accumulator", layer,
                                            to_string(phase), k));
@@ -201,8 +227,8 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
       // One chunk: the float GEMM's sums are exact integers below 2^24 (training/exact_gemm.h).
       sgemm(ta, tb, m, n, k, a.v.data(), b.v.data(), out);
       if (ctx.trace != nullptr) acc.assign(out, out + mn);
-      if (ctx.arith == NumFormat::kPot4) {
-        exponent_add_all(out, mn, a.e + b.e - 12);
+      if (exponent_dequant) {
+        exponent_add_all(out, mn, shift);
       } else {
         const float s = a.scale * b.scale;
         for (std::size_t i = 0; i < mn; ++i) out[i] *= s;
@@ -210,9 +236,8 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
     } else {
       acc.resize(mn);
       exact_int_gemm(ta, tb, m, n, k, a.v.data(), b.v.data(), max_product, acc.data());
-      if (ctx.arith == NumFormat::kPot4) {
-        const int shift = a.e + b.e - 12;  // the MF-MAC accumulator's LSB weight
-        for (std::size_t i = 0; i < mn; ++i) out[i] = exponent_add(acc[i], shift);
+      if (exponent_dequant) {
+        for (std::size_t i = 0; i < mn; ++i) out[i] = exponent_add(acc[i], shift);  // the accumulator's LSB weight
       } else {
         const float s = a.scale * b.scale;
         for (std::size_t i = 0; i < mn; ++i) out[i] = static_cast<float>(acc[i]) * s;
@@ -244,7 +269,24 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
   }
   std::vector<std::int64_t> expected(mn);
   for (std::size_t i = 0; i < mn; ++i) expected[i] = static_cast<std::int64_t>(acc[i]);
-  if (ctx.arith == NumFormat::kPot4) {
+  if (a.format != b.format) {  // a policy's shift-add GEMM: one PoT4 operand, one INT8 (power-of-two scale)
+    const bool a_pot4 = a.format == NumFormat::kPot4;
+    const Grid& pg = a_pot4 ? a : b;
+    const Grid& ig = a_pot4 ? b : a;
+    OperandSpec ps, is;
+    ps.format = NumFormat::kPot4;
+    ps.scale_exp = pg.e;
+    is.format = NumFormat::kInt8;
+    is.scale = ig.scale;
+    r.a = a_pot4 ? ps : is;
+    r.b = a_pot4 ? is : ps;
+    const std::vector<float>& pv = a_pot4 ? ar : br;
+    const std::vector<float>& iv = a_pot4 ? br : ar;
+    std::vector<Pot4Code> codes(pv.size());
+    std::transform(pv.begin(), pv.end(), codes.begin(), code_of);
+    std::vector<std::int8_t> ints(iv.begin(), iv.end());
+    ctx.trace->add_pot4_int8(r, codes.data(), ints.data(), expected.data());
+  } else if (ctx.arith == NumFormat::kPot4) {
     r.a.format = r.b.format = NumFormat::kPot4;
     r.a.scale_exp = a.e;
     r.b.scale_exp = b.e;
@@ -267,7 +309,7 @@ float grid_value(const Grid& g, std::size_t i) {
     case NumFormat::kFp8E4M3:
     case NumFormat::kFp8E5M2: return std::ldexp(g.v[i], g.e);
     case NumFormat::kInt8:
-    case NumFormat::kInt4: return g.v[i] * g.scale;
+    case NumFormat::kInt4: return g.pot2 ? std::ldexp(g.v[i], g.e) : g.v[i] * g.scale;
     default: return g.v[i];
   }
 }
@@ -331,11 +373,14 @@ class LinearBase : public Layer {
     return g;
   }
   // The first and the last linear layer under --first-last run in ctx.edge_arith.
+  // Every layer sets its class (first, last or hidden) for the policy's per-layer precision.
   struct EdgeScope {
     StepContext& ctx;
     NumFormat saved;
-    EdgeScope(StepContext& c, bool edge) : ctx(c), saved(c.arith) {
-      if (edge && c.edge_override) ctx.arith = c.edge_arith;
+    LayerClassScope cls;
+    EdgeScope(StepContext& c, const LinearBase& l)
+        : ctx(c), saved(c.arith), cls(c, l.first ? kFirstLayer : l.edge ? kLastLayer : kHiddenLayer) {
+      if (l.edge && c.edge_override) ctx.arith = c.edge_arith;
     }
     ~EdgeScope() { ctx.arith = saved; }
   };
@@ -384,7 +429,7 @@ class Dense : public LinearBase {
  public:
   Dense(std::string name, int index, int in, int out, SplitMix64& rng) : LinearBase(std::move(name), index, in, out, rng) {}
   Tensor forward(Tensor x, StepContext& ctx, bool) override {
-    EdgeScope scope(ctx, edge);
+    EdgeScope scope(ctx, *this);
     Tensor y;
     y.n = x.n;
     y.c = n_;
@@ -395,7 +440,7 @@ class Dense : public LinearBase {
     return y;
   }
   Tensor backward(Tensor dy, StepContext& ctx) override {
-    EdgeScope scope(ctx, edge);
+    EdgeScope scope(ctx, *this);
     Tensor dx;
     dx.n = dy.n;
     dx.c = k_;
@@ -413,7 +458,7 @@ class Conv2d : public LinearBase {
     q_ = (w + 2 * pad - k) / stride + 1;
   }
   Tensor forward(Tensor x, StepContext& ctx, bool) override {
-    EdgeScope scope(ctx, edge);
+    EdgeScope scope(ctx, *this);
     batch_ = x.n;
     geometry_ = ConvGeometry{batch_, h_, w_in_, cin_, ks_, ks_, stride_, pad_};
     const Grid xq = input_grid(x, ctx);
@@ -437,7 +482,7 @@ class Conv2d : public LinearBase {
     return y;
   }
   Tensor backward(Tensor dy, StepContext& ctx) override {
-    EdgeScope scope(ctx, edge);
+    EdgeScope scope(ctx, *this);
     std::vector<float> dcols = backward_gemm(ctx, dy.v.data(), !first);
     Tensor dx;
     dx.n = batch_;

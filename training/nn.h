@@ -45,6 +45,14 @@ struct QuantNoise {
   int count[3] = {0, 0, 0};
 };
 
+// Where a linear layer sits, for the per-layer precision of a policy (docs/method.md): the first
+// linear layer (its input is the data), the last (the classifier), the others, and the
+// Transformer's attention matmuls (Q K^T and softmax(S) V; their left operand takes the A slot,
+// their right operand the W slot).
+enum LayerClass : int { kFirstLayer = 0, kHiddenLayer = 1, kLastLayer = 2, kAttentionLayer = 3 };
+constexpr int kLayerClasses = 4;
+const char* layer_class_name(int c);  // "first", "hidden", "last", "attention"
+
 // Everything a linear layer needs to know about the current step.
 struct StepContext {
   NumFormat arith = NumFormat::kFp32;
@@ -57,6 +65,12 @@ struct StepContext {
   PotqOptions potq;        // PRC for A, W, G; WBC applies to W when wbc is set
   bool prc_roles[3] = {true, true, true};  // --prc-operands: PRC for A, W, G (by Role) when potq.prc
   bool wbc = true;
+  // ALS-POTQ's per-layer precision: bit r (A 1, W 2, G 4; Role order) of int8_roles[class] puts
+  // that operand of the layers of that class in INT8 with a power-of-two scale instead of PoT4,
+  // so its products with PoT4 operands are shifts. `layer_class` is the class of the layer
+  // running (set by the layers' scopes).
+  std::uint8_t int8_roles[kLayerClasses] = {0, 0, 0, 0};
+  int layer_class = kHiddenLayer;
   std::uint64_t seed = 1;  // stochastic rounding keys derive from seed, step and layer
   std::uint64_t step = 0;
   GemmRecorder* trace = nullptr;  // when set, every GEMM of this step is recorded

@@ -20,6 +20,7 @@ struct Grid {
   NumFormat format = NumFormat::kFp32;
   int e = 0;          // PoT4: value = v * 2^(e - 6); FP8: value = v * 2^e
   float scale = 1.0f; // INT8, INT4: value = v * scale
+  bool pot2 = false;  // INT8 with a power-of-two scale (a policy's INT8 operand): value = v * 2^e
 };
 
 // What a tensor is in its layer: activations and weights round to nearest (weights with WBC
@@ -27,7 +28,19 @@ struct Grid {
 enum class Role { kActivation, kWeight, kError };
 
 // Quantizes n values in the step's arithmetic (FP32: a copy). `key` seeds stochastic rounding.
-Grid quantize(const float* x, std::size_t n, Role role, StepContext& ctx, std::uint64_t key);
+// `slot` (default: the role) is the operand slot whose per-layer precision applies
+// (StepContext::int8_roles): the attention's K and V round as activations in the W slot.
+Grid quantize(const float* x, std::size_t n, Role role, StepContext& ctx, std::uint64_t key, int slot = -1);
+
+// Sets ctx.layer_class for a scope.
+struct LayerClassScope {
+  StepContext& ctx;
+  int saved;
+  LayerClassScope(StepContext& c, int cls) : ctx(c), saved(c.layer_class) { ctx.layer_class = cls; }
+  ~LayerClassScope() { ctx.layer_class = saved; }
+  LayerClassScope(const LayerClassScope&) = delete;
+  LayerClassScope& operator=(const LayerClassScope&) = delete;
+};
 
 // out[m x n] = op(A) . op(B) in the step's arithmetic, dequantized to float; records the GEMM
 // (row-major A m x k and B k x n, with its exact expected output) when the step is traced.

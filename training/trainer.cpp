@@ -1,5 +1,7 @@
 #include "training/trainer.h"
 
+#include "training/policy.h"
+
 #include <fmt/format.h>
 #include <malloc.h>
 #include <unistd.h>
@@ -80,6 +82,9 @@ StepContext make_context(const TrainOptions& opt) {
   ctx.wbc = opt.wbc;
   ctx.potq.prc = opt.prc;
   for (int r = 0; r < 3; ++r) ctx.prc_roles[r] = opt.prc_roles[r];
+  if (opt.arith == NumFormat::kPot4) {
+    for (int c = 0; c < kLayerClasses; ++c) ctx.int8_roles[c] = opt.int8_roles[c];
+  }
   ctx.potq.prc_candidates = opt.prc_candidates;
   ctx.potq.wbc_iterations = opt.wbc_iterations;
   ctx.potq.prc_criterion = opt.prc_criterion;
@@ -108,6 +113,9 @@ ojson report_header(const TrainOptions& opt, const std::string& spec, Network& n
   rep["prc"] = opt.arith == NumFormat::kPot4 && opt.prc;
   rep["prc_operands"] = prc_operands_name(opt);
   rep["first_last"] = opt.first_last;
+  rep["policy"] = opt.policy.empty() ? "none" : opt.policy;  // none: the options alone
+  rep["int8_operands"] = opt.arith == NumFormat::kPot4 ? int8_operands_spec(opt.int8_roles) : "";
+  rep["multiplication_free"] = multiplication_free(opt);
   rep["prc_criterion"] = opt.prc_criterion == PrcCriterion::kL1 ? "l1" : opt.prc_criterion == PrcCriterion::kMse ? "mse" : "range";
   rep["error_scale"] = opt.error_scale_floor ? "floor" : "ceil";
   rep["threads"] = opt.threads;

@@ -35,7 +35,11 @@ struct TrainOptions {
   double lr = 0.02, momentum = 0.9, weight_decay = 0.0;
   std::string lr_schedule = "cosine";  // constant | cosine (half-cosine decay to 0 over all steps)
   bool wbc = true, prc = true;
-  bool prc_roles[3] = {true, true, true};  // --prc-operands: PRC for A, W, G (Role order)
+  // --prc-operands: PRC for A, W, G (Role order). Default a,w: clipping the errors costs accuracy
+  // (docs/results-accuracy.md); their stochastic rounding at the ALS scale is unbiased.
+  bool prc_roles[3] = {true, true, false};
+  std::string policy;                          // --policy NAME ("" when none was given)
+  std::uint8_t int8_roles[4] = {0, 0, 0, 0};  // --int8-operands: INT8 operands by layer class (training/policy.h)
   std::string first_last = "potq";  // potq (every layer in `arith`) | int8 | fp32: the first and last linear layer
   int sqnr_every = 10;              // per-layer SQNR sampled every this many steps (0: off)
   int prc_candidates = 3, wbc_iterations = 8;

@@ -1,5 +1,7 @@
 #include "training/transformer.h"
 
+#include "training/policy.h"
+
 #include <fmt/format.h>
 #include <malloc.h>
 #include <unistd.h>
@@ -265,10 +267,12 @@ class Block {
 
  private:
   // The attention GEMMs in the step's arithmetic, or in FP32 (--attention-quant fp32).
+  // The attention matmuls are their own layer class for a policy's per-layer precision.
   struct ArithScope {
     StepContext& ctx;
     NumFormat saved;
-    ArithScope(StepContext& c, bool fp32) : ctx(c), saved(c.arith) {
+    LayerClassScope cls;
+    ArithScope(StepContext& c, bool fp32) : ctx(c), saved(c.arith), cls(c, kAttentionLayer) {
       if (fp32) ctx.arith = NumFormat::kFp32;
     }
     ~ArithScope() { ctx.arith = saved; }
@@ -289,8 +293,9 @@ class Block {
     const int S = c_.seq, D = dh(), H = c_.heads;
     const std::size_t md = static_cast<std::size_t>(m_) * c_.d;
     qg_ = quantize(q_buf_.data(), md, Role::kActivation, ctx, 0);
-    kg_ = quantize(k_buf_.data(), md, Role::kActivation, ctx, 0);
-    vg_ = quantize(v_buf_.data(), md, Role::kActivation, ctx, 0);
+    // K and V are the right operands (the W slot of the policy's per-layer precision).
+    kg_ = quantize(k_buf_.data(), md, Role::kActivation, ctx, 0, static_cast<int>(Role::kWeight));
+    vg_ = quantize(v_buf_.data(), md, Role::kActivation, ctx, 0, static_cast<int>(Role::kWeight));
     const std::size_t ss = static_cast<std::size_t>(S) * S;
     p_buf_.assign(static_cast<std::size_t>(batch_) * H * ss, 0.0f);
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
@@ -423,13 +428,17 @@ class TransformerModel::Impl {
     std::vector<float> h(x.size());
     lnf_.forward(x.data(), m_, h.data());
     std::vector<float> logits(static_cast<std::size_t>(m_) * c_.vocab);
+    LayerClassScope cls(ctx, kLastLayer);  // the classifier head
     head_->forward(quantize(h.data(), h.size(), Role::kActivation, ctx, 0), m_, logits.data(), ctx);
     return logits;
   }
 
   void backward(const std::vector<float>& dlogits, StepContext& ctx, bool attention_fp32) {
     std::vector<float> dh(static_cast<std::size_t>(m_) * c_.d, 0.0f), dx(dh.size(), 0.0f);
-    head_->backward(dlogits.data(), dh.data(), ctx);
+    {
+      LayerClassScope cls(ctx, kLastLayer);
+      head_->backward(dlogits.data(), dh.data(), ctx);
+    }
     lnf_.backward(dh.data(), dx.data());
     for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) (*it)->backward(dx, ctx, attention_fp32);
     std::fill(dtok_.begin(), dtok_.end(), 0.0f);
@@ -612,6 +621,9 @@ ojson train_transformer(const TransformerOptions& o) {
   rep["wbc"] = opt.arith == NumFormat::kPot4 && opt.wbc;
   rep["prc"] = opt.arith == NumFormat::kPot4 && opt.prc;
   rep["prc_operands"] = prc_operands_name(opt);
+  rep["policy"] = opt.policy.empty() ? "none" : opt.policy;
+  rep["int8_operands"] = opt.arith == NumFormat::kPot4 ? int8_operands_spec(opt.int8_roles) : "";
+  rep["multiplication_free"] = multiplication_free(opt) && !o.attention_fp32;
   rep["prc_criterion"] = opt.prc_criterion == PrcCriterion::kL1 ? "l1" : opt.prc_criterion == PrcCriterion::kMse ? "mse" : "range";
   rep["error_scale"] = opt.error_scale_floor ? "floor" : "ceil";
   rep["threads"] = opt.threads;

@@ -8,6 +8,7 @@
 #include "apps/mfsim/cli.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "training/policy.h"
 #include "training/trainer.h"
 #include "training/transformer.h"
 
@@ -81,7 +82,7 @@ void check_applicable(const po::variables_map& vm) {
     }
   }
   const std::string quant = vm["quant"].as<std::string>();
-  const char* potq_only[] = {"no-wbc", "no-prc", "prc-operands", "prc-criterion", "error-scale"};
+  const char* potq_only[] = {"no-wbc", "no-prc", "prc-operands", "prc-criterion", "error-scale", "policy", "int8-operands"};
   if (quant != "als-potq") {
     for (const char* name : potq_only) {
       if (given(name)) throw InputError(fmt::format("train: --{}: applies only to --quant als-potq, not {}", name, quant));
@@ -113,7 +114,10 @@ int cmd_train(const Args& args) {
       ("test-limit", po::value<std::size_t>()->default_value(0), "use only the first N test images (0: all)")
       ("no-wbc", "ALS-POTQ without Weight Bias Correction (threshold sqrt(2))")
       ("no-prc", "ALS-POTQ without Parameterized Ratio Clipping (rho = 0)")
-      ("prc-operands", po::value<std::string>()->default_value("a,w,g"), "ALS-POTQ: the operands PRC applies to, a comma-separated subset of a (activations), w (weights), g (errors); the others keep rho = 0")
+      ("policy", po::value<std::string>(), "ALS-POTQ: a whole precision policy by name (see --list-policies); the single options below override its parts")
+      ("list-policies", "list the ALS-POTQ policies and exit")
+      ("int8-operands", po::value<std::string>(), "ALS-POTQ: operands held in INT8 (power-of-two scale) instead of PoT4, comma-separated OPERAND[@CLASS]: OPERAND a, w or g; CLASS all (default), first, hidden, last, attention or edges; at most one INT8 operand per layer, so every product is a shift")
+      ("prc-operands", po::value<std::string>()->default_value("a,w"), "ALS-POTQ: the operands PRC applies to, none or a comma-separated subset of a (activations), w (weights), g (errors); the others keep rho = 0")
       ("prc-criterion", po::value<std::string>()->default_value("l1"), "ALS-POTQ PRC's choice of offset: l1 (least sum |x - Q(x)|), mse (least squared error) or range (the most clipping offset that clips at most 0.5%)")
       ("error-scale", po::value<std::string>()->default_value("ceil"), "ALS-POTQ errors' scale exponent: ceil(log2 max) or floor (clips the top octave)")
       ("first-last", po::value<std::string>()->default_value("potq"), "the first and the last linear layer: potq (in the --quant arithmetic, like every layer), int8 or fp32")
@@ -129,6 +133,19 @@ int cmd_train(const Args& args) {
   po::variables_map vm;
   if (!parse_or_help("train", "--model M --quant Q --epochs N --batch B --seed S --report FILE.json [options]", args,
                      opts, {}, vm)) {
+    return kExitOk;
+  }
+  if (vm.count("list-policies") != 0) {
+    for (const auto& p : policies()) {
+      if (p.alias_of != nullptr) {
+        std::printf("%-17s %s: %s\n", p.name, p.description, p.alias_of);
+        continue;
+      }
+      std::printf("%-17s %s\n%-17s   --int8-operands %s --prc-operands %s%s%s%s\n", p.name, p.description, "",
+                  *p.int8_operands != 0 ? p.int8_operands : "none", p.prc_operands, p.wbc ? "" : " --no-wbc",
+                  std::string(p.first_last) != "potq" ? " --first-last " : "",
+                  std::string(p.first_last) != "potq" ? p.first_last : "");
+    }
     return kExitOk;
   }
   if (vm.count("report") == 0) throw InputError("train: missing option --report; see 'mfsim train --help'");
@@ -173,22 +190,16 @@ int cmd_train(const Args& args) {
   o.error_scale_floor = es == "floor";
   o.wbc = vm.count("no-wbc") == 0;
   o.prc = vm.count("no-prc") == 0;
-  {
-    const std::string ops = vm["prc-operands"].as<std::string>();
-    for (bool& r : o.prc_roles) r = false;
-    std::size_t pos = 0;
-    while (true) {
-      const std::size_t comma = ops.find(',', pos);
-      const std::string item = ops.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-      const int r = item == "a" ? 0 : item == "w" ? 1 : item == "g" ? 2 : -1;
-      if (r < 0 || o.prc_roles[r]) {
-        throw InputError(fmt::format("train: --prc-operands: {} \"{}\" in \"{}\"; expected a comma-separated subset of a,w,g",
-                                     r < 0 ? "unknown operand" : "repeated operand", item, ops));
-      }
-      o.prc_roles[r] = true;
-      if (comma == std::string::npos) break;
-      pos = comma + 1;
+  parse_prc_operands(vm["prc-operands"].as<std::string>(), "train: --prc-operands", o.prc_roles);
+  if (vm.count("int8-operands") != 0) {
+    parse_int8_operands(vm["int8-operands"].as<std::string>(), "train: --int8-operands", o.int8_roles);
+  }
+  if (vm.count("policy") != 0) {
+    std::vector<std::string> keep;
+    for (const char* name : {"int8-operands", "prc-operands", "no-prc", "no-wbc", "first-last"}) {
+      if (vm.count(name) != 0 && !vm[name].defaulted()) keep.push_back(name);
     }
+    apply_policy(find_policy(vm["policy"].as<std::string>()), o, keep);
   }
   o.progress = vm.count("quiet") == 0;
   if (vm.count("trace-out") != 0) o.trace_out = vm["trace-out"].as<std::string>();
