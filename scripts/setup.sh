@@ -17,6 +17,7 @@ packages=(
   libopenblas-dev             # FP32 GEMMs of the functional training core (sgemm)
   # data
   dataset-fashion-mnist       # Fashion-MNIST IDX files under /usr/share/datasets/fashion-mnist
+  fortunes                    # English text under /usr/share/games/fortunes: the character-level language model (train --task text)
   python3                     # report post-processing in scripts/ (results tables, benchmarks)
   python3-matplotlib          # scripts/plot_sweep.py
   python3-torch python3-torchvision  # python/mfsim_torch: capture any PyTorch model's training step

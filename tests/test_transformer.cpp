@@ -218,4 +218,59 @@ TEST_CASE("train and trace: transformer options that cannot apply are one clear 
   r = run_mfsim(fmt::format("trace --network transformer:seq=16 --tokens 96 -o {}", dir.file("t.json")));
   CHECK(r.exit_code == 0);
   CHECK(json::parse(test::slurp(dir.file("t.json")))["records"][0]["M"] == 96);  // 6 sequences of 16 tokens
+  r = run_mfsim(fmt::format("train -q --model transformer:vocab=65 --task text --report {}", dir.file("r.json")));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: train: --task text: the vocabulary is the text's 97 characters; drop vocab= from --model\n");
+  r = run_mfsim(fmt::format("train -q --model transformer --task poems --report {}", dir.file("r.json")));
+  CHECK(r.err == "mfsim: error: train: --task: unknown value \"poems\"; expected reverse|text\n");
+  r = run_mfsim(fmt::format("train -q --model transformer --task text --text-dir {} --report {}", dir.file("no"),
+                            dir.file("r.json")));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: " + dir.file("no") +
+                     ": text directory not found (install the Debian package fortunes: scripts/setup.sh)\n");
+  r = run_mfsim(fmt::format("train -q --model mlp --task text --report {}", dir.file("r.json")));
+  CHECK(r.err == "mfsim: error: train: --task: applies only to the transformer, not mlp\n");
+  CHECK_FALSE(test::file_exists(dir.file("r.json")));
+}
+
+TEST_CASE("transformer: the character-level text task splits whole fortunes and predicts the next character", "[unit]") {
+  TempDir dir;
+  // Two files of fortunes (read in name order; files with a dot in their name are skipped).
+  std::string a, b;
+  std::vector<std::string> fortunes;  // in reading order
+  for (int i = 0; i < 12; ++i) fortunes.push_back(fmt::format("fortune {} of a\nline two\n", i));
+  for (int i = 0; i < 8; ++i) fortunes.push_back(fmt::format("b{}\t\xc3\xa9\n", i));
+  for (int i = 0; i < 20; ++i) (i < 12 ? a : b) += fortunes[static_cast<std::size_t>(i)] + "%\n";
+  test::spit(dir.file("a"), a);
+  test::spit(dir.file("b"), b);
+  test::spit(dir.file("a.dat"), "not text");
+  const TextCorpus c = make_text_task(dir.path(), 8, 0, 0);
+  CHECK(c.files == 2);
+  CHECK(c.fortunes == 20);
+  // Held out: the fortunes whose index is a multiple of 10 (0 and 10), each followed by a newline.
+  const std::string f0 = fortunes[0], f10 = fortunes[10];
+  CHECK(c.test_chars == f0.size() + 1 + f10.size() + 1);
+  std::size_t train_chars = 0;
+  for (int i = 0; i < 20; ++i) train_chars += i % 10 == 0 ? 0 : fortunes[static_cast<std::size_t>(i)].size() + 1;
+  CHECK(c.train_chars == train_chars);
+  // Windows: input positions 0..7, targets the next character everywhere.
+  REQUIRE(c.test.n == static_cast<int>((c.test_chars - 1) / 8));
+  std::vector<int> stream;
+  for (unsigned char ch : f0 + "\n" + f10 + "\n") stream.push_back(text_token(ch));
+  for (int i = 0; i < c.test.n * 8; ++i) {
+    CHECK(c.test.input[static_cast<std::size_t>(i)] == stream[static_cast<std::size_t>(i)]);
+    CHECK(c.test.target[static_cast<std::size_t>(i)] == stream[static_cast<std::size_t>(i) + 1]);
+  }
+  CHECK(text_token('\n') == 0);
+  CHECK(text_token(' ') == 1);
+  CHECK(text_token('~') == 95);
+  CHECK(text_token('\t') == kTextVocab - 1);
+  CHECK(text_token(0xc3) == kTextVocab - 1);
+  // A cap keeps evenly spaced windows.
+  const TextCorpus capped = make_text_task(dir.path(), 8, 3, 1);
+  CHECK(capped.train.n == 3);
+  CHECK(capped.test.n == 1);
+  CHECK(capped.train.input.front() == c.train.input.front());
+  CHECK_THROWS_WITH(make_text_task(dir.file("none"), 8, 0, 0),
+                    dir.file("none") + ": text directory not found (install the Debian package fortunes: scripts/setup.sh)");
 }

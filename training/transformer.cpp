@@ -12,8 +12,12 @@
 #include <memory>
 #include <numeric>
 #include <set>
+#include <dirent.h>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "models/rng.h"
 #include "traces/trace_writer.h"
@@ -592,14 +596,92 @@ EvalResult evaluate(TransformerModel& model, const SeqData& d, const Transformer
 
 }  // namespace
 
+int text_token(unsigned char ch) {
+  if (ch == '\n') return 0;
+  if (ch >= 32 && ch <= 126) return ch - 31;
+  return kTextVocab - 1;
+}
+
+namespace {
+// Non-overlapping windows of seq + 1 characters' worth of a token stream: input the first seq,
+// target the next character at each position; at most `max` windows, evenly spaced (0: all).
+SeqData text_windows(const std::vector<int>& tokens, int seq, int max) {
+  SeqData d;
+  d.seq = seq;
+  const std::size_t all = tokens.size() > static_cast<std::size_t>(seq) ? (tokens.size() - 1) / seq : 0;
+  const std::size_t n = max > 0 ? std::min(all, static_cast<std::size_t>(max)) : all;
+  d.n = static_cast<int>(n);
+  for (std::size_t w = 0; w < n; ++w) {
+    const std::size_t start = (w * all / n) * static_cast<std::size_t>(seq);
+    d.input.insert(d.input.end(), tokens.begin() + static_cast<std::ptrdiff_t>(start),
+                   tokens.begin() + static_cast<std::ptrdiff_t>(start + seq));
+    d.target.insert(d.target.end(), tokens.begin() + static_cast<std::ptrdiff_t>(start + 1),
+                    tokens.begin() + static_cast<std::ptrdiff_t>(start + seq + 1));
+  }
+  return d;
+}
+}  // namespace
+
+TextCorpus make_text_task(const std::string& dir, int seq, int max_train_windows, int max_test_windows) {
+  DIR* dp = ::opendir(dir.c_str());
+  if (dp == nullptr) {
+    throw InputError(fmt::format("{}: text directory not found (install the Debian package fortunes: scripts/setup.sh)", dir));
+  }
+  std::vector<std::string> names;
+  while (const dirent* e = ::readdir(dp)) {
+    const std::string n = e->d_name;
+    if (n.find('.') == std::string::npos) names.push_back(n);
+  }
+  ::closedir(dp);
+  std::sort(names.begin(), names.end());
+  TextCorpus c;
+  std::vector<int> train, test;
+  for (const auto& n : names) {
+    const std::string path = dir + "/" + n;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) continue;  // a directory or an unreadable entry
+    note_input(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    ++c.files;
+    std::istringstream lines(ss.str());
+    std::string line, fortune;
+    auto flush = [&] {
+      if (fortune.empty()) return;
+      std::vector<int>& out = c.fortunes % 10 == 0 ? test : train;
+      for (unsigned char ch : fortune) out.push_back(text_token(ch));
+      out.push_back(0);  // fortunes joined by a newline
+      ++c.fortunes;
+      fortune.clear();
+    };
+    while (std::getline(lines, line)) {
+      if (line == "%") {
+        flush();
+      } else {
+        fortune += line + "\n";
+      }
+    }
+    flush();
+  }
+  if (c.fortunes < 10) throw InputError(fmt::format("{}: no fortune text files (expected files of text separated by lines \"%\")", dir));
+  c.train_chars = train.size();
+  c.test_chars = test.size();
+  c.train = text_windows(train, seq, max_train_windows);
+  c.test = text_windows(test, seq, max_test_windows);
+  return c;
+}
+
 ojson train_transformer(const TransformerOptions& o) {
   const TrainOptions& opt = o.train;
   const TransformerConfig& c = o.config;
   set_blas_threads(opt.threads);
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  const SeqData train = make_reverse_task(c, o.train_examples, opt.seed, false);
-  const SeqData test = make_reverse_task(c, o.test_examples, opt.seed, true, &train);
+  const bool text = o.task == "text";
+  TextCorpus corpus;
+  if (text) corpus = make_text_task(o.text_dir, c.seq, o.train_examples, o.test_examples);
+  const SeqData train = text ? corpus.train : make_reverse_task(c, o.train_examples, opt.seed, false);
+  const SeqData test = text ? corpus.test : make_reverse_task(c, o.test_examples, opt.seed, true, &train);
   TransformerModel model(c, opt.seed);
   ParamList params = model.params();
   Adam adam;
@@ -608,8 +690,11 @@ ojson train_transformer(const TransformerOptions& o) {
   ojson rep;
   rep["model"] = "transformer";
   rep["spec"] = to_spec(c);
-  rep["task"] = fmt::format("reverse-and-remap translation: {} source tokens over {} symbols, separator, target",
-                            c.seq / 2, c.vocab - 1);
+  rep["task"] = text ? fmt::format("character-level language model: {} ({} files, {} fortunes; every tenth held out): "
+                                   "{} training and {} test characters, windows of {}",
+                                   o.text_dir, corpus.files, corpus.fortunes, corpus.train_chars, corpus.test_chars, c.seq)
+                     : fmt::format("reverse-and-remap translation: {} source tokens over {} symbols, separator, target",
+                                   c.seq / 2, c.vocab - 1);
   rep["quant"] = arith_name(opt.arith);
   rep["attention_quant"] = o.attention_fp32 ? "fp32" : "same";
   rep["epochs"] = opt.epochs;
@@ -637,7 +722,7 @@ ojson train_transformer(const TransformerOptions& o) {
   const double total_steps = static_cast<double>(steps_per_epoch) * opt.epochs;
   const double warmup = std::max(1.0, 0.05 * total_steps);
   const bool tty = ::isatty(2) != 0;
-  std::vector<double> token_acc, exact, test_loss, train_loss, epoch_seconds;
+  std::vector<double> token_acc, exact, test_loss, train_loss, epoch_seconds, bpc;
   bool diverged = false;
   double first_loss = 0;  // the first step's loss: divergence is measured against it
   StepTracer tracer(opt, ctx);
@@ -704,6 +789,7 @@ ojson train_transformer(const TransformerOptions& o) {
     token_acc.push_back(e.token_accuracy);
     exact.push_back(e.exact_match);
     test_loss.push_back(e.loss);
+    bpc.push_back(e.loss / std::log(2.0));
     if (opt.progress) {
       std::fprintf(stderr, "%s[transformer %s] epoch %d/%d  train loss %.4f  test token accuracy %.4f  exact %.4f  (%.1f s)\n",
                    tty ? "\r" : "", arith_name(opt.arith), epoch + 1, opt.epochs, train_loss.back(), e.token_accuracy,
@@ -717,6 +803,10 @@ ojson train_transformer(const TransformerOptions& o) {
   rep["test_accuracy_per_epoch"] = token_acc;
   rep["test_exact_match_per_epoch"] = exact;
   rep["test_loss_per_epoch"] = test_loss;
+  if (text) {
+    rep["test_bits_per_char"] = bpc.empty() ? 0.0 : bpc.back();
+    rep["test_bits_per_char_per_epoch"] = bpc;
+  }
   rep["train_loss_per_epoch"] = train_loss;
   rep["epoch_seconds"] = epoch_seconds;
   rep["steps"] = step;

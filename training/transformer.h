@@ -41,6 +41,21 @@ struct SeqData {
 SeqData make_reverse_task(const TransformerConfig& c, int count, std::uint64_t seed, bool test,
                           const SeqData* exclude = nullptr);
 
+// The character-level language-model task on real English text: the plain-text fortune files of
+// Debian's `fortunes` package (every file of `dir` without a dot in its name, in name order),
+// split into fortunes at the lines "%"; every tenth fortune (index % 10 == 0) is held out for
+// test, the rest train. Characters map to kTextVocab tokens: newline 0, printable ASCII
+// 32..126 to 1..95, anything else 96. Each split's fortunes are joined by a newline and cut into
+// non-overlapping windows of seq characters; the target at each position is the next character
+// (every position has one). At most `max_windows` windows per split (0: all), evenly spaced.
+constexpr int kTextVocab = 97;
+struct TextCorpus {
+  SeqData train, test;
+  std::size_t files = 0, fortunes = 0, train_chars = 0, test_chars = 0;
+};
+TextCorpus make_text_task(const std::string& dir, int seq, int max_train_windows, int max_test_windows);
+int text_token(unsigned char ch);
+
 // The network (FP32 parameters; the GEMMs in ctx's arithmetic). Tokens: batch x seq.
 class TransformerModel {
  public:
@@ -64,11 +79,16 @@ struct TransformerOptions {
   TransformerConfig config;
   bool attention_fp32 = false;  // --attention-quant fp32: Q K^T and softmax(S) V stay in FP32
   int train_examples = 16000, test_examples = 1000;
+  // "reverse" (the generated task) or "text" (the character-level language model on text_dir;
+  // train_examples and test_examples cap its windows).
+  std::string task = "reverse";
+  std::string text_dir = "/usr/share/games/fortunes";
 };
 
 // Trains on the task; returns the report: test token accuracy and exact-match accuracy (every
 // target token right; by teacher forcing, which equals greedy decoding's exact match) per
-// epoch, losses, epoch times, the trace of one step if asked.
+// epoch, losses, epoch times, the trace of one step if asked. The text task also reports bits
+// per character (the test loss / ln 2) per epoch.
 nlohmann::ordered_json train_transformer(const TransformerOptions& opt);
 
 }  // namespace mfsim

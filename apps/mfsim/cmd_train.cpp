@@ -32,6 +32,18 @@ int train_transformer_cmd(const Args& args, const po::variables_map& vm, TrainOp
     throw InputError(fmt::format("train: --attention-quant: unknown value \"{}\"; expected same|fp32", aq));
   }
   t.attention_fp32 = aq == "fp32";
+  t.task = vm["task"].as<std::string>();
+  if (t.task != "reverse" && t.task != "text") {
+    throw InputError(fmt::format("train: --task: unknown value \"{}\"; expected reverse|text", t.task));
+  }
+  t.text_dir = vm["text-dir"].as<std::string>();
+  if (t.task == "text") {
+    if (o.model.find("vocab=") != std::string::npos && t.config.vocab != kTextVocab) {
+      throw InputError(fmt::format("train: --task text: the vocabulary is the text's {} characters; drop vocab= from --model",
+                                   kTextVocab));
+    }
+    t.config.vocab = kTextVocab;
+  }
   t.train_examples = vm["train-examples"].as<int>();
   t.test_examples = vm["test-examples"].as<int>();
   if (t.train_examples < 1 || t.test_examples < 1) {
@@ -51,9 +63,10 @@ int train_transformer_cmd(const Args& args, const po::variables_map& vm, TrainOp
   report.write(rep.dump(2) + "\n");
   report.commit();
   if (vm.count("quiet") == 0) {
-    std::printf("transformer %s%s: test token accuracy %.4f, exact match %.4f after %d epochs (%.1f s per epoch)%s\n",
+    std::printf("transformer %s%s: test token accuracy %.4f, %s %.4f after %d epochs (%.1f s per epoch)%s\n",
                 arith_name(o.arith), t.attention_fp32 ? " (attention fp32)" : "", rep["test_token_accuracy"].get<double>(),
-                rep["test_exact_match"].get<double>(), o.epochs,
+                t.task == "text" ? "bits per character" : "exact match",
+                t.task == "text" ? rep["test_bits_per_char"].get<double>() : rep["test_exact_match"].get<double>(), o.epochs,
                 rep["epoch_seconds"].empty() ? 0.0 : rep["epoch_seconds"].back().get<double>(),
                 rep["diverged"].get<bool>() ? " -- training diverged (a loss not finite or above 100x the first step's)" : "");
   }
@@ -74,7 +87,7 @@ void check_applicable(const po::variables_map& vm) {
       }
     }
   } else {
-    for (const char* name : {"attention-quant", "train-examples", "test-examples"}) {
+    for (const char* name : {"attention-quant", "train-examples", "test-examples", "task", "text-dir"}) {
       if (given(name)) {
         throw InputError(fmt::format("train: --{}: applies only to the transformer, not {}", name,
                                      given("spec") ? "a --spec network" : model));
@@ -122,8 +135,10 @@ int cmd_train(const Args& args) {
       ("error-scale", po::value<std::string>()->default_value("ceil"), "ALS-POTQ errors' scale exponent: ceil(log2 max) or floor (clips the top octave)")
       ("first-last", po::value<std::string>()->default_value("potq"), "the first and the last linear layer: potq (in the --quant arithmetic, like every layer), int8 or fp32")
       ("attention-quant", po::value<std::string>()->default_value("same"), "transformer: the attention GEMMs (Q K^T, softmax(S) V) in the step's arithmetic (same) or in fp32")
-      ("train-examples", po::value<int>()->default_value(16000), "transformer: training sequences generated")
-      ("test-examples", po::value<int>()->default_value(1000), "transformer: held-out test sequences generated")
+      ("task", po::value<std::string>()->default_value("reverse"), "transformer: reverse (the generated reverse-and-remap task) or text (a character-level language model on --text-dir, in bits per character)")
+      ("text-dir", po::value<std::string>()->default_value("/usr/share/games/fortunes"), "transformer --task text: the directory of fortune text files (Debian package fortunes)")
+      ("train-examples", po::value<int>()->default_value(16000), "transformer: training sequences generated (--task text: at most this many training windows)")
+      ("test-examples", po::value<int>()->default_value(1000), "transformer: held-out test sequences generated (--task text: at most this many test windows)")
       ("data", po::value<std::string>()->default_value(kDefaultDataDir), "directory with the IDX files")
       ("threads", po::value<int>()->default_value(1), "BLAS threads (1 is fastest for these small GEMMs on 2 cores)")
       ("trace-out", po::value<std::string>(), "write the trace of one training step (every GEMM, with operands)")
