@@ -427,7 +427,13 @@ TEST_CASE("train: --policy selects a whole recipe, single options override its p
   r = run_mfsim(fmt::format("train -q --data {} --policy fast --report {}", dir.path(), rep));
   CHECK(r.exit_code == 2);
   CHECK(r.err == "mfsim: error: train: --policy: unknown policy \"fast\"; expected strict|strict-prc-all|int8-input|"
-                 "int8-errors|int8-activations|int8-weights|edges-int8|best (see --list-policies)\n");
+                 "int8-errors|int8-activations|int8-weights|outer-scales|block32-scales|edges-int8|best (see "
+                 "--list-policies)\n");
+  r = run_mfsim(fmt::format("train -q --data {} --scales a=outer --trace-out {} --report {}", dir.path(),
+                            dir.file("t.json"), rep));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: train: --trace-out: a step with finer scales (--scales) cannot be traced yet: the trace "
+                 "format holds one scale per operand\n");
   r = run_mfsim(fmt::format("train -q --data {} --quant int8 --policy strict --report {}", dir.path(), rep));
   CHECK(r.exit_code == 2);
   CHECK(r.err == "mfsim: error: train: --policy: applies only to --quant als-potq, not int8\n");

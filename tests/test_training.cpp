@@ -697,3 +697,87 @@ TEST_CASE("per-layer precision: bad --int8-operands items and second INT8 operan
   CHECK(o.int8_roles[kHiddenLayer] == 4);
   CHECK(o.policy == "int8-errors");
 }
+
+TEST_CASE("finer scales: each group is quantized as a tensor of its own, and the grouped GEMM is exact", "[model]") {
+  SplitMix64 rng(17);
+  const int m = 9, k = 70, n = 5;  // k not a multiple of the blocks: a partial last block
+  std::vector<float> a(static_cast<std::size_t>(m) * k), b(static_cast<std::size_t>(k) * n);
+  for (auto& v : a) v = static_cast<float>((rng.uniform() * 2 - 1) * std::exp(4 * rng.uniform()));
+  for (auto& v : b) v = static_cast<float>((rng.uniform() * 2 - 1) * std::exp(4 * rng.uniform()));
+  TrainOptions o;
+  o.arith = NumFormat::kPot4;
+  StepContext ctx = make_context(o);
+  // Groups along the columns of a (one per row, blocks of 16): each equals the block quantized alone.
+  const Grid ga = quantize_grouped(a.data(), m, k, true, 16, Role::kActivation, ctx, 0);
+  PotqOptions po = ctx.potq;
+  po.prc = ctx.prc_roles[0];
+  for (int i = 0; i < m; ++i) {
+    for (int k0 = 0; k0 < k; k0 += 16) {
+      const int len = std::min(16, k - k0);
+      std::vector<float> ints(static_cast<std::size_t>(len));
+      const Pot4Tensor t = potq_deterministic_ints(&a[static_cast<std::size_t>(i) * k + k0], static_cast<std::size_t>(len), po,
+                                                   ints.data());
+      REQUIRE(ga.group_exp(i, k0) == t.scale_exp);
+      for (int c = 0; c < len; ++c) REQUIRE(ga.v[static_cast<std::size_t>(i) * k + k0 + c] == ints[static_cast<std::size_t>(c)]);
+    }
+  }
+  // Every grain combination (A: outer, block16, block32; B: tensor, outer, block64), both
+  // orientations of B: the output is the exact sum of the grouped values, rounded to FP32 once.
+  for (int grain_a : {kScaleOuter, 16, 32}) {
+    for (int grain_b : {kScaleTensor, kScaleOuter, 64}) {
+      for (bool tb : {false, true}) {
+        ctx.scale_grain[0] = grain_a;
+        ctx.scale_grain[1] = grain_b;
+        const std::vector<float> bs = tb ? transpose(b.data(), k, n) : b;  // stored n x k when tb
+        const Grid qa = quantize(a.data(), a.size(), Role::kActivation, ctx, 0);
+        const Grid qb = quantize(bs.data(), bs.size(), Role::kWeight, ctx, 0);
+        const GemmSource sa{a.data(), Role::kActivation}, sb{bs.data(), Role::kWeight};
+        std::vector<float> out(static_cast<std::size_t>(m) * n);
+        linear_gemm(ctx, "t", nullptr, Phase::kFwd, false, tb, m, n, k, qa, qb, out.data(), LayerType::kFc, &sa,
+                    grain_b != kScaleTensor ? &sb : nullptr);
+        // The reference: the same groups, values summed exactly in long double.
+        const Grid ra = quantize_grouped(a.data(), m, k, true, grain_a > 0 ? grain_a : 0, Role::kActivation, ctx, 0);
+        Grid rb = grain_b != kScaleTensor
+                      ? quantize_grouped(bs.data(), tb ? n : k, tb ? k : n, tb, grain_b > 0 ? grain_b : 0, Role::kWeight, ctx, 0)
+                      : qb;
+        if (rb.ge.empty()) {
+          rb.rows = tb ? n : k;
+          rb.cols = tb ? k : n;
+          rb.g_rows = rb.rows;
+          rb.g_cols = rb.cols;
+        }
+        INFO("grains " << grain_a << " " << grain_b << " tb " << tb);
+        for (int i = 0; i < m; ++i) {
+          for (int j = 0; j < n; ++j) {
+            long double sum = 0;
+            for (int t = 0; t < k; ++t) {
+              const long double va = std::ldexp(static_cast<long double>(ra.v[static_cast<std::size_t>(i) * k + t]), ra.group_exp(i, t) - 6);
+              const std::size_t bi = tb ? static_cast<std::size_t>(j) * k + t : static_cast<std::size_t>(t) * n + j;
+              const long double vb = std::ldexp(static_cast<long double>(rb.v[bi]), (tb ? rb.group_exp(j, t) : rb.group_exp(t, j)) - 6);
+              sum += va * vb;
+            }
+            REQUIRE(out[static_cast<std::size_t>(i) * n + j] == static_cast<float>(sum));
+          }
+        }
+      }
+    }
+  }
+  // Traces hold one scale per operand: a step with finer scales is refused, not recorded wrongly.
+  FormatRecorder rec;
+  ctx.trace = &rec;
+  ctx.scale_grain[0] = kScaleOuter;
+  const Grid qa = quantize(a.data(), a.size(), Role::kActivation, ctx, 0);
+  const Grid qb = quantize(b.data(), b.size(), Role::kWeight, ctx, 0);
+  const GemmSource sa{a.data(), Role::kActivation};
+  std::vector<float> out(static_cast<std::size_t>(m) * n);
+  CHECK_THROWS_WITH(linear_gemm(ctx, "t", nullptr, Phase::kFwd, false, false, m, n, k, qa, qb, out.data(), LayerType::kFc, &sa),
+                    "train: --trace-out: a step with finer scales (--scales) cannot be traced yet: the trace format "
+                    "holds one scale per operand");
+  CHECK(rec.records.empty());
+  int grains[3];
+  parse_scales("w=outer,a=block32", "test", grains);
+  CHECK(scales_spec(grains) == "a=block32,w=outer");
+  CHECK_THROWS_WITH(parse_scales("w=block8", "train: --scales", grains),
+                    "train: --scales: bad item \"w=block8\" in \"w=block8\"; expected OPERAND=GRAIN with OPERAND a, w or g "
+                    "and GRAIN tensor, outer, block16, block32 or block64");
+}

@@ -194,8 +194,160 @@ void exponent_add_all(float* v, std::size_t n, int shift) {
 // C = op(A) . op(B) in the step's arithmetic, dequantized to float. Records the GEMM when the
 // step is traced.
 // `conv`: the layer's geometry when it is a convolution (recorded with the GEMM), else null.
+int active_grain(const StepContext& ctx, int slot) {
+  if (ctx.arith != NumFormat::kPot4 || ((ctx.int8_roles[ctx.layer_class] >> slot) & 1)) return kScaleTensor;
+  return ctx.scale_grain[slot];
+}
+
+Grid quantize_grouped(const float* x, int rows, int cols, bool reduce_cols, int len, Role role, StepContext& ctx,
+                      std::uint64_t key) {
+  Grid g;
+  g.format = NumFormat::kPot4;
+  g.rows = rows;
+  g.cols = cols;
+  const int along = reduce_cols ? cols : rows;
+  const int glen = len > 0 ? std::min(len, along) : along;
+  g.g_rows = reduce_cols ? 1 : glen;
+  g.g_cols = reduce_cols ? glen : 1;
+  const int per_outer = (along + glen - 1) / glen;
+  const int outer = reduce_cols ? rows : cols;
+  g.v.resize(static_cast<std::size_t>(rows) * cols);
+  g.ge.resize(static_cast<std::size_t>(outer) * per_outer);
+  PotqOptions o = ctx.potq;
+  o.wbc = role == Role::kWeight && ctx.wbc;
+  o.prc = o.prc && ctx.prc_roles[static_cast<int>(role)];
+  std::vector<float> buf(static_cast<std::size_t>(glen)), ints(static_cast<std::size_t>(glen));
+  for (int u = 0; u < outer; ++u) {
+    for (int blk = 0; blk < per_outer; ++blk) {
+      const int start = blk * glen, count = std::min(glen, along - start);
+      // Element t of the group: (u, start + t) along the columns, (start + t, u) along the rows.
+      auto at = [&](int t) {
+        return reduce_cols ? static_cast<std::size_t>(u) * cols + static_cast<std::size_t>(start + t)
+                           : static_cast<std::size_t>(start + t) * cols + static_cast<std::size_t>(u);
+      };
+      for (int t = 0; t < count; ++t) buf[static_cast<std::size_t>(t)] = x[at(t)];
+      const std::size_t id = static_cast<std::size_t>(u) * per_outer + static_cast<std::size_t>(blk);
+      const Pot4Tensor q = role == Role::kError
+                               ? potq_stochastic_ints(buf.data(), static_cast<std::size_t>(count), o,
+                                                      splitmix64_mix(key ^ (0x9e3779b97f4a7c15ull * (id + 1))), ints.data())
+                               : potq_deterministic_ints(buf.data(), static_cast<std::size_t>(count), o, ints.data());
+      for (int t = 0; t < count; ++t) g.v[at(t)] = ints[static_cast<std::size_t>(t)];
+      // The grid's exponents: reduce along rows -> groups are column-major in (u, blk); store
+      // them row-major over the (row group, column group) grid that group_exp reads.
+      const std::size_t gi = reduce_cols ? id : static_cast<std::size_t>(blk) * outer + static_cast<std::size_t>(u);
+      g.ge[gi] = q.scale_exp;
+      ctx.rho_hist[std::min(7, -q.rho)]++;
+      if (o.wbc) {
+        ctx.wbc_threshold_sum += q.threshold;
+        ctx.wbc_count++;
+      }
+    }
+  }
+  g.e = g.ge.empty() ? 0 : *std::max_element(g.ge.begin(), g.ge.end());
+  return g;
+}
+
+namespace {
+
+// The value of grouped grid element (r, c) of its stored matrix.
+double grouped_value(const Grid& g, int r, int c) {
+  return std::ldexp(static_cast<double>(g.v[static_cast<std::size_t>(r) * g.cols + c]), g.group_exp(r, c) - 6);
+}
+
+// C = op(A) . op(B) for PoT4 grids of which at least one has finer scales. The reduction is cut
+// into chunks at the block boundaries of both operands (the smaller block; sizes are powers of two);
+// each chunk's integer partial sum is exact (one-hot terms, fewer than 2^24 / 4096 of them), is
+// scaled by its two exponents (an alignment shift) and the chunks are added exactly (a wide
+// accumulator, double here: the chunks' exponents span far fewer than 53 - 24 bits in practice)
+// and rounded to FP32 once. Without blocks (outer scales) there is one chunk: an exponent add
+// per output.
+void grouped_gemm(bool ta, bool tb, int m, int n, int k, const Grid& a, const Grid& b, float* out) {
+  auto block_of = [](const Grid& g, bool reduce_cols) {
+    if (g.ge.empty()) return 0;
+    const int len = reduce_cols ? g.g_cols : g.g_rows, along = reduce_cols ? g.cols : g.rows;
+    return len < along ? len : 0;
+  };
+  // op(A) is m x k: stored m x k (reduce along columns) or k x m (ta: along rows).
+  const int ba = block_of(a, !ta), bb = block_of(b, tb);
+  int chunk = k;
+  if (ba > 0) chunk = std::min(chunk, ba);
+  if (bb > 0) chunk = std::min(chunk, bb);
+  chunk = std::min(chunk, 4096);  // partial sums exact below 2^24
+  const std::size_t mn = static_cast<std::size_t>(m) * n;
+  std::vector<double> acc(mn, 0.0);
+  std::vector<float> ac, bc, part(mn);
+  for (int k0 = 0; k0 < k; k0 += chunk) {
+    const int kc = std::min(chunk, k - k0);
+    ac.resize(static_cast<std::size_t>(m) * kc);
+    bc.resize(static_cast<std::size_t>(kc) * n);
+    for (int i = 0; i < m; ++i) {
+      for (int t = 0; t < kc; ++t) {
+        ac[static_cast<std::size_t>(i) * kc + t] =
+            ta ? a.v[static_cast<std::size_t>(k0 + t) * m + i] : a.v[static_cast<std::size_t>(i) * k + k0 + t];
+      }
+    }
+    for (int t = 0; t < kc; ++t) {
+      for (int j = 0; j < n; ++j) {
+        bc[static_cast<std::size_t>(t) * n + j] =
+            tb ? b.v[static_cast<std::size_t>(j) * k + k0 + t] : b.v[static_cast<std::size_t>(k0 + t) * n + j];
+      }
+    }
+    sgemm(false, false, m, n, kc, ac.data(), bc.data(), part.data());
+    for (int i = 0; i < m; ++i) {
+      const int ea = ta ? a.group_exp(k0, i) : a.group_exp(i, k0);
+      for (int j = 0; j < n; ++j) {
+        const int eb = tb ? b.group_exp(j, k0) : b.group_exp(k0, j);
+        const std::size_t o = static_cast<std::size_t>(i) * n + j;
+        acc[o] += std::ldexp(static_cast<double>(part[o]), ea + eb - 12);
+      }
+    }
+  }
+  for (std::size_t i = 0; i < mn; ++i) out[i] = static_cast<float>(acc[i]);
+}
+
+}  // namespace
+
 void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry* conv, Phase phase, bool ta, bool tb,
-                 int m, int n, int k, const Grid& a, const Grid& b, float* out, LayerType type) {
+                 int m, int n, int k, const Grid& a_in, const Grid& b_in, float* out, LayerType type,
+                 const GemmSource* sa, const GemmSource* sb) {
+  // Finer scales: re-quantize an operand from its FP32 source with groups along this GEMM's
+  // reduction dimension (op(A) m x k, op(B) k x n).
+  const int grain_a = sa != nullptr ? active_grain(ctx, sa->slot < 0 ? static_cast<int>(sa->role) : sa->slot) : 0;
+  const int grain_b = sb != nullptr ? active_grain(ctx, sb->slot < 0 ? static_cast<int>(sb->role) : sb->slot) : 0;
+  if (grain_a != kScaleTensor || grain_b != kScaleTensor) {
+    Grid ga, gb;
+    if (grain_a != kScaleTensor) {
+      ga = quantize_grouped(sa->x, ta ? k : m, ta ? m : k, !ta, grain_a > 0 ? grain_a : 0, sa->role, ctx, sa->key);
+      note_grouped_sqnr(ctx, layer, sa->slot < 0 ? static_cast<int>(sa->role) : sa->slot, phase, sa->x, ga);
+    }
+    if (grain_b != kScaleTensor) {
+      gb = quantize_grouped(sb->x, tb ? n : k, tb ? k : n, tb, grain_b > 0 ? grain_b : 0, sb->role, ctx, sb->key);
+      note_grouped_sqnr(ctx, layer, sb->slot < 0 ? static_cast<int>(sb->role) : sb->slot, phase, sb->x, gb);
+    }
+    const Grid& a = grain_a != kScaleTensor ? ga : a_in;
+    const Grid& b = grain_b != kScaleTensor ? gb : b_in;
+    if (a.format != NumFormat::kPot4 || b.format != NumFormat::kPot4) {
+      throw std::runtime_error(fmt::format("{} {}: finer scales apply to PoT4 x PoT4 GEMMs; the other operand is {}",
+                                           layer, to_string(phase), to_string(a.format != NumFormat::kPot4 ? a.format : b.format)));
+    }
+    if (ctx.trace != nullptr) {
+      throw InputError("train: --trace-out: a step with finer scales (--scales) cannot be traced yet: the trace format "
+                       "holds one scale per operand");
+    }
+    Grid at = a, bt = b;  // a per-tensor operand seen as one group
+    for (Grid* g : {&at, &bt}) {
+      if (!g->ge.empty()) continue;
+      const bool left = g == &at;
+      g->rows = left ? (ta ? k : m) : (tb ? n : k);
+      g->cols = left ? (ta ? m : k) : (tb ? k : n);
+      g->g_rows = g->rows;
+      g->g_cols = g->cols;
+    }
+    grouped_gemm(ta, tb, m, n, k, at, bt, out);
+    return;
+  }
+  const Grid& a = a_in;
+  const Grid& b = b_in;
   const std::size_t mn = static_cast<std::size_t>(m) * n;
   std::vector<double> acc;
   const bool float_arith = is_float_format(ctx.arith);
@@ -337,11 +489,32 @@ double sqnr_db(const float* x, std::size_t n, const Grid& g) {
 
 void note_sqnr(StepContext& ctx, const std::string& layer, int role, const float* x, std::size_t n, const Grid& g) {
   if (ctx.sqnr == nullptr || !ctx.sqnr_sample || g.format == NumFormat::kFp32 || g.v.size() != n) return;
+  if (active_grain(ctx, role) != kScaleTensor) return;  // the GEMMs note their grouped copies
   const double db = sqnr_db(x, n, g);
   if (!std::isfinite(db)) return;
   QuantNoise& q = (*ctx.sqnr)[layer];
   q.db_sum[role] += db;
   q.count[role] += 1;
+}
+
+void note_grouped_sqnr(StepContext& ctx, const std::string& layer, int slot, Phase phase, const float* x, const Grid& g) {
+  // One sample per tensor: A and W from the forward GEMM's copies, G from the backward-weight
+  // one (every layer has that GEMM).
+  if (ctx.sqnr == nullptr || !ctx.sqnr_sample) return;
+  if (phase != (slot == 2 ? Phase::kBwdWeight : Phase::kFwd)) return;
+  double signal = 0, noise = 0;
+  for (int r = 0; r < g.rows; ++r) {
+    for (int c = 0; c < g.cols; ++c) {
+      const double v = x[static_cast<std::size_t>(r) * g.cols + c];
+      const double d = v - grouped_value(g, r, c);
+      signal += v * v;
+      noise += d * d;
+    }
+  }
+  if (!(noise > 0)) return;
+  QuantNoise& q = (*ctx.sqnr)[layer];
+  q.db_sum[slot] += 10.0 * std::log10(signal / noise);
+  q.count[slot] += 1;
 }
 
 std::uint64_t rounding_key(const StepContext& ctx, int layer_index) {
@@ -390,7 +563,11 @@ class LinearBase : public Layer {
     cols_ = std::move(cols);
     wq_ = quantize(w_.data(), w_.size(), Role::kWeight, ctx, 0);
     note_sqnr(ctx, name_, 1, w_.data(), w_.size(), wq_);
-    linear_gemm(ctx, name_, geometry(), Phase::kFwd, false, false, m, n_, k_, cols_, wq_, y);
+    // Finer scales re-quantize from the FP32 tensors (cols_f32_: the input in im2col form).
+    const bool fa = active_grain(ctx, 0) != kScaleTensor, fw = active_grain(ctx, 1) != kScaleTensor;
+    const GemmSource sa{cols_f32_.data(), Role::kActivation}, sw{w_.data(), Role::kWeight};
+    linear_gemm(ctx, name_, geometry(), Phase::kFwd, false, false, m, n_, k_, cols_, wq_, y, LayerType::kFc,
+                fa ? &sa : nullptr, fw ? &sw : nullptr);
     for (int i = 0; i < m; ++i) {
       for (int j = 0; j < n_; ++j) y[static_cast<std::size_t>(i) * n_ + j] += b_[j];
     }
@@ -400,11 +577,17 @@ class LinearBase : public Layer {
     Grid g = quantize(dy, static_cast<std::size_t>(m_) * n_, Role::kError, ctx, rounding_key(ctx, index_));
     note_sqnr(ctx, name_, 2, dy, static_cast<std::size_t>(m_) * n_, g);
     std::vector<float> dcols;
+    const bool fa = active_grain(ctx, 0) != kScaleTensor, fw = active_grain(ctx, 1) != kScaleTensor,
+               fg = active_grain(ctx, 2) != kScaleTensor;
+    const GemmSource sa{cols_f32_.data(), Role::kActivation}, sw{w_.data(), Role::kWeight},
+        sg{dy, Role::kError, -1, rounding_key(ctx, index_)};
     if (need_dx) {
       dcols.resize(static_cast<std::size_t>(m_) * k_);
-      linear_gemm(ctx, name_, geometry(), Phase::kBwdData, false, true, m_, k_, n_, g, wq_, dcols.data());
+      linear_gemm(ctx, name_, geometry(), Phase::kBwdData, false, true, m_, k_, n_, g, wq_, dcols.data(), LayerType::kFc,
+                  fg ? &sg : nullptr, fw ? &sw : nullptr);
     }
-    linear_gemm(ctx, name_, geometry(), Phase::kBwdWeight, true, false, k_, n_, m_, cols_, g, dw_.data());
+    linear_gemm(ctx, name_, geometry(), Phase::kBwdWeight, true, false, k_, n_, m_, cols_, g, dw_.data(), LayerType::kFc,
+                fa ? &sa : nullptr, fg ? &sg : nullptr);
     std::fill(db_.begin(), db_.end(), 0.0f);
     for (int i = 0; i < m_; ++i) {
       for (int j = 0; j < n_; ++j) db_[j] += dy[static_cast<std::size_t>(i) * n_ + j];
@@ -419,6 +602,7 @@ class LinearBase : public Layer {
   int index_, k_, n_, m_ = 0;
   std::vector<float> w_, b_, dw_, db_;
   Grid cols_, wq_;
+  std::vector<float> cols_f32_;  // the FP32 input in im2col form, kept only with finer scales of A
 
  public:
   bool first = false;  // the first linear layer needs no input gradient
@@ -434,6 +618,7 @@ class Dense : public LinearBase {
     y.n = x.n;
     y.c = n_;
     y.v.resize(static_cast<std::size_t>(x.n) * n_);
+    if (active_grain(ctx, 0) != kScaleTensor) cols_f32_ = x.v;
     Grid xq = input_grid(x, ctx);
     note_sqnr(ctx, name_, 0, x.v.data(), x.v.size(), xq);
     forward_gemm(ctx, x.n, std::move(xq), y.v.data());
@@ -472,6 +657,12 @@ class Conv2d : public LinearBase {
     for_each_tap([&](std::size_t col, std::size_t in) {  // im2col
       for (int c = 0; c < cin_; ++c) cols.v[col + c] = xq.v[in + c];
     });
+    if (active_grain(ctx, 0) != kScaleTensor) {  // finer scales of A: the FP32 im2col matrix too
+      cols_f32_.assign(cols.v.size(), 0.0f);
+      for_each_tap([&](std::size_t col, std::size_t in) {
+        for (int c = 0; c < cin_; ++c) cols_f32_[col + c] = x.v[in + c];
+      });
+    }
     Tensor y;
     y.n = batch_;
     y.h = p_;

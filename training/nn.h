@@ -49,6 +49,8 @@ struct QuantNoise {
 // linear layer (its input is the data), the last (the classifier), the others, and the
 // Transformer's attention matmuls (Q K^T and softmax(S) V; their left operand takes the A slot,
 // their right operand the W slot).
+constexpr int kScaleTensor = 0, kScaleOuter = -1;
+
 enum LayerClass : int { kFirstLayer = 0, kHiddenLayer = 1, kLastLayer = 2, kAttentionLayer = 3 };
 constexpr int kLayerClasses = 4;
 const char* layer_class_name(int c);  // "first", "hidden", "last", "attention"
@@ -71,6 +73,13 @@ struct StepContext {
   // running (set by the layers' scopes).
   std::uint8_t int8_roles[kLayerClasses] = {0, 0, 0, 0};
   int layer_class = kHiddenLayer;
+  // Finer power-of-two scales of the PoT4 operands, by operand slot (A, W, G): kScaleTensor one
+  // exponent per tensor; kScaleOuter one per outer index of each GEMM the tensor enters (a row of
+  // its left operand, a column of its right: per sample or token for A and G, per output channel
+  // for W in the forward GEMM); B > 0 one per block of B elements along each GEMM's reduction
+  // dimension (and per outer index). Outer scales factor out of the dot product (an exponent add
+  // per output); block scales need an alignment shift per block (training/quant_gemm.h).
+  int scale_grain[3] = {0, 0, 0};
   std::uint64_t seed = 1;  // stochastic rounding keys derive from seed, step and layer
   std::uint64_t step = 0;
   GemmRecorder* trace = nullptr;  // when set, every GEMM of this step is recorded

@@ -31,22 +31,26 @@ void parse_prc_operands(const std::string& ops, const std::string& option, bool 
 const std::vector<Policy>& policies() {
   static const std::vector<Policy> p = {
       {"strict", "every operand PoT4 with a per-tensor scale (the paper's text read literally); PRC on A and W",
-       "", "a,w", true, "potq", nullptr},
+       "", "a,w", true, "potq", "", nullptr},
       {"strict-prc-all", "strict with PRC on A, W and G (the project's first reading; clipping G costs accuracy)", "",
-       "a,w,g", true, "potq", nullptr},
+       "a,w,g", true, "potq", "", nullptr},
       {"int8-input", "strict, but the first layer's input (the data) in INT8: its products are shifts", "a@first",
-       "a,w", true, "potq", nullptr},
+       "a,w", true, "potq", "", nullptr},
       {"int8-errors", "the errors G of every layer in INT8 (power-of-two scale), A and W PoT4: backward products are shifts",
-       "g", "a,w", true, "potq", nullptr},
+       "g", "a,w", true, "potq", "", nullptr},
       {"int8-activations",
        "the activations A of every layer in INT8 (power-of-two scale; attention: Q and softmax(S)), W and G PoT4: "
        "forward and weight-gradient products are shifts",
-       "a", "a,w", true, "potq", nullptr},
+       "a", "a,w", true, "potq", "", nullptr},
       {"int8-weights", "the weights W of every layer in INT8 (power-of-two scale; attention: K and V), A and G PoT4", "w",
-       "a,w", true, "potq", nullptr},
+       "a,w", true, "potq", "", nullptr},
+      {"outer-scales", "strict with a scale per row of A and G and per output channel of W in each GEMM (exponent adds per output)",
+       "", "a,w", true, "potq", "a=outer,w=outer,g=outer", nullptr},
+      {"block32-scales", "strict with a scale per block of 32 elements along each GEMM's reduction dimension (MX-style)", "",
+       "a,w", true, "potq", "a=block32,w=block32,g=block32", nullptr},
       {"edges-int8", "strict with the first and last layer entirely INT8 (INT8 x INT8 products: NOT multiplication-free)",
-       "", "a,w", true, "int8", nullptr},
-      {"best", "the best multiplication-free policy measured (docs/results-accuracy.md)", "", "", true, "potq",
+       "", "a,w", true, "int8", "", nullptr},
+      {"best", "the best multiplication-free policy measured (docs/results-accuracy.md)", "", "", true, "potq", "",
        "int8-activations"},
   };
   return p;
@@ -120,6 +124,47 @@ std::string int8_operands_spec(const std::uint8_t masks[4]) {
   return s;
 }
 
+void parse_scales(const std::string& spec, const std::string& option, int grains[3]) {
+  for (int r = 0; r < 3; ++r) grains[r] = kScaleTensor;
+  if (spec.empty() || spec == "tensor") return;
+  bool seen[3] = {false, false, false};
+  std::size_t pos = 0;
+  while (true) {
+    const std::size_t comma = spec.find(',', pos);
+    const std::string item = spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    const std::size_t eq = item.find('=');
+    const std::string op = item.substr(0, eq), grain = eq == std::string::npos ? "" : item.substr(eq + 1);
+    const int r = op == "a" ? 0 : op == "w" ? 1 : op == "g" ? 2 : -1;
+    int g = 1;
+    if (grain == "tensor") g = kScaleTensor;
+    if (grain == "outer") g = kScaleOuter;
+    if (grain == "block16") g = 16;
+    if (grain == "block32") g = 32;
+    if (grain == "block64") g = 64;
+    if (r < 0 || g == 1) {
+      throw InputError(fmt::format("{}: bad item \"{}\" in \"{}\"; expected OPERAND=GRAIN with OPERAND a, w or g and GRAIN "
+                                   "tensor, outer, block16, block32 or block64",
+                                   option, item, spec));
+    }
+    if (seen[r]) throw InputError(fmt::format("{}: \"{}\" repeats operand {} in \"{}\"", option, item, op, spec));
+    seen[r] = true;
+    grains[r] = g;
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+}
+
+std::string scales_spec(const int grains[3]) {
+  std::string s;
+  const char* names[3] = {"a", "w", "g"};
+  for (int r = 0; r < 3; ++r) {
+    if (grains[r] == kScaleTensor) continue;
+    s += fmt::format("{}{}={}", s.empty() ? "" : ",", names[r],
+                     grains[r] == kScaleOuter ? std::string("outer") : fmt::format("block{}", grains[r]));
+  }
+  return s.empty() ? "tensor" : s;
+}
+
 void apply_policy(const Policy& p, TrainOptions& opt, const std::vector<std::string>& keep) {
   auto kept = [&](const char* part) { return std::find(keep.begin(), keep.end(), part) != keep.end(); };
   opt.policy = p.name;
@@ -130,6 +175,7 @@ void apply_policy(const Policy& p, TrainOptions& opt, const std::vector<std::str
   }
   if (!kept("no-wbc")) opt.wbc = p.wbc;
   if (!kept("first-last")) opt.first_last = p.first_last;
+  if (!kept("scales")) parse_scales(p.scales, "policy " + std::string(p.name), opt.scale_grain);
 }
 
 bool multiplication_free(const TrainOptions& opt) {

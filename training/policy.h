@@ -20,6 +20,7 @@ struct Policy {
   const char* prc_operands;   // --prc-operands spec ("none": without PRC)
   bool wbc;
   const char* first_last;     // potq | int8 (INT8 x INT8 edge layers: not multiplication-free)
+  const char* scales;         // --scales spec ("" for per-tensor scales)
   const char* alias_of;       // "best" names a measured policy; null otherwise
 };
 
@@ -43,8 +44,15 @@ std::string int8_operands_spec(const std::uint8_t masks[4]);
 // throws InputError naming `option` and the item.
 void parse_prc_operands(const std::string& ops, const std::string& option, bool roles[3]);
 
+// Parses a --scales spec into grains by slot (A, W, G; StepContext::scale_grain): comma-separated
+// OPERAND=GRAIN with OPERAND a, w or g and GRAIN tensor, outer (per row of A and G, per output
+// channel of W, in each GEMM), or block16, block32, block64 (blocks along each GEMM's reduction
+// dimension). Throws InputError naming `option` and the item.
+void parse_scales(const std::string& spec, const std::string& option, int grains[3]);
+std::string scales_spec(const int grains[3]);  // canonical, "tensor" when all are per tensor
+
 // Applies a policy's parts to options; `keep` names parts the command line set explicitly
-// (int8-operands, prc-operands, no-prc, no-wbc, first-last), which stay as given.
+// (int8-operands, prc-operands, no-prc, no-wbc, first-last, scales), which stay as given.
 void apply_policy(const Policy& p, TrainOptions& opt, const std::vector<std::string>& keep);
 
 // Whether every product of every linear layer has a PoT4 operand (a shift or an exponent add):

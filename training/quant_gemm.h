@@ -21,11 +21,30 @@ struct Grid {
   int e = 0;          // PoT4: value = v * 2^(e - 6); FP8: value = v * 2^e
   float scale = 1.0f; // INT8, INT4: value = v * scale
   bool pot2 = false;  // INT8 with a power-of-two scale (a policy's INT8 operand): value = v * 2^e
+  // Finer scales (PoT4): the stored matrix (rows x cols, row-major) in groups of g_rows x g_cols
+  // elements, each with its own scale exponent ge[group] (groups numbered row-major); empty ge:
+  // the one exponent e.
+  std::vector<int> ge;
+  int rows = 0, cols = 0, g_rows = 0, g_cols = 0;
+  int group_exp(int r, int c) const {
+    return ge.empty() ? e : ge[static_cast<std::size_t>(r / g_rows) * ((cols + g_cols - 1) / g_cols) + c / g_cols];
+  }
 };
+
 
 // What a tensor is in its layer: activations and weights round to nearest (weights with WBC
 // under ALS-POTQ), errors stochastically (ALS-POTQ, INT8, INT4) and in E5M2 (FP8).
 enum class Role { kActivation, kWeight, kError };
+
+// The FP32 tensor a GEMM operand was quantized from, stored as the GEMM reads it (the same
+// layout and transposition as the operand's Grid): a GEMM whose operand slot has finer scales
+// (StepContext::scale_grain) re-quantizes it with groups along its own reduction dimension.
+struct GemmSource {
+  const float* x = nullptr;
+  Role role = Role::kActivation;
+  int slot = -1;           // the precision slot (default: the role)
+  std::uint64_t key = 0;   // stochastic rounding key (errors)
+};
 
 // Quantizes n values in the step's arithmetic (FP32: a copy). `key` seeds stochastic rounding.
 // `slot` (default: the role) is the operand slot whose per-layer precision applies
@@ -45,8 +64,20 @@ struct LayerClassScope {
 // out[m x n] = op(A) . op(B) in the step's arithmetic, dequantized to float; records the GEMM
 // (row-major A m x k and B k x n, with its exact expected output) when the step is traced.
 // `conv`: a convolution's geometry (null otherwise); `type`: the layer kind recorded.
+// `sa`, `sb`: the operands' FP32 sources, for finer scales (null: the grids as given).
 void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry* conv, Phase phase, bool ta, bool tb,
-                 int m, int n, int k, const Grid& a, const Grid& b, float* out, LayerType type = LayerType::kFc);
+                 int m, int n, int k, const Grid& a, const Grid& b, float* out, LayerType type = LayerType::kFc,
+                 const GemmSource* sa = nullptr, const GemmSource* sb = nullptr);
+
+// PoT4 quantization of a stored rows x cols matrix in groups: along the columns (reduce_cols:
+// one group per row, of `len` consecutive columns) or along the rows (one group per column, of
+// `len` consecutive rows); len 0 is the whole row or column. Each group has its own ALS scale,
+// PRC and (weights) WBC, as a tensor of its own.
+Grid quantize_grouped(const float* x, int rows, int cols, bool reduce_cols, int len, Role role, StepContext& ctx,
+                      std::uint64_t key);
+// The grain (StepContext::scale_grain) that applies to slot `slot` in the current step: 0 when
+// the operand is not PoT4 (another arithmetic, or a policy's INT8 operand).
+int active_grain(const StepContext& ctx, int slot);
 
 std::vector<float> transpose(const float* a, int rows, int cols);
 
@@ -56,6 +87,9 @@ float grid_value(const Grid& g, std::size_t i);
 double sqnr_db(const float* x, std::size_t n, const Grid& g);
 // Records a sample of role (0 A, 1 W, 2 G) for `layer` when the step samples (ctx.sqnr_sample).
 void note_sqnr(StepContext& ctx, const std::string& layer, int role, const float* x, std::size_t n, const Grid& g);
+
+// The same for a GEMM's grouped copy (finer scales) of slot 0 (A), 1 (W) or 2 (G).
+void note_grouped_sqnr(StepContext& ctx, const std::string& layer, int slot, Phase phase, const float* x, const Grid& g);
 
 // The stochastic-rounding key of a layer in the current step.
 std::uint64_t rounding_key(const StepContext& ctx, int layer_index);

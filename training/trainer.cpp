@@ -84,6 +84,7 @@ StepContext make_context(const TrainOptions& opt) {
   for (int r = 0; r < 3; ++r) ctx.prc_roles[r] = opt.prc_roles[r];
   if (opt.arith == NumFormat::kPot4) {
     for (int c = 0; c < kLayerClasses; ++c) ctx.int8_roles[c] = opt.int8_roles[c];
+    for (int r = 0; r < 3; ++r) ctx.scale_grain[r] = opt.scale_grain[r];
   }
   ctx.potq.prc_candidates = opt.prc_candidates;
   ctx.potq.wbc_iterations = opt.wbc_iterations;
@@ -116,6 +117,7 @@ ojson report_header(const TrainOptions& opt, const std::string& spec, Network& n
   rep["policy"] = opt.policy.empty() ? "none" : opt.policy;  // none: the options alone
   rep["int8_operands"] = opt.arith == NumFormat::kPot4 ? int8_operands_spec(opt.int8_roles) : "";
   rep["multiplication_free"] = multiplication_free(opt);
+  rep["scales"] = opt.arith == NumFormat::kPot4 ? scales_spec(opt.scale_grain) : "";
   rep["prc_criterion"] = opt.prc_criterion == PrcCriterion::kL1 ? "l1" : opt.prc_criterion == PrcCriterion::kMse ? "mse" : "range";
   rep["error_scale"] = opt.error_scale_floor ? "floor" : "ceil";
   rep["threads"] = opt.threads;

@@ -96,6 +96,8 @@ struct Linear {
   int index = 0, in = 0, out = 0, m = 0;
   std::vector<float> w, b, dw, db;
   Grid xq, wq;
+  std::vector<float> xf;          // the FP32 input, kept only with finer scales of A
+  bool fa = false, fw = false, fg = false;  // finer scales of A, W, G in this step
 
   Linear(std::string n, int idx, int i, int o, SplitMix64& rng, double gain = 1.0)
       : name(std::move(n)), index(idx), in(i), out(o), w(static_cast<std::size_t>(i) * o), b(o, 0.0f),
@@ -103,11 +105,18 @@ struct Linear {
     init_uniform(w, gain * std::sqrt(6.0 / (i + o)), rng);
   }
   // y (m x out) from the quantized input (m x in).
-  void forward(Grid x, int rows, float* y, StepContext& ctx) {
+  // `x32`: the FP32 input (m x in), kept for finer scales (StepContext::scale_grain).
+  void forward(Grid x, const float* x32, int rows, float* y, StepContext& ctx) {
     m = rows;
     xq = std::move(x);
     wq = quantize(w.data(), w.size(), Role::kWeight, ctx, 0);
-    linear_gemm(ctx, name, nullptr, Phase::kFwd, false, false, m, out, in, xq, wq, y);
+    fa = active_grain(ctx, 0) != kScaleTensor;
+    fw = active_grain(ctx, 1) != kScaleTensor;
+    fg = active_grain(ctx, 2) != kScaleTensor;
+    if (fa) xf.assign(x32, x32 + static_cast<std::size_t>(m) * in);
+    const GemmSource sa{xf.data(), Role::kActivation}, sw{w.data(), Role::kWeight};
+    linear_gemm(ctx, name, nullptr, Phase::kFwd, false, false, m, out, in, xq, wq, y, LayerType::kFc, fa ? &sa : nullptr,
+                fw ? &sw : nullptr);
     for (int r = 0; r < m; ++r) {
       for (int j = 0; j < out; ++j) y[static_cast<std::size_t>(r) * out + j] += b[static_cast<std::size_t>(j)];
     }
@@ -115,12 +124,16 @@ struct Linear {
   // dy (m x out); dx (m x in) is added to when not null.
   void backward(const float* dy, float* dx_add, StepContext& ctx) {
     Grid g = quantize(dy, static_cast<std::size_t>(m) * out, Role::kError, ctx, rounding_key(ctx, index));
+    const GemmSource sa{xf.data(), Role::kActivation}, sw{w.data(), Role::kWeight},
+        sg{dy, Role::kError, -1, rounding_key(ctx, index)};
     if (dx_add != nullptr) {
       std::vector<float> dx(static_cast<std::size_t>(m) * in);
-      linear_gemm(ctx, name, nullptr, Phase::kBwdData, false, true, m, in, out, g, wq, dx.data());
+      linear_gemm(ctx, name, nullptr, Phase::kBwdData, false, true, m, in, out, g, wq, dx.data(), LayerType::kFc,
+                  fg ? &sg : nullptr, fw ? &sw : nullptr);
       for (std::size_t i = 0; i < dx.size(); ++i) dx_add[i] += dx[i];
     }
-    linear_gemm(ctx, name, nullptr, Phase::kBwdWeight, true, false, in, out, m, xq, g, dw.data());
+    linear_gemm(ctx, name, nullptr, Phase::kBwdWeight, true, false, in, out, m, xq, g, dw.data(), LayerType::kFc,
+                fa ? &sa : nullptr, fg ? &sg : nullptr);
     std::fill(db.begin(), db.end(), 0.0f);
     for (int r = 0; r < m; ++r) {
       for (int j = 0; j < out; ++j) db[static_cast<std::size_t>(j)] += dy[static_cast<std::size_t>(r) * out + j];
@@ -222,20 +235,20 @@ class Block {
     q_buf_.resize(md);
     k_buf_.resize(md);
     v_buf_.resize(md);
-    q_.forward(hq, m_, q_buf_.data(), ctx);
-    k_.forward(hq, m_, k_buf_.data(), ctx);
-    v_.forward(hq, m_, v_buf_.data(), ctx);
+    q_.forward(hq, h.data(), m_, q_buf_.data(), ctx);
+    k_.forward(hq, h.data(), m_, k_buf_.data(), ctx);
+    v_.forward(hq, h.data(), m_, v_buf_.data(), ctx);
     std::vector<float> ctx_out(md);
     attention_forward(ctx, attention_fp32, ctx_out.data());
     std::vector<float> a(md);
-    o_.forward(quantize(ctx_out.data(), md, Role::kActivation, ctx, 0), m_, a.data(), ctx);
+    o_.forward(quantize(ctx_out.data(), md, Role::kActivation, ctx, 0), ctx_out.data(), m_, a.data(), ctx);
     for (std::size_t i = 0; i < md; ++i) x[i] += a[i];
     ln2_.forward(x.data(), m_, h.data());
     u_.resize(static_cast<std::size_t>(m_) * c_.ff);
-    f1_.forward(quantize(h.data(), md, Role::kActivation, ctx, 0), m_, u_.data(), ctx);
+    f1_.forward(quantize(h.data(), md, Role::kActivation, ctx, 0), h.data(), m_, u_.data(), ctx);
     std::vector<float> r(u_.size());
     for (std::size_t i = 0; i < u_.size(); ++i) r[i] = u_[i] > 0.0f ? u_[i] : 0.0f;
-    f2_.forward(quantize(r.data(), r.size(), Role::kActivation, ctx, 0), m_, a.data(), ctx);
+    f2_.forward(quantize(r.data(), r.size(), Role::kActivation, ctx, 0), r.data(), m_, a.data(), ctx);
     for (std::size_t i = 0; i < md; ++i) x[i] += a[i];
   }
 
@@ -433,7 +446,7 @@ class TransformerModel::Impl {
     lnf_.forward(x.data(), m_, h.data());
     std::vector<float> logits(static_cast<std::size_t>(m_) * c_.vocab);
     LayerClassScope cls(ctx, kLastLayer);  // the classifier head
-    head_->forward(quantize(h.data(), h.size(), Role::kActivation, ctx, 0), m_, logits.data(), ctx);
+    head_->forward(quantize(h.data(), h.size(), Role::kActivation, ctx, 0), h.data(), m_, logits.data(), ctx);
     return logits;
   }
 
@@ -709,6 +722,7 @@ ojson train_transformer(const TransformerOptions& o) {
   rep["policy"] = opt.policy.empty() ? "none" : opt.policy;
   rep["int8_operands"] = opt.arith == NumFormat::kPot4 ? int8_operands_spec(opt.int8_roles) : "";
   rep["multiplication_free"] = multiplication_free(opt) && !o.attention_fp32;
+  rep["scales"] = opt.arith == NumFormat::kPot4 ? scales_spec(opt.scale_grain) : "";
   rep["prc_criterion"] = opt.prc_criterion == PrcCriterion::kL1 ? "l1" : opt.prc_criterion == PrcCriterion::kMse ? "mse" : "range";
   rep["error_scale"] = opt.error_scale_floor ? "floor" : "ceil";
   rep["threads"] = opt.threads;
