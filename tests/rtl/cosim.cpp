@@ -254,6 +254,12 @@ SimConfig make_config(Dataflow d, int latency) {
   return cfg;
 }
 
+// Float outputs seen by the checks, by class: the extreme cases must reach each of them.
+struct FloatClasses {
+  int inf = 0, nan = 0, subnormal = 0, zero = 0;
+};
+FloatClasses g_seen;
+
 // Runs one GEMM on the RTL and on the SystemC array, computes the reference, and requires
 // them bit-identical and every fold's cycles equal to the closed form.
 void check_case(const SimConfig& cfg, const Case& g) {
@@ -291,6 +297,9 @@ void check_case(const SimConfig& cfg, const Case& g) {
       INFO("output " << i / static_cast<std::size_t>(s.n) << "," << i % static_cast<std::size_t>(s.n));
       REQUIRE(static_cast<std::uint32_t>(rtl.c[i]) == f32_bits(sc.out_f32[i]));
       REQUIRE(f32_bits(ref[i]) == f32_bits(sc.out_f32[i]));
+      const std::uint32_t u = f32_bits(ref[i]);
+      if ((u & 0x7F800000u) == 0x7F800000u) ++((u & 0x7FFFFFu) != 0 ? g_seen.nan : g_seen.inf);
+      else if ((u & 0x7F800000u) == 0) ++((u & 0x7FFFFFu) != 0 ? g_seen.subnormal : g_seen.zero);
     }
   } else {
     std::vector<std::int64_t> ref(n);
@@ -396,8 +405,18 @@ TEST_CASE("random GEMMs, L = 3, K tiles of 3 (partial sums re-enter)", "[rtl]") 
 
 TEST_CASE("extreme operands: whole float range, saturating accumulators", "[rtl]") {
   if (kFloat) {
+    g_seen = {};
     random_gemms(1, false, true, 13);
     random_gemms(2, true, true, 14);
+    // The cases reach infinities, subnormal results or zeros, and with a separate multiply NaNs
+    // (an overflowed product meeting an opposite infinity; a fused multiply-add of finite
+    // operands cannot make one). FP8 operands cover every finite code of both formats instead:
+    // their products lie far inside binary32's range.
+    if (kPe != "fp8") {
+      CHECK(g_seen.subnormal + g_seen.zero > 0);
+      CHECK(g_seen.inf > 0);
+      CHECK((g_seen.nan > 0) == !kFma);
+    }
     return;
   }
   // Long K with large same-signed operands: the AW-bit accumulators clamp.
