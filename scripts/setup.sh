@@ -24,6 +24,10 @@ packages=(
   libopenmpi-dev openmpi-bin  # mfsim sweep over MPI (optional at build time, tested with mpirun -np 2)
   # the sanitizer tier and fuzzing (scripts/sanitize.sh, scripts/fuzz.sh)
   clang libclang-rt-14-dev    # clang 14 with libFuzzer, AddressSanitizer and UBSan runtimes
+  # the RTL twin (sim/rtl/, docs/rtl.md)
+  verilator                   # Verilator 5.006: co-simulates the Verilog arrays (CTest tier `rtl`)
+  yosys                       # Yosys 0.23: synthesizes the PEs and arrays (transistor counts, area)
+  qflow-tech-osu018           # OSU 0.18 um standard cells: /usr/share/qflow/tech/osu018/osu018_stdcells.lib
 )
 
 missing=()
