@@ -421,6 +421,24 @@ TEST_CASE("train: --policy selects a whole recipe, single options override its p
   CHECK(j["policy"] == "none");
   CHECK(j["prc_operands"] == "a,w");  // the default: the errors are never clipped
   CHECK(j["int8_operands"] == "");
+  // Every multiplication-free policy's traced step has a PoT4 operand in every GEMM (a shift or an
+  // exponent add); the traceable ones are checked (finer scales cannot be traced yet).
+  for (const char* p : {"best", "strict", "int8-input", "int8-errors", "int8-activations", "int8-weights"}) {
+    const std::string trace = dir.file(std::string(p) + "-step.json");
+    r = run_mfsim(fmt::format("train -q --model cnn --epochs 1 --batch 32 --data {} --policy {} --trace-out {} --report {}",
+                              dir.path(), p, trace, rep));
+    INFO(p << ": " << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(json::parse(test::slurp(rep))["multiplication_free"] == true);
+    const json t = json::parse(test::slurp(trace));
+    REQUIRE(t["records"].size() == 11);
+    int shift_pairs = 0;
+    for (const auto& rec : t["records"]) {
+      CHECK((rec["a"]["format"] == "pot4" || rec["b"]["format"] == "pot4"));
+      shift_pairs += rec["a"]["format"] != rec["b"]["format"] ? 1 : 0;
+    }
+    CHECK((shift_pairs > 0) == (std::string(p) != "strict"));
+  }
   r = run_mfsim(fmt::format("train -q --model cnn --epochs 1 --data {} --policy edges-int8 --report {}", dir.path(), rep));
   REQUIRE(r.exit_code == 0);
   CHECK(json::parse(test::slurp(rep))["multiplication_free"] == false);

@@ -640,6 +640,35 @@ TEST_CASE("per-layer precision: each class's INT8 operand lands in exactly the G
     x.h = x.w = 8;
     x.c = 1;
     x.v.assign(data.images.begin(), data.images.begin() + 8 * 64);
+    // The numbers, not only the formats: the first convolution's output (bias 0 at initialisation)
+    // is exactly the sum of the products of its operands' grid values, whatever their formats.
+    {
+      LayerClassScope first(ctx, kFirstLayer);
+      const Grid xg = quantize(x.v.data(), x.v.size(), Role::kActivation, ctx, 0);
+      const std::vector<float>& w = *net.params()[0].first;  // conv1: 3 x 3 x 1 x 4 (k x n)
+      const Grid wg = quantize(w.data(), w.size(), Role::kWeight, ctx, 0);
+      const Tensor y1 = net.layers()[0]->forward(x, ctx, false);
+      REQUIRE(y1.v.size() == static_cast<std::size_t>(8 * 8 * 8 * 4));
+      for (int b = 0; b < 8; ++b) {
+        for (int p = 0; p < 8; ++p) {
+          for (int q = 0; q < 8; ++q) {
+            for (int j = 0; j < 4; ++j) {
+              long double sum = 0;
+              for (int r = 0; r < 3; ++r) {
+                for (int t = 0; t < 3; ++t) {
+                  const int iy = p + r - 1, ix = q + t - 1;
+                  if (iy < 0 || iy >= 8 || ix < 0 || ix >= 8) continue;
+                  sum += static_cast<long double>(grid_value(xg, static_cast<std::size_t>((b * 8 + iy) * 8 + ix))) *
+                         grid_value(wg, static_cast<std::size_t>((r * 3 + t) * 4 + j));
+                }
+              }
+              REQUIRE(y1.v[static_cast<std::size_t>(((b * 8 + p) * 8 + q) * 4 + j)] == static_cast<float>(sum));
+            }
+          }
+        }
+      }
+    }
+    rec.records.clear();  // the check's own GEMM
     Tensor y = net.forward(x, ctx, true);
     Tensor dy;
     const std::vector<int> labels(data.labels.begin(), data.labels.begin() + 8);
@@ -658,6 +687,21 @@ TEST_CASE("per-layer precision: each class's INT8 operand lands in exactly the G
       if (r.b.format == NumFormat::kInt8) CHECK(std::log2(r.b.scale) == std::round(std::log2(r.b.scale)));
     }
   }
+}
+
+TEST_CASE("a grid's copies keep its format and scale", "[unit]") {
+  Grid g;
+  g.format = NumFormat::kInt8;
+  g.e = -9;
+  g.scale = std::ldexp(1.0f, -9);
+  g.pot2 = true;
+  g.v = {1, 2, 3};
+  const Grid c = g.like();
+  CHECK(c.format == g.format);
+  CHECK(c.e == g.e);
+  CHECK(c.scale == g.scale);
+  CHECK(c.pot2 == g.pot2);
+  CHECK(c.v.empty());
 }
 
 TEST_CASE("per-layer precision: bad --int8-operands items and second INT8 operands are refused", "[unit]") {

@@ -648,10 +648,7 @@ class Conv2d : public LinearBase {
     geometry_ = ConvGeometry{batch_, h_, w_in_, cin_, ks_, ks_, stride_, pad_};
     const Grid xq = input_grid(x, ctx);
     note_sqnr(ctx, name_, 0, x.v.data(), x.v.size(), xq);
-    Grid cols;
-    cols.format = xq.format;
-    cols.e = xq.e;
-    cols.scale = xq.scale;
+    Grid cols = xq.like();
     cols.v = std::move(cols_.v);  // reuse last step's buffer
     cols.v.assign(static_cast<std::size_t>(batch_) * p_ * q_ * k_, 0.0f);
     for_each_tap([&](std::size_t col, std::size_t in) {  // im2col

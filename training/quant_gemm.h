@@ -26,6 +26,15 @@ struct Grid {
   // the one exponent e.
   std::vector<int> ge;
   int rows = 0, cols = 0, g_rows = 0, g_cols = 0;
+  // An empty grid with this one's format and scale (per tensor): for copies such as im2col and slices.
+  Grid like() const {
+    Grid g;
+    g.format = format;
+    g.e = e;
+    g.scale = scale;
+    g.pot2 = pot2;
+    return g;
+  }
   int group_exp(int r, int c) const {
     return ge.empty() ? e : ge[static_cast<std::size_t>(r / g_rows) * ((cols + g_cols - 1) / g_cols) + c / g_cols];
   }

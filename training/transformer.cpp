@@ -201,10 +201,7 @@ struct LayerNorm {
 
 // Rows [r0, r0 + rows) and columns [c0, c0 + cols) of a row-major grid of `ld` columns.
 Grid slice(const Grid& g, int r0, int rows, int c0, int cols, int ld) {
-  Grid s;
-  s.format = g.format;
-  s.e = g.e;
-  s.scale = g.scale;
+  Grid s = g.like();
   s.v.resize(static_cast<std::size_t>(rows) * cols);
   for (int r = 0; r < rows; ++r) {
     std::copy_n(&g.v[static_cast<std::size_t>(r0 + r) * ld + c0], cols, &s.v[static_cast<std::size_t>(r) * cols]);
