@@ -890,6 +890,17 @@ IntPot2Tensor int_pot2_nearest(const float* x, std::size_t n, int qmax) {
   bool finite = true;
   t.scale_exp = int_pot2_scale_exp(max_abs(x, n, &finite), qmax);
   t.q.resize(n);
+  if (t.scale_exp > -100 && t.scale_exp < 100) {
+    // x 2^-E by a float product with an exact power of two: the same value as pot2_unscale
+    // whenever it is a normal float, and values below 2^-126 2^-E round to 0 either way.
+    const float inv = std::ldexp(1.0f, -t.scale_exp);
+    const auto qm = static_cast<float>(qmax);
+    for (std::size_t i = 0; i < n; ++i) {
+      const float r = x[i] * inv;
+      t.q[i] = std::isnan(r) ? 0 : static_cast<std::int8_t>(std::max(-qm, std::min(qm, std::nearbyint(r))));
+    }
+    return t;
+  }
   for (std::size_t i = 0; i < n; ++i) {
     const double r = pot2_unscale(x[i], t.scale_exp);
     t.q[i] = std::isnan(r) ? 0 : clamp_q(std::nearbyint(r), qmax);  // the default mode: ties to even

@@ -587,6 +587,18 @@ TEST_CASE("INT8 with a power-of-two scale: the least covering exponent, nearest 
     REQUIRE(std::fabs(v - x[i]) <= std::ldexp(0.5, t.scale_exp));
     REQUIRE(std::abs(static_cast<int>(t.q[i])) <= 127);
   }
+  // Against a direct computation in double (x 2^-E, nearest even, clamped), over scales from
+  // 2^-120 to 2^60 and tensors with tiny elements beside the largest.
+  for (int scale : {-120, -60, -8, 0, 9, 60}) {
+    std::vector<float> z(500);
+    for (auto& v : z) v = static_cast<float>(std::ldexp((rng.uniform() * 2 - 1), scale - static_cast<int>(rng.below(40))));
+    z[7] = std::ldexp(1.0f, scale);
+    const IntPot2Tensor tz = int_pot2_nearest(z.data(), z.size());
+    for (std::size_t i = 0; i < z.size(); ++i) {
+      const double want = std::max(-127.0, std::min(127.0, std::nearbyint(std::ldexp(static_cast<double>(z[i]), -tz.scale_exp))));
+      REQUIRE(tz.q[i] == static_cast<std::int8_t>(want));
+    }
+  }
   // Ties to even: 2.5 steps -> 2, 3.5 steps -> 4.
   const float ties[2] = {std::ldexp(2.5f, -3), std::ldexp(127.0f, -3)};  // max 127 2^-3: E = -3
   const IntPot2Tensor tt = int_pot2_nearest(ties, 2);
