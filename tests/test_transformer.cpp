@@ -165,6 +165,18 @@ TEST_CASE("train: a tiny Transformer trains, and its traced step replays bit for
     CHECK(j["model"] == "transformer");
     CHECK(j["test_exact_match_per_epoch"].size() == 2);
     CHECK(j["train_loss_per_epoch"][1].get<double>() < j["train_loss_per_epoch"][0].get<double>());
+    // SQNR of every quantized tensor, per layer and attention matmul (none in FP32).
+    if (std::string(quant) == "fp32") {
+      CHECK_FALSE(j.contains("sqnr_db_per_epoch"));
+    } else {
+      REQUIRE(j["sqnr_db_per_epoch"].size() == 2);
+      const json& last = j["sqnr_db_per_epoch"][1];
+      for (const char* layer : {"block0.q_proj", "block0.ffn2", "lm_head", "block0.scores", "block0.context"}) {
+        INFO(layer);
+        REQUIRE(last.contains(layer));
+        for (const char* t : {"A", "W", "G"}) CHECK(last[layer][t].get<double>() > 5.0);
+      }
+    }
     // 1 block: 6 projection/FFN GEMMs and the head (7 layers x 3 phases) plus 2 attention GEMMs
     // x 3 phases x 4 sequences x 2 heads.
     auto ins = run_mfsim("inspect --json --recompute " + trace);

@@ -72,6 +72,20 @@ std::string prc_operands_name(const TrainOptions& opt) {
   return opt.arith == NumFormat::kPot4 && opt.prc && !s.empty() ? s : "none";
 }
 
+// One epoch's SQNR samples: per layer, the mean dB of A, W and G.
+ojson sqnr_json(const std::map<std::string, QuantNoise>& s) {
+  ojson j = ojson::object();
+  for (const auto& [layer, q] : s) {
+    ojson l = ojson::object();
+    const char* names[3] = {"A", "W", "G"};
+    for (int r = 0; r < 3; ++r) {
+      if (q.count[r] > 0) l[names[r]] = q.db_sum[r] / q.count[r];
+    }
+    j[layer] = l;
+  }
+  return j;
+}
+
 StepContext make_context(const TrainOptions& opt) {
   StepContext ctx;
   ctx.arith = opt.arith;
@@ -127,19 +141,6 @@ ojson report_header(const TrainOptions& opt, const std::string& spec, Network& n
   return rep;
 }
 
-// One epoch's SQNR samples: per layer, the mean dB of A, W and G.
-ojson sqnr_json(const std::map<std::string, QuantNoise>& s) {
-  ojson j = ojson::object();
-  for (const auto& [layer, q] : s) {
-    ojson l = ojson::object();
-    const char* names[3] = {"A", "W", "G"};
-    for (int r = 0; r < 3; ++r) {
-      if (q.count[r] > 0) l[names[r]] = q.db_sum[r] / q.count[r];
-    }
-    j[layer] = l;
-  }
-  return j;
-}
 
 double learning_rate(const TrainOptions& opt, std::uint64_t step, std::size_t steps_per_epoch) {
   if (opt.lr_schedule != "cosine") return opt.lr;

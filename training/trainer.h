@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -94,6 +95,9 @@ class StepTracer {
   std::unique_ptr<TraceWriter> writer_;
   std::string written_;
 };
+
+// One epoch's SQNR samples (StepContext::sqnr): per layer, the mean dB of A, W and G.
+nlohmann::ordered_json sqnr_json(const std::map<std::string, QuantNoise>& samples);
 
 // The ALS-POTQ quantizers' statistics of a run (mean WBC threshold, PRC offsets chosen).
 void add_quantizer_stats(nlohmann::ordered_json& rep, const TrainOptions& opt, const StepContext& ctx);

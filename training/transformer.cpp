@@ -114,6 +114,8 @@ struct Linear {
     fw = active_grain(ctx, 1) != kScaleTensor;
     fg = active_grain(ctx, 2) != kScaleTensor;
     if (fa) xf.assign(x32, x32 + static_cast<std::size_t>(m) * in);
+    note_sqnr(ctx, name, 0, x32, static_cast<std::size_t>(m) * in, xq);
+    note_sqnr(ctx, name, 1, w.data(), w.size(), wq);
     const GemmSource sa{xf.data(), Role::kActivation}, sw{w.data(), Role::kWeight};
     linear_gemm(ctx, name, nullptr, Phase::kFwd, false, false, m, out, in, xq, wq, y, LayerType::kFc, fa ? &sa : nullptr,
                 fw ? &sw : nullptr);
@@ -124,6 +126,7 @@ struct Linear {
   // dy (m x out); dx (m x in) is added to when not null.
   void backward(const float* dy, float* dx_add, StepContext& ctx) {
     Grid g = quantize(dy, static_cast<std::size_t>(m) * out, Role::kError, ctx, rounding_key(ctx, index));
+    note_sqnr(ctx, name, 2, dy, static_cast<std::size_t>(m) * out, g);
     const GemmSource sa{xf.data(), Role::kActivation}, sw{w.data(), Role::kWeight},
         sg{dy, Role::kError, -1, rounding_key(ctx, index)};
     if (dx_add != nullptr) {
@@ -310,6 +313,9 @@ class Block {
     // K and V are the right operands (the W slot of the policy's per-layer precision).
     kg_ = quantize(k_buf_.data(), md, Role::kActivation, ctx, 0, static_cast<int>(Role::kWeight));
     vg_ = quantize(v_buf_.data(), md, Role::kActivation, ctx, 0, static_cast<int>(Role::kWeight));
+    note_sqnr(ctx, p_ + ".scores", 0, q_buf_.data(), md, qg_);
+    note_sqnr(ctx, p_ + ".scores", 1, k_buf_.data(), md, kg_);
+    note_sqnr(ctx, p_ + ".context", 1, v_buf_.data(), md, vg_);
     const std::size_t ss = static_cast<std::size_t>(S) * S;
     p_buf_.assign(static_cast<std::size_t>(batch_) * H * ss, 0.0f);
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
@@ -334,6 +340,7 @@ class Block {
       }
     }
     pg_ = quantize(p_buf_.data(), p_buf_.size(), Role::kActivation, ctx, 0);
+    note_sqnr(ctx, p_ + ".context", 0, p_buf_.data(), p_buf_.size(), pg_);
     std::vector<float> cb(static_cast<std::size_t>(S) * D);
     for (int b = 0; b < batch_; ++b) {
       for (int h = 0; h < H; ++h) {
@@ -351,6 +358,7 @@ class Block {
     const int S = c_.seq, D = dh(), H = c_.heads;
     const std::size_t md = static_cast<std::size_t>(m_) * c_.d, ss = static_cast<std::size_t>(S) * S;
     const Grid gc = quantize(dctx, md, Role::kError, ctx, rounding_key(ctx, 100 * i_ + 7));
+    note_sqnr(ctx, p_ + ".context", 2, dctx, md, gc);
     std::vector<float> dp(p_buf_.size());
     std::vector<float> tmp(std::max(ss, static_cast<std::size_t>(S) * D));
     for (int b = 0; b < batch_; ++b) {  // dP = dC V^T (backward data of the context GEMM)
@@ -380,6 +388,7 @@ class Block {
       for (int j = 0; j <= i; ++j) ds[r * S + j] = scale * p[j] * (g[j] - static_cast<float>(dot));
     }
     const Grid gs = quantize(ds.data(), ds.size(), Role::kError, ctx, rounding_key(ctx, 100 * i_ + 8));
+    note_sqnr(ctx, p_ + ".scores", 2, ds.data(), ds.size(), gs);
     for (int b = 0; b < batch_; ++b) {  // dQ = dS K (backward data of the scores GEMM)
       for (int h = 0; h < H; ++h) {
         const Grid sb = slice(gs, (b * H + h) * S, S, 0, S, S), kb = slice(kg_, b * S, S, h * D, D, c_.d);
@@ -737,6 +746,9 @@ ojson train_transformer(const TransformerOptions& o) {
   bool diverged = false;
   double first_loss = 0;  // the first step's loss: divergence is measured against it
   StepTracer tracer(opt, ctx);
+  std::map<std::string, QuantNoise> sqnr;  // this epoch's samples
+  ojson sqnr_per_epoch = ojson::array();
+  if (opt.sqnr_every > 0 && opt.arith != NumFormat::kFp32) ctx.sqnr = &sqnr;
   std::uint64_t step = 0;
   SplitMix64 shuffle_rng(opt.seed ^ 0x5eedull);
   std::vector<int> order(static_cast<std::size_t>(train.n));
@@ -756,6 +768,7 @@ ojson train_transformer(const TransformerOptions& o) {
         tg.insert(tg.end(), &train.target[off], &train.target[off] + train.seq);
       }
       ctx.step = step;
+      ctx.sqnr_sample = opt.sqnr_every > 0 && step % static_cast<std::uint64_t>(opt.sqnr_every) == 0;
       tracer.begin(epoch, static_cast<std::size_t>(s),
                    fmt::format("mfsim train --model {} --quant {}{} --seed {}", to_spec(c), arith_name(opt.arith),
                                o.attention_fp32 ? " --attention-quant fp32" : "", opt.seed),
@@ -796,6 +809,9 @@ ojson train_transformer(const TransformerOptions& o) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     epoch_seconds.push_back(secs);
     train_loss.push_back(loss_sum / static_cast<double>(seen));
+    ctx.sqnr_sample = false;
+    if (ctx.sqnr != nullptr) sqnr_per_epoch.push_back(sqnr_json(sqnr));
+    sqnr.clear();
     const EvalResult e = evaluate(model, test, c, ctx, o.attention_fp32, 250);
     token_acc.push_back(e.token_accuracy);
     exact.push_back(e.exact_match);
@@ -819,6 +835,13 @@ ojson train_transformer(const TransformerOptions& o) {
     rep["test_bits_per_char_per_epoch"] = bpc;
   }
   rep["train_loss_per_epoch"] = train_loss;
+  if (ctx.sqnr != nullptr) {
+    rep["sqnr_db_per_epoch"] = sqnr_per_epoch;
+    rep["sqnr_note"] = fmt::format("per linear layer and attention matmul, the mean over sampled steps (every {}) of "
+                                   "10 log10(sum x^2 / sum (x - Q(x))^2) for A (input activations; attention: Q and "
+                                   "softmax(S)), W (weights; attention: K and V), G (output errors)",
+                                   opt.sqnr_every);
+  }
   rep["epoch_seconds"] = epoch_seconds;
   rep["steps"] = step;
   add_quantizer_stats(rep, opt, ctx);
