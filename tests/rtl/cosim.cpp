@@ -13,6 +13,9 @@
 //  - the RTL's saturation flag raised exactly when the C++ accumulators saturated.
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -484,4 +487,33 @@ TEST_CASE("example trace records (traces/examples/mlp-tiny.json)", "[rtl]") {
   } else {
     REQUIRE(ran > 0);
   }
+}
+
+// The co-simulation speed benchmark (docs/performance.md), hidden from the test run: one GEMM
+// (MFSIM_RTL_BENCH_MNK, default 64x64x256) on the RTL array and on the SystemC array in value
+// mode, OS or the stationary dataflow of this binary, timed; prints PE-updates per second of
+// each (R x C PEs x the array's cycles, per wall-clock second). Run:
+//   build/tests/rtl/test_rtl_mfmac_os "[.bench]"
+TEST_CASE("co-simulation speed", "[.bench]") {
+  int m = 64, n = 64, k = 256;
+  if (const char* e = std::getenv("MFSIM_RTL_BENCH_MNK")) REQUIRE(std::sscanf(e, "%dx%dx%d", &m, &n, &k) == 3);
+  std::mt19937_64 rng(5);
+  const Case g = random_case(rng, GemmShape{m, n, k}, false);
+  const SimConfig cfg = make_config(kOs ? Dataflow::kOs : Dataflow::kWs, 1);
+  auto t0 = std::chrono::steady_clock::now();
+  const RtlResult rtl = run_rtl(cfg, g);
+  const double rtl_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ValueGemmResult sc;
+  GemmJob job;
+  job.shape = g.shape;
+  job.load = [&] { return g.ops; };
+  t0 = std::chrono::steady_clock::now();
+  simulate_value(cfg, {job}, [&](std::size_t, ValueGemmResult& r) { sc = std::move(r); });
+  const double sc_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double updates = static_cast<double>(kR) * kC * static_cast<double>(rtl.total_cycles);
+  std::printf("%s %s %dx%d, GEMM %dx%dx%d: %lld cycles; RTL %.3f s (%.3g PE-updates/s), SystemC value mode %.3f s "
+              "(%.3g PE-updates/s), ratio %.2f\n",
+              kPe.c_str(), kOs ? "os" : "ws", kR, kC, m, n, k, static_cast<long long>(rtl.total_cycles), rtl_s,
+              updates / rtl_s, sc_s, updates / sc_s, sc_s / rtl_s);
+  CHECK(rtl.total_cycles > 0);
 }
