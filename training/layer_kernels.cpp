@@ -2,6 +2,13 @@
 
 #include <algorithm>
 
+// Each kernel also in an AVX2 build, chosen at run time (see the header: the same bits).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MFSIM_KERNEL __attribute__((target_clones("avx2", "default")))
+#else
+#define MFSIM_KERNEL
+#endif
+
 namespace mfsim {
 
 namespace {
@@ -13,7 +20,7 @@ void tap_range(const ConvShape& s, int x, int* s0, int* s1) {
 }
 }  // namespace
 
-void im2col(const ConvShape& s, const float* in, float* cols) {
+MFSIM_KERNEL void im2col(const ConvShape& s, const float* in, float* cols) {
   const int p = s.p(), q = s.q();
   const std::size_t c = static_cast<std::size_t>(s.c), kc = static_cast<std::size_t>(s.k) * c;
   float* row = cols;
@@ -39,7 +46,7 @@ void im2col(const ConvShape& s, const float* in, float* cols) {
   }
 }
 
-void col2im(const ConvShape& s, const float* cols, float* dx) {
+MFSIM_KERNEL void col2im(const ConvShape& s, const float* cols, float* dx) {
   const int p = s.p(), q = s.q();
   const std::size_t c = static_cast<std::size_t>(s.c), kc = static_cast<std::size_t>(s.k) * c;
   const float* row = cols;
@@ -63,7 +70,7 @@ void col2im(const ConvShape& s, const float* cols, float* dx) {
   }
 }
 
-void relu_forward(float* x, std::uint8_t* mask, std::size_t n) {
+MFSIM_KERNEL void relu_forward(float* x, std::uint8_t* mask, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
     const float v = x[i];
     const bool pos = v > 0.0f;
@@ -72,7 +79,7 @@ void relu_forward(float* x, std::uint8_t* mask, std::size_t n) {
   }
 }
 
-void add_relu_forward(float* x, const float* s, std::uint8_t* mask, std::size_t n) {
+MFSIM_KERNEL void add_relu_forward(float* x, const float* s, std::uint8_t* mask, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
     const float v = x[i] + s[i];
     const bool pos = v > 0.0f;
@@ -81,8 +88,58 @@ void add_relu_forward(float* x, const float* s, std::uint8_t* mask, std::size_t 
   }
 }
 
-void relu_backward(float* dy, const std::uint8_t* mask, std::size_t n) {
+MFSIM_KERNEL void relu_backward(float* dy, const std::uint8_t* mask, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) dy[i] = mask[i] != 0 ? dy[i] : 0.0f;
+}
+
+MFSIM_KERNEL void batchnorm_moments(const float* x, std::size_t rows, std::size_t c, double* mean, double* var) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* row = x + r * c;
+    for (std::size_t j = 0; j < c; ++j) mean[j] += row[j];
+  }
+  for (std::size_t j = 0; j < c; ++j) mean[j] /= static_cast<double>(rows);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* row = x + r * c;
+    for (std::size_t j = 0; j < c; ++j) {
+      const double d = row[j] - mean[j];
+      var[j] += d * d;
+    }
+  }
+  for (std::size_t j = 0; j < c; ++j) var[j] /= static_cast<double>(rows);
+}
+
+MFSIM_KERNEL void batchnorm_normalize(float* x, float* xhat, std::size_t rows, std::size_t c, const double* mean,
+                                      const float* inv_std, const float* gamma, const float* beta) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    float* xr = x + r * c;
+    float* hr = xhat + r * c;
+    for (std::size_t j = 0; j < c; ++j) {
+      const float t = static_cast<float>((xr[j] - mean[j]) * inv_std[j]);
+      hr[j] = t;
+      xr[j] = gamma[j] * t + beta[j];
+    }
+  }
+}
+
+MFSIM_KERNEL void batchnorm_grad_sums(const float* dy, const float* xhat, std::size_t rows, std::size_t c,
+                                      double* sum_dy, double* sum_dy_xhat) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* dr = dy + r * c;
+    const float* hr = xhat + r * c;
+    for (std::size_t j = 0; j < c; ++j) {
+      sum_dy[j] += dr[j];
+      sum_dy_xhat[j] += static_cast<double>(dr[j]) * hr[j];
+    }
+  }
+}
+
+MFSIM_KERNEL void batchnorm_grad_apply(float* dy, const float* xhat, std::size_t rows, std::size_t c,
+                                       const float* scale, const double* mean_dy, const double* sum_dy_xhat, double n) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    float* dr = dy + r * c;
+    const float* hr = xhat + r * c;
+    for (std::size_t j = 0; j < c; ++j) dr[j] = static_cast<float>(scale[j] * (dr[j] - mean_dy[j] - hr[j] * sum_dy_xhat[j] / n));
+  }
 }
 
 }  // namespace mfsim

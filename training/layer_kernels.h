@@ -2,7 +2,9 @@
 // col2im of a convolution, ReLU and the residual block's add-and-ReLU. Each is written for speed
 // (contiguous runs, no zero-filling of what is then overwritten) and computes exactly what the
 // plain loop documented with it computes, bit for bit: the same operations on the same values in
-// the same order per element (tests/test_layer_kernels.cpp holds them to those loops).
+// the same order per element (tests/test_layer_kernels.cpp holds them to those loops). On x86-64
+// with GCC each is also compiled for AVX2 and picked at run time: wider vectors of the same
+// IEEE operations (no contraction into FMA: -ffp-contract=off; no reordered sums), so the same bits.
 #pragma once
 
 #include <cstddef>
@@ -33,5 +35,19 @@ void relu_forward(float* x, std::uint8_t* mask, std::size_t n);
 void add_relu_forward(float* x, const float* s, std::uint8_t* mask, std::size_t n);
 // dy[i] = mask[i] ? dy[i] : 0.
 void relu_backward(float* dy, const std::uint8_t* mask, std::size_t n);
+
+// Batch normalisation of rows x c values (NHWC: channel j is every c-th value). Sums are in
+// double, per channel over the rows in order.
+// mean[j] = sum_r x / rows; var[j] = sum_r (x - mean[j])^2 / rows (double(x) - mean[j] squared).
+void batchnorm_moments(const float* x, std::size_t rows, std::size_t c, double* mean, double* var);
+// xhat = float((double(x) - mean[j]) * inv_std[j]); x = gamma[j] * xhat + beta[j] (FP32), in place.
+void batchnorm_normalize(float* x, float* xhat, std::size_t rows, std::size_t c, const double* mean,
+                         const float* inv_std, const float* gamma, const float* beta);
+// sum_dy[j] += dy; sum_dy_xhat[j] += double(dy) * xhat (both start at the caller's values).
+void batchnorm_grad_sums(const float* dy, const float* xhat, std::size_t rows, std::size_t c, double* sum_dy,
+                         double* sum_dy_xhat);
+// dy = float(scale[j] * (double(dy) - mean_dy[j] - double(xhat) * sum_dy_xhat[j] / n)), in place.
+void batchnorm_grad_apply(float* dy, const float* xhat, std::size_t rows, std::size_t c, const float* scale,
+                          const double* mean_dy, const double* sum_dy_xhat, double n);
 
 }  // namespace mfsim

@@ -544,25 +544,9 @@ class BatchNorm : public Layer {
     xhat_.resize(x.v.size());
     inv_std_.assign(c, 0.0f);
     std::vector<double> mean(c, 0.0), var(c, 0.0);
-    // Per channel, every sum runs over the rows in order (the loops over channels are innermost).
-    const float* xv = x.v.data();
     if (train) {
-      double* m = mean.data();
-      double* v = var.data();
-      for (std::size_t r = 0; r < rows; ++r) {
-        const float* row = xv + r * c;
-        for (std::size_t j = 0; j < c; ++j) m[j] += row[j];
-      }
-      for (std::size_t j = 0; j < c; ++j) m[j] /= static_cast<double>(rows);
-      for (std::size_t r = 0; r < rows; ++r) {
-        const float* row = xv + r * c;
-        for (std::size_t j = 0; j < c; ++j) {
-          const double d = row[j] - m[j];
-          v[j] += d * d;
-        }
-      }
+      batchnorm_moments(x.v.data(), rows, c, mean.data(), var.data());
       for (std::size_t j = 0; j < c; ++j) {
-        var[j] /= static_cast<double>(rows);
         const double unbiased = rows > 1 ? var[j] * static_cast<double>(rows) / static_cast<double>(rows - 1) : var[j];
         running_mean_[j] = static_cast<float>(0.9 * running_mean_[j] + 0.1 * mean[j]);
         running_var_[j] = static_cast<float>(0.9 * running_var_[j] + 0.1 * unbiased);
@@ -574,19 +558,7 @@ class BatchNorm : public Layer {
       }
     }
     for (std::size_t j = 0; j < c; ++j) inv_std_[j] = static_cast<float>(1.0 / std::sqrt(var[j] + 1e-5));
-    const double* m = mean.data();
-    const float *is = inv_std_.data(), *g = gamma_.data(), *b = beta_.data();
-    float* xh = xhat_.data();
-    float* y = x.v.data();
-    for (std::size_t r = 0; r < rows; ++r) {
-      float* yr = y + r * c;
-      float* xr = xh + r * c;
-      for (std::size_t j = 0; j < c; ++j) {
-        const float t = static_cast<float>((yr[j] - m[j]) * is[j]);
-        xr[j] = t;
-        yr[j] = g[j] * t + b[j];
-      }
-    }
+    batchnorm_normalize(x.v.data(), xhat_.data(), rows, c, mean.data(), inv_std_.data(), gamma_.data(), beta_.data());
     return x;
   }
 
@@ -594,38 +566,20 @@ class BatchNorm : public Layer {
   Tensor backward(Tensor dy, StepContext&) override {
     const std::size_t c = static_cast<std::size_t>(c_), rows = dy.v.size() / c;
     std::vector<double> sum_dy(c, 0.0), sum_dy_xhat(c, 0.0);
-    double *sd = sum_dy.data(), *sdx = sum_dy_xhat.data();
-    float* d = dy.v.data();
-    const float* xh = xhat_.data();
-    for (std::size_t r = 0; r < rows; ++r) {  // per channel, in row order
-      const float* dr = d + r * c;
-      const float* xr = xh + r * c;
-      for (std::size_t j = 0; j < c; ++j) {
-        sd[j] += dr[j];
-        sdx[j] += static_cast<double>(dr[j]) * xr[j];
-      }
-    }
+    batchnorm_grad_sums(dy.v.data(), xhat_.data(), rows, c, sum_dy.data(), sum_dy_xhat.data());
     // Per channel: gamma / sigma (a float product) and mean(dy), as the element formula below
     // would compute them.
     const double n = static_cast<double>(rows);
     std::vector<float> scale(c);
     std::vector<double> mean_dy(c);
     for (std::size_t j = 0; j < c; ++j) {
-      dbeta_[j] = static_cast<float>(sd[j]);
-      dgamma_[j] = static_cast<float>(sdx[j]);
+      dbeta_[j] = static_cast<float>(sum_dy[j]);
+      dgamma_[j] = static_cast<float>(sum_dy_xhat[j]);
       scale[j] = gamma_[j] * inv_std_[j];
-      mean_dy[j] = sd[j] / n;
+      mean_dy[j] = sum_dy[j] / n;
     }
     // dy = gamma / sigma * (dy - sum(dy) / n - xhat * sum(dy xhat) / n)
-    const float* sc = scale.data();
-    const double* md = mean_dy.data();
-    for (std::size_t r = 0; r < rows; ++r) {
-      float* dr = d + r * c;
-      const float* xr = xh + r * c;
-      for (std::size_t j = 0; j < c; ++j) {
-        dr[j] = static_cast<float>(sc[j] * (dr[j] - md[j] - xr[j] * sdx[j] / n));
-      }
-    }
+    batchnorm_grad_apply(dy.v.data(), xhat_.data(), rows, c, scale.data(), mean_dy.data(), sum_dy_xhat.data(), n);
     return dy;
   }
 
