@@ -2,7 +2,10 @@
 
 #include <cblas.h>
 
+#include <strings.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <vector>
 
 namespace mfsim {
@@ -30,6 +33,28 @@ void exact_int_gemm(bool ta, bool tb, int m, int n, int k, const float* a, const
 
 void set_blas_threads(int threads) { openblas_set_num_threads(threads); }
 
-const char* blas_info() { return openblas_get_config(); }
+std::string blas_info() {
+  std::string s = openblas_get_config();
+  const char* replaced = std::getenv(kBlasFallbackEnv);
+  if (replaced != nullptr && *replaced != '\0') s += std::string(" (core chosen by mfsim; OpenBLAS picked ") + replaced + ")";
+  return s;
+}
+
+std::string blas_core() { return openblas_get_corename(); }
+
+std::string preferred_blas_core() {
+  const char* forced = std::getenv("OPENBLAS_CORETYPE");
+  if (forced != nullptr && *forced != '\0') return "";
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return "";
+  const std::string core = blas_core();
+  // OpenBLAS's x86-64 cores with AVX2 kernels: its own choice is fine.
+  for (const char* good : {"Haswell", "SkylakeX", "Cooperlake", "SapphireRapids", "Zen", "Excavator"}) {
+    if (strcasecmp(core.c_str(), good) == 0) return "";
+  }
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("avx512vl");
+  return avx512 ? "SkylakeX" : "Haswell";
+}
 
 }  // namespace mfsim

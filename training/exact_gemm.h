@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace mfsim {
 
@@ -23,6 +24,20 @@ void sgemm(bool trans_a, bool trans_b, int m, int n, int k, const float* a, cons
            bool accumulate = false);
 
 void set_blas_threads(int threads);
-const char* blas_info();
+// The BLAS build and core, as reported in training reports' "blas" field; with " (core chosen by
+// mfsim; OpenBLAS picked X)" appended when mfsim's main chose the core (choose_blas_core).
+std::string blas_info();
+
+// OpenBLAS (DYNAMIC_ARCH) picks its kernels once, as the library loads, from the CPU model; a CPU
+// model newer than the library falls back to a generic SSE3 core (Prescott) even when the CPU has
+// AVX2 or AVX-512. This returns the core to request instead through OPENBLAS_CORETYPE ("SkylakeX"
+// with AVX-512 F/CD/BW/DQ/VL, else "Haswell" with AVX2 and FMA), or "" when OpenBLAS's own choice
+// stands: OPENBLAS_CORETYPE already set, a core with AVX2 chosen, or a CPU without AVX2.
+// The choice changes FP32 results' bits (the kernel's summation order), never an integer
+// arithmetic's (exact sums, training/exact_gemm.h). docs/training-core.md.
+std::string preferred_blas_core();
+std::string blas_core();  // the core OpenBLAS runs (openblas_get_corename)
+// The environment variable naming the core OpenBLAS picked when mfsim chose another one.
+constexpr const char* kBlasFallbackEnv = "MFSIM_BLAS_CORE_REPLACED";
 
 }  // namespace mfsim

@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "training/exact_gemm.h"
+#include "training/layer_kernels.h"
 #include "training/quant_gemm.h"
 #include "models/gemm_ref.h"
 #include "models/rng.h"
@@ -568,31 +569,33 @@ class LinearBase : public Layer {
     const GemmSource sa{cols_f32_.data(), Role::kActivation}, sw{w_.data(), Role::kWeight};
     linear_gemm(ctx, name_, geometry(), Phase::kFwd, false, false, m, n_, k_, cols_, wq_, y, LayerType::kFc,
                 fa ? &sa : nullptr, fw ? &sw : nullptr);
+    const float* b = b_.data();
     for (int i = 0; i < m; ++i) {
-      for (int j = 0; j < n_; ++j) y[static_cast<std::size_t>(i) * n_ + j] += b_[j];
+      float* row = y + static_cast<std::size_t>(i) * n_;
+      for (int j = 0; j < n_; ++j) row[j] += b[j];
     }
   }
-  // dy: M x N. Returns dcols (M x K) when need_dx.
-  std::vector<float> backward_gemm(StepContext& ctx, const float* dy, bool need_dx) {
+  // dy: M x N. Writes dcols (M x K) when need_dx (every element: the buffer may be reused).
+  void backward_gemm(StepContext& ctx, const float* dy, bool need_dx, std::vector<float>* dcols) {
     Grid g = quantize(dy, static_cast<std::size_t>(m_) * n_, Role::kError, ctx, rounding_key(ctx, index_));
     note_sqnr(ctx, name_, 2, dy, static_cast<std::size_t>(m_) * n_, g);
-    std::vector<float> dcols;
     const bool fa = active_grain(ctx, 0) != kScaleTensor, fw = active_grain(ctx, 1) != kScaleTensor,
                fg = active_grain(ctx, 2) != kScaleTensor;
     const GemmSource sa{cols_f32_.data(), Role::kActivation}, sw{w_.data(), Role::kWeight},
         sg{dy, Role::kError, -1, rounding_key(ctx, index_)};
     if (need_dx) {
-      dcols.resize(static_cast<std::size_t>(m_) * k_);
-      linear_gemm(ctx, name_, geometry(), Phase::kBwdData, false, true, m_, k_, n_, g, wq_, dcols.data(), LayerType::kFc,
+      dcols->resize(static_cast<std::size_t>(m_) * k_);
+      linear_gemm(ctx, name_, geometry(), Phase::kBwdData, false, true, m_, k_, n_, g, wq_, dcols->data(), LayerType::kFc,
                   fg ? &sg : nullptr, fw ? &sw : nullptr);
     }
     linear_gemm(ctx, name_, geometry(), Phase::kBwdWeight, true, false, k_, n_, m_, cols_, g, dw_.data(), LayerType::kFc,
                 fa ? &sa : nullptr, fg ? &sg : nullptr);
     std::fill(db_.begin(), db_.end(), 0.0f);
+    float* db = db_.data();
     for (int i = 0; i < m_; ++i) {
-      for (int j = 0; j < n_; ++j) db_[j] += dy[static_cast<std::size_t>(i) * n_ + j];
+      const float* row = dy + static_cast<std::size_t>(i) * n_;
+      for (int j = 0; j < n_; ++j) db[j] += row[j];
     }
-    return dcols;
   }
 
   // A convolution's geometry for its trace records (null for a fully connected layer).
@@ -629,7 +632,7 @@ class Dense : public LinearBase {
     Tensor dx;
     dx.n = dy.n;
     dx.c = k_;
-    dx.v = backward_gemm(ctx, dy.v.data(), !first);
+    backward_gemm(ctx, dy.v.data(), !first, &dx.v);
     return dx;
   }
 };
@@ -646,87 +649,64 @@ class Conv2d : public LinearBase {
     EdgeScope scope(ctx, *this);
     batch_ = x.n;
     geometry_ = ConvGeometry{batch_, h_, w_in_, cin_, ks_, ks_, stride_, pad_};
-    const Grid xq = input_grid(x, ctx);
+    Grid xq = input_grid(x, ctx);
     note_sqnr(ctx, name_, 0, x.v.data(), x.v.size(), xq);
     Grid cols = xq.like();
-    cols.v = std::move(cols_.v);  // reuse last step's buffer
-    cols.v.assign(static_cast<std::size_t>(batch_) * p_ * q_ * k_, 0.0f);
-    for_each_tap([&](std::size_t col, std::size_t in) {  // im2col
-      for (int c = 0; c < cin_; ++c) cols.v[col + c] = xq.v[in + c];
-    });
+    cols.v = std::move(cols_.v);  // reuse last step's buffer: im2col writes every element
+    cols.v.resize(static_cast<std::size_t>(batch_) * p_ * q_ * k_);
+    im2col(shape(), xq.v.data(), cols.v.data());
     if (active_grain(ctx, 0) != kScaleTensor) {  // finer scales of A: the FP32 im2col matrix too
-      cols_f32_.assign(cols.v.size(), 0.0f);
-      for_each_tap([&](std::size_t col, std::size_t in) {
-        for (int c = 0; c < cin_; ++c) cols_f32_[col + c] = x.v[in + c];
-      });
+      cols_f32_.resize(cols.v.size());
+      im2col(shape(), x.v.data(), cols_f32_.data());
     }
+    // The input's buffer becomes the next input gradient (fp32: the input moved into xq).
+    spare_in_ = x.v.empty() ? std::move(xq.v) : std::move(x.v);
     Tensor y;
     y.n = batch_;
     y.h = p_;
     y.w = q_;
     y.c = n_;
+    y.v = std::move(spare_out_);  // the last output gradient's buffer; the GEMM writes every element
     y.v.resize(static_cast<std::size_t>(batch_) * p_ * q_ * n_);
     forward_gemm(ctx, batch_ * p_ * q_, std::move(cols), y.v.data());
     return y;
   }
   Tensor backward(Tensor dy, StepContext& ctx) override {
     EdgeScope scope(ctx, *this);
-    std::vector<float> dcols = backward_gemm(ctx, dy.v.data(), !first);
+    backward_gemm(ctx, dy.v.data(), !first, &dcols_);
+    spare_out_ = std::move(dy.v);
     Tensor dx;
     dx.n = batch_;
     dx.h = h_;
     dx.w = w_in_;
     dx.c = cin_;
     if (first) return dx;
+    dx.v = std::move(spare_in_);
     dx.v.assign(static_cast<std::size_t>(batch_) * h_ * w_in_ * cin_, 0.0f);
-    for_each_tap([&](std::size_t col, std::size_t in) {  // col2im: scatter-add (no multiplications)
-      for (int c = 0; c < cin_; ++c) dx.v[in + c] += dcols[col + c];
-    });
+    col2im(shape(), dcols_.data(), dx.v.data());  // a scatter-add (no multiplications)
     return dx;
   }
 
  private:
-  // Calls f(column offset in the im2col matrix, offset in the NHWC input) for every kernel tap
-  // of every output position that falls inside the (unpadded) input; each covers cin_ values.
-  template <class F>
-  void for_each_tap(F f) const {
-    for (int b = 0; b < batch_; ++b) {
-      for (int p = 0; p < p_; ++p) {
-        for (int q = 0; q < q_; ++q) {
-          const std::size_t row = ((static_cast<std::size_t>(b) * p_ + p) * q_ + q) * k_;
-          for (int r = 0; r < ks_; ++r) {
-            const int iy = p * stride_ + r - pad_;
-            if (iy < 0 || iy >= h_) continue;
-            for (int s = 0; s < ks_; ++s) {
-              const int ix = q * stride_ + s - pad_;
-              if (ix < 0 || ix >= w_in_) continue;
-              f(row + static_cast<std::size_t>((r * ks_ + s) * cin_),
-                ((static_cast<std::size_t>(b) * h_ + iy) * w_in_ + ix) * cin_);
-            }
-          }
-        }
-      }
-    }
-  }
-
+  ConvShape shape() const { return ConvShape{batch_, h_, w_in_, cin_, ks_, stride_, pad_}; }
   const ConvGeometry* geometry() const override { return &geometry_; }
 
   int h_, w_in_, cin_, ks_, stride_, pad_, p_ = 0, q_ = 0, batch_ = 0;
   ConvGeometry geometry_;
+  // Buffers kept across steps (no allocation or zero-filling per step): the input gradient's,
+  // the output's, and the im2col gradient.
+  std::vector<float> spare_in_, spare_out_, dcols_;
 };
 
 class Relu : public Layer {
  public:
   Tensor forward(Tensor x, StepContext&, bool) override {
     mask_.resize(x.size());
-    for (std::size_t i = 0; i < x.v.size(); ++i) {
-      mask_[i] = x.v[i] > 0.0f ? 1 : 0;
-      x.v[i] = mask_[i] != 0 ? x.v[i] : 0.0f;
-    }
+    relu_forward(x.v.data(), mask_.data(), x.size());
     return x;
   }
   Tensor backward(Tensor dy, StepContext&) override {
-    for (std::size_t i = 0; i < dy.v.size(); ++i) dy.v[i] = mask_[i] != 0 ? dy.v[i] : 0.0f;
+    relu_backward(dy.v.data(), mask_.data(), dy.size());
     return dy;
   }
   std::string name() const override { return "relu"; }
@@ -751,18 +731,8 @@ class BatchNorm : public Layer {
     inv_std_.assign(c, 0.0f);
     std::vector<double> mean(c, 0.0), var(c, 0.0);
     if (train) {
-      for (std::size_t r = 0; r < rows; ++r) {
-        for (std::size_t j = 0; j < c; ++j) mean[j] += x.v[r * c + j];
-      }
-      for (std::size_t j = 0; j < c; ++j) mean[j] /= static_cast<double>(rows);
-      for (std::size_t r = 0; r < rows; ++r) {
-        for (std::size_t j = 0; j < c; ++j) {
-          const double d = x.v[r * c + j] - mean[j];
-          var[j] += d * d;
-        }
-      }
+      batchnorm_moments(x.v.data(), rows, c, mean.data(), var.data());
       for (std::size_t j = 0; j < c; ++j) {
-        var[j] /= static_cast<double>(rows);
         const double unbiased = rows > 1 ? var[j] * static_cast<double>(rows) / static_cast<double>(rows - 1) : var[j];
         running_mean_[j] = static_cast<float>(0.9 * running_mean_[j] + 0.1 * mean[j]);
         running_var_[j] = static_cast<float>(0.9 * running_var_[j] + 0.1 * unbiased);
@@ -774,13 +744,7 @@ class BatchNorm : public Layer {
       }
     }
     for (std::size_t j = 0; j < c; ++j) inv_std_[j] = static_cast<float>(1.0 / std::sqrt(var[j] + 1e-5));
-    for (std::size_t r = 0; r < rows; ++r) {
-      for (std::size_t j = 0; j < c; ++j) {
-        const std::size_t i = r * c + j;
-        xhat_[i] = static_cast<float>((x.v[i] - mean[j]) * inv_std_[j]);
-        x.v[i] = gamma_[j] * xhat_[i] + beta_[j];
-      }
-    }
+    batchnorm_normalize(x.v.data(), xhat_.data(), rows, c, mean.data(), inv_std_.data(), gamma_.data(), beta_.data());
     return x;
   }
 
@@ -788,25 +752,20 @@ class BatchNorm : public Layer {
   Tensor backward(Tensor dy, StepContext&) override {
     const std::size_t c = static_cast<std::size_t>(c_), rows = dy.v.size() / c;
     std::vector<double> sum_dy(c, 0.0), sum_dy_xhat(c, 0.0);
-    for (std::size_t r = 0; r < rows; ++r) {
-      for (std::size_t j = 0; j < c; ++j) {
-        const std::size_t i = r * c + j;
-        sum_dy[j] += dy.v[i];
-        sum_dy_xhat[j] += static_cast<double>(dy.v[i]) * xhat_[i];
-      }
-    }
+    batchnorm_grad_sums(dy.v.data(), xhat_.data(), rows, c, sum_dy.data(), sum_dy_xhat.data());
+    // Per channel: gamma / sigma (a float product) and mean(dy), as the element formula below
+    // would compute them.
+    const double n = static_cast<double>(rows);
+    std::vector<float> scale(c);
+    std::vector<double> mean_dy(c);
     for (std::size_t j = 0; j < c; ++j) {
       dbeta_[j] = static_cast<float>(sum_dy[j]);
       dgamma_[j] = static_cast<float>(sum_dy_xhat[j]);
+      scale[j] = gamma_[j] * inv_std_[j];
+      mean_dy[j] = sum_dy[j] / n;
     }
-    const double n = static_cast<double>(rows);
-    for (std::size_t r = 0; r < rows; ++r) {
-      for (std::size_t j = 0; j < c; ++j) {
-        const std::size_t i = r * c + j;
-        dy.v[i] = static_cast<float>(gamma_[j] * inv_std_[j] *
-                                     (dy.v[i] - sum_dy[j] / n - xhat_[i] * sum_dy_xhat[j] / n));
-      }
-    }
+    // dy = gamma / sigma * (dy - sum(dy) / n - xhat * sum(dy xhat) / n)
+    batchnorm_grad_apply(dy.v.data(), xhat_.data(), rows, c, scale.data(), mean_dy.data(), sum_dy_xhat.data(), n);
     return dy;
   }
 
@@ -836,24 +795,27 @@ class MaxPool : public Layer {
     y.c = x.c;
     y.v.resize(static_cast<std::size_t>(y.n) * y.h * y.w * y.c);
     arg_.resize(y.v.size());
+    // Per output element: the window's first tap, then each later tap (r, s in order) that is
+    // greater (the first of equal maxima wins; a NaN first tap stays).
+    const std::size_t ch = static_cast<std::size_t>(x.c);
     for (int b = 0; b < y.n; ++b) {
       for (int p = 0; p < y.h; ++p) {
         for (int q = 0; q < y.w; ++q) {
-          for (int c = 0; c < y.c; ++c) {
-            std::size_t best = 0;
-            float bv = -INFINITY;
-            for (int r = 0; r < k_; ++r) {
-              for (int s = 0; s < k_; ++s) {
-                std::size_t i = ((static_cast<std::size_t>(b) * x.h + p * k_ + r) * x.w + q * k_ + s) * x.c + c;
-                if (x.v[i] > bv || (r == 0 && s == 0)) {
-                  bv = x.v[i];
-                  best = i;
+          const std::size_t o = ((static_cast<std::size_t>(b) * y.h + p) * y.w + q) * ch;
+          float* yv = y.v.data() + o;
+          std::size_t* arg = arg_.data() + o;
+          for (int r = 0; r < k_; ++r) {
+            for (int s = 0; s < k_; ++s) {
+              const std::size_t i = ((static_cast<std::size_t>(b) * x.h + p * k_ + r) * x.w + q * k_ + s) * ch;
+              const float* xv = x.v.data() + i;
+              const bool first_tap = r == 0 && s == 0;
+              for (std::size_t c = 0; c < ch; ++c) {
+                if (first_tap || xv[c] > yv[c]) {
+                  yv[c] = xv[c];
+                  arg[c] = i + c;
                 }
               }
             }
-            std::size_t o = ((static_cast<std::size_t>(b) * y.h + p) * y.w + q) * y.c + c;
-            y.v[o] = bv;
-            arg_[o] = best;
           }
         }
       }
@@ -934,24 +896,24 @@ class ResidualBlock : public Layer {
   }
 
   Tensor forward(Tensor x, StepContext& ctx, bool train) override {
-    Tensor s = x;  // the shortcut's input (a copy: the main path consumes x)
+    Tensor s = copy(x);  // the shortcut's input (a copy: the main path consumes x)
     for (auto& l : main_) x = l->forward(std::move(x), ctx, train);
     for (auto& l : shortcut_) s = l->forward(std::move(s), ctx, train);
     mask_.resize(x.v.size());
-    for (std::size_t i = 0; i < x.v.size(); ++i) {
-      const float v = x.v[i] + s.v[i];
-      mask_[i] = v > 0.0f ? 1 : 0;
-      x.v[i] = mask_[i] != 0 ? v : 0.0f;
-    }
+    add_relu_forward(x.v.data(), s.v.data(), mask_.data(), x.size());
+    spare_ = std::move(s.v);
     return x;
   }
 
   Tensor backward(Tensor dy, StepContext& ctx) override {
-    for (std::size_t i = 0; i < dy.v.size(); ++i) dy.v[i] = mask_[i] != 0 ? dy.v[i] : 0.0f;
-    Tensor ds = dy;
+    relu_backward(dy.v.data(), mask_.data(), dy.size());
+    Tensor ds = copy(dy);
     for (auto it = main_.rbegin(); it != main_.rend(); ++it) dy = (*it)->backward(std::move(dy), ctx);
     for (auto it = shortcut_.rbegin(); it != shortcut_.rend(); ++it) ds = (*it)->backward(std::move(ds), ctx);
-    for (std::size_t i = 0; i < dy.v.size(); ++i) dy.v[i] += ds.v[i];
+    float* d = dy.v.data();
+    const float* e = ds.v.data();
+    for (std::size_t i = 0; i < dy.size(); ++i) d[i] += e[i];
+    spare_ = std::move(ds.v);
     return dy;
   }
 
@@ -968,9 +930,22 @@ class ResidualBlock : public Layer {
   }
 
  private:
+  // A copy of t in the buffer kept from the last pass (no allocation per step).
+  Tensor copy(const Tensor& t) {
+    Tensor c;
+    c.v = std::move(spare_);
+    c.v.assign(t.v.begin(), t.v.end());
+    c.n = t.n;
+    c.h = t.h;
+    c.w = t.w;
+    c.c = t.c;
+    return c;
+  }
+
   std::string name_;
   std::vector<std::unique_ptr<Layer>> main_, shortcut_;
   std::vector<std::uint8_t> mask_;
+  std::vector<float> spare_;
 };
 
 class Flatten : public Layer {

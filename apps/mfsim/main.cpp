@@ -7,11 +7,13 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <unistd.h>
 
 #include "apps/mfsim/cli.h"
 #include "common/error.h"
 #include "common/sanitizer_options.h"
 #include "sim/pe_type.h"
+#include "training/exact_gemm.h"
 
 namespace po = boost::program_options;
 
@@ -109,6 +111,21 @@ int main(int argc, char** argv) {
   if (name == "--version") {
     std::printf("mfsim %s\n", MFSIM_VERSION);
     return kExitOk;
+  }
+  if (name == "train") {
+    // OpenBLAS picks its kernels as it loads, and falls back to a generic SSE3 core on CPU models
+    // newer than the library: run again with a core that uses the CPU's AVX2 or AVX-512 named in
+    // OPENBLAS_CORETYPE, unless the user named one (docs/training-core.md). If the re-execution
+    // fails, training goes on with OpenBLAS's own choice.
+    const std::string core = preferred_blas_core();
+    if (!core.empty()) {
+      const std::string picked = blas_core();
+      if (setenv("OPENBLAS_CORETYPE", core.c_str(), 1) == 0 && setenv(kBlasFallbackEnv, picked.c_str(), 1) == 0) {
+        execv("/proc/self/exe", argv);
+      }
+      unsetenv("OPENBLAS_CORETYPE");
+      unsetenv(kBlasFallbackEnv);
+    }
   }
   const cli::Command* cmd = nullptr;
   for (const auto& c : cli::kCommands) {
