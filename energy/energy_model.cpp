@@ -156,10 +156,23 @@ ojson add_energy(ojson& report, const EnergyTable& table) {
     // Each GEMM is priced by the PE of the array it ran on (array.second: docs/energy-accounting.md).
     const std::string array = g.contains("array") ? g.at("array").get<std::string>() : first;
     const ojson& qe = g.at("quantized_elements");
-    QuantOps q = prc_roles == "a,w,g"
-                     ? quant_ops(array, num(qe, "activations"), num(qe, "weights"), num(qe, "errors"), wbc, prc)
-                     : quant_ops_by_role(array, num(qe, "activations"), num(qe, "weights"), num(qe, "errors"), wbc,
-                                         prc, prc_roles);
+    double act = num(qe, "activations"), wgt = num(qe, "weights"), err = num(qe, "errors");
+    QuantOps q8;  // the shift-add pair's INT8 operand, on a PE that prices its quantizer apart
+    const PeType& pe = pe_type(array);
+    if (qe.contains("int8") && pe.int8_quant_ops != nullptr) {
+      const ojson& i8 = qe.at("int8");
+      q8 = pe.int8_quant_ops(num(i8, "activations"), num(i8, "weights"), num(i8, "errors"));
+      act -= num(i8, "activations");
+      wgt -= num(i8, "weights");
+      err -= num(i8, "errors");
+    }
+    QuantOps q = prc_roles == "a,w,g" ? quant_ops(array, act, wgt, err, wbc, prc)
+                                      : quant_ops_by_role(array, act, wgt, err, wbc, prc, prc_roles);
+    q.compare32 += q8.compare32;
+    q.exp_sub8 += q8.exp_sub8;
+    q.fp32_add += q8.fp32_add;
+    q.fp32_mul += q8.fp32_mul;
+    q.rng16 += q8.rng16;
     std::vector<EnergyItem> items =
         energy_items(cfg, g.at("events"), q, table, array, array == first ? "" : array + ".");
     const double gt = total_of(items);

@@ -48,4 +48,15 @@ constexpr std::int64_t max_product_term(NumFormat f) {
                                  : 0;
 }
 
+// Largest |a * b| of one product of an `a` and a `b` operand on their integer grids (the
+// format's max_int each; PoT4 x INT8, the shift-add pair: 64 x 127). 0 if either is a float.
+constexpr std::int64_t max_product_term(NumFormat a, NumFormat b) {
+  if (a == b) return max_product_term(a);
+  const auto max_int = [](NumFormat f) {
+    return f == NumFormat::kPot4 ? std::int64_t{64} : f == NumFormat::kInt8 ? std::int64_t{127}
+                                                  : f == NumFormat::kInt4 ? std::int64_t{7} : 0;
+  };
+  return max_int(a) * max_int(b);
+}
+
 }  // namespace mfsim

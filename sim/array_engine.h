@@ -38,6 +38,13 @@ class ArrayEngine {
   virtual void probe(Probe& p) const = 0;
 };
 
+// A policy whose operand registers hold each operand in its own representation (P::make_code
+// for a PoT4 operand, P::make for an integer one: the shift PE).
+template <class P, class = void>
+constexpr bool kPerOperand = false;
+template <class P>
+constexpr bool kPerOperand<P, std::void_t<decltype(P::make_code(Pot4Code{}))>> = true;
+
 template <class P>
 class EngineImpl : public ArrayEngine {
  public:
@@ -171,7 +178,18 @@ class EngineImpl : public ArrayEngine {
       out.resize(in.size());
       std::transform(in.begin(), in.end(), out.begin(), [](auto v) { return P::make(v); });
     };
-    if constexpr (P::kHolds == FormatKind::kPot4) {
+    if constexpr (kPerOperand<P>) {  // each operand as it is: PoT4 codes or integers
+      auto one = [&](std::vector<Op>& out, const std::vector<Pot4Code>& codes, const std::vector<int>& ints) {
+        if (!codes.empty()) {
+          out.resize(codes.size());
+          std::transform(codes.begin(), codes.end(), out.begin(), [](Pot4Code c) { return P::make_code(c); });
+        } else {
+          fill(out, ints);
+        }
+      };
+      one(a_, ops.a_pot4, ops.a_int);
+      one(b_, ops.b_pot4, ops.b_int);
+    } else if constexpr (P::kHolds == FormatKind::kPot4) {
       fill(a_, ops.a_pot4);
       fill(b_, ops.b_pot4);
     } else if constexpr (P::kHolds == FormatKind::kInt) {

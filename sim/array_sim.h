@@ -21,7 +21,8 @@
 namespace mfsim {
 
 // One GEMM's operands, row-major A (M x K) and B (K x N), in the array's representation:
-// PoT4 codes for the MF-MAC array, integers for the INT8 array, floats for the FP32 array.
+// PoT4 codes for the MF-MAC array, integers for the INT8 array, floats for the FP32 array; for
+// the shift array each operand as it is (one of a_pot4, a_int filled; likewise for B).
 struct GemmOperands {
   std::vector<Pot4Code> a_pot4, b_pot4;
   std::vector<int> a_int, b_int;

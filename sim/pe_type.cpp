@@ -13,6 +13,10 @@ std::vector<const PeType*> registered_pe_types();
 
 bool PeType::can_hold(NumFormat f) const { return std::find(holds.begin(), holds.end(), f) != holds.end(); }
 
+bool PeType::runs_exactly(NumFormat a, NumFormat b) const {
+  return can_hold(a) && can_hold(b) && (runs_pair == nullptr || runs_pair(a, b));
+}
+
 int PeType::op_index(const std::string& counter) const {
   for (std::size_t i = 0; i < ops.size(); ++i) {
     if (counter == ops[i].counter) return static_cast<int>(i);
@@ -36,6 +40,15 @@ QuantOps int_quant_ops(double act, double wgt, double err, int, int) {
   q.fp32_mul += all;
   q.fp32_add += all;
   q.rng16 += err;
+  return q;
+}
+
+QuantOps int_pot2_quant_ops(double act, double wgt, double err) {
+  QuantOps q;
+  const double all = act + wgt + err;
+  q.compare32 += 2 * all;  // max |x|; the rounding threshold (nearest: the half step; stochastic: the random number)
+  q.exp_sub8 += all;       // x * 2^-s: an exponent subtraction
+  q.rng16 += err;          // the errors' stochastic rounding
   return q;
 }
 

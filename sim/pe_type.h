@@ -75,8 +75,21 @@ struct PeType {
                         int prc_candidates);
   // Parameters only this type uses (e.g. pe.fp32_fma), declared with it; null: none.
   std::vector<ParamSpec> (*params)() = nullptr;
+  // Which pairs of operand formats (a, b) the PE runs exactly, when not every pair of held
+  // formats (the shift PE holds PoT4 and INT8 values but has no multiplier for INT8 x INT8);
+  // null: every pair of `holds`.
+  bool (*runs_pair)(NumFormat a, NumFormat b) = nullptr;
+  // The operand registers hold each operand in its own representation: a PoT4 operand as its
+  // code, an integer operand as its integer (the shift PE; PoT4 x PoT4: A as its integer image).
+  // Otherwise every operand is held as `holds_as`.
+  bool per_operand_registers = false;
+  // The quantizer operations of the tensors a trace holds in INT8 with a power-of-two scale (the
+  // shift-add pair's INT8 operand), per element; null: counted as the others (quant_ops).
+  QuantOps (*int8_quant_ops)(double activations, double weights, double errors) = nullptr;
 
   bool can_hold(NumFormat f) const;
+  // Whether the PE computes a GEMM of `a` x `b` operands exactly (both held, and the pair run).
+  bool runs_exactly(NumFormat a, NumFormat b) const;
   int op_index(const std::string& counter) const;  // -1 if not one of its ops
   std::uint64_t op_count(const EventCounts& e, const std::string& counter) const;  // 0 if not its op
 };
@@ -94,6 +107,11 @@ void count_every_op(const SimConfig& cfg, std::uint64_t executed, PeOpCounts& co
 // The symmetric integer quantizer's operations (INT8, INT4): per element a max search, the
 // scaling x * qmax / max, a rounding; one random number per error element.
 QuantOps int_quant_ops(double activations, double weights, double errors, int wbc_iterations, int prc_candidates);
+
+// The power-of-two-scaled integer quantizer's operations (the INT8 operands of the shift-add
+// pair, int_pot2_nearest/_stochastic): per element a max search, the scaling (an exponent
+// subtraction), a rounding comparison; stochastic rounding of errors adds a random number.
+QuantOps int_pot2_quant_ops(double activations, double weights, double errors);
 
 // The registry: every PE type under sim/pe/, in report order (FP32 first).
 const std::vector<const PeType*>& pe_types();

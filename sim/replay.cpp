@@ -35,20 +35,22 @@ const char* to_string(SimMode m) {
   return "?";
 }
 
-bool array_represents(const PeType& a, const TraceRecord& r) { return a.can_hold(r.a.format) && a.can_hold(r.b.format); }
+bool array_represents(const PeType& a, const TraceRecord& r) { return a.runs_exactly(r.a.format, r.b.format); }
 
 namespace {
 
 // Operands of a record in the array's representation (what its registers hold: PoT4 codes,
-// integers or binary32 values). PoT4 codes become their exact integer images (+-2^(m-1), on the
-// grid 2^(E-6)) on integer and float arrays; integers become floats on float arrays: the array
-// then computes the recorded integer accumulators exactly (binary32: as long as no partial sum
-// needs rounding). Float formats are decoded to binary32 by the trace reader already.
+// integers or binary32 values), each operand by its own format. PoT4 codes become their exact
+// integer images (+-2^(m-1), on the grid 2^(E-6)) on integer and float arrays; integers become
+// floats on float arrays: the array then computes the recorded integer accumulators exactly
+// (binary32: as long as no partial sum needs rounding). Float formats are decoded to binary32 by
+// the trace reader already. A PE with per-operand registers (the shift PE) gets each operand as
+// it is: PoT4 codes and integers; of a PoT4 x PoT4 record, A as its integer images.
 GemmOperands to_array_operands(const PeType& array, const TraceRecord& r, RecordPayload& p) {
   GemmOperands ops;
-  auto ints = [&](const std::vector<Pot4Code>& pc, const std::vector<std::int8_t>& i8) {
+  auto ints = [](NumFormat f, const std::vector<Pot4Code>& pc, const std::vector<std::int8_t>& i8) {
     std::vector<int> v;
-    if (r.format() == NumFormat::kPot4) {
+    if (f == NumFormat::kPot4) {
       v.reserve(pc.size());
       for (Pot4Code c : pc) v.push_back(pot4_int(c));
     } else {
@@ -56,23 +58,39 @@ GemmOperands to_array_operands(const PeType& array, const TraceRecord& r, Record
     }
     return v;
   };
+  auto floats = [&](NumFormat f, std::vector<float>& fv, const std::vector<Pot4Code>& pc,
+                    const std::vector<std::int8_t>& i8) {
+    if (is_float_format(f)) return std::move(fv);
+    std::vector<float> out;
+    for (int v : ints(f, pc, i8)) out.push_back(static_cast<float>(v));
+    return out;
+  };
+  if (array.per_operand_registers) {
+    const bool both_pot4 = r.a.format == NumFormat::kPot4 && r.b.format == NumFormat::kPot4;
+    if (r.a.format == NumFormat::kPot4 && !both_pot4) {
+      ops.a_pot4 = std::move(p.a_pot4);
+    } else {
+      ops.a_int = ints(r.a.format, p.a_pot4, p.a_int8);
+    }
+    if (r.b.format == NumFormat::kPot4) {
+      ops.b_pot4 = std::move(p.b_pot4);
+    } else {
+      ops.b_int = ints(r.b.format, p.b_pot4, p.b_int8);
+    }
+    return ops;
+  }
   switch (array.holds_as) {
     case FormatKind::kPot4:
       ops.a_pot4 = std::move(p.a_pot4);
       ops.b_pot4 = std::move(p.b_pot4);
       break;
     case FormatKind::kInt:
-      ops.a_int = ints(p.a_pot4, p.a_int8);
-      ops.b_int = ints(p.b_pot4, p.b_int8);
+      ops.a_int = ints(r.a.format, p.a_pot4, p.a_int8);
+      ops.b_int = ints(r.b.format, p.b_pot4, p.b_int8);
       break;
     case FormatKind::kFloat:
-      if (is_float_format(r.format())) {
-        ops.a_f32 = std::move(p.a_fp32);
-        ops.b_f32 = std::move(p.b_fp32);
-      } else {
-        for (int v : ints(p.a_pot4, p.a_int8)) ops.a_f32.push_back(static_cast<float>(v));
-        for (int v : ints(p.b_pot4, p.b_int8)) ops.b_f32.push_back(static_cast<float>(v));
-      }
+      ops.a_f32 = floats(r.a.format, p.a_fp32, p.a_pot4, p.a_int8);
+      ops.b_f32 = floats(r.b.format, p.b_fp32, p.b_pot4, p.b_int8);
       break;
   }
   return ops;
@@ -287,7 +305,7 @@ std::vector<std::size_t> choose_modes(const TraceReader& reader, const ReplayOpt
       if (!representable) {
         throw InputError(fmt::format("{}: {}: {} operands cannot be represented exactly on the {} "
                                      "array{}; use --mode timing or auto{}",
-                                     reader.path(), record_name(i, r), to_string(r.format()),
+                                     reader.path(), record_name(i, r), r.format_name(),
                                      cfg.array->name, cfg.second != nullptr ? fmt::format(" nor on the second ({})", cfg.second->name) : "",
                                      cfg.second != nullptr ? "" : ", or array.second to run it on an array that holds it"));
       }
@@ -300,7 +318,7 @@ std::vector<std::size_t> choose_modes(const TraceReader& reader, const ReplayOpt
       if (opt.mode == SimMode::kAuto && r.has_payload && !representable) {
         out[i].note = fmt::format("{} operands cannot be represented exactly on the {} array{}: "
                                   "timing mode, priced as its products",
-                                  to_string(r.format()), cfg.array->name,
+                                  r.format_name(), cfg.array->name,
                                   cfg.second != nullptr ? fmt::format(" nor on the second ({})", cfg.second->name) : "");
       }
     }
@@ -394,7 +412,7 @@ ValueRun run_value_records(const TraceReader& reader, const SimConfig& cfg, cons
             want[e] = static_cast<float>(expected[j].expected_acc[e]);
             exact = exact && static_cast<std::int64_t>(want[e]) == expected[j].expected_acc[e];
           }
-          const auto max_term = static_cast<std::uint64_t>(max_product_term(r.format()));
+          const auto max_term = static_cast<std::uint64_t>(r.max_product_term());
           if (exact && static_cast<std::uint64_t>(r.shape.k) * max_term < (std::uint64_t{1} << 24)) {
             g.against = "trace";
             g.mismatch = first_mismatch(r.shape, res.out_f32, want, "array", "expected");
@@ -485,11 +503,16 @@ ojson gemm_json(const SimConfig& cfg, std::size_t i, const TraceRecord& r, const
   j["K"] = r.shape.k;
   j["repeat"] = r.repeat;
   j["layer_type"] = to_string(r.layer_type);
-  j["format"] = to_string(r.format());
+  j["format"] = r.format_name();
   j["array"] = cfg.array->name;
   j["quantized_elements"] = ojson{{"activations", quantized.activations},
                                   {"weights", quantized.weights},
                                   {"errors", quantized.errors}};
+  if (r.shift_pair()) {  // of those, the INT8 operand's (priced by the power-of-two integer quantizer)
+    j["quantized_elements"]["int8"] = ojson{{"activations", quantized.int8_activations},
+                                            {"weights", quantized.int8_weights},
+                                            {"errors", quantized.int8_errors}};
+  }
   j["mode"] = g.mode;
   j["folds"] = g.timing.folds;
   j["cycles"] = ojson{{"total", g.timing.total}, {"compute", g.timing.compute},
@@ -610,7 +633,7 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
       ++exact_gemms;
       exact_macs = checked_add(exact_macs, r.macs(), "macs");
     } else {
-      Estimated& est = estimated[fmt::format("{} operands on the {} array", to_string(r.format()), rcfg.array->name)];
+      Estimated& est = estimated[fmt::format("{} operands on the {} array", r.format_name(), rcfg.array->name)];
       ++est.gemms;
       est.macs = checked_add(est.macs, r.macs(), "macs");
       if (g.mode == "timing" && r.has_payload) ++est.with_operands;

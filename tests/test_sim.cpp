@@ -69,9 +69,34 @@ RandomGemm random_gemm(std::mt19937& rng, const PeType* a, GemmShape s, int zero
       }
     }
   };
+  if (a->per_operand_registers) {  // the shift-add pair, in a random orientation: PoT4 codes and INT8 values
+    const bool a_pot4 = pct(rng) < 50;
+    std::uniform_int_distribution<int> i8(-127, 127);
+    auto pair = [&](std::size_t n, bool pot4, std::vector<Pot4Code>& p, std::vector<int>& iv) {
+      for (std::size_t i = 0; i < n; ++i) {
+        const bool zero = pct(rng) < zero_percent;
+        if (pot4) {
+          p.push_back(zero ? Pot4Code{0} : static_cast<Pot4Code>(code(rng)));
+        } else {
+          iv.push_back(zero ? 0 : i8(rng));
+        }
+      }
+    };
+    pair(na, a_pot4, g.ops.a_pot4, g.ops.a_int);
+    pair(nb, !a_pot4, g.ops.b_pot4, g.ops.b_int);
+    return g;
+  }
   fill(na, g.ops.a_pot4, g.ops.a_int, g.ops.a_f32);
   fill(nb, g.ops.b_pot4, g.ops.b_int, g.ops.b_f32);
   return g;
+}
+
+// An operand as integers: its PoT4 codes' integer images, or its integers.
+std::vector<std::int8_t> as_int8(const std::vector<Pot4Code>& codes, const std::vector<int>& ints) {
+  std::vector<std::int8_t> v;
+  for (Pot4Code c : codes) v.push_back(static_cast<std::int8_t>(pot4_int(c)));
+  for (int i : ints) v.push_back(static_cast<std::int8_t>(i));
+  return v;
 }
 
 // Reference result of the array's arithmetic.
@@ -83,7 +108,7 @@ void reference(const SimConfig& cfg, const RandomGemm& g, std::vector<std::int64
     acc.resize(n);
     gemm_pot4_ref(s, g.ops.a_pot4.data(), g.ops.b_pot4.data(), cfg.accumulator, acc.data());
   } else if (cfg.array->holds_as == FormatKind::kInt) {
-    std::vector<std::int8_t> a(g.ops.a_int.begin(), g.ops.a_int.end()), b(g.ops.b_int.begin(), g.ops.b_int.end());
+    const std::vector<std::int8_t> a = as_int8(g.ops.a_pot4, g.ops.a_int), b = as_int8(g.ops.b_pot4, g.ops.b_int);
     acc.resize(n);
     gemm_int8_ref(s, a.data(), b.data(), cfg.accumulator, acc.data());
   } else {
@@ -317,6 +342,76 @@ TEST_CASE("accumulator overflow in the array: error or saturation", "[model]") {
   CHECK(sat[0].overflow.empty());
   CHECK(sat[0].saturations == 4);  // one clamp per output element
   CHECK(sat[0].out_int == std::vector<std::int64_t>(4, 32767));
+}
+
+TEST_CASE("the shift-add pair on the shift and INT8 arrays: exact in both orientations and every dataflow, "
+          "cycles and counters as the closed form",
+          "[model]") {
+  const unsigned seed = 20261202;
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> code(0, 15), i8(-127, 127), pct(0, 99);
+  int cases = 0;
+  for (const PeType* a : {&pe_type("shift"), kInt8}) {
+    for (Dataflow d : {Dataflow::kOs, Dataflow::kWs, Dataflow::kIs}) {
+      for (bool a_pot4 : {true, false}) {
+        // 13 x 7 x 11 on a 5 x 4 array: partial folds on every axis; small buffers force K tiles.
+        for (auto [m, n, k, kib] : {std::tuple{13, 7, 11, 1 << 20}, std::tuple{9, 10, 23, 96}}) {
+          SimConfig cfg = config(a, d, 5, 4, 1 + cases % 3);
+          cfg.sram_a_bytes = cfg.sram_b_bytes = cfg.sram_c_bytes = static_cast<std::uint64_t>(kib);
+          cfg.map_policy = kib < 1024 ? MapPolicy::kSearch : MapPolicy::kFixed;
+          cfg.overlap = kib < 1024;
+          RandomGemm g{GemmShape{m, n, k}, {}};
+          auto operand = [&](std::size_t count, bool pot4, std::vector<Pot4Code>& codes, std::vector<int>& ints) {
+            for (std::size_t i = 0; i < count; ++i) {
+              const bool zero = pct(rng) < 15;
+              if (pot4) {
+                const auto c = zero ? Pot4Code{0} : static_cast<Pot4Code>(code(rng));
+                // The INT8 array holds a PoT4 operand as its integer image.
+                if (a->per_operand_registers) codes.push_back(c); else ints.push_back(pot4_int(c));
+              } else {
+                ints.push_back(zero ? 0 : i8(rng));
+              }
+            }
+          };
+          operand(static_cast<std::size_t>(m * k), a_pot4, g.ops.a_pot4, g.ops.a_int);
+          operand(static_cast<std::size_t>(k * n), !a_pot4, g.ops.b_pot4, g.ops.b_int);
+          INFO(a->name << " " << name(d) << " A " << (a_pot4 ? "pot4" : "int8") << " GEMM " << m << "x" << n << "x" << k
+                       << " L=" << cfg.mac_latency << " sram " << kib);
+          auto res = run(cfg, {g});
+          REQUIRE(res[0].overflow.empty());
+          const FoldPlan plan(cfg, g.shape);
+          check_value_against_closed_form(cfg, plan, g, res[0]);  // outputs: the integer reference
+          LoopIndex idx{};
+          for (std::size_t f = 0; f < res[0].fold_cycles.size(); ++f) {
+            CHECK(res[0].fold_cycles[f] == fold_visible_length(cfg, plan.fold_at(idx)));
+            plan.advance(idx);
+          }
+          ++cases;
+        }
+      }
+    }
+  }
+  CHECK(cases == 24);
+}
+
+TEST_CASE("accumulator overflow in the shift array: error or saturation", "[model]") {
+  // K = 5 products of the largest term (127 << 6 = 8128) pass a 16-bit accumulator at k = 4.
+  SimConfig cfg = config(&pe_type("shift"), Dataflow::kOs, 3, 2);
+  cfg.accumulator = AccumulatorSpec{16, OverflowPolicy::kError};
+  RandomGemm g{GemmShape{2, 2, 5}, {}};
+  g.ops.a_int.assign(10, -127);
+  g.ops.b_pot4.assign(10, pot4_encode(false, 7));
+  auto res = run(cfg, {g});
+  CHECK(res[0].overflow.find("16-bit accumulator overflow at output element (") == 0);
+  cfg.accumulator.overflow = OverflowPolicy::kSaturate;
+  auto sat = run(cfg, {g});
+  CHECK(sat[0].overflow.empty());
+  CHECK(sat[0].saturations == 4);  // one clamp per output element
+  CHECK(sat[0].out_int == std::vector<std::int64_t>(4, -32768));
+  // 32 bits hold it: -5 * 8128 each.
+  cfg.accumulator = AccumulatorSpec{32, OverflowPolicy::kError};
+  CHECK(run(cfg, {g})[0].out_int == std::vector<std::int64_t>(4, -40640));
 }
 
 TEST_CASE("spilled partial sums: only they wait for the store, the operands are prefetched", "[model]") {

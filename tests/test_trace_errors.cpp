@@ -5,10 +5,15 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
+#include <fmt/format.h>
+
+#include "common/crc32.h"
 #include "common/error.h"
+#include "models/gemm_ref.h"
 #include "tests/test_util.h"
 #include "traces/example_trace.h"
 #include "traces/trace_reader.h"
+#include "traces/trace_writer.h"
 
 using namespace mfsim;
 using mfsim::test::TempDir;
@@ -243,4 +248,73 @@ TEST_CASE("trace errors: the path is not a trace file", "[unit]") {
   } catch (const InputError& e) {
     CHECK(std::string(e.what()) == dir.path() + ": is a directory; expected a trace file (.json)");
   }
+}
+
+TEST_CASE("trace errors: the shift-add pair's INT8 operand is range-checked on its own side", "[unit]") {
+  // Two records, one of each orientation (PoT4 A with INT8 B, and the reverse), written by the
+  // training core's writer; then one INT8 byte turned into -128 (checksum updated to match).
+  TempDir dir;
+  const std::string path = dir.file("s.json"), bin = dir.file("s.bin");
+  const std::vector<Pot4Code> codes{0x7, 0xF, 0x1, 0x0, 0x3, 0xA};  // 64, -64, 1, 0, 4, -2
+  const std::vector<std::int8_t> ints{127, -127, 5, 0, -3, 100};
+  {
+    TraceWriter w(path, "test");
+    for (int o = 0; o < 2; ++o) {
+      const bool a_pot4 = o == 0;
+      TraceRecord r;
+      r.layer = "fc";
+      r.phase = a_pot4 ? Phase::kFwd : Phase::kBwdData;
+      r.shape = GemmShape{2, 3, 2};  // A 2x2, B 2x3: A takes the first 4 elements
+      r.a.format = a_pot4 ? NumFormat::kPot4 : NumFormat::kInt8;
+      r.b.format = a_pot4 ? NumFormat::kInt8 : NumFormat::kPot4;
+      r.a.scale = r.b.scale = 0.25f;
+      std::vector<std::int8_t> a(4), b(6);
+      for (std::size_t i = 0; i < 4; ++i) a[i] = a_pot4 ? static_cast<std::int8_t>(pot4_int(codes[i])) : ints[i];
+      for (std::size_t i = 0; i < 6; ++i) b[i] = a_pot4 ? ints[i] : static_cast<std::int8_t>(pot4_int(codes[i]));
+      std::vector<std::int64_t> c(6);
+      gemm_int8_ref(r.shape, a.data(), b.data(), r.accumulator, c.data());
+      const std::vector<Pot4Code> p(codes.begin(), codes.begin() + (a_pot4 ? 4 : 6));
+      const std::vector<std::int8_t> i8(ints.begin(), ints.begin() + (a_pot4 ? 6 : 4));
+      w.add_pot4_int8(r, p.data(), i8.data(), c.data());
+    }
+    w.commit();
+  }
+  {
+    TraceReader reader(path);
+    REQUIRE(reader.trace().records.size() == 2);
+    for (std::size_t i = 0; i < 2; ++i) {
+      const TraceRecord& r = reader.trace().records[i];
+      CHECK(r.shift_pair());
+      CHECK(r.format_name() == "pot4+int8");
+      CHECK(check_record_result(r, reader.read_payload(i)).empty());  // the integer reference, exact
+    }
+  }
+  const json meta = json::parse(test::slurp(path));
+  auto corrupt = [&](std::size_t rec, const char* which) {
+    json j = meta;
+    std::string bytes = test::slurp(bin);
+    const std::uint64_t off = j["records"][rec]["payload"][which]["offset"].get<std::uint64_t>();
+    const std::uint64_t n = j["records"][rec]["payload"][which]["bytes"].get<std::uint64_t>();
+    bytes[off] = static_cast<char>(0x80);  // -128
+    j["records"][rec]["payload"][which]["crc32"] = fmt::format("{:08x}", crc32(bytes.data() + off, n));
+    test::spit(bin, bytes);
+    test::spit(path, j.dump(1));
+    std::string error;
+    try {
+      TraceReader reader(path);
+      reader.read_payload(rec);
+    } catch (const InputError& e) {
+      error = e.what();
+    }
+    return error;
+  };
+  const std::string original = test::slurp(bin);
+  CHECK(corrupt(0, "b") == path + ": records[0].payload.b: element 0 is -128; int8 operands are symmetric in "
+                                  "[-127, 127]");
+  test::spit(bin, original);
+  CHECK(corrupt(1, "a") == path + ": records[1].payload.a: element 0 is -128; int8 operands are symmetric in "
+                                  "[-127, 127]");
+  test::spit(bin, original);
+  // The PoT4 side takes any code: 0x80 is the codes 0 (low nibble) and 8 (a negative zero).
+  CHECK(corrupt(0, "a").empty());
 }

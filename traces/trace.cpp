@@ -40,6 +40,26 @@ std::vector<QuantizedElements> quantized_elements(const Trace& trace) {
         error_charged.insert(r.layer);
         break;
     }
+    if (r.shift_pair()) {  // the roles of the INT8 operand: fwd A, B; bwd_data A (G); bwd_weight B (G)
+      const bool a_int8 = r.a.format == NumFormat::kInt8;
+      switch (r.phase) {
+        case Phase::kFwd:
+          if (r.layer_type == LayerType::kMatmul) {
+            q[i].int8_activations = (a_int8 ? m * k : k * n) * rep;  // both operands are activations
+          } else if (a_int8) {
+            q[i].int8_activations = q[i].activations;
+          } else {
+            q[i].int8_weights = q[i].weights;
+          }
+          break;
+        case Phase::kBwdData:
+          if (a_int8) q[i].int8_errors = q[i].errors;
+          break;
+        case Phase::kBwdWeight:
+          if (!a_int8) q[i].int8_errors = q[i].errors;
+          break;
+      }
+    }
   }
   return q;
 }
@@ -82,6 +102,8 @@ const char* to_string(OutputType t) {
 }
 
 int bytes_per_element(OutputType t) { return t == OutputType::kI64 ? 8 : 4; }
+
+std::string TraceRecord::format_name() const { return shift_pair() ? "pot4+int8" : to_string(a.format); }
 
 OutputType TraceRecord::output_type() const {
   if (is_float_format(format())) return OutputType::kF32;
@@ -159,7 +181,16 @@ std::string check_record_result(const TraceRecord& rec, const RecordPayload& p) 
     return first_mismatch(s, c, p.expected_fp32, "recomputed", "recorded");
   }
   std::vector<std::int64_t> c(count);
-  if (rec.format() == NumFormat::kPot4) {
+  if (rec.shift_pair()) {  // PoT4 codes as their integer images +-2^(m-1): the exact integer reference
+    auto ints = [](const std::vector<Pot4Code>& codes, const std::vector<std::int8_t>& i8) {
+      if (codes.empty()) return i8;
+      std::vector<std::int8_t> v(codes.size());
+      for (std::size_t i = 0; i < codes.size(); ++i) v[i] = static_cast<std::int8_t>(pot4_int(codes[i]));
+      return v;
+    };
+    const std::vector<std::int8_t> a = ints(p.a_pot4, p.a_int8), b = ints(p.b_pot4, p.b_int8);
+    gemm_int8_ref(s, a.data(), b.data(), rec.accumulator, c.data());
+  } else if (rec.format() == NumFormat::kPot4) {
     gemm_pot4_ref(s, p.a_pot4.data(), p.b_pot4.data(), rec.accumulator, c.data());
   } else {  // int8, int4
     gemm_int8_ref(s, p.a_int8.data(), p.b_int8.data(), rec.accumulator, c.data());

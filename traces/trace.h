@@ -90,6 +90,11 @@ struct TraceRecord {
   PayloadRef payload_a, payload_b, payload_expected;
 
   NumFormat format() const { return a.format; }
+  // The record's formats by name: a.format's, except the shift-add pair, "pot4+int8" in either
+  // orientation (reports, inspect, notes).
+  std::string format_name() const;
+  bool shift_pair() const { return is_shift_pair(a.format, b.format); }
+  std::int64_t max_product_term() const { return mfsim::max_product_term(a.format, b.format); }
   std::uint64_t macs() const { return shape.macs() * static_cast<std::uint64_t>(repeat); }
   OutputType output_type() const;
   std::uint64_t operand_a_bytes() const;   // packed size on disk
@@ -118,6 +123,9 @@ struct Trace {
 // for the layer (a first layer has no bwd_data record, but its G is quantized all the same).
 struct QuantizedElements {
   std::uint64_t activations = 0, weights = 0, errors = 0;
+  // Of those, the elements the record's operands hold in INT8 (the shift-add pair's INT8
+  // operand: quantized by the power-of-two-scaled integer quantizer, not ALS-POTQ).
+  std::uint64_t int8_activations = 0, int8_weights = 0, int8_errors = 0;
 };
 std::vector<QuantizedElements> quantized_elements(const Trace& trace);
 

@@ -410,11 +410,14 @@ RecordPayload TraceReader::read_payload(std::size_t index) const {
                  &p.a_int8, &p.a_fp32);
   decode_operand(r.b.format, b, static_cast<std::uint64_t>(r.shape.k) * r.shape.n, &p.b_pot4,
                  &p.b_int8, &p.b_fp32);
-  if (r.a.format == NumFormat::kPot4 && r.operand_a_bytes() > 0 &&
-      (static_cast<std::uint64_t>(r.shape.m) * r.shape.k) % 2 == 1 && (a.back() >> 4) != 0) {
-    throw InputError(fmt::format("{}: records[{}].payload.a: padding nibble of the last byte is "
-                                 "not zero",
-                                 path_, index));
+  for (const auto& [f, raw, elems, which] :
+       {std::tuple{r.a.format, &a, static_cast<std::uint64_t>(r.shape.m) * r.shape.k, "a"},
+        std::tuple{r.b.format, &b, static_cast<std::uint64_t>(r.shape.k) * r.shape.n, "b"}}) {
+    if (f == NumFormat::kPot4 && !raw->empty() && elems % 2 == 1 && (raw->back() >> 4) != 0) {
+      throw InputError(fmt::format("{}: records[{}].payload.{}: padding nibble of the last byte is "
+                                   "not zero",
+                                   path_, index, which));
+    }
   }
   switch (r.output_type()) {
     case OutputType::kI32: {
@@ -435,16 +438,16 @@ RecordPayload TraceReader::read_payload(std::size_t index) const {
       }
     }
   }
-  if (r.format() == NumFormat::kInt8 || r.format() == NumFormat::kInt4) {
-    const int qmax = static_cast<int>(format_info(r.format()).max_int);
-    for (const auto* v : {&p.a_int8, &p.b_int8}) {
-      for (std::size_t i = 0; i < v->size(); ++i) {
-        if ((*v)[i] < -qmax || (*v)[i] > qmax) {
-          throw InputError(fmt::format("{}: records[{}].payload.{}: element {} is {}; {} "
-                                       "operands are symmetric in [-{}, {}]",
-                                       path_, index, v == &p.a_int8 ? "a" : "b", i, (*v)[i],
-                                       to_string(r.format()), qmax, qmax));
-        }
+  // Each operand's range by its own format (the shift-add pair: only its INT8 side).
+  for (const auto& [f, v] : {std::pair{r.a.format, &p.a_int8}, std::pair{r.b.format, &p.b_int8}}) {
+    if (f != NumFormat::kInt8 && f != NumFormat::kInt4) continue;
+    const int qmax = static_cast<int>(format_info(f).max_int);
+    for (std::size_t i = 0; i < v->size(); ++i) {
+      if ((*v)[i] < -qmax || (*v)[i] > qmax) {
+        throw InputError(fmt::format("{}: records[{}].payload.{}: element {} is {}; {} "
+                                     "operands are symmetric in [-{}, {}]",
+                                     path_, index, v == &p.a_int8 ? "a" : "b", i, (*v)[i], to_string(f), qmax,
+                                     qmax));
       }
     }
   }

@@ -83,26 +83,27 @@ std::vector<const PeType*> select_arrays(const std::string& list) {
   return out;
 }
 
-// The second array for the records of `trace` that `array` cannot hold exactly, when it holds
-// some of them: the narrowest PE type (fewest formats held) that holds all the others. Empty when
-// the array holds every record (nothing to add) or none (the whole row is then a what-if
+// The second array for the records of `trace` that `array` cannot run exactly, when it runs
+// some of them: the narrowest PE type (fewest formats held) that runs all the others (each
+// record's pair of formats: the shift-add pair of an MF-MAC step gets the shift array). Empty
+// when the array runs every record (nothing to add) or none (the whole row is then a what-if
 // estimate of the step on that array, marked as such in the report).
 std::string auto_second(const PeType& array, const Trace& trace) {
-  std::vector<NumFormat> missing;
-  bool holds_some = false;
+  std::vector<std::pair<NumFormat, NumFormat>> missing;
+  bool runs_some = false;
   for (const TraceRecord& r : trace.records) {
-    for (NumFormat f : {r.a.format, r.b.format}) {
-      if (!array.can_hold(f)) {
-        if (std::find(missing.begin(), missing.end(), f) == missing.end()) missing.push_back(f);
-      }
+    const std::pair<NumFormat, NumFormat> pair{r.a.format, r.b.format};
+    if (!array.runs_exactly(pair.first, pair.second)) {
+      if (std::find(missing.begin(), missing.end(), pair) == missing.end()) missing.push_back(pair);
+    } else {
+      runs_some = true;
     }
-    holds_some = holds_some || (array.can_hold(r.a.format) && array.can_hold(r.b.format));
   }
-  if (missing.empty() || !holds_some) return "";
+  if (missing.empty() || !runs_some) return "";
   const PeType* best = nullptr;
   for (const PeType* pe : pe_types()) {
     bool all = true;
-    for (NumFormat f : missing) all = all && pe->can_hold(f);
+    for (const auto& [a, b] : missing) all = all && pe->runs_exactly(a, b);
     if (all && (best == nullptr || pe->holds.size() < best->holds.size())) best = pe;
   }
   return best == nullptr ? "" : best->name;

@@ -18,8 +18,13 @@ namespace {
 
 struct PhaseSummary {
   std::uint64_t records = 0, macs = 0;
-  std::array<std::uint64_t, kNumFormats> by_format{};
+  std::array<std::uint64_t, kNumFormats + 1> by_format{};  // the last: the shift-add pair
 };
+
+// The slot of a record's formats in PhaseSummary::by_format, and the slot's name.
+constexpr int kShiftPairSlot = kNumFormats;
+int format_slot(const TraceRecord& r) { return r.shift_pair() ? kShiftPairSlot : static_cast<int>(r.format()); }
+std::string slot_name(int k) { return k == kShiftPairSlot ? "pot4+int8" : to_string(static_cast<NumFormat>(k)); }
 
 std::string thousands(std::uint64_t v) {
   std::string s = std::to_string(v), out;
@@ -30,11 +35,11 @@ std::string thousands(std::uint64_t v) {
   return out;
 }
 
-std::string formats_text(const std::array<std::uint64_t, kNumFormats>& f) {
+std::string formats_text(const std::array<std::uint64_t, kNumFormats + 1>& f) {
   std::string out;
-  for (int i = 0; i < kNumFormats; ++i) {
+  for (int i = 0; i <= kShiftPairSlot; ++i) {
     if (f[i] == 0) continue;
-    out += fmt::format("{}{} x{}", out.empty() ? "" : ", ", to_string(static_cast<NumFormat>(i)), f[i]);
+    out += fmt::format("{}{} x{}", out.empty() ? "" : ", ", slot_name(i), f[i]);
   }
   return out.empty() ? "-" : out;
 }
@@ -72,7 +77,7 @@ int cmd_inspect(const Args& args) {
     auto& ps = phases[static_cast<int>(r.phase)];
     ps.records++;
     ps.macs += r.macs();
-    ps.by_format[static_cast<int>(r.format())]++;
+    ps.by_format[format_slot(r)]++;
     if (std::find(layers.begin(), layers.end(), r.layer) == layers.end()) layers.push_back(r.layer);
     if (!r.has_payload) continue;
     payload_bytes += r.payload_a.bytes + r.payload_b.bytes + r.payload_expected.bytes;
@@ -108,8 +113,8 @@ int cmd_inspect(const Args& args) {
     nlohmann::ordered_json ph = nlohmann::ordered_json::object();
     for (int p = 0; p < kNumPhases; ++p) {
       nlohmann::ordered_json f = nlohmann::ordered_json::object();
-      for (int k = 0; k < kNumFormats; ++k) {
-        f[to_string(static_cast<NumFormat>(k))] = phases[p].by_format[k];
+      for (int k = 0; k <= kShiftPairSlot; ++k) {
+        f[slot_name(k)] = phases[p].by_format[k];
       }
       ph[to_string(static_cast<Phase>(p))] = {
           {"records", phases[p].records}, {"macs", phases[p].macs}, {"formats", f}};
