@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# The multiplication-free policies (docs/results-policies.md): test accuracy of each ALS-POTQ
+# precision policy (`mfsim train --list-policies`) against FP32 and INT8 on cnn-bn, resnet8, the
+# Transformer's generated task and the character-level language model on real text (fortunes),
+# each beside the energy of one training step of that policy on a 32x32 array.
+#
+# Runs: FP32, INT8, `strict` and `best` over seeds 1, 2, 3; every other policy (the levers) on
+# seed 1 (resnet8: FP32, strict and best only, 3 seeds: its epochs are long). Two trainings at a
+# time, one BLAS thread each. The run reports are kept in docs/data/results-policies (RESULTS=DIR to
+# change; committed, so the page can be rewritten and extended without rerunning them) and are
+# reused when present: the script only trains what is missing, then rewrites the page.
+# Usage: scripts/results_policies.sh            (every run: many hours on 2 cores)
+#        RESULTS_ONLY=1 scripts/results_policies.sh   (rewrite the page from the results present)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh > /dev/null
+./scripts/build.sh > /dev/null
+out=${RESULTS:-docs/data/results-policies}
+mkdir -p "$out"
+mkdir -p build
+jobs=build/results-policies-jobs.txt
+: > "$jobs"
+levers="strict-prc-all int8-input int8-errors int8-activations int8-weights outer-scales block32-scales"
+best=$(./build/mfsim train --list-policies | sed -n 's/^best .*: \([a-z0-9-]*\)$/\1/p')
+# NAME ARGS: one training; NAME is NET-VARIANT-sSEED.
+add() { echo "$1 $2" >> "$jobs"; }
+bn="--model cnn-bn --epochs 15 --batch 64 --lr 0.02"
+r8="--model resnet8 --epochs 15 --batch 64 --lr 0.02"
+tf="--model transformer:vocab=65 --epochs 8 --batch 32"
+tx="--model transformer:seq=64 --task text --epochs 6 --batch 32 --train-examples 4000 --test-examples 500"
+for seed in 1 2 3; do
+  for net in cnn-bn resnet8 transformer text; do
+    case "$net" in
+      cnn-bn) a=$bn ;; resnet8) a=$r8 ;; transformer) a=$tf ;; text) a=$tx ;;
+    esac
+    add "$net-fp32-s$seed" "$a --quant fp32 --seed $seed"
+    [ "$net" = resnet8 ] || add "$net-int8-s$seed" "$a --quant int8 --seed $seed"
+    for p in strict "$best"; do add "$net-$p-s$seed" "$a --quant als-potq --policy $p --seed $seed"; done
+    if [ "$seed" = 1 ] && [ "$net" != resnet8 ]; then
+      for p in $levers; do
+        [ "$p" = "$best" ] || add "$net-$p-s1" "$a --quant als-potq --policy $p --seed 1"
+      done
+      case "$net" in cnn-bn) add "$net-edges-int8-s1" "$a --quant als-potq --policy edges-int8 --seed 1" ;; esac
+    fi
+  done
+done
+sort -u -o "$jobs" "$jobs"
+start=$(date +%s)
+if [ "${RESULTS_ONLY:-0}" != 1 ]; then
+  # shellcheck disable=SC2016
+  xargs -P 2 -L 1 sh -c 'name=$0; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$jobs"
+fi
+end=$(date +%s)
+if [ $((end - start)) -gt 60 ] || [ ! -f "$out/elapsed_seconds" ]; then echo $((end - start)) > "$out/elapsed_seconds"; fi
+
+# The energy of one step of each variant on 32x32 arrays (OS, paper table), traced from the
+# functional core (seed 1, step 5 of a short run): FP32 on the FP32 array, INT8 on the INT8 array,
+# the PoT4 policies on the MF-MAC array; a policy with INT8 operands has shift-add GEMMs (one PoT4
+# and one INT8 operand), which compare runs on a shift second array beside the MF-MAC one, and on a
+# shift array alone. Finer scales cannot be traced yet (one scale per operand in the trace format).
+e=build/results-policies-energy  # traces and compare reports: regenerated, not kept
+mkdir -p "$e"
+for net in cnn-bn resnet8 transformer text; do
+  case "$net" in
+    cnn-bn|resnet8) small="--model $net --batch 64 --train-limit 640 --test-limit 64" ;;
+    transformer) small="--model transformer:vocab=65 --batch 32 --train-examples 320 --test-examples 32" ;;
+    text) small="--model transformer:seq=64 --task text --batch 32 --train-examples 320 --test-examples 32" ;;
+  esac
+  for v in fp32 int8 strict strict-prc-all int8-input int8-errors int8-activations int8-weights edges-int8; do
+    case "$v" in
+      fp32|int8) targs="--quant $v"; arrays="$v" ;;
+      strict|strict-prc-all) targs="--quant als-potq --policy $v"; arrays="mfmac" ;;
+      edges-int8) targs="--quant als-potq --policy $v"; arrays="mfmac" ;;
+      *) targs="--quant als-potq --policy $v"; arrays="mfmac,shift" ;;
+    esac
+    case "$net:$v" in transformer:edges-int8|text:edges-int8) continue ;; esac
+    trace="$e/$net-$v-step.json"
+    # shellcheck disable=SC2086
+    [ -f "$trace" ] || ./build/mfsim train -q --threads 1 $small $targs --epochs 1 --seed 1 --trace-out "$trace" \
+      --trace-step 5 --report "$e/$net-$v-train.json"
+    pq="--set quant.prc_operands=a,w"
+    [ "$v" = strict-prc-all ] && pq="--set quant.prc_operands=a,w,g"
+    # shellcheck disable=SC2086
+    [ -f "$e/$net-$v-compare.json" ] || ./build/mfsim compare -q --trace "$trace" --rows 32 --cols 32 --dataflow os \
+      --energy-table paper --arrays "$arrays" $pq --report "$e/$net-$v-compare.json"
+  done
+done
+
+python3 - "$out" "$best" "$(cat "$out/elapsed_seconds")" "$e" > docs/results-policies.md.tmp <<'PY'
+import json, os, statistics, sys
+out, best, elapsed, edir = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+nets = [("cnn-bn", "cnn-bn (Fashion-MNIST, 15 epochs)", "test accuracy"),
+        ("resnet8", "resnet8 (Fashion-MNIST, 15 epochs)", "test accuracy"),
+        ("transformer", "Transformer, reverse-and-translate task (vocab 65, 8 epochs)", "token accuracy"),
+        ("text", "Character-level language model on the fortunes text (6 epochs)", "next-character accuracy")]
+variants = ["fp32", "int8", "strict", "strict-prc-all", "int8-input", "int8-errors", "int8-activations", "int8-weights",
+            "outer-scales", "block32-scales", "edges-int8"]
+def load(net, v, s):
+    p = "%s/%s-%s-s%d.json" % (out, net, v, s)
+    return json.load(open(p)) if os.path.exists(p) else None
+def runs(net, v):
+    return {s: r for s in (1, 2, 3) for r in [load(net, v, s)] if r is not None}
+def acc(r):
+    return 100 * r.get("test_token_accuracy", r["test_accuracy"])
+def ms(xs):
+    return (statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0)
+total = 0.0
+for f in os.listdir(out):
+    if f.endswith(".json") and f != "jobs.json":
+        try:
+            total += sum(json.load(open(os.path.join(out, f))).get("epoch_seconds", []))
+        except (ValueError, AttributeError):
+            pass
+print("# Multiplication-free policies: accuracy and energy\n")
+print("Generated by `scripts/results_policies.sh` (%.1f hours of training, the sum of the runs' epoch times;"
+      " %.1f hours of wall time for the runs of its last invocation, two at a time on 2 cores)." % (total / 3600, elapsed / 3600))
+print("Every row is `mfsim train --quant als-potq --policy NAME` (or `--quant fp32|int8`) with the network's recipe:")
+print("cnn-bn and resnet8 as in [results-accuracy.md](results-accuracy.md) (15 epochs, batch 64, SGD momentum 0.9, lr 0.02")
+print("cosine); the Transformer as there (Adam peak 0.002, 8 epochs, batch 32); the text task")
+print("`--model transformer:seq=64 --task text --epochs 6 --batch 32 --train-examples 4000 --test-examples 500`.")
+print("The policies (`mfsim train --list-policies`, [method.md](method.md#13-policies)): `strict` every operand PoT4 with")
+print("a per-tensor scale; `int8-X` the operand X of every layer in INT8 with a power-of-two scale (so every product")
+print("still has a PoT4 operand: a shift); `outer-scales`/`block32-scales` finer PoT4 scales; `edges-int8` the first")
+print("and last layers entirely INT8 (INT8 x INT8 products: **not** multiplication-free). `best` is `%s`." % best)
+print("Mean +- sample standard deviation over the seeds given; `change` is against `strict` on the same seeds.\n")
+for net, title, metric in nets:
+    f32 = runs(net, "fp32")
+    if not f32:
+        continue
+    fm = ms([acc(r) for r in f32.values()])[0]
+    print("## %s\n" % title)
+    text = net == "text"
+    print("| variant | multiplication-free | %s (%%) | seeds | gap to FP32 (pp) | change vs strict (pp) |%s step energy, 32x32 (uJ) | pJ per MAC |"
+          % (metric, " bits per character |" if text else ""))
+    print("|---|---|---:|---:|---:|---:|%s---:|---:|" % ("---:|" if text else ""))
+    strict = runs(net, "strict")
+    for v in variants + ([best] if best not in variants else []):
+        rs = runs(net, v)
+        if not rs:
+            continue
+        m, sd = ms([acc(r) for r in rs.values()])
+        same = [s for s in rs if s in strict]
+        ch = statistics.mean([acc(rs[s]) - acc(strict[s]) for s in same]) if same and v != "strict" else None
+        mf = next(iter(rs.values())).get("multiplication_free", False)
+        bpc = ""
+        if text:
+            b = [r["test_bits_per_char"] for r in rs.values()]
+            bpc = " %.3f +- %.3f |" % ms(b)
+        energy, pjmac = "not priced", ""
+        c = "%s/%s-%s-compare.json" % (edir, net, v)
+        if os.path.exists(c):
+            cj = json.load(open(c))
+            key = "mfmac" if v not in ("fp32", "int8") else v
+            if key in cj["energy_pj"]:
+                energy = "%.4g" % (cj["energy_pj"][key]["total"] * 1e-6)
+                pjmac = "%.4g" % cj["energy_pj"][key]["per_mac"]
+        elif v in ("outer-scales", "block32-scales"):
+            energy = "not traceable yet"
+        name = "**%s** (best)" % v if v == best else v
+        print("| %s | %s | %.2f +- %.2f | %s | %s | %s |%s %s | %s |" % (
+            name, "yes" if mf else "no", m, sd, ",".join(str(s) for s in sorted(rs)),
+            "-" if v == "fp32" else "%.2f" % (fm - m), "-" if ch is None else "%+.2f" % ch, bpc, energy, pjmac))
+    print()
+    for v in ("fp32", "strict", best):
+        rs = runs(net, v)
+        if rs:
+            curves = [r["test_accuracy_per_epoch"] for r in rs.values()]
+            n = min(len(c) for c in curves)
+            print("- %s, %s per epoch (mean over seeds): %s" % (v, metric, ", ".join(
+                "%.2f" % (100 * statistics.mean(c[i] for c in curves)) for i in range(n))))
+    for v in ("strict", best):
+        r = load(net, v, 1)
+        if r and r.get("sqnr_db_per_epoch"):
+            last = r["sqnr_db_per_epoch"][-1]
+            print("- SQNR in the last epoch, %s, seed 1 (dB): %s" % (v, "; ".join(
+                "%s %s" % (layer, ", ".join("%s %.1f" % (k, x) for k, x in d.items())) for layer, d in last.items())))
+    print()
+print("## What this shows\n")
+for net, title, metric in nets:
+    f32, b = runs(net, "fp32"), runs(net, best)
+    if not f32 or not b:
+        continue
+    gap = ms([acc(r) for r in f32.values()])[0] - ms([acc(r) for r in b.values()])[0]
+    print("- %s: `best` (%s) is %.2f pp below FP32 over seeds %s (target within 1.0 pp: **%s**)." % (
+        title, best, gap, ",".join(str(s) for s in sorted(b)), "met" if gap <= 1.0 else "missed"))
+PY
+mv docs/results-policies.md.tmp docs/results-policies.md
+echo "wrote docs/results-policies.md"
