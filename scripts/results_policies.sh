@@ -56,8 +56,8 @@ if [ $((end - start)) -gt 60 ] || [ ! -f "$out/elapsed_seconds" ]; then echo $((
 # The energy of one step of each variant on 32x32 arrays (OS, paper table), traced from the
 # functional core (seed 1, step 5 of a short run): FP32 on the FP32 array, INT8 on the INT8 array,
 # the PoT4 policies on the MF-MAC array; a policy with INT8 operands has shift-add GEMMs (one PoT4
-# and one INT8 operand), which compare runs on a shift second array beside the MF-MAC one, and on a
-# shift array alone. Finer scales cannot be traced yet (one scale per operand in the trace format).
+# and one INT8 operand), which compare runs on a shift second array beside the MF-MAC one.
+# Finer scales cannot be traced yet (one scale per operand in the trace format).
 e=build/results-policies-energy  # traces and compare reports: regenerated, not kept
 mkdir -p "$e"
 for net in cnn-bn resnet8 transformer text; do
@@ -69,9 +69,9 @@ for net in cnn-bn resnet8 transformer text; do
   for v in fp32 int8 strict strict-prc-all int8-input int8-errors int8-activations int8-weights edges-int8; do
     case "$v" in
       fp32|int8) targs="--quant $v"; arrays="$v" ;;
-      strict|strict-prc-all) targs="--quant als-potq --policy $v"; arrays="mfmac" ;;
-      edges-int8) targs="--quant als-potq --policy $v"; arrays="mfmac" ;;
-      *) targs="--quant als-potq --policy $v"; arrays="mfmac,shift" ;;
+      # PoT4 GEMMs on the MF-MAC array; compare adds the second array a step's other GEMMs need
+      # (shift for shift-add GEMMs, INT8 for edges-int8's INT8 x INT8 layers).
+      *) targs="--quant als-potq --policy $v"; arrays="mfmac" ;;
     esac
     case "$net:$v" in transformer:edges-int8|text:edges-int8) continue ;; esac
     trace="$e/$net-$v-step.json"
