@@ -15,7 +15,7 @@ using ojson = nlohmann::ordered_json;
 
 const std::vector<const char*>& energy_components() {
   static const std::vector<const char*> c = {"pe_arithmetic", "pe_registers", "sram_a", "sram_b",
-                                             "sram_c",        "dram",         "quantization"};
+                                             "sram_c",        "dram",         "quantization", "static"};
   return c;
 }
 
@@ -147,10 +147,24 @@ ojson add_energy(ojson& report, const EnergyTable& table) {
   std::map<std::string, double> array_slots, array_zero;
   std::vector<std::pair<std::string, double>> layers;  // in first-seen order
   double macs = 0;
+  // Static (leakage) energy: the report's area (area_model.h) times its leakage density times
+  // each GEMM's time; none without an area section (or one without a total).
+  double leak_mm2 = 0, leak_mw_per_mm2 = 0;
+  if (report.contains("area") && report.at("area").contains("total_mm2")) {
+    leak_mm2 = report.at("area").at("total_mm2").get<double>();
+    leak_mw_per_mm2 = report.at("area").at("leakage_mw_per_mm2").get<double>();
+  }
+  auto add_static = [&](std::vector<EnergyItem>& items, double cycles) {
+    if (leak_mm2 <= 0) return;
+    const double ns_per_cycle = 1e3 / cfg.at("clock.mhz").get<double>();
+    const double count = leak_mm2 * cycles * ns_per_cycle;  // 1 mW for 1 ns = 1 pJ
+    items.push_back(EnergyItem{"static", "leakage", count, "mm2*ns", leak_mw_per_mm2, count * leak_mw_per_mm2});
+  };
   if (!report.at("gemms").empty()) {  // the first array's items first, whichever array the first GEMM ran on
     ojson zero = report.at("total").at("events");
     for (auto& [name, v] : zero.items()) v = 0;
     total = energy_items(cfg, zero, QuantOps{}, table, first);
+    add_static(total, 0);
   }
   for (auto& g : report.at("gemms")) {
     // Each GEMM is priced by the PE of the array it ran on (array.second: docs/energy-accounting.md).
@@ -175,6 +189,7 @@ ojson add_energy(ojson& report, const EnergyTable& table) {
     q.rng16 += q8.rng16;
     std::vector<EnergyItem> items =
         energy_items(cfg, g.at("events"), q, table, array, array == first ? "" : array + ".");
+    add_static(items, g.at("cycles").at("total").get<double>());
     const double gt = total_of(items);
     g["energy_pj"] = ojson{{"total", gt}, {"by_component", by_component(items)}};
     accumulate_items(total, items);
@@ -191,7 +206,10 @@ ojson add_energy(ojson& report, const EnergyTable& table) {
     }
     macs += g.at("macs").get<double>();
   }
-  if (total.empty()) total = energy_items(cfg, report.at("total").at("events"), QuantOps{}, table);
+  if (total.empty()) {
+    total = energy_items(cfg, report.at("total").at("events"), QuantOps{}, table);
+    add_static(total, report.at("total").at("cycles").at("total").get<double>());
+  }
   ojson e;
   ojson notes = ojson::array();
   for (const char* kib : {"sram.a_kib", "sram.b_kib", "sram.c_kib"}) {

@@ -13,7 +13,9 @@ using ojson = nlohmann::ordered_json;
 
 namespace {
 
-const char* const kColors[] = {"#d62728", "#ff7f0e", "#1f77b4", "#6baed6", "#9ecae1", "#9467bd", "#2ca02c"};
+const char* const kColors[] = {"#d62728", "#ff7f0e", "#1f77b4", "#6baed6", "#9ecae1", "#9467bd", "#2ca02c", "#8c564b"};  // one per energy_components() entry
+
+static_assert(sizeof(kColors) / sizeof(kColors[0]) == 8, "one colour per energy component (energy_components())");
 
 double saving(double x, double base) { return base > 0 ? 1.0 - x / base : 0.0; }
 
@@ -163,6 +165,21 @@ ojson build_savings_report(const std::vector<std::pair<std::string, ojson>>& rep
 std::string savings_text(const ojson& r) {
   std::string out = fmt::format("trace {}   array {}x{} {}\n", r["trace"].get<std::string>(), r["rows"].get<int>(),
                                 r["cols"].get<int>(), r["dataflow"].get<std::string>());
+  if (r.contains("iso_area")) {
+    const ojson& iso = r["iso_area"];
+    out += fmt::format("\nequal area: budget {:.4g} mm2 ({}; {} area table); each array the largest square-ish size "
+                       "within it\n",
+                       iso["budget_mm2"].get<double>(), iso["budget_from"].get<std::string>(),
+                       iso["area_table"].get<std::string>());
+    out += fmt::format("{:<8}{:>11}{:>12}{:>14}{:>14}\n", "array", "size", "area mm2", "step s", "energy uJ");
+    for (const PeType* pe : pe_types()) {
+      if (!iso["arrays"].contains(pe->name)) continue;
+      const ojson& a = iso["arrays"][pe->name];
+      out += fmt::format("{:<8}{:>11}{:>12.4g}{:>14.4g}{:>14.4g}\n", pe->name,
+                         fmt::format("{}x{}", a["rows"].get<int>(), a["cols"].get<int>()), a["area_mm2"].get<double>(),
+                         a["time_seconds"].get<double>(), a["energy_pj"].get<double>() * 1e-6);
+    }
+  }
   for (auto it = r["by_table"].begin(); it != r["by_table"].end(); ++it) {
     const ojson& t = it.value();
     out += fmt::format("\nenergy table: {}\n", it.key());
@@ -238,7 +255,7 @@ std::string savings_html(const ojson& r) {
       s += fmt::format("<text x=\"0\" y=\"{}\">{}</text>\n", y + bar_h / 2 + 5, html_escape(array_label(r, a)));
       double x = left;
       if (stacked) {
-        for (std::size_t c = 0; c < 7; ++c) {
+        for (std::size_t c = 0; c < energy_components().size(); ++c) {
           double v = en[a]["by_component"][energy_components()[c]].get<double>() / r["arrays"][a]["macs"].get<double>();
           double w = v * scale;
           if (w <= 0) continue;
@@ -262,7 +279,7 @@ std::string savings_html(const ojson& r) {
     return s + "</svg>\n";
   };
   std::string legend = "<p>";
-  for (std::size_t c = 0; c < 7; ++c) {
+  for (std::size_t c = 0; c < energy_components().size(); ++c) {
     legend += fmt::format("<span style=\"display:inline-block;width:12px;height:12px;background:{};margin:0 4px 0 "
                           "12px\"></span>{}",
                           kColors[c], energy_components()[c]);

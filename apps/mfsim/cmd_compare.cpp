@@ -1,7 +1,7 @@
 // mfsim compare --trace FILE --report FILE.json [--rows R] [--cols C] [--dataflow D]
 //               [--energy-table T[,T...]] [--config FILE] [--set NAME=VALUE ...] [--mode M]
 //               [--html FILE.html] [--runs-dir DIR]
-//               [--arrays A,B,...]
+//               [--arrays A,B,...] [--iso area] [--area-budget MM2]
 // Runs `mfsim simulate` on every array type (or those --arrays names; FP32, the baseline, always),
 // one process per simulation (in parallel), then evaluates energy under each table and writes
 // the savings report.
@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -22,6 +23,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "apps/mfsim/process.h"
+#include "energy/area_model.h"
 #include "energy/savings.h"
 #include "sim/params.h"
 #include "sim/pe_type.h"
@@ -36,6 +38,7 @@ namespace {
 struct Child {
   std::string array, report, log;
   std::string second;  // the second array compare chose for the GEMMs `array` cannot hold (empty: none)
+  int rows = 0, cols = 0;  // --iso area: the array's size (0: the parameters')
 };
 
 // `mfsim simulate` of one array, with the options compare passes on.
@@ -44,7 +47,13 @@ std::vector<std::string> simulate_argv(const std::string& exe, const po::variabl
   std::vector<std::string> argv = {exe, "simulate", "-q", "--trace", vm["trace"].as<std::string>(), "--array", c.array,
                                    "--report", c.report, "--mode", vm["mode"].as<std::string>(),
                                    "--energy-table", tables.substr(0, tables.find(','))};
+  if (c.rows > 0) {
+    for (const std::string& a : {std::string("--rows"), std::to_string(c.rows), std::string("--cols"), std::to_string(c.cols)}) {
+      argv.push_back(a);
+    }
+  }
   for (const char* flag : {"rows", "cols", "dataflow", "config"}) {
+    if (c.rows > 0 && (std::string(flag) == "rows" || std::string(flag) == "cols")) continue;
     if (vm.count(flag) != 0) {
       argv.push_back(fmt::format("--{}", flag));
       argv.push_back(vm[flag].as<std::string>());
@@ -109,6 +118,63 @@ std::string auto_second(const PeType& array, const Trace& trace) {
   return best == nullptr ? "" : best->name;
 }
 
+// --iso area / --area-budget: each child's rows x cols, the largest square-ish array within the
+// budget (area_model.h, largest_array_within); the budget is --area-budget or the MF-MAC array's
+// area at the parameters' size (the MF-MAC array then keeps that size).
+nlohmann::ordered_json size_to_area(const ParamSet& params, std::vector<Child>& children, const Trace& trace,
+                                    bool user_second, double budget_mm2) {
+  const AreaTable table = load_area_table("published45");
+  const SimConfig base = params.build();
+  auto config_of = [&](const PeType& pe, const std::string& second) {
+    SimConfig c = base;
+    c.array = &pe;
+    if (!user_second) c.second = second.empty() ? nullptr : &pe_type(second);
+    return c;
+  };
+  nlohmann::ordered_json j;
+  const bool from_mfmac = budget_mm2 <= 0;
+  if (from_mfmac) {
+    const PeType& mf = pe_type("mfmac");
+    const ArrayArea a = array_area(config_of(mf, user_second ? "" : auto_second(mf, trace)), table);
+    if (!a.complete()) throw InputError(fmt::format("compare: --iso area: the {} area table has no row for {}", table.name, a.missing.front()));
+    budget_mm2 = a.total_um2 * 1e-6;
+    j["budget_from"] = fmt::format("the mfmac array at {}x{}", base.rows, base.cols);
+  } else {
+    j["budget_from"] = "--area-budget";
+  }
+  j["budget_mm2"] = budget_mm2;
+  j["area_table"] = table.name;
+  j["rule"] = "rows x cols is the largest of 1x1, 1x2, 2x2, 2x3, 3x3, ... (cols = rows or rows + 1) whose area "
+              "(PEs, registers, SRAM buffers) is within the budget";
+  nlohmann::ordered_json arrays = nlohmann::ordered_json::object();
+  for (Child& c : children) {
+    const SimConfig cfg = config_of(pe_type(c.array), c.second);
+    if (from_mfmac && c.array == "mfmac") {
+      c.rows = base.rows;
+      c.cols = base.cols;
+      arrays[c.array] = nlohmann::ordered_json{{"rows", c.rows}, {"cols", c.cols}, {"sized", false}};
+      continue;
+    }
+    const IsoAreaSize s = largest_array_within(cfg, table, budget_mm2 * 1e6);
+    if (s.rows == 0) {
+      throw InputError(fmt::format("compare: --area-budget: {} mm2 fits no {} array (1x1 with its SRAM buffers takes "
+                                   "{:.4g} mm2)",
+                                   budget_mm2, c.array, s.next_um2 * 1e-6));
+    }
+    c.rows = s.rows;
+    c.cols = s.cols;
+    nlohmann::ordered_json a{{"rows", s.rows}, {"cols", s.cols}, {"sized", true}};
+    if (s.next_rows > 0) {
+      a["next_rows"] = s.next_rows;
+      a["next_cols"] = s.next_cols;
+      a["next_area_mm2"] = s.next_um2 * 1e-6;
+    }
+    arrays[c.array] = a;
+  }
+  j["arrays"] = arrays;
+  return j;
+}
+
 }  // namespace
 
 int cmd_compare(const Args& args) {
@@ -127,6 +193,9 @@ int cmd_compare(const Args& args) {
       ("html", po::value<std::string>(), "also write a self-contained HTML page with the energy charts")
       ("arrays", po::value<std::string>(), "comma-separated array kinds to compare (default: all; fp32 always)")
       ("runs-dir", po::value<std::string>(), "keep the simulate reports in this directory")
+      ("iso", po::value<std::string>(), "area: size every other array to the MF-MAC array's area (--rows x --cols), "
+       "the largest square-ish array that fits (docs/energy-accounting.md)")
+      ("area-budget", po::value<std::string>(), "MM2: size every array, MF-MAC too, to this area in mm^2 (implies --iso area)")
       ("quiet,q", "no table on stdout");
   po::variables_map vm;
   if (!parse_or_help("compare", "--trace FILE --report FILE.json [options]", args, opts, {}, vm)) return kExitOk;
@@ -164,6 +233,33 @@ int cmd_compare(const Args& args) {
     std::string t;
     while (std::getline(ss, t, ',')) tables.push_back(load_energy_table(t));
   }
+  // Equal area (--iso area, --area-budget): each array's rows x cols from the area table.
+  const bool iso = vm.count("iso") != 0 || vm.count("area-budget") != 0;
+  if (vm.count("iso") != 0 && vm["iso"].as<std::string>() != "area") {
+    throw InputError(fmt::format("compare: --iso: unknown value \"{}\"; expected area", vm["iso"].as<std::string>()));
+  }
+  double budget_mm2 = 0;
+  if (vm.count("area-budget") != 0) {
+    const std::string v = vm["area-budget"].as<std::string>();
+    std::size_t used = 0;
+    try {
+      budget_mm2 = std::stod(v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != v.size() || v.empty() || !(budget_mm2 > 0) || !std::isfinite(budget_mm2)) {
+      throw InputError(fmt::format("compare: --area-budget: expected a positive area in mm2, got \"{}\"", v));
+    }
+  }
+  if (iso) {
+    for (const char* p : {"array.rows", "array.cols"}) {
+      if (params.origin(p).rfind("--set", 0) == 0) {
+        throw InputError(fmt::format("compare: --iso area: {} sizes every array; give the MF-MAC array's size with "
+                                     "--rows and --cols",
+                                     params.origin(p)));
+      }
+    }
+  }
   const std::string report_path = vm["report"].as<std::string>();
   AtomicFile report_file(report_path);
   std::unique_ptr<AtomicFile> html_file;
@@ -191,6 +287,8 @@ int cmd_compare(const Args& args) {
     if (!user_second) c.second = auto_second(*pe, trace_reader.trace());
     children.push_back(c);
   }
+  nlohmann::ordered_json iso_json;
+  if (iso) iso_json = size_to_area(params, children, trace_reader.trace(), user_second, budget_mm2);
   // Every array's simulation at once, each its own process (process.h).
   std::vector<ChildResult> results(children.size());
   ProcessPool::Callbacks cb;
@@ -239,6 +337,11 @@ int cmd_compare(const Args& args) {
   meta["trace"] = vm["trace"].as<std::string>();
   meta["rows"] = cfg["array.rows"];
   meta["cols"] = cfg["array.cols"];
+  if (iso) {  // the arrays' sizes differ: the header gives the parameters' (MF-MAC's) size
+    const SimConfig base = params.build();
+    meta["rows"] = base.rows;
+    meta["cols"] = base.cols;
+  }
   meta["dataflow"] = cfg["array.dataflow"];
   meta["config"] = cfg;
   nlohmann::ordered_json seconds = nlohmann::ordered_json::object();
@@ -247,8 +350,23 @@ int cmd_compare(const Args& args) {
   }
   // The arrays compare gave a second array (array.second) for the GEMMs they cannot hold.
   meta["second_arrays_chosen"] = seconds;
+  if (iso) {
+    // The size each array ran at and its area (from its report), its step time and energy.
+    for (const auto& [kind, rep] : reports) {
+      auto& a = iso_json["arrays"][kind];
+      a["area_mm2"] = rep["area"]["total_mm2"];
+      a["time_seconds"] = rep["total"]["time_seconds"];
+    }
+    meta["iso_area"] = iso_json;
+  }
   meta["report_file"] = report_path;
   nlohmann::ordered_json out = build_savings_report(reports, tables, meta);
+  if (iso) {
+    for (auto& [kind, a] : out["iso_area"]["arrays"].items()) {
+      a["energy_pj"] = out["energy_pj"][kind]["total"];
+      a["energy_table"] = out["energy_table"];
+    }
+  }
   report_file.write(out.dump(2) + "\n");
   report_file.commit();
   if (html_file) {

@@ -9,6 +9,7 @@
 #include "apps/mfsim/cli.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "energy/area_model.h"
 #include "energy/energy_model.h"
 #include "sim/params.h"
 #include "sim/pe_type.h"
@@ -34,6 +35,7 @@ int cmd_simulate(const Args& args) {
       ("vcd", po::value<std::string>(), "write a VCD waveform of the value-mode simulation (small runs)")
       ("energy-table", po::value<std::string>()->default_value("paper"), "energy table: paper|horowitz45|aladdin45 or a JSON file")
       ("energy-csv", po::value<std::string>(), "also write the energy items as an Accelergy-shaped CSV")
+      ("area-table", po::value<std::string>(), "area table: published45 (the default) or a JSON file")
       ("quiet,q", "no summary on stdout")
       ("list-params", "print every parameter with default, unit and range, then exit")
       ("markdown", "with --list-params: print docs/params.md");
@@ -83,6 +85,8 @@ int cmd_simulate(const Args& args) {
 
   const std::string report_path = vm["report"].as<std::string>();
   EnergyTable table = load_energy_table(vm["energy-table"].as<std::string>());
+  const AreaTable area_table = load_area_table(vm.count("area-table") != 0 ? vm["area-table"].as<std::string>() : "published45");
+  const SynthAreaTable synth = load_synth_area_table("osu018-synth");
   opt.config.map_costs = mapping_costs(table, opt.config);  // for map.objective = energy | edp
   TraceReader reader(vm["trace"].as<std::string>());  // its files are inputs: no output may be one of them
   AtomicFile report_file(report_path);  // fails early if the report cannot be written
@@ -91,14 +95,18 @@ int cmd_simulate(const Args& args) {
   std::unique_ptr<AtomicFile> csv_file;
   if (vm.count("energy-csv") != 0) csv_file = std::make_unique<AtomicFile>(vm["energy-csv"].as<std::string>());
   ReplayOutcome res = replay_trace(reader, opt);
-  const auto energy = add_energy(res.report, table);
+  add_area_and_power(res.report, opt.config, area_table, &synth, table);
+  const nlohmann::ordered_json& energy = res.report.at("energy_pj");
   report_file.write(res.report.dump(2) + "\n");
   report_file.commit();
   if (csv_file) {
     csv_file->write(energy_csv(energy));
     csv_file->commit();
   }
-  if (vm.count("quiet") == 0) std::fputs(report_summary_text(res.report).c_str(), stdout);
+  if (vm.count("quiet") == 0) {
+    std::fputs(report_summary_text(res.report).c_str(), stdout);
+    std::fputs(area_power_text(res.report).c_str(), stdout);
+  }
   if (res.mismatches > 0) {
     throw VerificationError(fmt::format("{} (and {} more mismatching GEMMs; report in {})", res.first_mismatch,
                                         res.mismatches - 1, report_path));

@@ -1,0 +1,36 @@
+// scripts/synth.sh reproduces the committed synthesized area table (energy/area/osu018-synth.json)
+// for the smallest PE, in the format the loader reads. Built only where yosys is installed.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+
+#include "energy/area_model.h"
+#include "tests/test_util.h"
+
+using namespace mfsim;
+
+TEST_CASE("scripts/synth.sh: the MF-MAC PE's transistors and OSU018 area equal the committed table", "[synth]") {
+  test::TempDir d;
+  const std::string cmd = test::source_dir() + "/scripts/synth.sh --pe mfmac --no-arrays --out " + d.file("s.json") +
+                          " 2> " + d.file("log");
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  const SynthAreaTable fresh = load_synth_area_table(d.file("s.json"));
+  const SynthAreaTable shipped = load_synth_area_table("osu018-synth");
+  REQUIRE(fresh.pes.size() == 1);
+  const SynthPe& a = fresh.pes[0];
+  const SynthPe& b = *shipped.find("mfmac");
+  CHECK(a.transistors == b.transistors);
+  CHECK(a.transistors_flip_flops == b.transistors_flip_flops);
+  CHECK(a.flip_flops == b.flip_flops);
+  CHECK(a.area_um2 == b.area_um2);
+  CHECK(a.area_um2_flip_flops == b.area_um2_flip_flops);
+  CHECK(fresh.provenance.at("tool") == shipped.provenance.at("tool"));
+  CHECK(fresh.provenance.at("liberty_sha256") == shipped.provenance.at("liberty_sha256"));
+  // Bad options: one line, exit 2.
+  const std::string bad = test::source_dir() + "/scripts/synth.sh --pe mfmak --out " + d.file("x.json") + " 2> " +
+                          d.file("err");
+  CHECK(WEXITSTATUS(std::system(bad.c_str())) == 2);
+  CHECK(test::slurp(d.file("err")) ==
+        "synth.sh: --pe: unknown PE type \"mfmak\"; expected mfmac|int8|int4|fp32|bf16|fp8\n");
+  CHECK_FALSE(test::file_exists(d.file("x.json")));
+}
