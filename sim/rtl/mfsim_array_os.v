@@ -118,12 +118,16 @@ module mfsim_array_os #(
   endgenerate
 
   // The last PE of the fold, (r-1, c-1), tells when the last product is done.
-  wire [15:0] last_k = ({8'd0, r} - 16'd1) * C + {8'd0, c} - 16'd1;
+  // (Clamped to the array: before the first fold r = c = 0 and the raw index is out of range;
+  // last_pair and the outputs are used only in COMP and DRAIN, where r, c >= 1.)
+  wire [15:0] last_raw = ({8'd0, r} - 16'd1) * C + {8'd0, c} - 16'd1;
+  wire [15:0] last_k = last_raw < R*C ? last_raw : 16'd0;
   wire        last_pair = phase == COMP && nav[last_k] && nbv[last_k];
 
   generate
     for (gj = 0; gj < C; gj = gj + 1) begin : out
-      wire [15:0] bottom = ({8'd0, r} - 16'd1) * C + gj;
+      wire [15:0] bottom_raw = ({8'd0, r} - 16'd1) * C + gj;
+      wire [15:0] bottom = bottom_raw < R*C ? bottom_raw : 16'd0;
       assign out_valid[gj] = phase == DRAIN && gj < c;
       assign out_data[gj*AW +: AW] = acc[bottom];
     end
