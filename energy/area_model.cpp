@@ -29,28 +29,18 @@ const char* builtin_text(const std::string& name) {
   return nullptr;
 }
 
-struct AreaRule {
-  const char* unit;
-  bool required;
-};
-
 // The rows a published table may have: the units every table must price (FP32 add and multiply
 // for the quantizers' and the FP32 PE, an integer add, registers, SRAM, leakage) and every row a
 // registered PE type prices its ops with (the energy tables' names; optional: a PE type whose
 // row a table lacks gets no area, and the report says which row is missing).
-const std::map<std::string, AreaRule>& area_rules() {
-  static const std::map<std::string, AreaRule> r = [] {
-    std::map<std::string, AreaRule> m = {
-        {"fp32_mul", {"um2", true}},        {"fp32_add", {"um2", true}},  {"fp32_fma", {"um2", false}},
-        {"int_add", {"um2", true}},         {"register", {"um2/bit", true}}, {"sram", {"um2/KiB", true}},
-        {"leakage", {"mW/mm2", true}},
-    };
-    for (const PeType* p : pe_types()) {
-      for (const PeOp& op : p->ops) m.emplace(op.table_row, AreaRule{"um2", false});
-      for (const char* row : p->optional_rows) m.emplace(row, AreaRule{"um2", false});
-    }
-    return m;
-  }();
+const RowRules& area_rules() {
+  static const RowRules r = table_row_rules(
+      {
+          {"fp32_mul", {"um2", true}},        {"fp32_add", {"um2", true}},  {"fp32_fma", {"um2", false}},
+          {"int_add", {"um2", true}},         {"register", {"um2/bit", true}}, {"sram", {"um2/KiB", true}},
+          {"leakage", {"mW/mm2", true}},
+      },
+      "um2", false);
   return r;
 }
 
@@ -85,29 +75,7 @@ AreaTable parse_area_table(const std::string& text, const std::string& origin) {
   const nlohmann::json& rows = f.required_array("entries");
   for (std::size_t i = 0; i < rows.size(); ++i) {
     JsonFields e(rows[i], origin, fmt::format("entries[{}]", i));
-    AreaEntry x;
-    x.action = e.required_string("action");
-    auto rule = area_rules().find(x.action);
-    if (rule == area_rules().end()) {
-      std::string names;
-      for (const auto& [k, v] : area_rules()) names += names.empty() ? k : "|" + k;
-      e.fail("action", fmt::format("unknown action \"{}\"; expected {}", x.action, names));
-    }
-    x.value = e.required_number("value");
-    if (!(x.value > 0) || !std::isfinite(x.value)) e.fail("value", fmt::format("expected a positive figure, got {}", x.value));
-    x.unit = e.required_string("unit");
-    if (x.unit != rule->second.unit) {
-      e.fail("unit", fmt::format("expected \"{}\" for {}, got \"{}\"", rule->second.unit, x.action, x.unit));
-    }
-    x.node_nm = static_cast<int>(e.required_int("node_nm", 1, 1000, "a technology node in nm (1 to 1000)"));
-    x.bits = static_cast<int>(e.required_int("bits", 1, 4096, "a bit width (1 to 4096)"));
-    x.source = e.required_string("source");
-    if (x.source.empty()) e.fail("source", "expected the figure's source, got \"\"");
-    x.derivation = e.optional_string("derivation").value_or("");
-    x.scaling = e.optional_string("scaling").value_or("none");
-    if (x.scaling != "none" && x.scaling != "linear") {
-      e.fail("scaling", fmt::format("unknown value \"{}\"; expected none|linear", x.scaling));
-    }
+    AreaEntry x = read_table_row(e, area_rules(), "figure");
     e.finish();
     if (t.rows.count(x.action) != 0) e.fail("action", fmt::format("duplicate action \"{}\"", x.action));
     if (x.action == "int_add") {
@@ -121,11 +89,9 @@ AreaTable parse_area_table(const std::string& text, const std::string& origin) {
     t.entries.push_back(std::move(x));
   }
   f.finish();
-  for (const auto& [name, rule] : area_rules()) {
-    if (rule.required && t.rows.count(name) == 0) {
-      throw InputError(fmt::format("{}: entries: missing a row for action \"{}\"", origin, name));
-    }
-  }
+  std::set<std::string> seen;
+  for (const auto& [name, row] : t.rows) seen.insert(name);
+  require_table_rows(area_rules(), seen, origin);
   return t;
 }
 

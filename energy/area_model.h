@@ -16,15 +16,12 @@
 #include <string>
 #include <vector>
 
+#include "energy/table_rows.h"
 #include "sim/params.h"
 
 namespace mfsim {
 
-struct AreaEntry {
-  std::string action, unit, source, derivation, scaling;
-  double value = 0;
-  int node_nm = 0, bits = 0;
-};
+using AreaEntry = TableRow;
 
 struct AreaTable {
   std::string name, description, origin;

@@ -29,28 +29,17 @@ const std::vector<std::string>& builtin_energy_tables() {
 
 namespace {
 
-struct ActionRule {
-  const char* unit;
-  bool required;
-};
-
 // The rows a table must have: the memories, registers and the quantizers' operations (FP32 add
 // and multiply, integer adds), and every row a registered PE type prices its ops with
 // (sim/pe/*.cpp). fp32_fma may be left out: it is then the sum of multiply and add.
-const std::map<std::string, ActionRule>& action_rules() {
-  static const std::map<std::string, ActionRule> r = [] {
-    std::map<std::string, ActionRule> m = {
-        {"fp32_mul", {"pJ", true}},      {"fp32_add", {"pJ", true}},       {"fp32_fma", {"pJ", false}},
-        {"int_add", {"pJ", true}},       {"register", {"pJ/bit", true}},   {"sram", {"pJ/access", true}},
-        {"dram", {"pJ/access", true}},
-    };
-    for (const PeType* p : pe_types()) {
-      // A row the core list declares keeps its rule (fp32_fma stays optional).
-      for (const PeOp& op : p->ops) m.emplace(op.table_row, ActionRule{"pJ", p->rows_required});
-      for (const char* row : p->optional_rows) m.emplace(row, ActionRule{"pJ", false});
-    }
-    return m;
-  }();
+const RowRules& action_rules() {
+  static const RowRules r = table_row_rules(
+      {
+          {"fp32_mul", {"pJ", true}},      {"fp32_add", {"pJ", true}},       {"fp32_fma", {"pJ", false}},
+          {"int_add", {"pJ", true}},       {"register", {"pJ/bit", true}},   {"sram", {"pJ/access", true}},
+          {"dram", {"pJ/access", true}},
+      },
+      "pJ", true);
   return r;
 }
 
@@ -73,30 +62,7 @@ EnergyTable parse_energy_table(const std::string& text, const std::string& origi
   for (std::size_t i = 0; i < rows.size(); ++i) {
     JsonFields e(rows[i], origin, fmt::format("entries[{}]", i));
     EnergyEntry x;
-    x.action = e.required_string("action");
-    auto rule = action_rules().find(x.action);
-    if (rule == action_rules().end()) {
-      std::string names;
-      for (const auto& [k, v] : action_rules()) names += names.empty() ? k : "|" + k;
-      e.fail("action", fmt::format("unknown action \"{}\"; expected {}", x.action, names));
-    }
-    x.value = e.required_number("value");
-    if (!(x.value > 0) || !std::isfinite(x.value)) {
-      e.fail("value", fmt::format("expected a positive energy, got {}", x.value));
-    }
-    x.unit = e.required_string("unit");
-    if (x.unit != rule->second.unit) {
-      e.fail("unit", fmt::format("expected \"{}\" for {}, got \"{}\"", rule->second.unit, x.action, x.unit));
-    }
-    x.node_nm = static_cast<int>(e.required_int("node_nm", 1, 1000, "a technology node in nm (1 to 1000)"));
-    x.bits = static_cast<int>(e.required_int("bits", 1, 4096, "a bit width (1 to 4096)"));
-    x.source = e.required_string("source");
-    if (x.source.empty()) e.fail("source", "expected the figure's source, got \"\"");
-    x.derivation = e.optional_string("derivation").value_or("");
-    x.scaling = e.optional_string("scaling").value_or("none");
-    if (x.scaling != "none" && x.scaling != "linear") {
-      e.fail("scaling", fmt::format("unknown value \"{}\"; expected none|linear", x.scaling));
-    }
+    static_cast<TableRow&>(x) = read_table_row(e, action_rules(), "energy");
     auto cap = e.optional_number("capacity_kib");
     if (x.action == "sram") {
       if (!cap || !(*cap > 0)) e.fail("capacity_kib", "expected the SRAM capacity in KiB (a positive number)");
@@ -136,11 +102,7 @@ EnergyTable parse_energy_table(const std::string& text, const std::string& origi
     t.entries.push_back(std::move(x));
   }
   f.finish();
-  for (const auto& [name, rule] : action_rules()) {
-    if (rule.required && seen.count(name) == 0) {
-      throw InputError(fmt::format("{}: entries: missing a row for action \"{}\"", origin, name));
-    }
-  }
+  require_table_rows(action_rules(), seen, origin);
   if (t.fma_derived) t.fp32_fma = t.fp32_mul + t.fp32_add;
   t.op_pj["fp32_fma"] = t.fp32_fma;
   std::sort(t.sram_points.begin(), t.sram_points.end());

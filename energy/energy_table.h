@@ -10,12 +10,11 @@
 #include <utility>
 #include <vector>
 
+#include "energy/table_rows.h"
+
 namespace mfsim {
 
-struct EnergyEntry {
-  std::string action, unit, source, derivation, scaling;
-  double value = 0;
-  int node_nm = 0, bits = 0;
+struct EnergyEntry : TableRow {
   double capacity_kib = 0;  // sram rows only
 };
 

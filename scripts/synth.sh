@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Synthesizes every PE type (a whole PE) and small output-stationary arrays of sim/rtl/ with Yosys
+# Synthesizes every PE type (a whole PE) and small arrays of sim/rtl/ (OS, and the WS/IS one) with Yosys
 # and writes the synthesized area table (docs/rtl.md, "Synthesis"):
 #   - a technology-independent transistor count: synth -flatten; abc -g cmos2; stat -tech cmos
 #     (Yosys counts NAND/NOR 4, NOT 2 and a D flip-flop 16 transistors);
@@ -11,8 +11,8 @@
 #
 # Usage: scripts/synth.sh [--out FILE] [--pe NAME]... [--no-arrays] [--acc-bits N] [--jobs N]
 #   --out       the table (default energy/area/osu018-synth.json)
-#   --pe        synthesize only these PE types (default: all six)
-#   --no-arrays skip the 4 x 4 arrays
+#   --pe        synthesize only these PE types (default: all seven)
+#   --no-arrays skip the 4 x 4 arrays (MF-MAC, shift and INT8; output-stationary and stationary)
 #   --acc-bits  integer accumulator width (default 32, the default of pe.acc_bits)
 #   --jobs      Yosys runs at once (default 1); the FP32 PE takes several minutes and about
 #               200 MB (each run is limited to 8 GB of memory)
@@ -49,19 +49,19 @@ if [ "$ACC_BITS" -lt 2 ] || [ "$ACC_BITS" -gt 64 ]; then
 fi
 
 # PE type, operand bits, accumulator bits (float PEs accumulate in binary32), FMA.
-ALL="mfmac:4:$ACC_BITS:0 int8:8:$ACC_BITS:0 int4:4:$ACC_BITS:0 fp32:32:32:0 bf16:16:32:0 fp8:8:32:0"
+ALL="mfmac:4:$ACC_BITS:0 int8:8:$ACC_BITS:0 int4:4:$ACC_BITS:0 shift:9:$ACC_BITS:0 fp32:32:32:0 bf16:16:32:0 fp8:8:32:0"
 SEL=()
 for p in "${PES[@]+"${PES[@]}"}"; do
   hit=""
   for e in $ALL; do [ "${e%%:*}" = "$p" ] && hit=$e; done
-  [ -n "$hit" ] || { echo "synth.sh: --pe: unknown PE type \"$p\"; expected mfmac|int8|int4|fp32|bf16|fp8" >&2; exit 2; }
+  [ -n "$hit" ] || { echo "synth.sh: --pe: unknown PE type \"$p\"; expected mfmac|int8|int4|shift|fp32|bf16|fp8" >&2; exit 2; }
   SEL+=("$hit")
 done
 [ ${#SEL[@]} -gt 0 ] || read -r -a SEL <<< "$ALL"
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-RTL="$ROOT/sim/rtl/mfsim_pe_int.v $ROOT/sim/rtl/mfsim_pe_float.v $ROOT/sim/rtl/mfsim_mac.v"
+RTL="$ROOT/sim/rtl/mfsim_pe_int.v $ROOT/sim/rtl/mfsim_pe_float.v $ROOT/sim/rtl/mfsim_mac.v $ROOT/sim/rtl/mfsim_skew.v"
 
 # run_yosys TAG TOP PARAMS: writes $TMP/TAG.cmos.json and $TMP/TAG.lib.txt
 run_yosys() {
@@ -88,9 +88,12 @@ hierarchy -top $top"
 RUNS=()
 LIST=""
 if [ "$ARRAYS" = 1 ]; then
-  for e in "int8:8:$ACC_BITS" "mfmac:4:$ACC_BITS"; do
+  for e in "int8:8:$ACC_BITS" "mfmac:4:$ACC_BITS" "shift:9:$ACC_BITS"; do
     IFS=: read -r pe ow aw <<< "$e"
-    RUNS+=("array-$pe|mfsim_array_os|-set R 4 -set C 4 -set PE \"$pe\" -set OW $ow -set AW $aw")
+    for st in os stat; do
+      RUNS+=("array-$st-$pe|mfsim_array_$st|-set R 4 -set C 4 -set PE \"$pe\" -set OW $ow -set AW $aw")
+      LIST_ARRAYS="${LIST_ARRAYS:-} array-$st:$pe:$ow:$aw:0"
+    done
   done
 fi
 # The longest runs first (the float PEs, the arrays), so that --jobs overlaps them.
@@ -100,7 +103,7 @@ for e in "${SEL[@]}"; do
   case "$pe" in fp32|bf16) RUNS=("$run" "${RUNS[@]+"${RUNS[@]}"}") ;; *) RUNS+=("$run") ;; esac
   LIST="$LIST pe:$pe:$ow:$aw:$fma"
 done
-if [ "$ARRAYS" = 1 ]; then LIST="$LIST array:mfmac:4:$ACC_BITS:0 array:int8:8:$ACC_BITS:0"; fi
+LIST="$LIST ${LIST_ARRAYS:-}"
 running=0
 for r in "${RUNS[@]}"; do
   IFS='|' read -r tag top params <<< "$r"
@@ -139,7 +142,7 @@ def area(tag):
 pes, arrays = [], []
 for item in sys.argv[6:]:
     kind, pe, ow, aw, fma = item.split(":")
-    tag = ("pe-" if kind == "pe" else "array-") + pe
+    tag = kind + "-" + pe
     t, ffs = cmos(tag)
     a, aff = area(tag)
     row = {"pe": pe, "operand_bits": int(ow), "acc_bits": int(aw)}
@@ -148,8 +151,9 @@ for item in sys.argv[6:]:
                     "flip_flops": ffs, "area_um2": round(a, 3), "area_um2_flip_flops": round(aff, 3)})
         pes.append(row)
     else:
-        row.update({"dataflow": "os", "rows": 4, "cols": 4, "rtl": "mfsim_array_os", "transistors": t,
-                    "flip_flops": ffs, "area_um2": round(a, 3)})
+        st = kind.split("-")[1]  # os, or stat: the WS and IS array (the same hardware)
+        row.update({"dataflow": "os" if st == "os" else "ws", "rows": 4, "cols": 4, "rtl": "mfsim_array_" + st,
+                    "transistors": t, "flip_flops": ffs, "area_um2": round(a, 3)})
         arrays.append(row)
 sha = hashlib.sha256(open(lib, "rb").read()).hexdigest()
 doc = {
@@ -157,7 +161,7 @@ doc = {
     "version": 1,
     "name": "osu018-synth",
     "description": "Yosys synthesis of sim/rtl/ (each PE type's whole PE at its default widths; 4 x 4 "
-                   "output-stationary arrays): transistor counts (abc -g cmos2; stat -tech cmos) and OSU018 0.18 um "
+                   "arrays, output-stationary and stationary (dataflow ws: the WS and IS array)): transistor counts (abc -g cmos2; stat -tech cmos) and OSU018 0.18 um "
                    "standard-cell areas (dfflibmap, abc -liberty, stat -liberty).",
     "provenance": {
         "command": command.strip(),

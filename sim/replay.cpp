@@ -37,8 +37,6 @@ const char* to_string(SimMode m) {
 
 bool array_represents(const PeType& a, const TraceRecord& r) { return a.runs_exactly(r.a.format, r.b.format); }
 
-namespace {
-
 // Operands of a record in the array's representation (what its registers hold: PoT4 codes,
 // integers or binary32 values), each operand by its own format. PoT4 codes become their exact
 // integer images (+-2^(m-1), on the grid 2^(E-6)) on integer and float arrays; integers become
@@ -95,6 +93,8 @@ GemmOperands to_array_operands(const PeType& array, const TraceRecord& r, Record
   }
   return ops;
 }
+
+namespace {
 
 // Products with a zero operand: sum over k of zA_k * N + zB_k * M - zA_k * zB_k, from the
 // trace's own operands (whatever the array: a zero is a zero in every format).

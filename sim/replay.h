@@ -36,6 +36,11 @@ struct ReplayOutcome {
 // Whether an array's registers hold both operands' values exactly (PeType::holds).
 bool array_represents(const PeType& a, const TraceRecord& r);
 
+// A record's operands in the array's register form (PoT4 codes, integers or binary32 values),
+// each operand by its own format; moves the payload's vectors. See replay.cpp.
+struct GemmOperands;
+GemmOperands to_array_operands(const PeType& array, const TraceRecord& r, RecordPayload& p);
+
 ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& options);
 
 // Short human-readable summary of a report (derived from the JSON).

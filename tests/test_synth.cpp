@@ -31,6 +31,6 @@ TEST_CASE("scripts/synth.sh: the MF-MAC PE's transistors and OSU018 area equal t
                           d.file("err");
   CHECK(WEXITSTATUS(std::system(bad.c_str())) == 2);
   CHECK(test::slurp(d.file("err")) ==
-        "synth.sh: --pe: unknown PE type \"mfmak\"; expected mfmac|int8|int4|fp32|bf16|fp8\n");
+        "synth.sh: --pe: unknown PE type \"mfmak\"; expected mfmac|int8|int4|shift|fp32|bf16|fp8\n");
   CHECK_FALSE(test::file_exists(d.file("x.json")));
 }

@@ -128,6 +128,14 @@ Grid quantize(const float* x, std::size_t n, Role role, StepContext& ctx, std::u
   return {};
 }
 
+Grid quantize_operand(const float* x, std::size_t n, Role role, StepContext& ctx, std::uint64_t key, int slot) {
+  if (active_grain(ctx, slot < 0 ? static_cast<int>(role) : slot) == kScaleTensor) return quantize(x, n, role, ctx, key, slot);
+  Grid g;
+  g.format = NumFormat::kPot4;
+  g.deferred = true;
+  return g;
+}
+
 std::vector<float> transpose(const float* a, int rows, int cols) {
   std::vector<float> t(static_cast<std::size_t>(rows) * cols);
   for (int i = 0; i < rows; ++i) {
@@ -315,6 +323,10 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
   // reduction dimension (op(A) m x k, op(B) k x n).
   const int grain_a = sa != nullptr ? active_grain(ctx, sa->slot < 0 ? static_cast<int>(sa->role) : sa->slot) : 0;
   const int grain_b = sb != nullptr ? active_grain(ctx, sb->slot < 0 ? static_cast<int>(sb->role) : sb->slot) : 0;
+  if ((a_in.deferred && grain_a == kScaleTensor) || (b_in.deferred && grain_b == kScaleTensor)) {
+    throw std::logic_error(fmt::format("{} {}: a deferred operand (finer scales) reached a GEMM without its FP32 source", layer,
+                                       to_string(phase)));
+  }
   if (grain_a != kScaleTensor || grain_b != kScaleTensor) {
     Grid ga, gb;
     if (grain_a != kScaleTensor) {
@@ -467,35 +479,44 @@ float grid_value(const Grid& g, std::size_t i) {
   }
 }
 
-double sqnr_db(const float* x, std::size_t n, const Grid& g) {
+namespace {
+
+// 10 log10(signal / noise) of x against value(i), the grid's element i exactly.
+template <class Value>
+double sqnr_db_of(const float* x, std::size_t n, Value value) {
   double signal = 0, noise = 0;
-  auto sum = [&](auto value) {  // value(i): the grid element's value, exactly
-    for (std::size_t i = 0; i < n; ++i) {
-      const double d = static_cast<double>(x[i]) - value(i);
-      signal += static_cast<double>(x[i]) * x[i];
-      noise += d * d;
-    }
-  };
+  for (std::size_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(x[i]) - value(i);
+    signal += static_cast<double>(x[i]) * x[i];
+    noise += d * d;
+  }
+  return noise > 0 ? 10.0 * std::log10(signal / noise) : INFINITY;
+}
+
+void add_sqnr(StepContext& ctx, const std::string& layer, int slot, double db) {
+  if (!std::isfinite(db)) return;
+  QuantNoise& q = (*ctx.sqnr)[layer];
+  q.db_sum[slot] += db;
+  q.count[slot] += 1;
+}
+
+}  // namespace
+
+double sqnr_db(const float* x, std::size_t n, const Grid& g) {
   if (g.format == NumFormat::kPot4) {
     // grid_value without a call per element: v 2^(e-6) is a normal binary32 for every scale
     // exponent and grid integer (|v| <= 64), so the product in double is that value exactly.
     static_assert(kPot4ScaleExpMin - 6 >= -126 && kPot4ScaleExpMax - 6 + 6 <= 127, "PoT4 values are normal floats");
     const double f = std::ldexp(1.0, g.e - 6);
-    sum([&](std::size_t i) { return static_cast<double>(g.v[i]) * f; });
-  } else {
-    sum([&](std::size_t i) { return static_cast<double>(grid_value(g, i)); });
+    return sqnr_db_of(x, n, [&](std::size_t i) { return static_cast<double>(g.v[i]) * f; });
   }
-  return noise > 0 ? 10.0 * std::log10(signal / noise) : INFINITY;
+  return sqnr_db_of(x, n, [&](std::size_t i) { return static_cast<double>(grid_value(g, i)); });
 }
 
 void note_sqnr(StepContext& ctx, const std::string& layer, int role, const float* x, std::size_t n, const Grid& g) {
   if (ctx.sqnr == nullptr || !ctx.sqnr_sample || g.format == NumFormat::kFp32 || g.v.size() != n) return;
   if (active_grain(ctx, role) != kScaleTensor) return;  // the GEMMs note their grouped copies
-  const double db = sqnr_db(x, n, g);
-  if (!std::isfinite(db)) return;
-  QuantNoise& q = (*ctx.sqnr)[layer];
-  q.db_sum[role] += db;
-  q.count[role] += 1;
+  add_sqnr(ctx, layer, role, sqnr_db(x, n, g));
 }
 
 void note_grouped_sqnr(StepContext& ctx, const std::string& layer, int slot, Phase phase, const float* x, const Grid& g) {
@@ -503,19 +524,11 @@ void note_grouped_sqnr(StepContext& ctx, const std::string& layer, int slot, Pha
   // one (every layer has that GEMM).
   if (ctx.sqnr == nullptr || !ctx.sqnr_sample) return;
   if (phase != (slot == 2 ? Phase::kBwdWeight : Phase::kFwd)) return;
-  double signal = 0, noise = 0;
-  for (int r = 0; r < g.rows; ++r) {
-    for (int c = 0; c < g.cols; ++c) {
-      const double v = x[static_cast<std::size_t>(r) * g.cols + c];
-      const double d = v - grouped_value(g, r, c);
-      signal += v * v;
-      noise += d * d;
-    }
-  }
-  if (!(noise > 0)) return;
-  QuantNoise& q = (*ctx.sqnr)[layer];
-  q.db_sum[slot] += 10.0 * std::log10(signal / noise);
-  q.count[slot] += 1;
+  const std::size_t cols = static_cast<std::size_t>(g.cols);
+  add_sqnr(ctx, layer, slot,
+           sqnr_db_of(x, static_cast<std::size_t>(g.rows) * cols, [&](std::size_t i) {
+             return static_cast<double>(grouped_value(g, static_cast<int>(i / cols), static_cast<int>(i % cols)));
+           }));
 }
 
 std::uint64_t rounding_key(const StepContext& ctx, int layer_index) {
@@ -541,7 +554,7 @@ class LinearBase : public Layer {
  protected:
   // The layer input on its grid: quantized, or in fp32 mode the input itself (moved, no copy).
   static Grid input_grid(Tensor& x, StepContext& ctx) {
-    if (ctx.arith != NumFormat::kFp32) return quantize(x.v.data(), x.size(), Role::kActivation, ctx, 0);
+    if (ctx.arith != NumFormat::kFp32) return quantize_operand(x.v.data(), x.size(), Role::kActivation, ctx, 0);
     Grid g;
     g.v = std::move(x.v);
     return g;
@@ -562,7 +575,7 @@ class LinearBase : public Layer {
   void forward_gemm(StepContext& ctx, int m, Grid&& cols, float* y) {
     m_ = m;
     cols_ = std::move(cols);
-    wq_ = quantize(w_.data(), w_.size(), Role::kWeight, ctx, 0);
+    wq_ = quantize_operand(w_.data(), w_.size(), Role::kWeight, ctx, 0);
     note_sqnr(ctx, name_, 1, w_.data(), w_.size(), wq_);
     // Finer scales re-quantize from the FP32 tensors (cols_f32_: the input in im2col form).
     const bool fa = active_grain(ctx, 0) != kScaleTensor, fw = active_grain(ctx, 1) != kScaleTensor;
@@ -577,7 +590,7 @@ class LinearBase : public Layer {
   }
   // dy: M x N. Writes dcols (M x K) when need_dx (every element: the buffer may be reused).
   void backward_gemm(StepContext& ctx, const float* dy, bool need_dx, std::vector<float>* dcols) {
-    Grid g = quantize(dy, static_cast<std::size_t>(m_) * n_, Role::kError, ctx, rounding_key(ctx, index_));
+    Grid g = quantize_operand(dy, static_cast<std::size_t>(m_) * n_, Role::kError, ctx, rounding_key(ctx, index_));
     note_sqnr(ctx, name_, 2, dy, static_cast<std::size_t>(m_) * n_, g);
     const bool fa = active_grain(ctx, 0) != kScaleTensor, fw = active_grain(ctx, 1) != kScaleTensor,
                fg = active_grain(ctx, 2) != kScaleTensor;
@@ -652,11 +665,13 @@ class Conv2d : public LinearBase {
     Grid xq = input_grid(x, ctx);
     note_sqnr(ctx, name_, 0, x.v.data(), x.v.size(), xq);
     Grid cols = xq.like();
-    cols.v = std::move(cols_.v);  // reuse last step's buffer: im2col writes every element
-    cols.v.resize(static_cast<std::size_t>(batch_) * p_ * q_ * k_);
-    im2col(shape(), xq.v.data(), cols.v.data());
+    if (!xq.deferred) {
+      cols.v = std::move(cols_.v);  // reuse last step's buffer: im2col writes every element
+      cols.v.resize(static_cast<std::size_t>(batch_) * p_ * q_ * k_);
+      im2col(shape(), xq.v.data(), cols.v.data());
+    }
     if (active_grain(ctx, 0) != kScaleTensor) {  // finer scales of A: the FP32 im2col matrix too
-      cols_f32_.resize(cols.v.size());
+      cols_f32_.resize(static_cast<std::size_t>(batch_) * p_ * q_ * k_);
       im2col(shape(), x.v.data(), cols_f32_.data());
     }
     // The input's buffer becomes the next input gradient (fp32: the input moved into xq).

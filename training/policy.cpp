@@ -10,22 +10,33 @@
 
 namespace mfsim {
 
+namespace {
+
+// Calls item(text) for every comma-separated item of `spec`, in order (an empty item included).
+template <class Item>
+void for_each_item(const std::string& spec, Item item) {
+  std::size_t pos = 0;
+  while (true) {
+    const std::size_t comma = spec.find(',', pos);
+    item(spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+    if (comma == std::string::npos) return;
+    pos = comma + 1;
+  }
+}
+
+}  // namespace
+
 void parse_prc_operands(const std::string& ops, const std::string& option, bool roles[3]) {
   for (int r = 0; r < 3; ++r) roles[r] = false;
   if (ops == "none") return;
-  std::size_t pos = 0;
-  while (true) {
-    const std::size_t comma = ops.find(',', pos);
-    const std::string item = ops.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+  for_each_item(ops, [&](const std::string& item) {
     const int r = item == "a" ? 0 : item == "w" ? 1 : item == "g" ? 2 : -1;
     if (r < 0 || roles[r]) {
       throw InputError(fmt::format("{}: {} \"{}\" in \"{}\"; expected none or a comma-separated subset of a,w,g", option,
                                    r < 0 ? "unknown operand" : "repeated operand", item, ops));
     }
     roles[r] = true;
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
+  });
 }
 
 const std::vector<Policy>& policies() {
@@ -73,10 +84,7 @@ const Policy& find_policy(const std::string& name) {
 void parse_int8_operands(const std::string& spec, const std::string& option, std::uint8_t masks[4]) {
   for (int c = 0; c < kLayerClasses; ++c) masks[c] = 0;
   if (spec.empty() || spec == "none") return;
-  std::size_t pos = 0;
-  while (true) {
-    const std::size_t comma = spec.find(',', pos);
-    const std::string item = spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+  for_each_item(spec, [&](const std::string& item) {
     const std::size_t at = item.find('@');
     const std::string op = item.substr(0, at), where = at == std::string::npos ? "all" : item.substr(at + 1);
     const int r = op == "a" ? 0 : op == "w" ? 1 : op == "g" ? 2 : -1;
@@ -101,9 +109,7 @@ void parse_int8_operands(const std::string& spec, const std::string& option, std
                                      option, item, layer_class_name(c), spec));
       }
     }
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
+  });
 }
 
 std::string int8_operands_spec(const std::uint8_t masks[4]) {
@@ -128,10 +134,7 @@ void parse_scales(const std::string& spec, const std::string& option, int grains
   for (int r = 0; r < 3; ++r) grains[r] = kScaleTensor;
   if (spec.empty() || spec == "tensor") return;
   bool seen[3] = {false, false, false};
-  std::size_t pos = 0;
-  while (true) {
-    const std::size_t comma = spec.find(',', pos);
-    const std::string item = spec.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+  for_each_item(spec, [&](const std::string& item) {
     const std::size_t eq = item.find('=');
     const std::string op = item.substr(0, eq), grain = eq == std::string::npos ? "" : item.substr(eq + 1);
     const int r = op == "a" ? 0 : op == "w" ? 1 : op == "g" ? 2 : -1;
@@ -149,9 +152,7 @@ void parse_scales(const std::string& spec, const std::string& option, int grains
     if (seen[r]) throw InputError(fmt::format("{}: \"{}\" repeats operand {} in \"{}\"", option, item, op, spec));
     seen[r] = true;
     grains[r] = g;
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
+  });
 }
 
 std::string scales_spec(const int grains[3]) {

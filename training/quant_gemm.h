@@ -26,6 +26,9 @@ struct Grid {
   // the one exponent e.
   std::vector<int> ge;
   int rows = 0, cols = 0, g_rows = 0, g_cols = 0;
+  // PoT4 with finer scales (quantize_operand): every GEMM quantizes its own copy from the FP32
+  // source it is given (GemmSource), so this grid holds no values.
+  bool deferred = false;
   // An empty grid with this one's format and scale (per tensor): for copies such as im2col and slices.
   Grid like() const {
     Grid g;
@@ -33,6 +36,7 @@ struct Grid {
     g.e = e;
     g.scale = scale;
     g.pot2 = pot2;
+    g.deferred = deferred;
     return g;
   }
   int group_exp(int r, int c) const {
@@ -59,6 +63,9 @@ struct GemmSource {
 // `slot` (default: the role) is the operand slot whose per-layer precision applies
 // (StepContext::int8_roles): the attention's K and V round as activations in the W slot.
 Grid quantize(const float* x, std::size_t n, Role role, StepContext& ctx, std::uint64_t key, int slot = -1);
+// quantize() for an operand whose every GEMM is given its FP32 source (GemmSource): with finer
+// scales on its slot, a deferred grid (no values, no per-tensor quantization done).
+Grid quantize_operand(const float* x, std::size_t n, Role role, StepContext& ctx, std::uint64_t key, int slot = -1);
 
 // Sets ctx.layer_class for a scope.
 struct LayerClassScope {

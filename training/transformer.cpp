@@ -109,7 +109,7 @@ struct Linear {
   void forward(Grid x, const float* x32, int rows, float* y, StepContext& ctx) {
     m = rows;
     xq = std::move(x);
-    wq = quantize(w.data(), w.size(), Role::kWeight, ctx, 0);
+    wq = quantize_operand(w.data(), w.size(), Role::kWeight, ctx, 0);
     fa = active_grain(ctx, 0) != kScaleTensor;
     fw = active_grain(ctx, 1) != kScaleTensor;
     fg = active_grain(ctx, 2) != kScaleTensor;
@@ -125,7 +125,7 @@ struct Linear {
   }
   // dy (m x out); dx (m x in) is added to when not null.
   void backward(const float* dy, float* dx_add, StepContext& ctx) {
-    Grid g = quantize(dy, static_cast<std::size_t>(m) * out, Role::kError, ctx, rounding_key(ctx, index));
+    Grid g = quantize_operand(dy, static_cast<std::size_t>(m) * out, Role::kError, ctx, rounding_key(ctx, index));
     note_sqnr(ctx, name, 2, dy, static_cast<std::size_t>(m) * out, g);
     const GemmSource sa{xf.data(), Role::kActivation}, sw{w.data(), Role::kWeight},
         sg{dy, Role::kError, -1, rounding_key(ctx, index)};
@@ -231,7 +231,7 @@ class Block {
     std::vector<float> h(md);
     ln1_.forward(x.data(), m_, h.data());
     // h is quantized once and read by the three projections.
-    const Grid hq = quantize(h.data(), md, Role::kActivation, ctx, 0);
+    const Grid hq = quantize_operand(h.data(), md, Role::kActivation, ctx, 0);
     q_buf_.resize(md);
     k_buf_.resize(md);
     v_buf_.resize(md);
@@ -241,14 +241,14 @@ class Block {
     std::vector<float> ctx_out(md);
     attention_forward(ctx, attention_fp32, ctx_out.data());
     std::vector<float> a(md);
-    o_.forward(quantize(ctx_out.data(), md, Role::kActivation, ctx, 0), ctx_out.data(), m_, a.data(), ctx);
+    o_.forward(quantize_operand(ctx_out.data(), md, Role::kActivation, ctx, 0), ctx_out.data(), m_, a.data(), ctx);
     for (std::size_t i = 0; i < md; ++i) x[i] += a[i];
     ln2_.forward(x.data(), m_, h.data());
     u_.resize(static_cast<std::size_t>(m_) * c_.ff);
-    f1_.forward(quantize(h.data(), md, Role::kActivation, ctx, 0), h.data(), m_, u_.data(), ctx);
+    f1_.forward(quantize_operand(h.data(), md, Role::kActivation, ctx, 0), h.data(), m_, u_.data(), ctx);
     std::vector<float> r(u_.size());
     for (std::size_t i = 0; i < u_.size(); ++i) r[i] = u_[i] > 0.0f ? u_[i] : 0.0f;
-    f2_.forward(quantize(r.data(), r.size(), Role::kActivation, ctx, 0), r.data(), m_, a.data(), ctx);
+    f2_.forward(quantize_operand(r.data(), r.size(), Role::kActivation, ctx, 0), r.data(), m_, a.data(), ctx);
     for (std::size_t i = 0; i < md; ++i) x[i] += a[i];
   }
 
@@ -452,7 +452,7 @@ class TransformerModel::Impl {
     lnf_.forward(x.data(), m_, h.data());
     std::vector<float> logits(static_cast<std::size_t>(m_) * c_.vocab);
     LayerClassScope cls(ctx, kLastLayer);  // the classifier head
-    head_->forward(quantize(h.data(), h.size(), Role::kActivation, ctx, 0), h.data(), m_, logits.data(), ctx);
+    head_->forward(quantize_operand(h.data(), h.size(), Role::kActivation, ctx, 0), h.data(), m_, logits.data(), ctx);
     return logits;
   }
 

@@ -58,10 +58,16 @@ module mfsim_array_os #(
   reg          bv [0:R*C-1];
   reg [AW-1:0] acc [0:R*C-1];
   // Skew: lane i of the west edge is delayed by i cycles, lane j of the north edge by j.
-  reg [OW-1:0] wsk [0:R*R-1];
-  reg          wskv [0:R*R-1];
-  reg [OW-1:0] nsk [0:C*C-1];
-  reg          nskv [0:C*C-1];
+  wire [R-1:0]    w_req;
+  wire [C-1:0]    n_req;
+  wire [R*OW-1:0] w_sk;
+  wire [C*OW-1:0] n_sk;
+  wire [R-1:0]    w_skv;
+  wire [C-1:0]    n_skv;
+  mfsim_skew #(.N(R), .W(OW), .MAXD(1)) west_skew (
+    .clk(clk), .clr(start), .step(4'd1), .in_data(west_data), .in_valid(w_req), .out_data(w_sk), .out_valid(w_skv));
+  mfsim_skew #(.N(C), .W(OW), .MAXD(1)) north_skew (
+    .clk(clk), .clr(start), .step(4'd1), .in_data(north_data), .in_valid(n_req), .out_data(n_sk), .out_valid(n_skv));
 
   wire [OW-1:0] w_in [0:R-1];
   wire          w_inv [0:R-1];
@@ -76,23 +82,15 @@ module mfsim_array_os #(
 
   genvar gi, gj;
   generate
-    for (gi = 0; gi < R; gi = gi + 1) begin : west
-      if (gi == 0) begin : direct
-        assign w_in[gi] = west_data[OW-1:0];
-        assign w_inv[gi] = feed_valid && r != 0;
-      end else begin : skewed
-        assign w_in[gi] = wsk[gi * R + gi - 1];
-        assign w_inv[gi] = wskv[gi * R + gi - 1];
-      end
+    for (gi = 0; gi < R; gi = gi + 1) begin : west  // lanes beyond the fold carry no valid data
+      assign w_req[gi] = feed_valid && gi < r;
+      assign w_in[gi] = w_sk[gi*OW +: OW];
+      assign w_inv[gi] = w_skv[gi];
     end
     for (gj = 0; gj < C; gj = gj + 1) begin : north
-      if (gj == 0) begin : direct
-        assign n_in[gj] = north_data[OW-1:0];
-        assign n_inv[gj] = feed_valid && c != 0;
-      end else begin : skewed
-        assign n_in[gj] = nsk[gj * C + gj - 1];
-        assign n_inv[gj] = nskv[gj * C + gj - 1];
-      end
+      assign n_req[gj] = feed_valid && gj < c;
+      assign n_in[gj] = n_sk[gj*OW +: OW];
+      assign n_inv[gj] = n_skv[gj];
     end
     for (gi = 0; gi < R; gi = gi + 1) begin : row
       for (gj = 0; gj < C; gj = gj + 1) begin : col
@@ -134,7 +132,7 @@ module mfsim_array_os #(
   endgenerate
   assign done = phase == DRAIN && cnt8 == r - 8'd1;
 
-  integer i, j, k;
+  integer k;
   always @(posedge clk) begin
     if (start) begin
       r <= cfg_r; c <= cfg_c; t <= cfg_t; l <= cfg_l; fa <= a_fmt; fb <= b_fmt;
@@ -144,26 +142,7 @@ module mfsim_array_os #(
       for (k = 0; k < R*C; k = k + 1) begin
         av[k] <= 1'b0; bv[k] <= 1'b0; acc[k] <= {AW{1'b0}};
       end
-      for (k = 0; k < R*R; k = k + 1) wskv[k] <= 1'b0;
-      for (k = 0; k < C*C; k = k + 1) nskv[k] <= 1'b0;
     end else begin
-      // Skew registers (shift every cycle; lanes beyond the fold carry no valid data).
-      for (i = 1; i < R; i = i + 1) begin
-        wsk[i*R] <= west_data[i*OW +: OW];
-        wskv[i*R] <= feed_valid && i < r;
-        for (k = 1; k < i; k = k + 1) begin
-          wsk[i*R + k] <= wsk[i*R + k - 1];
-          wskv[i*R + k] <= wskv[i*R + k - 1];
-        end
-      end
-      for (j = 1; j < C; j = j + 1) begin
-        nsk[j*C] <= north_data[j*OW +: OW];
-        nskv[j*C] <= feed_valid && j < c;
-        for (k = 1; k < j; k = k + 1) begin
-          nsk[j*C + k] <= nsk[j*C + k - 1];
-          nskv[j*C + k] <= nskv[j*C + k - 1];
-        end
-      end
       case (phase)
         PRE: begin  // partial sums shift down into the accumulators, one row a cycle
           for (k = 0; k < R*C; k = k + 1)

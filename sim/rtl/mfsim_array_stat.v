@@ -39,7 +39,6 @@ module mfsim_array_stat #(
   output reg             sat_any
 );
   localparam [1:0] IDLE = 2'd0, PRE = 2'd1, STREAM = 2'd2;
-  localparam integer WD = (R > 1 ? R - 1 : 1) * LMAX;  // deepest west skew
   reg [1:0]  phase;
   reg [7:0]  r, c, cnt8;
   reg [31:0] t, s, last_outs;
@@ -57,10 +56,17 @@ module mfsim_array_stat #(
   reg          sv [0:R*C-1];
   reg [AW-1:0] pipe [0:R*C*LMAX-1];  // the partial sum's L stages in each PE
   reg [R*C*LMAX-1:0] pv;
-  reg [OW-1:0] wsk [0:R*WD-1];
-  reg          wskv [0:R*WD-1];
-  reg [AW-1:0] psk [0:C*C-1];
-  reg          pskv [0:C*C-1];
+  // Skew: row i of the streamed operand is delayed by i * L cycles, column j's partial sum by j.
+  wire [R-1:0]    w_req;
+  wire [C-1:0]    p_req;
+  wire [R*OW-1:0] w_sk;
+  wire [C*AW-1:0] p_sk;
+  wire [R-1:0]    w_skv;
+  wire [C-1:0]    p_skv;
+  mfsim_skew #(.N(R), .W(OW), .MAXD(LMAX)) west_skew (
+    .clk(clk), .clr(start), .step(l), .in_data(west_data), .in_valid(w_req), .out_data(w_sk), .out_valid(w_skv));
+  mfsim_skew #(.N(C), .W(AW), .MAXD(1)) psum_skew (
+    .clk(clk), .clr(start), .step(4'd1), .in_data(psum_data), .in_valid(p_req), .out_data(p_sk), .out_valid(p_skv));
 
   wire [OW-1:0] w_in [0:R-1];
   wire          w_inv [0:R-1];
@@ -76,24 +82,15 @@ module mfsim_array_stat #(
 
   genvar gi, gj;
   generate
-    for (gi = 0; gi < R; gi = gi + 1) begin : west
-      wire [7:0] tap = gi * l;  // delay of row gi: gi * L cycles
-      if (gi == 0) begin : direct
-        assign w_in[gi] = west_data[OW-1:0];
-        assign w_inv[gi] = feed_valid && r != 0;
-      end else begin : skewed
-        assign w_in[gi] = wsk[gi * WD + tap - 1];
-        assign w_inv[gi] = wskv[gi * WD + tap - 1];
-      end
+    for (gi = 0; gi < R; gi = gi + 1) begin : west  // rows beyond the fold carry no valid data
+      assign w_req[gi] = feed_valid && gi < r;
+      assign w_in[gi] = w_sk[gi*OW +: OW];
+      assign w_inv[gi] = w_skv[gi];
     end
     for (gj = 0; gj < C; gj = gj + 1) begin : psums
-      if (gj == 0) begin : direct
-        assign p_in[gj] = psum_data[AW-1:0];
-        assign p_inv[gj] = feed_valid && psum;
-      end else begin : skewed
-        assign p_in[gj] = psk[gj * C + gj - 1];
-        assign p_inv[gj] = pskv[gj * C + gj - 1];
-      end
+      assign p_req[gj] = feed_valid && psum;
+      assign p_in[gj] = p_sk[gj*AW +: AW];
+      assign p_inv[gj] = p_skv[gj];
     end
     for (gi = 0; gi < R; gi = gi + 1) begin : row
       for (gj = 0; gj < C; gj = gj + 1) begin : col
@@ -126,32 +123,14 @@ module mfsim_array_stat #(
   endgenerate
   assign done = out_valid[c - 8'd1] && last_outs == t - 32'd1;
 
-  integer i, j, k, q;
+  integer k, q;
   always @(posedge clk) begin
     if (start) begin
       r <= cfg_r; c <= cfg_c; t <= cfg_t; l <= cfg_l; psum <= cfg_psum; fw <= west_fmt; ft <= top_fmt;
       phase <= PRE; cnt8 <= 8'd0; s <= 32'd0; last_outs <= 32'd0; sat_any <= 1'b0;
       for (k = 0; k < R*C; k = k + 1) begin av[k] <= 1'b0; sv[k] <= 1'b0; end
       pv <= {(R*C*LMAX){1'b0}};  // partial sums in flight are invalid; their values are never used
-      for (k = 0; k < R*WD; k = k + 1) wskv[k] <= 1'b0;
-      for (k = 0; k < C*C; k = k + 1) pskv[k] <= 1'b0;
     end else begin
-      for (i = 1; i < R; i = i + 1) begin
-        wsk[i*WD] <= west_data[i*OW +: OW];
-        wskv[i*WD] <= feed_valid && i < r;
-        for (k = 1; k < i*LMAX; k = k + 1) begin
-          wsk[i*WD + k] <= wsk[i*WD + k - 1];
-          wskv[i*WD + k] <= wskv[i*WD + k - 1];
-        end
-      end
-      for (j = 1; j < C; j = j + 1) begin
-        psk[j*C] <= psum_data[j*AW +: AW];
-        pskv[j*C] <= feed_valid && psum;
-        for (k = 1; k < j; k = k + 1) begin
-          psk[j*C + k] <= psk[j*C + k - 1];
-          pskv[j*C + k] <= pskv[j*C + k - 1];
-        end
-      end
       case (phase)
         PRE: begin  // stationary operands shift down from the top, one row a cycle
           for (k = 0; k < R*C; k = k + 1) begin

@@ -1,4 +1,4 @@
-// Integer PEs of mfsim (sim/pe/mfmac.cpp, int8.cpp, int4.cpp): one combinational MAC step
+// Integer PEs of mfsim (sim/pe/mfmac.cpp, int8.cpp, int4.cpp, shift.cpp): one combinational MAC step
 // acc_out = acc + product, saturated to the AW-bit two's-complement range (the C++ accumulator,
 // models/accumulator.h: `saturate` clamps; `error` stops the C++ run, the RTL raises `sat`).
 // The array (mfsim_array_os.v, mfsim_array_stat.v) calls a PE only for a pair of valid operands.
@@ -61,4 +61,24 @@ module mfsim_pe_int4 #(parameter AW = 32) (
   output wire [AW-1:0] acc_out, output wire sat
 );
   mfsim_pe_int #(.OW(4), .AW(AW)) pe (.a(a), .b(b), .acc(acc), .acc_out(acc_out), .sat(sat));
+endmodule
+
+// Shift-add (sim/pe/shift.cpp): INT8 x PoT4 without a multiplier. Each operand register is
+// 9 bits, {tag, data}: tag 0, data an 8-bit integer (the shifter's input); tag 1, data[3:0] a
+// PoT4 code {sign, m} (the shift amount m - 1 and the sign). Whichever operand carries the code,
+// the product is sign XOR and |x| << (m - 1); m = 0 is zero. |x| <= 128, so terms fit 15 bits.
+module mfsim_pe_shift #(parameter AW = 32) (
+  input  wire [8:0]    a,
+  input  wire [8:0]    b,
+  input  wire [AW-1:0] acc,
+  output wire [AW-1:0] acc_out,
+  output wire          sat
+);
+  wire [7:0]  x = a[8] ? b[7:0] : a[7:0];  // the integer
+  wire [3:0]  p = a[8] ? a[3:0] : b[3:0];  // the code
+  wire [7:0]  mag = x[7] ? 8'd0 - x : x;   // |x|, 0..128 (unsigned)
+  wire [14:0] shifted = {7'd0, mag} << (p[2:0] - 3'd1);
+  wire        neg = x[7] ^ p[3];
+  wire [15:0] term = p[2:0] == 3'd0 ? 16'd0 : neg ? 16'd0 - {1'b0, shifted} : {1'b0, shifted};
+  mfsim_sat_add #(.AW(AW), .PW(16)) add (.acc(acc), .term(term), .sum(acc_out), .sat(sat));
 endmodule

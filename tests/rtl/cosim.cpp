@@ -88,6 +88,11 @@ struct Case {
 // The RTL register code of operand value index `i` of A (is_a) or B.
 std::uint64_t encode(const Case& g, bool is_a, std::size_t i) {
   if (kPe == "mfmac") return (is_a ? g.ops.a_pot4 : g.ops.b_pot4)[i] & 0xF;
+  if (kPe == "shift") {  // the shift PE's tagged register: {code?, 8 bits}
+    const std::vector<Pot4Code>& codes = is_a ? g.ops.a_pot4 : g.ops.b_pot4;
+    if (!codes.empty()) return 0x100u | (codes[i] & 0xFu);
+    return static_cast<std::uint64_t>((is_a ? g.ops.a_int : g.ops.b_int)[i]) & 0xFFu;
+  }
   if (kPe == "int8" || kPe == "int4") {
     return static_cast<std::uint64_t>((is_a ? g.ops.a_int : g.ops.b_int)[i]) & ((1u << kOw) - 1);
   }
@@ -310,7 +315,18 @@ void check_case(const SimConfig& cfg, const Case& g) {
     if (kPe == "mfmac") {
       st = gemm_pot4_ref(s, g.ops.a_pot4.data(), g.ops.b_pot4.data(), cfg.accumulator, ref.data());
     } else {
-      std::vector<std::int8_t> a(g.ops.a_int.begin(), g.ops.a_int.end()), b(g.ops.b_int.begin(), g.ops.b_int.end());
+      // Integers as they are; a PoT4 code (the shift PE's) as its integer image +-2^(m-1): the
+      // shift of x by m-1 is x times that image exactly.
+      auto ints = [](const std::vector<Pot4Code>& codes, const std::vector<int>& v) {
+        std::vector<std::int8_t> out;
+        if (!codes.empty()) {
+          for (Pot4Code c : codes) out.push_back(static_cast<std::int8_t>(pot4_int(c)));
+        } else {
+          out.assign(v.begin(), v.end());
+        }
+        return out;
+      };
+      const std::vector<std::int8_t> a = ints(g.ops.a_pot4, g.ops.a_int), b = ints(g.ops.b_pot4, g.ops.b_int);
       st = gemm_int8_ref(s, a.data(), b.data(), cfg.accumulator, ref.data());
     }
     REQUIRE(sc.out_int.size() == n);
@@ -344,6 +360,20 @@ Case random_case(std::mt19937_64& rng, GemmShape s, bool extreme) {
     };
     for (std::size_t i = 0; i < na; ++i) g.ops.a_pot4.push_back(code(i));
     for (std::size_t i = 0; i < nb; ++i) g.ops.b_pot4.push_back(code(i));
+  } else if (kPe == "shift") {
+    // One operand PoT4 codes, the other integers (INT8, or PoT4 integer images as the replay
+    // gives a PoT4 x PoT4 record's A), in either orientation.
+    auto code = [&]() { return static_cast<Pot4Code>(extreme ? uni(6, 7) : uni(0, 15)); };
+    auto val = [&]() { return extreme ? uni(100, 127) : uni(0, 9) == 0 ? 0 : uni(-127, 127); };
+    const bool codes_in_a = uni(0, 1) == 1, images = !codes_in_a && uni(0, 2) == 0;
+    for (std::size_t i = 0; i < na; ++i) {
+      if (codes_in_a) g.ops.a_pot4.push_back(code());
+      else g.ops.a_int.push_back(images ? pot4_int(code()) : val());
+    }
+    for (std::size_t i = 0; i < nb; ++i) {
+      if (codes_in_a) g.ops.b_int.push_back(val());
+      else g.ops.b_pot4.push_back(code());
+    }
   } else if (kPe == "int8" || kPe == "int4") {
     const int q = kPe == "int8" ? 127 : 7;
     auto val = [&]() {
@@ -423,7 +453,7 @@ TEST_CASE("extreme operands: whole float range, saturating accumulators", "[rtl]
     return;
   }
   // Long K with large same-signed operands: the AW-bit accumulators clamp.
-  const std::int64_t k = kPe == "mfmac" ? 2600 : kPe == "int8" ? 700 : 1000;
+  const std::int64_t k = kPe == "mfmac" ? 2600 : kPe == "int8" ? 700 : kPe == "shift" ? 1200 : 1000;
   for (Dataflow d : dataflows()) {
     std::mt19937_64 rng(15);
     SimConfig cfg = make_config(d, 1);
@@ -444,28 +474,7 @@ TEST_CASE("example trace records (traces/examples/mlp-tiny.json)", "[rtl]") {
     RecordPayload p = reader.read_payload(i);
     Case g;
     g.shape = rec.shape;
-    auto ints = [&](const std::vector<Pot4Code>& pc, const std::vector<std::int8_t>& i8) {
-      std::vector<int> v;
-      if (rec.format() == NumFormat::kPot4) {
-        for (Pot4Code c : pc) v.push_back(pot4_int(c));
-      } else {
-        v.assign(i8.begin(), i8.end());
-      }
-      return v;
-    };
-    if (pe.holds_as == FormatKind::kPot4) {
-      g.ops.a_pot4 = p.a_pot4;
-      g.ops.b_pot4 = p.b_pot4;
-    } else if (pe.holds_as == FormatKind::kInt) {
-      g.ops.a_int = ints(p.a_pot4, p.a_int8);
-      g.ops.b_int = ints(p.b_pot4, p.b_int8);
-    } else if (is_float_format(rec.format())) {
-      g.ops.a_f32 = p.a_fp32;
-      g.ops.b_f32 = p.b_fp32;
-    } else {
-      for (int v : ints(p.a_pot4, p.a_int8)) g.ops.a_f32.push_back(static_cast<float>(v));
-      for (int v : ints(p.b_pot4, p.b_int8)) g.ops.b_f32.push_back(static_cast<float>(v));
-    }
+    g.ops = to_array_operands(pe, rec, p);  // as the replay gives them to the SystemC array
     if (kPe == "fp8") {  // integer images are E4M3 values here (|v| <= 64)
       g.a_fmt = is_float_format(rec.a.format) ? rec.a.format : NumFormat::kFp8E4M3;
       g.b_fmt = is_float_format(rec.b.format) ? rec.b.format : NumFormat::kFp8E4M3;
@@ -474,8 +483,9 @@ TEST_CASE("example trace records (traces/examples/mlp-tiny.json)", "[rtl]") {
     for (Dataflow d : dataflows()) {
       SimConfig cfg = make_config(d, 1);
       check_case(cfg, g);
-      // The record's own expected outputs, where the array computes in the record's arithmetic.
-      if (pe.holds_as == FormatKind::kPot4 && rec.format() == NumFormat::kPot4) {
+      // The record's own expected accumulators (its integer records), where the array has integer
+      // accumulators: every integer array computes them exactly.
+      if (pe.integer_acc && !p.expected_acc.empty()) {
         RtlResult r = run_rtl(cfg, g);
         for (std::size_t e = 0; e < p.expected_acc.size(); ++e) REQUIRE(sign_extend(r.c[e], kAw) == p.expected_acc[e]);
       }
