@@ -6,6 +6,9 @@
                         arithmetic and dataflow
   edp_heatmap.*         energy-delay product over rows x cols, one panel per arithmetic and
                         dataflow, all panels on one colour scale
+  area_pareto.*         step energy (left) and time (right) against the array's area (mm^2), every
+                        point a dot in its arithmetic's colour, the Pareto front (no point smaller
+                        and cheaper) as a line; the area budget, if the sweep had one, as a line
 
 Every swept `--set` parameter (for example dram.bandwidth) with several values gets its own
 column of panels, up to 4 columns; beyond that the panels are per value of the first such
@@ -339,6 +342,34 @@ def main():
     fig.suptitle("\n".join(["Energy-delay product (energy x cycles), all panels on one colour scale;"
                             " red box: lowest EDP of the panel", head] + red), fontsize=10)
     save(fig, a.dir, "edp_heatmap")
+
+    # Area against energy and time, with the sweep's own Pareto flags (results.json).
+    with_area = [p for p in ok if "area_mm2" in p]
+    if with_area:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+        for ax, (ylabel, cost, flag) in zip(axes, (
+                ("energy per step (uJ, %s table)" % table, lambda p: p["energy_pj"][table]["total"] * 1e-6,
+                 lambda p: p["energy_pj"][table]["pareto_area_energy"]),
+                ("time per step (us)", lambda p: p["time_seconds"] * 1e6, lambda p: p["pareto_area_time"]))):
+            for name in ARRAY_ORDER:
+                mine = [p for p in with_area if p["params"]["array.kind"] == name]
+                if mine:
+                    ax.scatter([p["area_mm2"] for p in mine], [cost(p) for p in mine], s=22,
+                               color=ARRAY_COLORS.get(name), label=ARRAY_NAMES.get(name, name), zorder=3)
+            front = sorted((p for p in with_area if flag(p)), key=lambda p: p["area_mm2"])
+            ax.plot([p["area_mm2"] for p in front], [cost(p) for p in front], "-", color="black", lw=1.2,
+                    drawstyle="steps-post", label="Pareto front", zorder=2)
+            if "area_budget_mm2" in res:
+                ax.axvline(res["area_budget_mm2"], color="#888888", ls="--", lw=1, label="area budget")
+            ax.set_xlabel("array area (mm^2, %s table)" % res.get("area_table", "published45"))
+            ax.set_ylabel(ylabel)
+            ax.set_yscale("log")
+            ax.grid(True, alpha=0.3)
+        axes[0].legend(fontsize=8)
+        fig.suptitle("Cost against area: each point of the sweep; the line joins the points no other beats "
+                     "in both", fontsize=10)
+        fig.tight_layout()
+        save(fig, a.dir, "area_pareto")
 
 
 def save(fig, d, name):

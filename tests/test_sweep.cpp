@@ -50,9 +50,9 @@ std::string stable_csv(const std::string& dir) {
       }
     }
     f.push_back(cell);
-    REQUIRE(f.size() == 15);
-    f[12] = "";  // wall_seconds
-    f[14] = strip(f[14], dir);
+    REQUIRE(f.size() == 21);
+    f[18] = "";  // wall_seconds
+    f[20] = strip(f[20], dir);
     for (const auto& x : f) out += x + "|";
     out += "\n";
   }
@@ -235,7 +235,7 @@ TEST_CASE("sweep under mpirun -np 2 gives the single-process results", "[smoke]"
   CHECK(strip(stable_csv(one), one) == strip(stable_csv(two), two));
 }
 
-TEST_CASE("plot_sweep.py draws the three plots of a sweep", "[smoke]") {
+TEST_CASE("plot_sweep.py draws the four plots of a sweep", "[smoke]") {
   if (std::system("/usr/bin/python3 -c 'import matplotlib' >/dev/null 2>&1") != 0) {
     WARN("python3-matplotlib not installed: the plots are not tested");
     return;
@@ -250,7 +250,7 @@ TEST_CASE("plot_sweep.py draws the three plots of a sweep", "[smoke]") {
   int rc = std::system(cmd.c_str());
   INFO(test::slurp(dir.file("plot.log")));
   REQUIRE(rc == 0);
-  for (const char* name : {"energy_per_mac", "cycles_utilization", "edp_heatmap"}) {
+  for (const char* name : {"energy_per_mac", "cycles_utilization", "edp_heatmap", "area_pareto"}) {
     for (const char* ext : {"png", "svg"}) {
       std::string f = fmt::format("{}/{}.{}", out, name, ext);
       CHECK(test::file_exists(f));
@@ -445,6 +445,10 @@ TEST_CASE("sweep: bad option values and conflicts are one line, exit 2, before a
       {"--rows 8,,16", "--rows: array.rows: expected an integer in [1, 4096], got \"\""},
       {"--set pe.acc_bits=8,32 --set pe.acc_bits=16", "--set pe.acc_bits=16: pe.acc_bits is already swept"},
       {"--config " + dir.file("cfg.json"), dir.file("cfg.json") + ": array.rows: given twice (as a nested and a dotted key)"},
+      {"--area-budget 0", "sweep: --area-budget: expected an area in mm^2 (a positive number), got \"0\""},
+      {"--area-budget -2", "sweep: --area-budget: expected an area in mm^2 (a positive number), got \"-2\""},
+      {"--area-budget 3mm2", "sweep: --area-budget: expected an area in mm^2 (a positive number), got \"3mm2\""},
+      {"--area-budget nan", "sweep: --area-budget: expected an area in mm^2 (a positive number), got \"nan\""},
       {"--resume", "sweep: --resume: " + out + " holds no sweep to resume (no " + out + "/sweep.json); run without --resume "
                    "to start one"},
   };
@@ -461,4 +465,102 @@ TEST_CASE("sweep: bad option values and conflicts are one line, exit 2, before a
   CHECK(r.exit_code == 2);
   CHECK(r.err.rfind("mfsim: error: " + dir.path(), 0) == 0);
   CHECK_FALSE(std::filesystem::exists(out));
+}
+
+// Area, power and the Pareto fronts: every point's area is its report's; power and TOPS/W follow
+// from its energy and time; the fronts equal a brute-force dominance check; --area-budget runs
+// only the points within it, the others listed (with their area) and not counted as failures.
+TEST_CASE("sweep: area, power, TOPS/W, Pareto fronts of area against time and energy, --area-budget", "[smoke]") {
+  TempDir dir;
+  const std::string grid = fmt::format("sweep -q --trace {} --mode timing --arrays mfmac,int8,fp32 --rows 4,8 --cols 4,8 "
+                                       "--energy-table paper,horowitz45 -j 2",
+                                       test::example_trace());
+  REQUIRE(run_mfsim(grid + " --out " + dir.file("all")).exit_code == 0);
+  const json all = json::parse(test::slurp(dir.file("all/results.json")));
+  REQUIRE(all["points"].size() == 12);
+  CHECK(all["area_table"] == "published45");
+  std::vector<double> area, time;
+  for (const auto& p : all["points"]) {
+    INFO(p["point"]);
+    REQUIRE(p["status"] == "ok");
+    CHECK(p["area_mm2"].get<double>() == p["report"]["area"]["total_mm2"].get<double>());
+    CHECK(p["time_seconds"].get<double>() == p["report"]["total"]["time_seconds"].get<double>());
+    area.push_back(p["area_mm2"].get<double>());
+    time.push_back(p["time_seconds"].get<double>());
+    for (const auto& [t, e] : p["energy_pj"].items()) {
+      const double joules = e["total"].get<double>() * 1e-12;
+      CHECK(e["power_w"].get<double>() == Approx(joules / time.back()).epsilon(1e-12));
+      CHECK(e["tops_per_w"].get<double>() ==
+            Approx(2.0 * p["report"]["total"]["macs"].get<double>() / joules * 1e-12).epsilon(1e-12));
+    }
+  }
+  // On a front: no other point at most as large and at most as slow (costly), one strictly.
+  auto brute = [&](const std::vector<double>& cost, std::size_t i) {
+    for (std::size_t j = 0; j < area.size(); ++j) {
+      if (j != i && area[j] <= area[i] && cost[j] <= cost[i] && (area[j] < area[i] || cost[j] < cost[i])) return false;
+    }
+    return true;
+  };
+  int on_time = 0;
+  for (std::size_t i = 0; i < area.size(); ++i) {
+    CHECK(all["points"][i]["pareto_area_time"].get<bool>() == brute(time, i));
+    on_time += brute(time, i) ? 1 : 0;
+  }
+  CHECK(on_time >= 2);  // the grid trades area for time
+  for (const char* t : {"paper", "horowitz45"}) {
+    std::vector<double> energy;
+    for (const auto& p : all["points"]) energy.push_back(p["energy_pj"][t]["total"].get<double>());
+    for (std::size_t i = 0; i < area.size(); ++i) {
+      INFO(t << " point " << i);
+      CHECK(all["points"][i]["energy_pj"][t]["pareto_area_energy"].get<bool>() == brute(energy, i));
+    }
+  }
+  // The CSV carries the same figures.
+  const auto rows = csv_cells(dir.file("all"));
+  const auto& head = rows.front();
+  const auto col = [&](const char* n) { return static_cast<std::size_t>(std::find(head.begin(), head.end(), n) - head.begin()); };
+  REQUIRE(col("pareto_area_energy") < head.size());
+  REQUIRE(rows.size() == 1 + 12 * 2);
+  for (std::size_t r = 1; r < rows.size(); ++r) {
+    const json& p = all["points"][(r - 1) / 2];
+    const json& e = p["energy_pj"][rows[r][col("energy_table")]];
+    CHECK(std::stod(rows[r][col("area_mm2")]) == p["area_mm2"].get<double>());
+    CHECK(std::stod(rows[r][col("power_w")]) == e["power_w"].get<double>());
+    CHECK(rows[r][col("pareto_area_time")] == (p["pareto_area_time"].get<bool>() ? "1" : "0"));
+    CHECK(rows[r][col("pareto_area_energy")] == (e["pareto_area_energy"].get<bool>() ? "1" : "0"));
+  }
+
+  // A budget between the areas: the points over it are not run, the others are unchanged.
+  std::vector<double> sorted = area;
+  std::sort(sorted.begin(), sorted.end());
+  const double budget = (sorted[5] + sorted[6]) / 2;
+  auto r = run_mfsim(grid + fmt::format(" --area-budget {} --out {}", budget, dir.file("budget")));
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.err.empty());
+  const json bud = json::parse(test::slurp(dir.file("budget/results.json")));
+  CHECK(bud["area_budget_mm2"].get<double>() == budget);
+  CHECK(bud["points_failed"] == 0);
+  int over = 0;
+  for (std::size_t i = 0; i < area.size(); ++i) {
+    const json& p = bud["points"][i];
+    INFO(p["point"]);
+    CHECK(p["area_mm2"].get<double>() == area[i]);
+    if (area[i] > budget) {
+      ++over;
+      CHECK(p["status"] == "over_budget");
+      CHECK_FALSE(p.contains("report"));
+      CHECK(p["error"].get<std::string>().find("exceeds --area-budget") != std::string::npos);
+      CHECK_FALSE(test::file_exists(dir.file("budget/points/" + p["point"].get<std::string>() + ".json")));
+    } else {
+      CHECK(p["status"] == "ok");
+      CHECK(p["report"]["total"]["cycles"] == all["points"][i]["report"]["total"]["cycles"]);
+      CHECK(p["energy_pj"]["paper"]["total"] == all["points"][i]["energy_pj"]["paper"]["total"]);
+    }
+  }
+  CHECK(over == 6);
+  r = run_mfsim(fmt::format("sweep --trace {} --mode timing --arrays mfmac,int8,fp32 --rows 4,8 --cols 4,8 -j 2 "
+                            "--area-budget {} --out {}",
+                            test::example_trace(), budget, dir.file("loud")));
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("(0 failed, 6 over the area budget)") != std::string::npos);
 }

@@ -23,6 +23,7 @@
 #include "apps/mfsim/sweep_state.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "energy/area_model.h"
 #include "energy/energy_model.h"
 #include "sim/params.h"
 #include "sim/replay.h"
@@ -48,8 +49,9 @@ struct Point {
   std::string id;
   std::vector<std::pair<std::string, std::string>> params;  // in axis order
   std::string identity;  // canonical JSON of everything that determines the result (sweep_state.h)
-  std::string status;    // ok | failed | timeout | missing
+  std::string status;    // ok | failed | timeout | missing | over_budget (--area-budget: not run)
   std::string error;
+  double area_mm2 = -1;  // the array's area (published45 table, as the point's report has it); -1: none
   int exit_code = 0;     // the point's `mfsim simulate` exit code (kExitFailure: timeout, signal)
   double wall_seconds = 0;
 };
@@ -155,6 +157,31 @@ void gather_points(const std::vector<Point>& points, int rank, int ranks, const 
 }
 #endif
 
+// Pareto fronts over (area, cost): on[i] is true when no other point has an area and a cost at
+// most point i's with one of them smaller. Points with a negative area or cost take no part.
+std::vector<bool> pareto_front(const std::vector<double>& area, const std::vector<double>& cost) {
+  std::vector<std::size_t> idx;
+  for (std::size_t i = 0; i < area.size(); ++i) {
+    if (area[i] >= 0 && cost[i] >= 0) idx.push_back(i);
+  }
+  std::sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) {
+    return area[a] != area[b] ? area[a] < area[b] : cost[a] < cost[b];
+  });
+  std::vector<bool> on(area.size(), false);
+  double best = INFINITY;  // the least cost of every smaller area
+  for (std::size_t g = 0; g < idx.size();) {
+    std::size_t h = g;
+    while (h < idx.size() && area[idx[h]] == area[idx[g]]) ++h;
+    const double least = cost[idx[g]];  // the group's least cost (sorted)
+    if (least < best) {
+      for (std::size_t j = g; j < h && cost[idx[j]] == least; ++j) on[idx[j]] = true;
+      best = least;
+    }
+    g = h;
+  }
+  return on;
+}
+
 // Results, in grid order: one row per point and energy table, energy from stored counts
 // (results.csv), and every point with its report and energies (results.json, with `meta`).
 // Returns the number of points that did not finish.
@@ -162,9 +189,14 @@ std::size_t write_results(const std::string& dir, const std::vector<Axis>& axes,
                           const std::vector<EnergyTable>& tables, ojson res) {
   std::string csv = "point";
   for (const auto& a : axes) csv += "," + a.param;
-  csv += ",energy_table,cycles_total,cycles_stall,utilization,energy_pj_total,energy_pj_per_mac,wall_seconds,status,error\n";
+  csv += ",energy_table,cycles_total,cycles_stall,utilization,energy_pj_total,energy_pj_per_mac,area_mm2,time_seconds,"
+         "power_w,tops_per_w,pareto_area_time,pareto_area_energy,wall_seconds,status,error\n";
   ojson jpoints = ojson::array();
   std::size_t n_failed = 0;
+  // Per point: its report's time and MACs (negative: no report), and per table its energy.
+  std::vector<double> seconds(points.size(), -1), macs(points.size(), 0);
+  std::vector<std::vector<double>> joules(tables.size(), std::vector<double>(points.size(), -1));
+  std::vector<ojson> reports(points.size());
   for (auto& p : points) {
     if (p.status.empty()) {
       try {
@@ -199,33 +231,73 @@ std::size_t write_results(const std::string& dir, const std::vector<Axis>& axes,
         p.exit_code = kExitFailure;
       }
     }
-    if (p.status != "ok") ++n_failed;
-    ojson energies = ojson::object();
-    for (const auto& t : tables) {
+    if (p.status != "ok" && p.status != "over_budget") ++n_failed;
+    if (have) {
+      seconds[p.index] = report["total"]["time_seconds"].get<double>();
+      macs[p.index] = static_cast<double>(report["total"]["macs"].get<std::uint64_t>());
+      for (std::size_t t = 0; t < tables.size(); ++t) {
+        ojson copy = report;
+        joules[t][p.index] = add_energy(copy, tables[t])["total"].get<double>() * 1e-12;
+      }
+      reports[p.index] = std::move(report);
+    }
+    jpoints.push_back(std::move(jp));
+  }
+  // The fronts of area against time and against energy (per table), among the finished points.
+  std::vector<double> area(points.size());
+  for (const auto& p : points) area[p.index] = seconds[p.index] >= 0 ? p.area_mm2 : -1;
+  const std::vector<bool> front_time = pareto_front(area, seconds);
+  for (auto& p : points) {
+    ojson& jp = jpoints[p.index];
+    const bool have = seconds[p.index] >= 0;
+    if (p.area_mm2 >= 0) jp["area_mm2"] = p.area_mm2;
+    if (have) {
+      jp["time_seconds"] = seconds[p.index];
+      jp["pareto_area_time"] = static_cast<bool>(front_time[p.index]);
+    }
+    jp["energy_pj"] = ojson::object();
+  }
+  std::vector<std::vector<bool>> front_energy;
+  for (std::size_t t = 0; t < tables.size(); ++t) front_energy.push_back(pareto_front(area, joules[t]));
+  for (auto& p : points) {  // rows: point by point, a row per table
+    const std::size_t i = p.index;
+    for (std::size_t t = 0; t < tables.size(); ++t) {
       std::string row = p.id;
       for (const auto& [k, v] : p.params) row += "," + csv_field(v);
-      row += "," + t.name;
-      if (have) {
+      row += "," + tables[t].name;
+      if (seconds[i] >= 0) {
+        const ojson& report = reports[i];
         ojson copy = report;
-        ojson e = add_energy(copy, t);
-        energies[t.name] = ojson{{"total", e["total"]}, {"per_mac", e["per_mac"]}, {"by_component", e["by_component"]}};
+        ojson e = add_energy(copy, tables[t]);
+        const double power = joules[t][i] / seconds[i], tops_per_w = 2.0 * macs[i] / joules[t][i] * 1e-12;
+        const bool on_e = front_energy[t][i];
+        jpoints[i]["energy_pj"][tables[t].name] =
+            ojson{{"total", e["total"]},         {"per_mac", e["per_mac"]},
+                  {"by_component", e["by_component"]}, {"power_w", power},
+                  {"tops_per_w", tops_per_w},    {"pareto_area_energy", on_e}};
         const ojson& tot = report["total"];
         row += fmt::format(",{},{},{},{},{}", tot["cycles"]["total"].get<std::uint64_t>(),  // full precision
                            tot["cycles"]["stall"].get<std::uint64_t>(), tot["utilization"].get<double>(),
                            e["total"].get<double>(), e["per_mac"].get<double>());
+        row += fmt::format(",{},{},{},{},{},{}", p.area_mm2, seconds[i], power, tops_per_w, front_time[i] ? 1 : 0,
+                           on_e ? 1 : 0);
       } else {
         row += ",,,,,";
+        row += p.area_mm2 >= 0 ? fmt::format(",{},,,,,", p.area_mm2) : std::string(",,,,,,");
       }
       row += fmt::format(",{:.3f},{},{}\n", p.wall_seconds, p.status, csv_field(p.error));
       csv += row;
     }
-    jp["energy_pj"] = energies;
-    if (have) jp["report"] = report;
-    jpoints.push_back(std::move(jp));
+  }
+  for (auto& p : points) {
+    if (seconds[p.index] >= 0) jpoints[p.index]["report"] = std::move(reports[p.index]);
   }
   res["points_total"] = points.size();
   res["points_failed"] = n_failed;
-  res["units"] = ojson{{"cycles", "clock cycles"}, {"energy", "pJ"}, {"wall_seconds", "s"}};
+  res["units"] = ojson{{"cycles", "clock cycles"}, {"energy", "pJ"},       {"wall_seconds", "s"}, {"area", "mm2"},
+                       {"time", "s"},            {"power", "W"},         {"efficiency", "TOPS/W (2 operations per MAC)"}};
+  res["pareto_rule"] = "a point is on a front when no other finished point has an area and a time (energy, per table) "
+                       "at most its own with one of them smaller";
   res["points"] = std::move(jpoints);
   write_file_atomic(dir + "/results.json", res.dump(1) + "\n");
   write_file_atomic(dir + "/results.csv", csv);
@@ -423,7 +495,7 @@ int report_failures(const std::string& dir, const std::vector<Point>& points) {
   std::size_t failed = 0;
   bool mismatch = false, all_bad_input = true;
   for (const auto& p : points) {
-    if (p.status == "ok") continue;
+    if (p.status == "ok" || p.status == "over_budget") continue;
     ++failed;
     mismatch = mismatch || p.exit_code == kExitMismatch;
     all_bad_input = all_bad_input && p.exit_code == kExitBadInput;
@@ -459,6 +531,7 @@ int cmd_sweep(const Args& args) {
       ("jobs,j", po::value<int>(), "points at once, 1 to 1024 (default: the number of cores)")
       ("resume", "continue the sweep in DIR: reuse the points whose identity matches, run the rest")
       ("point-timeout", po::value<std::string>()->default_value("0"), "seconds before a point is killed (0: none)")
+      ("area-budget", po::value<std::string>(), "MM2: run only the points whose array area (published45 table) is at most this; the others are listed as over_budget")
       ("quiet,q", "no progress bar, no summary line");
   po::variables_map vm;
   if (!parse_or_help("sweep", "--trace FILE --out DIR [grid options]", args, opts, {}, vm)) return kExitOk;
@@ -478,6 +551,20 @@ int cmd_sweep(const Args& args) {
     throw InputError(fmt::format("sweep: --mode: unknown value \"{}\"; expected auto|value|timing", mode));
   }
   const bool resume = vm.count("resume") != 0;
+  double budget_mm2 = -1;  // --area-budget; -1: none
+  if (vm.count("area-budget") != 0) {
+    const std::string b = vm["area-budget"].as<std::string>();
+    try {
+      std::size_t used = 0;
+      budget_mm2 = std::stod(b, &used);
+      if (used != b.size()) budget_mm2 = -1;
+    } catch (...) {
+      budget_mm2 = -1;
+    }
+    if (!std::isfinite(budget_mm2) || !(budget_mm2 > 0)) {
+      throw InputError(fmt::format("sweep: --area-budget: expected an area in mm^2 (a positive number), got \"{}\"", b));
+    }
+  }
   const double timeout = parse_timeout(vm["point-timeout"].as<std::string>());
   constexpr int kMaxJobs = 1024;
   int jobs = vm.count("jobs") != 0
@@ -537,12 +624,28 @@ int cmd_sweep(const Args& args) {
     write_file_atomic(config_snapshot, base.to_json().dump(1) + "\n");
   }
 
-  // Every point (the last axis varies fastest); this rank's share below, each with its identity.
+  // Every point (the last axis varies fastest), with its area (the function that writes the
+  // area of its simulate report, same table); this rank's share below, each with its identity.
   std::vector<Point> points = enumerate_points(axes);
+  const AreaTable area_table = load_area_table("published45");
+  for (auto& p : points) {
+    ParamSet ps = base;
+    for (const auto& [name, value] : p.params) ps.set(name, value, "--set " + name);  // validated by parse_grid
+    try {  // a combination the simulator refuses fails as its point, with simulate's message
+      const ArrayArea a = array_area(ps.build(), area_table);
+      if (a.complete()) p.area_mm2 = a.total_um2 * 1e-6;
+    } catch (const InputError&) {
+    }
+    if (budget_mm2 > 0 && p.area_mm2 > budget_mm2) {
+      p.status = "over_budget";
+      p.error = fmt::format("area {:.6g} mm^2 exceeds --area-budget {:.6g} mm^2: not run", p.area_mm2, budget_mm2);
+    }
+  }
   std::vector<std::size_t> todo;
   std::size_t done = 0;
   for (auto& p : points) {
     if (p.index % static_cast<std::size_t>(ranks) != static_cast<std::size_t>(rank)) continue;
+    if (p.status == "over_budget") continue;
     ParamSet ps = base;
     for (const auto& [name, value] : p.params) ps.set(name, value, "--set " + name);  // validated by parse_grid
     p.identity = nlohmann::json{{"mfsim_version", MFSIM_VERSION},
@@ -601,10 +704,15 @@ int cmd_sweep(const Args& args) {
   }
   res["arrays"] = arrays;
   res["mpi_ranks"] = ranks;
+  res["area_table"] = area_table.name;
+  if (budget_mm2 > 0) res["area_budget_mm2"] = budget_mm2;
   const std::size_t n_failed = write_results(dir, axes, points, tables, std::move(res));
   if (vm.count("quiet") == 0) {
-    std::printf("sweep: %zu points (%zu failed), %zu energy table%s -> %s/results.csv\n", points.size(), n_failed,
-                tables.size(), tables.size() == 1 ? "" : "s", dir.c_str());
+    const auto over = static_cast<std::size_t>(
+        std::count_if(points.begin(), points.end(), [](const Point& p) { return p.status == "over_budget"; }));
+    std::printf("sweep: %zu points (%zu failed%s), %zu energy table%s -> %s/results.csv\n", points.size(), n_failed,
+                over == 0 ? "" : fmt::format(", {} over the area budget", over).c_str(), tables.size(),
+                tables.size() == 1 ? "" : "s", dir.c_str());
   }
   return report_failures(dir, points);
 }
