@@ -190,8 +190,8 @@ print("PEs (Yosys, OSU018 0.18 um) beside the published ones, and why they diffe
 print("step's energy (`paper` table, static term included) over its time at 1 GHz (`clock.mhz`);")
 print("TOPS/W counts 2 operations per MAC. Every array has the same buffers (256 + 256 + 128 KiB), which")
 print("take most of a 32x32 array's area: the PE array's share decides what an equal area buys. The shift")
-print("array moves every operand at its register width, 8 bits, PoT4 operands too (per-operand widths in")
-print("memory are not modelled yet), so its SRAM and DRAM energy here is INT8's, not MF-MAC's.\n")
+print("array keeps each operand at its own format's width in SRAM and DRAM (PoT4 4 bits here) and at 8 bits")
+print("plus a tag bit in its registers.\n")
 def area_power(net):
     print("### %s: every array at 32x32 (OS)\n" % dict(nets)[net])
     print("| array | PE (um^2) | PEs (mm^2) | SRAM (mm^2) | total (mm^2) | step time (ms) | energy (mJ) | power (W) | TOPS/W | GMAC/s per mm^2 |")

@@ -28,7 +28,8 @@ struct Probe {
 class ArrayEngine {
  public:
   virtual ~ArrayEngine() = default;
-  virtual void begin_gemm(const GemmShape& s, GemmOperands&& ops) = 0;
+  // `view`: the record's memory view (its operands' widths in SRAM, for the read events).
+  virtual void begin_gemm(const GemmShape& s, GemmOperands&& ops, const ConvView& view) = 0;
   virtual void begin_fold(const Fold& f) = 0;
   virtual bool step() = 0;
   virtual bool in_preload() const = 0;  // the next step preloads (WS/IS stationary, OS partial sums)
@@ -54,8 +55,9 @@ class EngineImpl : public ArrayEngine {
   EngineImpl(const SimConfig& cfg, typename P::Pe pe, std::int64_t max_term)
       : cfg_(cfg), core_(cfg.rows, cfg.cols, cfg.mac_latency, pe), max_term_(max_term) {}
 
-  void begin_gemm(const GemmShape& s, GemmOperands&& ops) override {
+  void begin_gemm(const GemmShape& s, GemmOperands&& ops, const ConvView& view) override {
     s_ = s;
+    view_ = view;
     convert(ops);
     c_.assign(static_cast<std::size_t>(s.m * s.n), Acc{});
     // Integer partial sums reach at most K * max_term: check every add only if that can overflow.
@@ -205,6 +207,7 @@ class EngineImpl : public ArrayEngine {
   ArrayCore<P> core_;
   std::int64_t max_term_;
   GemmShape s_;
+  ConvView view_;
   std::vector<Op> a_, b_, west_, north_, stationary_;
   std::vector<Acc> c_, out_, psum_;
   bool checked_ = false, first_fold_ = true;
@@ -228,7 +231,7 @@ void EngineImpl<P>::end_gemm(ValueGemmResult& r) {
   r.saturations = k.tally.saturations;
   r.first_output_cycle = first_output_;
   r.last_output_cycle = last_output_;
-  const ArrayWidths widths = array_widths(cfg_);
+  const ArrayWidths widths = array_widths(cfg_, view_);
   const auto ob = static_cast<std::uint64_t>(widths.operand);
   const auto outb = static_cast<std::uint64_t>(widths.output);
   const auto accb = static_cast<std::uint64_t>(widths.acc_register);
@@ -237,7 +240,8 @@ void EngineImpl<P>::end_gemm(ValueGemmResult& r) {
   arithmetic_events(cfg_, k.tally.slots, k.tally.zero, e, acc_writes);
   e.reg_operand_write_bits = k.operand_writes * ob;
   e.reg_acc_write_bits = acc_writes * accb;
-  add_edge_read_events(cfg_.dataflow, k.west_reads, k.north_reads + k.stationary_reads, ob, e);
+  add_edge_read_events(cfg_.dataflow, k.west_reads, k.north_reads + k.stationary_reads,
+                       static_cast<std::uint64_t>(widths.a), static_cast<std::uint64_t>(widths.b), e);
   e.sram_c_write_bits += k.out_writes * outb;
   e.sram_c_read_bits += k.psum_reads * outb;
   if constexpr (std::is_same_v<Acc, float>) {

@@ -141,7 +141,7 @@ class SystolicSystem : public sc_core::sc_module {
   void run_gemm(std::size_t g) {
     const GemmJob& job = jobs_[g];
     ValueGemmResult res;
-    engine_->begin_gemm(job.shape, job.load());
+    engine_->begin_gemm(job.shape, job.load(), job.conv);
     FoldPlan plan(cfg_, job.shape, job.conv);
     dram_read_bytes_ = dram_write_bytes_ = 0;
     const std::uint64_t gemm_start = now();

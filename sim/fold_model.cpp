@@ -61,6 +61,8 @@ FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape, const ConvView&
     }
   }
   if (conv.active) conv_ = conv;
+  conv_.a_format_bits = conv.a_format_bits;
+  conv_.b_format_bits = conv.b_format_bits;
   fmap_ = tiled_ && tiles_.fmap && conv.active && cfg.conv_im2col_onchip;
   init();
   if (tiled_ && cfg.map_pinned && !fits()) {
@@ -73,6 +75,8 @@ FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape, const ConvView&
 FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape, const TileMapping& tiles, const ConvView& conv)
     : cfg_(cfg), shape_(shape), map_(map_gemm(cfg.dataflow, shape)), tiled_(true), tiles_(tiles) {
   if (conv.active) conv_ = conv;
+  conv_.a_format_bits = conv.a_format_bits;
+  conv_.b_format_bits = conv.b_format_bits;
   fmap_ = tiles.fmap && conv.active && cfg.conv_im2col_onchip;
   init();
 }
@@ -80,14 +84,16 @@ FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape, const TileMappi
 void FoldPlan::init() {
   row_blocks_ = ceil_div(map_.sr, cfg_.rows);
   col_blocks_ = ceil_div(map_.sc, cfg_.cols);
-  const ArrayWidths widths = array_widths(cfg_);
+  const ArrayWidths widths = array_widths(cfg_, conv_);
   operand_bits_ = widths.operand;
+  a_bits_ = widths.a;
+  b_bits_ = widths.b;
   output_bits_ = widths.output;
   acc_register_bits_ = widths.acc_register;
   auto m = static_cast<std::uint64_t>(shape_.m), n = static_cast<std::uint64_t>(shape_.n),
        k = static_cast<std::uint64_t>(shape_.k);
-  a_whole_fits_ = packed_bytes(m * k, operand_bits_) <= cfg_.sram_a_bytes / 2;
-  b_whole_fits_ = packed_bytes(k * n, operand_bits_) <= cfg_.sram_b_bytes / 2;
+  a_whole_fits_ = packed_bytes(m * k, a_bits_) <= cfg_.sram_a_bytes / 2;
+  b_whole_fits_ = packed_bytes(k * n, b_bits_) <= cfg_.sram_b_bytes / 2;
   if (tiled_) {
     // Clamp to the GEMM (0 = whole).
     auto clamp = [](std::int64_t t, std::int64_t d) { return t <= 0 || t > d ? d : t; };
@@ -101,7 +107,7 @@ void FoldPlan::init() {
     // stream (OS: k, IS: n) that fit half the B buffer.
     const std::uint64_t half_b = cfg_.sram_b_bytes / 2;
     const auto kt = static_cast<std::uint64_t>(tiles_.kt), nt = static_cast<std::uint64_t>(tiles_.nt);
-    if (packed_bytes(kt * nt, operand_bits_) > half_b) {
+    if (packed_bytes(kt * nt, b_bits_) > half_b) {
       const bool one_block = cfg_.dataflow == Dataflow::kWs ||
                              tiles_.mt <= (cfg_.dataflow == Dataflow::kOs ? cfg_.rows : cfg_.cols);
       char inner = 0;
@@ -112,7 +118,7 @@ void FoldPlan::init() {
       if (b_streamed_) {
         // Stream elements whose B fits half the buffer: ceil(x * bits / 8) <= half iff x * bits <= 8 half.
         const auto per_element = [&](std::uint64_t width) {
-          return static_cast<std::int64_t>(half_b * 8 / (width * static_cast<std::uint64_t>(operand_bits_)));
+          return static_cast<std::int64_t>(half_b * 8 / (width * static_cast<std::uint64_t>(b_bits_)));
         };
         switch (cfg_.dataflow) {
           case Dataflow::kOs:  // a fold streams k, with B's k rows of its c columns
@@ -129,7 +135,7 @@ void FoldPlan::init() {
             chunk_ = 0;
             b_stream_fits_ = packed_bytes(static_cast<std::uint64_t>(std::min<std::int64_t>(tiles_.kt, cfg_.rows)) *
                                               static_cast<std::uint64_t>(std::min<std::int64_t>(tiles_.nt, cfg_.cols)),
-                                          operand_bits_) <= half_b;
+                                          b_bits_) <= half_b;
             break;
         }
         if (!b_stream_fits_) chunk_ = 0;
@@ -153,9 +159,12 @@ void FoldPlan::init() {
   for_each_distinct(levels(), [&](const LoopIndex&, std::uint64_t mult) { folds_ = checked_add(folds_, mult, "folds"); });
 }
 
-ArrayWidths array_widths(const SimConfig& cfg) {
+ArrayWidths array_widths(const SimConfig& cfg, const ConvView& view) {
   ArrayWidths w;
   w.operand = cfg.array->operand_bits;
+  const bool own = cfg.array->per_operand_registers;
+  w.a = own && view.a_format_bits > 0 ? view.a_format_bits : w.operand;
+  w.b = own && view.b_format_bits > 0 ? view.b_format_bits : w.operand;
   if (!cfg.array->integer_acc) {
     w.output = w.acc_register = 32;
   } else {
@@ -172,7 +181,7 @@ bool FoldPlan::fits(const SimConfig& cfg, const GemmShape& shape, const TileMapp
 bool FoldPlan::fits() const {
   if (!tiled_) return true;
   const std::uint64_t b = packed_bytes(static_cast<std::uint64_t>(tiles_.kt) * static_cast<std::uint64_t>(tiles_.nt),
-                                       operand_bits_);
+                                       b_bits_);
   // The C buffer holds the output tile's partial sums (under col2im: the feature-map region
   // they are summed into). A streamed B needs each fold's (chunk's) B in half the B buffer.
   const bool b_fits = b <= cfg_.sram_b_bytes / 2 || (b_streamed_ && b_stream_fits_);
@@ -226,9 +235,9 @@ std::uint64_t FoldPlan::fmap_input_halo(std::int64_t positions, std::int64_t k_c
 }
 
 std::uint64_t FoldPlan::tile_a_bytes(std::int64_t em, std::int64_t ek) const {
-  if (fmap_ && conv_.phase == Phase::kFwd) return packed_bytes(fmap_region(em, ek, false), operand_bits_);
-  if (fmap_ && conv_.phase == Phase::kBwdWeight) return packed_bytes(fmap_region(ek, em, false), operand_bits_);
-  return packed_bytes(static_cast<std::uint64_t>(em) * static_cast<std::uint64_t>(ek), operand_bits_);
+  if (fmap_ && conv_.phase == Phase::kFwd) return packed_bytes(fmap_region(em, ek, false), a_bits_);
+  if (fmap_ && conv_.phase == Phase::kBwdWeight) return packed_bytes(fmap_region(ek, em, false), a_bits_);
+  return packed_bytes(static_cast<std::uint64_t>(em) * static_cast<std::uint64_t>(ek), a_bits_);
 }
 
 std::uint64_t FoldPlan::tile_c_bytes(std::int64_t em, std::int64_t en) const {
@@ -247,7 +256,7 @@ std::uint64_t FoldPlan::tile_c_buffer_bytes(std::int64_t em, std::int64_t en) co
 std::uint64_t FoldPlan::compulsory_bytes_gemm_view() const {
   const auto m = static_cast<std::uint64_t>(shape_.m), n = static_cast<std::uint64_t>(shape_.n),
              k = static_cast<std::uint64_t>(shape_.k);
-  return packed_bytes(m * k, operand_bits_) + packed_bytes(k * n, operand_bits_) + packed_bytes(m * n, output_bits_);
+  return packed_bytes(m * k, a_bits_) + packed_bytes(k * n, b_bits_) + packed_bytes(m * n, output_bits_);
 }
 
 std::uint64_t FoldPlan::compulsory_bytes() const {
@@ -261,10 +270,10 @@ std::uint64_t FoldPlan::compulsory_bytes() const {
     case Phase::kBwdWeight:  // X (as above), G, dW
       return packed_bytes(static_cast<std::uint64_t>(g.batch) * static_cast<std::uint64_t>(rows_used_) *
                               static_cast<std::uint64_t>(cols_used_) * static_cast<std::uint64_t>(g.in_c),
-                          operand_bits_) +
-             packed_bytes(k * n, operand_bits_) + packed_bytes(m * n, output_bits_);
+                          a_bits_) +
+             packed_bytes(k * n, b_bits_) + packed_bytes(m * n, output_bits_);
     case Phase::kBwdData:  // G, W, dX (every input-gradient element, written once)
-      return packed_bytes(m * k, operand_bits_) + packed_bytes(k * n, operand_bits_) +
+      return packed_bytes(m * k, a_bits_) + packed_bytes(k * n, b_bits_) +
              packed_bytes(g.input_elements(), output_bits_);
   }
   return 0;
@@ -369,18 +378,19 @@ Fold FoldPlan::fixed_fold(std::int64_t outer, std::int64_t inner) const {
   const auto r = static_cast<std::uint64_t>(f.r), c = static_cast<std::uint64_t>(f.c),
              t = static_cast<std::uint64_t>(f.t);
   const auto K = static_cast<std::uint64_t>(shape_.k);
-  const int ob = operand_bits_;
   if (os) {
-    std::uint64_t a_tile = packed_bytes(r * K, ob);
+    std::uint64_t a_tile = packed_bytes(r * K, a_bits_);
     f.load_a_bytes = (col_block == 0 || a_tile > cfg_.sram_a_bytes / 2) ? a_tile : 0;
-    f.load_b_bytes = (!b_whole_fits_ || row_block == 0) ? packed_bytes(K * c, ob) : 0;
+    f.load_b_bytes = (!b_whole_fits_ || row_block == 0) ? packed_bytes(K * c, b_bits_) : 0;
     f.store_c_bytes = packed_bytes(r * c, output_bits_);
     return f;
   }
   f.first_k = row_block == 0;
   f.last_k = row_block == row_blocks_ - 1;
-  std::uint64_t stationary = packed_bytes(r * c, ob);
-  std::uint64_t stream = packed_bytes(t * r, ob);
+  // WS holds B and streams A; IS holds A and streams B.
+  const bool ws = cfg_.dataflow == Dataflow::kWs;
+  std::uint64_t stationary = packed_bytes(r * c, ws ? b_bits_ : a_bits_);
+  std::uint64_t stream = packed_bytes(t * r, ws ? a_bits_ : b_bits_);
   bool stream_whole_fits = cfg_.dataflow == Dataflow::kWs ? a_whole_fits_ : b_whole_fits_;
   std::uint64_t stream_load = (!stream_whole_fits || col_block == 0) ? stream : 0;
   if (cfg_.dataflow == Dataflow::kWs) {
@@ -446,7 +456,6 @@ Fold FoldPlan::tiled_fold(const LoopIndex& idx) const {
   // Operand dependencies: A (m, k), B (k, n), C (m, n), as bit masks over dims m=1, n=2, k=4.
   const int dep_a = 1 | 4, dep_b = 4 | 2, dep_c = 1 | 2;
   auto bit = [](int di) { return 1 << di; };
-  const int ob = operand_bits_;
   const auto en = static_cast<std::uint64_t>(ext[1]), ek = static_cast<std::uint64_t>(ext[2]);
   f.tile_first = fo == 0 && fi == 0 && fc == 0;
   f.tile_last = fo == n3 - 1 && fi == n4 - 1 && fc == n5 - 1;
@@ -478,10 +487,10 @@ Fold FoldPlan::tiled_fold(const LoopIndex& idx) const {
       const std::uint64_t halo = follows ? fmap_input_halo(ext[0], ext[2]) : 0;
       if (halo != 0) {
         const std::uint64_t region = fmap_region(ext[0], ext[2], false);
-        f.load_a_bytes = packed_bytes(region - std::min(region, halo), ob);
+        f.load_a_bytes = packed_bytes(region - std::min(region, halo), a_bits_);
       }
     }
-    if (changed(dep_b) && !b_streamed_) f.load_b_bytes = packed_bytes(ek * en, ob);
+    if (changed(dep_b) && !b_streamed_) f.load_b_bytes = packed_bytes(ek * en, b_bits_);
     if (changed(dep_c) && ti[2] > 0) f.load_c_bytes = tile_c_bytes(ext[0], ext[1]);  // spilled psums
 
   }
@@ -489,7 +498,7 @@ Fold FoldPlan::tiled_fold(const LoopIndex& idx) const {
     const auto r = static_cast<std::uint64_t>(f.r), c = static_cast<std::uint64_t>(f.c),
                t = static_cast<std::uint64_t>(f.t);
     f.load_b_bytes = packed_bytes(cfg_.dataflow == Dataflow::kOs ? t * c : cfg_.dataflow == Dataflow::kWs ? r * c : r * t,
-                                  ob);
+                                  b_bits_);
   }
   if (f.tile_last) {  // the tile's last fold: store if the next tile has other outputs
     int nxt = -1;  // the tile level that advances next
@@ -837,11 +846,11 @@ void add_sram_transfer_events(const Fold& f, EventCounts& e) {
   e.sram_c_read_bits += f.store_c_bytes * 8;
 }
 
-void add_edge_read_events(Dataflow d, std::uint64_t west, std::uint64_t top, std::uint64_t operand_bits,
+void add_edge_read_events(Dataflow d, std::uint64_t west, std::uint64_t top, std::uint64_t a_bits, std::uint64_t b_bits,
                           EventCounts& e) {
   const bool west_is_a = d != Dataflow::kIs;
-  (west_is_a ? e.sram_a_read_bits : e.sram_b_read_bits) += west * operand_bits;
-  (west_is_a ? e.sram_b_read_bits : e.sram_a_read_bits) += top * operand_bits;
+  (west_is_a ? e.sram_a_read_bits : e.sram_b_read_bits) += west * (west_is_a ? a_bits : b_bits);
+  (west_is_a ? e.sram_b_read_bits : e.sram_a_read_bits) += top * (west_is_a ? b_bits : a_bits);
 }
 
 void arithmetic_events(const SimConfig& cfg, std::uint64_t slots, std::uint64_t zero, EventCounts& e,
@@ -860,6 +869,7 @@ EventCounts analytic_events(const FoldPlan& plan, const GemmTiming& timing,
                             std::uint64_t zero_products) {
   const SimConfig& cfg = plan.config();
   const std::uint64_t ob = static_cast<std::uint64_t>(plan.operand_bits());
+  const auto ab = static_cast<std::uint64_t>(plan.a_bits()), bb = static_cast<std::uint64_t>(plan.b_bits());
   const std::uint64_t outb = static_cast<std::uint64_t>(plan.output_bits());
   const std::uint64_t accb = static_cast<std::uint64_t>(plan.acc_register_bits());
   const bool os = cfg.dataflow == Dataflow::kOs;
@@ -879,7 +889,7 @@ EventCounts analytic_events(const FoldPlan& plan, const GemmTiming& timing,
     if (os) {
       ow = 2 * slots;
       aw = c * r * (r - 1) / 2;  // output drain shifts (accumulate writes added below)
-      add_edge_read_events(cfg.dataflow, r * t, c * t, ob, x);  // west and north streams
+      add_edge_read_events(cfg.dataflow, r * t, c * t, ab, bb, x);  // west and north streams
       x.sram_c_write_bits = r * c * outb;
       if (!f.first_k) {  // partial-sum preload: shifts down the columns, read from the C buffer
         aw += c * r * (r + 1) / 2;
@@ -888,7 +898,7 @@ EventCounts analytic_events(const FoldPlan& plan, const GemmTiming& timing,
     } else {
       ow = c * r * (r + 1) / 2 + slots;  // stationary preload, streamed operand
       aw = slots;                        // partial sums
-      add_edge_read_events(cfg.dataflow, r * t, r * c, ob, x);  // west stream, stationary preload
+      add_edge_read_events(cfg.dataflow, r * t, r * c, ab, bb, x);  // west stream, stationary preload
       x.sram_c_write_bits = t * c * outb;
       if (!f.first_k) x.sram_c_read_bits = t * c * outb;
     }

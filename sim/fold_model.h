@@ -75,6 +75,10 @@ struct ConvView {
   bool active = false;
   ConvGeometry geo;
   Phase phase = Phase::kFwd;
+  // The record's operands' widths in their formats (bits per element; 0: not known). An array
+  // that holds each operand in its own form (PeType::per_operand_registers: the shift PE) keeps
+  // them at these widths in SRAM and DRAM; every other array at its operand width.
+  int a_format_bits = 0, b_format_bits = 0;
 };
 
 // Calls f(representative index, multiplicity) for the classes of a level of n iterations:
@@ -90,8 +94,9 @@ void for_each_class(std::int64_t n, F f) {
 // partial sums in SRAM and DRAM, and of its accumulator registers: properties of the array alone.
 struct ArrayWidths {
   int operand = 0, output = 0, acc_register = 0;
+  int a = 0, b = 0;  // operands A and B in SRAM and DRAM (the operand width, or per operand: ConvView)
 };
-ArrayWidths array_widths(const SimConfig& cfg);
+ArrayWidths array_widths(const SimConfig& cfg, const ConvView& view = {});
 
 class FoldPlan;
 // The mapper (sim/mapper.cpp, docs/mapping.md): the tiling of a GEMM that minimises
@@ -147,7 +152,9 @@ class FoldPlan {
   const Mapping& mapping() const { return map_; }
   const SimConfig& config() const { return cfg_; }
   const GemmShape& shape() const { return shape_; }
-  int operand_bits() const { return operand_bits_; }  // per element in SRAM, DRAM, registers
+  int operand_bits() const { return operand_bits_; }  // per element in the operand registers
+  int a_bits() const { return a_bits_; }              // per element of A in SRAM and DRAM
+  int b_bits() const { return b_bits_; }              // per element of B in SRAM and DRAM
   int output_bits() const { return output_bits_; }    // per result / partial sum in SRAM, DRAM
   int acc_register_bits() const { return acc_register_bits_; }
   // GEMM-view compulsory traffic: A, B read once, C written once, at their widths.
@@ -204,7 +211,7 @@ class FoldPlan {
   TileMapping tiles_;
   std::int64_t row_blocks_ = 0, col_blocks_ = 0;
   std::uint64_t folds_ = 0;
-  int operand_bits_ = 0, output_bits_ = 0, acc_register_bits_ = 0;
+  int operand_bits_ = 0, a_bits_ = 0, b_bits_ = 0, output_bits_ = 0, acc_register_bits_ = 0;
   bool a_whole_fits_ = false, b_whole_fits_ = false;
   bool b_streamed_ = false;   // B streamed fold by fold (or chunk by chunk)
   bool b_stream_fits_ = true; // streamed: every fold's (chunk's) B fits half the B buffer
@@ -293,8 +300,8 @@ void add_sram_transfer_events(const Fold& f, EventCounts& e);
 
 // The edge-feed rule (one rule for both models): the west edge streams operand A in OS and WS and
 // operand B in IS; the top edge (OS: the north stream; WS, IS: the stationary preload) reads the
-// other. Adds the SRAM reads of `west` and `top` edge feeds of `operand_bits` each.
-void add_edge_read_events(Dataflow d, std::uint64_t west, std::uint64_t top, std::uint64_t operand_bits,
+// other. Adds the SRAM reads of `west` and `top` edge feeds (A elements of `a_bits`, B of `b_bits`).
+void add_edge_read_events(Dataflow d, std::uint64_t west, std::uint64_t top, std::uint64_t a_bits, std::uint64_t b_bits,
                           EventCounts& e);
 
 // The arithmetic events of `slots` scheduled products of which `zero` have a zero operand (the

@@ -68,12 +68,13 @@ double mapping_energy(const FoldPlan& plan, const MapCosts& c, std::uint64_t dra
 // A lower bound of the energy of every mapping moving `dram` bytes: each A and B element is read
 // from its buffer at least once, each output written to the C buffer at least once, and each
 // product writes at least one operand register.
-double energy_floor(const SimConfig& cfg, const GemmShape& s, const MapCosts& c, std::uint64_t dram) {
+double energy_floor(const SimConfig& cfg, const GemmShape& s, const ConvView& conv, const MapCosts& c,
+                    std::uint64_t dram) {
   if (!c.set) return static_cast<double>(dram);
-  const ArrayWidths w = array_widths(cfg);
+  const ArrayWidths w = array_widths(cfg, conv);
   const double m = static_cast<double>(s.m), n = static_cast<double>(s.n), k = static_cast<double>(s.k);
-  return c.dram_byte * static_cast<double>(dram) + c.sram_a_bit * m * k * w.operand +
-         c.sram_b_bit * k * n * w.operand + c.sram_c_bit * m * n * w.output + c.register_bit * m * n * k * w.operand;
+  return c.dram_byte * static_cast<double>(dram) + c.sram_a_bit * m * k * w.a + c.sram_b_bit * k * n * w.b +
+         c.sram_c_bit * m * n * w.output + c.register_bit * m * n * k * w.operand;
 }
 
 // A lower bound of a plan's cycles from its folds: the first fold waits for its loads, the folds
@@ -158,7 +159,7 @@ TileMapping select(const SimConfig& cfg, const GemmShape& shape, const ConvView&
   };
   for (auto& c : all) {
     const std::uint64_t cyc0 = std::max(transfer_cycles(c.dram, bw), mac_floor);
-    c.bound0 = primary(need_energy ? energy_floor(cfg, shape, costs, c.dram) : 0.0, cyc0, c.dram);
+    c.bound0 = primary(need_energy ? energy_floor(cfg, shape, conv, costs, c.dram) : 0.0, cyc0, c.dram);
   }
   std::stable_sort(all.begin(), all.end(), [](const Candidate& a, const Candidate& b) { return a.bound0 < b.bound0; });
   // The full order: the objective, then its tie-breakers, then enumeration order.
@@ -242,8 +243,10 @@ bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& 
                         conv.geo.in_h, conv.geo.in_w, conv.geo.in_c, conv.geo.kernel_h, conv.geo.kernel_w,
                         conv.geo.stride, conv.geo.pad, conv.geo.pad_end_h, conv.geo.pad_end_w)
           : "";
+  const ArrayWidths widths = array_widths(cfg, conv);  // the operands' widths in memory
+  const std::string width_key = fmt::format(" bits {} {}", widths.a, widths.b);
   static std::map<std::string, std::pair<bool, TileMapping>> memo;
-  if (auto it = memo.find(key + conv_key + cost_key); it != memo.end()) {
+  if (auto it = memo.find(key + conv_key + cost_key + width_key); it != memo.end()) {
     *out = it->second.second;
     return it->second.first;
   }
@@ -258,7 +261,7 @@ bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& 
   bool found = !all.empty();
   TileMapping chosen;
   if (found) chosen = select(cfg, shape, conv, all);
-  memo.emplace(key + conv_key + cost_key, std::make_pair(found, chosen));
+  memo.emplace(key + conv_key + cost_key + width_key, std::make_pair(found, chosen));
   *out = chosen;
   return found;
 }

@@ -54,7 +54,8 @@ struct PeType {
   const char* color;           // chart colour (compare page, sweep plots)
   const char* training_quant;  // the training core's --quant whose traces it runs natively
   int order;                   // report order: the FP32 baseline first (0), then ascending
-  int operand_bits;            // operand width in registers, SRAM and DRAM
+  int operand_bits;            // operand width in registers, SRAM and DRAM (per_operand_registers:
+                               // SRAM and DRAM hold each operand at its own format's width)
   FormatKind holds_as;         // an operand register holds a PoT4 code, an integer, or a binary32 value
   bool integer_acc;            // integer accumulator of pe.acc_bits; else binary32
   std::int64_t max_product_term;  // largest |a*b| on the integer grid; 0 for binary32 PEs

@@ -215,6 +215,8 @@ ConvView conv_view(const TraceRecord& r) {
   v.active = r.layer_type == LayerType::kConv;
   v.geo = r.conv;
   v.phase = r.phase;
+  v.a_format_bits = format_info(r.a.format).bits;
+  v.b_format_bits = format_info(r.b.format).bits;
   return v;
 }
 
@@ -230,9 +232,10 @@ void time_record(const SimConfig& cfg, const TraceReader& reader, std::size_t i,
   const bool measure = r.has_payload;
   const ConvView conv = conv_view(r);
   const std::string key =
-      fmt::format("{} {} {} {} {} {} {} {} {} {} {} {} {} {}", r.shape.m, r.shape.n, r.shape.k, conv.active,
+      fmt::format("{} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {}", r.shape.m, r.shape.n, r.shape.k, conv.active,
                   static_cast<int>(conv.phase), conv.geo.batch, conv.geo.in_h, conv.geo.in_w, conv.geo.in_c,
-                  conv.geo.kernel_h, conv.geo.stride, conv.geo.pad, conv.geo.pad_end_h, conv.geo.pad_end_w);
+                  conv.geo.kernel_h, conv.geo.stride, conv.geo.pad, conv.geo.pad_end_h, conv.geo.pad_end_w,
+                  conv.a_format_bits, conv.b_format_bits);
   auto hit = measure ? cache.end() : cache.find(key);
   if (hit != cache.end()) {
     out.timing = hit->second.first;

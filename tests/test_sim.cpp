@@ -378,10 +378,37 @@ TEST_CASE("the shift-add pair on the shift and INT8 arrays: exact in both orient
           operand(static_cast<std::size_t>(k * n), !a_pot4, g.ops.b_pot4, g.ops.b_int);
           INFO(a->name << " " << name(d) << " A " << (a_pot4 ? "pot4" : "int8") << " GEMM " << m << "x" << n << "x" << k
                        << " L=" << cfg.mac_latency << " sram " << kib);
-          auto res = run(cfg, {g});
+          // The record's formats (the memory view): the shift array keeps each operand at its own
+          // width in SRAM and DRAM (PoT4 4 bits, INT8 8), the INT8 array every operand at 8.
+          ConvView view;
+          view.a_format_bits = a_pot4 ? 4 : 8;
+          view.b_format_bits = a_pot4 ? 8 : 4;
+          auto res = run(cfg, {g}, "", view);
           REQUIRE(res[0].overflow.empty());
-          const FoldPlan plan(cfg, g.shape);
-          check_value_against_closed_form(cfg, plan, g, res[0]);  // outputs: the integer reference
+          const FoldPlan plan(cfg, g.shape, view);
+          const EventCounts e = check_value_against_closed_form(cfg, plan, g, res[0]);  // outputs: the integer reference
+          const int want_a = a->per_operand_registers ? view.a_format_bits : 8;
+          const int want_b = a->per_operand_registers ? view.b_format_bits : 8;
+          CHECK(plan.a_bits() == want_a);
+          CHECK(plan.b_bits() == want_b);
+          CHECK(plan.operand_bits() == 8);  // the registers: the array's operand width
+          // The compulsory traffic and every A/B buffer read at those widths.
+          CHECK(plan.compulsory_bytes_gemm_view() == (static_cast<std::uint64_t>(m * k) * want_a + 7) / 8 +
+                                                         (static_cast<std::uint64_t>(k * n) * want_b + 7) / 8 +
+                                                         static_cast<std::uint64_t>(m * n) * 4);
+          CHECK(e.sram_a_read_bits % static_cast<std::uint64_t>(want_a) == 0);
+          CHECK(e.sram_b_read_bits % static_cast<std::uint64_t>(want_b) == 0);
+          if (kib >= 1024 && d == Dataflow::kOs) {  // untiled OS: each fold reads its r x K and K x c edges once
+            std::uint64_t a_elems = 0, b_elems = 0;
+            LoopIndex fi{};
+            do {
+              const Fold f = plan.fold_at(fi);
+              a_elems += static_cast<std::uint64_t>(f.r) * static_cast<std::uint64_t>(f.t);
+              b_elems += static_cast<std::uint64_t>(f.c) * static_cast<std::uint64_t>(f.t);
+            } while (plan.advance(fi));
+            CHECK(res[0].events.sram_a_read_bits == a_elems * static_cast<std::uint64_t>(want_a));
+            CHECK(res[0].events.sram_b_read_bits == b_elems * static_cast<std::uint64_t>(want_b));
+          }
           LoopIndex idx{};
           for (std::size_t f = 0; f < res[0].fold_cycles.size(); ++f) {
             CHECK(res[0].fold_cycles[f] == fold_visible_length(cfg, plan.fold_at(idx)));
