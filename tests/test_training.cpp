@@ -818,6 +818,39 @@ TEST_CASE("finer scales: each group is quantized as a tensor of its own, and the
       }
     }
   }
+  // A policy's INT8 activations (power-of-two scale, per tensor) with finer scales on the PoT4
+  // weights: the shift-add pair, exact as well (INT8 values at 2^e, PoT4 at 2^(e_group - 6)).
+  for (int c = 0; c < kLayerClasses; ++c) ctx.int8_roles[c] = 1;  // A in INT8
+  for (int grain_b : {kScaleOuter, 16, 64}) {
+    for (bool tb : {false, true}) {
+      ctx.scale_grain[0] = kScaleOuter;  // ignored: A is INT8
+      ctx.scale_grain[1] = grain_b;
+      const std::vector<float> bs = tb ? transpose(b.data(), k, n) : b;
+      const Grid qa = quantize(a.data(), a.size(), Role::kActivation, ctx, 0);
+      REQUIRE(qa.format == NumFormat::kInt8);
+      REQUIRE(qa.pot2);
+      const Grid qb = quantize_operand(bs.data(), bs.size(), Role::kWeight, ctx, 0);
+      REQUIRE(qb.deferred);  // no per-tensor copy is made for a finer-scaled operand
+      const GemmSource sb{bs.data(), Role::kWeight};
+      std::vector<float> out(static_cast<std::size_t>(m) * n);
+      linear_gemm(ctx, "t", nullptr, Phase::kFwd, false, tb, m, n, k, qa, qb, out.data(), LayerType::kFc, nullptr, &sb);
+      const Grid rb = quantize_grouped(bs.data(), tb ? n : k, tb ? k : n, tb, grain_b > 0 ? grain_b : 0, Role::kWeight, ctx, 0);
+      INFO("INT8 A, grain " << grain_b << " tb " << tb);
+      for (int i = 0; i < m; ++i) {
+        for (int j = 0; j < n; ++j) {
+          long double sum = 0;
+          for (int t = 0; t < k; ++t) {
+            const long double va = std::ldexp(static_cast<long double>(qa.v[static_cast<std::size_t>(i) * k + t]), qa.e);
+            const std::size_t bi = tb ? static_cast<std::size_t>(j) * k + t : static_cast<std::size_t>(t) * n + j;
+            const long double vb = std::ldexp(static_cast<long double>(rb.v[bi]), (tb ? rb.group_exp(j, t) : rb.group_exp(t, j)) - 6);
+            sum += va * vb;
+          }
+          REQUIRE(out[static_cast<std::size_t>(i) * n + j] == static_cast<float>(sum));
+        }
+      }
+    }
+  }
+  for (int c = 0; c < kLayerClasses; ++c) ctx.int8_roles[c] = 0;
   // Traces hold one scale per operand: a step with finer scales is refused, not recorded wrongly.
   FormatRecorder rec;
   ctx.trace = &rec;

@@ -263,7 +263,8 @@ double grouped_value(const Grid& g, int r, int c) {
   return std::ldexp(static_cast<double>(g.v[static_cast<std::size_t>(r) * g.cols + c]), g.group_exp(r, c) - 6);
 }
 
-// C = op(A) . op(B) for PoT4 grids of which at least one has finer scales. The reduction is cut
+// C = op(A) . op(B) for grids of which at least one is PoT4 with finer scales; the other may be
+// PoT4 or a policy's INT8 operand with a power-of-two scale (per tensor: one group). The reduction is cut
 // into chunks at the block boundaries of both operands (the smaller block; sizes are powers of two);
 // each chunk's integer partial sum is exact (one-hot terms, fewer than 2^24 / 4096 of them), is
 // scaled by its two exponents (an alignment shift) and the chunks are added exactly (a wide
@@ -281,7 +282,12 @@ void grouped_gemm(bool ta, bool tb, int m, int n, int k, const Grid& a, const Gr
   int chunk = k;
   if (ba > 0) chunk = std::min(chunk, ba);
   if (bb > 0) chunk = std::min(chunk, bb);
-  chunk = std::min(chunk, 4096);  // partial sums exact below 2^24
+  // Each grid's value is v 2^(exp + offset): PoT4 integers (|v| <= 64) on the grid 2^(e - 6),
+  // INT8 with a power-of-two scale (|v| <= 127) at 2^e. Partial sums exact below 2^24.
+  const auto offset = [](const Grid& g) { return g.format == NumFormat::kPot4 ? -6 : 0; };
+  const auto max_int = [](const Grid& g) { return g.format == NumFormat::kPot4 ? 64 : 127; };
+  chunk = std::min(chunk, (1 << 24) / (max_int(a) * max_int(b)));
+  const int shift = offset(a) + offset(b);
   const std::size_t mn = static_cast<std::size_t>(m) * n;
   std::vector<double> acc(mn, 0.0);
   std::vector<float> ac, bc, part(mn);
@@ -307,7 +313,7 @@ void grouped_gemm(bool ta, bool tb, int m, int n, int k, const Grid& a, const Gr
       for (int j = 0; j < n; ++j) {
         const int eb = tb ? b.group_exp(j, k0) : b.group_exp(k0, j);
         const std::size_t o = static_cast<std::size_t>(i) * n + j;
-        acc[o] += std::ldexp(static_cast<double>(part[o]), ea + eb - 12);
+        acc[o] += std::ldexp(static_cast<double>(part[o]), ea + eb + shift);
       }
     }
   }
@@ -339,9 +345,13 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
     }
     const Grid& a = grain_a != kScaleTensor ? ga : a_in;
     const Grid& b = grain_b != kScaleTensor ? gb : b_in;
-    if (a.format != NumFormat::kPot4 || b.format != NumFormat::kPot4) {
-      throw std::runtime_error(fmt::format("{} {}: finer scales apply to PoT4 x PoT4 GEMMs; the other operand is {}",
-                                           layer, to_string(phase), to_string(a.format != NumFormat::kPot4 ? a.format : b.format)));
+    // Finer scales on a PoT4 operand; the other PoT4 too, or a policy's INT8 operand with a
+    // power-of-two scale (a shift-add pair: the per-block alignment stays a shift).
+    const auto joins = [](const Grid& g) { return g.format == NumFormat::kPot4 || (g.format == NumFormat::kInt8 && g.pot2); };
+    if (!joins(a) || !joins(b)) {
+      throw std::runtime_error(fmt::format("{} {}: finer scales apply to PoT4 GEMMs with a PoT4 or power-of-two INT8 "
+                                           "operand; the other operand is {}",
+                                           layer, to_string(phase), to_string(joins(a) ? b.format : a.format)));
     }
     if (ctx.trace != nullptr) {
       throw InputError("train: --trace-out: a step with finer scales (--scales) cannot be traced yet: the trace format "
