@@ -158,6 +158,9 @@ SynthAreaTable parse_synth_area_table(const std::string& text, const std::string
       e.fail("operand_bits", fmt::format("the {} PE's operands have {} bits, got {}", p.pe, type->operand_bits,
                                          p.operand_bits));
     }
+    p.register_bits = static_cast<int>(
+        e.optional_int("register_bits", p.operand_bits, 64, "an operand register's width (operand_bits to 64)")
+            .value_or(p.operand_bits));
     p.acc_bits = static_cast<int>(e.required_int("acc_bits", 2, 64, "an accumulator width (2 to 64)"));
     p.fma = e.optional_bool("fma", false);
     p.rtl = e.required_string("rtl");

@@ -43,6 +43,7 @@ AreaTable parse_area_table(const std::string& text, const std::string& origin);
 struct SynthPe {
   std::string pe, rtl;
   int operand_bits = 0, acc_bits = 0;
+  int register_bits = 0;  // an operand register's width (operand_bits, or more: the shift PE's tag bit)
   bool fma = false;
   double transistors = 0, transistors_flip_flops = 0, flip_flops = 0, area_um2 = 0, area_um2_flip_flops = 0;
 };

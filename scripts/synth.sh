@@ -145,7 +145,10 @@ for item in sys.argv[6:]:
     tag = kind + "-" + pe
     t, ffs = cmos(tag)
     a, aff = area(tag)
-    row = {"pe": pe, "operand_bits": int(ow), "acc_bits": int(aw)}
+    # The shift PE's operand registers carry a tag bit beside its 8-bit operands.
+    row = {"pe": pe, "operand_bits": int(ow) - (1 if pe == "shift" else 0), "acc_bits": int(aw)}
+    if pe == "shift" and kind == "pe":
+        row["register_bits"] = int(ow)
     if kind == "pe":
         row.update({"fma": fma == "1", "rtl": "mfsim_pe_reg", "transistors": t, "transistors_flip_flops": 16 * ffs,
                     "flip_flops": ffs, "area_um2": round(a, 3), "area_um2_flip_flops": round(aff, 3)})

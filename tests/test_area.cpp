@@ -99,7 +99,8 @@ TEST_CASE("the synthesized area table: every PE type at its default widths, as s
   CHECK(s.provenance.at("tool").get<std::string>().rfind("Yosys ", 0) == 0);
   // The integer PEs at the default accumulator width (pe.acc_bits), the float PEs at 32 bits.
   const int acc_default = std::stoi(find_param("pe.acc_bits")->default_value);
-  for (const char* name : {"mfmac", "int8", "int4", "fp32", "bf16", "fp8"}) {
+  for (const PeType* type : pe_types()) {
+    const char* name = type->name;
     INFO(name);
     const SynthPe* p = s.find(name);
     REQUIRE(p != nullptr);
@@ -108,7 +109,8 @@ TEST_CASE("the synthesized area table: every PE type at its default widths, as s
     CHECK_FALSE(p->fma);
     // Every flip-flop of the PE: operand registers with valid bits, the accumulator, and for the
     // integer PEs the sticky saturation flag (a float PE's is constant 0, removed by synthesis).
-    CHECK(p->flip_flops == 2 * (p->operand_bits + 1) + p->acc_bits + (pe_type(name).integer_acc ? 1 : 0));
+    CHECK(p->register_bits == p->operand_bits + (type->per_operand_registers ? 1 : 0));  // the shift PE's tag bit
+    CHECK(p->flip_flops == 2 * (p->register_bits + 1) + p->acc_bits + (pe_type(name).integer_acc ? 1 : 0));
     CHECK(p->transistors_flip_flops == 16 * p->flip_flops);  // Yosys' count for a D flip-flop
     CHECK(p->area_um2_flip_flops == 96 * p->flip_flops);     // OSU018 DFFPOSX1
     CHECK(p->transistors > p->transistors_flip_flops);
@@ -116,7 +118,7 @@ TEST_CASE("the synthesized area table: every PE type at its default widths, as s
   // The PoT4 product is much smaller than the INT8 multiplier; the whole PE less so (registers, accumulator).
   CHECK(s.find("mfmac")->area_um2 < s.find("int8")->area_um2);
   CHECK(s.find("int8")->area_um2 < s.find("fp32")->area_um2);
-  REQUIRE(s.arrays.size() == 2);
+  REQUIRE(s.arrays.size() == 6);  // MF-MAC, shift and INT8; output-stationary and stationary (WS/IS)
   for (const auto& a : s.arrays) {
     CHECK(a.rows == 4);
     CHECK(a.cols == 4);
@@ -126,7 +128,7 @@ TEST_CASE("the synthesized area table: every PE type at its default widths, as s
 
 TEST_CASE("malformed synthesized tables: one error naming the field", "[unit]") {
   const std::string good = test::slurp(test::source_dir() + "/energy/area/osu018-synth.json");
-  CHECK(parse_synth_area_table(good, "s.json").pes.size() == 6);
+  CHECK(parse_synth_area_table(good, "s.json").pes.size() == pe_types().size());
   json j = json::parse(good);
   j["pes"][0]["pe"] = "mfmak";
   CHECK_THROWS_WITH(parse_synth_area_table(j.dump(), "s.json"),
@@ -135,6 +137,10 @@ TEST_CASE("malformed synthesized tables: one error naming the field", "[unit]") 
   j["pes"][1]["operand_bits"] = 4;
   CHECK_THROWS_WITH(parse_synth_area_table(j.dump(), "s.json"),
                     "s.json: pes[1].operand_bits: the int8 PE's operands have 8 bits, got 4");
+  j = json::parse(good);
+  j["pes"][3]["register_bits"] = 7;  // the shift PE: a register narrower than its operand
+  CHECK_THROWS_WITH(parse_synth_area_table(j.dump(), "s.json"),
+                    "s.json: pes[3].register_bits: expected an operand register's width (operand_bits to 64), got 7");
   j = json::parse(good);
   j["provenance"].erase("tool");
   CHECK_THROWS_WITH(parse_synth_area_table(j.dump(), "s.json"), Catch::StartsWith("s.json: provenance.tool: "));
