@@ -22,13 +22,6 @@ namespace {
 
 constexpr const char* kSynthName = "osu018-synth";
 
-const char* builtin_text(const std::string& name) {
-  for (const auto& [n, text] : kBuiltinAreaTables) {
-    if (name == n) return text;
-  }
-  return nullptr;
-}
-
 // The rows a published table may have: the units every table must price (FP32 add and multiply
 // for the quantizers' and the FP32 PE, an integer add, registers, SRAM, leakage) and every row a
 // registered PE type prices its ops with (the energy tables' names; optional: a PE type whose
@@ -65,13 +58,11 @@ const AreaEntry* AreaTable::find(const std::string& action) const {
 AreaTable parse_area_table(const std::string& text, const std::string& origin) {
   nlohmann::json doc = parse_json_document(text, origin);
   JsonFields f(doc, origin, "");
-  f.required_choice("format", {"mfsim-area-table"});
-  const std::int64_t version = f.required_int("version", INT64_MIN, INT64_MAX, "an integer");
-  if (version != 1) f.fail("version", fmt::format("unsupported area table version {}; this mfsim reads version 1", version));
+  const TableHead head = read_table_head(f, "mfsim-area-table", "area table");
   AreaTable t;
   t.origin = origin;
-  t.name = f.required_string("name");
-  t.description = f.optional_string("description").value_or("");
+  t.name = head.name;
+  t.description = head.description;
   const nlohmann::json& rows = f.required_array("entries");
   for (std::size_t i = 0; i < rows.size(); ++i) {
     JsonFields e(rows[i], origin, fmt::format("entries[{}]", i));
@@ -96,16 +87,8 @@ AreaTable parse_area_table(const std::string& text, const std::string& origin) {
 }
 
 AreaTable load_area_table(const std::string& name_or_path) {
-  for (const auto& n : builtin_area_tables()) {
-    if (name_or_path == n) return parse_area_table(builtin_text(n), fmt::format("builtin:{}", n));
-  }
-  if (name_or_path.find('/') == std::string::npos && name_or_path.find(".json") == std::string::npos) {
-    std::string names;
-    for (const auto& n : builtin_area_tables()) names += names.empty() ? n : "|" + n;
-    throw InputError(fmt::format("--area-table: unknown table \"{}\"; expected {} or a JSON file", name_or_path, names));
-  }
-  note_input(name_or_path);
-  return parse_area_table(read_file(name_or_path), name_or_path);
+  const TableText t = table_text(name_or_path, kBuiltinAreaTables, builtin_area_tables(), "--area-table");
+  return parse_area_table(t.text, t.origin);
 }
 
 const SynthPe* SynthAreaTable::find(const std::string& pe) const {
@@ -118,15 +101,11 @@ const SynthPe* SynthAreaTable::find(const std::string& pe) const {
 SynthAreaTable parse_synth_area_table(const std::string& text, const std::string& origin) {
   nlohmann::json doc = parse_json_document(text, origin);
   JsonFields f(doc, origin, "");
-  f.required_choice("format", {"mfsim-area-synth"});
-  const std::int64_t version = f.required_int("version", INT64_MIN, INT64_MAX, "an integer");
-  if (version != 1) {
-    f.fail("version", fmt::format("unsupported synthesized area table version {}; this mfsim reads version 1", version));
-  }
+  const TableHead head = read_table_head(f, "mfsim-area-synth", "synthesized area table");
   SynthAreaTable t;
   t.origin = origin;
-  t.name = f.required_string("name");
-  t.description = f.optional_string("description").value_or("");
+  t.name = head.name;
+  t.description = head.description;
   {
     const nlohmann::json& p = f.required_object("provenance");
     JsonFields pf(p, origin, "provenance");
@@ -199,9 +178,8 @@ SynthAreaTable parse_synth_area_table(const std::string& text, const std::string
 }
 
 SynthAreaTable load_synth_area_table(const std::string& name_or_path) {
-  if (name_or_path == kSynthName) return parse_synth_area_table(builtin_text(kSynthName), fmt::format("builtin:{}", kSynthName));
-  note_input(name_or_path);
-  return parse_synth_area_table(read_file(name_or_path), name_or_path);
+  const TableText t = table_text(name_or_path, kBuiltinAreaTables, {kSynthName}, "synthesized area table");
+  return parse_synth_area_table(t.text, t.origin);
 }
 
 const std::vector<const char*>& area_components() {

@@ -48,15 +48,11 @@ const RowRules& action_rules() {
 EnergyTable parse_energy_table(const std::string& text, const std::string& origin) {
   nlohmann::json doc = parse_json_document(text, origin);
   JsonFields f(doc, origin, "");
-  f.required_choice("format", {"mfsim-energy-table"});
-  std::int64_t version = f.required_int("version", INT64_MIN, INT64_MAX, "an integer");
-  if (version != 1) {
-    f.fail("version", fmt::format("unsupported energy table version {}; this mfsim reads version 1", version));
-  }
+  const TableHead head = read_table_head(f, "mfsim-energy-table", "energy table");
   EnergyTable t;
   t.origin = origin;
-  t.name = f.required_string("name");
-  t.description = f.optional_string("description").value_or("");
+  t.name = head.name;
+  t.description = head.description;
   const nlohmann::json& rows = f.required_array("entries");
   std::set<std::string> seen;
   for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -110,20 +106,8 @@ EnergyTable parse_energy_table(const std::string& text, const std::string& origi
 }
 
 EnergyTable load_energy_table(const std::string& name_or_path) {
-  for (const auto& [name, text] : kBuiltinEnergyTables) {
-    if (name_or_path == name) {
-      EnergyTable t = parse_energy_table(text, fmt::format("builtin:{}", name));
-      return t;
-    }
-  }
-  if (name_or_path.find('/') == std::string::npos && name_or_path.find(".json") == std::string::npos) {
-    std::string names;
-    for (const auto& n : builtin_energy_tables()) names += names.empty() ? n : "|" + n;
-    throw InputError(fmt::format("--energy-table: unknown table \"{}\"; expected {} or a JSON file",
-                                 name_or_path, names));
-  }
-  note_input(name_or_path);
-  return parse_energy_table(read_file(name_or_path), name_or_path);
+  const TableText t = table_text(name_or_path, kBuiltinEnergyTables, builtin_energy_tables(), "--energy-table");
+  return parse_energy_table(t.text, t.origin);
 }
 
 double EnergyTable::int_add(int bits) const { return int_add_value * bits / int_add_bits; }

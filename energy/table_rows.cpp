@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/json_fields.h"
 #include "sim/pe_type.h"
@@ -43,6 +44,33 @@ TableRow read_table_row(JsonFields& e, const RowRules& rules, const char* value_
     e.fail("scaling", fmt::format("unknown value \"{}\"; expected none|linear", x.scaling));
   }
   return x;
+}
+
+TableHead read_table_head(JsonFields& f, const char* format, const char* what) {
+  f.required_choice("format", {format});
+  const std::int64_t version = f.required_int("version", INT64_MIN, INT64_MAX, "an integer");
+  if (version != 1) f.fail("version", fmt::format("unsupported {} version {}; this mfsim reads version 1", what, version));
+  TableHead h;
+  h.name = f.required_string("name");
+  h.description = f.optional_string("description").value_or("");
+  return h;
+}
+
+TableText table_text(const std::string& name_or_path, const std::vector<std::pair<const char*, const char*>>& builtins,
+                     const std::vector<std::string>& names, const char* option) {
+  for (const std::string& n : names) {
+    if (name_or_path != n) continue;
+    for (const auto& [name, text] : builtins) {
+      if (n == name) return TableText{text, fmt::format("builtin:{}", n)};
+    }
+  }
+  if (name_or_path.find('/') == std::string::npos && name_or_path.find(".json") == std::string::npos) {
+    std::string list;
+    for (const auto& n : names) list += list.empty() ? n : "|" + n;
+    throw InputError(fmt::format("{}: unknown table \"{}\"; expected {} or a JSON file", option, name_or_path, list));
+  }
+  note_input(name_or_path);
+  return TableText{read_file(name_or_path), name_or_path};
 }
 
 void require_table_rows(const RowRules& rules, const std::set<std::string>& seen, const std::string& origin) {

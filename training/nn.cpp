@@ -78,7 +78,7 @@ Grid to_grid(FloatTensor&& t, NumFormat f) {
 
 
 Grid quantize(const float* x, std::size_t n, Role role, StepContext& ctx, std::uint64_t key, int slot) {
-  if (ctx.arith == NumFormat::kPot4 && ((ctx.int8_roles[ctx.layer_class] >> (slot < 0 ? static_cast<int>(role) : slot)) & 1)) {
+  if (ctx.arith == NumFormat::kPot4 && ((ctx.int8_roles[ctx.layer_class] >> operand_slot(role, slot)) & 1)) {
     // A policy's INT8 operand: a power-of-two scale, so its products with PoT4 operands are shifts.
     IntPot2Tensor t = role == Role::kError ? int_pot2_stochastic(x, n, key) : int_pot2_nearest(x, n);
     Grid g;
@@ -129,7 +129,7 @@ Grid quantize(const float* x, std::size_t n, Role role, StepContext& ctx, std::u
 }
 
 Grid quantize_operand(const float* x, std::size_t n, Role role, StepContext& ctx, std::uint64_t key, int slot) {
-  if (active_grain(ctx, slot < 0 ? static_cast<int>(role) : slot) == kScaleTensor) return quantize(x, n, role, ctx, key, slot);
+  if (active_grain(ctx, operand_slot(role, slot)) == kScaleTensor) return quantize(x, n, role, ctx, key, slot);
   Grid g;
   g.format = NumFormat::kPot4;
   g.deferred = true;
@@ -327,8 +327,8 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
                  const GemmSource* sa, const GemmSource* sb) {
   // Finer scales: re-quantize an operand from its FP32 source with groups along this GEMM's
   // reduction dimension (op(A) m x k, op(B) k x n).
-  const int grain_a = sa != nullptr ? active_grain(ctx, sa->slot < 0 ? static_cast<int>(sa->role) : sa->slot) : 0;
-  const int grain_b = sb != nullptr ? active_grain(ctx, sb->slot < 0 ? static_cast<int>(sb->role) : sb->slot) : 0;
+  const int grain_a = sa != nullptr ? active_grain(ctx, sa->precision_slot()) : 0;
+  const int grain_b = sb != nullptr ? active_grain(ctx, sb->precision_slot()) : 0;
   if ((a_in.deferred && grain_a == kScaleTensor) || (b_in.deferred && grain_b == kScaleTensor)) {
     throw std::logic_error(fmt::format("{} {}: a deferred operand (finer scales) reached a GEMM without its FP32 source", layer,
                                        to_string(phase)));
@@ -337,11 +337,11 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
     Grid ga, gb;
     if (grain_a != kScaleTensor) {
       ga = quantize_grouped(sa->x, ta ? k : m, ta ? m : k, !ta, grain_a > 0 ? grain_a : 0, sa->role, ctx, sa->key);
-      note_grouped_sqnr(ctx, layer, sa->slot < 0 ? static_cast<int>(sa->role) : sa->slot, phase, sa->x, ga);
+      note_grouped_sqnr(ctx, layer, sa->precision_slot(), phase, sa->x, ga);
     }
     if (grain_b != kScaleTensor) {
       gb = quantize_grouped(sb->x, tb ? n : k, tb ? k : n, tb, grain_b > 0 ? grain_b : 0, sb->role, ctx, sb->key);
-      note_grouped_sqnr(ctx, layer, sb->slot < 0 ? static_cast<int>(sb->role) : sb->slot, phase, sb->x, gb);
+      note_grouped_sqnr(ctx, layer, sb->precision_slot(), phase, sb->x, gb);
     }
     const Grid& a = grain_a != kScaleTensor ? ga : a_in;
     const Grid& b = grain_b != kScaleTensor ? gb : b_in;

@@ -24,13 +24,16 @@ void for_each_item(const std::string& spec, Item item) {
   }
 }
 
+// The operand a letter names: a 0, w 1, g 2 (the roles' order); -1 for anything else.
+int operand_index(const std::string& letter) { return letter == "a" ? 0 : letter == "w" ? 1 : letter == "g" ? 2 : -1; }
+
 }  // namespace
 
 void parse_prc_operands(const std::string& ops, const std::string& option, bool roles[3]) {
   for (int r = 0; r < 3; ++r) roles[r] = false;
   if (ops == "none") return;
   for_each_item(ops, [&](const std::string& item) {
-    const int r = item == "a" ? 0 : item == "w" ? 1 : item == "g" ? 2 : -1;
+    const int r = operand_index(item);
     if (r < 0 || roles[r]) {
       throw InputError(fmt::format("{}: {} \"{}\" in \"{}\"; expected none or a comma-separated subset of a,w,g", option,
                                    r < 0 ? "unknown operand" : "repeated operand", item, ops));
@@ -87,7 +90,7 @@ void parse_int8_operands(const std::string& spec, const std::string& option, std
   for_each_item(spec, [&](const std::string& item) {
     const std::size_t at = item.find('@');
     const std::string op = item.substr(0, at), where = at == std::string::npos ? "all" : item.substr(at + 1);
-    const int r = op == "a" ? 0 : op == "w" ? 1 : op == "g" ? 2 : -1;
+    const int r = operand_index(op);
     std::uint8_t classes = 0;
     if (where == "all") classes = 0xF;
     if (where == "edges") classes = (1u << kFirstLayer) | (1u << kLastLayer);
@@ -137,7 +140,7 @@ void parse_scales(const std::string& spec, const std::string& option, int grains
   for_each_item(spec, [&](const std::string& item) {
     const std::size_t eq = item.find('=');
     const std::string op = item.substr(0, eq), grain = eq == std::string::npos ? "" : item.substr(eq + 1);
-    const int r = op == "a" ? 0 : op == "w" ? 1 : op == "g" ? 2 : -1;
+    const int r = operand_index(op);
     int g = 1;
     if (grain == "tensor") g = kScaleTensor;
     if (grain == "outer") g = kScaleOuter;

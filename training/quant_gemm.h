@@ -52,11 +52,15 @@ enum class Role { kActivation, kWeight, kError };
 // The FP32 tensor a GEMM operand was quantized from, stored as the GEMM reads it (the same
 // layout and transposition as the operand's Grid): a GEMM whose operand slot has finer scales
 // (StepContext::scale_grain) re-quantizes it with groups along its own reduction dimension.
+// The precision slot an operand takes: `slot`, or (slot < 0, the default) its role's.
+inline int operand_slot(Role role, int slot) { return slot < 0 ? static_cast<int>(role) : slot; }
+
 struct GemmSource {
   const float* x = nullptr;
   Role role = Role::kActivation;
   int slot = -1;           // the precision slot (default: the role)
   std::uint64_t key = 0;   // stochastic rounding key (errors)
+  int precision_slot() const { return operand_slot(role, slot); }
 };
 
 // Quantizes n values in the step's arithmetic (FP32: a copy). `key` seeds stochastic rounding.

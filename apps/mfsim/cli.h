@@ -5,6 +5,7 @@
 #include <boost/program_options/options_description.hpp>
 #include <boost/program_options/positional_options.hpp>
 #include <boost/program_options/variables_map.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,10 @@ bool parse_or_help(const char* command, const char* synopsis, const Args& args,
                    const boost::program_options::options_description& options,
                    const boost::program_options::positional_options_description& positional,
                    boost::program_options::variables_map& vm);
+
+// `s` as a number when the whole of it is one finite number (std::stod's syntax), else nothing:
+// option values such as seconds and areas, checked against their range by the caller.
+std::optional<double> parse_finite_number(const std::string& s);
 
 int cmd_inspect(const Args& args);
 int cmd_example_trace(const Args& args);

@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -241,15 +240,9 @@ int cmd_compare(const Args& args) {
   double budget_mm2 = 0;
   if (vm.count("area-budget") != 0) {
     const std::string v = vm["area-budget"].as<std::string>();
-    std::size_t used = 0;
-    try {
-      budget_mm2 = std::stod(v, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != v.size() || v.empty() || !(budget_mm2 > 0) || !std::isfinite(budget_mm2)) {
-      throw InputError(fmt::format("compare: --area-budget: expected a positive area in mm2, got \"{}\"", v));
-    }
+    const std::optional<double> b = parse_finite_number(v);
+    if (!b || !(*b > 0)) throw InputError(fmt::format("compare: --area-budget: expected a positive area in mm2, got \"{}\"", v));
+    budget_mm2 = *b;
   }
   if (iso) {
     for (const char* p : {"array.rows", "array.cols"}) {

@@ -193,9 +193,11 @@ std::size_t write_results(const std::string& dir, const std::vector<Axis>& axes,
          "power_w,tops_per_w,pareto_area_time,pareto_area_energy,wall_seconds,status,error\n";
   ojson jpoints = ojson::array();
   std::size_t n_failed = 0;
-  // Per point: its report's time and MACs (negative: no report), and per table its energy.
+  // Per point: its report's time and MACs (negative: no report), and per table its energy
+  // (evaluated once: total, per MAC, by component) and that total in joules.
   std::vector<double> seconds(points.size(), -1), macs(points.size(), 0);
   std::vector<std::vector<double>> joules(tables.size(), std::vector<double>(points.size(), -1));
+  std::vector<std::vector<ojson>> energy(tables.size(), std::vector<ojson>(points.size()));
   std::vector<ojson> reports(points.size());
   for (auto& p : points) {
     if (p.status.empty()) {
@@ -237,7 +239,9 @@ std::size_t write_results(const std::string& dir, const std::vector<Axis>& axes,
       macs[p.index] = static_cast<double>(report["total"]["macs"].get<std::uint64_t>());
       for (std::size_t t = 0; t < tables.size(); ++t) {
         ojson copy = report;
-        joules[t][p.index] = add_energy(copy, tables[t])["total"].get<double>() * 1e-12;
+        ojson e = add_energy(copy, tables[t]);
+        joules[t][p.index] = e["total"].get<double>() * 1e-12;
+        energy[t][p.index] = ojson{{"total", e["total"]}, {"per_mac", e["per_mac"]}, {"by_component", e["by_component"]}};
       }
       reports[p.index] = std::move(report);
     }
@@ -266,16 +270,14 @@ std::size_t write_results(const std::string& dir, const std::vector<Axis>& axes,
       for (const auto& [k, v] : p.params) row += "," + csv_field(v);
       row += "," + tables[t].name;
       if (seconds[i] >= 0) {
-        const ojson& report = reports[i];
-        ojson copy = report;
-        ojson e = add_energy(copy, tables[t]);
         const double power = joules[t][i] / seconds[i], tops_per_w = 2.0 * macs[i] / joules[t][i] * 1e-12;
         const bool on_e = front_energy[t][i];
-        jpoints[i]["energy_pj"][tables[t].name] =
-            ojson{{"total", e["total"]},         {"per_mac", e["per_mac"]},
-                  {"by_component", e["by_component"]}, {"power_w", power},
-                  {"tops_per_w", tops_per_w},    {"pareto_area_energy", on_e}};
-        const ojson& tot = report["total"];
+        ojson& e = energy[t][i];
+        e["power_w"] = power;
+        e["tops_per_w"] = tops_per_w;
+        e["pareto_area_energy"] = on_e;
+        jpoints[i]["energy_pj"][tables[t].name] = e;
+        const ojson& tot = reports[i]["total"];
         row += fmt::format(",{},{},{},{},{}", tot["cycles"]["total"].get<std::uint64_t>(),  // full precision
                            tot["cycles"]["stall"].get<std::uint64_t>(), tot["utilization"].get<double>(),
                            e["total"].get<double>(), e["per_mac"].get<double>());
@@ -453,18 +455,11 @@ std::string table_hash(const EnergyTable& t) {
 // --point-timeout: seconds in [0, 1e9] (0: no limit), as typed.
 double parse_timeout(const std::string& s) {
   constexpr double kMax = 1e9;  // about 31 years: anything longer means "no limit", which is 0
-  double v = -1;
-  try {
-    std::size_t used = 0;
-    v = std::stod(s, &used);
-    if (used != s.size()) v = -1;
-  } catch (...) {
-    v = -1;
-  }
-  if (!std::isfinite(v) || v < 0 || v > kMax) {
+  const std::optional<double> v = parse_finite_number(s);
+  if (!v || *v < 0 || *v > kMax) {
     throw InputError(fmt::format("sweep: --point-timeout: expected seconds in [0, {:g}] (0: no limit), got \"{}\"", kMax, s));
   }
-  return v;
+  return *v;
 }
 
 // The energy tables: at least one, no name twice (results are keyed by the table's name).
@@ -554,16 +549,11 @@ int cmd_sweep(const Args& args) {
   double budget_mm2 = -1;  // --area-budget; -1: none
   if (vm.count("area-budget") != 0) {
     const std::string b = vm["area-budget"].as<std::string>();
-    try {
-      std::size_t used = 0;
-      budget_mm2 = std::stod(b, &used);
-      if (used != b.size()) budget_mm2 = -1;
-    } catch (...) {
-      budget_mm2 = -1;
-    }
-    if (!std::isfinite(budget_mm2) || !(budget_mm2 > 0)) {
+    const std::optional<double> v = parse_finite_number(b);
+    if (!v || !(*v > 0)) {
       throw InputError(fmt::format("sweep: --area-budget: expected an area in mm^2 (a positive number), got \"{}\"", b));
     }
+    budget_mm2 = *v;
   }
   const double timeout = parse_timeout(vm["point-timeout"].as<std::string>());
   constexpr int kMaxJobs = 1024;

@@ -4,6 +4,7 @@
 
 #include <boost/program_options.hpp>
 #include <csignal>
+#include <cmath>
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -47,6 +48,16 @@ void print_usage() {
 }
 
 }  // namespace
+
+std::optional<double> parse_finite_number(const std::string& s) {
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(s, &used);
+    if (used == s.size() && std::isfinite(v)) return v;
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
+}
 
 bool parse_or_help(const char* command, const char* synopsis, const Args& args,
                    const po::options_description& options,
