@@ -321,8 +321,12 @@ void run_points(const SweepRun& run, std::vector<Point>& points, const std::vect
   std::error_code ec;
   std::size_t failed = 0;
   // A stopped sweep stops its children and leaves no temporary files (a resumed one removes
-  // any that a killed sweep left).
-  remove_temporary_files(run.dir);
+  // any that a killed sweep left). Only this process's points': under MPI another rank's
+  // points are being written at the same time in the same directory.
+  auto remove_own_temporaries = [&] {
+    for (std::size_t i : todo) remove_temporary_files(run.dir, points[i].id + ".");
+  };
+  remove_own_temporaries();
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   ProcessPool::Callbacks cb;
@@ -368,7 +372,7 @@ void run_points(const SweepRun& run, std::vector<Point>& points, const std::vect
     if (run.show) progress(done, mine, failed, elapsed(), false);
   };
   cb.on_stop = [&](int sig) {
-    remove_temporary_files(run.dir);
+    remove_own_temporaries();
     if (is_terminal()) std::fputc('\n', stderr);
     std::fprintf(stderr, "mfsim: sweep stopped by signal %d; %zu of %zu points done; continue with --resume\n", sig,
                  done, mine);
