@@ -136,7 +136,8 @@ ojson build_savings_report(const std::vector<std::pair<std::string, ojson>>& rep
       energy[it.key()] = ojson{{"total", e["total"]}, {"per_mac", e["per_mac"]},
                                {"arithmetic_per_mac", e["arithmetic_per_mac"]}, {"zero_gating", e["zero_gating"]},
                                {"by_component", e["by_component"]},
-                               {"by_phase", e["by_phase"]}};
+                               {"by_phase", e["by_phase"]},
+                               {"by_layer", e["by_layer"]}};
       if (it.key() == "fp32") continue;
       const ojson& zg = e["zero_gating"];
       const ojson& fzg = fp["zero_gating"];

@@ -21,6 +21,8 @@ packages=(
   python3                     # report post-processing in scripts/ (results tables, benchmarks)
   python3-matplotlib          # scripts/plot_sweep.py
   python3-torch python3-torchvision  # python/mfsim_torch: capture any PyTorch model's training step
+  python3-dev python3-pybind11  # the native Python module `mfsim` (python/mfsim, built into build/python)
+  python3-pandas              # mfsim's Python API: per-GEMM, per-layer and per-phase tables as DataFrames
   libopenmpi-dev openmpi-bin  # mfsim sweep over MPI (optional at build time, tested with mpirun -np 2)
   # the sanitizer tier and fuzzing (scripts/sanitize.sh, scripts/fuzz.sh)
   clang libclang-rt-14-dev    # clang 14 with libFuzzer, AddressSanitizer and UBSan runtimes

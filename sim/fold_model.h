@@ -103,6 +103,8 @@ class FoldPlan;
 // cfg.map_objective among the candidate tilings that fit the buffers. False when none fits (the
 // fixed mapping is then used). Deterministic, memoized per (shape, configuration).
 bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& conv, TileMapping* out);
+// Forgets the mappings choose_tiles memoized: replay_trace calls it as it starts.
+void clear_mapping_memo();
 // The candidate tilings the mapper weighs (those that fit), in enumeration order.
 std::vector<TileMapping> mapping_candidates(const SimConfig& cfg, const GemmShape& shape, const ConvView& conv);
 // DRAM bytes of a tiled plan (loads and stores of its tiles), exact, without the timeline.

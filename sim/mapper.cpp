@@ -226,6 +226,18 @@ std::vector<TileMapping> mapping_candidates(const SimConfig& cfg, const GemmShap
   return out;
 }
 
+namespace {
+// The searched mappings of one replay, by everything that decides them. Cleared when a replay
+// starts (clear_mapping_memo): a process that runs several replays (the Python module, compare in
+// one process) never reuses a mapping chosen under another configuration.
+std::map<std::string, std::pair<bool, TileMapping>>& mapping_memo() {
+  static std::map<std::string, std::pair<bool, TileMapping>> memo;
+  return memo;
+}
+}  // namespace
+
+void clear_mapping_memo() { mapping_memo().clear(); }
+
 bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& conv, TileMapping* out) {
   const std::string key =
       fmt::format("{} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {}", shape.m, shape.n, shape.k, cfg.array->name,
@@ -245,7 +257,7 @@ bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& 
           : "";
   const ArrayWidths widths = array_widths(cfg, conv);  // the operands' widths in memory
   const std::string width_key = fmt::format(" bits {} {}", widths.a, widths.b);
-  static std::map<std::string, std::pair<bool, TileMapping>> memo;
+  auto& memo = mapping_memo();
   if (auto it = memo.find(key + conv_key + cost_key + width_key); it != memo.end()) {
     *out = it->second.second;
     return it->second.first;

@@ -10,6 +10,7 @@
 #include <tuple>
 #include <utility>
 
+#include "common/cancel.h"
 #include "common/error.h"
 #include "sim/array_sim.h"
 #include "sim/fold_model.h"
@@ -339,6 +340,7 @@ void time_records(const TraceReader& reader, const SimConfig& cfg, const SimConf
   // Timing-mode records: closed form (zero products measured when operands are present).
   for (std::size_t i = 0; i < trace.records.size(); ++i) {
     if (out[i].mode != "timing") continue;
+    throw_if_cancelled();
     const TraceRecord& r = trace.records[i];
     try {
       time_record(out[i].on_second ? cfg2 : cfg, reader, i, out[i], out[i].on_second ? cache2 : cache);
@@ -369,6 +371,7 @@ ValueRun run_value_records(const TraceReader& reader, const SimConfig& cfg, cons
     for (std::size_t j = 0; j < value_records.size(); ++j) {
       std::size_t i = value_records[j];
       jobs.push_back(GemmJob{trace.records[i].shape, conv_view(trace.records[i]), [&, i, j]() {
+                               throw_if_cancelled();  // before each GEMM of the SystemC run
                                RecordPayload p = reader.read_payload(i);
                                GemmOperands ops = to_array_operands(*cfg.array, trace.records[i], p);
                                if (!cfg.array->integer_acc) fp32_refs_ops[j] = ops;
@@ -554,6 +557,7 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
   const Trace& trace = reader.trace();
   const SimConfig& cfg = opt.config;
   reader.require_gemms("simulate");
+  clear_mapping_memo();  // mappings are searched afresh for each replay (one process may run many)
   const auto wall_start = std::chrono::steady_clock::now();
   std::vector<GemmOutcome> out(trace.records.size());
   std::vector<std::string> notes;

@@ -305,31 +305,49 @@ TraceReader::TraceReader(const std::string& path) : path_(path) {
   }
   auto actual = static_cast<std::uint64_t>(pst.st_size);
   std::uint8_t header[kPayloadHeaderBytes] = {};
-  bool header_ok = actual >= kPayloadHeaderBytes &&
-                   ::pread(fd_, header, kPayloadHeaderBytes, 0) ==
-                       static_cast<ssize_t>(kPayloadHeaderBytes) &&
-                   std::memcmp(header, kPayloadMagic, sizeof kPayloadMagic) == 0;
-  if (!header_ok) {
+  const bool read_ok = actual >= kPayloadHeaderBytes && ::pread(fd_, header, kPayloadHeaderBytes, 0) ==
+                                                           static_cast<ssize_t>(kPayloadHeaderBytes);
+  try {
+    check_payload_header(read_ok ? header : nullptr, actual);
+  } catch (...) {
     ::close(fd_);
     fd_ = -1;
+    throw;
+  }
+}
+
+TraceReader::TraceReader(const std::string& name, const std::string& json_text, std::vector<std::uint8_t> payload)
+    : path_(name), in_memory_(true), memory_(std::move(payload)) {
+  trace_ = parse_trace_json(json_text, name, "");
+  if (trace_.payload_path.empty()) {
+    if (!memory_.empty()) {
+      throw InputError(fmt::format("{}: payload_file: operand bytes were given but the trace names no payload_file", name));
+    }
+    return;
+  }
+  const auto actual = static_cast<std::uint64_t>(memory_.size());
+  check_payload_header(actual >= kPayloadHeaderBytes ? memory_.data() : nullptr, actual);
+}
+
+// The payload's header (magic, version) and its size against the trace's payload_file.bytes.
+// `header` is null when the payload is too short to hold one.
+void TraceReader::check_payload_header(const std::uint8_t* header, std::uint64_t actual) {
+  if (header == nullptr || std::memcmp(header, kPayloadMagic, sizeof kPayloadMagic) != 0) {
     throw InputError(fmt::format("{}: not an mfsim payload file (bad magic; expected MFSIMBIN)",
-                                 trace_.payload_path));
+                                 in_memory_ ? path_ + ": payload" : trace_.payload_path));
   }
   std::uint32_t bin_version = 0;
   std::memcpy(&bin_version, header + 8, 4);  // little-endian hosts only (x86-64, aarch64)
   if (bin_version != static_cast<std::uint32_t>(kTraceFormatVersion)) {
-    ::close(fd_);
-    fd_ = -1;
     throw InputError(fmt::format("{}: unsupported payload file version {}; expected {}",
-                                 trace_.payload_path, bin_version, kTraceFormatVersion));
+                                 in_memory_ ? path_ + ": payload" : trace_.payload_path, bin_version,
+                                 kTraceFormatVersion));
   }
   if (actual != trace_.payload_file_bytes) {
-    ::close(fd_);
-    fd_ = -1;
     throw InputError(fmt::format(
         "{}: payload_file.bytes: {} has {} bytes, the trace says {} (truncated or replaced "
         "payload file)",
-        path, trace_.payload_path, actual, trace_.payload_file_bytes));
+        path_, in_memory_ ? std::string("the payload") : trace_.payload_path, actual, trace_.payload_file_bytes));
   }
 }
 
@@ -341,6 +359,14 @@ std::vector<std::uint8_t> TraceReader::read_range(std::size_t index, const char*
                                                   const PayloadRef& ref) const {
   std::vector<std::uint8_t> buf(ref.bytes);
   std::uint64_t done = 0;
+  if (in_memory_) {  // bounds were checked against payload_file.bytes when the trace was parsed
+    if (ref.offset > memory_.size() || ref.bytes > memory_.size() - ref.offset) {
+      throw InputError(fmt::format("{}: records[{}].payload.{}: {} bytes at offset {} lie outside the payload",
+                                   path_, index, which, ref.bytes, ref.offset));
+    }
+    if (ref.bytes > 0) std::memcpy(buf.data(), memory_.data() + ref.offset, ref.bytes);
+    done = ref.bytes;
+  }
   while (done < ref.bytes) {
     ssize_t n = ::pread(fd_, buf.data() + done, ref.bytes - done,
                         static_cast<off_t>(ref.offset + done));

@@ -7,7 +7,9 @@
 #pragma once
 
 #include <memory>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "traces/trace.h"
 
@@ -20,6 +22,10 @@ Trace parse_trace_json(const std::string& text, const std::string& file, const s
 class TraceReader {
  public:
   explicit TraceReader(const std::string& path);  // throws InputError
+  // A trace held in memory (the Python module's trace objects): `name` stands for the file in
+  // every message (e.g. "<capture of ResNet>"); `payload` is the whole payload file's bytes
+  // (empty for a shape-only trace), checked as a file's would be.
+  TraceReader(const std::string& name, const std::string& json_text, std::vector<std::uint8_t> payload);
   ~TraceReader();
   TraceReader(const TraceReader&) = delete;
   TraceReader& operator=(const TraceReader&) = delete;
@@ -37,9 +43,13 @@ class TraceReader {
   std::vector<std::uint8_t> read_range(std::size_t index, const char* which,
                                        const PayloadRef& ref) const;
 
+  void check_payload_header(const std::uint8_t* header, std::uint64_t actual);
+
   std::string path_;
   Trace trace_;
   int fd_ = -1;
+  bool in_memory_ = false;
+  std::vector<std::uint8_t> memory_;  // the payload of an in-memory trace
 };
 
 }  // namespace mfsim

@@ -1,12 +1,14 @@
 // mfsim simulate --trace FILE --report FILE.json [--array A] [--rows R] [--cols C]
 //                [--dataflow D] [--config FILE] [--set NAME=VALUE ...] [--mode M] [--vcd FILE]
-//                [--list-params [--markdown]]
+//                [--layers-csv FILE] [--layers] [--list-params [--markdown]]
 #include <fmt/format.h>
 
 #include <cstdio>
 #include <memory>
 
+#include "apps/mfsim/api.h"
 #include "apps/mfsim/cli.h"
+#include "apps/mfsim/report_tables.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "energy/area_model.h"
@@ -36,6 +38,8 @@ int cmd_simulate(const Args& args) {
       ("energy-table", po::value<std::string>()->default_value("paper"), "energy table: paper|horowitz45|aladdin45 or a JSON file")
       ("energy-csv", po::value<std::string>(), "also write the energy items as an Accelergy-shaped CSV")
       ("area-table", po::value<std::string>(), "area table: published45 (the default) or a JSON file")
+      ("layers-csv", po::value<std::string>(), "also write the per-layer table (cycles, DRAM bytes, energy) as CSV")
+      ("layers", "print the per-layer table after the summary")
       ("quiet,q", "no summary on stdout")
       ("list-params", "print every parameter with default, unit and range, then exit")
       ("markdown", "with --list-params: print docs/params.md");
@@ -62,9 +66,9 @@ int cmd_simulate(const Args& args) {
   if (vm.count("set") != 0) {
     for (const auto& a : vm["set"].as<std::vector<std::string>>()) params.set_assignment(a);
   }
-  ReplayOptions opt;
-  opt.config = params.build();
-  opt.params = params.to_json();
+  (void)params.build();  // a parameter error first, as one line
+  api::SimulateOptions opt;
+  opt.params = params;
   if (!parse_sim_mode(vm["mode"].as<std::string>(), &opt.mode)) {
     throw InputError(fmt::format("simulate: --mode: unknown value \"{}\"; expected auto|value|timing",
                                  vm["mode"].as<std::string>()));
@@ -82,20 +86,22 @@ int cmd_simulate(const Args& args) {
   std::string cmd = "mfsim simulate";
   for (const auto& a : args) cmd += " " + a;
   opt.command_line = cmd;
-
+  opt.energy_table = vm["energy-table"].as<std::string>();
+  if (vm.count("area-table") != 0) opt.area_table = vm["area-table"].as<std::string>();
   const std::string report_path = vm["report"].as<std::string>();
-  EnergyTable table = load_energy_table(vm["energy-table"].as<std::string>());
-  const AreaTable area_table = load_area_table(vm.count("area-table") != 0 ? vm["area-table"].as<std::string>() : "published45");
-  const SynthAreaTable synth = load_synth_area_table("osu018-synth");
-  opt.config.map_costs = mapping_costs(table, opt.config);  // for map.objective = energy | edp
-  TraceReader reader(vm["trace"].as<std::string>());  // its files are inputs: no output may be one of them
+  // The tables first (a bad table fails before any file is touched), then the trace: its files
+  // are inputs, so no output may be one of them.
+  (void)load_energy_table(opt.energy_table);
+  (void)load_area_table(opt.area_table);
+  TraceReader reader(vm["trace"].as<std::string>());
   AtomicFile report_file(report_path);  // fails early if the report cannot be written
   // Before the simulation (SystemC cannot report a failed open); after the inputs are known.
   if (!opt.vcd_path.empty()) require_writable_file(opt.vcd_path);
   std::unique_ptr<AtomicFile> csv_file;
   if (vm.count("energy-csv") != 0) csv_file = std::make_unique<AtomicFile>(vm["energy-csv"].as<std::string>());
-  ReplayOutcome res = replay_trace(reader, opt);
-  add_area_and_power(res.report, opt.config, area_table, &synth, table);
+  std::unique_ptr<AtomicFile> layers_file;
+  if (vm.count("layers-csv") != 0) layers_file = std::make_unique<AtomicFile>(vm["layers-csv"].as<std::string>());
+  const ReplayOutcome res = api::simulate(reader, opt);
   const nlohmann::ordered_json& energy = res.report.at("energy_pj");
   report_file.write(res.report.dump(2) + "\n");
   report_file.commit();
@@ -103,13 +109,17 @@ int cmd_simulate(const Args& args) {
     csv_file->write(energy_csv(energy));
     csv_file->commit();
   }
+  if (layers_file) {
+    layers_file->write(table_csv(report_table(res.report, ReportTable::kLayer)));
+    layers_file->commit();
+  }
   if (vm.count("quiet") == 0) {
     std::fputs(report_summary_text(res.report).c_str(), stdout);
     std::fputs(area_power_text(res.report).c_str(), stdout);
+    if (vm.count("layers") != 0) std::fputs(("\n" + table_text(report_table(res.report, ReportTable::kLayer))).c_str(), stdout);
   }
   if (res.mismatches > 0) {
-    throw VerificationError(fmt::format("{} (and {} more mismatching GEMMs; report in {})", res.first_mismatch,
-                                        res.mismatches - 1, report_path));
+    throw VerificationError(api::mismatch_message(res, report_path));
   }
   return kExitOk;
 }

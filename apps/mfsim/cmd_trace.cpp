@@ -74,7 +74,8 @@ int cmd_trace(const Args& args) {
       ("phases", po::value<std::string>()->default_value("fwd,bwd_data,bwd_weight"), "phases to emit")
       ("format", po::value<std::string>()->default_value("pot4"), "operand format of the records: pot4|int8|fp32|int4|fp8e4m3|fp8e5m2|bf16")
       ("output,o", po::value<std::string>(), "trace file to write (.json)")
-      ("list-networks", "list the known networks");
+      ("list-networks", "list the known networks")
+      ("quiet,q", "no \"wrote FILE\" line");
   po::variables_map vm;
   if (!parse_or_help("trace", "--network NAME --batch B -o FILE | --scalesim-topology FILE.csv --batch B -o FILE",
                      args, opts, {}, vm)) {
@@ -225,7 +226,7 @@ int cmd_trace(const Args& args) {
   }
   for (const auto& r : records) w.add_shape(r);
   w.commit();
-  std::fprintf(stderr, "mfsim: wrote %s (%zu GEMM records)\n", out.c_str(), w.size());
+  if (vm.count("quiet") == 0) std::fprintf(stderr, "mfsim: wrote %s (%zu GEMM records)\n", out.c_str(), w.size());
   return kExitOk;
 }
 

@@ -17,13 +17,23 @@
 #include <stdexcept>
 
 #include "common/atomic_file.h"
+#include "common/cancel.h"
 #include "common/error.h"
 
 extern char** environ;
 
 namespace mfsim::cli {
 
+namespace {
+std::string g_executable;        // set_executable(): the mfsim program when this process is not it
+bool g_stop_by_exception = false;  // set_stop_by_exception()
+}  // namespace
+
+void set_executable(const std::string& path) { g_executable = path; }
+void set_stop_by_exception(bool on) { g_stop_by_exception = on; }
+
 std::string self_executable() {
+  if (!g_executable.empty()) return g_executable;
   std::error_code ec;
   auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (ec) throw std::runtime_error("cannot locate the mfsim executable (/proc/self/exe)");
@@ -116,6 +126,7 @@ void ProcessPool::run(std::size_t jobs, const Callbacks& cb) {
     stop_children();
     if (cb.on_stop) cb.on_stop(sig);
     restore();
+    if (g_stop_by_exception) throw Cancelled(sig);
     signal(sig, SIG_DFL);
     ::raise(sig);
   };

@@ -10,7 +10,13 @@
 
 namespace mfsim::cli {
 
-std::string self_executable();  // /proc/self/exe
+// The mfsim program children run: /proc/self/exe, or what set_executable() gave (a process
+// that is not mfsim, such as the Python interpreter running the mfsim module).
+std::string self_executable();
+void set_executable(const std::string& path);
+// A stop request (below) ends the process by its signal (the command line), or, when on, throws
+// mfsim::Cancelled (common/cancel.h) after the children are stopped (the Python module).
+void set_stop_by_exception(bool on);
 
 // Starts argv[0] with the arguments; stdout goes to /dev/null, stderr to `log`.
 pid_t spawn_process(const std::vector<std::string>& argv, const std::string& log);
@@ -35,7 +41,7 @@ struct ChildResult {
 // Runs child processes at most `parallel` at a time (`timeout` seconds each, 0: none); used by
 // compare (every array at once) and sweep (-j points at once, --point-timeout). A stop request
 // (SIGTERM, SIGINT, SIGHUP) while the pool runs stops every child (TERM, then KILL after 5 s),
-// calls `on_stop(signal)` and ends the process by the same signal.
+// calls `on_stop(signal)` and ends the process by the same signal (or throws Cancelled: set_stop_by_exception).
 class ProcessPool {
  public:
   struct Callbacks {

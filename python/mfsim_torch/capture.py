@@ -302,7 +302,8 @@ class Capture:
                 self.other_ops[name] += 1
 
     def __enter__(self):
-        check_output(self.path, "path")
+        if self.path is not None:
+            check_output(self.path, "path")
         self._install_hooks()
         self._mode = _Mode(self)
         self._mode.__enter__()
@@ -315,7 +316,7 @@ class Capture:
         if exc_type is None:
             if not self.records:
                 raise CaptureError("the step ran no matrix product or convolution: nothing to capture")
-            if self.write_on_exit:
+            if self.write_on_exit and self.path is not None:
                 self.write()
         return False
 
@@ -327,7 +328,7 @@ class Capture:
 
     def payload_path(self):
         """The payload file beside the trace (NAME.bin), written when a GEMM has operands."""
-        return os.path.splitext(self.path)[0] + ".bin"
+        return os.path.splitext(self.path or "capture.json")[0] + ".bin"
 
     def outputs(self):
         """[(path, bytes)]: the trace and, with operands, its payload file."""
@@ -346,6 +347,15 @@ class Capture:
         out.append((self.path, text.encode()))
         return out
 
+    def trace(self, name=None):
+        """The captured step as an mfsim.Trace held in memory (the native module, build/python on
+        PYTHONPATH): `mfsim.compare(cap.trace())` needs no file."""
+        import mfsim
+        files = dict(self.outputs())
+        text = files.pop(self.path).decode()
+        payload = next(iter(files.values()), b"")
+        return mfsim.Trace.from_json(text, payload, name or "<capture of %s>" % type(self.model).__name__)
+
     def write(self):
         """Writes the trace and its payload file (mfsim_torch.files: each whole to a temporary
         file, then renamed; the payload's rename first)."""
@@ -356,5 +366,6 @@ class Capture:
 
 
 def capture(path, model, **kw):
-    """`with capture("step.json", model): loss.backward()` writes the step's GEMMs to path."""
+    """`with capture("step.json", model): loss.backward()` writes the step's GEMMs to path; with
+    path None nothing is written and `cap.trace()` gives the step as an mfsim.Trace."""
     return Capture(path, model, **kw)
