@@ -150,10 +150,15 @@ const json& JsonFields::required_object(const char* key) {
   return *v;
 }
 
-const json& JsonFields::required_array(const char* key) {
+const json* JsonFields::optional_array(const char* key) {
   const json* v = find(key);
+  if (v != nullptr && !v->is_array()) fail(key, fmt::format("expected an array, got {}", type_name(*v)));
+  return v;
+}
+
+const json& JsonFields::required_array(const char* key) {
+  const json* v = optional_array(key);
   if (v == nullptr) fail(key, "missing required field");
-  if (!v->is_array()) fail(key, fmt::format("expected an array, got {}", type_name(*v)));
   return *v;
 }
 

@@ -33,6 +33,7 @@ class JsonFields {
   const nlohmann::json& required_object(const char* key);
   const nlohmann::json* optional_object(const char* key);
   const nlohmann::json& required_array(const char* key);
+  const nlohmann::json* optional_array(const char* key);
 
   void finish() const;  // throws InputError on the first key no getter asked for
 

@@ -133,6 +133,83 @@ void accumulate_items(std::vector<EnergyItem>& into, const std::vector<EnergyIte
   }
 }
 
+// The vector unit's energy (report total.non_gemm, sim/vector_unit.h): its FP32 adds, multiplies
+// (division, square root and exponential expanded into them) and compares, its buffer's bits
+// (priced as the output buffer, sram.c_kib), its DRAM bytes, and the leakage of the chip for the
+// cycles it adds to the step. Sets e["non_gemm"], e["step_total"], e["linear_share"],
+// report total.linear_share.energy and total.fp32_multiplications.
+std::vector<EnergyItem> non_gemm_items(const ojson& cfg, const ojson& part, const EnergyTable& t, double leak_pj_per_ns,
+                                       double static_cycles) {
+  std::vector<EnergyItem> items;
+  auto add = [&](const char* comp, const char* action, double count, const char* unit, double per) {
+    items.push_back(EnergyItem{comp, action, count, unit, per, count * per});
+  };
+  const ojson& ops = part.at("fp32_ops");
+  add("vector_arithmetic", "fp32_add", ops.at("add").get<double>(), "ops", t.fp32_add);
+  add("vector_arithmetic", "fp32_multiply", ops.at("mul").get<double>(), "ops", t.fp32_mul);
+  add("vector_arithmetic", "compare", ops.at("cmp").get<double>(), "ops", t.int_add(32));
+  add("vector_sram", "read_write", part.at("sram_bits").get<double>(), "bits",
+      t.sram_pj_per_bit(cfg.at("sram.c_kib").get<double>() * 1024.0));
+  add("dram", "read", part.at("dram").at("read_bytes").get<double>(), "bytes", t.dram_pj_per_byte());
+  add("dram", "write", part.at("dram").at("write_bytes").get<double>(), "bytes", t.dram_pj_per_byte());
+  if (leak_pj_per_ns > 0) {
+    const double ns = static_cycles * 1e3 / cfg.at("clock.mhz").get<double>();
+    add("static", "leakage", ns, "ns", leak_pj_per_ns);
+  }
+  return items;
+}
+
+void add_non_gemm_energy(ojson& report, const EnergyTable& t, ojson& e, double leak_pj_per_ns) {
+  ojson& total = report.at("total");
+  const ojson& cfg = report.at("config");
+  double gemm_fp32_mul = 0;
+  for (const char* c : {"fp32_mul", "fp32_fma"}) {
+    if (total.at("events").contains(c)) gemm_fp32_mul += total.at("events").at(c).get<double>();
+  }
+  double quant_fp32_mul = 0;
+  for (const auto& it : e.at("items")) {
+    if (it.at("component") == "quantization" && it.at("action") == "fp32_multiply") quant_fp32_mul += it.at("count").get<double>();
+  }
+  ojson mults{{"gemm", gemm_fp32_mul}, {"quantization", quant_fp32_mul}};
+  if (!total.contains("non_gemm")) {
+    mults["total"] = gemm_fp32_mul + quant_fp32_mul;
+    total["fp32_multiplications"] = mults;
+    return;
+  }
+  const ojson& ng = total.at("non_gemm");
+  const bool overlap = ng.at("overlap").get<bool>();
+  // Leakage for the cycles the vector unit adds to the step (all of its cycles when it runs after
+  // the array; with overlap, only those past the array's).
+  const double gemm_cycles = total.at("cycles").at("total").get<double>();
+  const double step_cycles = total.at("step").at("cycles").get<double>();
+  const double added = step_cycles - gemm_cycles;
+  const double vec_cycles = ng.at("cycles").at("total").get<double>();
+  std::vector<EnergyItem> items = non_gemm_items(cfg, ng, t, leak_pj_per_ns, added);
+  ojson by_kind = ojson::object();
+  for (const auto& [kind, part] : ng.at("by_kind").items()) {
+    const double kc = part.at("cycles").at("total").get<double>();
+    const double share = vec_cycles > 0 ? kc / vec_cycles : 0.0;  // leakage split by cycles
+    by_kind[kind] = total_of(non_gemm_items(cfg, part, t, leak_pj_per_ns, added * share));
+  }
+  ojson comp = ojson::object();
+  for (const auto& it : items) comp[it.component] = comp.value(it.component, 0.0) + it.pj;
+  ojson list = ojson::array();
+  for (const auto& it : items) {
+    list.push_back(ojson{{"component", it.component}, {"action", it.action}, {"count", it.count},
+                         {"count_unit", it.count_unit}, {"pj_per_action", it.pj_per_action}, {"pj", it.pj}});
+  }
+  const double ng_total = total_of(items);
+  const double gemm_total = e.at("total").get<double>();
+  e["non_gemm"] = ojson{{"total", ng_total}, {"by_component", comp}, {"by_kind", by_kind}, {"items", list},
+                        {"overlap", overlap}};
+  e["step_total"] = gemm_total + ng_total;
+  e["linear_share"] = gemm_total + ng_total > 0 ? gemm_total / (gemm_total + ng_total) : 1.0;
+  total["linear_share"]["energy"] = e["linear_share"];
+  mults["non_gemm"] = ng.at("fp32_ops").at("mul").get<double>();
+  mults["total"] = gemm_fp32_mul + quant_fp32_mul + mults["non_gemm"].get<double>();
+  total["fp32_multiplications"] = mults;
+}
+
 }  // namespace
 
 ojson add_energy(ojson& report, const EnergyTable& table) {
@@ -271,6 +348,7 @@ ojson add_energy(ojson& report, const EnergyTable& table) {
                           {"count_unit", it.count_unit}, {"pj_per_action", it.pj_per_action}, {"pj", it.pj}});
   }
   e["items"] = items;
+  add_non_gemm_energy(report, table, e, leak_mm2 * leak_mw_per_mm2);
   report["energy_pj"] = e;
   return e;
 }

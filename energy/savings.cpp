@@ -138,6 +138,12 @@ ojson build_savings_report(const std::vector<std::pair<std::string, ojson>>& rep
                                {"by_component", e["by_component"]},
                                {"by_phase", e["by_phase"]},
                                {"by_layer", e["by_layer"]}};
+      if (e.contains("non_gemm")) {  // the whole step: the GEMMs and the vector unit's work
+        energy[it.key()]["non_gemm"] = e["non_gemm"]["total"];
+        energy[it.key()]["non_gemm_by_kind"] = e["non_gemm"]["by_kind"];
+        energy[it.key()]["step_total"] = e["step_total"];
+        energy[it.key()]["linear_share"] = e["linear_share"];
+      }
       if (it.key() == "fp32") continue;
       const ojson& zg = e["zero_gating"];
       const ojson& fzg = fp["zero_gating"];
@@ -150,6 +156,9 @@ ojson build_savings_report(const std::vector<std::pair<std::string, ojson>>& rep
                                                                             fzg["arithmetic_ungated"].get<double>())},
                                 {"arithmetic_and_quantization", saving(arith + quant, fp_arith)},
                                 {"total", saving(e["total"].get<double>(), fp_total)}};
+      if (e.contains("non_gemm") && fp.contains("non_gemm")) {
+        savings[it.key()]["step_total"] = saving(e["step_total"].get<double>(), fp["step_total"].get<double>());
+      }
     }
     tab["energy_pj"] = energy;
     tab["savings_vs_fp32"] = savings;
@@ -223,6 +232,24 @@ std::string savings_text(const ojson& r) {
           array_label(r, "mfmac") == "mfmac" ? std::string("MF-MAC") : "MF-MAC (" + array_label(r, "mfmac") + ")",
           100 * sv["arithmetic_zero_gating_on"].get<double>(), 100 * sv["arithmetic_zero_gating_off"].get<double>(),
           100 * sv["arithmetic_gated_vs_ungated_fp32"].get<double>());
+    }
+    // The whole step (the trace has non-GEMM operations): the linear layers' share and the saving
+    // with the vector unit's work counted (Amdahl's law in numbers).
+    bool whole = false;
+    for (const PeType* pe : pe_types()) whole = whole || (t["energy_pj"].contains(pe->name) && t["energy_pj"][pe->name].contains("step_total"));
+    if (whole) {
+      out += fmt::format("\nwhole step, non-GEMM work on the vector unit ({} table):\n{:<14}{:>14}{:>16}{:>14}{:>16}\n", it.key(),
+                         "array", "GEMMs uJ", "non-GEMM uJ", "linear share", "step saving");
+      for (const PeType* pe : pe_types()) {
+        if (!t["energy_pj"].contains(pe->name) || !t["energy_pj"][pe->name].contains("step_total")) continue;
+        const ojson& e = t["energy_pj"][pe->name];
+        const std::string saving = t["savings_vs_fp32"].contains(pe->name)
+                                       ? fmt::format("{:.2f}%", 100 * t["savings_vs_fp32"][pe->name]["step_total"].get<double>())
+                                       : "-";
+        out += fmt::format("{:<14}{:>14.4g}{:>16.4g}{:>13.2f}%{:>16}\n", array_label(r, pe->name),
+                           e["total"].get<double>() * 1e-6, e["non_gemm"].get<double>() * 1e-6,
+                           100 * e["linear_share"].get<double>(), saving);
+      }
     }
   }
   return out;

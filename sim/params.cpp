@@ -39,7 +39,7 @@ ParamApply set_kib(std::uint64_t SimConfig::*field) {
 const std::vector<ParamSpec>& param_specs() {
   static const std::vector<ParamSpec> specs = [] {
     std::vector<ParamSpec> all;
-    for (auto part : {pe_params, array_params, memory_params, mapping_params, report_params}) {
+    for (auto part : {pe_params, array_params, memory_params, mapping_params, report_params, vector_params}) {
       for (auto& p : part()) all.push_back(std::move(p));
     }
     return all;

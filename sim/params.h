@@ -85,8 +85,9 @@ std::vector<ParamSpec> pe_params();       // sim/pe_type.cpp: array.kind, PE tim
                                           //   the quantizer accounting, and every PE type's own
 std::vector<ParamSpec> mapping_params();  // sim/mapper.cpp: map.* and conv.im2col
 std::vector<ParamSpec> report_params();   // sim/fold_model.cpp: clock.mhz (cycles to seconds)
+std::vector<ParamSpec> vector_params();   // sim/vector_unit.cpp: the vector unit (non-GEMM operations)
 
-// Every parameter, in listing order (PE, array, memory, mapping, clock).
+// Every parameter, in listing order (PE, array, memory, mapping, clock, vector unit).
 const std::vector<ParamSpec>& param_specs();
 const ParamSpec* find_param(const std::string& name);
 
@@ -113,6 +114,8 @@ struct SimConfig {
   bool map_pinned = false;                     // map.tiles: one tiling for every GEMM
   TileMapping map_tiles;
   MapCosts map_costs;
+  int vector_lanes = 32;        // the vector unit (sim/vector_unit.h)
+  bool vector_overlap = false;
 };
 
 class ParamSet {

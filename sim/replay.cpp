@@ -4,6 +4,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -14,6 +16,7 @@
 #include "common/error.h"
 #include "sim/array_sim.h"
 #include "sim/fold_model.h"
+#include "sim/vector_unit.h"
 
 namespace mfsim {
 
@@ -551,6 +554,70 @@ ojson gemm_json(const SimConfig& cfg, std::size_t i, const TraceRecord& r, const
   return j;
 }
 
+// The vector unit's work (the trace's non-GEMM operations, sim/vector_unit.h), by kind and
+// phase, and the whole step it makes with the GEMMs: total.non_gemm, total.step and
+// total.linear_share.cycles (the energy share is added with the energy, energy_model.h).
+void add_non_gemm(const SimConfig& cfg, const Trace& trace, ojson& total) {
+  if (trace.ops.empty()) return;
+  struct Sum {
+    std::uint64_t ops = 0, elements = 0, adds = 0, muls = 0, cmps = 0, lane_ops = 0, compute = 0, cycles = 0, stall = 0,
+                  dram_read = 0, dram_write = 0, sram_bits = 0;
+    std::uint64_t flops[kNumFpOps] = {};
+    void add(const NonGemmOp& op, const VectorOpCost& c) {
+      ops += 1;
+      elements = checked_add(elements, op.elements, "non_gemm.elements");
+      for (int o = 0; o < kNumFpOps; ++o) flops[o] = checked_add(flops[o], op.flops[o], "non_gemm.flops");
+      adds = checked_add(adds, c.adds, "non_gemm.fp32_ops");
+      muls = checked_add(muls, c.muls, "non_gemm.fp32_ops");
+      cmps = checked_add(cmps, c.cmps, "non_gemm.fp32_ops");
+      lane_ops = checked_add(lane_ops, c.lane_ops, "non_gemm.lane_ops");
+      compute = checked_add(compute, c.compute, "non_gemm.cycles");
+      cycles = checked_add(cycles, c.cycles, "non_gemm.cycles");
+      stall = checked_add(stall, c.stall, "non_gemm.cycles");
+      dram_read = checked_add(dram_read, c.dram_read_bytes, "non_gemm.dram");
+      dram_write = checked_add(dram_write, c.dram_write_bytes, "non_gemm.dram");
+      sram_bits = checked_add(sram_bits, c.sram_bits, "non_gemm.sram");
+    }
+    ojson json() const {
+      ojson fl = ojson::object();
+      for (int o = 0; o < kNumFpOps; ++o) fl[to_string(static_cast<FpOp>(o))] = flops[o];
+      return ojson{{"ops", ops},
+                   {"elements", elements},
+                   {"flops", fl},
+                   {"fp32_ops", ojson{{"add", adds}, {"mul", muls}, {"cmp", cmps}}},
+                   {"lane_ops", lane_ops},
+                   {"cycles", ojson{{"total", cycles}, {"compute", compute}, {"stall", stall}}},
+                   {"dram", ojson{{"read_bytes", dram_read}, {"write_bytes", dram_write}}},
+                   {"sram_bits", sram_bits}};
+    }
+  };
+  Sum all;
+  std::array<Sum, kNumOpKinds> kinds{};
+  std::array<Sum, kNumOpPhases> phases{};
+  for (const NonGemmOp& op : trace.ops) {
+    const VectorOpCost c = vector_op_cost(cfg, op);
+    all.add(op, c);
+    kinds[static_cast<int>(op.kind)].add(op, c);
+    phases[static_cast<int>(op.phase)].add(op, c);
+  }
+  ojson ng = all.json();
+  ng["lanes"] = cfg.vector_lanes;
+  ng["overlap"] = cfg.vector_overlap;
+  ojson by_kind = ojson::object();
+  for (int k = 0; k < kNumOpKinds; ++k) {
+    if (kinds[k].ops > 0) by_kind[to_string(static_cast<OpKind>(k))] = kinds[k].json();
+  }
+  ng["by_kind"] = by_kind;
+  ojson by_phase = ojson::object();
+  for (int p = 0; p < kNumOpPhases; ++p) by_phase[to_string(static_cast<OpPhase>(p))] = phases[p].json();
+  ng["by_phase"] = by_phase;
+  total["non_gemm"] = ng;
+  const std::uint64_t gemm = total["cycles"]["total"].get<std::uint64_t>();
+  const std::uint64_t step = cfg.vector_overlap ? std::max(gemm, all.cycles) : checked_add(gemm, all.cycles, "step.cycles");
+  total["step"] = ojson{{"cycles", step}, {"time_seconds", static_cast<double>(step) / (cfg.clock_mhz * 1e6)}};
+  total["linear_share"] = ojson{{"cycles", step > 0 ? static_cast<double>(gemm) / static_cast<double>(step) : 1.0}};
+}
+
 }  // namespace
 
 ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) {
@@ -657,6 +724,11 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     }
   }
   rep["total"] = totals_json(cfg, total);
+  try {
+    add_non_gemm(cfg, trace, rep["total"]);
+  } catch (const InputError& e) {
+    throw InputError(fmt::format("{}: ops: {}", reader.path(), e.what()));
+  }
   if (total.gemms2 > 0) {
     notes.push_back(fmt::format("{} of {} GEMMs ({:.2f}% of the MACs) ran on the second array ({}): their operands "
                                 "are not exact on the {} array",
@@ -737,6 +809,20 @@ std::string report_summary_text(const ojson& rep) {
     if (e.contains("notes")) {
       for (const auto& n : e["notes"]) out += fmt::format("note: {}\n", n.get<std::string>());
     }
+  }
+  if (t.contains("non_gemm")) {
+    const ojson& ng = t["non_gemm"];
+    out += fmt::format("non-GEMM: {} operations on the vector unit ({} lanes{}): {} cycles; whole step {} cycles, the "
+                       "GEMMs {:.2f}% of them",
+                       ng["ops"].get<std::uint64_t>(), ng["lanes"].get<int>(), ng["overlap"].get<bool>() ? ", overlapped" : "",
+                       ng["cycles"]["total"].get<std::uint64_t>(), t["step"]["cycles"].get<std::uint64_t>(),
+                       100 * t["linear_share"]["cycles"].get<double>());
+    if (rep.contains("energy_pj") && rep["energy_pj"].contains("non_gemm")) {
+      const ojson& e = rep["energy_pj"];
+      out += fmt::format("; {:.4g} uJ, whole step {:.4g} uJ, the GEMMs {:.2f}% of it", e["non_gemm"]["total"].get<double>() * 1e-6,
+                         e["step_total"].get<double>() * 1e-6, 100 * e["linear_share"].get<double>());
+    }
+    out += "\n";
   }
   for (const auto& n : rep["notes"]) out += fmt::format("note: {}\n", n.get<std::string>());
   return out;

@@ -83,6 +83,54 @@ bool parse_phase(const std::string& s, Phase* out) {
   return false;
 }
 
+namespace {
+template <typename E, int N>
+bool parse_enum(const std::string& s, E* out) {
+  for (int i = 0; i < N; ++i) {
+    if (s == to_string(static_cast<E>(i))) {
+      *out = static_cast<E>(i);
+      return true;
+    }
+  }
+  return false;
+}
+}  // namespace
+
+const char* to_string(OpKind k) {
+  static const char* names[kNumOpKinds] = {"elementwise", "reduction", "normalization", "softmax",
+                                           "loss",        "optimizer", "pooling",       "quantizer"};
+  return names[static_cast<int>(k)];
+}
+bool parse_op_kind(const std::string& s, OpKind* out) { return parse_enum<OpKind, kNumOpKinds>(s, out); }
+
+const char* to_string(OpPhase p) {
+  static const char* names[kNumOpPhases] = {"fwd", "bwd", "update"};
+  return names[static_cast<int>(p)];
+}
+bool parse_op_phase(const std::string& s, OpPhase* out) { return parse_enum<OpPhase, kNumOpPhases>(s, out); }
+
+const char* to_string(FpOp o) {
+  static const char* names[kNumFpOps] = {"add", "mul", "div", "sqrt", "exp", "cmp"};
+  return names[static_cast<int>(o)];
+}
+
+std::uint64_t OpTensor::bytes() const {
+  const auto bits = static_cast<std::uint64_t>(bits_per_element(format));
+  return elements / 8 * bits + (elements % 8 * bits + 7) / 8;  // no overflow for any element count
+}
+
+std::uint64_t NonGemmOp::read_bytes() const {
+  std::uint64_t b = 0;
+  for (const auto& t : reads) b += t.bytes();
+  return b;
+}
+
+std::uint64_t NonGemmOp::write_bytes() const {
+  std::uint64_t b = 0;
+  for (const auto& t : writes) b += t.bytes();
+  return b;
+}
+
 bool operand_formats_compatible(NumFormat a, NumFormat b) {
   auto fp8 = [](NumFormat f) { return f == NumFormat::kFp8E4M3 || f == NumFormat::kFp8E5M2; };
   return a == b || (fp8(a) && fp8(b)) || is_shift_pair(a, b);

@@ -102,6 +102,50 @@ struct TraceRecord {
   std::uint64_t expected_bytes() const;
 };
 
+// The work of a training step outside its GEMMs (docs/trace-format.md, "ops"): normalization,
+// activations, residual additions, pooling, softmax and the loss, the optimizer's update. Each
+// operation is counted, not simulated element by element: its elements, its FP32 arithmetic by
+// kind and the tensors it reads and writes (sizes, formats). The vector unit of the cycle model
+// (sim/vector_unit.h) times and prices it.
+enum class OpKind : std::uint8_t {
+  kElementwise = 0, kReduction, kNormalization, kSoftmax, kLoss, kOptimizer, kPooling, kQuantizer
+};
+constexpr int kNumOpKinds = 8;
+const char* to_string(OpKind k);
+bool parse_op_kind(const std::string& s, OpKind* out);
+
+// fwd and bwd as the GEMMs' passes (bwd: the errors' and the gradients' pass); update: the
+// optimizer's step after the backward pass.
+enum class OpPhase : std::uint8_t { kFwd = 0, kBwd = 1, kUpdate = 2 };
+constexpr int kNumOpPhases = 3;
+const char* to_string(OpPhase p);
+bool parse_op_phase(const std::string& s, OpPhase* out);
+
+// FP32 arithmetic of an operation, by kind: additions (and subtractions), multiplications,
+// divisions, square roots, exponentials and comparisons (max, ReLU's test).
+enum class FpOp : std::uint8_t { kAdd = 0, kMul, kDiv, kSqrt, kExp, kCmp };
+constexpr int kNumFpOps = 6;
+const char* to_string(FpOp o);
+
+struct OpTensor {
+  std::string name;
+  std::uint64_t elements = 0;
+  NumFormat format = NumFormat::kFp32;
+  std::uint64_t bytes() const;  // elements at the format's width, rounded up to whole bytes
+};
+
+struct NonGemmOp {
+  OpKind kind = OpKind::kElementwise;
+  std::string name;   // what it computes: "batchnorm", "relu", "residual_add", "sgd_momentum", ...
+  std::string layer;  // the layer it belongs to (a GEMM record's layer, or its own name)
+  OpPhase phase = OpPhase::kFwd;
+  std::uint64_t elements = 0;  // elements it produces (the optimizer: parameters updated)
+  std::uint64_t flops[kNumFpOps] = {};
+  std::vector<OpTensor> reads, writes;
+  std::uint64_t read_bytes() const;
+  std::uint64_t write_bytes() const;
+};
+
 struct Trace {
   int version = kTraceFormatVersion;
   std::string generator;
@@ -109,6 +153,7 @@ struct Trace {
   std::string payload_path;            // resolved path of the payload file ("" if none)
   std::uint64_t payload_file_bytes = 0;
   std::vector<TraceRecord> records;
+  std::vector<NonGemmOp> ops;  // optional: the step's work outside the GEMMs
 
   std::size_t records_with_payload() const;
   std::uint64_t total_macs() const;

@@ -235,6 +235,54 @@ TraceRecord parse_record(const json& j, const std::string& file, std::size_t ind
   return r;
 }
 
+// Bounds that keep every sum of an operation's counts far from 2^64 (docs/trace-format.md).
+constexpr std::int64_t kOpMaxElements = std::int64_t{1} << 48;
+constexpr std::int64_t kOpMaxFlops = std::int64_t{1} << 56;
+constexpr std::size_t kOpMaxTensors = 16;
+
+std::vector<OpTensor> parse_op_tensors(const json& arr, const std::string& file, const std::string& path) {
+  if (arr.size() > kOpMaxTensors) {
+    throw InputError(fmt::format("{}: {}: {} tensors; at most {}", file, path, arr.size(), kOpMaxTensors));
+  }
+  std::vector<OpTensor> out;
+  for (std::size_t i = 0; i < arr.size(); ++i) {
+    JsonFields t(arr[i], file, fmt::format("{}[{}]", path, i));
+    OpTensor x;
+    x.name = t.required_string("tensor");
+    x.elements = static_cast<std::uint64_t>(t.required_int("elements", 0, kOpMaxElements, "an element count below 2^48"));
+    const std::string fmt_name = t.optional_string("format").value_or("fp32");
+    if (!parse_num_format(fmt_name, &x.format)) t.fail("format", fmt::format("unknown format \"{}\"", fmt_name));
+    t.finish();
+    out.push_back(std::move(x));
+  }
+  return out;
+}
+
+NonGemmOp parse_op(const json& j, const std::string& file, std::size_t index) {
+  JsonFields f(j, file, fmt::format("ops[{}]", index));
+  NonGemmOp op;
+  const std::string kind = f.required_choice("kind", {"elementwise", "reduction", "normalization", "softmax", "loss",
+                                                      "optimizer", "pooling", "quantizer"});
+  parse_op_kind(kind, &op.kind);
+  op.name = f.required_string("name");
+  if (op.name.empty()) f.fail("name", "expected a non-empty name");
+  op.layer = f.optional_string("layer").value_or(op.name);
+  parse_op_phase(f.required_choice("phase", {"fwd", "bwd", "update"}), &op.phase);
+  op.elements = static_cast<std::uint64_t>(f.required_int("elements", 0, kOpMaxElements, "an element count below 2^48"));
+  if (const json* fl = f.optional_object("flops")) {
+    JsonFields ff(*fl, file, fmt::format("ops[{}].flops", index));
+    for (int o = 0; o < kNumFpOps; ++o) {
+      op.flops[o] = static_cast<std::uint64_t>(
+          ff.optional_int(to_string(static_cast<FpOp>(o)), 0, kOpMaxFlops, "a count below 2^56").value_or(0));
+    }
+    ff.finish();
+  }
+  if (const json* r = f.optional_array("reads")) op.reads = parse_op_tensors(*r, file, fmt::format("ops[{}].reads", index));
+  if (const json* w = f.optional_array("writes")) op.writes = parse_op_tensors(*w, file, fmt::format("ops[{}].writes", index));
+  f.finish();
+  return op;
+}
+
 }  // namespace
 
 Trace parse_trace_json(const std::string& text, const std::string& file, const std::string& dir) {
@@ -271,6 +319,11 @@ Trace parse_trace_json(const std::string& text, const std::string& file, const s
       throw InputError(fmt::format("{}: records[{}]: total MACs of the trace overflow 64 bits",
                                    file, i));
     }
+  }
+  if (const json* ops = f.optional_array("ops")) {
+    if (ops->size() > (std::size_t{1} << 20)) f.fail("ops", "more than 2^20 operations");
+    t.ops.reserve(ops->size());
+    for (std::size_t i = 0; i < ops->size(); ++i) t.ops.push_back(parse_op((*ops)[i], file, i));
   }
   f.finish();
   return t;

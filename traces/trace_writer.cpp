@@ -216,6 +216,32 @@ void TraceWriter::add_fp32(const TraceRecord& rec, const float* a, const float* 
                     raw_bytes(expected, static_cast<std::size_t>(s.m * s.n)));
 }
 
+static ojson op_json(const NonGemmOp& op) {
+  auto tensors = [](const std::vector<OpTensor>& ts) {
+    ojson a = ojson::array();
+    for (const auto& t : ts) {
+      ojson j{{"tensor", t.name}, {"elements", t.elements}};
+      if (t.format != NumFormat::kFp32) j["format"] = to_string(t.format);
+      a.push_back(j);
+    }
+    return a;
+  };
+  ojson j;
+  j["kind"] = to_string(op.kind);
+  j["name"] = op.name;
+  if (op.layer != op.name) j["layer"] = op.layer;
+  j["phase"] = to_string(op.phase);
+  j["elements"] = op.elements;
+  ojson fl = ojson::object();
+  for (int o = 0; o < kNumFpOps; ++o) {
+    if (op.flops[o] != 0) fl[to_string(static_cast<FpOp>(o))] = op.flops[o];
+  }
+  j["flops"] = fl;
+  j["reads"] = tensors(op.reads);
+  j["writes"] = tensors(op.writes);
+  return j;
+}
+
 // Layout: one top-level key per line and one record per line, so that a trace reads well in
 // a pager, greps by layer or phase, and diffs record by record.
 std::string trace_to_json(const Trace& t) {
@@ -265,7 +291,13 @@ std::string trace_to_json(const Trace& t) {
     }
     out += (i == 0 ? "\n  " : ",\n  ") + j.dump();
   }
-  out += t.records.empty() ? "]\n}\n" : "\n ]\n}\n";
+  out += t.records.empty() ? "]" : "\n ]";
+  if (!t.ops.empty()) {  // one operation per line, as the records
+    out += ",\n \"ops\": [";
+    for (std::size_t i = 0; i < t.ops.size(); ++i) out += (i == 0 ? "\n  " : ",\n  ") + op_json(t.ops[i]).dump();
+    out += "\n ]";
+  }
+  out += "\n}\n";
   return out;
 }
 

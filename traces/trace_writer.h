@@ -34,6 +34,9 @@ class TraceWriter : public GemmRecorder {
   void add_pot4_int8(const TraceRecord& rec, const Pot4Code* pot4_operand, const std::int8_t* int8_operand,
                      const std::int64_t* expected) override;
 
+  // An operation outside the GEMMs (trace.h NonGemmOp), in the order the step runs them.
+  void add_op(const NonGemmOp& op) { trace_.ops.push_back(op); }
+
   std::size_t size() const { return trace_.records.size(); }
   void commit();
 

@@ -1,5 +1,5 @@
 // mfsim trace --network NAME --batch B [--image HxW] [--seq L] [--tokens N] [--vocab V]
-//             [--phases fwd,bwd_data,bwd_weight] [--format F] -o FILE
+//             [--phases fwd,bwd_data,bwd_weight] [--format F] [--ops] -o FILE
 // mfsim trace --scalesim-topology FILE.csv [--gemm] [--training] --batch B -o FILE
 // mfsim trace --list-networks
 #include <fmt/format.h>
@@ -10,6 +10,7 @@
 
 #include "apps/mfsim/cli.h"
 #include "common/error.h"
+#include "traces/network_ops.h"
 #include "traces/networks.h"
 #include "traces/trace_writer.h"
 
@@ -75,6 +76,8 @@ int cmd_trace(const Args& args) {
       ("format", po::value<std::string>()->default_value("pot4"), "operand format of the records: pot4|int8|fp32|int4|fp8e4m3|fp8e5m2|bf16")
       ("output,o", po::value<std::string>(), "trace file to write (.json)")
       ("list-networks", "list the known networks")
+      ("ops", "also record the step's work outside the GEMMs (normalization, activations, pooling, softmax, "
+              "loss, optimizer; docs/non-gemm.md): known networks only, all three phases")
       ("quiet,q", "no \"wrote FILE\" line");
   po::variables_map vm;
   if (!parse_or_help("trace", "--network NAME --batch B -o FILE | --scalesim-topology FILE.csv --batch B -o FILE",
@@ -225,6 +228,13 @@ int cmd_trace(const Args& args) {
                                  vm["phases"].as<std::string>()));
   }
   for (const auto& r : records) w.add_shape(r);
+  if (vm.count("ops") != 0) {
+    if (!net) throw InputError("trace: --ops: a SCALE-Sim topology has no model of the work outside its GEMMs");
+    if (!vm["phases"].defaulted()) {
+      throw InputError("trace: --ops: the step's operations need every phase; drop --phases");
+    }
+    for (const NonGemmOp& op : network_ops(vm["network"].as<std::string>(), opt, layers).ops) w.add_op(op);
+  }
   w.commit();
   if (vm.count("quiet") == 0) std::fprintf(stderr, "mfsim: wrote %s (%zu GEMM records)\n", out.c_str(), w.size());
   return kExitOk;

@@ -1,0 +1,52 @@
+#include "sim/vector_unit.h"
+
+#include "common/error.h"
+#include "sim/fold_model.h"
+
+namespace mfsim {
+
+namespace {
+std::uint64_t add_checked(std::uint64_t a, std::uint64_t b) {
+  std::uint64_t s = 0;
+  if (__builtin_add_overflow(a, b, &s)) throw InputError("vector unit: a count passes 2^64");
+  return s;
+}
+std::uint64_t mul_checked(std::uint64_t a, std::uint64_t b) {
+  std::uint64_t s = 0;
+  if (__builtin_mul_overflow(a, b, &s)) throw InputError("vector unit: a count passes 2^64");
+  return s;
+}
+}  // namespace
+
+VectorOpCost vector_op_cost(const SimConfig& cfg, const NonGemmOp& op) {
+  const auto f = [&](FpOp o) { return op.flops[static_cast<int>(o)]; };
+  VectorOpCost c;
+  // Counts are below 2^56 each (the reader's bound); the expansions stay far below 2^64.
+  c.adds = f(FpOp::kAdd) + kDivAdd * f(FpOp::kDiv) + kSqrtAdd * f(FpOp::kSqrt) + kExpAdd * f(FpOp::kExp);
+  c.muls = f(FpOp::kMul) + kDivMul * f(FpOp::kDiv) + kSqrtMul * f(FpOp::kSqrt) + kExpMul * f(FpOp::kExp);
+  c.cmps = f(FpOp::kCmp);
+  c.lane_ops = add_checked(add_checked(c.adds, c.muls), c.cmps);
+  const auto lanes = static_cast<std::uint64_t>(cfg.vector_lanes);
+  c.compute = c.lane_ops / lanes + (c.lane_ops % lanes != 0 ? 1 : 0);
+  c.dram_read_bytes = op.read_bytes();
+  c.dram_write_bytes = op.write_bytes();
+  const std::uint64_t bytes = add_checked(c.dram_read_bytes, c.dram_write_bytes);
+  const std::uint64_t dram = transfer_cycles(bytes, Bandwidth::from_double(cfg.dram_bytes_per_cycle));
+  c.cycles = c.compute > dram ? c.compute : dram;
+  c.stall = c.cycles - c.compute;
+  c.sram_bits = mul_checked(bytes, 16);  // each byte written into the buffer and read out: 2 x 8 bits
+  return c;
+}
+
+std::vector<ParamSpec> vector_params() {
+  return {
+      {"vector.lanes", ParamType::kInt, "32", "lanes", 1, 65536, nullptr,
+       "FP32 lanes of the vector unit that runs the non-GEMM operations of a trace (docs/non-gemm.md)",
+       set_int(&SimConfig::vector_lanes)},
+      {"vector.overlap", ParamType::kBool, "false", "", 0, 0, nullptr,
+       "the vector unit works beside the array (step cycles = max of both) instead of after it (their sum)",
+       set_bool(&SimConfig::vector_overlap)},
+  };
+}
+
+}  // namespace mfsim

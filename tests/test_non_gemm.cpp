@@ -1,0 +1,261 @@
+// The step's work outside the GEMMs (docs/non-gemm.md): the generated operations of the known
+// networks (parameter counts against torchvision's, closed forms of their arithmetic), the trace
+// format's "ops" (round trip, errors), the vector unit's closed form, and the simulate report's
+// whole-step totals (GEMMs + vector unit) through the CLI.
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "sim/params.h"
+#include "sim/vector_unit.h"
+#include "tests/test_util.h"
+#include "traces/network_ops.h"
+#include "traces/networks.h"
+#include "traces/trace_reader.h"
+#include "traces/trace_writer.h"
+#include "training/transformer.h"
+
+using namespace mfsim;
+using json = nlohmann::json;
+using mfsim::test::TempDir;
+
+namespace {
+const NonGemmOp& find_op(const std::vector<NonGemmOp>& ops, OpKind kind, OpPhase phase) {
+  for (const auto& op : ops) {
+    if (op.kind == kind && op.phase == phase) return op;
+  }
+  FAIL("no such operation");
+  return ops.front();
+}
+}  // namespace
+
+TEST_CASE("non-GEMM ops: the optimizer updates every parameter of the network", "[model]") {
+  NetworkOptions o;
+  o.batch = 2;
+  // torchvision's parameter counts (sum of p.numel() over model.parameters(), 1000 classes),
+  // as its model documentation lists them.
+  const std::pair<const char*, std::uint64_t> published[] = {
+      {"resnet18", 11689512}, {"resnet50", 25557032}, {"vgg16", 138357544}, {"mobilenetv2", 3504872}};
+  for (const auto& [name, params] : published) {
+    INFO(name);
+    const NetworkOpsResult r = network_ops(name, o, network_layers(name, o));
+    CHECK(r.parameters == params);
+    CHECK(r.optimizer == "sgd_momentum");
+    const NonGemmOp& upd = find_op(r.ops, OpKind::kOptimizer, OpPhase::kUpdate);
+    CHECK(upd.elements == params);
+    CHECK(upd.flops[static_cast<int>(FpOp::kMul)] == 3 * params);  // momentum, weight decay, learning rate
+  }
+  // The decoder-only Transformer: the training core's own model, counted tensor by tensor.
+  const std::string spec = "transformer:layers=2,d=32,heads=4,ff=64,seq=16,vocab=23";
+  const TransformerConfig c = parse_transformer_spec(spec);
+  TransformerModel model(c, 1);
+  std::uint64_t core = 0;
+  for (auto& [value, grad] : model.params()) core += value->size();
+  const NetworkOpsResult t = network_ops(spec, o, network_layers(spec, o));
+  CHECK(t.parameters == core);
+  CHECK(t.optimizer == "adam");
+  CHECK(find_op(t.ops, OpKind::kOptimizer, OpPhase::kUpdate).flops[static_cast<int>(FpOp::kSqrt)] == core);
+}
+
+TEST_CASE("non-GEMM ops: closed forms of ResNet-18's operations", "[model]") {
+  NetworkOptions o;
+  o.batch = 4;
+  const auto layers = network_layers("resnet18", o);
+  const NetworkOpsResult r = network_ops("resnet18", o, layers);
+  std::uint64_t bn_fwd = 0, bn = 0, relu = 0, adds = 0, pools = 0, losses = 0;
+  for (const auto& op : r.ops) {
+    if (op.name == "batchnorm") ++bn;
+    if (op.name == "batchnorm" && op.phase == OpPhase::kFwd) bn_fwd += op.elements;
+    if (op.name == "relu" && op.phase == OpPhase::kFwd) ++relu;
+    if (op.name == "residual_add" && op.phase == OpPhase::kFwd) ++adds;
+    if (op.kind == OpKind::kPooling) ++pools;
+    if (op.kind == OpKind::kLoss) ++losses;
+  }
+  // 20 convolutions (17 + 3 downsample), each with a batch norm forward and backward; ReLU after
+  // conv1, after the first convolution of each of the 8 blocks and after each block's addition.
+  CHECK(bn == 2 * 20);
+  std::uint64_t conv_out = 0;
+  for (const auto& l : layers) {
+    if (l.type == LayerType::kConv) conv_out += static_cast<std::uint64_t>(l.m * l.n * l.repeat);
+  }
+  CHECK(bn_fwd == conv_out);  // a batch norm normalizes every convolution output once
+  CHECK(relu == 1 + 8 + 8);
+  CHECK(adds == 8);
+  CHECK(pools == 4);   // max-pool and average pool, forward and backward
+  CHECK(losses == 2);  // softmax cross-entropy forward and backward
+  // The first batch norm: 4 x 64 x 112 x 112 outputs, 64 channels, 4 adds and 3 multiplies per
+  // element, a division and a square root per channel.
+  const NonGemmOp& bn1 = r.ops.front();
+  CHECK(bn1.name == "batchnorm");
+  CHECK(bn1.elements == 4ULL * 64 * 112 * 112);
+  CHECK(bn1.flops[static_cast<int>(FpOp::kAdd)] == 4 * bn1.elements + 3 * 64);
+  CHECK(bn1.flops[static_cast<int>(FpOp::kMul)] == 3 * bn1.elements + 6 * 64);
+  CHECK(bn1.flops[static_cast<int>(FpOp::kDiv)] == 64);
+  CHECK(bn1.flops[static_cast<int>(FpOp::kSqrt)] == 64);
+  CHECK(bn1.read_bytes() == 4 * (bn1.elements + 2 * 64));
+  // The backward ops run in the reverse order of the forward ones, then the update.
+  CHECK(r.ops.back().kind == OpKind::kOptimizer);
+  CHECK(r.ops[r.ops.size() - 2].name == "batchnorm");
+  CHECK(r.ops[r.ops.size() - 2].phase == OpPhase::kBwd);
+  CHECK_THROWS_AS(network_ops("nosuch", o, layers), InputError);
+}
+
+TEST_CASE("non-GEMM ops: the trace format round-trips them and rejects bad ones", "[unit]") {
+  TempDir dir;
+  NetworkOptions o;
+  o.batch = 2;
+  const std::string spec = "transformer:layers=1,d=16,heads=2,ff=32,seq=8,vocab=11";
+  const auto layers = network_layers(spec, o);
+  const NetworkOpsResult r = network_ops(spec, o, layers);
+  const std::string path = dir.file("t.json");
+  {
+    TraceWriter w(path, "test");
+    for (const auto& rec : training_records(layers, PhaseSelection{}, NumFormat::kPot4)) w.add_shape(rec);
+    for (const auto& op : r.ops) w.add_op(op);
+    w.commit();
+  }
+  TraceReader reader(path);
+  REQUIRE(reader.trace().ops.size() == r.ops.size());
+  for (std::size_t i = 0; i < r.ops.size(); ++i) {
+    const NonGemmOp &a = r.ops[i], &b = reader.trace().ops[i];
+    CHECK(a.kind == b.kind);
+    CHECK(a.name == b.name);
+    CHECK(a.layer == b.layer);
+    CHECK(a.phase == b.phase);
+    CHECK(a.elements == b.elements);
+    for (int f = 0; f < kNumFpOps; ++f) CHECK(a.flops[f] == b.flops[f]);
+    CHECK(a.read_bytes() == b.read_bytes());
+    CHECK(a.write_bytes() == b.write_bytes());
+  }
+  // Bad operations: one line naming the field.
+  auto bad = [&](const std::string& op) {
+    const std::string text = fmt::format(
+        R"({{"format":"mfsim-trace","version":1,"records":[{{"layer":"fc","phase":"fwd","M":2,"N":2,"K":2,"a":{{"format":"fp32"}},"b":{{"format":"fp32"}}}}],"ops":[{}]}})",
+        op);
+    try {
+      parse_trace_json(text, "x.json", "");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  CHECK(bad(R"({"kind":"magic","name":"x","phase":"fwd","elements":1})") ==
+        "x.json: ops[0].kind: unknown value \"magic\"; expected elementwise|reduction|normalization|softmax|loss|optimizer|pooling|quantizer");
+  CHECK(bad(R"({"kind":"elementwise","name":"x","phase":"later","elements":1})") ==
+        "x.json: ops[0].phase: unknown value \"later\"; expected fwd|bwd|update");
+  CHECK(bad(R"({"kind":"elementwise","name":"x","phase":"fwd","elements":-1})") ==
+        "x.json: ops[0].elements: expected an element count below 2^48, got -1");
+  CHECK(bad(R"({"kind":"elementwise","name":"x","phase":"fwd","elements":1,"flops":{"mod":1}})") ==
+        "x.json: ops[0].flops.mod: unknown key");
+  CHECK(bad(R"({"kind":"elementwise","name":"x","phase":"fwd","elements":1,"reads":[{"tensor":"a","elements":1,"format":"fp64"}]})") ==
+        "x.json: ops[0].reads[0].format: unknown format \"fp64\"");
+  CHECK(bad(R"({"kind":"elementwise","name":"x","phase":"fwd","elements":1,"extra":1})") ==
+        "x.json: ops[0].extra: unknown key");
+}
+
+TEST_CASE("vector unit: cycles and FP32 operations follow the closed form", "[model]") {
+  SimConfig cfg;
+  cfg.vector_lanes = 16;
+  cfg.dram_bytes_per_cycle = 8;
+  NonGemmOp op;
+  op.elements = 1000;
+  op.flops[static_cast<int>(FpOp::kAdd)] = 1000;
+  op.flops[static_cast<int>(FpOp::kMul)] = 300;
+  op.flops[static_cast<int>(FpOp::kDiv)] = 10;
+  op.flops[static_cast<int>(FpOp::kSqrt)] = 10;
+  op.flops[static_cast<int>(FpOp::kExp)] = 7;
+  op.flops[static_cast<int>(FpOp::kCmp)] = 5;
+  op.reads = {OpTensor{"x", 1000, NumFormat::kFp32}};
+  op.writes = {OpTensor{"y", 1000, NumFormat::kPot4}};
+  const VectorOpCost c = vector_op_cost(cfg, op);
+  CHECK(c.adds == 1000 + 2 * 10 + 2 * 10 + 8 * 7);
+  CHECK(c.muls == 300 + 5 * 10 + 9 * 10 + 7 * 7);
+  CHECK(c.cmps == 5);
+  CHECK(c.lane_ops == c.adds + c.muls + c.cmps);
+  CHECK(c.compute == (c.lane_ops + 15) / 16);
+  CHECK(c.dram_read_bytes == 4000);
+  CHECK(c.dram_write_bytes == 500);  // PoT4: 4 bits per element
+  CHECK(c.cycles == std::max<std::uint64_t>(c.compute, (4500 + 7) / 8));
+  CHECK(c.stall == c.cycles - c.compute);
+  CHECK(c.sram_bits == 4500 * 16);
+  // Memory bound with a narrow channel, compute bound with a wide one.
+  cfg.dram_bytes_per_cycle = 1;
+  CHECK(vector_op_cost(cfg, op).cycles == 4500);
+  cfg.dram_bytes_per_cycle = 1000;
+  cfg.vector_lanes = 1;
+  CHECK(vector_op_cost(cfg, op).cycles == c.lane_ops);
+  CHECK(vector_op_cost(cfg, op).stall == 0);
+}
+
+TEST_CASE("simulate: the whole step is the GEMMs plus the vector unit, term by term", "[smoke]") {
+  TempDir dir;
+  const std::string t = dir.file("r18.json");
+  REQUIRE(test::run_mfsim(fmt::format("trace -q --network resnet18 --batch 2 --image 64x64 --ops -o {}", t)).exit_code == 0);
+  const std::string plain = dir.file("plain.json");
+  REQUIRE(test::run_mfsim(fmt::format("trace -q --network resnet18 --batch 2 --image 64x64 -o {}", plain)).exit_code == 0);
+  for (const char* overlap : {"false", "true"}) {
+    INFO(overlap);
+    const std::string rep = dir.file(fmt::format("rep-{}.json", overlap));
+    const std::string rep0 = dir.file(fmt::format("rep0-{}.json", overlap));
+    REQUIRE(test::run_mfsim(fmt::format("simulate -q --mode timing --trace {} --report {} --set vector.overlap={}", t, rep,
+                                        overlap)).exit_code == 0);
+    REQUIRE(test::run_mfsim(fmt::format("simulate -q --mode timing --trace {} --report {} --set vector.overlap={}", plain,
+                                        rep0, overlap)).exit_code == 0);
+    const json r = json::parse(test::slurp(rep)), r0 = json::parse(test::slurp(rep0));
+    // The GEMMs' figures do not depend on the operations beside them.
+    CHECK(r["total"]["cycles"] == r0["total"]["cycles"]);
+    CHECK(r["total"]["events"] == r0["total"]["events"]);
+    CHECK(r["energy_pj"]["total"] == r0["energy_pj"]["total"]);
+    CHECK_FALSE(r0["total"].contains("non_gemm"));
+    const json& ng = r["total"]["non_gemm"];
+    // Sums: by kind and by phase add up to the totals.
+    for (const char* part : {"by_kind", "by_phase"}) {
+      std::uint64_t cycles = 0, ops = 0, rd = 0;
+      for (const auto& [k, v] : ng[part].items()) {
+        cycles += v["cycles"]["total"].get<std::uint64_t>();
+        ops += v["ops"].get<std::uint64_t>();
+        rd += v["dram"]["read_bytes"].get<std::uint64_t>();
+      }
+      CHECK(cycles == ng["cycles"]["total"].get<std::uint64_t>());
+      CHECK(ops == ng["ops"].get<std::uint64_t>());
+      CHECK(rd == ng["dram"]["read_bytes"].get<std::uint64_t>());
+    }
+    const auto gemm = r["total"]["cycles"]["total"].get<std::uint64_t>(), vec = ng["cycles"]["total"].get<std::uint64_t>();
+    const auto step = r["total"]["step"]["cycles"].get<std::uint64_t>();
+    CHECK(step == (std::string(overlap) == "true" ? std::max(gemm, vec) : gemm + vec));
+    CHECK(r["total"]["linear_share"]["cycles"].get<double>() == Approx(static_cast<double>(gemm) / static_cast<double>(step)));
+    const json& e = r["energy_pj"];
+    CHECK(e["step_total"].get<double>() == Approx(e["total"].get<double>() + e["non_gemm"]["total"].get<double>()));
+    double comp = 0, kinds = 0;
+    for (const auto& [k, v] : e["non_gemm"]["by_component"].items()) comp += v.get<double>();
+    for (const auto& [k, v] : e["non_gemm"]["by_kind"].items()) kinds += v.get<double>();
+    CHECK(comp == Approx(e["non_gemm"]["total"].get<double>()));
+    CHECK(kinds == Approx(e["non_gemm"]["total"].get<double>()));
+    CHECK(r["total"]["linear_share"]["energy"].get<double>() ==
+          Approx(e["total"].get<double>() / e["step_total"].get<double>()));
+    // Remaining FP32 multiplications: none in the MF-MAC array's GEMMs; the vector unit's
+    // multiplies (division, square root and exponential expanded).
+    CHECK(r["total"]["fp32_multiplications"]["gemm"].get<double>() == 0);
+    CHECK(r["total"]["fp32_multiplications"]["non_gemm"].get<double>() == ng["fp32_ops"]["mul"].get<double>());
+  }
+  // The FP32 array multiplies every product in FP32.
+  const std::string f = dir.file("fp32.json");
+  REQUIRE(test::run_mfsim(fmt::format("simulate -q --mode timing --array fp32 --trace {} --report {}", t, f)).exit_code == 0);
+  const json rf = json::parse(test::slurp(f));
+  CHECK(rf["total"]["fp32_multiplications"]["gemm"].get<double>() == rf["total"]["macs"].get<double>());
+  // compare: the whole-step saving, beside the GEMM-only one.
+  const std::string c = dir.file("cmp.json");
+  auto res = test::run_mfsim(fmt::format("compare --mode timing --arrays mfmac --trace {} --report {}", t, c));
+  REQUIRE(res.exit_code == 0);
+  CHECK(res.out.find("whole step, non-GEMM work on the vector unit") != std::string::npos);
+  const json rc = json::parse(test::slurp(c));
+  const double mf = rc["energy_pj"]["mfmac"]["step_total"].get<double>(), fp = rc["energy_pj"]["fp32"]["step_total"].get<double>();
+  CHECK(rc["savings_vs_fp32"]["mfmac"]["step_total"].get<double>() == Approx(1 - mf / fp));
+  CHECK(rc["savings_vs_fp32"]["mfmac"]["step_total"].get<double>() < rc["savings_vs_fp32"]["mfmac"]["total"].get<double>());
+  // --ops needs a known network and every phase.
+  res = test::run_mfsim(fmt::format("trace --network resnet18 --batch 2 --ops --phases fwd -o {}", dir.file("x.json")));
+  CHECK(res.exit_code == 2);
+  CHECK(res.err == "mfsim: error: trace: --ops: the step's operations need every phase; drop --phases\n");
+}
