@@ -150,11 +150,11 @@ std::vector<EnergyItem> non_gemm_items(const ojson& cfg, const ojson& part, cons
   add("vector_arithmetic", "compare", ops.at("cmp").get<double>(), "ops", t.int_add(32));
   add("vector_sram", "read_write", part.at("sram_bits").get<double>(), "bits",
       t.sram_pj_per_bit(cfg.at("sram.c_kib").get<double>() * 1024.0));
-  add("dram", "read", part.at("dram").at("read_bytes").get<double>(), "bytes", t.dram_pj_per_byte());
-  add("dram", "write", part.at("dram").at("write_bytes").get<double>(), "bytes", t.dram_pj_per_byte());
+  add("vector_dram", "read", part.at("dram").at("read_bytes").get<double>(), "bytes", t.dram_pj_per_byte());
+  add("vector_dram", "write", part.at("dram").at("write_bytes").get<double>(), "bytes", t.dram_pj_per_byte());
   if (leak_pj_per_ns > 0) {
     const double ns = static_cycles * 1e3 / cfg.at("clock.mhz").get<double>();
-    add("static", "leakage", ns, "ns", leak_pj_per_ns);
+    add("vector_static", "leakage", ns, "ns", leak_pj_per_ns);
   }
   return items;
 }
@@ -374,7 +374,20 @@ std::string energy_csv(const ojson& e) {
                        it["action"].get<std::string>(), it["count"].get<double>(), it["count_unit"].get<std::string>(),
                        it["pj_per_action"].get<double>(), it["pj"].get<double>());
   }
-  out += fmt::format("total,,,,,{}\n", e.at("total").get<double>());
+  if (!e.contains("non_gemm")) {
+    out += fmt::format("total,,,,,{}\n", e.at("total").get<double>());
+    return out;
+  }
+  // The vector unit's items (docs/non-gemm.md), then the GEMMs', the vector unit's and the whole
+  // step's totals: the last is the sum of every item above.
+  for (const auto& it : e.at("non_gemm").at("items")) {
+    out += fmt::format("{},{},{:.0f},{},{},{}\n", it["component"].get<std::string>(), it["action"].get<std::string>(),
+                       it["count"].get<double>(), it["count_unit"].get<std::string>(), it["pj_per_action"].get<double>(),
+                       it["pj"].get<double>());
+  }
+  out += fmt::format("gemm_total,,,,,{}\n", e.at("total").get<double>());
+  out += fmt::format("non_gemm_total,,,,,{}\n", e.at("non_gemm").at("total").get<double>());
+  out += fmt::format("total,,,,,{}\n", e.at("step_total").get<double>());
   return out;
 }
 

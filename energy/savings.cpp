@@ -362,6 +362,23 @@ std::string savings_html(const ojson& r) {
           "layers' arithmetic; compare the <i>arithmetic</i> column.</p>\n<table><tr><th>table</th><th>array</th><th>arithmetic</th>"
           "<th>arithmetic + quantization</th><th>total (with registers, SRAM, DRAM)</th></tr>\n" +
           rows + "</table>\n";
+  // The whole step, when the trace has non-GEMM operations (docs/non-gemm.md).
+  std::string step_rows;
+  for (const PeType* pe : arrays) {
+    const ojson& e = en[pe->name];
+    if (!e.contains("step_total")) continue;
+    const ojson& sv = r["savings_vs_fp32"];
+    step_rows += fmt::format("<tr><td>{}</td><td>{:.4g}</td><td>{:.4g}</td><td>{:.2f}%</td><td>{}</td></tr>\n", pe->name,
+                             e["total"].get<double>() * 1e-6, e["non_gemm"].get<double>() * 1e-6,
+                             100 * e["linear_share"].get<double>(),
+                             sv.contains(pe->name) ? fmt::format("{:.2f}%", 100 * sv[pe->name]["step_total"].get<double>())
+                                                   : std::string("-"));
+  }
+  if (!step_rows.empty()) {
+    html += "<h2>The whole step</h2>\n<p>The trace's operations outside the GEMMs run on the vector unit "
+            "(docs/non-gemm.md); energy in uJ (" + html_escape(table) + " table).</p>\n<table><tr><th>array</th>"
+            "<th>GEMMs</th><th>non-GEMM</th><th>linear share</th><th>whole-step saving</th></tr>\n" + step_rows + "</table>\n";
+  }
   // The mapping of every GEMM, per array.
   html += "<h2>Mapping per GEMM</h2>\n<p>Tile sizes and loop order the mapper chose (docs/mapping.md), DRAM bytes "
           "against the compulsory minimum (every operand read once, every output written once; feature maps for "

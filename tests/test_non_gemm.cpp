@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "common/error.h"
 #include "sim/params.h"
@@ -240,6 +241,31 @@ TEST_CASE("simulate: the whole step is the GEMMs plus the vector unit, term by t
     CHECK(r["total"]["fp32_multiplications"]["gemm"].get<double>() == 0);
     CHECK(r["total"]["fp32_multiplications"]["non_gemm"].get<double>() == ng["fp32_ops"]["mul"].get<double>());
   }
+  // The energy CSV: the vector unit's items after the GEMMs', and a total that is their sum.
+  const std::string csv = dir.file("e.csv");
+  REQUIRE(test::run_mfsim(fmt::format("simulate -q --mode timing --trace {} --report {} --energy-csv {}", t,
+                                      dir.file("csv.json"), csv)).exit_code == 0);
+  {
+    std::istringstream in(test::slurp(csv));
+    std::string line;
+    std::getline(in, line);  // header
+    double items = 0, total = -1, gemm = -1, non_gemm = -1;
+    bool vector_rows = false;
+    while (std::getline(in, line)) {
+      const double pj = std::stod(line.substr(line.rfind(',') + 1));
+      if (line.rfind("total,", 0) == 0) total = pj;
+      else if (line.rfind("gemm_total,", 0) == 0) gemm = pj;
+      else if (line.rfind("non_gemm_total,", 0) == 0) non_gemm = pj;
+      else items += pj;
+      vector_rows = vector_rows || line.rfind("vector_", 0) == 0;
+    }
+    const json r = json::parse(test::slurp(dir.file("csv.json")));
+    CHECK(vector_rows);
+    CHECK(total == Approx(items));
+    CHECK(total == Approx(r["energy_pj"]["step_total"].get<double>()));
+    CHECK(gemm == Approx(r["energy_pj"]["total"].get<double>()));
+    CHECK(non_gemm == Approx(r["energy_pj"]["non_gemm"]["total"].get<double>()));
+  }
   // The FP32 array multiplies every product in FP32.
   const std::string f = dir.file("fp32.json");
   REQUIRE(test::run_mfsim(fmt::format("simulate -q --mode timing --array fp32 --trace {} --report {}", t, f)).exit_code == 0);
@@ -247,9 +273,11 @@ TEST_CASE("simulate: the whole step is the GEMMs plus the vector unit, term by t
   CHECK(rf["total"]["fp32_multiplications"]["gemm"].get<double>() == rf["total"]["macs"].get<double>());
   // compare: the whole-step saving, beside the GEMM-only one.
   const std::string c = dir.file("cmp.json");
-  auto res = test::run_mfsim(fmt::format("compare --mode timing --arrays mfmac --trace {} --report {}", t, c));
+  auto res = test::run_mfsim(
+      fmt::format("compare --mode timing --arrays mfmac --trace {} --report {} --html {}", t, c, dir.file("c.html")));
   REQUIRE(res.exit_code == 0);
   CHECK(res.out.find("whole step, non-GEMM work on the vector unit") != std::string::npos);
+  CHECK(test::slurp(dir.file("c.html")).find("<h2>The whole step</h2>") != std::string::npos);
   const json rc = json::parse(test::slurp(c));
   const double mf = rc["energy_pj"]["mfmac"]["step_total"].get<double>(), fp = rc["energy_pj"]["fp32"]["step_total"].get<double>();
   CHECK(rc["savings_vs_fp32"]["mfmac"]["step_total"].get<double>() == Approx(1 - mf / fp));
