@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "common/error.h"
@@ -286,4 +288,109 @@ TEST_CASE("simulate: the whole step is the GEMMs plus the vector unit, term by t
   res = test::run_mfsim(fmt::format("trace --network resnet18 --batch 2 --ops --phases fwd -o {}", dir.file("x.json")));
   CHECK(res.exit_code == 2);
   CHECK(res.err == "mfsim: error: trace: --ops: the step's operations need every phase; drop --phases\n");
+}
+
+TEST_CASE("train --trace-out: the traced step records the non-GEMM operations the core ran", "[smoke]") {
+  // Every kind of CNN layer: convolutions with batch norm and ReLU, max pooling, a residual block
+  // with a projection shortcut, global average pooling and a classifier.
+  TempDir dir;
+  const std::string trace = dir.file("step.json"), report = dir.file("train.json");
+  const int batch = 4;
+  const auto res = test::run_mfsim(fmt::format(
+      "train -q --spec conv:4:3:1:1,bn,relu,maxpool:2,res:8:2,gap,fc:10 --epochs 1 --train-limit 8 --test-limit 4 "
+      "--batch {} --quant fp32 --seed 2 --trace-out {} --report {}",
+      batch, trace, report));
+  REQUIRE(res.exit_code == 0);
+  TraceReader reader(trace);
+  const Trace& t = reader.trace();
+  const json rep = json::parse(test::slurp(report));
+  // Independent counts: each layer's output from the forward GEMM records (M x N x repeat), the
+  // parameters from the trainer's report, the logits from the batch and the classes.
+  std::map<std::string, std::uint64_t> gemm_out;
+  for (const auto& r : t.records) {
+    if (r.phase == Phase::kFwd) gemm_out[r.layer] = r.shape.macs() / static_cast<std::uint64_t>(r.shape.k) * r.repeat;
+  }
+  std::map<std::string, int> count;
+  std::uint64_t bn_fwd = 0, bias_fwd = 0, bias_bwd = 0;
+  for (const auto& op : t.ops) {
+    ++count[std::string(to_string(op.phase)) + ":" + op.name];
+    if (op.name == "batchnorm" && op.phase == OpPhase::kFwd) bn_fwd += op.elements;
+    if (op.name == "bias_add") bias_fwd += op.elements;
+    if (op.name == "bias_grad") bias_bwd += op.elements;
+  }
+  // Batch norms after conv1, and in the block after conv1, conv2 and the shortcut.
+  CHECK(count["fwd:batchnorm"] == 4);
+  CHECK(count["bwd:batchnorm"] == 4);
+  std::uint64_t conv_out = 0, all_out = 0;
+  for (const auto& [layer, n] : gemm_out) {
+    all_out += n;
+    if (layer != "fc2" && layer.find("fc") == std::string::npos) conv_out += n;
+  }
+  CHECK(bn_fwd == conv_out);
+  // Every linear layer adds its bias and sums its gradient.
+  CHECK(bias_fwd == all_out);
+  CHECK(bias_bwd == all_out);
+  // ReLU after conv1, inside the block, and after the block's addition; forward and backward.
+  CHECK(count["fwd:relu"] == 3);
+  CHECK(count["bwd:relu"] == 3);
+  CHECK(count["fwd:residual_add"] == 1);
+  CHECK(count["bwd:residual_add"] == 1);
+  CHECK(count["fwd:maxpool"] == 1);
+  CHECK(count["fwd:avgpool"] == 1);
+  CHECK(count["fwd:softmax_cross_entropy"] == 1);
+  CHECK(count["bwd:softmax_cross_entropy"] == 1);
+  const NonGemmOp& loss = find_op(t.ops, OpKind::kLoss, OpPhase::kFwd);
+  CHECK(loss.elements == static_cast<std::uint64_t>(batch) * 10);
+  const NonGemmOp& upd = t.ops.back();
+  CHECK(upd.name == "sgd_momentum");
+  CHECK(upd.elements == rep["parameters"].get<std::uint64_t>());
+  // The forward operations come before the loss, the backward ones after it, the update last.
+  std::size_t loss_at = 0;
+  for (std::size_t i = 0; i < t.ops.size(); ++i) {
+    if (t.ops[i].kind == OpKind::kLoss && t.ops[i].phase == OpPhase::kFwd) loss_at = i;
+  }
+  for (std::size_t i = 0; i < t.ops.size(); ++i) {
+    if (i < loss_at) CHECK(t.ops[i].phase == OpPhase::kFwd);
+    if (i > loss_at + 1 && i + 1 < t.ops.size()) CHECK(t.ops[i].phase == OpPhase::kBwd);
+  }
+  // The maxpool halves each side: its input and output elements.
+  const NonGemmOp& pool = find_op(t.ops, OpKind::kPooling, OpPhase::kFwd);
+  CHECK(pool.name == "maxpool");
+  CHECK(pool.reads.front().elements == 4 * pool.elements);
+}
+
+TEST_CASE("train --trace-out: the Transformer's recorded operations equal the generator's", "[smoke]") {
+  // The training core runs its decoder-only Transformer; `mfsim trace --network SPEC --ops`
+  // derives the same step's operations from the spec. Every operation but the loss (the core's
+  // loss covers only the positions with a target) must agree in kind, name, phase and elements.
+  TempDir dir;
+  const std::string spec = "transformer:layers=2,d=16,heads=2,ff=32,seq=8,vocab=11";
+  const std::string core = dir.file("core.json"), gen = dir.file("gen.json"), report = dir.file("r.json");
+  REQUIRE(test::run_mfsim(fmt::format("train -q --model {} --epochs 1 --batch 4 --train-examples 8 --test-examples 4 "
+                                      "--trace-out {} --report {}",
+                                      spec, core, report)).exit_code == 0);
+  REQUIRE(test::run_mfsim(fmt::format("trace -q --network {} --batch 4 --ops -o {}", spec, gen)).exit_code == 0);
+  auto key = [](const NonGemmOp& op) {
+    return fmt::format("{} {} {} {} {}", to_string(op.kind), op.name, op.layer, to_string(op.phase), op.elements);
+  };
+  std::multiset<std::string> a, b;
+  std::uint64_t loss_rows = 0;
+  TraceReader rc(core), rg(gen);
+  for (const auto& op : rc.trace().ops) {
+    if (op.kind == OpKind::kLoss) {
+      if (op.phase == OpPhase::kFwd) loss_rows = op.flops[static_cast<int>(FpOp::kDiv)];  // one division per row
+      continue;
+    }
+    a.insert(key(op));
+  }
+  for (const auto& op : rg.trace().ops) {
+    if (op.kind != OpKind::kLoss) b.insert(key(op));
+  }
+  CHECK(a == b);
+  CHECK(a.size() > 40);
+  // The task predicts the L = seq/2 translation tokens of each sequence.
+  CHECK(loss_rows == 4 * 4);
+  const json rep = json::parse(test::slurp(report));
+  CHECK(rc.trace().ops.back().name == "adam");
+  CHECK(rc.trace().ops.back().elements == rep["parameters"].get<std::uint64_t>());
 }

@@ -36,14 +36,119 @@ NonGemmOp make(OpKind kind, const std::string& name, const std::string& layer, O
   return op;
 }
 
+}  // namespace
+
+// One operation, forward or backward, with the arithmetic of docs/non-gemm.md (network_ops.h).
+NonGemmOp batchnorm_op(const std::string& layer, OpPhase phase, U e, U c) {
+  if (phase == OpPhase::kFwd) {
+    return make(OpKind::kNormalization, "batchnorm", layer, phase, e, c, {4, 3, 0, 0, 0, 0}, {3, 6, 1, 1, 0, 0},
+                {tensor("x", e), tensor("gamma_beta", 2 * c)}, {tensor("y", e)});
+  }
+  return make(OpKind::kNormalization, "batchnorm", layer, phase, e, c, {5, 5, 0, 0, 0, 0}, {0, 2, 0, 0, 0, 0},
+              {tensor("dy", e), tensor("x", e)}, {tensor("dx", e), tensor("dgamma_dbeta", 2 * c)});
+}
+NonGemmOp layernorm_op(const std::string& layer, OpPhase phase, U e, U rows) {
+  if (phase == OpPhase::kFwd) {
+    return make(OpKind::kNormalization, "layernorm", layer, phase, e, rows, {5, 3, 0, 0, 0, 0}, {1, 2, 1, 1, 0, 0},
+                {tensor("x", e)}, {tensor("y", e)});
+  }
+  return make(OpKind::kNormalization, "layernorm", layer, phase, e, rows, {6, 6, 0, 0, 0, 0}, {0, 2, 0, 0, 0, 0},
+              {tensor("dy", e), tensor("x", e)}, {tensor("dx", e)});
+}
+NonGemmOp relu_op(const std::string& layer, OpPhase phase, U e, bool six) {
+  const double c = six ? 2 : 1;
+  const char* name = six ? "relu6" : "relu";
+  if (phase == OpPhase::kFwd) {
+    return make(OpKind::kElementwise, name, layer, phase, e, 0, {0, 0, 0, 0, 0, c}, {}, {tensor("x", e)}, {tensor("y", e)});
+  }
+  return make(OpKind::kElementwise, name, layer, phase, e, 0, {0, 0, 0, 0, 0, c}, {}, {tensor("dy", e), tensor("y", e)},
+              {tensor("dx", e)});
+}
+NonGemmOp residual_op(const std::string& layer, OpPhase phase, U e) {
+  if (phase == OpPhase::kFwd) {
+    return make(OpKind::kElementwise, "residual_add", layer, phase, e, 0, {1, 0, 0, 0, 0, 0}, {},
+                {tensor("a", e), tensor("b", e)}, {tensor("y", e)});
+  }
+  return make(OpKind::kElementwise, "residual_add", layer, phase, e, 0, {1, 0, 0, 0, 0, 0}, {},
+              {tensor("dy_branch", e), tensor("dy_skip", e)}, {tensor("dx", e)});
+}
+NonGemmOp bias_op(const std::string& layer, OpPhase phase, U e, U n) {
+  if (phase == OpPhase::kFwd) {
+    return make(OpKind::kElementwise, "bias_add", layer, phase, e, 0, {1, 0, 0, 0, 0, 0}, {},
+                {tensor("x", e), tensor("bias", n)}, {tensor("y", e)});
+  }
+  return make(OpKind::kReduction, "bias_grad", layer, phase, e, 0, {1, 0, 0, 0, 0, 0}, {}, {tensor("dy", e)},
+              {tensor("dbias", n)});
+}
+NonGemmOp dropout_op(const std::string& layer, OpPhase phase, U e) {
+  if (phase == OpPhase::kFwd) {
+    return make(OpKind::kElementwise, "dropout", layer, phase, e, 0, {0, 1, 0, 0, 0, 1}, {}, {tensor("x", e)},
+                {tensor("y", e)});
+  }
+  return make(OpKind::kElementwise, "dropout", layer, phase, e, 0, {0, 1, 0, 0, 0, 0}, {}, {tensor("dy", e)},
+              {tensor("dx", e)});
+}
+NonGemmOp maxpool_op(const std::string& layer, OpPhase phase, U in, U out, U window) {
+  if (phase == OpPhase::kFwd) {
+    return make(OpKind::kPooling, "maxpool", layer, phase, out, 0, {0, 0, 0, 0, 0, static_cast<double>(window - 1)}, {},
+                {tensor("x", in)}, {tensor("y", out)});
+  }
+  NonGemmOp op = make(OpKind::kPooling, "maxpool", layer, phase, in, 0, {}, {}, {tensor("dy", out)}, {tensor("dx", in)});
+  op.flops[static_cast<int>(FpOp::kAdd)] = out;  // each gradient added at its argmax
+  return op;
+}
+NonGemmOp avgpool_op(const std::string& layer, OpPhase phase, U in, U out) {
+  if (phase == OpPhase::kFwd) {
+    NonGemmOp op = make(OpKind::kPooling, "avgpool", layer, phase, out, 0, {}, {}, {tensor("x", in)}, {tensor("y", out)});
+    op.flops[static_cast<int>(FpOp::kAdd)] = in;   // the sums
+    op.flops[static_cast<int>(FpOp::kMul)] = out;  // times 1/n
+    return op;
+  }
+  NonGemmOp op = make(OpKind::kPooling, "avgpool", layer, phase, in, 0, {}, {}, {tensor("dy", out)}, {tensor("dx", in)});
+  op.flops[static_cast<int>(FpOp::kMul)] = out;  // dy/n, broadcast to the window
+  return op;
+}
+NonGemmOp softmax_loss_op(const std::string& layer, OpPhase phase, U e, U rows) {
+  if (phase == OpPhase::kFwd) {
+    return make(OpKind::kLoss, "softmax_cross_entropy", layer, phase, e, rows, {2, 1, 0, 0, 1, 1}, {2, 0, 1, 0, 1, 0},
+                {tensor("logits", e)}, {tensor("probabilities", e)});
+  }
+  return make(OpKind::kLoss, "softmax_cross_entropy", layer, phase, e, rows, {1, 1, 0, 0, 0, 0}, {},
+              {tensor("probabilities", e)}, {tensor("dlogits", e)});
+}
+NonGemmOp attention_softmax_op(const std::string& layer, OpPhase phase, U e, U rows) {
+  if (phase == OpPhase::kFwd) {
+    return make(OpKind::kSoftmax, "attention_softmax", layer, phase, e, rows, {2, 2, 0, 0, 1, 1}, {0, 0, 1, 0, 0, 0},
+                {tensor("scores", e)}, {tensor("probabilities", e)});
+  }
+  return make(OpKind::kSoftmax, "attention_softmax", layer, phase, e, rows, {2, 3, 0, 0, 0, 0}, {},
+              {tensor("dprobabilities", e), tensor("probabilities", e)}, {tensor("dscores", e)});
+}
+NonGemmOp embedding_op(const std::string& layer, OpPhase phase, U e, bool learned_positions) {
+  const double tables = learned_positions ? 2 : 1;
+  if (phase == OpPhase::kFwd) {
+    return make(OpKind::kElementwise, "embedding", layer, phase, e, 0, {1, 0, 0, 0, 0, 0}, {},
+                {tensor("rows", e), tensor("positions", e)}, {tensor("y", e)});
+  }
+  return make(OpKind::kElementwise, "embedding", layer, phase, e, 0, {tables, 0, 0, 0, 0, 0}, {}, {tensor("dy", e)},
+              {tensor("dtable_rows", static_cast<U>(tables) * e)});
+}
+NonGemmOp sgd_momentum_op(U p) {
+  return make(OpKind::kOptimizer, "sgd_momentum", "optimizer", OpPhase::kUpdate, p, 0, {3, 3, 0, 0, 0, 0}, {},
+              {tensor("w", p), tensor("grad", p), tensor("momentum", p)}, {tensor("w", p), tensor("momentum", p)});
+}
+NonGemmOp adam_op(U p) {
+  return make(OpKind::kOptimizer, "adam", "optimizer", OpPhase::kUpdate, p, 0, {4, 8, 1, 1, 0, 0}, {},
+              {tensor("w", p), tensor("grad", p), tensor("m", p), tensor("v", p)},
+              {tensor("w", p), tensor("m", p), tensor("v", p)});
+}
+
+namespace {
+
 // The step's operations: forward ones in order; each forward operation's backward counterpart
 // is collected and run in reverse order after the forward pass; the update last.
 class StepOps {
  public:
-  void pair(NonGemmOp fwd, NonGemmOp bwd) {
-    fwd_.push_back(std::move(fwd));
-    bwd_.push_back(std::move(bwd));
-  }
   void update(NonGemmOp op) { update_.push_back(std::move(op)); }
   std::vector<NonGemmOp> ops() const {
     std::vector<NonGemmOp> out = fwd_;
@@ -51,94 +156,26 @@ class StepOps {
     for (const auto& op : update_) out.push_back(op);
     return out;
   }
-
-  // Training-mode batch norm over `e` elements in `c` channels.
-  void batchnorm(const std::string& layer, U e, U c) {
-    pair(make(OpKind::kNormalization, "batchnorm", layer, OpPhase::kFwd, e, c, {4, 3, 0, 0, 0, 0}, {3, 6, 1, 1, 0, 0},
-              {tensor("x", e), tensor("gamma_beta", 2 * c)}, {tensor("y", e)}),
-         make(OpKind::kNormalization, "batchnorm", layer, OpPhase::kBwd, e, c, {5, 5, 0, 0, 0, 0}, {0, 2, 0, 0, 0, 0},
-              {tensor("dy", e), tensor("x", e)}, {tensor("dx", e), tensor("dgamma_dbeta", 2 * c)}));
-  }
-  // Layer norm over rows of `e / rows` elements.
-  void layernorm(const std::string& layer, U e, U rows) {
-    pair(make(OpKind::kNormalization, "layernorm", layer, OpPhase::kFwd, e, rows, {5, 3, 0, 0, 0, 0}, {1, 2, 1, 1, 0, 0},
-              {tensor("x", e)}, {tensor("y", e)}),
-         make(OpKind::kNormalization, "layernorm", layer, OpPhase::kBwd, e, rows, {6, 6, 0, 0, 0, 0}, {0, 2, 0, 0, 0, 0},
-              {tensor("dy", e), tensor("x", e)}, {tensor("dx", e)}));
-  }
-  void relu(const std::string& layer, U e, bool six = false) {
-    const double c = six ? 2 : 1;
-    const char* name = six ? "relu6" : "relu";
-    pair(make(OpKind::kElementwise, name, layer, OpPhase::kFwd, e, 0, {0, 0, 0, 0, 0, c}, {}, {tensor("x", e)},
-              {tensor("y", e)}),
-         make(OpKind::kElementwise, name, layer, OpPhase::kBwd, e, 0, {0, 0, 0, 0, 0, c}, {}, {tensor("dy", e), tensor("y", e)},
-              {tensor("dx", e)}));
-  }
-  void residual(const std::string& layer, U e) {
-    pair(make(OpKind::kElementwise, "residual_add", layer, OpPhase::kFwd, e, 0, {1, 0, 0, 0, 0, 0}, {},
-              {tensor("a", e), tensor("b", e)}, {tensor("y", e)}),
-         make(OpKind::kElementwise, "residual_add", layer, OpPhase::kBwd, e, 0, {1, 0, 0, 0, 0, 0}, {},
-              {tensor("dy_branch", e), tensor("dy_skip", e)}, {tensor("dx", e)}));
-  }
-  void bias(const std::string& layer, U e, U n) {
-    pair(make(OpKind::kElementwise, "bias_add", layer, OpPhase::kFwd, e, 0, {1, 0, 0, 0, 0, 0}, {},
-              {tensor("x", e), tensor("bias", n)}, {tensor("y", e)}),
-         make(OpKind::kReduction, "bias_grad", layer, OpPhase::kBwd, e, 0, {1, 0, 0, 0, 0, 0}, {}, {tensor("dy", e)},
-              {tensor("dbias", n)}));
-  }
-  void dropout(const std::string& layer, U e) {
-    pair(make(OpKind::kElementwise, "dropout", layer, OpPhase::kFwd, e, 0, {0, 1, 0, 0, 0, 1}, {}, {tensor("x", e)},
-              {tensor("y", e)}),
-         make(OpKind::kElementwise, "dropout", layer, OpPhase::kBwd, e, 0, {0, 1, 0, 0, 0, 0}, {}, {tensor("dy", e)},
-              {tensor("dx", e)}));
-  }
-  // Max pooling with `window` inputs per output.
-  void maxpool(const std::string& layer, U in, U out, U window) {
-    pair(make(OpKind::kPooling, "maxpool", layer, OpPhase::kFwd, out, 0, {0, 0, 0, 0, 0, static_cast<double>(window - 1)},
-              {}, {tensor("x", in)}, {tensor("y", out)}),
-         make(OpKind::kPooling, "maxpool", layer, OpPhase::kBwd, in, 0, {}, {}, {tensor("dy", out)}, {tensor("dx", in)}));
-    bwd_.back().flops[static_cast<int>(FpOp::kAdd)] = out;  // each gradient added at its argmax
-  }
-  void avgpool(const std::string& layer, U in, U out) {
-    pair(make(OpKind::kPooling, "avgpool", layer, OpPhase::kFwd, out, 0, {}, {}, {tensor("x", in)}, {tensor("y", out)}),
-         make(OpKind::kPooling, "avgpool", layer, OpPhase::kBwd, in, 0, {}, {}, {tensor("dy", out)}, {tensor("dx", in)}));
-    fwd_.back().flops[static_cast<int>(FpOp::kAdd)] = in;   // the sums
-    fwd_.back().flops[static_cast<int>(FpOp::kMul)] = out;  // times 1/n
-    bwd_.back().flops[static_cast<int>(FpOp::kMul)] = out;  // dy/n, broadcast to the window
-  }
-  // Softmax and cross-entropy over `rows` rows of logits (e elements), mean over the rows.
-  void softmax_loss(const std::string& layer, U e, U rows) {
-    pair(make(OpKind::kLoss, "softmax_cross_entropy", layer, OpPhase::kFwd, e, rows, {2, 1, 0, 0, 1, 1},
-              {2, 0, 1, 0, 1, 0}, {tensor("logits", e)}, {tensor("probabilities", e)}),
-         make(OpKind::kLoss, "softmax_cross_entropy", layer, OpPhase::kBwd, e, rows, {1, 1, 0, 0, 0, 0}, {},
-              {tensor("probabilities", e)}, {tensor("dlogits", e)}));
-  }
-  // The attention softmax over `rows` rows of scores (e elements), with the 1/sqrt(d_head) scale.
-  void attention_softmax(const std::string& layer, U e, U rows) {
-    pair(make(OpKind::kSoftmax, "attention_softmax", layer, OpPhase::kFwd, e, rows, {2, 2, 0, 0, 1, 1},
-              {0, 0, 1, 0, 0, 0}, {tensor("scores", e)}, {tensor("probabilities", e)}),
-         make(OpKind::kSoftmax, "attention_softmax", layer, OpPhase::kBwd, e, rows, {2, 3, 0, 0, 0, 0}, {},
-              {tensor("dprobabilities", e), tensor("probabilities", e)}, {tensor("dscores", e)}));
-  }
-  // Token embedding lookup plus positions (learned: `learned_positions`), e output elements.
-  void embedding(const std::string& layer, U e, bool learned_positions) {
-    const double tables = learned_positions ? 2 : 1;
-    pair(make(OpKind::kElementwise, "embedding", layer, OpPhase::kFwd, e, 0, {1, 0, 0, 0, 0, 0}, {},
-              {tensor("rows", e), tensor("positions", e)}, {tensor("y", e)}),
-         make(OpKind::kElementwise, "embedding", layer, OpPhase::kBwd, e, 0, {tables, 0, 0, 0, 0, 0}, {}, {tensor("dy", e)},
-              {tensor("dtable_rows", static_cast<U>(tables) * e)}));
-  }
-  void sgd_momentum(U p) {
-    update(make(OpKind::kOptimizer, "sgd_momentum", "optimizer", OpPhase::kUpdate, p, 0, {3, 3, 0, 0, 0, 0}, {},
-                {tensor("w", p), tensor("grad", p), tensor("momentum", p)}, {tensor("w", p), tensor("momentum", p)}));
-  }
-  void adam(U p) {
-    update(make(OpKind::kOptimizer, "adam", "optimizer", OpPhase::kUpdate, p, 0, {4, 8, 1, 1, 0, 0}, {},
-                {tensor("w", p), tensor("grad", p), tensor("m", p), tensor("v", p)},
-                {tensor("w", p), tensor("m", p), tensor("v", p)}));
-  }
+  void batchnorm(const std::string& layer, U e, U c) { both(batchnorm_op, layer, e, c); }
+  void layernorm(const std::string& layer, U e, U rows) { both(layernorm_op, layer, e, rows); }
+  void relu(const std::string& layer, U e, bool six = false) { both(relu_op, layer, e, six); }
+  void residual(const std::string& layer, U e) { both(residual_op, layer, e); }
+  void bias(const std::string& layer, U e, U n) { both(bias_op, layer, e, n); }
+  void dropout(const std::string& layer, U e) { both(dropout_op, layer, e); }
+  void maxpool(const std::string& layer, U in, U out, U window) { both(maxpool_op, layer, in, out, window); }
+  void avgpool(const std::string& layer, U in, U out) { both(avgpool_op, layer, in, out); }
+  void softmax_loss(const std::string& layer, U e, U rows) { both(softmax_loss_op, layer, e, rows); }
+  void attention_softmax(const std::string& layer, U e, U rows) { both(attention_softmax_op, layer, e, rows); }
+  void embedding(const std::string& layer, U e, bool learned) { both(embedding_op, layer, e, learned); }
+  void sgd_momentum(U p) { update(sgd_momentum_op(p)); }
+  void adam(U p) { update(adam_op(p)); }
 
  private:
+  template <typename F, typename... A>
+  void both(F f, const std::string& layer, A... a) {
+    fwd_.push_back(f(layer, OpPhase::kFwd, a...));
+    bwd_.push_back(f(layer, OpPhase::kBwd, a...));
+  }
   std::vector<NonGemmOp> fwd_, bwd_, update_;
 };
 
@@ -258,7 +295,8 @@ NetworkOpsResult transformer_ops(const TransformerConfig& c, int batch) {
   StepOps s;
   const U tokens = static_cast<U>(batch) * static_cast<U>(c.seq);
   const U d = static_cast<U>(c.d), ff = static_cast<U>(c.ff), v = static_cast<U>(c.vocab);
-  const U scores = static_cast<U>(batch) * static_cast<U>(c.heads) * static_cast<U>(c.seq) * static_cast<U>(c.seq);
+  // Causal attention: query i sees keys 0..i.
+  const U scores = static_cast<U>(batch) * static_cast<U>(c.heads) * (static_cast<U>(c.seq) * (static_cast<U>(c.seq) + 1) / 2);
   const U score_rows = static_cast<U>(batch) * static_cast<U>(c.heads) * static_cast<U>(c.seq);
   U params = v * d + static_cast<U>(c.seq) * d;
   s.embedding("embedding", tokens * d, true);
@@ -291,11 +329,14 @@ NetworkOpsResult transformer_base_ops(const NetworkOptions& o) {
   const U d = 512, heads = 8, ff = 2048, layers = 6, v = static_cast<U>(o.vocab);
   const U tokens = static_cast<U>(o.batch) * static_cast<U>(o.seq);
   const U seq = static_cast<U>(o.seq);
+  // Encoder self-attention and cross-attention see every key; the decoder's self-attention is
+  // causal (query i sees keys 0..i).
   const U scores = static_cast<U>(o.batch) * heads * seq * seq, rows = static_cast<U>(o.batch) * heads * seq;
+  const U causal = static_cast<U>(o.batch) * heads * (seq * (seq + 1) / 2);
   U params = 2 * v * d;
-  auto attention = [&](const std::string& p) {
+  auto attention = [&](const std::string& p, bool is_causal) {
     for (const char* proj : {".q_proj", ".k_proj", ".v_proj"}) s.bias(p + proj, tokens * d, d);
-    s.attention_softmax(p + ".softmax", scores, rows);
+    s.attention_softmax(p + ".softmax", is_causal ? causal : scores, rows);
     s.bias(p + ".out_proj", tokens * d, d);
     params += 4 * (d * d + d);
   };
@@ -315,16 +356,16 @@ NetworkOpsResult transformer_base_ops(const NetworkOptions& o) {
   s.embedding("src_embedding", tokens * d, false);
   for (U i = 0; i < layers; ++i) {
     const std::string p = fmt::format("encoder{}", i);
-    attention(p + ".self_attn");
+    attention(p + ".self_attn", false);
     sublayer_end(p + ".self_attn");
     ffn(p);
   }
   s.embedding("tgt_embedding", tokens * d, false);
   for (U i = 0; i < layers; ++i) {
     const std::string p = fmt::format("decoder{}", i);
-    attention(p + ".self_attn");
+    attention(p + ".self_attn", true);
     sublayer_end(p + ".self_attn");
-    attention(p + ".cross_attn");
+    attention(p + ".cross_attn", false);
     sublayer_end(p + ".cross_attn");
     ffn(p);
   }

@@ -26,6 +26,23 @@ struct NetworkOpsResult {
   std::string optimizer;         // "sgd_momentum" (the CNNs) or "adam" (the Transformers)
 };
 
+// One operation, forward (OpPhase::kFwd) or backward (kBwd), with the arithmetic of
+// docs/non-gemm.md: the generator below and the functional training core (training/nn.cpp)
+// record the same operations with these.
+NonGemmOp batchnorm_op(const std::string& layer, OpPhase phase, std::uint64_t elements, std::uint64_t channels);
+NonGemmOp layernorm_op(const std::string& layer, OpPhase phase, std::uint64_t elements, std::uint64_t rows);
+NonGemmOp relu_op(const std::string& layer, OpPhase phase, std::uint64_t elements, bool six = false);
+NonGemmOp residual_op(const std::string& layer, OpPhase phase, std::uint64_t elements);
+NonGemmOp bias_op(const std::string& layer, OpPhase phase, std::uint64_t elements, std::uint64_t n);
+NonGemmOp dropout_op(const std::string& layer, OpPhase phase, std::uint64_t elements);
+NonGemmOp maxpool_op(const std::string& layer, OpPhase phase, std::uint64_t in, std::uint64_t out, std::uint64_t window);
+NonGemmOp avgpool_op(const std::string& layer, OpPhase phase, std::uint64_t in, std::uint64_t out);
+NonGemmOp softmax_loss_op(const std::string& layer, OpPhase phase, std::uint64_t elements, std::uint64_t rows);
+NonGemmOp attention_softmax_op(const std::string& layer, OpPhase phase, std::uint64_t elements, std::uint64_t rows);
+NonGemmOp embedding_op(const std::string& layer, OpPhase phase, std::uint64_t elements, bool learned_positions);
+NonGemmOp sgd_momentum_op(std::uint64_t parameters);  // the update phase
+NonGemmOp adam_op(std::uint64_t parameters);
+
 // `layers` is network_layers(name, opt); InputError for a network without a non-GEMM model.
 NetworkOpsResult network_ops(const std::string& name, const NetworkOptions& opt, const std::vector<LayerGemm>& layers);
 

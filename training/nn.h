@@ -37,6 +37,7 @@ struct Tensor {
 };
 
 class GemmRecorder;
+struct NonGemmOp;
 
 // Signal-to-quantization-noise ratio samples of one layer's tensors: A (input activations),
 // W (weights), G (output errors); sums of dB over the sampled steps, and their counts.
@@ -83,11 +84,19 @@ struct StepContext {
   std::uint64_t seed = 1;  // stochastic rounding keys derive from seed, step and layer
   std::uint64_t step = 0;
   GemmRecorder* trace = nullptr;  // when set, every GEMM of this step is recorded
+  // When set, every operation outside the GEMMs that this step runs (batch norm, ReLU, pooling,
+  // the residual additions, biases; the loss and the optimizer by the trainer) is appended, in
+  // the order it runs (traces/network_ops.h; docs/non-gemm.md).
+  std::vector<NonGemmOp>* ops = nullptr;
   // Per-step statistics (reset by the trainer): chosen PRC offsets and WBC thresholds.
   double wbc_threshold_sum = 0;
   int wbc_count = 0;
   int rho_hist[8] = {0};
 };
+
+// Appends an operation this step ran when the step records them (StepContext::ops); the
+// operations come from traces/network_ops.h.
+void record_op(StepContext& ctx, NonGemmOp op);
 
 class Layer {
  public:

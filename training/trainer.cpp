@@ -1,5 +1,7 @@
 #include "training/trainer.h"
 
+#include "traces/network_ops.h"
+
 #include "training/policy.h"
 
 #include <fmt/format.h>
@@ -205,6 +207,8 @@ bool StepTracer::open() const { return writer_ != nullptr; }
 void StepTracer::discard() {
   writer_.reset();
   ctx_.trace = nullptr;
+  ctx_.ops = nullptr;
+  ops_.clear();
 }
 
 bool StepTracer::begin(int epoch, std::size_t step, const std::string& command, const std::string& description) {
@@ -212,11 +216,13 @@ bool StepTracer::begin(int epoch, std::size_t step, const std::string& command, 
   if (opt_.trace_out.empty() || epoch != 0 || step != static_cast<std::size_t>(opt_.trace_step)) return false;
   writer_ = std::make_unique<TraceWriter>(opt_.trace_out, command, description);
   ctx_.trace = writer_.get();
+  if (record_ops_) ctx_.ops = &ops_;
   return true;
 }
 
 void StepTracer::commit() {
   if (!writer_) return;
+  for (const NonGemmOp& op : ops_) writer_->add_op(op);
   writer_->commit();
   written_ = opt_.trace_out;
   discard();
@@ -249,7 +255,11 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
   }
   auto params = net.params();
   std::vector<std::vector<float>> velocity;
-  for (auto& p : params) velocity.emplace_back(p.first->size(), 0.0f);
+  std::uint64_t parameter_elements = 0;  // what the optimizer updates (the traced step's update)
+  for (auto& p : params) {
+    velocity.emplace_back(p.first->size(), 0.0f);
+    parameter_elements += p.first->size();
+  }
 
   StepContext ctx = make_context(opt);
   ojson rep = report_header(opt, spec, net, train, test);
@@ -263,6 +273,7 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
   bool diverged = false;
   double first_loss = 0;  // the first step's loss: divergence is measured against it
   StepTracer tracer(opt, ctx);
+  tracer.record_ops();  // the CNN layers record their non-GEMM operations (training/nn.cpp)
   std::uint64_t step = 0;
   SplitMix64 shuffle_rng(opt.seed ^ 0x5eedull);
   for (int epoch = 0; epoch < opt.epochs && !diverged; ++epoch) {
@@ -289,6 +300,9 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
         Tensor logits = net.forward(std::move(x), ctx, true);
         Tensor dlogits;
         const double l = softmax_cross_entropy(logits, labels, &dlogits, &correct);
+        const auto logit_elements = static_cast<std::uint64_t>(logits.v.size());
+        tracer.add_op(softmax_loss_op("loss", OpPhase::kFwd, logit_elements, count));
+        tracer.add_op(softmax_loss_op("loss", OpPhase::kBwd, logit_elements, count));
         if (std::isfinite(l)) net.backward(std::move(dlogits), ctx);
         return l;
       });
@@ -297,6 +311,7 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
         diverged = true;
         break;
       }
+      tracer.add_op(sgd_momentum_op(parameter_elements));
       tracer.commit();
       sgd_update(params, velocity, opt, learning_rate(opt, step, steps_per_epoch));
       loss_sum += loss * static_cast<double>(count);

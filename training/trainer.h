@@ -12,6 +12,7 @@
 #include <string>
 
 #include "training/dataset.h"
+#include "traces/trace.h"
 #include "training/nn.h"
 
 namespace mfsim {
@@ -82,8 +83,15 @@ class StepTracer {
       return NAN;
     }
   }
-  // After a finite step: writes the trace if this step was traced.
+  // After a finite step: writes the trace if this step was traced, with the operations outside
+  // the GEMMs the step recorded (StepContext::ops) when record_ops() was called.
   void commit();
+  // The traced step records its non-GEMM operations (the networks whose layers record them).
+  void record_ops() { record_ops_ = true; }
+  // Appends an operation of the traced step that no layer runs (the loss, the optimizer).
+  void add_op(const NonGemmOp& op) {
+    if (writer_ && record_ops_) ops_.push_back(op);
+  }
   // The trace file written ("" when none).
   const std::string& written() const { return written_; }
 
@@ -94,6 +102,8 @@ class StepTracer {
   StepContext& ctx_;
   std::unique_ptr<TraceWriter> writer_;
   std::string written_;
+  bool record_ops_ = false;
+  std::vector<NonGemmOp> ops_;
 };
 
 // One epoch's SQNR samples (StepContext::sqnr): per layer, the mean dB of A, W and G.

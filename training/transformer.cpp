@@ -1,5 +1,7 @@
 #include "training/transformer.h"
 
+#include "traces/network_ops.h"
+
 #include "training/policy.h"
 
 #include <fmt/format.h>
@@ -122,6 +124,7 @@ struct Linear {
     for (int r = 0; r < m; ++r) {
       for (int j = 0; j < out; ++j) y[static_cast<std::size_t>(r) * out + j] += b[static_cast<std::size_t>(j)];
     }
+    record_op(ctx, bias_op(name, OpPhase::kFwd, static_cast<std::uint64_t>(m) * out, static_cast<std::uint64_t>(out)));
   }
   // dy (m x out); dx (m x in) is added to when not null.
   void backward(const float* dy, float* dx_add, StepContext& ctx) {
@@ -141,6 +144,7 @@ struct Linear {
     for (int r = 0; r < m; ++r) {
       for (int j = 0; j < out; ++j) db[static_cast<std::size_t>(j)] += dy[static_cast<std::size_t>(r) * out + j];
     }
+    record_op(ctx, bias_op(name, OpPhase::kBwd, static_cast<std::uint64_t>(m) * out, static_cast<std::uint64_t>(out)));
   }
   void params(ParamList& p) {
     p.emplace_back(&w, &dw);
@@ -229,7 +233,9 @@ class Block {
     m_ = batch * c_.seq;
     const std::size_t md = static_cast<std::size_t>(m_) * c_.d;
     std::vector<float> h(md);
+    const auto e = static_cast<std::uint64_t>(md), rows = static_cast<std::uint64_t>(m_);
     ln1_.forward(x.data(), m_, h.data());
+    record_op(ctx, layernorm_op(p_ + ".ln1", OpPhase::kFwd, e, rows));
     // h is quantized once and read by the three projections.
     const Grid hq = quantize_operand(h.data(), md, Role::kActivation, ctx, 0);
     q_buf_.resize(md);
@@ -243,25 +249,33 @@ class Block {
     std::vector<float> a(md);
     o_.forward(quantize_operand(ctx_out.data(), md, Role::kActivation, ctx, 0), ctx_out.data(), m_, a.data(), ctx);
     for (std::size_t i = 0; i < md; ++i) x[i] += a[i];
+    record_op(ctx, residual_op(p_ + ".add1", OpPhase::kFwd, e));
     ln2_.forward(x.data(), m_, h.data());
+    record_op(ctx, layernorm_op(p_ + ".ln2", OpPhase::kFwd, e, rows));
     u_.resize(static_cast<std::size_t>(m_) * c_.ff);
     f1_.forward(quantize_operand(h.data(), md, Role::kActivation, ctx, 0), h.data(), m_, u_.data(), ctx);
     std::vector<float> r(u_.size());
     for (std::size_t i = 0; i < u_.size(); ++i) r[i] = u_[i] > 0.0f ? u_[i] : 0.0f;
+    record_op(ctx, relu_op(p_ + ".ffn1.relu", OpPhase::kFwd, static_cast<std::uint64_t>(u_.size())));
     f2_.forward(quantize_operand(r.data(), r.size(), Role::kActivation, ctx, 0), r.data(), m_, a.data(), ctx);
     for (std::size_t i = 0; i < md; ++i) x[i] += a[i];
+    record_op(ctx, residual_op(p_ + ".add2", OpPhase::kFwd, e));
   }
 
   // dx (m x d) in place: the gradient wrt the block's input.
   void backward(std::vector<float>& dx, StepContext& ctx, bool attention_fp32) {
     const std::size_t md = static_cast<std::size_t>(m_) * c_.d;
+    const auto e = static_cast<std::uint64_t>(md), rows = static_cast<std::uint64_t>(m_);
     // Feed-forward branch (the residual passes dx through unchanged).
     std::vector<float> dr(u_.size(), 0.0f);
     f2_.backward(dx.data(), dr.data(), ctx);
     for (std::size_t i = 0; i < dr.size(); ++i) dr[i] = u_[i] > 0.0f ? dr[i] : 0.0f;
+    record_op(ctx, relu_op(p_ + ".ffn1.relu", OpPhase::kBwd, static_cast<std::uint64_t>(dr.size())));
     std::vector<float> dh(md, 0.0f);
     f1_.backward(dr.data(), dh.data(), ctx);
-    ln2_.backward(dh.data(), dx.data());
+    ln2_.backward(dh.data(), dx.data());  // added to dx: the residual's gradient sum
+    record_op(ctx, layernorm_op(p_ + ".ln2", OpPhase::kBwd, e, rows));
+    record_op(ctx, residual_op(p_ + ".add2", OpPhase::kBwd, e));
     // Attention branch.
     std::vector<float> dctx(md, 0.0f);
     o_.backward(dx.data(), dctx.data(), ctx);
@@ -272,6 +286,8 @@ class Block {
     k_.backward(dk.data(), dh.data(), ctx);
     q_.backward(dq.data(), dh.data(), ctx);
     ln1_.backward(dh.data(), dx.data());
+    record_op(ctx, layernorm_op(p_ + ".ln1", OpPhase::kBwd, e, rows));
+    record_op(ctx, residual_op(p_ + ".add1", OpPhase::kBwd, e));
   }
 
   void params(ParamList& p) {
@@ -296,6 +312,15 @@ class Block {
   };
 
   int dh() const { return c_.head_dim(); }
+  // The causal softmax's rows (a row per query of each sequence and head) and the elements it
+  // computes (query i sees keys 0..i).
+  std::uint64_t attention_rows() const {
+    return static_cast<std::uint64_t>(batch_) * static_cast<std::uint64_t>(c_.heads) * static_cast<std::uint64_t>(c_.seq);
+  }
+  std::uint64_t causal_elements() const {
+    return static_cast<std::uint64_t>(batch_) * static_cast<std::uint64_t>(c_.heads) *
+           (static_cast<std::uint64_t>(c_.seq) * (static_cast<std::uint64_t>(c_.seq) + 1) / 2);
+  }
 
   // Writes head h's seq x dh block (row-major) of sequence b into its columns of an m x d tensor.
   void put_head(const float* block, int b, int h, float* tensor) const {
@@ -339,6 +364,7 @@ class Block {
         }
       }
     }
+    record_op(ctx, attention_softmax_op(p_ + ".softmax", OpPhase::kFwd, causal_elements(), attention_rows()));
     pg_ = quantize(p_buf_.data(), p_buf_.size(), Role::kActivation, ctx, 0);
     note_sqnr(ctx, p_ + ".context", 0, p_buf_.data(), p_buf_.size(), pg_);
     std::vector<float> cb(static_cast<std::size_t>(S) * D);
@@ -387,6 +413,7 @@ class Block {
       for (int j = 0; j <= i; ++j) dot += static_cast<double>(p[j]) * g[j];
       for (int j = 0; j <= i; ++j) ds[r * S + j] = scale * p[j] * (g[j] - static_cast<float>(dot));
     }
+    record_op(ctx, attention_softmax_op(p_ + ".softmax", OpPhase::kBwd, causal_elements(), attention_rows()));
     const Grid gs = quantize(ds.data(), ds.size(), Role::kError, ctx, rounding_key(ctx, 100 * i_ + 8));
     note_sqnr(ctx, p_ + ".scores", 2, ds.data(), ds.size(), gs);
     for (int b = 0; b < batch_; ++b) {  // dQ = dS K (backward data of the scores GEMM)
@@ -447,9 +474,11 @@ class TransformerModel::Impl {
       const float* p = &pos_[static_cast<std::size_t>(r % c_.seq) * c_.d];
       for (int j = 0; j < c_.d; ++j) x[static_cast<std::size_t>(r) * c_.d + j] = t[j] + p[j];
     }
+    record_op(ctx, embedding_op("embedding", OpPhase::kFwd, static_cast<std::uint64_t>(x.size()), true));
     for (auto& b : blocks_) b->forward(x, batch, ctx, attention_fp32);
     std::vector<float> h(x.size());
     lnf_.forward(x.data(), m_, h.data());
+    record_op(ctx, layernorm_op("ln_f", OpPhase::kFwd, static_cast<std::uint64_t>(x.size()), static_cast<std::uint64_t>(m_)));
     std::vector<float> logits(static_cast<std::size_t>(m_) * c_.vocab);
     LayerClassScope cls(ctx, kLastLayer);  // the classifier head
     head_->forward(quantize_operand(h.data(), h.size(), Role::kActivation, ctx, 0), h.data(), m_, logits.data(), ctx);
@@ -463,7 +492,9 @@ class TransformerModel::Impl {
       head_->backward(dlogits.data(), dh.data(), ctx);
     }
     lnf_.backward(dh.data(), dx.data());
+    record_op(ctx, layernorm_op("ln_f", OpPhase::kBwd, static_cast<std::uint64_t>(dx.size()), static_cast<std::uint64_t>(m_)));
     for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) (*it)->backward(dx, ctx, attention_fp32);
+    record_op(ctx, embedding_op("embedding", OpPhase::kBwd, static_cast<std::uint64_t>(dx.size()), true));
     std::fill(dtok_.begin(), dtok_.end(), 0.0f);
     std::fill(dpos_.begin(), dpos_.end(), 0.0f);
     for (int r = 0; r < m_; ++r) {
@@ -703,6 +734,8 @@ ojson train_transformer(const TransformerOptions& o) {
   const SeqData test = text ? corpus.test : make_reverse_task(c, o.test_examples, opt.seed, true, &train);
   TransformerModel model(c, opt.seed);
   ParamList params = model.params();
+  std::uint64_t parameter_elements = 0;  // what Adam updates (the traced step's update)
+  for (auto& p : params) parameter_elements += p.first->size();
   Adam adam;
   StepContext ctx = make_context(opt);  // the same options as the other networks (--first-last is refused)
 
@@ -746,6 +779,7 @@ ojson train_transformer(const TransformerOptions& o) {
   bool diverged = false;
   double first_loss = 0;  // the first step's loss: divergence is measured against it
   StepTracer tracer(opt, ctx);
+  tracer.record_ops();  // the model records its non-GEMM operations
   std::map<std::string, QuantNoise> sqnr;  // this epoch's samples
   ojson sqnr_per_epoch = ojson::array();
   if (opt.sqnr_every > 0 && opt.arith != NumFormat::kFp32) ctx.sqnr = &sqnr;
@@ -779,6 +813,10 @@ ojson train_transformer(const TransformerOptions& o) {
         std::vector<float> logits = model.forward(in.data(), count, ctx, o.attention_fp32);
         std::vector<float> dlogits;
         const SeqLoss l = seq_loss(logits, tg.data(), count, c.seq, c.vocab, &dlogits);
+        // The loss over the positions with a target (its rows), each a softmax over the vocabulary.
+        const auto loss_rows = static_cast<std::uint64_t>(l.tokens);
+        tracer.add_op(softmax_loss_op("loss", OpPhase::kFwd, loss_rows * static_cast<std::uint64_t>(c.vocab), loss_rows));
+        tracer.add_op(softmax_loss_op("loss", OpPhase::kBwd, loss_rows * static_cast<std::uint64_t>(c.vocab), loss_rows));
         if (std::isfinite(l.loss)) model.backward(dlogits, ctx, o.attention_fp32);
         return l.loss;
       });
@@ -787,6 +825,7 @@ ojson train_transformer(const TransformerOptions& o) {
         diverged = true;
         break;
       }
+      tracer.add_op(adam_op(parameter_elements));
       tracer.commit();
       const double progress = static_cast<double>(step);
       const double lr = progress < warmup ? opt.lr * (progress + 1) / warmup
