@@ -22,12 +22,10 @@ ReplayOutcome simulate(const TraceReader& reader, const SimulateOptions& o) {
   opt.mode = o.mode;
   opt.vcd_path = o.vcd_path;
   opt.command_line = o.command_line;
-  const EnergyTable table = load_energy_table(o.energy_table);
-  const AreaTable area_table = load_area_table(o.area_table);
   const SynthAreaTable synth = load_synth_area_table("osu018-synth");
-  opt.config.map_costs = mapping_costs(table, opt.config);  // for map.objective = energy | edp
+  opt.config.map_costs = mapping_costs(o.energy_table, opt.config);  // for map.objective = energy | edp
   ReplayOutcome res = replay_trace(reader, opt);
-  add_area_and_power(res.report, opt.config, area_table, &synth, table);
+  add_area_and_power(res.report, opt.config, o.area_table, &synth, o.energy_table);
   return res;
 }
 
@@ -88,8 +86,7 @@ std::string auto_second(const PeType& array, const Trace& trace) {
 // budget (area_model.h, largest_array_within); the budget is the request's or the MF-MAC array's
 // area at the parameters' size (the MF-MAC array then keeps that size).
 ojson size_to_area(const ParamSet& params, std::vector<CompareRun>& runs, const Trace& trace, bool user_second,
-                   double budget_mm2) {
-  const AreaTable table = load_area_table("published45");
+                   double budget_mm2, const AreaTable& table) {
   const SimConfig base = params.build();
   auto config_of = [&](const PeType& pe, const std::string& second) {
     SimConfig c = base;
@@ -167,6 +164,7 @@ ComparePlan plan_compare(const CompareRequest& req, const TraceReader& reader) {
       }
     }
   }
+  plan.area_table = load_area_table("published45");
   const bool user_second = !req.params.origin("array.second").empty();
   for (const PeType* pe : selected) {
     CompareRun c;
@@ -174,11 +172,12 @@ ComparePlan plan_compare(const CompareRequest& req, const TraceReader& reader) {
     if (!user_second) c.second = auto_second(*pe, reader.trace());
     plan.runs.push_back(c);
   }
-  if (req.iso_area) plan.iso_area = size_to_area(req.params, plan.runs, reader.trace(), user_second, req.area_budget_mm2);
+  if (req.iso_area) plan.iso_area = size_to_area(req.params, plan.runs, reader.trace(), user_second, req.area_budget_mm2,
+                                              plan.area_table);
   return plan;
 }
 
-SimulateOptions run_options(const CompareRequest& req, const CompareRun& run) {
+SimulateOptions run_options(const CompareRequest& req, const ComparePlan& plan, const CompareRun& run) {
   SimulateOptions o;
   o.params = req.params;
   o.params.set("array.kind", run.array, "--array");
@@ -188,7 +187,8 @@ SimulateOptions run_options(const CompareRequest& req, const CompareRun& run) {
   }
   if (!run.second.empty()) o.params.set("array.second", run.second, "--set array.second=" + run.second);
   o.mode = req.mode;
-  o.energy_table = req.energy_tables.substr(0, req.energy_tables.find(','));
+  o.energy_table = plan.tables.front();
+  o.area_table = plan.area_table;
   return o;
 }
 
@@ -243,7 +243,7 @@ ojson compare(const TraceReader& reader, const CompareRequest& req, const std::s
   for (const CompareRun& run : plan.runs) {
     ReplayOutcome res;
     try {
-      res = simulate(reader, run_options(req, run));
+      res = simulate(reader, run_options(req, plan, run));
     } catch (const InputError& e) {
       throw InputError(fmt::format("{} array: {}", run.array, e.what()));
     }

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "energy/area_model.h"
 #include "energy/energy_table.h"
 #include "sim/params.h"
 #include "sim/replay.h"
@@ -19,8 +20,8 @@ namespace mfsim::api {
 struct SimulateOptions {
   ParamSet params;  // config file, shorthands and --set, already applied
   SimMode mode = SimMode::kAuto;
-  std::string energy_table = "paper";      // a built-in name or a JSON file
-  std::string area_table = "published45";  // a built-in name or a JSON file
+  EnergyTable energy_table;  // load_energy_table("paper" or a file): loaded once by the caller
+  AreaTable area_table;      // load_area_table("published45" or a file)
   std::string vcd_path;
   std::string command_line;  // echoed in the report ("command"), when not empty
 };
@@ -53,6 +54,7 @@ struct CompareRun {
 
 struct ComparePlan {
   std::vector<EnergyTable> tables;       // loaded from the request's energy_tables
+  AreaTable area_table;                  // published45: every run's area, and --iso area's sizes
   std::vector<CompareRun> runs;          // in report order (the PE registry's), FP32 first
   nlohmann::ordered_json iso_area;       // the equal-area sizing (null without it)
 };
@@ -60,8 +62,8 @@ struct ComparePlan {
 ComparePlan plan_compare(const CompareRequest& request, const TraceReader& reader);
 
 // The simulation of one run of the plan: the request's parameters with the array, its size and
-// its second array; the headline energy table; the request's mode.
-SimulateOptions run_options(const CompareRequest& request, const CompareRun& run);
+// its second array; the plan's headline energy table and area table; the request's mode.
+SimulateOptions run_options(const CompareRequest& request, const ComparePlan& plan, const CompareRun& run);
 
 // The savings report from the runs' simulate reports (in plan order); `report_file` is echoed
 // when not empty.

@@ -10,23 +10,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <memory>
-#include <sstream>
 
 #include "apps/mfsim/api.h"
 #include "apps/mfsim/cli.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "apps/mfsim/process.h"
-#include "energy/area_model.h"
 #include "energy/savings.h"
-#include "sim/params.h"
-#include "sim/pe_type.h"
 #include "traces/trace_reader.h"
 
 namespace po = boost::program_options;

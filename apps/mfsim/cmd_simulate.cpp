@@ -86,13 +86,11 @@ int cmd_simulate(const Args& args) {
   std::string cmd = "mfsim simulate";
   for (const auto& a : args) cmd += " " + a;
   opt.command_line = cmd;
-  opt.energy_table = vm["energy-table"].as<std::string>();
-  if (vm.count("area-table") != 0) opt.area_table = vm["area-table"].as<std::string>();
   const std::string report_path = vm["report"].as<std::string>();
   // The tables first (a bad table fails before any file is touched), then the trace: its files
   // are inputs, so no output may be one of them.
-  (void)load_energy_table(opt.energy_table);
-  (void)load_area_table(opt.area_table);
+  opt.energy_table = load_energy_table(vm["energy-table"].as<std::string>());
+  opt.area_table = load_area_table(vm.count("area-table") != 0 ? vm["area-table"].as<std::string>() : "published45");
   TraceReader reader(vm["trace"].as<std::string>());
   AtomicFile report_file(report_path);  // fails early if the report cannot be written
   // Before the simulation (SystemC cannot report a failed open); after the inputs are known.

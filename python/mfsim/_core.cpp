@@ -19,6 +19,7 @@
 #include "apps/mfsim/report_tables.h"
 #include "common/cancel.h"
 #include "common/error.h"
+#include "energy/area_model.h"
 #include "energy/energy_table.h"
 #include "sim/params.h"
 #include "sim/pe_type.h"
@@ -70,6 +71,15 @@ class CancelScope {
   struct sigaction saved_int_ {}, saved_term_ {};
 };
 
+// Runs `work` without the GIL. From the main thread (`main_thread`), SIGINT and SIGTERM stop it
+// between GEMMs (CancelScope); otherwise the process pool's own handlers, or none, apply.
+template <class Work>
+auto without_gil(bool main_thread, Work&& work) {
+  py::gil_scoped_release release;
+  CancelScope cancel(main_thread);
+  return work();
+}
+
 mfsim::SimMode mode_of(const std::string& s, const char* call) {
   mfsim::SimMode m{};
   if (!mfsim::parse_sim_mode(s, &m)) {
@@ -98,15 +108,10 @@ std::string simulate(const PyTrace& t, const std::string& params_json,
   mfsim::api::SimulateOptions o;
   o.params = param_set(params_json, shorthands);
   o.mode = mode_of(mode, "simulate");
-  o.energy_table = energy_table;
-  o.area_table = area_table;
+  o.energy_table = mfsim::load_energy_table(energy_table);
+  o.area_table = mfsim::load_area_table(area_table);
   o.vcd_path = vcd;
-  mfsim::ReplayOutcome res;
-  {
-    py::gil_scoped_release release;
-    CancelScope cancel(main_thread);
-    res = mfsim::api::simulate(*t.reader, o);
-  }
+  const mfsim::ReplayOutcome res = without_gil(main_thread, [&] { return mfsim::api::simulate(*t.reader, o); });
   std::string text = res.report.dump(2) + "\n";
   if (res.mismatches > 0) {
     throw MismatchError(mfsim::api::mismatch_message(res, "the exception's .report"), text);
@@ -125,12 +130,7 @@ std::string compare(const PyTrace& t, const std::string& params_json,
   req.arrays = arrays;
   req.iso_area = iso_area || area_budget_mm2 > 0;
   req.area_budget_mm2 = area_budget_mm2;
-  ojson out;
-  {
-    py::gil_scoped_release release;
-    CancelScope cancel(main_thread);
-    out = mfsim::api::compare(*t.reader, req, "mfsim.compare (Python)");
-  }
+  const ojson out = without_gil(main_thread, [&] { return mfsim::api::compare(*t.reader, req, "mfsim.compare (Python)"); });
   return out.dump(2) + "\n";
 }
 
@@ -141,11 +141,7 @@ int run_command(const std::string& name, const std::vector<std::string>& args) {
       {"trace", mfsim::cli::cmd_trace}, {"sweep", mfsim::cli::cmd_sweep},
       {"example-trace", mfsim::cli::cmd_example_trace}, {"inspect", mfsim::cli::cmd_inspect}};
   for (const auto& [n, fn] : commands) {
-    if (name == n) {
-      py::gil_scoped_release release;
-      mfsim::clear_cancel();
-      return fn(args);
-    }
+    if (name == n) return without_gil(false, [&] { return fn(args); });  // sweep's pool handles Ctrl-C
   }
   throw mfsim::InputError(fmt::format("unknown command \"{}\"", name));
 }
