@@ -133,6 +133,16 @@ void accumulate_items(std::vector<EnergyItem>& into, const std::vector<EnergyIte
   }
 }
 
+// The items as the report's "items" array.
+ojson items_json(const std::vector<EnergyItem>& items) {
+  ojson list = ojson::array();
+  for (const auto& it : items) {
+    list.push_back(ojson{{"component", it.component}, {"action", it.action}, {"count", it.count},
+                         {"count_unit", it.count_unit}, {"pj_per_action", it.pj_per_action}, {"pj", it.pj}});
+  }
+  return list;
+}
+
 // The vector unit's energy (report total.non_gemm, sim/vector_unit.h): its FP32 adds, multiplies
 // (division, square root and exponential expanded into them) and compares, its buffer's bits
 // (priced as the output buffer, sram.c_kib), its DRAM bytes, and the leakage of the chip for the
@@ -193,14 +203,9 @@ void add_non_gemm_energy(ojson& report, const EnergyTable& t, ojson& e, double l
   }
   ojson comp = ojson::object();
   for (const auto& it : items) comp[it.component] = comp.value(it.component, 0.0) + it.pj;
-  ojson list = ojson::array();
-  for (const auto& it : items) {
-    list.push_back(ojson{{"component", it.component}, {"action", it.action}, {"count", it.count},
-                         {"count_unit", it.count_unit}, {"pj_per_action", it.pj_per_action}, {"pj", it.pj}});
-  }
   const double ng_total = total_of(items);
   const double gemm_total = e.at("total").get<double>();
-  e["non_gemm"] = ojson{{"total", ng_total}, {"by_component", comp}, {"by_kind", by_kind}, {"items", list},
+  e["non_gemm"] = ojson{{"total", ng_total}, {"by_component", comp}, {"by_kind", by_kind}, {"items", items_json(items)},
                         {"overlap", overlap}};
   e["step_total"] = gemm_total + ng_total;
   e["linear_share"] = gemm_total + ng_total > 0 ? gemm_total / (gemm_total + ng_total) : 1.0;
@@ -342,12 +347,7 @@ ojson add_energy(ojson& report, const EnergyTable& table) {
   ojson ly = ojson::object();
   for (const auto& [name, v] : layers) ly[name] = v;
   e["by_layer"] = ly;
-  ojson items = ojson::array();
-  for (const auto& it : total) {
-    items.push_back(ojson{{"component", it.component}, {"action", it.action}, {"count", it.count},
-                          {"count_unit", it.count_unit}, {"pj_per_action", it.pj_per_action}, {"pj", it.pj}});
-  }
-  e["items"] = items;
+  e["items"] = items_json(total);
   add_non_gemm_energy(report, table, e, leak_mm2 * leak_mw_per_mm2);
   report["energy_pj"] = e;
   return e;
@@ -369,22 +369,21 @@ MapCosts mapping_costs(const EnergyTable& t, const SimConfig& cfg) {
 
 std::string energy_csv(const ojson& e) {
   std::string out = "component,action,count,count_unit,pJ_per_action,pJ\n";
-  for (const auto& it : e.at("items")) {
-    out += fmt::format("{},{},{:.0f},{},{},{}\n", it["component"].get<std::string>(),
-                       it["action"].get<std::string>(), it["count"].get<double>(), it["count_unit"].get<std::string>(),
-                       it["pj_per_action"].get<double>(), it["pj"].get<double>());
-  }
+  auto put_items = [&](const ojson& items) {
+    for (const auto& it : items) {
+      out += fmt::format("{},{},{:.0f},{},{},{}\n", it["component"].get<std::string>(),
+                         it["action"].get<std::string>(), it["count"].get<double>(), it["count_unit"].get<std::string>(),
+                         it["pj_per_action"].get<double>(), it["pj"].get<double>());
+    }
+  };
+  put_items(e.at("items"));
   if (!e.contains("non_gemm")) {
     out += fmt::format("total,,,,,{}\n", e.at("total").get<double>());
     return out;
   }
   // The vector unit's items (docs/non-gemm.md), then the GEMMs', the vector unit's and the whole
   // step's totals: the last is the sum of every item above.
-  for (const auto& it : e.at("non_gemm").at("items")) {
-    out += fmt::format("{},{},{:.0f},{},{},{}\n", it["component"].get<std::string>(), it["action"].get<std::string>(),
-                       it["count"].get<double>(), it["count_unit"].get<std::string>(), it["pj_per_action"].get<double>(),
-                       it["pj"].get<double>());
-  }
+  put_items(e.at("non_gemm").at("items"));
   out += fmt::format("gemm_total,,,,,{}\n", e.at("total").get<double>());
   out += fmt::format("non_gemm_total,,,,,{}\n", e.at("non_gemm").at("total").get<double>());
   out += fmt::format("total,,,,,{}\n", e.at("step_total").get<double>());

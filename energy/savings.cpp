@@ -235,21 +235,21 @@ std::string savings_text(const ojson& r) {
     }
     // The whole step (the trace has non-GEMM operations): the linear layers' share and the saving
     // with the vector unit's work counted (Amdahl's law in numbers).
-    bool whole = false;
-    for (const PeType* pe : pe_types()) whole = whole || (t["energy_pj"].contains(pe->name) && t["energy_pj"][pe->name].contains("step_total"));
-    if (whole) {
-      out += fmt::format("\nwhole step, non-GEMM work on the vector unit ({} table):\n{:<14}{:>14}{:>16}{:>14}{:>16}\n", it.key(),
-                         "array", "GEMMs uJ", "non-GEMM uJ", "linear share", "step saving");
-      for (const PeType* pe : pe_types()) {
-        if (!t["energy_pj"].contains(pe->name) || !t["energy_pj"][pe->name].contains("step_total")) continue;
-        const ojson& e = t["energy_pj"][pe->name];
-        const std::string saving = t["savings_vs_fp32"].contains(pe->name)
-                                       ? fmt::format("{:.2f}%", 100 * t["savings_vs_fp32"][pe->name]["step_total"].get<double>())
-                                       : "-";
-        out += fmt::format("{:<14}{:>14.4g}{:>16.4g}{:>13.2f}%{:>16}\n", array_label(r, pe->name),
-                           e["total"].get<double>() * 1e-6, e["non_gemm"].get<double>() * 1e-6,
-                           100 * e["linear_share"].get<double>(), saving);
-      }
+    std::string step_rows;
+    for (const PeType* pe : pe_types()) {
+      if (!t["energy_pj"].contains(pe->name) || !t["energy_pj"][pe->name].contains("step_total")) continue;
+      const ojson& e = t["energy_pj"][pe->name];
+      const std::string saving = t["savings_vs_fp32"].contains(pe->name)
+                                     ? fmt::format("{:.2f}%", 100 * t["savings_vs_fp32"][pe->name]["step_total"].get<double>())
+                                     : "-";
+      step_rows += fmt::format("{:<14}{:>14.4g}{:>16.4g}{:>13.2f}%{:>16}\n", array_label(r, pe->name),
+                               e["total"].get<double>() * 1e-6, e["non_gemm"].get<double>() * 1e-6,
+                               100 * e["linear_share"].get<double>(), saving);
+    }
+    if (!step_rows.empty()) {
+      out += fmt::format("\nwhole step, non-GEMM work on the vector unit ({} table):\n{:<14}{:>14}{:>16}{:>14}{:>16}\n",
+                         it.key(), "array", "GEMMs uJ", "non-GEMM uJ", "linear share", "step saving") +
+             step_rows;
     }
   }
   return out;

@@ -1,22 +1,9 @@
 #include "sim/vector_unit.h"
 
-#include "common/error.h"
+#include "sim/events.h"
 #include "sim/fold_model.h"
 
 namespace mfsim {
-
-namespace {
-std::uint64_t add_checked(std::uint64_t a, std::uint64_t b) {
-  std::uint64_t s = 0;
-  if (__builtin_add_overflow(a, b, &s)) throw InputError("vector unit: a count passes 2^64");
-  return s;
-}
-std::uint64_t mul_checked(std::uint64_t a, std::uint64_t b) {
-  std::uint64_t s = 0;
-  if (__builtin_mul_overflow(a, b, &s)) throw InputError("vector unit: a count passes 2^64");
-  return s;
-}
-}  // namespace
 
 VectorOpCost vector_op_cost(const SimConfig& cfg, const NonGemmOp& op) {
   const auto f = [&](FpOp o) { return op.flops[static_cast<int>(o)]; };
@@ -25,16 +12,16 @@ VectorOpCost vector_op_cost(const SimConfig& cfg, const NonGemmOp& op) {
   c.adds = f(FpOp::kAdd) + kDivAdd * f(FpOp::kDiv) + kSqrtAdd * f(FpOp::kSqrt) + kExpAdd * f(FpOp::kExp);
   c.muls = f(FpOp::kMul) + kDivMul * f(FpOp::kDiv) + kSqrtMul * f(FpOp::kSqrt) + kExpMul * f(FpOp::kExp);
   c.cmps = f(FpOp::kCmp);
-  c.lane_ops = add_checked(add_checked(c.adds, c.muls), c.cmps);
+  c.lane_ops = checked_add(checked_add(c.adds, c.muls, "non_gemm.lane_ops"), c.cmps, "non_gemm.lane_ops");
   const auto lanes = static_cast<std::uint64_t>(cfg.vector_lanes);
   c.compute = c.lane_ops / lanes + (c.lane_ops % lanes != 0 ? 1 : 0);
   c.dram_read_bytes = op.read_bytes();
   c.dram_write_bytes = op.write_bytes();
-  const std::uint64_t bytes = add_checked(c.dram_read_bytes, c.dram_write_bytes);
+  const std::uint64_t bytes = checked_add(c.dram_read_bytes, c.dram_write_bytes, "non_gemm.dram");
   const std::uint64_t dram = transfer_cycles(bytes, Bandwidth::from_double(cfg.dram_bytes_per_cycle));
   c.cycles = c.compute > dram ? c.compute : dram;
   c.stall = c.cycles - c.compute;
-  c.sram_bits = mul_checked(bytes, 16);  // each byte written into the buffer and read out: 2 x 8 bits
+  c.sram_bits = checked_mul(bytes, 16, "non_gemm.sram");  // each byte written into the buffer and read out: 2 x 8 bits
   return c;
 }
 

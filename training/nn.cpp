@@ -23,7 +23,6 @@ void record_op(StepContext& ctx, NonGemmOp op) {
 }
 
 namespace {
-void record(StepContext& ctx, NonGemmOp op) { record_op(ctx, std::move(op)); }
 std::uint64_t u64(std::size_t n) { return static_cast<std::uint64_t>(n); }
 }  // namespace
 
@@ -608,7 +607,7 @@ class LinearBase : public Layer {
       float* row = y + static_cast<std::size_t>(i) * n_;
       for (int j = 0; j < n_; ++j) row[j] += b[j];
     }
-    record(ctx, bias_op(name_, OpPhase::kFwd, u64(static_cast<std::size_t>(m) * n_), u64(n_)));
+    record_op(ctx, bias_op(name_, OpPhase::kFwd, u64(static_cast<std::size_t>(m) * n_), u64(n_)));
   }
   // dy: M x N. Writes dcols (M x K) when need_dx (every element: the buffer may be reused).
   void backward_gemm(StepContext& ctx, const float* dy, bool need_dx, std::vector<float>* dcols) {
@@ -631,7 +630,7 @@ class LinearBase : public Layer {
       const float* row = dy + static_cast<std::size_t>(i) * n_;
       for (int j = 0; j < n_; ++j) db[j] += row[j];
     }
-    record(ctx, bias_op(name_, OpPhase::kBwd, u64(static_cast<std::size_t>(m_) * n_), u64(n_)));
+    record_op(ctx, bias_op(name_, OpPhase::kBwd, u64(static_cast<std::size_t>(m_) * n_), u64(n_)));
   }
 
   // A convolution's geometry for its trace records (null for a fully connected layer).
@@ -741,12 +740,12 @@ class Relu : public Layer {
   Tensor forward(Tensor x, StepContext& ctx, bool train) override {
     mask_.resize(x.size());
     relu_forward(x.v.data(), mask_.data(), x.size());
-    if (train) record(ctx, relu_op("relu", OpPhase::kFwd, u64(x.size())));
+    if (train) record_op(ctx, relu_op("relu", OpPhase::kFwd, u64(x.size())));
     return x;
   }
   Tensor backward(Tensor dy, StepContext& ctx) override {
     relu_backward(dy.v.data(), mask_.data(), dy.size());
-    record(ctx, relu_op("relu", OpPhase::kBwd, u64(dy.size())));
+    record_op(ctx, relu_op("relu", OpPhase::kBwd, u64(dy.size())));
     return dy;
   }
   std::string name() const override { return "relu"; }
@@ -767,7 +766,7 @@ class BatchNorm : public Layer {
 
   Tensor forward(Tensor x, StepContext& ctx, bool train) override {
     const std::size_t c = static_cast<std::size_t>(c_), rows = x.v.size() / c;
-    if (train) record(ctx, batchnorm_op(name_, OpPhase::kFwd, u64(x.v.size()), u64(c)));
+    if (train) record_op(ctx, batchnorm_op(name_, OpPhase::kFwd, u64(x.v.size()), u64(c)));
     xhat_.resize(x.v.size());
     inv_std_.assign(c, 0.0f);
     std::vector<double> mean(c, 0.0), var(c, 0.0);
@@ -792,7 +791,7 @@ class BatchNorm : public Layer {
   // dx = gamma / sigma * (dy - mean(dy) - xhat * mean(dy * xhat)), per channel.
   Tensor backward(Tensor dy, StepContext& ctx) override {
     const std::size_t c = static_cast<std::size_t>(c_), rows = dy.v.size() / c;
-    record(ctx, batchnorm_op(name_, OpPhase::kBwd, u64(dy.v.size()), u64(c)));
+    record_op(ctx, batchnorm_op(name_, OpPhase::kBwd, u64(dy.v.size()), u64(c)));
     std::vector<double> sum_dy(c, 0.0), sum_dy_xhat(c, 0.0);
     batchnorm_grad_sums(dy.v.data(), xhat_.data(), rows, c, sum_dy.data(), sum_dy_xhat.data());
     // Per channel: gamma / sigma (a float product) and mean(dy), as the element formula below
@@ -838,7 +837,7 @@ class MaxPool : public Layer {
     y.v.resize(static_cast<std::size_t>(y.n) * y.h * y.w * y.c);
     arg_.resize(y.v.size());
     if (train) {
-      record(ctx, maxpool_op("maxpool", OpPhase::kFwd, u64(x.v.size()), u64(y.v.size()), u64(static_cast<std::size_t>(k_) * k_)));
+      record_op(ctx, maxpool_op("maxpool", OpPhase::kFwd, u64(x.v.size()), u64(y.v.size()), u64(static_cast<std::size_t>(k_) * k_)));
     }
     // Per output element: the window's first tap, then each later tap (r, s in order) that is
     // greater (the first of equal maxima wins; a NaN first tap stays).
@@ -871,7 +870,7 @@ class MaxPool : public Layer {
     Tensor dx = in_;
     dx.v.assign(static_cast<std::size_t>(in_.n) * in_.h * in_.w * in_.c, 0.0f);
     for (std::size_t o = 0; o < dy.v.size(); ++o) dx.v[arg_[o]] += dy.v[o];
-    record(ctx, maxpool_op("maxpool", OpPhase::kBwd, u64(dx.v.size()), u64(dy.v.size()), u64(static_cast<std::size_t>(k_) * k_)));
+    record_op(ctx, maxpool_op("maxpool", OpPhase::kBwd, u64(dx.v.size()), u64(dy.v.size()), u64(static_cast<std::size_t>(k_) * k_)));
     return dx;
   }
   std::string name() const override { return "maxpool"; }
@@ -899,7 +898,7 @@ class GlobalAvgPool : public Layer {
       }
     }
     for (auto& v : y.v) v /= static_cast<float>(px);
-    if (train) record(ctx, avgpool_op("gap", OpPhase::kFwd, u64(x.v.size()), u64(y.v.size())));
+    if (train) record_op(ctx, avgpool_op("gap", OpPhase::kFwd, u64(x.v.size()), u64(y.v.size())));
     return y;
   }
   Tensor backward(Tensor dy, StepContext& ctx) override {
@@ -915,7 +914,7 @@ class GlobalAvgPool : public Layer {
         for (std::size_t j = 0; j < c; ++j) dx.v[(b * px + p) * c + j] = dy.v[b * c + j] / static_cast<float>(px);
       }
     }
-    record(ctx, avgpool_op("gap", OpPhase::kBwd, u64(dx.v.size()), u64(dy.v.size())));
+    record_op(ctx, avgpool_op("gap", OpPhase::kBwd, u64(dx.v.size()), u64(dy.v.size())));
     return dx;
   }
   std::string name() const override { return "gap"; }
@@ -950,8 +949,8 @@ class ResidualBlock : public Layer {
     mask_.resize(x.v.size());
     add_relu_forward(x.v.data(), s.v.data(), mask_.data(), x.size());
     if (train) {
-      record(ctx, residual_op(name_ + ".add", OpPhase::kFwd, u64(x.size())));
-      record(ctx, relu_op(name_ + ".relu", OpPhase::kFwd, u64(x.size())));
+      record_op(ctx, residual_op(name_ + ".add", OpPhase::kFwd, u64(x.size())));
+      record_op(ctx, relu_op(name_ + ".relu", OpPhase::kFwd, u64(x.size())));
     }
     spare_ = std::move(s.v);
     return x;
@@ -959,14 +958,14 @@ class ResidualBlock : public Layer {
 
   Tensor backward(Tensor dy, StepContext& ctx) override {
     relu_backward(dy.v.data(), mask_.data(), dy.size());
-    record(ctx, relu_op(name_ + ".relu", OpPhase::kBwd, u64(dy.size())));
+    record_op(ctx, relu_op(name_ + ".relu", OpPhase::kBwd, u64(dy.size())));
     Tensor ds = copy(dy);
     for (auto it = main_.rbegin(); it != main_.rend(); ++it) dy = (*it)->backward(std::move(dy), ctx);
     for (auto it = shortcut_.rbegin(); it != shortcut_.rend(); ++it) ds = (*it)->backward(std::move(ds), ctx);
     float* d = dy.v.data();
     const float* e = ds.v.data();
     for (std::size_t i = 0; i < dy.size(); ++i) d[i] += e[i];
-    record(ctx, residual_op(name_ + ".add", OpPhase::kBwd, u64(dy.size())));
+    record_op(ctx, residual_op(name_ + ".add", OpPhase::kBwd, u64(dy.size())));
     spare_ = std::move(ds.v);
     return dy;
   }

@@ -49,7 +49,8 @@ double evaluate(Network& net, const Dataset& d, StepContext ctx, int batch, doub
   std::iota(order.begin(), order.end(), 0);
   std::size_t right = 0;
   double total_loss = 0;
-  ctx.trace = nullptr;
+  ctx.trace = nullptr;  // an evaluation is never traced
+  ctx.ops = nullptr;
   for (std::size_t s = 0; s < d.size(); s += static_cast<std::size_t>(batch)) {
     std::size_t count = std::min<std::size_t>(static_cast<std::size_t>(batch), d.size() - s);
     std::vector<int> labels;
@@ -200,7 +201,7 @@ void add_quantizer_stats(ojson& rep, const TrainOptions& opt, const StepContext&
 }
 
 StepTracer::StepTracer(const TrainOptions& opt, StepContext& ctx) : opt_(opt), ctx_(ctx) {}
-StepTracer::~StepTracer() { ctx_.trace = nullptr; }
+StepTracer::~StepTracer() { discard(); }
 
 bool StepTracer::open() const { return writer_ != nullptr; }
 
@@ -216,7 +217,7 @@ bool StepTracer::begin(int epoch, std::size_t step, const std::string& command, 
   if (opt_.trace_out.empty() || epoch != 0 || step != static_cast<std::size_t>(opt_.trace_step)) return false;
   writer_ = std::make_unique<TraceWriter>(opt_.trace_out, command, description);
   ctx_.trace = writer_.get();
-  if (record_ops_) ctx_.ops = &ops_;
+  ctx_.ops = &ops_;
   return true;
 }
 
@@ -273,7 +274,6 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
   bool diverged = false;
   double first_loss = 0;  // the first step's loss: divergence is measured against it
   StepTracer tracer(opt, ctx);
-  tracer.record_ops();  // the CNN layers record their non-GEMM operations (training/nn.cpp)
   std::uint64_t step = 0;
   SplitMix64 shuffle_rng(opt.seed ^ 0x5eedull);
   for (int epoch = 0; epoch < opt.epochs && !diverged; ++epoch) {

@@ -84,13 +84,11 @@ class StepTracer {
     }
   }
   // After a finite step: writes the trace if this step was traced, with the operations outside
-  // the GEMMs the step recorded (StepContext::ops) when record_ops() was called.
+  // the GEMMs the step recorded (StepContext::ops, set while the traced step runs).
   void commit();
-  // The traced step records its non-GEMM operations (the networks whose layers record them).
-  void record_ops() { record_ops_ = true; }
   // Appends an operation of the traced step that no layer runs (the loss, the optimizer).
   void add_op(const NonGemmOp& op) {
-    if (writer_ && record_ops_) ops_.push_back(op);
+    if (writer_) ops_.push_back(op);
   }
   // The trace file written ("" when none).
   const std::string& written() const { return written_; }
@@ -102,7 +100,6 @@ class StepTracer {
   StepContext& ctx_;
   std::unique_ptr<TraceWriter> writer_;
   std::string written_;
-  bool record_ops_ = false;
   std::vector<NonGemmOp> ops_;
 };
 

@@ -627,6 +627,7 @@ EvalResult evaluate(TransformerModel& model, const SeqData& d, const Transformer
   double loss_sum = 0;
   StepContext eval = ctx;
   eval.trace = nullptr;
+  eval.ops = nullptr;
   for (int s = 0; s < d.n; s += batch) {
     const int count = std::min(batch, d.n - s);
     const auto off = static_cast<std::size_t>(s) * d.seq;
@@ -779,7 +780,6 @@ ojson train_transformer(const TransformerOptions& o) {
   bool diverged = false;
   double first_loss = 0;  // the first step's loss: divergence is measured against it
   StepTracer tracer(opt, ctx);
-  tracer.record_ops();  // the model records its non-GEMM operations
   std::map<std::string, QuantNoise> sqnr;  // this epoch's samples
   ojson sqnr_per_epoch = ojson::array();
   if (opt.sqnr_every > 0 && opt.arith != NumFormat::kFp32) ctx.sqnr = &sqnr;

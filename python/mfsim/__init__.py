@@ -294,10 +294,15 @@ def energy_table(name: str = "paper") -> Dict[str, Any]:
 
 # ---- tables -------------------------------------------------------------------------------------
 
-def _rows(report: Report, which: str) -> List[Dict[str, Any]]:
+def _table(report: Report, which: str, form: str) -> str:
+    """A simulate report's gemm, layer or phase table as JSON rows, CSV or text (report_tables.h)."""
     if not isinstance(report, Mapping) or report.get("report") != "simulate":
         raise InputError("%s table: expected a simulate report (mfsim.simulate's result)" % which)
-    return json.loads(_core.report_table(json.dumps(report), which, "json"))
+    return _core.report_table(json.dumps(report), which, form)
+
+
+def _rows(report: Report, which: str) -> List[Dict[str, Any]]:
+    return json.loads(_table(report, which, "json"))
 
 
 def _frame(rows: List[Dict[str, Any]], index: Optional[str]):
@@ -325,14 +330,12 @@ def phases_table(report: Report):
 
 def table_csv(report: Report, which: str = "layer") -> str:
     """A simulate report's gemm, layer or phase table as CSV text (the command line's)."""
-    _rows(report, which)
-    return _core.report_table(json.dumps(report), which, "csv")
+    return _table(report, which, "csv")
 
 
 def table_text(report: Report, which: str = "layer") -> str:
     """The same table as aligned text."""
-    _rows(report, which)
-    return _core.report_table(json.dumps(report), which, "text")
+    return _table(report, which, "text")
 
 
 def compare_table(report: Report, table: Optional[str] = None):
