@@ -259,6 +259,15 @@ std::uint64_t FoldPlan::compulsory_bytes_gemm_view() const {
   return packed_bytes(m * k, a_bits_) + packed_bytes(k * n, b_bits_) + packed_bytes(m * n, output_bits_);
 }
 
+std::uint64_t FoldPlan::compulsory_output_bytes_gemm_view() const {
+  return packed_bytes(static_cast<std::uint64_t>(shape_.m) * static_cast<std::uint64_t>(shape_.n), output_bits_);
+}
+
+std::uint64_t FoldPlan::compulsory_output_bytes() const {
+  if (conv_.active && conv_.phase == Phase::kBwdData) return packed_bytes(conv_.geo.input_elements(), output_bits_);
+  return compulsory_output_bytes_gemm_view();
+}
+
 std::uint64_t FoldPlan::compulsory_bytes() const {
   // A property of the workload alone: the same for every mapping, policy, objective and buffer.
   if (!conv_.active) return compulsory_bytes_gemm_view();

@@ -166,6 +166,10 @@ class FoldPlan {
   // input elements the kernel uses (fwd, bwd_weight) or every input-gradient element
   // (bwd_data), filters and the other operand once.
   std::uint64_t compulsory_bytes() const;
+  // Of those, the result's part: C written once (a convolution's bwd_data: every input-gradient
+  // element), and its GEMM view (M x N). What a fused vector unit takes on chip (vector.fusion).
+  std::uint64_t compulsory_output_bytes() const;
+  std::uint64_t compulsory_output_bytes_gemm_view() const;
   // Does the plan read feature maps (im2col on chip, col2im for bwd_data)?
   bool conv_on_chip() const { return fmap_; }
 

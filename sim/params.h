@@ -116,6 +116,7 @@ struct SimConfig {
   MapCosts map_costs;
   int vector_lanes = 32;        // the vector unit (sim/vector_unit.h)
   bool vector_overlap = false;
+  bool vector_fused = false;    // vector.fusion=fused
 };
 
 class ParamSet {

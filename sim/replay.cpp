@@ -205,13 +205,61 @@ ojson stall_json(const GemmTiming& t) {
 }
 
 // DRAM traffic against the physical minimum (docs/mapping.md).
-ojson dram_json(const EventCounts& e, std::uint64_t compulsory, std::uint64_t compulsory_gemm) {
+// Fused (vector.fusion), the results the vector unit takes on chip are not DRAM traffic: they
+// leave both the bytes and the minimum (`to_vector_unit_bytes`, present only then).
+ojson dram_json(const EventCounts& e, std::uint64_t compulsory, std::uint64_t compulsory_gemm, bool fused,
+                std::uint64_t to_vector_unit) {
   const std::uint64_t bytes = checked_add(e.dram_read_bytes, e.dram_write_bytes, "dram.bytes");
-  return ojson{{"bytes", bytes},
-               {"compulsory_bytes", compulsory},
-               {"compulsory_bytes_gemm_view", compulsory_gemm},
-               {"ratio_to_compulsory", compulsory > 0 ? static_cast<double>(bytes) / static_cast<double>(compulsory) : 0.0},
-               {"ratio_to_gemm_view", compulsory_gemm > 0 ? static_cast<double>(bytes) / static_cast<double>(compulsory_gemm) : 0.0}};
+  ojson j{{"bytes", bytes},
+          {"compulsory_bytes", compulsory},
+          {"compulsory_bytes_gemm_view", compulsory_gemm},
+          {"ratio_to_compulsory", compulsory > 0 ? static_cast<double>(bytes) / static_cast<double>(compulsory) : 0.0},
+          {"ratio_to_gemm_view", compulsory_gemm > 0 ? static_cast<double>(bytes) / static_cast<double>(compulsory_gemm) : 0.0}};
+  if (fused) j["to_vector_unit_bytes"] = to_vector_unit;
+  return j;
+}
+
+// Fused (vector.fusion): what one GEMM hands the vector unit and what the vector unit writes for
+// it. A fwd or bwd_data result (activations for the next layer, errors for the one before) goes
+// on chip instead of to DRAM: its compulsory part (each result once), the rest of the array's
+// writes (partial-sum spills, an im2col-shaped bwd_data's extra) staying DRAM. The operands the
+// record quantizes as activations or errors (trace.h quantized_elements) are written by the
+// vector unit, at the array's operand widths, for each layer that reads them; weights come from
+// the optimizer's state in both modes.
+struct FusedIo {
+  std::uint64_t from_array = 0, from_array_gemm_view = 0;  // results taken on chip (bytes)
+  std::uint64_t operand_elements = 0, operand_bytes = 0;   // operands written for the GEMM
+};
+
+FusedIo fused_io(const TraceRecord& r, const QuantizedElements& q, const FoldPlan& plan) {
+  FusedIo io;
+  const auto rep = static_cast<std::uint64_t>(r.repeat), m = static_cast<std::uint64_t>(r.shape.m),
+             n = static_cast<std::uint64_t>(r.shape.n), k = static_cast<std::uint64_t>(r.shape.k);
+  const auto ab = plan.a_bits(), bb = plan.b_bits();
+  if (r.phase != Phase::kBwdWeight) {
+    io.from_array = checked_mul(plan.compulsory_output_bytes(), rep, "dram.to_vector_unit_bytes");
+    io.from_array_gemm_view = checked_mul(plan.compulsory_output_bytes_gemm_view(), rep, "dram.to_vector_unit_bytes");
+  }
+  switch (r.phase) {
+    case Phase::kFwd:  // the input activations: A (a matmul's B too: both are activations)
+      if (r.layer_type == LayerType::kMatmul) {
+        io.operand_elements = q.activations;
+        io.operand_bytes = checked_add(packed_bytes(m * k * rep, ab), packed_bytes(k * n * rep, bb), "non_gemm.dram");
+      } else {
+        io.operand_elements = q.activations;
+        io.operand_bytes = packed_bytes(q.activations, ab);
+      }
+      break;
+    case Phase::kBwdData:  // G is A (charged here only when the layer has no bwd_weight record)
+      io.operand_elements = q.errors;
+      io.operand_bytes = packed_bytes(q.errors, ab);
+      break;
+    case Phase::kBwdWeight:  // G is B
+      io.operand_elements = q.errors;
+      io.operand_bytes = packed_bytes(q.errors, bb);
+      break;
+  }
+  return io;
 }
 
 ConvView conv_view(const TraceRecord& r) {
@@ -451,10 +499,12 @@ double utilization(const SimConfig& cfg, std::uint64_t slots, std::uint64_t cycl
 struct Totals {
   GemmTiming t;
   std::uint64_t scalesim = 0, macs = 0, gemms = 0, compulsory = 0, compulsory_gemm = 0, gemms2 = 0, macs2 = 0;
+  std::uint64_t to_vector_unit = 0;
   EventCounts e, ops2;
 
   void add(const GemmOutcome& g, std::uint64_t scalesim_cycles, std::uint64_t gemm_macs, std::uint64_t compulsory_bytes,
-           std::uint64_t compulsory_gemm_bytes) {
+           std::uint64_t compulsory_gemm_bytes, std::uint64_t to_vector_unit_bytes) {
+    to_vector_unit = checked_add(to_vector_unit, to_vector_unit_bytes, "dram.to_vector_unit_bytes");
     compulsory = checked_add(compulsory, compulsory_bytes, "dram.compulsory_bytes");
     compulsory_gemm = checked_add(compulsory_gemm, compulsory_gemm_bytes, "dram.compulsory_bytes");
     t.folds = checked_add(t.folds, g.timing.folds, "folds");
@@ -494,7 +544,7 @@ ojson totals_json(const SimConfig& cfg, const Totals& t) {
   j["macs"] = t.macs;
   j["events"] = events_json(*cfg.array, t.e, cfg.second, t.ops2);
   if (cfg.second != nullptr) j["gemms_on_second_array"] = t.gemms2;
-  j["dram"] = dram_json(t.e, t.compulsory, t.compulsory_gemm);
+  j["dram"] = dram_json(t.e, t.compulsory, t.compulsory_gemm, cfg.vector_fused, t.to_vector_unit);
   return j;
 }
 
@@ -502,7 +552,7 @@ ojson totals_json(const SimConfig& cfg, const Totals& t) {
 // physical minimum, and its verification.
 ojson gemm_json(const SimConfig& cfg, std::size_t i, const TraceRecord& r, const GemmOutcome& g,
                 const QuantizedElements& quantized, std::uint64_t scalesim, const FoldPlan& plan,
-                std::uint64_t compulsory, std::uint64_t compulsory_gemm) {
+                std::uint64_t compulsory, std::uint64_t compulsory_gemm, std::uint64_t to_vector_unit) {
   ojson j;
   j["index"] = i;
   j["layer"] = r.layer;
@@ -540,7 +590,7 @@ ojson gemm_json(const SimConfig& cfg, std::size_t i, const TraceRecord& r, const
   }
   mapping["text"] = plan.mapping_text();
   j["mapping"] = mapping;
-  j["dram"] = dram_json(g.events, compulsory, compulsory_gemm);
+  j["dram"] = dram_json(g.events, compulsory, compulsory_gemm, cfg.vector_fused, to_vector_unit);
   ojson v;
   v["checked"] = g.checked;
   if (g.checked) {
@@ -557,14 +607,20 @@ ojson gemm_json(const SimConfig& cfg, std::size_t i, const TraceRecord& r, const
 // The vector unit's work (the trace's non-GEMM operations, sim/vector_unit.h), by kind and
 // phase, and the whole step it makes with the GEMMs: total.non_gemm, total.step and
 // total.linear_share.cycles (the energy share is added with the energy, energy_model.h).
-void add_non_gemm(const SimConfig& cfg, const Trace& trace, ojson& total) {
+// Fused, `io[p]` is what the GEMMs of OpPhase p handed the vector unit and the operands it wrote
+// for them: priced as one quantizer entry per phase (the operands' DRAM writes, both buffer
+// passes of every byte; cycles: the writes' DRAM transfer; the quantizer's arithmetic is the
+// GEMM records' own, as unfused).
+void add_non_gemm(const SimConfig& cfg, const Trace& trace, const std::array<FusedIo, kNumOpPhases>& io, ojson& total) {
   if (trace.ops.empty()) return;
   struct Sum {
     std::uint64_t ops = 0, elements = 0, adds = 0, muls = 0, cmps = 0, lane_ops = 0, compute = 0, cycles = 0, stall = 0,
                   dram_read = 0, dram_write = 0, sram_bits = 0;
     std::uint64_t flops[kNumFpOps] = {};
-    void add(const NonGemmOp& op, const VectorOpCost& c) {
-      ops += 1;
+    bool used = false;
+    void add(const NonGemmOp& op, const VectorOpCost& c, bool trace_op = true) {
+      ops += trace_op ? 1 : 0;
+      used = true;
       elements = checked_add(elements, op.elements, "non_gemm.elements");
       for (int o = 0; o < kNumFpOps; ++o) flops[o] = checked_add(flops[o], op.flops[o], "non_gemm.flops");
       adds = checked_add(adds, c.adds, "non_gemm.fp32_ops");
@@ -600,12 +656,34 @@ void add_non_gemm(const SimConfig& cfg, const Trace& trace, ojson& total) {
     kinds[static_cast<int>(op.kind)].add(op, c);
     phases[static_cast<int>(op.phase)].add(op, c);
   }
+  ojson fusion{{"mode", cfg.vector_fused ? "fused" : "unfused"}};
+  if (cfg.vector_fused) {
+    std::uint64_t from_array = 0, written = 0;
+    for (int p = 0; p < kNumOpPhases; ++p) {
+      if (io[p].from_array == 0 && io[p].operand_bytes == 0) continue;
+      NonGemmOp op;
+      op.kind = OpKind::kQuantizer;
+      op.name = "fused_operand_writes";
+      op.layer = op.name;
+      op.phase = static_cast<OpPhase>(p);
+      op.elements = io[p].operand_elements;
+      const VectorOpCost c = vector_write_cost(cfg, io[p].operand_bytes, io[p].from_array);
+      all.add(op, c, false);
+      kinds[static_cast<int>(op.kind)].add(op, c, false);
+      phases[p].add(op, c, false);
+      from_array = checked_add(from_array, io[p].from_array, "non_gemm.dram");
+      written = checked_add(written, io[p].operand_bytes, "non_gemm.dram");
+    }
+    fusion["from_array_bytes"] = from_array;
+    fusion["operand_write_bytes"] = written;
+  }
   ojson ng = all.json();
   ng["lanes"] = cfg.vector_lanes;
   ng["overlap"] = cfg.vector_overlap;
+  ng["fusion"] = fusion;
   ojson by_kind = ojson::object();
   for (int k = 0; k < kNumOpKinds; ++k) {
-    if (kinds[k].ops > 0) by_kind[to_string(static_cast<OpKind>(k))] = kinds[k].json();
+    if (kinds[k].used) by_kind[to_string(static_cast<OpKind>(k))] = kinds[k].json();
   }
   ng["by_kind"] = by_kind;
   ojson by_phase = ojson::object();
@@ -624,6 +702,12 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
   const Trace& trace = reader.trace();
   const SimConfig& cfg = opt.config;
   reader.require_gemms("simulate");
+  if (cfg.vector_fused && trace.ops.empty()) {
+    throw InputError(fmt::format("{}: vector.fusion=fused: the trace has no non-GEMM operations (\"ops\") for the vector "
+                                 "unit to fuse with its GEMMs; write them with `mfsim trace --ops` or `mfsim train "
+                                 "--trace-out`",
+                                 reader.path()));
+  }
   clear_mapping_memo();  // mappings are searched afresh for each replay (one process may run many)
   const auto wall_start = std::chrono::steady_clock::now();
   std::vector<GemmOutcome> out(trace.records.size());
@@ -683,22 +767,40 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
   };
   std::map<std::string, Estimated> estimated;  // GEMMs priced as another arithmetic, by what ran where
   const std::vector<QuantizedElements> quantized = quantized_elements(trace);
+  std::array<FusedIo, kNumOpPhases> fused{};  // by OpPhase: fwd, bwd (bwd_data and bwd_weight)
   for (std::size_t i = 0; i < trace.records.size(); ++i) {
     const TraceRecord& r = trace.records[i];
-    const GemmOutcome& g = out[i];
+    GemmOutcome& g = out[i];
     const SimConfig& rcfg = g.on_second ? cfg2 : cfg;
     std::uint64_t scalesim = checked_mul(scalesim_cycles(cfg.dataflow, cfg.rows, cfg.cols, r.shape),
                                          static_cast<std::uint64_t>(r.repeat), "cycles.scalesim_compatible");
     const FoldPlan plan(rcfg, r.shape, conv_view(r));
     const auto rep_n = static_cast<std::uint64_t>(r.repeat);
-    const std::uint64_t compulsory = checked_mul(plan.compulsory_bytes(), rep_n, "dram.compulsory_bytes");
-    const std::uint64_t compulsory_gemm = checked_mul(plan.compulsory_bytes_gemm_view(), rep_n, "dram.compulsory_bytes");
-    ojson j = gemm_json(rcfg, i, r, g, quantized[i], scalesim, plan, compulsory, compulsory_gemm);
+    std::uint64_t compulsory = checked_mul(plan.compulsory_bytes(), rep_n, "dram.compulsory_bytes");
+    std::uint64_t compulsory_gemm = checked_mul(plan.compulsory_bytes_gemm_view(), rep_n, "dram.compulsory_bytes");
+    std::uint64_t to_vector_unit = 0;
+    if (cfg.vector_fused) {
+      const FusedIo io = fused_io(r, quantized[i], plan);
+      // Every mapping writes each result at least once: the array's writes cover what it hands over.
+      if (io.from_array > g.events.dram_write_bytes) {
+        throw std::logic_error(fmt::format("{}: fused results {} B exceed the array's DRAM writes {} B", record_name(i, r),
+                                           io.from_array, g.events.dram_write_bytes));
+      }
+      g.events.dram_write_bytes -= io.from_array;
+      compulsory -= io.from_array;
+      compulsory_gemm -= io.from_array_gemm_view;
+      to_vector_unit = io.from_array;
+      FusedIo& f = fused[static_cast<int>(r.phase == Phase::kFwd ? OpPhase::kFwd : OpPhase::kBwd)];
+      f.from_array = checked_add(f.from_array, io.from_array, "non_gemm.dram");
+      f.operand_elements = checked_add(f.operand_elements, io.operand_elements, "non_gemm.elements");
+      f.operand_bytes = checked_add(f.operand_bytes, io.operand_bytes, "non_gemm.dram");
+    }
+    ojson j = gemm_json(rcfg, i, r, g, quantized[i], scalesim, plan, compulsory, compulsory_gemm, to_vector_unit);
     gemms.push_back(std::move(j));
 
     try {
       for (Totals* t : {&total, &phases[static_cast<int>(r.phase)]}) {
-        t->add(g, scalesim, r.macs(), compulsory, compulsory_gemm);
+        t->add(g, scalesim, r.macs(), compulsory, compulsory_gemm, to_vector_unit);
       }
     } catch (const InputError& e) {
       throw InputError(fmt::format("{}: totals: {}", reader.path(), e.what()));
@@ -725,7 +827,7 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
   }
   rep["total"] = totals_json(cfg, total);
   try {
-    add_non_gemm(cfg, trace, rep["total"]);
+    add_non_gemm(cfg, trace, fused, rep["total"]);
   } catch (const InputError& e) {
     throw InputError(fmt::format("{}: ops: {}", reader.path(), e.what()));
   }

@@ -6,7 +6,7 @@
 // division, square root and exponential are sequences of those (kDiv*, kSqrt*, kExp* below), so
 // an operation's compute cycles are ceil(lane_ops / lanes). Its tensors stream between DRAM and
 // the unit's buffer (every read and written byte crosses DRAM once: the GEMM outputs are written
-// at 32 bits and read back, nothing is fused), double-buffered: cycles = max(compute,
+// at 32 bits and read back, unless vector.fusion=fused), double-buffered: cycles = max(compute,
 // ceil(DRAM bytes / dram.bandwidth)), the difference being stall. Each byte passes the buffer
 // twice (written, then read), priced as the output buffer's SRAM (sram.c_kib). The unit runs
 // after the array's work (vector.overlap = false: step cycles = GEMM cycles + vector cycles) or
@@ -42,6 +42,11 @@ struct VectorOpCost {
 };
 
 VectorOpCost vector_op_cost(const SimConfig& cfg, const NonGemmOp& op);
+
+// Fused (vector.fusion=fused, docs/non-gemm.md#fusion): the unit writes `write_bytes` of GEMM
+// operands to DRAM and takes `from_array_bytes` of GEMM results on chip. No arithmetic; cycles
+// are the writes' DRAM transfer; every byte passes the buffer twice.
+VectorOpCost vector_write_cost(const SimConfig& cfg, std::uint64_t write_bytes, std::uint64_t from_array_bytes);
 
 std::vector<ParamSpec> vector_params();  // vector.lanes, vector.overlap
 

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
+#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -131,6 +132,10 @@ TEST_CASE("non-GEMM ops: the trace format round-trips them and rejects bad ones"
     for (int f = 0; f < kNumFpOps; ++f) CHECK(a.flops[f] == b.flops[f]);
     CHECK(a.read_bytes() == b.read_bytes());
     CHECK(a.write_bytes() == b.write_bytes());
+    REQUIRE(a.reads.size() == b.reads.size());
+    REQUIRE(a.writes.size() == b.writes.size());
+    for (std::size_t t = 0; t < a.reads.size(); ++t) CHECK(a.reads[t].role == b.reads[t].role);
+    for (std::size_t t = 0; t < a.writes.size(); ++t) CHECK(a.writes[t].role == b.writes[t].role);
   }
   // Bad operations: one line naming the field.
   auto bad = [&](const std::string& op) {
@@ -154,6 +159,10 @@ TEST_CASE("non-GEMM ops: the trace format round-trips them and rejects bad ones"
         "x.json: ops[0].flops.mod: unknown key");
   CHECK(bad(R"({"kind":"elementwise","name":"x","phase":"fwd","elements":1,"reads":[{"tensor":"a","elements":1,"format":"fp64"}]})") ==
         "x.json: ops[0].reads[0].format: unknown format \"fp64\"");
+  CHECK(bad(R"({"kind":"elementwise","name":"x","phase":"fwd","elements":1,"reads":[{"tensor":"a","elements":1,"role":"save"}]})") ==
+        "x.json: ops[0].reads[0].role: expected stream, saved or state (a read), got \"save\"");
+  CHECK(bad(R"({"kind":"elementwise","name":"x","phase":"fwd","elements":1,"writes":[{"tensor":"a","elements":1,"role":"kept"}]})") ==
+        "x.json: ops[0].writes[0].role: expected stream, state or save (a write), got \"kept\"");
   CHECK(bad(R"({"kind":"elementwise","name":"x","phase":"fwd","elements":1,"extra":1})") ==
         "x.json: ops[0].extra: unknown key");
 }
@@ -393,4 +402,188 @@ TEST_CASE("train --trace-out: the Transformer's recorded operations equal the ge
   const json rep = json::parse(test::slurp(report));
   CHECK(rc.trace().ops.back().name == "adam");
   CHECK(rc.trace().ops.back().elements == rep["parameters"].get<std::uint64_t>());
+}
+
+TEST_CASE("non-GEMM ops: fused, only saved tensors and state cross DRAM", "[model]") {
+  // Unfused, an operation moves every tensor it reads or writes except the fused-only copies of
+  // saved tensors; fused, only saved tensors, state and those copies.
+  NetworkOptions o;
+  o.batch = 2;
+  for (const std::string net : {"resnet18", "transformer:layers=1,d=16,heads=2,ff=32,seq=8,vocab=11"}) {
+    INFO(net);
+    const NetworkOpsResult r = network_ops(net, o, network_layers(net, o));
+    std::uint64_t saves = 0, saved_reads = 0;
+    for (const auto& op : r.ops) {
+      std::uint64_t rd[2] = {0, 0}, wr[2] = {0, 0};  // [unfused, fused]
+      for (const auto& t : op.reads) {
+        CHECK(t.role != TensorRole::kSave);
+        if (t.role != TensorRole::kStream) rd[1] += t.bytes();
+        rd[0] += t.bytes();
+        if (t.role == TensorRole::kSaved) saved_reads += t.elements;
+      }
+      for (const auto& t : op.writes) {
+        CHECK(t.role != TensorRole::kSaved);
+        if (t.role != TensorRole::kStream) wr[1] += t.bytes();
+        if (t.role != TensorRole::kSave) wr[0] += t.bytes();
+        if (t.role == TensorRole::kSave) saves += t.elements;
+      }
+      CHECK(op.read_bytes() == rd[0]);
+      CHECK(op.read_bytes(true) == rd[1]);
+      CHECK(op.write_bytes() == wr[0]);
+      CHECK(op.write_bytes(true) == wr[1]);
+      // The optimizer's tensors are all state: the same in both modes.
+      if (op.kind == OpKind::kOptimizer) CHECK(op.read_bytes(true) + op.write_bytes(true) == op.read_bytes() + op.write_bytes());
+    }
+    // What the backward pass reads again, the fused forward pass saved (a residual's skip input
+    // is saved by the operation that consumed it first: a batch norm's or layer norm's input, a
+    // ReLU's output).
+    CHECK(saves > 0);
+    CHECK(saved_reads > 0);
+  }
+  const NonGemmOp bn = batchnorm_op("bn", OpPhase::kFwd, 1000, 10);
+  CHECK(bn.read_bytes(true) == 4 * 20);           // gamma and beta only
+  CHECK(bn.write_bytes(true) == 4 * 1000);        // x saved for the backward pass, y stays on chip
+  CHECK(bn.write_bytes() == 4 * 1000);            // y (x is in DRAM already)
+  const NonGemmOp bnb = batchnorm_op("bn", OpPhase::kBwd, 1000, 10);
+  CHECK(bnb.read_bytes(true) == 4 * 1000);        // x again; dy arrives on chip
+  CHECK(bnb.write_bytes(true) == 4 * 20);         // dgamma, dbeta
+}
+
+TEST_CASE("simulate: vector.fusion=fused hands results to the vector unit, term by term", "[smoke]") {
+  TempDir dir;
+  const std::string t = dir.file("r18.json");
+  REQUIRE(test::run_mfsim(fmt::format("trace -q --network resnet18 --batch 2 --image 64x64 --ops -o {}", t)).exit_code == 0);
+  TraceReader reader(t);
+  for (const char* array : {"mfmac", "fp32"}) {
+    INFO(array);
+    const std::string ru = dir.file(fmt::format("u-{}.json", array)), rf = dir.file(fmt::format("f-{}.json", array));
+    REQUIRE(test::run_mfsim(fmt::format("simulate -q --mode timing --array {} --trace {} --report {}", array, t, ru))
+                .exit_code == 0);
+    REQUIRE(test::run_mfsim(fmt::format("simulate -q --mode timing --array {} --trace {} --report {} --set "
+                                        "vector.fusion=fused",
+                                        array, t, rf))
+                .exit_code == 0);
+    const json u = json::parse(test::slurp(ru)), f = json::parse(test::slurp(rf));
+    const std::uint64_t out_bits = 32, op_bits = std::string(array) == "mfmac" ? 4 : 32;
+    // Per GEMM: the same cycles and reads; a fwd or bwd_data result (each element once) goes to the
+    // vector unit instead of DRAM, and leaves the physical minimum with it.
+    std::uint64_t handed = 0, operands = 0, handed_fwd = 0;
+    for (std::size_t i = 0; i < reader.trace().records.size(); ++i) {
+      const TraceRecord& r = reader.trace().records[i];
+      const json &gu = u["gemms"][i], &gf = f["gemms"][i];
+      CHECK(gu["cycles"] == gf["cycles"]);
+      CHECK(gu["events"]["dram_read_bytes"] == gf["events"]["dram_read_bytes"]);
+      const auto rep = static_cast<std::uint64_t>(r.repeat), m = static_cast<std::uint64_t>(r.shape.m),
+                 n = static_cast<std::uint64_t>(r.shape.n), k = static_cast<std::uint64_t>(r.shape.k);
+      std::uint64_t out = 0;
+      if (r.phase == Phase::kFwd) out = m * n * rep * out_bits / 8;
+      if (r.phase == Phase::kBwdData) out = (r.layer_type == LayerType::kConv ? r.conv.input_elements() : m * n) * rep * out_bits / 8;
+      CHECK(gf["dram"]["to_vector_unit_bytes"].get<std::uint64_t>() == out);
+      CHECK_FALSE(gu["dram"].contains("to_vector_unit_bytes"));
+      CHECK(gu["events"]["dram_write_bytes"].get<std::uint64_t>() - gf["events"]["dram_write_bytes"].get<std::uint64_t>() == out);
+      CHECK(gu["dram"]["compulsory_bytes"].get<std::uint64_t>() - gf["dram"]["compulsory_bytes"].get<std::uint64_t>() == out);
+      CHECK(gf["dram"]["bytes"].get<std::uint64_t>() >= gf["dram"]["compulsory_bytes"].get<std::uint64_t>());
+      handed += out;
+      if (r.phase == Phase::kFwd) handed_fwd += out;
+      // The vector unit writes what the GEMM reads as activations (fwd: the layer's input feature
+      // map) or errors (bwd_weight: G, its B operand), at the array's operand width.
+      if (r.phase == Phase::kFwd) operands += (r.layer_type == LayerType::kConv ? r.conv.input_elements() : m * k) * rep * op_bits / 8;
+      if (r.phase == Phase::kBwdWeight) operands += k * n * rep * op_bits / 8;
+    }
+    CHECK(f["total"]["dram"]["to_vector_unit_bytes"].get<std::uint64_t>() == handed);
+    CHECK(u["total"]["cycles"] == f["total"]["cycles"]);
+    const json &ngu = u["total"]["non_gemm"], &ngf = f["total"]["non_gemm"];
+    CHECK(ngu["fusion"]["mode"] == "unfused");
+    CHECK(ngf["fusion"]["mode"] == "fused");
+    CHECK(ngf["fusion"]["from_array_bytes"].get<std::uint64_t>() == handed);
+    CHECK(ngf["fusion"]["operand_write_bytes"].get<std::uint64_t>() == operands);
+    // The vector unit's DRAM: the operations' fused tensors plus the operands it writes.
+    std::uint64_t rd = 0, wr = 0;
+    for (const auto& op : reader.trace().ops) {
+      rd += op.read_bytes(true);
+      wr += op.write_bytes(true);
+    }
+    CHECK(ngf["dram"]["read_bytes"].get<std::uint64_t>() == rd);
+    CHECK(ngf["dram"]["write_bytes"].get<std::uint64_t>() == wr + operands);
+    CHECK(ngf["ops"] == ngu["ops"]);  // the operand writes are not trace operations
+    CHECK(ngf["by_kind"]["quantizer"]["dram"]["write_bytes"].get<std::uint64_t>() == operands);
+    CHECK(ngf["by_phase"]["fwd"]["sram_bits"].get<std::uint64_t>() >= handed_fwd * 16);
+    for (const char* part : {"by_kind", "by_phase"}) {
+      std::uint64_t cycles = 0, w = 0, sram = 0;
+      for (const auto& [kname, v] : ngf[part].items()) {
+        cycles += v["cycles"]["total"].get<std::uint64_t>();
+        w += v["dram"]["write_bytes"].get<std::uint64_t>();
+        sram += v["sram_bits"].get<std::uint64_t>();
+      }
+      CHECK(cycles == ngf["cycles"]["total"].get<std::uint64_t>());
+      CHECK(w == ngf["dram"]["write_bytes"].get<std::uint64_t>());
+      CHECK(sram == ngf["sram_bits"].get<std::uint64_t>());
+    }
+    // Totals stay sums of their parts, and fusion only removes traffic and energy here.
+    const json &eu = u["energy_pj"], &ef = f["energy_pj"];
+    CHECK(ef["step_total"].get<double>() == Approx(ef["total"].get<double>() + ef["non_gemm"]["total"].get<double>()));
+    CHECK(ef["total"].get<double>() < eu["total"].get<double>());
+    CHECK(ef["step_total"].get<double>() < eu["step_total"].get<double>());
+    CHECK(f["total"]["step"]["cycles"].get<std::uint64_t>() < u["total"]["step"]["cycles"].get<std::uint64_t>());
+  }
+  // A trace without operations has nothing to fuse: one line, exit code 2.
+  const std::string plain = dir.file("plain.json");
+  REQUIRE(test::run_mfsim(fmt::format("trace -q --network resnet18 --batch 2 --image 64x64 -o {}", plain)).exit_code == 0);
+  const auto res = test::run_mfsim(fmt::format("simulate -q --trace {} --set vector.fusion=fused --report {}", plain,
+                                               dir.file("no.json")));
+  CHECK(res.exit_code == 2);
+  CHECK(res.err == fmt::format("mfsim: error: {}: vector.fusion=fused: the trace has no non-GEMM operations (\"ops\") for "
+                               "the vector unit to fuse with its GEMMs; write them with `mfsim trace --ops` or `mfsim "
+                               "train --trace-out`\n",
+                               plain));
+  CHECK_FALSE(std::ifstream(dir.file("no.json")).good());
+}
+
+TEST_CASE("simulate: fused, value mode equals timing mode on every counter", "[smoke]") {
+  TempDir dir;
+  const std::string trace = dir.file("step.json");
+  REQUIRE(test::run_mfsim(fmt::format(
+              "train -q --spec conv:4:3:1:1,bn,relu,res:8:2,gap,fc:10 --epochs 1 --train-limit 8 --test-limit 4 --batch 4 "
+              "--quant als-potq --seed 2 --trace-out {} --report {}",
+              trace, dir.file("train.json")))
+              .exit_code == 0);
+  json reps[2];
+  int i = 0;
+  for (const char* mode : {"value", "timing"}) {
+    const std::string rep = dir.file(fmt::format("{}.json", mode));
+    REQUIRE(test::run_mfsim(fmt::format("simulate -q --mode {} --trace {} --set vector.fusion=fused --report {}", mode,
+                                        trace, rep))
+                .exit_code == 0);
+    reps[i++] = json::parse(test::slurp(rep));
+  }
+  CHECK(reps[0]["total"]["events"] == reps[1]["total"]["events"]);
+  CHECK(reps[0]["total"]["dram"] == reps[1]["total"]["dram"]);
+  CHECK(reps[0]["total"]["non_gemm"] == reps[1]["total"]["non_gemm"]);
+  CHECK(reps[0]["energy_pj"]["step_total"] == reps[1]["energy_pj"]["step_total"]);
+  for (std::size_t g = 0; g < reps[0]["gemms"].size(); ++g) {
+    CHECK(reps[0]["gemms"][g]["events"] == reps[1]["gemms"][g]["events"]);
+    CHECK(reps[0]["gemms"][g]["dram"] == reps[1]["gemms"][g]["dram"]);
+    CHECK(reps[0]["gemms"][g]["verification"]["match"] == true);
+  }
+}
+
+TEST_CASE("trace --ops --optimizer: the update's optimizer is a choice", "[smoke]") {
+  TempDir dir;
+  const std::string sgd = dir.file("sgd.json"), adam = dir.file("adam.json");
+  REQUIRE(test::run_mfsim(fmt::format("trace -q --network resnet18 --batch 2 --image 64x64 --ops -o {}", sgd)).exit_code == 0);
+  REQUIRE(test::run_mfsim(fmt::format("trace -q --network resnet18 --batch 2 --image 64x64 --ops --optimizer adam -o {}",
+                                      adam)).exit_code == 0);
+  TraceReader a(adam), s(sgd);
+  REQUIRE(a.trace().ops.size() == s.trace().ops.size());
+  CHECK(s.trace().ops.back().name == "sgd_momentum");
+  CHECK(a.trace().ops.back().name == "adam");
+  CHECK(a.trace().ops.back().elements == 11689512);  // torchvision's ResNet-18: the same parameters
+  CHECK(a.trace().ops.back().elements == s.trace().ops.back().elements);
+  auto res = test::run_mfsim(fmt::format("trace --network resnet18 --batch 2 --ops --optimizer lamb -o {}", dir.file("x.json")));
+  CHECK(res.exit_code == 2);
+  CHECK(res.err == "mfsim: error: trace: --optimizer: unknown optimizer \"lamb\"; expected sgd or adam\n");
+  res = test::run_mfsim(fmt::format("trace --network resnet18 --batch 2 --optimizer adam -o {}", dir.file("x.json")));
+  CHECK(res.exit_code == 2);
+  CHECK(res.err == "mfsim: error: trace: --optimizer: only with --ops (the optimizer is part of the step's non-GEMM work)\n");
+  CHECK_FALSE(std::ifstream(dir.file("x.json")).good());
 }

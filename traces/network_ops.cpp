@@ -16,7 +16,14 @@ struct Cost {
   double add = 0, mul = 0, div = 0, sqrt = 0, exp = 0, cmp = 0;
 };
 
-OpTensor tensor(std::string name, U elements) { return OpTensor{std::move(name), elements, NumFormat::kFp32}; }
+// FP32 tensors by role (trace.h TensorRole): the stream in and out, a saved forward tensor the
+// backward reads, parameters and optimizer state, and the fused forward pass's copy of a saved one.
+OpTensor tensor(std::string name, U elements) {
+  return OpTensor{std::move(name), elements, NumFormat::kFp32, TensorRole::kStream};
+}
+OpTensor saved(std::string name, U elements) { return OpTensor{std::move(name), elements, NumFormat::kFp32, TensorRole::kSaved}; }
+OpTensor state(std::string name, U elements) { return OpTensor{std::move(name), elements, NumFormat::kFp32, TensorRole::kState}; }
+OpTensor save(std::string name, U elements) { return OpTensor{std::move(name), elements, NumFormat::kFp32, TensorRole::kSave}; }
 
 NonGemmOp make(OpKind kind, const std::string& name, const std::string& layer, OpPhase phase, U elements, U rows,
                const Cost& per_element, const Cost& per_row, std::vector<OpTensor> reads, std::vector<OpTensor> writes) {
@@ -42,43 +49,46 @@ NonGemmOp make(OpKind kind, const std::string& name, const std::string& layer, O
 NonGemmOp batchnorm_op(const std::string& layer, OpPhase phase, U e, U c) {
   if (phase == OpPhase::kFwd) {
     return make(OpKind::kNormalization, "batchnorm", layer, phase, e, c, {4, 3, 0, 0, 0, 0}, {3, 6, 1, 1, 0, 0},
-                {tensor("x", e), tensor("gamma_beta", 2 * c)}, {tensor("y", e)});
+                {tensor("x", e), state("gamma_beta", 2 * c)}, {tensor("y", e), save("x", e)});
   }
   return make(OpKind::kNormalization, "batchnorm", layer, phase, e, c, {5, 5, 0, 0, 0, 0}, {0, 2, 0, 0, 0, 0},
-              {tensor("dy", e), tensor("x", e)}, {tensor("dx", e), tensor("dgamma_dbeta", 2 * c)});
+              {tensor("dy", e), saved("x", e)}, {tensor("dx", e), state("dgamma_dbeta", 2 * c)});
 }
 NonGemmOp layernorm_op(const std::string& layer, OpPhase phase, U e, U rows) {
   if (phase == OpPhase::kFwd) {
     return make(OpKind::kNormalization, "layernorm", layer, phase, e, rows, {5, 3, 0, 0, 0, 0}, {1, 2, 1, 1, 0, 0},
-                {tensor("x", e)}, {tensor("y", e)});
+                {tensor("x", e)}, {tensor("y", e), save("x", e)});
   }
   return make(OpKind::kNormalization, "layernorm", layer, phase, e, rows, {6, 6, 0, 0, 0, 0}, {0, 2, 0, 0, 0, 0},
-              {tensor("dy", e), tensor("x", e)}, {tensor("dx", e)});
+              {tensor("dy", e), saved("x", e)}, {tensor("dx", e)});
 }
 NonGemmOp relu_op(const std::string& layer, OpPhase phase, U e, bool six) {
   const double c = six ? 2 : 1;
   const char* name = six ? "relu6" : "relu";
   if (phase == OpPhase::kFwd) {
-    return make(OpKind::kElementwise, name, layer, phase, e, 0, {0, 0, 0, 0, 0, c}, {}, {tensor("x", e)}, {tensor("y", e)});
+    return make(OpKind::kElementwise, name, layer, phase, e, 0, {0, 0, 0, 0, 0, c}, {}, {tensor("x", e)},
+                {tensor("y", e), save("y", e)});
   }
-  return make(OpKind::kElementwise, name, layer, phase, e, 0, {0, 0, 0, 0, 0, c}, {}, {tensor("dy", e), tensor("y", e)},
+  return make(OpKind::kElementwise, name, layer, phase, e, 0, {0, 0, 0, 0, 0, c}, {}, {tensor("dy", e), saved("y", e)},
               {tensor("dx", e)});
 }
 NonGemmOp residual_op(const std::string& layer, OpPhase phase, U e) {
   if (phase == OpPhase::kFwd) {
     return make(OpKind::kElementwise, "residual_add", layer, phase, e, 0, {1, 0, 0, 0, 0, 0}, {},
-                {tensor("a", e), tensor("b", e)}, {tensor("y", e)});
+                {tensor("a", e), saved("b", e)}, {tensor("y", e)});
   }
+  // The merge of the gradients from the branch and from the skip path (held since the block's
+  // output); its sum feeds the block before on both of its paths, so fused it is also written.
   return make(OpKind::kElementwise, "residual_add", layer, phase, e, 0, {1, 0, 0, 0, 0, 0}, {},
-              {tensor("dy_branch", e), tensor("dy_skip", e)}, {tensor("dx", e)});
+              {tensor("dy_branch", e), saved("dy_skip", e)}, {tensor("dx", e), save("dx", e)});
 }
 NonGemmOp bias_op(const std::string& layer, OpPhase phase, U e, U n) {
   if (phase == OpPhase::kFwd) {
     return make(OpKind::kElementwise, "bias_add", layer, phase, e, 0, {1, 0, 0, 0, 0, 0}, {},
-                {tensor("x", e), tensor("bias", n)}, {tensor("y", e)});
+                {tensor("x", e), state("bias", n)}, {tensor("y", e)});
   }
   return make(OpKind::kReduction, "bias_grad", layer, phase, e, 0, {1, 0, 0, 0, 0, 0}, {}, {tensor("dy", e)},
-              {tensor("dbias", n)});
+              {state("dbias", n)});
 }
 NonGemmOp dropout_op(const std::string& layer, OpPhase phase, U e) {
   if (phase == OpPhase::kFwd) {
@@ -111,36 +121,36 @@ NonGemmOp avgpool_op(const std::string& layer, OpPhase phase, U in, U out) {
 NonGemmOp softmax_loss_op(const std::string& layer, OpPhase phase, U e, U rows) {
   if (phase == OpPhase::kFwd) {
     return make(OpKind::kLoss, "softmax_cross_entropy", layer, phase, e, rows, {2, 1, 0, 0, 1, 1}, {2, 0, 1, 0, 1, 0},
-                {tensor("logits", e)}, {tensor("probabilities", e)});
+                {tensor("logits", e)}, {tensor("probabilities", e), save("probabilities", e)});
   }
   return make(OpKind::kLoss, "softmax_cross_entropy", layer, phase, e, rows, {1, 1, 0, 0, 0, 0}, {},
-              {tensor("probabilities", e)}, {tensor("dlogits", e)});
+              {saved("probabilities", e)}, {tensor("dlogits", e)});
 }
 NonGemmOp attention_softmax_op(const std::string& layer, OpPhase phase, U e, U rows) {
   if (phase == OpPhase::kFwd) {
     return make(OpKind::kSoftmax, "attention_softmax", layer, phase, e, rows, {2, 2, 0, 0, 1, 1}, {0, 0, 1, 0, 0, 0},
-                {tensor("scores", e)}, {tensor("probabilities", e)});
+                {tensor("scores", e)}, {tensor("probabilities", e), save("probabilities", e)});
   }
   return make(OpKind::kSoftmax, "attention_softmax", layer, phase, e, rows, {2, 3, 0, 0, 0, 0}, {},
-              {tensor("dprobabilities", e), tensor("probabilities", e)}, {tensor("dscores", e)});
+              {tensor("dprobabilities", e), saved("probabilities", e)}, {tensor("dscores", e)});
 }
 NonGemmOp embedding_op(const std::string& layer, OpPhase phase, U e, bool learned_positions) {
   const double tables = learned_positions ? 2 : 1;
   if (phase == OpPhase::kFwd) {
     return make(OpKind::kElementwise, "embedding", layer, phase, e, 0, {1, 0, 0, 0, 0, 0}, {},
-                {tensor("rows", e), tensor("positions", e)}, {tensor("y", e)});
+                {state("rows", e), state("positions", e)}, {tensor("y", e)});
   }
   return make(OpKind::kElementwise, "embedding", layer, phase, e, 0, {tables, 0, 0, 0, 0, 0}, {}, {tensor("dy", e)},
-              {tensor("dtable_rows", static_cast<U>(tables) * e)});
+              {state("dtable_rows", static_cast<U>(tables) * e)});
 }
 NonGemmOp sgd_momentum_op(U p) {
   return make(OpKind::kOptimizer, "sgd_momentum", "optimizer", OpPhase::kUpdate, p, 0, {3, 3, 0, 0, 0, 0}, {},
-              {tensor("w", p), tensor("grad", p), tensor("momentum", p)}, {tensor("w", p), tensor("momentum", p)});
+              {state("w", p), state("grad", p), state("momentum", p)}, {state("w", p), state("momentum", p)});
 }
 NonGemmOp adam_op(U p) {
   return make(OpKind::kOptimizer, "adam", "optimizer", OpPhase::kUpdate, p, 0, {4, 8, 1, 1, 0, 0}, {},
-              {tensor("w", p), tensor("grad", p), tensor("m", p), tensor("v", p)},
-              {tensor("w", p), tensor("m", p), tensor("v", p)});
+              {state("w", p), state("grad", p), state("m", p), state("v", p)},
+              {state("w", p), state("m", p), state("v", p)});
 }
 
 namespace {

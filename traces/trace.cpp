@@ -119,15 +119,31 @@ std::uint64_t OpTensor::bytes() const {
   return elements / 8 * bits + (elements % 8 * bits + 7) / 8;  // no overflow for any element count
 }
 
-std::uint64_t NonGemmOp::read_bytes() const {
+const char* to_string(TensorRole r) {
+  static const char* names[kNumTensorRoles] = {"stream", "saved", "state", "save"};
+  return names[static_cast<int>(r)];
+}
+
+bool OpTensor::crosses_dram(bool fused) const {
+  switch (role) {
+    case TensorRole::kStream: return !fused;
+    case TensorRole::kSaved:
+    case TensorRole::kState: return true;
+    case TensorRole::kSave: return fused;
+  }
+  return true;
+}
+
+// The reader bounds a tensor to 2^48 elements and an operation to 16 tensors: no sum wraps.
+std::uint64_t NonGemmOp::read_bytes(bool fused) const {
   std::uint64_t b = 0;
-  for (const auto& t : reads) b += t.bytes();
+  for (const auto& t : reads) b += t.crosses_dram(fused) ? t.bytes() : 0;
   return b;
 }
 
-std::uint64_t NonGemmOp::write_bytes() const {
+std::uint64_t NonGemmOp::write_bytes(bool fused) const {
   std::uint64_t b = 0;
-  for (const auto& t : writes) b += t.bytes();
+  for (const auto& t : writes) b += t.crosses_dram(fused) ? t.bytes() : 0;
   return b;
 }
 

@@ -127,11 +127,26 @@ enum class FpOp : std::uint8_t { kAdd = 0, kMul, kDiv, kSqrt, kExp, kCmp };
 constexpr int kNumFpOps = 6;
 const char* to_string(FpOp o);
 
+// How a tensor of an operation meets DRAM (docs/non-gemm.md, "Fusion"; vector.fusion):
+//   stream: the activation or error flowing from the GEMM or operation before to the one after;
+//           it crosses DRAM only unfused (fused, it stays in the vector unit);
+//   saved:  a forward tensor the backward pass reads again (batch norm's input, ReLU's output,
+//           the probabilities, a residual's skip input): read from DRAM in both modes;
+//   state:  parameters, their gradients and the optimizer's state: DRAM in both modes;
+//   save:   the forward pass's write of a saved tensor, made only fused (unfused, the tensor is
+//           in DRAM already as the stream it was).
+// Reads are stream, saved or state; writes stream, state or save.
+enum class TensorRole : std::uint8_t { kStream = 0, kSaved, kState, kSave };
+constexpr int kNumTensorRoles = 4;
+const char* to_string(TensorRole r);
+
 struct OpTensor {
   std::string name;
   std::uint64_t elements = 0;
   NumFormat format = NumFormat::kFp32;
+  TensorRole role = TensorRole::kStream;
   std::uint64_t bytes() const;  // elements at the format's width, rounded up to whole bytes
+  bool crosses_dram(bool fused) const;  // whether the vector unit moves it through DRAM
 };
 
 struct NonGemmOp {
@@ -142,8 +157,9 @@ struct NonGemmOp {
   std::uint64_t elements = 0;  // elements it produces (the optimizer: parameters updated)
   std::uint64_t flops[kNumFpOps] = {};
   std::vector<OpTensor> reads, writes;
-  std::uint64_t read_bytes() const;
-  std::uint64_t write_bytes() const;
+  // DRAM bytes its tensors move, unfused or fused (OpTensor::crosses_dram).
+  std::uint64_t read_bytes(bool fused = false) const;
+  std::uint64_t write_bytes(bool fused = false) const;
 };
 
 struct Trace {

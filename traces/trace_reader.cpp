@@ -240,7 +240,7 @@ constexpr std::int64_t kOpMaxElements = std::int64_t{1} << 48;
 constexpr std::int64_t kOpMaxFlops = std::int64_t{1} << 56;
 constexpr std::size_t kOpMaxTensors = 16;
 
-std::vector<OpTensor> parse_op_tensors(const json& arr, const std::string& file, const std::string& path) {
+std::vector<OpTensor> parse_op_tensors(const json& arr, const std::string& file, const std::string& path, bool writes) {
   if (arr.size() > kOpMaxTensors) {
     throw InputError(fmt::format("{}: {}: {} tensors; at most {}", file, path, arr.size(), kOpMaxTensors));
   }
@@ -252,6 +252,19 @@ std::vector<OpTensor> parse_op_tensors(const json& arr, const std::string& file,
     x.elements = static_cast<std::uint64_t>(t.required_int("elements", 0, kOpMaxElements, "an element count below 2^48"));
     const std::string fmt_name = t.optional_string("format").value_or("fp32");
     if (!parse_num_format(fmt_name, &x.format)) t.fail("format", fmt::format("unknown format \"{}\"", fmt_name));
+    const std::string role = t.optional_string("role").value_or("stream");
+    bool known = false;
+    for (int r = 0; r < kNumTensorRoles; ++r) {
+      if (role == to_string(static_cast<TensorRole>(r))) {
+        x.role = static_cast<TensorRole>(r);
+        known = true;
+      }
+    }
+    const TensorRole wrong = writes ? TensorRole::kSaved : TensorRole::kSave;
+    if (!known || x.role == wrong) {
+      t.fail("role", fmt::format("expected {} (a {}), got \"{}\"", writes ? "stream, state or save" : "stream, saved or state",
+                                  writes ? "write" : "read", role));
+    }
     t.finish();
     out.push_back(std::move(x));
   }
@@ -277,8 +290,8 @@ NonGemmOp parse_op(const json& j, const std::string& file, std::size_t index) {
     }
     ff.finish();
   }
-  if (const json* r = f.optional_array("reads")) op.reads = parse_op_tensors(*r, file, fmt::format("ops[{}].reads", index));
-  if (const json* w = f.optional_array("writes")) op.writes = parse_op_tensors(*w, file, fmt::format("ops[{}].writes", index));
+  if (const json* r = f.optional_array("reads")) op.reads = parse_op_tensors(*r, file, fmt::format("ops[{}].reads", index), false);
+  if (const json* w = f.optional_array("writes")) op.writes = parse_op_tensors(*w, file, fmt::format("ops[{}].writes", index), true);
   f.finish();
   return op;
 }

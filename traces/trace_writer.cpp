@@ -222,6 +222,7 @@ static ojson op_json(const NonGemmOp& op) {
     for (const auto& t : ts) {
       ojson j{{"tensor", t.name}, {"elements", t.elements}};
       if (t.format != NumFormat::kFp32) j["format"] = to_string(t.format);
+      if (t.role != TensorRole::kStream) j["role"] = to_string(t.role);
       a.push_back(j);
     }
     return a;

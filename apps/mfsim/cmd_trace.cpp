@@ -1,5 +1,5 @@
 // mfsim trace --network NAME --batch B [--image HxW] [--seq L] [--tokens N] [--vocab V]
-//             [--phases fwd,bwd_data,bwd_weight] [--format F] [--ops] -o FILE
+//             [--phases fwd,bwd_data,bwd_weight] [--format F] [--ops [--optimizer sgd|adam]] -o FILE
 // mfsim trace --scalesim-topology FILE.csv [--gemm] [--training] --batch B -o FILE
 // mfsim trace --list-networks
 #include <fmt/format.h>
@@ -78,6 +78,8 @@ int cmd_trace(const Args& args) {
       ("list-networks", "list the known networks")
       ("ops", "also record the step's work outside the GEMMs (normalization, activations, pooling, softmax, "
               "loss, optimizer; docs/non-gemm.md): known networks only, all three phases")
+      ("optimizer", po::value<std::string>(), "with --ops: the update's optimizer, sgd (with momentum) or adam "
+                                              "(default: the network's own, sgd for the CNNs and adam for the Transformers)")
       ("quiet,q", "no \"wrote FILE\" line");
   po::variables_map vm;
   if (!parse_or_help("trace", "--network NAME --batch B -o FILE | --scalesim-topology FILE.csv --batch B -o FILE",
@@ -233,7 +235,15 @@ int cmd_trace(const Args& args) {
     if (!vm["phases"].defaulted()) {
       throw InputError("trace: --ops: the step's operations need every phase; drop --phases");
     }
-    for (const NonGemmOp& op : network_ops(vm["network"].as<std::string>(), opt, layers).ops) w.add_op(op);
+    NetworkOpsResult ops = network_ops(vm["network"].as<std::string>(), opt, layers);
+    if (vm.count("optimizer") != 0) {
+      const std::string o = vm["optimizer"].as<std::string>();
+      if (o != "sgd" && o != "adam") throw InputError(fmt::format("trace: --optimizer: unknown optimizer \"{}\"; expected sgd or adam", o));
+      ops.ops.back() = o == "sgd" ? sgd_momentum_op(ops.parameters) : adam_op(ops.parameters);  // the update is last
+    }
+    for (const NonGemmOp& op : ops.ops) w.add_op(op);
+  } else if (vm.count("optimizer") != 0) {
+    throw InputError("trace: --optimizer: only with --ops (the optimizer is part of the step's non-GEMM work)");
   }
   w.commit();
   if (vm.count("quiet") == 0) std::fprintf(stderr, "mfsim: wrote %s (%zu GEMM records)\n", out.c_str(), w.size());
