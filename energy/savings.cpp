@@ -110,6 +110,14 @@ ojson build_savings_report(const std::vector<std::pair<std::string, ojson>>& rep
                                     {"of_gemms", tot["gemms"]}};
         }
         if (tot.contains("dram")) a["dram"] = tot["dram"];
+        // The whole step (a trace with non-GEMM operations): the vector unit's cycles and DRAM
+        // traffic, the step's cycles and the GEMMs' share of them (the energy share is per table).
+        if (tot.contains("non_gemm")) {
+          const ojson& ng = tot["non_gemm"];
+          a["non_gemm"] = ojson{{"cycles", ng["cycles"]}, {"dram", ng["dram"]}, {"fusion", ng["fusion"]}};
+          a["step"] = tot["step"];
+          a["linear_share"] = ojson{{"cycles", tot["linear_share"]["cycles"]}};
+        }
         // The mapping of every GEMM (docs/mapping.md), as the compare page lists it.
         ojson maps = ojson::array();
         for (const auto& g : rep["gemms"]) {
@@ -247,8 +255,10 @@ std::string savings_text(const ojson& r) {
                                100 * e["linear_share"].get<double>(), saving);
     }
     if (!step_rows.empty()) {
-      out += fmt::format("\nwhole step, non-GEMM work on the vector unit ({} table):\n{:<14}{:>14}{:>16}{:>14}{:>16}\n",
-                         it.key(), "array", "GEMMs uJ", "non-GEMM uJ", "linear share", "step saving") +
+      const ojson& first = r["arrays"].begin().value();
+      out += fmt::format("\nwhole step, non-GEMM work on the vector unit ({} table, {}):\n{:<14}{:>14}{:>16}{:>14}{:>16}\n",
+                         it.key(), first["non_gemm"]["fusion"]["mode"].get<std::string>(), "array", "GEMMs uJ",
+                         "non-GEMM uJ", "linear share", "step saving") +
              step_rows;
     }
   }
@@ -409,6 +419,40 @@ std::string savings_html(const ojson& r) {
   html += "<p>Every figure is derived from <code>" + html_escape(r.value("report_file", std::string("the JSON report"))) +
           "</code>; how each term is computed: docs/energy-accounting.md.</p>\n</body></html>\n";
   return html;
+}
+
+}  // namespace mfsim
+
+namespace mfsim {
+
+std::string savings_csv(const ojson& r) {
+  std::string out =
+      "energy_table,array,cycles,step_cycles,linear_share_cycles,energy_gemm_pj,energy_non_gemm_pj,energy_step_pj,"
+      "linear_share_energy,saving_vs_fp32_gemm,saving_vs_fp32_step,dram_bytes,non_gemm_dram_bytes,fusion\n";
+  const auto num = [](const ojson& v) { return fmt::format("{}", v.get<double>()); };
+  for (auto it = r["by_table"].begin(); it != r["by_table"].end(); ++it) {
+    const ojson& t = it.value();
+    for (auto a = r["arrays"].begin(); a != r["arrays"].end(); ++a) {
+      const ojson& arr = a.value();
+      const ojson& e = t["energy_pj"][a.key()];
+      const bool step = arr.contains("step");
+      const bool fp = t["savings_vs_fp32"].contains(a.key());
+      std::uint64_t dram = 0, ng_dram = 0;
+      if (arr.contains("dram")) dram = arr["dram"]["bytes"].get<std::uint64_t>();
+      if (step) ng_dram = arr["non_gemm"]["dram"]["read_bytes"].get<std::uint64_t>() + arr["non_gemm"]["dram"]["write_bytes"].get<std::uint64_t>();
+      // Empty cells: no non-GEMM work in the trace (step columns), or the FP32 array itself (savings).
+      out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", it.key(), a.key(),
+                         arr["cycles"]["total"].get<std::uint64_t>(),
+                         step ? fmt::format("{}", arr["step"]["cycles"].get<std::uint64_t>()) : "",
+                         step ? num(arr["linear_share"]["cycles"]) : "", num(e["total"]),
+                         step ? num(e["non_gemm"]) : "", step ? num(e["step_total"]) : "",
+                         step ? num(e["linear_share"]) : "", fp ? num(t["savings_vs_fp32"][a.key()]["total"]) : "",
+                         fp && step ? num(t["savings_vs_fp32"][a.key()]["step_total"]) : "", dram,
+                         step ? fmt::format("{}", ng_dram) : "",
+                         step ? arr["non_gemm"]["fusion"]["mode"].get<std::string>() : "");
+    }
+  }
+  return out;
 }
 
 }  // namespace mfsim

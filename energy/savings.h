@@ -18,5 +18,8 @@ nlohmann::ordered_json build_savings_report(const std::vector<std::pair<std::str
 
 std::string savings_text(const nlohmann::ordered_json& report);
 std::string savings_html(const nlohmann::ordered_json& report);
+// One line per energy table and array: cycles, the whole step (empty without non-GEMM work),
+// energy, linear share, savings against FP32 (empty for FP32), DRAM bytes, fusion mode.
+std::string savings_csv(const nlohmann::ordered_json& report);
 
 }  // namespace mfsim

@@ -526,6 +526,43 @@ TEST_CASE("simulate: vector.fusion=fused hands results to the vector unit, term 
     CHECK(ef["step_total"].get<double>() < eu["step_total"].get<double>());
     CHECK(f["total"]["step"]["cycles"].get<std::uint64_t>() < u["total"]["step"]["cycles"].get<std::uint64_t>());
   }
+  // compare --csv: one line per table and array, each figure the report's.
+  {
+    const std::string c = dir.file("cmp.json"), csv = dir.file("cmp.csv");
+    REQUIRE(test::run_mfsim(fmt::format("compare -q --mode timing --arrays int8,mfmac --energy-table paper,horowitz45 --trace "
+                                        "{} --set vector.fusion=fused --report {} --csv {}",
+                                        t, c, csv))
+                .exit_code == 0);
+    const json rc = json::parse(test::slurp(c));
+    std::istringstream in(test::slurp(csv));
+    std::string line;
+    std::getline(in, line);
+    CHECK(line ==
+          "energy_table,array,cycles,step_cycles,linear_share_cycles,energy_gemm_pj,energy_non_gemm_pj,energy_step_pj,"
+          "linear_share_energy,saving_vs_fp32_gemm,saving_vs_fp32_step,dram_bytes,non_gemm_dram_bytes,fusion");
+    int rows = 0;
+    while (std::getline(in, line)) {
+      std::vector<std::string> f;
+      std::istringstream ls(line);
+      for (std::string x; std::getline(ls, x, ',');) f.push_back(x);
+      if (line.back() == ',') f.emplace_back();
+      REQUIRE(f.size() == 14);
+      INFO(line);
+      const json& arr = rc["arrays"][f[1]];
+      const json& tab = rc["by_table"][f[0]];
+      CHECK(std::stoull(f[2]) == arr["cycles"]["total"].get<std::uint64_t>());
+      CHECK(std::stoull(f[3]) == arr["step"]["cycles"].get<std::uint64_t>());
+      CHECK(std::stoull(f[3]) == std::stoull(f[2]) + arr["non_gemm"]["cycles"]["total"].get<std::uint64_t>());
+      CHECK(std::stod(f[7]) == Approx(std::stod(f[5]) + std::stod(f[6])));
+      CHECK(std::stod(f[7]) == Approx(tab["energy_pj"][f[1]]["step_total"].get<double>()));
+      CHECK(std::stod(f[8]) == Approx(std::stod(f[5]) / std::stod(f[7])));
+      CHECK(f[9].empty() == (f[1] == "fp32"));
+      if (f[1] != "fp32") CHECK(std::stod(f[10]) == Approx(tab["savings_vs_fp32"][f[1]]["step_total"].get<double>()));
+      CHECK(f[13] == "fused");
+      ++rows;
+    }
+    CHECK(rows == 2 * 3);
+  }
   // A trace without operations has nothing to fuse: one line, exit code 2.
   const std::string plain = dir.file("plain.json");
   REQUIRE(test::run_mfsim(fmt::format("trace -q --network resnet18 --batch 2 --image 64x64 -o {}", plain)).exit_code == 0);

@@ -1,6 +1,6 @@
 // mfsim compare --trace FILE --report FILE.json [--rows R] [--cols C] [--dataflow D]
 //               [--energy-table T[,T...]] [--config FILE] [--set NAME=VALUE ...] [--mode M]
-//               [--html FILE.html] [--runs-dir DIR]
+//               [--html FILE.html] [--csv FILE.csv] [--runs-dir DIR]
 //               [--arrays A,B,...] [--iso area] [--area-budget MM2]
 // Runs `mfsim simulate` on every array type (or those --arrays names; FP32, the baseline, always),
 // one process per simulation (in parallel), then evaluates energy under each table and writes
@@ -83,6 +83,8 @@ int cmd_compare(const Args& args) {
       ("set", po::value<std::vector<std::string>>()->composing(), "NAME=VALUE, passed to every simulation")
       ("mode", po::value<std::string>()->default_value("auto"), "auto|value|timing, passed to every simulation")
       ("html", po::value<std::string>(), "also write a self-contained HTML page with the energy charts")
+      ("csv", po::value<std::string>(), "also write a CSV, one line per energy table and array (cycles, whole step, "
+                                        "energy, linear share, savings; derived from the report)")
       ("arrays", po::value<std::string>(), "comma-separated array kinds to compare (default: all; fp32 always)")
       ("runs-dir", po::value<std::string>(), "keep the simulate reports in this directory")
       ("iso", po::value<std::string>(), "area: size every other array to the MF-MAC array's area (--rows x --cols), "
@@ -133,6 +135,8 @@ int cmd_compare(const Args& args) {
   AtomicFile report_file(report_path);
   std::unique_ptr<AtomicFile> html_file;
   if (vm.count("html") != 0) html_file = std::make_unique<AtomicFile>(vm["html"].as<std::string>());
+  std::unique_ptr<AtomicFile> csv_file;
+  if (vm.count("csv") != 0) csv_file = std::make_unique<AtomicFile>(vm["csv"].as<std::string>());
 
   std::string dir;
   bool keep = vm.count("runs-dir") != 0;
@@ -205,6 +209,10 @@ int cmd_compare(const Args& args) {
   if (html_file) {
     html_file->write(savings_html(out));
     html_file->commit();
+  }
+  if (csv_file) {
+    csv_file->write(savings_csv(out));
+    csv_file->commit();
   }
   if (vm.count("quiet") == 0) std::fputs(savings_text(out).c_str(), stdout);
   return kExitOk;

@@ -340,7 +340,9 @@ def table_text(report: Report, which: str = "layer") -> str:
 
 def compare_table(report: Report, table: Optional[str] = None):
     """One row per array of a compare report: cycles, time, energy in pJ (total, per MAC and by
-    component) and the savings against FP32, under `table` (default: the headline table)."""
+    component) and the savings against FP32, under `table` (default: the headline table); with
+    non-GEMM work in the trace, also the whole step (step cycles and energy, the linear share of
+    both, the whole-step saving), as `mfsim compare --csv`."""
     import pandas as pd
     if not isinstance(report, Mapping) or report.get("report") != "compare":
         raise InputError("compare table: expected a compare report (mfsim.compare's result)")
@@ -356,6 +358,13 @@ def compare_table(report: Report, table: Optional[str] = None):
         s = tab["savings_vs_fp32"].get(kind)
         row["saving_total"] = s["total"] if s else 0.0
         row["saving_arithmetic"] = s["arithmetic"] if s else 0.0
+        if "step" in a:  # the trace has non-GEMM work: the whole step (docs/non-gemm.md)
+            row["step_cycles"] = a["step"]["cycles"]
+            row["linear_share_cycles"] = a["linear_share"]["cycles"]
+            row["energy_non_gemm_pj"] = e["non_gemm"]
+            row["energy_step_pj"] = e["step_total"]
+            row["linear_share_energy"] = e["linear_share"]
+            row["saving_step"] = s["step_total"] if s else 0.0
         rows.append(row)
     return pd.DataFrame(rows).set_index("array")
 
