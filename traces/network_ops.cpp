@@ -169,7 +169,13 @@ class StepOps {
   void batchnorm(const std::string& layer, U e, U c) { both(batchnorm_op, layer, e, c); }
   void layernorm(const std::string& layer, U e, U rows) { both(layernorm_op, layer, e, rows); }
   void relu(const std::string& layer, U e, bool six = false) { both(relu_op, layer, e, six); }
-  void residual(const std::string& layer, U e) { both(residual_op, layer, e); }
+  // The forward addition is at the block's output; the backward one merges the branch's and the
+  // skip path's gradients at the block's input (larger in a downsampling block).
+  void residual(const std::string& layer, U out, U in) {
+    fwd_.push_back(residual_op(layer, OpPhase::kFwd, out));
+    bwd_.push_back(residual_op(layer, OpPhase::kBwd, in));
+  }
+  void residual(const std::string& layer, U e) { residual(layer, e, e); }
   void bias(const std::string& layer, U e, U n) { both(bias_op, layer, e, n); }
   void dropout(const std::string& layer, U e) { both(dropout_op, layer, e); }
   void maxpool(const std::string& layer, U in, U out, U window) { both(maxpool_op, layer, in, out, window); }
@@ -230,7 +236,7 @@ NetworkOpsResult resnet_ops(const std::vector<LayerGemm>& L, int batch) {
     }
     if (down != nullptr) s.batchnorm(block + ".downsample.bn", out_elements(*down), channels(*down));
     const U out = out_elements(*main.back());
-    s.residual(block + ".add", out);
+    s.residual(block + ".add", out, main.front()->conv.input_elements() * static_cast<U>(main.front()->repeat));
     s.relu(block + ".relu", out);
   }
   const LayerGemm& fc = L.back();

@@ -2,8 +2,9 @@
 (or: /usr/bin/python3 -m mfsim_torch capture ..., with python/ on PYTHONPATH)
 
 Builds the model, runs one training step on a random batch (cross-entropy against fixed labels
-for every N x C logits output, else the sum of the output) and writes the step's GEMMs as an
-mfsim trace. Bad input is one line on stderr and exit status 2; no file is written then.
+for every N x C logits output, else the sum of the output; with --optimizer, the update too) and
+writes the step as an mfsim trace: its GEMMs and its other operators. Bad input is one line on
+stderr and exit status 2; no file is written then.
 """
 
 import argparse
@@ -30,7 +31,7 @@ except ImportError as e:
 from mfsim_torch.capture import Capture
 from mfsim_torch.errors import CaptureError
 from mfsim_torch.files import check_distinct, check_output, loaded_module_files, write_all
-from mfsim_torch.step import first_line, load_model, parse_input, run_step
+from mfsim_torch.step import first_line, load_model, make_optimizer, parse_input, run_step
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,6 +60,9 @@ def parse_args(argv):
     c.add_argument("--batch", type=int, required=True, help="examples per step")
     c.add_argument("--input", required=True, help="one example's shape, e.g. 3x224x224 (tokens: SEQxDIM)")
     c.add_argument("-o", "--output", required=True, help="trace file to write (.json)")
+    c.add_argument("--optimizer", choices=["sgd", "adam"],
+                   help="also capture the update: SGD with momentum 0.9 and weight decay 1e-4 (a later step's), or "
+                   "Adam (default: no update)")
     c.add_argument("--scalesim-csv", help="also write the forward GEMMs as a SCALE-Sim topology file (GEMM form)")
     c.add_argument("--device", default=None, choices=["meta", "cpu"],
                    help="meta (default for shapes only): no arithmetic, fast; cpu: run the step for real")
@@ -98,12 +102,14 @@ def capture(args, argv):
     try:
         model = model.to(device)
         x = torch.randn([args.batch] + dims, device=device)
+        optimizer = make_optimizer(model, args.optimizer) if args.optimizer else None
         cap = Capture(args.output, model, generator="python3 -m mfsim_torch " + " ".join(argv),
-                      description="one training step of %s, batch %d, input %s" % (args.model, args.batch, args.input),
+                      description="one training step of %s, batch %d, input %s%s" % (
+                          args.model, args.batch, args.input, ", update %s" % args.optimizer if optimizer else ""),
                       operands=args.operands, max_payload_mb=args.max_payload_mb)
         cap.write_on_exit = False
         with cap:
-            run_step(model, x, device)
+            run_step(model, x, device, optimizer)
     except CaptureError:
         raise
     except Exception as e:  # noqa: BLE001 - whatever the model's step raises is a bad model or input
@@ -112,8 +118,8 @@ def capture(args, argv):
     if args.scalesim_csv is not None:
         files.append((args.scalesim_csv, scalesim_csv(cap.records)))
     write_all(files)
-    print("mfsim_torch: wrote %s (%d GEMM records, %.4g GMAC, %.1f s)" % (
-        args.output, len(cap.records), cap.macs() / 1e9, time.time() - start), file=sys.stderr)
+    print("mfsim_torch: wrote %s (%d GEMM records, %d other operations, %.4g GMAC, %.1f s)" % (
+        args.output, len(cap.records), len(cap.ops), cap.macs() / 1e9, time.time() - start), file=sys.stderr)
     return 0
 
 

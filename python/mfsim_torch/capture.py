@@ -1,12 +1,14 @@
-"""The capture: aten operators to mfsim trace records."""
+"""The capture: aten operators to mfsim trace records and operations (`ops`)."""
 
 import json
 import os
+import weakref
 from collections import Counter
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from mfsim_torch import ops as opsrules
 from mfsim_torch.errors import CaptureError
 from mfsim_torch.files import check_output, write_all
 
@@ -56,6 +58,61 @@ class _Record:
         return r
 
 
+class _Op:
+    """One non-GEMM operator of the step: the trace's `ops` entry (docs/non-gemm.md). `reads` and
+    `writes` are [tensor, elements, format, role] lists, so that the capture can change a role or
+    add a `save` write after the fact."""
+
+    __slots__ = ("kind", "name", "layer", "phase", "elements", "flops", "reads", "writes", "in_elements")
+
+    def __init__(self, kind, name, layer, phase, elements, flops, reads, writes, in_elements):
+        self.kind, self.name, self.layer, self.phase = kind, name, layer, phase
+        self.elements, self.flops = int(elements), flops
+        self.reads, self.writes = reads, writes
+        self.in_elements = in_elements  # its first input's elements: a backward operator finds it by them
+
+    @staticmethod
+    def _tensors(ts):
+        if len(ts) > opsrules.MAX_TENSORS:  # the trace's bound: one tensor per format and role
+            groups = {}
+            for name, n, fmt, role in ts:
+                g = groups.setdefault((fmt, role), [[], 0])
+                g[0].append(name)
+                g[1] += n
+            ts = [["+".join(names), n, fmt, role] for (fmt, role), (names, n) in groups.items()]
+        out = []
+        for name, n, fmt, role in ts:
+            t = {"tensor": name, "elements": int(n)}
+            if fmt != "fp32":
+                t["format"] = fmt
+            if role != "stream":
+                t["role"] = role
+            out.append(t)
+        return out
+
+    def to_json(self):
+        j = {"kind": self.kind, "name": self.name}
+        if self.layer != self.name:
+            j["layer"] = self.layer
+        j["phase"] = self.phase
+        j["elements"] = self.elements
+        j["flops"] = {k: self.flops[k] for k in opsrules.FLOPS if self.flops.get(k)}
+        j["reads"] = self._tensors(self.reads)
+        j["writes"] = self._tensors(self.writes)
+        return j
+
+
+class _Origin:
+    """Where a tensor's values come from: the phase that made them (fwd, bwd, update; fresh: a fill;
+    state: a parameter's gradient from before; external: made outside the capture), the operation
+    and its write that made them (None for a GEMM's result), and a key shared by its views."""
+
+    __slots__ = ("phase", "op", "slot", "key")
+
+    def __init__(self, phase, op, slot, key):
+        self.phase, self.op, self.slot, self.key = phase, op, slot, key
+
+
 def _conv_backward_meta(g, x, w, bias_sizes, *rest):
     mask = rest[-1]
     return (torch.empty_like(x) if mask[0] else None, torch.empty_like(w) if mask[1] else None,
@@ -81,11 +138,22 @@ def _map(f, a):
     return f(a)
 
 
+_NO_RESULT = object()
+
+
 def _on_cpu(func, args, kwargs):
     """Any other operator without a Meta kernel: run it on zero tensors of the same shapes on the
-    CPU and return its results on meta (shapes only). None for operators that write an argument."""
-    if any(a.alias_info is not None and a.alias_info.is_write for a in func._schema.arguments):
-        return None
+    CPU and return its results on meta (shapes only). An operator that writes an argument in place
+    changes no shape: nothing to run (its result is that argument, or nothing: the optimizers'
+    _foreach_ operators). _NO_RESULT for any other operator that writes an argument."""
+    s = opsrules.schema(func)
+    if s.written:
+        returns = func._schema.returns
+        if not returns:
+            return None
+        if len(returns) == 1 and returns[0].alias_info is not None and returns[0].alias_info.is_write:
+            return args[0]
+        return _NO_RESULT
     to_cpu = lambda a: torch.zeros(a.shape, dtype=a.dtype) if _is_meta(a) else a  # noqa: E731
     out = func(*_map(to_cpu, args), **{k: _map(to_cpu, v) for k, v in kwargs.items()})
     return _map(lambda a: a.to("meta") if isinstance(a, torch.Tensor) else a, out)
@@ -99,7 +167,12 @@ class _Mode(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         self.cap._on_op(func, args, kwargs)
-        meta = any(_is_meta(a) for a in args)
+        out = self._run(func, args, kwargs)
+        self.cap._on_result(func, args, kwargs, out)
+        return out
+
+    def _run(self, func, args, kwargs):
+        meta = any(_is_meta(a) or (isinstance(a, (list, tuple)) and any(_is_meta(t) for t in a)) for a in args)
         if meta and func.overloadpacket in META_RULES:
             return META_RULES[func.overloadpacket](*args, **kwargs)
         try:
@@ -108,14 +181,15 @@ class _Mode(TorchDispatchMode):
             if not meta or "'Meta' backend" not in str(e):
                 raise
             out = _on_cpu(func, args, kwargs)
-            if out is None:
+            if out is _NO_RESULT:
                 raise
             self.cap.cpu_fallbacks[str(func.overloadpacket).replace("aten.", "")] += 1
             return out
 
 
 class Capture:
-    """Records the GEMMs of everything run inside `with`; writes the trace on a clean exit."""
+    """Records the GEMMs and the other operators of everything run inside `with`; writes the trace
+    on a clean exit."""
 
     def __init__(self, path, model, generator="mfsim_torch.capture", description="", operands=None,
                  max_payload_mb=256):
@@ -128,11 +202,24 @@ class Capture:
             self.payload = PayloadFile(int(max_payload_mb * 2**20))
         self.generator, self.description = generator, description
         self.records = []
-        self.other_ops = Counter()
+        self.ops = []                  # non-GEMM operators recorded as the trace's `ops` (_Op)
+        self.op_counts = Counter()     # ... by aten name, for the description
+        self.other_ops = Counter()     # operators neither GEMMs nor recorded (data movement, integers)
         self._backward = False
         self._stack = []          # module paths of the forward pass
         self._fwd = []            # forward records, for attributing backward GEMMs
         self._params = {}         # id of a parameter -> its module path
+        self._buffers = {}        # id of a buffer (batch norm's running statistics) -> its module path
+        self._update = False      # in an optimizer's step (its profiler label, until the next forward)
+        self._origins = {}        # id of a tensor -> (weak reference, _Origin)
+        self._keys = 0
+        self._first_reader = {}   # origin key -> (forward operation that first read it, its tensor name)
+        self._saved = set()       # origin keys read again by the backward pass (written once as `save`)
+        self._fwd_ops = {}        # aten name -> forward operations not yet matched by their backward
+        self._bwd_layer = "model"  # the layer the backward pass was last in
+        self._update_layer = "optimizer"
+        self._pending_update = []  # update operations on the optimizer's state, waiting for a parameter
+        self._grad_layers = {}    # id of a parameter's gradient -> its module path
         self._hooks = []
         self._mode = None
         self.cpu_fallbacks = Counter()  # operators without a Meta kernel, run on the CPU for shapes
@@ -143,8 +230,14 @@ class Capture:
         names = {m: n for n, m in self.model.named_modules()}
         for name, p in self.model.named_parameters():
             self._params[id(p)] = name.rsplit(".", 1)[0] if "." in name else ""
+            if p.grad is not None:  # accumulated into by this step's backward pass: state
+                self._set_origin(p.grad, "state", None, None)
+        for name, b in self.model.named_buffers():
+            self._buffers[id(b)] = name.rsplit(".", 1)[0] if "." in name else ""
 
         def pre(module, inputs):
+            if module is self.model:
+                self._update = False
             self._stack.append(names.get(module, ""))
 
         def post(module, inputs, output):
@@ -161,6 +254,7 @@ class Capture:
 
     def _start_backward(self, grad):
         self._backward = True
+        self._update = False
         return grad
 
     # The layer whose parameter (or a view of it, e.g. weight.t()) is among the operands.
@@ -186,6 +280,8 @@ class Capture:
             return
         if rec.phase == "fwd" and matmul:
             self._fwd.append(rec)
+        if rec.phase != "fwd":
+            self._bwd_layer = rec.layer
         if self.payload is not None and a is not None and rec.repeat == 1 and not a.is_meta:
             rec.operands = self.payload.add_gemm(a, b)
         last = self.records[-1] if self.records else None
@@ -294,12 +390,226 @@ class Capture:
             if mask[1]:
                 self._add(_Record(layer, "bwd_weight", k, n, m, groups, lt, geo),
                           self._im2col(x, w, stride, padding).t() if ops else None, gm)
+
+    # ---- the operators outside the GEMMs: the trace's `ops` --------------------------------------
+
+    def _set_origin(self, t, phase, op, slot, key=None):
+        if key is None:
+            self._keys += 1
+            key = self._keys
+        o = _Origin(phase, op, slot, key)
+        self._origins[id(t)] = (weakref.ref(t), o)
+        return o
+
+    def _origin(self, t):
+        """The tensor's _Origin, or its base's (a view shares its values), or None."""
+        while isinstance(t, torch.Tensor):
+            entry = self._origins.get(id(t))
+            if entry is not None and entry[0]() is t:
+                return entry[1]
+            t = t._base
+        return None
+
+    def _state_layer(self, t):
+        """The module of a parameter or a buffer (or a view of one), else None."""
+        while isinstance(t, torch.Tensor):
+            layer = self._params.get(id(t), self._buffers.get(id(t)))
+            if layer is not None:
+                return layer
+            t = t._base
+        return None
+
+    def _tensors_of(self, value):
+        return [value] if isinstance(value, torch.Tensor) else [t for t in value if isinstance(t, torch.Tensor)]
+
+    def _phase(self, call):
+        """fwd inside the model's forward pass; update in an optimizer's step or where a parameter is
+        written in place; after the forward pass, bwd where gradients are off (autograd's engine
+        turns them off for the backward pass), fwd where they are on (the loss)."""
+        if self._update:
+            return "update"
+        if self._stack:
+            return "fwd"
+        if any(self._state_layer(t) is not None and id(t) not in self._buffers
+               for n in call.schema.written for t in self._tensors_of(call.bound.get(n, []))):
+            return "update"
+        if self._backward or not torch.is_grad_enabled():
+            return "bwd"
+        return "fwd"
+
+    def _link_gradients(self):
+        """Every operation that made a parameter's gradient writes it as state."""
+        for p in self.model.parameters():
+            o = self._origin(p.grad) if p.grad is not None else None
+            if o is not None and o.op is not None and o.slot is not None and o.phase == "bwd":
+                o.op.writes[o.slot][3] = "state"
+            if p.grad is not None:
+                self._grad_layers[id(p.grad)] = self._params[id(p)] or "model"
+
+    def _register_results(self, call, phase, op=None, slots=None, inherit=None):
+        """Origins for what the call wrote: its results and the arguments it wrote in place."""
+        values = [v for _, v in call.results] + [call.bound.get(n) for n in call.schema.written]
+        for i, v in enumerate(values):
+            if v is None:
+                continue
+            for t in self._tensors_of(v) if isinstance(v, (list, tuple)) else [v]:
+                if not isinstance(t, torch.Tensor):
+                    continue
+                if inherit is not None:
+                    self._set_origin(t, inherit.phase, inherit.op, inherit.slot, inherit.key)
+                else:
+                    self._set_origin(t, phase, op, slots[i] if slots is not None and i < len(slots) else None)
+
+    def _on_result(self, func, args, kwargs, out):
+        packet = func.overloadpacket
+        name = str(packet).replace("aten.", "")
+        if name == "profiler._record_function_enter":  # torch.optim labels its step and zero_grad
+            label = args[0] if args and isinstance(args[0], str) else ""
+            if label.startswith("Optimizer.step#"):
+                self._link_gradients()
+                self._update = True
+            elif label.startswith("Optimizer."):
+                self._update = False
+            return
+        call = opsrules.Call(func, args, kwargs, out)
+        phase = self._phase(call)
+        if packet in (aten.mm, aten.addmm, aten.bmm, aten.baddbmm, aten.convolution, aten.convolution_backward):
+            self._register_results(call, phase)
+            return
+        recorded = self._record_op(call, phase)
+        if name not in opsrules.UNCOUNTED:
+            (self.op_counts if recorded else self.other_ops)[name] += 1
+
+    def _inherit(self, call):
+        """A view's or a copy's origin is its source's."""
+        src = call.bound.get("src") if call.name == "copy_" else next(
+            (t for v in call.bound.values() for t in (self._tensors_of(v) if isinstance(v, (list, tuple)) else [v])
+             if isinstance(t, torch.Tensor)), None)
+        o = self._origin(src) if src is not None else None
+        if o is not None:
+            self._register_results(call, o.phase, inherit=o)
+
+    def _record_op(self, call, phase):
+        """Records the call as an operation; False (and origins only) for what is not arithmetic:
+        views, copies, fills, data movement, integer work."""
+        name = call.name
+        if call.schema.view or name in opsrules.VIEWS or name in opsrules.COPIES:
+            self._inherit(call)
+            return False
+        if name in opsrules.FILLS or name in opsrules.DATA_MOVEMENT or not call.float_tensors():
+            if not call.schema.written:  # an in-place fill keeps the origin (a zeroed gradient is still one)
+                self._register_results(call, "fresh" if name in opsrules.FILLS else phase)
+            return False
+        r = opsrules.rule(call)
+        # Layer: a parameter's module; in the backward pass, the forward operation's it differentiates,
+        # or that of a forward tensor it reads, else the layer the backward pass was last in.
+        tensors = [t for v in call.bound.values() if isinstance(v, (torch.Tensor, list, tuple))
+                   for t in self._tensors_of(v)]
+        layers = [x or "model" for x in map(self._state_layer, tensors) if x is not None]
+        layer = layers[0] if layers else None
+        in_elements = next((opsrules.numel(v) for v in call.bound.values() if opsrules.is_float(v)), 0)
+        pending = False
+        if phase == "update":  # a parameter's (or its gradient's) module; _foreach_ over several: optimizer
+            layers += [self._grad_layers[id(t)] for t in tensors if id(t) in self._grad_layers]
+            if len(set(layers)) > 1:
+                layer = "optimizer"
+            elif layers:
+                layer = self._update_layer = layers[0]
+            else:  # the optimizer's state (momentum, moments, step): the next parameter's module
+                layer, pending = self._update_layer, True
+        elif phase == "fwd":
+            layer = layer or self._layer()
         else:
-            name = str(packet).replace("aten.", "")
-            if name not in ("detach", "view", "t", "transpose", "expand", "_unsafe_view", "clone", "copy_",
-                            "empty_like", "zeros_like", "ones_like", "new_empty_strided", "as_strided", "permute",
-                            "unsqueeze", "squeeze", "reshape", "select", "slice"):
-                self.other_ops[name] += 1
+            if layer is None:
+                for fname in opsrules.forward_names(call.name):
+                    cands = self._fwd_ops.get(fname, [])
+                    match = next((i for i in range(len(cands) - 1, -1, -1) if cands[i].in_elements == call.e), None)
+                    if match is not None:
+                        layer = cands.pop(match).layer
+                        break
+            if layer is None:
+                for t in tensors:
+                    o = self._origin(t)
+                    if o is not None and o.op is not None and o.phase == "fwd":
+                        layer = o.op.layer
+                        break
+            layer = self._bwd_layer = layer or self._bwd_layer
+        op = _Op("optimizer" if phase == "update" else r.kind, call.name, layer or "model", phase, call.e, r.flops,
+                 [], [], in_elements)
+        # Reads: every floating-point tensor argument (a list as one tensor), with its role.
+        for name in call.schema.args:
+            v = call.bound.get(name)
+            if name in r.skip or not isinstance(v, (torch.Tensor, list, tuple)) or not opsrules.is_float(v):
+                continue
+            n = r.read_elements.get(name, opsrules.numel(v))
+            t = opsrules.first_tensor(v)
+            role = self._read_role(t, phase)
+            op.reads.append([name, n, opsrules.tensor_format(v), role])
+            if isinstance(v, torch.Tensor):
+                self._note_read(op, name, v, role)
+        # Writes: the results that are new tensors, the arguments written in place, what the rule adds.
+        slots = []
+        for name, v in call.results:
+            slots.append(self._write(op, name, v, phase, r.write_roles.get(name)))
+        for name in call.schema.written:
+            slots.append(self._write(op, name, call.bound.get(name), phase, None))
+        for name, role in r.extra_writes:
+            self._write(op, name, call.bound.get(name), phase, role)
+        self._register_results(call, phase, op, slots)
+        if phase == "fwd":
+            self._fwd_ops.setdefault(call.name, []).append(op)
+        elif phase == "update":
+            if pending:
+                self._pending_update.append(op)
+            else:
+                for p in self._pending_update:
+                    p.layer = layer
+                self._pending_update = []
+        if op.elements or op.reads:
+            self.ops.append(op)
+        return True
+
+    def _write(self, op, name, v, phase, role):
+        if not isinstance(v, (torch.Tensor, list, tuple)) or not opsrules.is_float(v):
+            return None
+        if role is None:
+            t = opsrules.first_tensor(v)
+            role = "state" if phase == "update" or self._state_layer(t) is not None else "stream"
+        op.writes.append([name, opsrules.numel(v), opsrules.tensor_format(v), role])
+        return len(op.writes) - 1
+
+    def _read_role(self, t, phase):
+        """state: parameters, buffers and the optimizer's tensors; saved: a tensor the backward pass
+        reads that it did not make (the forward pass's, or the model's input); else stream."""
+        if phase == "update" or self._state_layer(t) is not None:
+            return "state"
+        if phase != "bwd":
+            return "stream"
+        o = self._origin(t)
+        if o is None or o.phase in ("fwd", "external"):
+            return "saved"
+        return "state" if o.phase == "state" else "stream"
+
+    def _note_read(self, op, name, t, role):
+        """Forward: the first operation to read each tensor. Backward: a saved tensor is written
+        once, as `save`, by the forward operation that made it, or else by the first that read it."""
+        o = self._origin(t)
+        if op.phase == "fwd":
+            if o is None and self._state_layer(t) is None:
+                o = self._set_origin(t, "external", None, None)
+            if o is not None:
+                self._first_reader.setdefault(o.key, (op, name))
+            return
+        if role != "saved" or o is None or o.key in self._saved:
+            return
+        self._saved.add(o.key)
+        if o.op is not None and o.phase == "fwd" and o.slot is not None:
+            target, tname = o.op, o.op.writes[o.slot][0]
+        elif o.key in self._first_reader:
+            target, tname = self._first_reader[o.key]
+        else:
+            return
+        target.writes.append([tname, t.numel(), opsrules.tensor_format(t), "save"])
 
     def __enter__(self):
         if self.path is not None:
@@ -314,17 +624,30 @@ class Capture:
         for h in self._hooks:
             h.remove()
         if exc_type is None:
+            self._link_gradients()
+        self._origins, self._first_reader, self._fwd_ops, self._grad_layers = {}, {}, {}, {}
+        if exc_type is None:
             if not self.records:
                 raise CaptureError("the step ran no matrix product or convolution: nothing to capture")
+            if len(self.ops) > opsrules.MAX_OPS:
+                raise CaptureError("the step ran %d operators outside its GEMMs; a trace holds at most 2^20"
+                                   % len(self.ops))
             if self.write_on_exit and self.path is not None:
                 self.write()
         return False
 
     def trace_json(self):
-        other = ", ".join("%s %d" % kv for kv in sorted(self.other_ops.items()))
-        desc = self.description + ("; " if self.description else "") + "other aten operators (not simulated): " + other
-        return {"format": "mfsim-trace", "version": 1, "generator": self.generator, "description": desc,
-                "records": [r.to_json() for r in self.records]}
+        counts = lambda c: ", ".join("%s %d" % kv for kv in sorted(c.items()))  # noqa: E731
+        parts = [self.description] if self.description else []
+        if self.op_counts:
+            parts.append("other aten operators (recorded as ops): " + counts(self.op_counts))
+        if self.other_ops or not self.op_counts:
+            parts.append("other aten operators (not simulated): " + counts(self.other_ops))
+        doc = {"format": "mfsim-trace", "version": 1, "generator": self.generator, "description": "; ".join(parts),
+               "records": [r.to_json() for r in self.records]}
+        if self.ops:
+            doc["ops"] = [op.to_json() for op in self.ops]
+        return doc
 
     def payload_path(self):
         """The payload file beside the trace (NAME.bin), written when a GEMM has operands."""
@@ -343,6 +666,8 @@ class Capture:
         order = ["format", "version", "generator", "description", "payload_file"]
         text = "{\n" + "".join(" %s: %s,\n" % (json.dumps(k), json.dumps(doc[k])) for k in order if k in doc)
         text += ' "records": [\n' + ",\n".join("  " + json.dumps(r, separators=(",", ":")) for r in doc["records"])
+        if "ops" in doc:  # one operation per line, as the records
+            text += '\n ],\n "ops": [\n' + ",\n".join("  " + json.dumps(o, separators=(",", ":")) for o in doc["ops"])
         text += "\n ]\n}\n"
         out.append((self.path, text.encode()))
         return out

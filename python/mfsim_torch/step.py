@@ -143,5 +143,24 @@ def loss_of(out, device):
     return loss
 
 
-def run_step(model, x, device):
+def make_optimizer(model, name):
+    """The update --optimizer adds to the step: SGD with momentum 0.9 and weight decay 1e-4, or Adam,
+    both in PyTorch's per-parameter form (foreach=False, which runs on the meta device). SGD's
+    momentum buffers are made beforehand, as a first step would, so that the captured update is a
+    later step's (a first step only copies the gradient into them)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if name == "sgd":
+        opt = torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-4, foreach=False)
+        for p in params:
+            opt.state[p]["momentum_buffer"] = torch.zeros_like(p)
+        return opt
+    if name == "adam":
+        return torch.optim.Adam(params, lr=1e-3, foreach=False)
+    raise CaptureError("--optimizer: expected sgd or adam, got \"%s\"" % name)
+
+
+def run_step(model, x, device, optimizer=None):
+    """Forward, loss, backward and, with an optimizer, its step."""
     loss_of(model(x), device).backward()
+    if optimizer is not None:
+        optimizer.step()

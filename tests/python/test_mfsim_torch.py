@@ -1,6 +1,9 @@
 #!/usr/bin/python3
 """mfsim_torch end to end: a captured torchvision ResNet-18 step equals `mfsim trace --network
-resnet18` record by record; every torchvision classification model captures on the meta device
+resnet18` record by record, and its operations outside the GEMMs (`ops`) equal those of `mfsim
+trace --ops` operator by operator where PyTorch runs the same work (the differences are pinned);
+the captured operations are simulated from the file and from memory; a small MLP's operations are
+exactly the expected list; every torchvision classification model captures on the meta device
 with its MACs checked against an independent count (torchvision_models.py); a
 Transformer encoder layer's MACs equal the closed form; bad input is one line and exit 2 with no
 file written; `mfsim capture` runs it all with the Python mfsim was built with. Exit 77 (CTest:
@@ -38,6 +41,38 @@ PYTHON_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.pat
 def records(path):
     with open(path) as f:
         return json.load(f)["records"]
+
+
+def operations(path):
+    with open(path) as f:
+        return json.load(f)["ops"]
+
+
+def total(ops, names, phase, what="elements"):
+    """Sum over the operations named `names` in `phase` of their elements or of one kind of flops."""
+    return sum(o["elements"] if what == "elements" else o["flops"].get(what, 0)
+               for o in ops if o["name"] in names and o["phase"] == phase)
+
+
+def native_mfsim():
+    """The native module beside the mfsim binary (build/python), or None where it is not built."""
+    d = os.path.join(os.path.dirname(os.path.abspath(MFSIM)), "python")
+    if d not in sys.path:
+        sys.path.insert(0, d)
+    try:
+        import mfsim
+    except ImportError:
+        return None
+    return mfsim
+
+
+class MLP(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
 
 
 def key(r):
@@ -96,6 +131,180 @@ class MfsimTorch(unittest.TestCase):
                             "--device", device)
             self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(records(a), records(b))
+        self.assertEqual(operations(a), operations(b))
+        # 2 ReLUs and 2 max pools, forward and backward, the loss's 4 operators, fc's bias gradient
+        # (the convolutions' biases are added inside aten.convolution and its backward).
+        self.assertEqual(len(operations(a)), 2 * 4 + 4 + 1)
+
+    def test_resnet18_operations_equal_the_generator(self):
+        # The step with the update (--optimizer sgd: momentum and weight decay, as the generator's).
+        out, gen = os.path.join(self.d, "cap.json"), os.path.join(self.d, "gen.json")
+        b, image = 2, "64x64"
+        r = capture_cli("--model", "torchvision:resnet18", "--batch", str(b), "--input", "3x" + image,
+                        "--optimizer", "sgd", "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        subprocess.run([MFSIM, "trace", "--network", "resnet18", "--batch", str(b), "--image", image, "--ops", "-o", gen],
+                       check=True, capture_output=True)
+        cap, ref = operations(out), operations(gen)
+        self.assertEqual({o["phase"] for o in cap}, {"fwd", "bwd", "update"})
+
+        def same(cap_names, ref_names, phase, *what):
+            for w in ("elements",) + what:
+                self.assertEqual(total(cap, cap_names, phase, w), total(ref, ref_names, phase, w), (cap_names, phase, w))
+                self.assertGreater(total(cap, cap_names, phase, w), 0, (cap_names, phase, w))
+
+        # The same work, the same arithmetic: batch norm (20 of them), ReLU (17), max pool, global
+        # average pooling's forward, the residual additions' forward, softmax cross-entropy.
+        self.assertEqual(sum(o["name"] == "native_batch_norm" for o in cap), 20)
+        same(("native_batch_norm",), ("batchnorm",), "fwd", "add", "mul", "div", "sqrt")
+        same(("native_batch_norm_backward",), ("batchnorm",), "bwd", "add", "mul")
+        same(("relu_",), ("relu",), "fwd", "cmp")
+        same(("threshold_backward",), ("relu",), "bwd", "cmp")
+        same(("max_pool2d_with_indices",), ("maxpool",), "fwd", "cmp")
+        same(("max_pool2d_with_indices_backward",), ("maxpool",), "bwd", "add")
+        same(("mean",), ("avgpool",), "fwd", "add", "mul")
+        same(("add_",), ("residual_add",), "fwd", "add")
+        for phase in ("fwd", "bwd"):
+            for w in ("add", "mul", "div", "exp", "cmp"):
+                self.assertEqual(total(cap, ("_log_softmax", "nll_loss_forward", "_log_softmax_backward_data",
+                                             "nll_loss_backward"), phase, w),
+                                 total(ref, ("softmax_cross_entropy",), phase, w), (phase, w))
+        # The update: one weight-decay add, one momentum multiply, the momentum's add and the
+        # parameter's per parameter, as the generator's 3 add and 3 mul over its 11,689,512 parameters.
+        params = total(ref, ("sgd_momentum",), "update")
+        self.assertEqual(params, 11689512)
+        for name, n in (("add", 1), ("mul_", 1), ("add_", 2)):
+            self.assertEqual(total(cap, (name,), "update"), n * params, name)
+        for w in ("add", "mul"):
+            self.assertEqual(sum(o["flops"].get(w, 0) for o in cap if o["phase"] == "update"),
+                             total(ref, ("sgd_momentum",), "update", w), w)
+        self.assertTrue(all(t.get("role") == "state" for o in cap if o["phase"] == "update"
+                            for t in o["reads"] + o["writes"]))
+        # The residual gradients merge at each block's input (the skip path's and the branch's),
+        # which a downsampling block has twice its output's elements: the generator counts the same.
+        same(("add",), ("residual_add",), "bwd", "add")
+        self.assertEqual(total(cap, ("add",), "bwd", "add"), total(cap, ("add",), "bwd"))
+        # Where PyTorch runs other work. The average pool's gradient: PyTorch divides the broadcast
+        # gradient (every input element), the generator the gradient before broadcasting it (2 x 2 =
+        # 4 positions at 64 x 64).
+        same(("div",), ("avgpool",), "bwd")
+        self.assertEqual(total(cap, ("div",), "bwd", "mul"), 4 * total(ref, ("avgpool",), "bwd", "mul"))
+        # The classifier's bias: added inside aten.addmm (a GEMM record), so only its gradient, a sum.
+        self.assertEqual(total(cap, ("sum",), "bwd", "add"), total(ref, ("bias_grad",), "bwd", "add"))
+        self.assertEqual(total(cap, ("sum",), "bwd"), 1000)
+        # Roles: the backward pass reads what the forward pass saved, written once as `save`.
+        saved = sum(t["elements"] for o in cap for t in o["reads"] if t.get("role") == "saved")
+        save = sum(t["elements"] for o in cap for t in o["writes"] if t.get("role") == "save")
+        self.assertEqual(saved, save)
+        self.assertEqual(total(cap, ("threshold_backward",), "bwd"),
+                         sum(t["elements"] for o in cap if o["name"] == "threshold_backward"
+                             for t in o["reads"] if t.get("role") == "saved"))
+
+    def test_captured_operations_are_simulated_from_the_file_and_from_memory(self):
+        model = torchvision.models.resnet18(num_classes=10).to("meta")
+        x = torch.randn(2, 3, 32, 32, device="meta")
+        path, rep = os.path.join(self.d, "r18.json"), os.path.join(self.d, "rep.json")
+        with mfsim_torch.capture(path, model) as cap:
+            torch.nn.functional.cross_entropy(model(x), torch.zeros(2, dtype=torch.long, device="meta")).backward()
+        self.assertEqual(len(operations(path)), len(cap.ops))
+        # 20 batch norms, 17 ReLUs, 8 residual additions, max pool: each forward and backward; the
+        # average pool's mean and its gradient's division; the loss's 4 operators; the bias gradient.
+        self.assertEqual(len(cap.ops), 2 * (20 + 17 + 8 + 1) + 2 + 4 + 1)
+        self.assertNotIn("update", {o.phase for o in cap.ops})  # no optimizer in the step
+        for fusion in ("unfused", "fused"):
+            subprocess.run([MFSIM, "simulate", "-q", "--trace", path, "--mode", "timing", "--set",
+                            "vector.fusion=" + fusion, "--report", rep], check=True, capture_output=True)
+            with open(rep) as f:
+                ng = json.load(f)["total"]["non_gemm"]
+            self.assertEqual(ng["ops"], len(cap.ops))
+            # (fused, the vector unit's operand writes add elements of their own, kind quantizer)
+            operand_writes = ng["by_kind"].get("quantizer", {"elements": 0})["elements"]
+            self.assertEqual(ng["elements"] - operand_writes, sum(o.elements for o in cap.ops))
+            self.assertEqual(operand_writes > 0, fusion == "fused")
+        mfsim = native_mfsim()
+        if mfsim is None:
+            self.skipTest("the native module mfsim is not built (build/python)")
+        mem = mfsim.simulate(cap.trace(), mode="timing", params={"vector.fusion": "fused"})
+        self.assertEqual(mem["total"]["non_gemm"], ng)
+
+    def test_a_small_mlp_gives_exactly_its_operations(self):
+        # Linear(4, 8) -> ReLU -> Linear(8, 3), batch 5, cross-entropy, plain SGD.
+        got = {}
+        for device in ("meta", "cpu"):
+            m = MLP().to(device)
+            opt = torch.optim.SGD(m.parameters(), lr=0.1, foreach=False)
+            x = torch.randn(5, 4, device=device)
+            with mfsim_torch.capture(None, m) as cap:
+                torch.nn.functional.cross_entropy(m(x), torch.zeros(5, dtype=torch.long, device=device)).backward()
+                opt.step()
+            got[device] = cap.trace_json()
+        self.assertEqual(got["meta"], got["cpu"])
+        doc = got["meta"]
+        self.assertEqual(len(doc["records"]), 5)  # fc1 fwd, bwd_weight; fc2 fwd, bwd_data, bwd_weight
+        want = [
+            # kind, name, layer, phase, elements, flops
+            ("elementwise", "relu", "act", "fwd", 40, {"cmp": 40}),
+            # 15 logits in 5 rows: per element 2 add, 1 mul, 1 exp, 1 cmp; per row 1 add, 1 div, 1 exp
+            ("loss", "_log_softmax", "model", "fwd", 15, {"add": 35, "mul": 15, "div": 5, "exp": 20, "cmp": 15}),
+            ("loss", "nll_loss_forward", "model", "fwd", 1, {"add": 5}),
+            ("loss", "nll_loss_backward", "model", "bwd", 15, {}),
+            ("loss", "_log_softmax_backward_data", "model", "bwd", 15, {"add": 15, "mul": 15}),
+            ("reduction", "sum", "fc2", "bwd", 3, {"add": 15}),      # fc2's bias gradient
+            ("elementwise", "threshold_backward", "act", "bwd", 40, {"cmp": 40}),
+            ("reduction", "sum", "fc1", "bwd", 8, {"add": 40}),      # fc1's bias gradient
+            ("optimizer", "add_", "fc1", "update", 32, {"add": 32, "mul": 32}),  # w += -lr * grad
+            ("optimizer", "add_", "fc1", "update", 8, {"add": 8, "mul": 8}),
+            ("optimizer", "add_", "fc2", "update", 24, {"add": 24, "mul": 24}),
+            ("optimizer", "add_", "fc2", "update", 3, {"add": 3, "mul": 3}),
+        ]
+        self.assertEqual([(o["kind"], o["name"], o.get("layer", o["name"]), o["phase"], o["elements"], o["flops"])
+                          for o in doc["ops"]], want)
+        by_name = {(o["name"], o["phase"], o["elements"]): o for o in doc["ops"]}
+
+        def tensors(o, side):
+            return [(t["tensor"], t["elements"], t.get("role", "stream")) for t in o[side]]
+        # ReLU's output is read again by its backward: saved there, written once more (`save`) here.
+        self.assertEqual(tensors(by_name["relu", "fwd", 40], "writes"), [("result", 40, "stream"), ("result", 40, "save")])
+        self.assertEqual(tensors(by_name["threshold_backward", "bwd", 40], "reads"),
+                         [("grad_output", 40, "stream"), ("self", 40, "saved")])
+        self.assertEqual(tensors(by_name["_log_softmax_backward_data", "bwd", 15], "reads"),
+                         [("grad_output", 15, "stream"), ("output", 15, "saved")])
+        self.assertEqual(tensors(by_name["sum", "bwd", 3], "writes"), [("result", 3, "state")])  # a gradient
+        self.assertEqual(tensors(by_name["add_", "update", 24], "reads"), [("self", 24, "state"), ("other", 24, "state")])
+        self.assertEqual(doc["description"], "other aten operators (recorded as ops): _log_softmax 1, "
+                         "_log_softmax_backward_data 1, add_ 4, nll_loss_backward 1, nll_loss_forward 1, relu 1, sum 2, "
+                         "threshold_backward 1; other aten operators (not simulated): zeros 2")  # labels, profiler
+        path, m = os.path.join(self.d, "mlp.json"), MLP()
+        with mfsim_torch.capture(path, m):
+            m(torch.randn(5, 4)).sum().backward()
+        # relu, the loss's sum, fc2's bias gradient, relu's backward, fc1's bias gradient
+        self.assertEqual([o["name"] for o in operations(path)], ["relu", "sum", "sum", "threshold_backward", "sum"])
+        subprocess.run([MFSIM, "inspect", path], check=True, capture_output=True)
+
+    def test_the_adam_update_follows_its_closed_form(self):
+        out = os.path.join(self.d, "adam.json")
+        r = capture_cli("--model", "builtin:cnn", "--batch", "2", "--input", "1x28x28", "--optimizer", "adam", "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        update = [o for o in operations(out) if o["phase"] == "update"]
+        p, tensors = (16 * 9 + 16) + (32 * 16 * 9 + 32) + (32 * 7 * 7 * 10 + 10), 6
+        # Per parameter: m = b1 m + (1 - b1) g: 1 add, 2 mul; v = b2 v + (1 - b2) g g: 1 add, 3 mul;
+        # sqrt(v) / sqrt(1 - b2^t) + eps: 1 sqrt, 1 mul, 1 add; w += -lr / (1 - b1^t) m / that: 1 add,
+        # 1 mul, 1 div. Per parameter tensor: its step count + 1. (The generator's Adam: 8 mul.)
+        flops = {w: sum(o["flops"].get(w, 0) for o in update) for w in ("add", "mul", "div", "sqrt", "exp", "cmp")}
+        self.assertEqual(flops, {"add": 4 * p + tensors, "mul": 7 * p, "div": p, "sqrt": p, "exp": 0, "cmp": 0})
+        self.assertEqual(total(update, ("addcdiv_",), "update"), p)  # the parameters' writes
+        self.assertEqual({o["layer"] for o in update}, {"0", "3", "7"})
+        with open(out) as f:
+            self.assertIn(", update adam;", json.load(f)["description"])
+
+    def test_more_than_16_tensors_of_an_operation_fold_by_format_and_role(self):
+        from mfsim_torch.capture import _Op
+        op = _Op("elementwise", "x", "x", "fwd", 1, {}, [], [], 0)
+        ts = [["t%d" % i, i, "fp32" if i % 3 else "bf16", "state" if i % 2 else "stream"] for i in range(20)]
+        folded = op._tensors(ts)
+        self.assertEqual(len(folded), 4)
+        self.assertEqual(sum(t["elements"] for t in folded), sum(range(20)))
+        self.assertEqual(len(op._tensors(ts[:16])), 16)
 
     def test_potq_operands_replay_bit_for_bit_on_the_three_arrays(self):
         out = os.path.join(self.d, "q.json")
