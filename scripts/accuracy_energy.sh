@@ -9,11 +9,11 @@
 # INT8 second array (array.second = int8) that runs and prices those layers' GEMMs; a step
 # trained without PRC is charged no PRC operations (quant.prc_candidates = 0), one with PRC on
 # activations and weights only none on the errors (quant.prc_operands = a,w).
-# Needs the results of scripts/results_accuracy.sh in build/results-accuracy. About 3 minutes.
+# Needs the run reports of scripts/results_accuracy.sh (docs/data/results-accuracy). About 3 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build.sh > /dev/null
-acc=build/results-accuracy
+acc=${RESULTS:-docs/data/results-accuracy}
 out=build/accuracy-energy
 mkdir -p "$out" docs/img
 # variant -> the training options of its step, and the compare options that price it.

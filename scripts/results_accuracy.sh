@@ -29,10 +29,14 @@ PY
   exit 0
 fi
 epochs=${1:-5}
-out=build/results-accuracy
-mkdir -p "$out"
-: > "$out/bnjobs.txt"
-jobs="$out/jobs.txt"
+# The run reports are kept in docs/data/results-accuracy (RESULTS=DIR to change; committed, so the
+# page can be rewritten, and the runs completed over several sessions, without rerunning those
+# present: a run whose report exists is skipped). The job lists are build files.
+out=${RESULTS:-docs/data/results-accuracy}
+jl=build/results-accuracy-jobs
+mkdir -p "$out" "$jl"
+: > "$jl/bnjobs.txt"
+jobs="$jl/jobs.txt"
 : > "$jobs"
 for model in cnn mlp; do
   for seed in 1 2 3; do
@@ -54,23 +58,23 @@ seeded_jobs() {
   done
 }
 # cnn-bn to convergence (15 epochs, the same recipe): FP32, ALS-POTQ strict, ALS-POTQ --first-last int8.
-seeded_jobs "$out/bnjobs.txt" "cnn-bn-fp32 --model cnn-bn --quant fp32" "cnn-bn-als-potq --model cnn-bn --quant als-potq" \
+seeded_jobs "$jl/bnjobs.txt" "cnn-bn-fp32 --model cnn-bn --quant fp32" "cnn-bn-als-potq --model cnn-bn --quant als-potq" \
   "cnn-bn-als-potq-fl-int8 --model cnn-bn --quant als-potq --first-last int8"
 # The levers of the strict policy, one at a time (seed 1), and the best of them (without PRC)
 # over the three seeds, alone and with the first and last layer in INT8.
 for lever in "prcmse --prc-criterion mse" "prcrange --prc-criterion range" "errfloor --error-scale floor" \
              "nowbc --no-wbc" "noprc --no-prc" "lr01 --lr 0.01"; do
-  echo "cnn-bn-als-potq-${lever%% *}-s1 --model cnn-bn --quant als-potq --seed 1 ${lever#* }" >> "$out/bnjobs.txt"
+  echo "cnn-bn-als-potq-${lever%% *}-s1 --model cnn-bn --quant als-potq --seed 1 ${lever#* }" >> "$jl/bnjobs.txt"
 done
 # PRC on activations and weights only (the errors at the ALS scale), over the three seeds, alone and
 # with the first and last layer in INT8.
-seeded_jobs "$out/bnjobs.txt" "cnn-bn-als-potq-prcaw --model cnn-bn --quant als-potq --prc-operands a,w" \
+seeded_jobs "$jl/bnjobs.txt" "cnn-bn-als-potq-prcaw --model cnn-bn --quant als-potq --prc-operands a,w" \
   "cnn-bn-als-potq-fl-int8-prcaw --model cnn-bn --quant als-potq --first-last int8 --prc-operands a,w"
-seeded_jobs "$out/bnjobs.txt" "cnn-bn-als-potq-noprc --model cnn-bn --quant als-potq --no-prc" \
+seeded_jobs "$jl/bnjobs.txt" "cnn-bn-als-potq-noprc --model cnn-bn --quant als-potq --no-prc" \
   "cnn-bn-als-potq-fl-int8-noprc --model cnn-bn --quant als-potq --first-last int8 --no-prc"
 # The residual network (resnet8) to convergence, 10 epochs, the same recipe: FP32, ALS-POTQ strict
 # and with --first-last int8.
-rjobs="$out/rjobs.txt"
+rjobs="$jl/rjobs.txt"
 : > "$rjobs"
 seeded_jobs "$rjobs" "resnet8-fp32 --model resnet8 --quant fp32" "resnet8-als-potq --model resnet8 --quant als-potq" \
   "resnet8-als-potq-fl-int8 --model resnet8 --quant als-potq --first-last int8"
@@ -79,7 +83,7 @@ seeded_jobs "$rjobs" "resnet8-als-potq-fl-int8-noprc --model resnet8 --quant als
 # resnet8 for 15 epochs (ALS-POTQ still gains at epoch 10, FP32 barely): FP32, first-last INT8
 # without PRC, and the strict policy by default, without PRC and with PRC on activations and
 # weights only, over three seeds.
-r15jobs="$out/r15jobs.txt"
+r15jobs="$jl/r15jobs.txt"
 : > "$r15jobs"
 seeded_jobs "$r15jobs" "resnet8-e15-fp32 --model resnet8 --quant fp32" \
   "resnet8-e15-als-potq-fl-int8-noprc --model resnet8 --quant als-potq --first-last int8 --no-prc"
@@ -89,7 +93,7 @@ seeded_jobs "$r15jobs" "resnet8-e15-als-potq --model resnet8 --quant als-potq"
 
 # The Transformer on its generated reverse-and-translate task (no data files): FP32, INT8,
 # ALS-POTQ, and ALS-POTQ with the attention GEMMs in FP32; 8 epochs (FP32 converges in 5).
-tjobs="$out/tjobs.txt"
+tjobs="$jl/tjobs.txt"
 : > "$tjobs"
 seeded_jobs "$tjobs" "transformer-fp32 --quant fp32" "transformer-int8 --quant int8" "transformer-als-potq --quant als-potq" \
   "transformer-als-potq-attnfp32 --quant als-potq --attention-quant fp32"
@@ -98,7 +102,7 @@ if [ "${RESULTS_ONLY:-0}" = 1 ]; then jobs=/dev/null; : ; fi  # RESULTS_ONLY=1: 
 # shellcheck disable=SC2016
 xargs -P 2 -L 1 sh -c 'name=$0; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 --epochs '"$epochs"' --batch 64 --lr 0.02 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$jobs"
 # shellcheck disable=SC2016
-[ "${RESULTS_ONLY:-0}" = 1 ] || xargs -P 2 -L 1 sh -c 'name=$0; case "$*" in *"--lr "*) ;; *) set -- --lr 0.02 "$@" ;; esac; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 --epochs 15 --batch 64 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$out/bnjobs.txt"
+[ "${RESULTS_ONLY:-0}" = 1 ] || xargs -P 2 -L 1 sh -c 'name=$0; case "$*" in *"--lr "*) ;; *) set -- --lr 0.02 "$@" ;; esac; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 --epochs 15 --batch 64 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$jl/bnjobs.txt"
 # shellcheck disable=SC2016
 [ "${RESULTS_ONLY:-0}" = 1 ] || xargs -P 2 -L 1 sh -c 'name=$0; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 --epochs 10 --batch 64 --lr 0.02 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$rjobs"
 # shellcheck disable=SC2016
