@@ -117,6 +117,7 @@ struct SimConfig {
   int vector_lanes = 32;        // the vector unit (sim/vector_unit.h)
   bool vector_overlap = false;
   bool vector_fused = false;    // vector.fusion=fused
+  int vector_div_cycles = 7, vector_sqrt_cycles = 11, vector_exp_cycles = 15;  // lane cycles per operation
 };
 
 class ParamSet {

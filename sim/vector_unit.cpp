@@ -12,7 +12,17 @@ VectorOpCost vector_op_cost(const SimConfig& cfg, const NonGemmOp& op) {
   c.adds = f(FpOp::kAdd) + kDivAdd * f(FpOp::kDiv) + kSqrtAdd * f(FpOp::kSqrt) + kExpAdd * f(FpOp::kExp);
   c.muls = f(FpOp::kMul) + kDivMul * f(FpOp::kDiv) + kSqrtMul * f(FpOp::kSqrt) + kExpMul * f(FpOp::kExp);
   c.cmps = f(FpOp::kCmp);
-  c.lane_ops = checked_add(checked_add(c.adds, c.muls, "non_gemm.lane_ops"), c.cmps, "non_gemm.lane_ops");
+  // Lane cycles: one per add, multiply or compare; vector.div_cycles, .sqrt_cycles, .exp_cycles per
+  // division, square root and exponential (default: their sequences' lengths, 7, 11 and 15).
+  const auto per = [&](FpOp o, int cycles) {
+    return checked_mul(f(o), static_cast<std::uint64_t>(cycles), "non_gemm.lane_ops");
+  };
+  std::uint64_t lane = f(FpOp::kAdd) + f(FpOp::kMul) + c.cmps;  // each below 2^56
+  for (const std::uint64_t x : {per(FpOp::kDiv, cfg.vector_div_cycles), per(FpOp::kSqrt, cfg.vector_sqrt_cycles),
+                                per(FpOp::kExp, cfg.vector_exp_cycles)}) {
+    lane = checked_add(lane, x, "non_gemm.lane_ops");
+  }
+  c.lane_ops = lane;
   const auto lanes = static_cast<std::uint64_t>(cfg.vector_lanes);
   c.compute = c.lane_ops / lanes + (c.lane_ops % lanes != 0 ? 1 : 0);
   c.dram_read_bytes = op.read_bytes(cfg.vector_fused);
@@ -42,6 +52,16 @@ std::vector<ParamSpec> vector_params() {
       {"vector.overlap", ParamType::kBool, "false", "", 0, 0, nullptr,
        "the vector unit works beside the array (step cycles = max of both) instead of after it (their sum)",
        set_bool(&SimConfig::vector_overlap)},
+      {"vector.div_cycles", ParamType::kInt, "7", "lane cycles", 1, 1000, nullptr,
+       "lane cycles of one FP32 division (default: its Newton-Raphson sequence, 5 mul + 2 add; the energy stays the "
+       "sequence's)",
+       set_int(&SimConfig::vector_div_cycles)},
+      {"vector.sqrt_cycles", ParamType::kInt, "11", "lane cycles", 1, 1000, nullptr,
+       "lane cycles of one FP32 square root (default: its sequence, 9 mul + 2 add; the energy stays the sequence's)",
+       set_int(&SimConfig::vector_sqrt_cycles)},
+      {"vector.exp_cycles", ParamType::kInt, "15", "lane cycles", 1, 1000, nullptr,
+       "lane cycles of one FP32 exponential (default: its sequence, 7 mul + 8 add; the energy stays the sequence's)",
+       set_int(&SimConfig::vector_exp_cycles)},
       {"vector.fusion", ParamType::kChoice, "unfused", "", 0, 0, "unfused|fused",
        "unfused: every GEMM output is written to DRAM at the array's output width and the vector unit reads it back; "
        "fused: the vector unit takes fwd and bwd_data outputs on chip and writes only what the next GEMM reads (at "

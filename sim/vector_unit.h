@@ -3,8 +3,10 @@
 // per operation, no values).
 //
 // Cycle semantics: `vector.lanes` FP32 lanes, each one add, multiply or compare per cycle;
-// division, square root and exponential are sequences of those (kDiv*, kSqrt*, kExp* below), so
-// an operation's compute cycles are ceil(lane_ops / lanes). Its tensors stream between DRAM and
+// division, square root and exponential are sequences of those (kDiv*, kSqrt*, kExp* below) and
+// take vector.div_cycles, .sqrt_cycles, .exp_cycles lane cycles (default: the sequences' lengths;
+// a faster unit changes the time, the energy stays the sequence's), so an operation's compute
+// cycles are ceil(lane_ops / lanes). Its tensors stream between DRAM and
 // the unit's buffer (every read and written byte crosses DRAM once: the GEMM outputs are written
 // at 32 bits and read back, unless vector.fusion=fused), double-buffered: cycles = max(compute,
 // ceil(DRAM bytes / dram.bandwidth)), the difference being stall. Each byte passes the buffer
@@ -35,7 +37,7 @@ constexpr std::uint64_t kDivMul = 5, kDivAdd = 2, kSqrtMul = 9, kSqrtAdd = 2, kE
 
 struct VectorOpCost {
   std::uint64_t adds = 0, muls = 0, cmps = 0;  // FP32 lane operations, div/sqrt/exp expanded
-  std::uint64_t lane_ops = 0;
+  std::uint64_t lane_ops = 0;                  // lane cycles: adds, muls, cmps, div/sqrt/exp at their cycles
   std::uint64_t compute = 0, cycles = 0, stall = 0;
   std::uint64_t dram_read_bytes = 0, dram_write_bytes = 0;
   std::uint64_t sram_bits = 0;  // buffer reads and writes

@@ -199,6 +199,20 @@ TEST_CASE("vector unit: cycles and FP32 operations follow the closed form", "[mo
   cfg.vector_lanes = 1;
   CHECK(vector_op_cost(cfg, op).cycles == c.lane_ops);
   CHECK(vector_op_cost(cfg, op).stall == 0);
+  // The defaults of the division, square root and exponential times are their sequences' lengths.
+  const SimConfig defaults;
+  CHECK(defaults.vector_div_cycles == static_cast<int>(kDivMul + kDivAdd));
+  CHECK(defaults.vector_sqrt_cycles == static_cast<int>(kSqrtMul + kSqrtAdd));
+  CHECK(defaults.vector_exp_cycles == static_cast<int>(kExpMul + kExpAdd));
+  // A faster unit (one lane cycle each) changes the time, not the operations the energy prices.
+  cfg.vector_div_cycles = 1;
+  cfg.vector_sqrt_cycles = 2;
+  cfg.vector_exp_cycles = 3;
+  const VectorOpCost fast = vector_op_cost(cfg, op);
+  CHECK(fast.lane_ops == 1000 + 300 + 5 + 10 * 1 + 10 * 2 + 7 * 3);
+  CHECK(fast.adds == c.adds);
+  CHECK(fast.muls == c.muls);
+  CHECK(fast.cycles == fast.lane_ops);  // one lane, a wide channel
 }
 
 TEST_CASE("simulate: the whole step is the GEMMs plus the vector unit, term by term", "[smoke]") {
