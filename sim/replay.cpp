@@ -220,8 +220,8 @@ ojson dram_json(const EventCounts& e, std::uint64_t compulsory, std::uint64_t co
 }
 
 // Fused (vector.fusion): what one GEMM hands the vector unit and what the vector unit writes for
-// it. A fwd or bwd_data result (activations for the next layer, errors for the one before) goes
-// on chip instead of to DRAM: its compulsory part (each result once), the rest of the array's
+// it. A fwd or bwd_data result (activations for the next layer, errors for the one before), and a
+// matmul's bwd_weight result (an activation's gradient), goes on chip instead of to DRAM: its compulsory part (each result once), the rest of the array's
 // writes (partial-sum spills, an im2col-shaped bwd_data's extra) staying DRAM. The operands the
 // record quantizes as activations or errors (trace.h quantized_elements) are written by the
 // vector unit, at the array's operand widths, for each layer that reads them; weights come from
@@ -236,7 +236,9 @@ FusedIo fused_io(const TraceRecord& r, const QuantizedElements& q, const FoldPla
   const auto rep = static_cast<std::uint64_t>(r.repeat), m = static_cast<std::uint64_t>(r.shape.m),
              n = static_cast<std::uint64_t>(r.shape.n), k = static_cast<std::uint64_t>(r.shape.k);
   const auto ab = plan.a_bits(), bb = plan.b_bits();
-  if (r.phase != Phase::kBwdWeight) {
+  // Every result but a weight gradient (a layer's bwd_weight, which the optimizer reads from
+  // DRAM): a matmul's bwd_weight result is an activation's gradient (attention: dK, dV).
+  if (r.phase != Phase::kBwdWeight || r.layer_type == LayerType::kMatmul) {
     io.from_array = checked_mul(plan.compulsory_output_bytes(), rep, "dram.to_vector_unit_bytes");
     io.from_array_gemm_view = checked_mul(plan.compulsory_output_bytes_gemm_view(), rep, "dram.to_vector_unit_bytes");
   }

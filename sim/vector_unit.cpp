@@ -31,7 +31,12 @@ VectorOpCost vector_op_cost(const SimConfig& cfg, const NonGemmOp& op) {
   const std::uint64_t dram = transfer_cycles(bytes, Bandwidth::from_double(cfg.dram_bytes_per_cycle));
   c.cycles = c.compute > dram ? c.compute : dram;
   c.stall = c.cycles - c.compute;
-  c.sram_bits = checked_mul(bytes, 16, "non_gemm.sram");  // each byte written into the buffer and read out: 2 x 8 bits
+  // Every tensor passes the unit's buffer, written and read (2 x 8 bits a byte): unfused, the
+  // bytes it moves through DRAM; fused, also the streams that stay on chip.
+  const std::uint64_t passed = cfg.vector_fused ? checked_add(op.read_bytes(false), op.write_bytes(false) + op.save_bytes(),
+                                                              "non_gemm.sram")
+                                                : bytes;
+  c.sram_bits = checked_mul(passed, 16, "non_gemm.sram");
   return c;
 }
 

@@ -50,6 +50,6 @@ VectorOpCost vector_op_cost(const SimConfig& cfg, const NonGemmOp& op);
 // are the writes' DRAM transfer; every byte passes the buffer twice.
 VectorOpCost vector_write_cost(const SimConfig& cfg, std::uint64_t write_bytes, std::uint64_t from_array_bytes);
 
-std::vector<ParamSpec> vector_params();  // vector.lanes, vector.overlap
+std::vector<ParamSpec> vector_params();  // vector.lanes, .overlap, .div_cycles, .sqrt_cycles, .exp_cycles, .fusion
 
 }  // namespace mfsim

@@ -380,6 +380,17 @@ TEST_CASE("train --trace-out: the traced step records the non-GEMM operations th
   const NonGemmOp& pool = find_op(t.ops, OpKind::kPooling, OpPhase::kFwd);
   CHECK(pool.name == "maxpool");
   CHECK(pool.reads.front().elements == 4 * pool.elements);
+  // The block's skip input (its projection's batch norm output) is saved for the fused addition.
+  int skip_saved = 0;
+  for (const auto& op : t.ops) {
+    for (const auto& w : op.writes) {
+      skip_saved += op.phase == OpPhase::kFwd && op.name == "batchnorm" && op.layer.find("shortcut") != std::string::npos &&
+                            w.role == TensorRole::kSave && w.name == "y"
+                        ? 1
+                        : 0;
+    }
+  }
+  CHECK(skip_saved == 1);
 }
 
 TEST_CASE("train --trace-out: the Transformer's recorded operations equal the generator's", "[smoke]") {
@@ -448,11 +459,58 @@ TEST_CASE("non-GEMM ops: fused, only saved tensors and state cross DRAM", "[mode
       // The optimizer's tensors are all state: the same in both modes.
       if (op.kind == OpKind::kOptimizer) CHECK(op.read_bytes(true) + op.write_bytes(true) == op.read_bytes() + op.write_bytes());
     }
-    // What the backward pass reads again, the fused forward pass saved (a residual's skip input
-    // is saved by the operation that consumed it first: a batch norm's or layer norm's input, a
-    // ReLU's output).
     CHECK(saves > 0);
     CHECK(saved_reads > 0);
+  }
+  // Every residual addition's skip input has a fused writer: the output of the operation that
+  // makes it is saved ("y"), or it is a pre-norm layer norm's saved input. Counted per network.
+  const auto saves_y = [](const NonGemmOp& op) {
+    for (const auto& t : op.writes) {
+      if (t.role == TensorRole::kSave && t.name == "y") return true;
+    }
+    return false;
+  };
+  const auto count = [&](const std::vector<NonGemmOp>& ops, const std::string& name, bool saved_y) {
+    int n = 0;
+    for (const auto& op : ops) n += op.phase == OpPhase::kFwd && op.name == name && (!saved_y || saves_y(op)) ? 1 : 0;
+    return n;
+  };
+  NetworkOptions big;
+  big.batch = 2;
+  big.seq = 16;
+  {
+    // ResNet-18: the max pool (the first block's skip), the three projections' batch norms, and the
+    // ReLUs at every block's end (each the next block's skip).
+    const auto ops = network_ops("resnet18", big, network_layers("resnet18", big)).ops;
+    CHECK(count(ops, "maxpool", true) == 1);
+    int down = 0;
+    for (const auto& op : ops) down += op.phase == OpPhase::kFwd && op.layer.find("downsample.bn") != std::string::npos && saves_y(op) ? 1 : 0;
+    CHECK(down == 3);
+    CHECK(count(ops, "residual_add", false) == 8);
+  }
+  {
+    // ResNet-50: every first block has a projection (the max pool's output is not a skip).
+    const auto ops = network_ops("resnet50", big, network_layers("resnet50", big)).ops;
+    CHECK(count(ops, "maxpool", true) == 0);
+    int down = 0;
+    for (const auto& op : ops) down += op.phase == OpPhase::kFwd && op.layer.find("downsample.bn") != std::string::npos && saves_y(op) ? 1 : 0;
+    CHECK(down == 4);
+  }
+  {
+    // Transformer-base (post-norm): each of the 30 sublayers' input, an embedding's or a norm's
+    // output, is saved; the last norm's output (read by the generator only) is not.
+    const auto ops = network_ops("transformer-base", big, network_layers("transformer-base", big)).ops;
+    CHECK(count(ops, "residual_add", false) == 30);
+    CHECK(count(ops, "embedding", true) + count(ops, "layernorm", true) == 30);
+    CHECK(count(ops, "layernorm", false) == 30);
+  }
+  {
+    // MobileNetV2: one saved block input per inverted residual with an addition.
+    const auto ops = network_ops("mobilenetv2", big, network_layers("mobilenetv2", big)).ops;
+    int saved_inputs = 0;
+    for (const auto& op : ops) saved_inputs += op.phase == OpPhase::kFwd && op.name != "relu6" && saves_y(op) ? 1 : 0;
+    CHECK(count(ops, "residual_add", false) == 10);
+    CHECK(saved_inputs == 10);
   }
   const NonGemmOp bn = batchnorm_op("bn", OpPhase::kFwd, 1000, 10);
   CHECK(bn.read_bytes(true) == 4 * 20);           // gamma and beta only
@@ -465,23 +523,28 @@ TEST_CASE("non-GEMM ops: fused, only saved tensors and state cross DRAM", "[mode
 
 TEST_CASE("simulate: vector.fusion=fused hands results to the vector unit, term by term", "[smoke]") {
   TempDir dir;
-  const std::string t = dir.file("r18.json");
+  const std::string t = dir.file("r18.json"), tt = dir.file("tf.json");
   REQUIRE(test::run_mfsim(fmt::format("trace -q --network resnet18 --batch 2 --image 64x64 --ops -o {}", t)).exit_code == 0);
-  TraceReader reader(t);
+  REQUIRE(test::run_mfsim(fmt::format("trace -q --network transformer:layers=1,d=16,heads=2,ff=32,seq=8,vocab=11 --batch 2 "
+                                      "--ops -o {}",
+                                      tt))
+              .exit_code == 0);
+  for (const std::string& trace : {t, tt})
   for (const char* array : {"mfmac", "fp32"}) {
-    INFO(array);
-    const std::string ru = dir.file(fmt::format("u-{}.json", array)), rf = dir.file(fmt::format("f-{}.json", array));
-    REQUIRE(test::run_mfsim(fmt::format("simulate -q --mode timing --array {} --trace {} --report {}", array, t, ru))
+    INFO(trace << " " << array);
+    TraceReader reader(trace);
+    const std::string ru = dir.file("u.json"), rf = dir.file("f.json");
+    REQUIRE(test::run_mfsim(fmt::format("simulate -q --mode timing --array {} --trace {} --report {}", array, trace, ru))
                 .exit_code == 0);
     REQUIRE(test::run_mfsim(fmt::format("simulate -q --mode timing --array {} --trace {} --report {} --set "
                                         "vector.fusion=fused",
-                                        array, t, rf))
+                                        array, trace, rf))
                 .exit_code == 0);
     const json u = json::parse(test::slurp(ru)), f = json::parse(test::slurp(rf));
     const std::uint64_t out_bits = 32, op_bits = std::string(array) == "mfmac" ? 4 : 32;
     // Per GEMM: the same cycles and reads; a fwd or bwd_data result (each element once) goes to the
     // vector unit instead of DRAM, and leaves the physical minimum with it.
-    std::uint64_t handed = 0, operands = 0, handed_fwd = 0;
+    std::uint64_t handed = 0, operands = 0, handed_fwd = 0, matmul_bwd_weight = 0;
     for (std::size_t i = 0; i < reader.trace().records.size(); ++i) {
       const TraceRecord& r = reader.trace().records[i];
       const json &gu = u["gemms"][i], &gf = f["gemms"][i];
@@ -492,6 +555,11 @@ TEST_CASE("simulate: vector.fusion=fused hands results to the vector unit, term 
       std::uint64_t out = 0;
       if (r.phase == Phase::kFwd) out = m * n * rep * out_bits / 8;
       if (r.phase == Phase::kBwdData) out = (r.layer_type == LayerType::kConv ? r.conv.input_elements() : m * n) * rep * out_bits / 8;
+      // A matmul's bwd_weight result is an activation's gradient (attention: dK, dV), not a weight's.
+      if (r.phase == Phase::kBwdWeight && r.layer_type == LayerType::kMatmul) {
+        out = m * n * rep * out_bits / 8;
+        matmul_bwd_weight += out;
+      }
       CHECK(gf["dram"]["to_vector_unit_bytes"].get<std::uint64_t>() == out);
       CHECK_FALSE(gu["dram"].contains("to_vector_unit_bytes"));
       CHECK(gu["events"]["dram_write_bytes"].get<std::uint64_t>() - gf["events"]["dram_write_bytes"].get<std::uint64_t>() == out);
@@ -502,9 +570,11 @@ TEST_CASE("simulate: vector.fusion=fused hands results to the vector unit, term 
       // The vector unit writes what the GEMM reads as activations (fwd: the layer's input feature
       // map) or errors (bwd_weight: G, its B operand), at the array's operand width.
       if (r.phase == Phase::kFwd) operands += (r.layer_type == LayerType::kConv ? r.conv.input_elements() : m * k) * rep * op_bits / 8;
+      if (r.phase == Phase::kFwd && r.layer_type == LayerType::kMatmul) operands += k * n * rep * op_bits / 8;  // B too
       if (r.phase == Phase::kBwdWeight) operands += k * n * rep * op_bits / 8;
     }
     CHECK(f["total"]["dram"]["to_vector_unit_bytes"].get<std::uint64_t>() == handed);
+    CHECK((matmul_bwd_weight > 0) == (trace == tt));
     CHECK(u["total"]["cycles"] == f["total"]["cycles"]);
     const json &ngu = u["total"]["non_gemm"], &ngf = f["total"]["non_gemm"];
     CHECK(ngu["fusion"]["mode"] == "unfused");
@@ -573,6 +643,11 @@ TEST_CASE("simulate: vector.fusion=fused hands results to the vector unit, term 
       CHECK(f[9].empty() == (f[1] == "fp32"));
       if (f[1] != "fp32") CHECK(std::stod(f[10]) == Approx(tab["savings_vs_fp32"][f[1]]["step_total"].get<double>()));
       CHECK(f[13] == "fused");
+      CHECK(std::stod(f[4]) == Approx(arr["linear_share"]["cycles"].get<double>()));
+      CHECK(std::stod(f[5]) == Approx(tab["energy_pj"][f[1]]["total"].get<double>()));
+      CHECK(std::stoull(f[11]) == arr["dram"]["bytes"].get<std::uint64_t>());
+      CHECK(std::stoull(f[12]) == arr["non_gemm"]["dram"]["read_bytes"].get<std::uint64_t>() +
+                                      arr["non_gemm"]["dram"]["write_bytes"].get<std::uint64_t>());
       ++rows;
     }
     CHECK(rows == 2 * 3);

@@ -77,8 +77,9 @@ NonGemmOp residual_op(const std::string& layer, OpPhase phase, U e) {
     return make(OpKind::kElementwise, "residual_add", layer, phase, e, 0, {1, 0, 0, 0, 0, 0}, {},
                 {tensor("a", e), saved("b", e)}, {tensor("y", e)});
   }
-  // The merge of the gradients from the branch and from the skip path (held since the block's
-  // output); its sum feeds the block before on both of its paths, so fused it is also written.
+  // The merge, at the block's input, of the gradient from the branch and the one from the skip
+  // path (held in DRAM while the branch's backward pass ran); its sum is the gradient of the block
+  // before's output, which that block's skip path needs again, so fused it is also written.
   return make(OpKind::kElementwise, "residual_add", layer, phase, e, 0, {1, 0, 0, 0, 0, 0}, {},
               {tensor("dy_branch", e), saved("dy_skip", e)}, {tensor("dx", e), save("dx", e)});
 }
@@ -153,6 +154,13 @@ NonGemmOp adam_op(U p) {
               {state("w", p), state("m", p), state("v", p)});
 }
 
+void save_output(NonGemmOp& op) {
+  for (const auto& t : op.writes) {
+    if (t.role == TensorRole::kSave && t.name == "y") return;
+  }
+  op.writes.push_back(save("y", op.elements));
+}
+
 namespace {
 
 // The step's operations: forward ones in order; each forward operation's backward counterpart
@@ -160,6 +168,9 @@ namespace {
 class StepOps {
  public:
   void update(NonGemmOp op) { update_.push_back(std::move(op)); }
+  // The forward operations so far; save_output_of(i): operation i makes a skip input.
+  std::size_t forward_ops() const { return fwd_.size(); }
+  void save_output_of(std::size_t i) { save_output(fwd_.at(i)); }
   std::vector<NonGemmOp> ops() const {
     std::vector<NonGemmOp> out = fwd_;
     for (auto it = bwd_.rbegin(); it != bwd_.rend(); ++it) out.push_back(*it);
@@ -216,6 +227,7 @@ NetworkOpsResult resnet_ops(const std::vector<LayerGemm>& L, int batch) {
   s.batchnorm("bn1", out_elements(c1), channels(c1));
   s.relu("relu", out_elements(c1));
   s.maxpool("maxpool", out_elements(c1), L[1].conv.input_elements(), 9);
+  std::size_t block_input = s.forward_ops() - 1;  // the operation whose output enters the next block
   // blocks: bn after every convolution, relu after all but the last, the residual add, relu
   std::size_t i = 1;
   while (i < L.size() && L[i].type == LayerType::kConv) {
@@ -234,10 +246,17 @@ NetworkOpsResult resnet_ops(const std::vector<LayerGemm>& L, int batch) {
       s.batchnorm(bn, out_elements(*main[j]), channels(*main[j]));
       if (j + 1 < main.size()) s.relu(block + ".relu" + std::to_string(j + 1), out_elements(*main[j]));
     }
-    if (down != nullptr) s.batchnorm(block + ".downsample.bn", out_elements(*down), channels(*down));
+    // The skip input, read again by the addition: the projection's batch norm, or the block's input.
+    if (down != nullptr) {
+      s.batchnorm(block + ".downsample.bn", out_elements(*down), channels(*down));
+      s.save_output_of(s.forward_ops() - 1);
+    } else {
+      s.save_output_of(block_input);
+    }
     const U out = out_elements(*main.back());
     s.residual(block + ".add", out, main.front()->conv.input_elements() * static_cast<U>(main.front()->repeat));
     s.relu(block + ".relu", out);
+    block_input = s.forward_ops() - 1;
   }
   const LayerGemm& fc = L.back();
   const LayerGemm& last = L[L.size() - 2];
@@ -276,11 +295,17 @@ NetworkOpsResult vgg16_ops(const std::vector<LayerGemm>& L, int batch) {
 NetworkOpsResult mobilenetv2_ops(const std::vector<LayerGemm>& L, int batch) {
   StepOps s;
   U params = 0;
+  std::string current;
+  std::size_t block_start = 0;  // the block's first forward operation
   for (std::size_t i = 0; i < L.size(); ++i) {
     const LayerGemm& l = L[i];
     const U out = out_elements(l);
     if (l.type != LayerType::kConv) continue;
     params += weights(l) + 2 * channels(l);
+    if (block_of(l.name) != current) {
+      current = block_of(l.name);
+      block_start = s.forward_ops();
+    }
     s.batchnorm(l.name + ".bn", out, channels(l));
     if (!ends_with(l.name, ".project")) {
       s.relu(l.name + ".relu6", out, true);
@@ -292,7 +317,10 @@ NetworkOpsResult mobilenetv2_ops(const std::vector<LayerGemm>& L, int batch) {
     const LayerGemm& first = expanded ? L[i - 2] : L[i - 1];  // the block's first convolution
     const U in = first.conv.input_elements() * static_cast<U>(first.repeat);
     const bool keep = L[i - 1].conv.stride == 1 && in == out;
-    if (keep) s.residual(block + ".add", out);
+    if (keep) {
+      s.save_output_of(block_start - 1);  // the block's input (the block before's output): the skip
+      s.residual(block + ".add", out);
+    }
   }
   const LayerGemm& head = L[L.size() - 2];
   const LayerGemm& fc = L.back();
@@ -350,7 +378,9 @@ NetworkOpsResult transformer_base_ops(const NetworkOptions& o) {
   const U scores = static_cast<U>(o.batch) * heads * seq * seq, rows = static_cast<U>(o.batch) * heads * seq;
   const U causal = static_cast<U>(o.batch) * heads * (seq * (seq + 1) / 2);
   U params = 2 * v * d;
+  // Each sublayer's input is its residual's skip (the embedding's or the norm's output before it).
   auto attention = [&](const std::string& p, bool is_causal) {
+    s.save_output_of(s.forward_ops() - 1);
     for (const char* proj : {".q_proj", ".k_proj", ".v_proj"}) s.bias(p + proj, tokens * d, d);
     s.attention_softmax(p + ".softmax", is_causal ? causal : scores, rows);
     s.bias(p + ".out_proj", tokens * d, d);
@@ -363,6 +393,7 @@ NetworkOpsResult transformer_base_ops(const NetworkOptions& o) {
     params += 2 * d;
   };
   auto ffn = [&](const std::string& p) {
+    s.save_output_of(s.forward_ops() - 1);
     s.bias(p + ".ffn1", tokens * ff, ff);
     s.relu(p + ".ffn1.relu", tokens * ff);
     s.bias(p + ".ffn2", tokens * d, d);

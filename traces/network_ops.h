@@ -41,6 +41,10 @@ NonGemmOp softmax_loss_op(const std::string& layer, OpPhase phase, std::uint64_t
 NonGemmOp attention_softmax_op(const std::string& layer, OpPhase phase, std::uint64_t elements, std::uint64_t rows);
 NonGemmOp embedding_op(const std::string& layer, OpPhase phase, std::uint64_t elements, bool learned_positions);
 NonGemmOp sgd_momentum_op(std::uint64_t parameters);  // the update phase
+// Marks a forward operation's output as saved (a `save` write "y" of its elements, unless it has
+// one): the operation that makes a residual block's skip input, which the addition at the block's
+// output reads from DRAM when the vector unit is fused (docs/non-gemm.md#fusion).
+void save_output(NonGemmOp& op);
 NonGemmOp adam_op(std::uint64_t parameters);
 
 // `layers` is network_layers(name, opt); InputError for a network without a non-GEMM model.

@@ -141,6 +141,12 @@ std::uint64_t NonGemmOp::read_bytes(bool fused) const {
   return b;
 }
 
+std::uint64_t NonGemmOp::save_bytes() const {
+  std::uint64_t b = 0;
+  for (const auto& t : writes) b += t.role == TensorRole::kSave ? t.bytes() : 0;
+  return b;
+}
+
 std::uint64_t NonGemmOp::write_bytes(bool fused) const {
   std::uint64_t b = 0;
   for (const auto& t : writes) b += t.crosses_dram(fused) ? t.bytes() : 0;

@@ -133,8 +133,9 @@ const char* to_string(FpOp o);
 //   saved:  a forward tensor the backward pass reads again (batch norm's input, ReLU's output,
 //           the probabilities, a residual's skip input): read from DRAM in both modes;
 //   state:  parameters, their gradients and the optimizer's state: DRAM in both modes;
-//   save:   the forward pass's write of a saved tensor, made only fused (unfused, the tensor is
-//           in DRAM already as the stream it was).
+//   save:   the write of a tensor read again later (a saved tensor, or the merged gradient at a
+//           residual block's input), made only fused (unfused, the tensor is in DRAM already as
+//           the stream it was).
 // Reads are stream, saved or state; writes stream, state or save.
 enum class TensorRole : std::uint8_t { kStream = 0, kSaved, kState, kSave };
 constexpr int kNumTensorRoles = 4;
@@ -160,6 +161,7 @@ struct NonGemmOp {
   // DRAM bytes its tensors move, unfused or fused (OpTensor::crosses_dram).
   std::uint64_t read_bytes(bool fused = false) const;
   std::uint64_t write_bytes(bool fused = false) const;
+  std::uint64_t save_bytes() const;  // the writes only a fused unit makes (TensorRole::kSave)
 };
 
 struct Trace {

@@ -944,8 +944,18 @@ class ResidualBlock : public Layer {
 
   Tensor forward(Tensor x, StepContext& ctx, bool train) override {
     Tensor s = copy(x);  // the shortcut's input (a copy: the main path consumes x)
+    const std::size_t before = ctx.ops != nullptr ? ctx.ops->size() : 0;
     for (auto& l : main_) x = l->forward(std::move(x), ctx, train);
     for (auto& l : shortcut_) s = l->forward(std::move(s), ctx, train);
+    // The skip input, which the addition reads again: the projection's batch norm output, or the
+    // block's input (the output of the operation before the block), saved when fused.
+    if (train && ctx.ops != nullptr && !ctx.ops->empty()) {
+      if (!shortcut_.empty()) {
+        save_output(ctx.ops->back());
+      } else if (before > 0) {
+        save_output((*ctx.ops)[before - 1]);
+      }
+    }
     mask_.resize(x.v.size());
     add_relu_forward(x.v.data(), s.v.data(), mask_.data(), x.size());
     if (train) {
