@@ -47,6 +47,11 @@ done
 # Levers measured beyond the policies (seed 1): int8-activations with finer scales on W and G.
 add "transformer-act8-wgouter-s1" "$tf --quant als-potq --policy int8-activations --scales w=outer,g=outer --seed 1"
 add "transformer-act8-wgblock16-s1" "$tf --quant als-potq --policy int8-activations --scales w=block16,g=block16 --seed 1"
+# The text task: int8-activations with another operand INT8 in one class of layers (seed 1):
+# the attention's errors, or the classifier's weights or errors, instead of their activations.
+add "text-act8-gattn-s1" "$tx --quant als-potq --policy int8-activations --int8-operands a@first,a@hidden,a@last,g@attention --seed 1"
+add "text-act8-wlast-s1" "$tx --quant als-potq --policy int8-activations --int8-operands a@first,a@hidden,a@attention,w@last --seed 1"
+add "text-act8-glast-s1" "$tx --quant als-potq --policy int8-activations --int8-operands a@first,a@hidden,a@attention,g@last --seed 1"
 # The Transformer with 12 epochs instead of 8, FP32 and best alike (3 seeds).
 tf12="--model transformer:vocab=65 --epochs 12 --batch 32"
 for seed in 1 2 3; do
@@ -79,9 +84,13 @@ for net in cnn-bn resnet8 transformer text; do
     transformer) small="--model transformer:vocab=65 --batch 32 --train-examples 320 --test-examples 32" ;;
     text) small="--model transformer:seq=64 --task text --batch 32 --train-examples 320 --test-examples 32" ;;
   esac
-  for v in fp32 int8 strict strict-prc-all int8-input int8-errors int8-activations int8-weights edges-int8; do
+  for v in fp32 int8 strict strict-prc-all int8-input int8-errors int8-activations int8-weights edges-int8 act8-gattn \
+           act8-wlast act8-glast; do
     case "$v" in
       fp32|int8) targs="--quant $v"; arrays="$v" ;;
+      act8-gattn) targs="--quant als-potq --policy int8-activations --int8-operands a@first,a@hidden,a@last,g@attention"; arrays="mfmac" ;;
+      act8-wlast) targs="--quant als-potq --policy int8-activations --int8-operands a@first,a@hidden,a@attention,w@last"; arrays="mfmac" ;;
+      act8-glast) targs="--quant als-potq --policy int8-activations --int8-operands a@first,a@hidden,a@attention,g@last"; arrays="mfmac" ;;
       # PoT4 GEMMs on the MF-MAC array; compare adds the second array a step's other GEMMs need
       # (shift for shift-add GEMMs, INT8 for edges-int8's INT8 x INT8 layers).
       *) targs="--quant als-potq --policy $v"; arrays="mfmac" ;;
@@ -110,7 +119,8 @@ nets = [("cnn-bn", "cnn-bn (Fashion-MNIST, 15 epochs)", "test accuracy"),
         ("text", "Character-level language model on the fortunes text (6 epochs)", "next-character accuracy"),
         ("text10", "Character-level language model, 10 epochs (FP32 and best alike)", "next-character accuracy")]
 variants = ["fp32", "int8", "strict", "strict-prc-all", "int8-input", "int8-errors", "int8-activations", "int8-weights",
-            "outer-scales", "block32-scales", "act8-wgouter", "act8-wgblock16", "edges-int8"]
+            "outer-scales", "block32-scales", "act8-wgouter", "act8-wgblock16", "act8-gattn", "act8-wlast", "act8-glast",
+            "edges-int8"]
 def load(net, v, s):
     p = "%s/%s-%s-s%d.json" % (out, net, v, s)
     return json.load(open(p)) if os.path.exists(p) else None
@@ -140,7 +150,9 @@ print("The policies (`mfsim train --list-policies`, [method.md](method.md#13-pol
 print("a per-tensor scale; `int8-X` the operand X of every layer in INT8 with a power-of-two scale (so every product")
 print("still has a PoT4 operand: a shift); `outer-scales`/`block32-scales` finer PoT4 scales; `edges-int8` the first")
 print("and last layers entirely INT8 (INT8 x INT8 products: **not** multiplication-free); `act8-wgouter` and")
-print("`act8-wgblock16` are int8-activations with outer or 16-element block scales on W and G (`--scales`).")
+print("`act8-wgblock16` are int8-activations with outer or 16-element block scales on W and G (`--scales`);")
+print("`act8-gattn`, `act8-wlast`, `act8-glast` are int8-activations with the attention's errors, or the last layer's")
+print("weights or errors, in INT8 instead of those layers' activations (`--int8-operands`).")
 print("`best` is `%s`." % best)
 print("Mean +- sample standard deviation over the seeds given; `change` is against `strict` on the same seeds.\n")
 for net, title, metric in nets:
