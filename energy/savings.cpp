@@ -385,8 +385,10 @@ std::string savings_html(const ojson& r) {
                                                    : std::string("-"));
   }
   if (!step_rows.empty()) {
+    const ojson& first = r["arrays"].begin().value();
     html += "<h2>The whole step</h2>\n<p>The trace's operations outside the GEMMs run on the vector unit "
-            "(docs/non-gemm.md); energy in uJ (" + html_escape(table) + " table).</p>\n<table><tr><th>array</th>"
+            "(docs/non-gemm.md), " + html_escape(first["non_gemm"]["fusion"]["mode"].get<std::string>()) +
+            " with the array (vector.fusion); energy in uJ (" + html_escape(table) + " table).</p>\n<table><tr><th>array</th>"
             "<th>GEMMs</th><th>non-GEMM</th><th>linear share</th><th>whole-step saving</th></tr>\n" + step_rows + "</table>\n";
   }
   // The mapping of every GEMM, per array.

@@ -303,6 +303,7 @@ TEST_CASE("simulate: the whole step is the GEMMs plus the vector unit, term by t
   REQUIRE(res.exit_code == 0);
   CHECK(res.out.find("whole step, non-GEMM work on the vector unit") != std::string::npos);
   CHECK(test::slurp(dir.file("c.html")).find("<h2>The whole step</h2>") != std::string::npos);
+  CHECK(test::slurp(dir.file("c.html")).find("unfused with the array (vector.fusion)") != std::string::npos);
   const json rc = json::parse(test::slurp(c));
   const double mf = rc["energy_pj"]["mfmac"]["step_total"].get<double>(), fp = rc["energy_pj"]["fp32"]["step_total"].get<double>();
   CHECK(rc["savings_vs_fp32"]["mfmac"]["step_total"].get<double>() == Approx(1 - mf / fp));
