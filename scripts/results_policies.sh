@@ -62,6 +62,11 @@ done
 tx10="--model transformer:seq=64 --task text --epochs 10 --batch 32 --train-examples 4000 --test-examples 500"
 add "text10-fp32-s1" "$tx10 --quant fp32 --seed 1"
 add "text10-$best-s1" "$tx10 --quant als-potq --policy $best --seed 1"
+# The text task at half and twice Adam's peak learning rate (0.001, 0.004), FP32 and best alike (seed 1).
+for lr in 001 004; do
+  add "text-lr$lr-fp32-s1" "$tx --lr 0.$lr --quant fp32 --seed 1"
+  add "text-lr$lr-$best-s1" "$tx --lr 0.$lr --quant als-potq --policy $best --seed 1"
+done
 sort -u -o "$jobs" "$jobs"
 start=$(date +%s)
 if [ "${RESULTS_ONLY:-0}" != 1 ]; then
@@ -117,7 +122,9 @@ nets = [("cnn-bn", "cnn-bn (Fashion-MNIST, 15 epochs)", "test accuracy"),
         ("transformer", "Transformer, reverse-and-translate task (vocab 65, 8 epochs)", "token accuracy"),
         ("transformer12", "Transformer, the same task with 12 epochs (FP32 and best alike)", "token accuracy"),
         ("text", "Character-level language model on the fortunes text (6 epochs)", "next-character accuracy"),
-        ("text10", "Character-level language model, 10 epochs (FP32 and best alike)", "next-character accuracy")]
+        ("text10", "Character-level language model, 10 epochs (FP32 and best alike)", "next-character accuracy"),
+        ("text-lr001", "Character-level language model, 6 epochs, Adam peak 0.001 (FP32 and best alike)", "next-character accuracy"),
+        ("text-lr004", "Character-level language model, 6 epochs, Adam peak 0.004 (FP32 and best alike)", "next-character accuracy")]
 variants = ["fp32", "int8", "strict", "strict-prc-all", "int8-input", "int8-errors", "int8-activations", "int8-weights",
             "outer-scales", "block32-scales", "act8-wgouter", "act8-wgblock16", "act8-gattn", "act8-wlast", "act8-glast",
             "edges-int8"]
@@ -181,8 +188,9 @@ for net, title, metric in nets:
             b = [r["test_bits_per_char"] for r in rs.values()]
             bpc = " %.3f +- %.3f |" % ms(b)
         energy, pjmac = "not priced", ""
-        # transformer12 and text10 train the same networks as transformer and text: the same step.
-        c = "%s/%s-%s-compare.json" % (edir, {"transformer12": "transformer", "text10": "text"}.get(net, net), v)
+        # transformer12, text10 and text-lr* train the same networks as transformer and text: the same step.
+        c = "%s/%s-%s-compare.json" % (edir, {"transformer12": "transformer", "text10": "text", "text-lr001": "text",
+                                               "text-lr004": "text"}.get(net, net), v)
         if os.path.exists(c):
             cj = json.load(open(c))
             key = "mfmac" if v not in ("fp32", "int8") else v
