@@ -74,6 +74,19 @@ std::vector<EnergyItem> energy_items(const ojson& cfg, const ojson& ev, const Qu
   // Products with a zero operand skip the arithmetic when pe.zero_gating is on (every array).
   const bool gating = cfg.value("pe.zero_gating", true);
   add("pe_arithmetic", "zero_gated", gating ? num(ev, "products_zero") : 0.0, "products", 0.0);
+  // Finer scales (docs/energy-accounting.md, "Finer scales"): listed only where a GEMM has them.
+  const double scale_adds = ev.value("scale_exponent_adds", 0.0);
+  if (scale_adds > 0) {
+    if (t.op_pj.count("shift8") == 0) {
+      throw InputError(fmt::format("{}: no row for action \"shift8\", which prices the alignment shifts of finer scales",
+                                   t.origin));
+    }
+    add("pe_arithmetic", "scale_exponent_add", scale_adds, "ops", t.int_add(8));
+    // A 64-bit barrel shifter by a 6-bit amount: 8x the data width and 2x the stages of the
+    // 8-bit shifter by a 3-bit amount (a logarithmic shifter is linear in both).
+    add("pe_arithmetic", "scale_align_shift", ev.value("scale_align_shifts", 0.0), "ops", t.op("shift8") * 16.0);
+    add("pe_arithmetic", "scale_wide_add", ev.value("scale_wide_adds", 0.0), "ops", t.int_add(64));
+  }
   add("pe_registers", "operand_write", num(ev, "reg_operand_write_bits"), "bits", t.register_bit);
   add("pe_registers", "accumulator_write", num(ev, "reg_acc_write_bits"), "bits", t.register_bit);
   const struct {

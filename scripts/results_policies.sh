@@ -80,7 +80,8 @@ if [ $((end - start)) -gt 60 ] || [ ! -f "$out/elapsed_seconds" ]; then echo $((
 # functional core (seed 1, step 5 of a short run): FP32 on the FP32 array, INT8 on the INT8 array,
 # the PoT4 policies on the MF-MAC array; a policy with INT8 operands has shift-add GEMMs (one PoT4
 # and one INT8 operand), which compare runs on a shift second array beside the MF-MAC one.
-# Finer scales cannot be traced yet (one scale per operand in the trace format).
+# Finer scales are traced with each group's exponent and priced on the MF-MAC (and shift) array:
+# the per-chunk alignment, the scale arrays' traffic and the extra quantized copies.
 e=build/results-policies-energy  # traces and compare reports: regenerated, not kept
 mkdir -p "$e"
 for net in cnn-bn resnet8 transformer text; do
@@ -90,12 +91,14 @@ for net in cnn-bn resnet8 transformer text; do
     text) small="--model transformer:seq=64 --task text --batch 32 --train-examples 320 --test-examples 32" ;;
   esac
   for v in fp32 int8 strict strict-prc-all int8-input int8-errors int8-activations int8-weights edges-int8 act8-gattn \
-           act8-wlast act8-glast; do
+           act8-wlast act8-glast outer-scales block32-scales act8-wgouter act8-wgblock16; do
     case "$v" in
       fp32|int8) targs="--quant $v"; arrays="$v" ;;
       act8-gattn) targs="--quant als-potq --policy int8-activations --int8-operands a@first,a@hidden,a@last,g@attention"; arrays="mfmac" ;;
       act8-wlast) targs="--quant als-potq --policy int8-activations --int8-operands a@first,a@hidden,a@attention,w@last"; arrays="mfmac" ;;
       act8-glast) targs="--quant als-potq --policy int8-activations --int8-operands a@first,a@hidden,a@attention,g@last"; arrays="mfmac" ;;
+      act8-wgouter) targs="--quant als-potq --policy int8-activations --scales w=outer,g=outer"; arrays="mfmac" ;;
+      act8-wgblock16) targs="--quant als-potq --policy int8-activations --scales w=block16,g=block16"; arrays="mfmac" ;;
       # PoT4 GEMMs on the MF-MAC array; compare adds the second array a step's other GEMMs need
       # (shift for shift-add GEMMs, INT8 for edges-int8's INT8 x INT8 layers).
       *) targs="--quant als-potq --policy $v"; arrays="mfmac" ;;
@@ -197,8 +200,6 @@ for net, title, metric in nets:
             if key in cj["energy_pj"]:
                 energy = "%.4g" % (cj["energy_pj"][key]["total"] * 1e-6)
                 pjmac = "%.4g" % cj["energy_pj"][key]["per_mac"]
-        elif v in ("outer-scales", "block32-scales", "act8-wgouter", "act8-wgblock16"):
-            energy = "not traceable yet"
         name = "**%s** (best)" % v if v == best else v
         print("| %s | %s | %.2f +- %.2f | %s | %s | %s |%s %s | %s |" % (
             name, "yes" if mf else "no", m, sd, ",".join(str(s) for s in sorted(rs)),

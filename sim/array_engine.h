@@ -46,6 +46,13 @@ constexpr bool kPerOperand = false;
 template <class P>
 constexpr bool kPerOperand<P, std::void_t<decltype(P::make_code(Pot4Code{}))>> = true;
 
+// A policy whose operand registers hold an operand with its finer-scale exponent offset
+// (P::make_scaled(value, is_pot4_code, offset): the scaled engine, sim/array_engine.cpp).
+template <class P, class = void>
+constexpr bool kScaledOps = false;
+template <class P>
+constexpr bool kScaledOps<P, std::void_t<decltype(P::make_scaled(0, false, std::int8_t{}))>> = true;
+
 template <class P>
 class EngineImpl : public ArrayEngine {
  public:
@@ -180,7 +187,19 @@ class EngineImpl : public ArrayEngine {
       out.resize(in.size());
       std::transform(in.begin(), in.end(), out.begin(), [](auto v) { return P::make(v); });
     };
-    if constexpr (kPerOperand<P>) {  // each operand as it is: PoT4 codes or integers
+    if constexpr (kScaledOps<P>) {  // PoT4 codes or integers, each with its exponent offset
+      auto one = [](std::vector<Op>& out, const std::vector<Pot4Code>& codes, const std::vector<int>& ints,
+                    const std::vector<std::int8_t>& off) {
+        const bool code = !codes.empty();
+        const std::size_t n = code ? codes.size() : ints.size();
+        out.resize(n);
+        for (std::size_t i = 0; i < n; ++i) {
+          out[i] = P::make_scaled(code ? static_cast<int>(codes[i]) : ints[i], code, off.empty() ? std::int8_t{0} : off[i]);
+        }
+      };
+      one(a_, ops.a_pot4, ops.a_int, ops.a_off);
+      one(b_, ops.b_pot4, ops.b_int, ops.b_off);
+    } else if constexpr (kPerOperand<P>) {  // each operand as it is: PoT4 codes or integers
       auto one = [&](std::vector<Op>& out, const std::vector<Pot4Code>& codes, const std::vector<int>& ints) {
         if (!codes.empty()) {
           out.resize(codes.size());
@@ -250,6 +269,11 @@ void EngineImpl<P>::end_gemm(ValueGemmResult& r) {
     r.out_int.assign(c_.begin(), c_.end());
   }
 }
+
+// `plain` for GEMMs without finer scales, and the scaled engine (models/scaled_gemm.h: each
+// product shifted by its operands' exponent offsets into a 64-bit accumulator) for those with:
+// the PE types that run finer scales (PeType::finer_scales) make their engine through this.
+std::unique_ptr<ArrayEngine> with_finer_scales(std::unique_ptr<ArrayEngine> plain, const SimConfig& cfg);
 
 // An engine of policy P for `cfg`. `max_term` bounds |a*b| of an integer policy (accumulations
 // are range-checked only when K * max_term can pass the accumulator); 0 for binary32 policies.

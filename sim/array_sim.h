@@ -27,6 +27,9 @@ struct GemmOperands {
   std::vector<Pot4Code> a_pot4, b_pot4;
   std::vector<int> a_int, b_int;
   std::vector<float> a_f32, b_f32;
+  // Finer scales: each element's exponent offset x - min over the operand (0 for a zero element);
+  // empty when the record has none. The PE shifts each product by the sum of its two offsets.
+  std::vector<std::int8_t> a_off, b_off;
 };
 
 struct ValueGemmResult {

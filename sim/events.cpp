@@ -48,6 +48,12 @@ const std::vector<CounterInfo>& counter_registry() {
        "output buffer writes (results and partial sums from the array, spilled partial sums from DRAM)"},
       {"dram_read_bytes", &EventCounts::dram_read_bytes, "bytes", "DRAM reads"},
       {"dram_write_bytes", &EventCounts::dram_write_bytes, "bytes", "DRAM writes"},
+      {"scale_exponent_adds", &EventCounts::scale_exponent_adds, "ops",
+       "finer scales: 8-bit additions of the two groups' exponents and the accumulator's LSB, per output and K-chunk"},
+      {"scale_align_shifts", &EventCounts::scale_align_shifts, "ops",
+       "finer scales: shifts of a K-chunk's integer sum into the 64-bit aligned accumulator, per output and chunk"},
+      {"scale_wide_adds", &EventCounts::scale_wide_adds, "ops",
+       "finer scales: 64-bit additions into the aligned accumulator, per output and K-chunk"},
   };
   return r;
 }

@@ -25,6 +25,9 @@ struct EventCounts {
   std::uint64_t sram_b_read_bits = 0, sram_b_write_bits = 0;
   std::uint64_t sram_c_read_bits = 0, sram_c_write_bits = 0;
   std::uint64_t dram_read_bytes = 0, dram_write_bytes = 0;
+  // Finer scales (models/scaled_gemm.h; docs/energy-accounting.md): per output and K-chunk, the
+  // two exponents added (8 bits), the chunk's sum shifted into place and added at 64 bits.
+  std::uint64_t scale_exponent_adds = 0, scale_align_shifts = 0, scale_wide_adds = 0;
 
   EventCounts& operator+=(const EventCounts& o);   // checked: throws InputError on overflow
   EventCounts scaled(std::uint64_t factor) const;  // every counter times factor (checked)

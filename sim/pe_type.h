@@ -84,6 +84,9 @@ struct PeType {
   // code, an integer operand as its integer (the shift PE; PoT4 x PoT4: A as its integer image).
   // Otherwise every operand is held as `holds_as`.
   bool per_operand_registers = false;
+  // Runs GEMMs with finer scales (a trace record's scale_block): the aligned 64-bit accumulation
+  // of models/scaled_gemm.h, bit for bit.
+  bool finer_scales = false;
   // The quantizer operations of the tensors a trace holds in INT8 with a power-of-two scale (the
   // shift-add pair's INT8 operand), per element; null: counted as the others (quant_ops).
   QuantOps (*int8_quant_ops)(double activations, double weights, double errors) = nullptr;

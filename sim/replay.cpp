@@ -14,6 +14,7 @@
 
 #include "common/cancel.h"
 #include "common/error.h"
+#include "models/scaled_gemm.h"
 #include "sim/array_sim.h"
 #include "sim/fold_model.h"
 #include "sim/vector_unit.h"
@@ -39,7 +40,9 @@ const char* to_string(SimMode m) {
   return "?";
 }
 
-bool array_represents(const PeType& a, const TraceRecord& r) { return a.runs_exactly(r.a.format, r.b.format); }
+bool array_represents(const PeType& a, const TraceRecord& r) {
+  return a.runs_exactly(r.a.format, r.b.format) && (!r.scaled() || a.finer_scales);
+}
 
 // Operands of a record in the array's representation (what its registers hold: PoT4 codes,
 // integers or binary32 values), each operand by its own format. PoT4 codes become their exact
@@ -50,6 +53,30 @@ bool array_represents(const PeType& a, const TraceRecord& r) { return a.runs_exa
 // it is: PoT4 codes and integers; of a PoT4 x PoT4 record, A as its integer images.
 GemmOperands to_array_operands(const PeType& array, const TraceRecord& r, RecordPayload& p) {
   GemmOperands ops;
+  if (r.scaled() && array.finer_scales) {  // offsets first: they read the operands
+    const std::vector<std::int32_t> ia = record_operand_ints(r, true, p), ib = record_operand_ints(r, false, p);
+    const ScaleGroups ga = record_scale_groups(r, true, p), gb = record_scale_groups(r, false, p);
+    ScaledLsb lsb;
+    std::string why;
+    if (!scaled_lsb(r.shape.m, r.shape.n, r.shape.k, ia.data(), ga, ib.data(), gb, r.max_product_term(), &lsb, &why)) {
+      throw InputError(why);  // the reader rejects these already
+    }
+    const std::int64_t M = r.shape.m, N = r.shape.n, K = r.shape.k;
+    ops.a_off.resize(ia.size());
+    ops.b_off.resize(ib.size());
+    for (std::int64_t i = 0; i < M; ++i) {
+      for (std::int64_t k = 0; k < K; ++k) {
+        const std::size_t x = static_cast<std::size_t>(i * K + k);
+        ops.a_off[x] = static_cast<std::int8_t>(ia[x] == 0 ? 0 : ga.at(i, k, K) - lsb.min_a);
+      }
+    }
+    for (std::int64_t k = 0; k < K; ++k) {
+      for (std::int64_t j = 0; j < N; ++j) {
+        const std::size_t x = static_cast<std::size_t>(k * N + j);
+        ops.b_off[x] = static_cast<std::int8_t>(ib[x] == 0 ? 0 : gb.at(j, k, K) - lsb.min_b);
+      }
+    }
+  }
   auto ints = [](NumFormat f, const std::vector<Pot4Code>& pc, const std::vector<std::int8_t>& i8) {
     std::vector<int> v;
     if (f == NumFormat::kPot4) {
@@ -329,6 +356,39 @@ SimConfig second_config(const SimConfig& cfg) {
   if (cfg.second != nullptr) c.array = cfg.second;
   c.second = nullptr;
   return c;
+}
+
+// The events of finer scales on an array that runs them (docs/energy-accounting.md, "Finer
+// scales"), from the record and the array's own operand reads, the same in value and timing mode:
+// per output and K-chunk (K cut at both operands' group boundaries) two 8-bit exponent additions
+// (x_a + x_b, minus the LSB), one shift of the chunk's integer sum and one 64-bit addition into the
+// aligned accumulator (a 64-bit register write); each group's 8-bit exponent read from SRAM once
+// per `scale_block` elements of its operand read; the scale arrays read from DRAM once (part of the
+// compulsory bytes). Returns the DRAM bytes added.
+std::uint64_t add_scale_events(const SimConfig& cfg, const TraceRecord& r, EventCounts& e) {
+  ScaleGroups ga, gb;
+  ga.block = r.a.scale_block;
+  gb.block = r.b.scale_block;
+  const auto rep = static_cast<std::uint64_t>(r.repeat);
+  const std::uint64_t align = checked_mul(checked_mul(static_cast<std::uint64_t>(r.shape.m) * static_cast<std::uint64_t>(r.shape.n),
+                                                      static_cast<std::uint64_t>(scaled_chunks(r.shape.k, ga, gb)), "scale events"),
+                                          rep, "scale events");
+  e.scale_exponent_adds = checked_add(e.scale_exponent_adds, checked_mul(align, 2, "scale_exponent_adds"), "scale_exponent_adds");
+  e.scale_align_shifts = checked_add(e.scale_align_shifts, align, "scale_align_shifts");
+  e.scale_wide_adds = checked_add(e.scale_wide_adds, align, "scale_wide_adds");
+  e.reg_acc_write_bits = checked_add(e.reg_acc_write_bits, checked_mul(align, 64, "reg_acc_write_bits"), "reg_acc_write_bits");
+  const ArrayWidths w = array_widths(cfg, conv_view(r));
+  auto sram = [](std::uint64_t& bits, int width, std::int64_t block) {
+    if (block <= 0 || width <= 0) return;
+    const std::uint64_t elems = bits / static_cast<std::uint64_t>(width);
+    const std::uint64_t groups = elems / static_cast<std::uint64_t>(block) + (elems % static_cast<std::uint64_t>(block) != 0 ? 1 : 0);
+    bits = checked_add(bits, checked_mul(groups, 8, "sram scale bits"), "sram scale bits");
+  };
+  sram(e.sram_a_read_bits, w.a, r.a.scale_block);
+  sram(e.sram_b_read_bits, w.b, r.b.scale_block);
+  const std::uint64_t dram = checked_mul(r.scale_count_a() + r.scale_count_b(), rep, "dram scale bytes");
+  e.dram_read_bytes = checked_add(e.dram_read_bytes, dram, "dram_read_bytes");
+  return dram;
 }
 
 // Phase 1: the mode of every record (value when it has operands the array holds exactly, unless
@@ -781,6 +841,11 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     std::uint64_t compulsory = checked_mul(plan.compulsory_bytes(), rep_n, "dram.compulsory_bytes");
     std::uint64_t compulsory_gemm = checked_mul(plan.compulsory_bytes_gemm_view(), rep_n, "dram.compulsory_bytes");
     std::uint64_t to_vector_unit = 0;
+    if (r.scaled() && rcfg.array->finer_scales) {
+      const std::uint64_t scale_bytes = add_scale_events(rcfg, r, g.events);
+      compulsory = checked_add(compulsory, scale_bytes, "dram.compulsory_bytes");
+      compulsory_gemm = checked_add(compulsory_gemm, scale_bytes, "dram.compulsory_bytes");
+    }
     if (cfg.vector_fused) {
       const FusedIo io = fused_io(r, quantized[i], plan);
       // Every mapping writes each result at least once: the array's writes cover what it hands over.

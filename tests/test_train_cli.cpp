@@ -432,8 +432,9 @@ TEST_CASE("train: --policy selects a whole recipe, single options override its p
   CHECK(j["prc_operands"] == "a,w");  // the default: the errors are never clipped
   CHECK(j["int8_operands"] == "");
   // Every multiplication-free policy's traced step has a PoT4 operand in every GEMM (a shift or an
-  // exponent add); the traceable ones are checked (finer scales cannot be traced yet).
-  for (const char* p : {"best", "strict", "int8-input", "int8-errors", "int8-activations", "int8-weights"}) {
+  // exponent add), the finer scales' with each group's exponent (scale_block).
+  for (const char* p : {"best", "strict", "int8-input", "int8-errors", "int8-activations", "int8-weights", "outer-scales",
+                        "block32-scales"}) {
     const std::string trace = dir.file(std::string(p) + "-step.json");
     r = run_mfsim(fmt::format("train -q --model cnn --epochs 1 --batch 32 --data {} --policy {} --trace-out {} --report {}",
                               dir.path(), p, trace, rep));
@@ -447,7 +448,12 @@ TEST_CASE("train: --policy selects a whole recipe, single options override its p
       CHECK((rec["a"]["format"] == "pot4" || rec["b"]["format"] == "pot4"));
       shift_pairs += rec["a"]["format"] != rec["b"]["format"] ? 1 : 0;
     }
-    CHECK((shift_pairs > 0) == (std::string(p) != "strict"));
+    const bool finer = std::string(p).find("scales") != std::string::npos;
+    CHECK((shift_pairs > 0) == (std::string(p) != "strict" && !finer));
+    for (const auto& rec : t["records"]) {
+      CHECK(rec["a"].contains("scale_block") == finer);
+      CHECK(rec["b"].contains("scale_block") == finer);
+    }
   }
   r = run_mfsim(fmt::format("train -q --model cnn --epochs 1 --data {} --policy edges-int8 --report {}", dir.path(), rep));
   REQUIRE(r.exit_code == 0);
@@ -457,11 +463,6 @@ TEST_CASE("train: --policy selects a whole recipe, single options override its p
   CHECK(r.err == "mfsim: error: train: --policy: unknown policy \"fast\"; expected strict|strict-prc-all|int8-input|"
                  "int8-errors|int8-activations|int8-weights|outer-scales|block32-scales|edges-int8|best (see "
                  "--list-policies)\n");
-  r = run_mfsim(fmt::format("train -q --data {} --scales a=outer --trace-out {} --report {}", dir.path(),
-                            dir.file("t.json"), rep));
-  CHECK(r.exit_code == 2);
-  CHECK(r.err == "mfsim: error: train: --trace-out: a step with finer scales (--scales) cannot be traced yet: the trace "
-                 "format holds one scale per operand\n");
   r = run_mfsim(fmt::format("train -q --data {} --quant int8 --policy strict --report {}", dir.path(), rep));
   CHECK(r.exit_code == 2);
   CHECK(r.err == "mfsim: error: train: --policy: applies only to --quant als-potq, not int8\n");

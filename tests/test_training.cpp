@@ -13,6 +13,10 @@
 #include "training/trainer.h"
 #include "training/policy.h"
 #include "traces/gemm_recorder.h"
+#include "traces/trace_reader.h"
+#include "traces/trace_writer.h"
+#include "models/scaled_gemm.h"
+#include "tests/test_util.h"
 #include "common/error.h"
 
 using namespace mfsim;
@@ -851,18 +855,42 @@ TEST_CASE("finer scales: each group is quantized as a tensor of its own, and the
     }
   }
   for (int c = 0; c < kLayerClasses; ++c) ctx.int8_roles[c] = 0;
-  // Traces hold one scale per operand: a step with finer scales is refused, not recorded wrongly.
-  FormatRecorder rec;
-  ctx.trace = &rec;
-  ctx.scale_grain[0] = kScaleOuter;
-  const Grid qa = quantize(a.data(), a.size(), Role::kActivation, ctx, 0);
-  const Grid qb = quantize(b.data(), b.size(), Role::kWeight, ctx, 0);
-  const GemmSource sa{a.data(), Role::kActivation};
-  std::vector<float> out(static_cast<std::size_t>(m) * n);
-  CHECK_THROWS_WITH(linear_gemm(ctx, "t", nullptr, Phase::kFwd, false, false, m, n, k, qa, qb, out.data(), LayerType::kFc, &sa),
-                    "train: --trace-out: a step with finer scales (--scales) cannot be traced yet: the trace format "
-                    "holds one scale per operand");
-  CHECK(rec.records.empty());
+  // A traced step records each group's exponent: the trace's exact aligned sums, scaled by 2^L
+  // (models/scaled_gemm.h), are the training core's outputs, and the reader's reference agrees.
+  for (const auto& [grain_a, grain_b, tb] : {std::tuple{kScaleOuter, kScaleTensor, false}, std::tuple{16, 64, true},
+                                             std::tuple{kScaleTensor, 32, false}}) {
+    test::TempDir dir;
+    TraceWriter writer(dir.file("s.json"), "test");
+    ctx.trace = &writer;
+    ctx.scale_grain[0] = grain_a;
+    ctx.scale_grain[1] = grain_b;
+    const std::vector<float> bs = tb ? transpose(b.data(), k, n) : b;
+    const Grid qa = quantize_operand(a.data(), a.size(), Role::kActivation, ctx, 0);
+    const Grid qb = quantize_operand(bs.data(), bs.size(), Role::kWeight, ctx, 0);
+    const GemmSource sa{a.data(), Role::kActivation}, sb{bs.data(), Role::kWeight};
+    std::vector<float> out(static_cast<std::size_t>(m) * n);
+    linear_gemm(ctx, "t", nullptr, Phase::kFwd, false, tb, m, n, k, qa, qb, out.data(), LayerType::kFc, &sa, &sb);
+    writer.commit();
+    ctx.trace = nullptr;
+    TraceReader reader(dir.file("s.json"));
+    REQUIRE(reader.trace().records.size() == 1);
+    const TraceRecord& r = reader.trace().records[0];
+    INFO("grains " << grain_a << " " << grain_b << " tb " << tb);
+    CHECK(r.scaled());
+    CHECK(r.a.scale_block == (grain_a == kScaleTensor ? 0 : grain_a == kScaleOuter ? k : grain_a));
+    CHECK(r.b.scale_block == (grain_b == kScaleTensor ? 0 : grain_b == kScaleOuter ? k : grain_b));
+    CHECK(r.accumulator.bits == 64);
+    const RecordPayload p = reader.read_payload(0);
+    CHECK(check_record_result(r, p).empty());
+    const std::vector<std::int32_t> ia = record_operand_ints(r, true, p), ib = record_operand_ints(r, false, p);
+    ScaledLsb lsb;
+    std::string why;
+    REQUIRE(scaled_lsb(m, n, k, ia.data(), record_scale_groups(r, true, p), ib.data(), record_scale_groups(r, false, p),
+                       r.max_product_term(), &lsb, &why));
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      REQUIRE(out[i] == static_cast<float>(std::ldexp(static_cast<double>(p.expected_acc[i]), lsb.lsb)));
+    }
+  }
   int grains[3];
   parse_scales("w=outer,a=block32", "test", grains);
   CHECK(scales_spec(grains) == "a=block32,w=outer");

@@ -4,7 +4,10 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstring>
+
+#include "models/scaled_gemm.h"
 
 namespace mfsim {
 
@@ -20,23 +23,49 @@ const char* to_string(LayerType t) {
 std::vector<QuantizedElements> quantized_elements(const Trace& trace) {
   std::vector<QuantizedElements> q(trace.records.size());
   std::set<std::string> has_bwd_weight, error_charged;
+  // Roles with finer scales (a GEMM's operand with scale_block > 0): every GEMM quantizes its own
+  // copy of such an operand from FP32, with groups along its own K, so the copy is charged on
+  // each record that reads it instead of once per tensor.
+  std::set<std::string> act_scaled, wgt_scaled, err_scaled;
   for (const auto& r : trace.records) {
     if (r.phase == Phase::kBwdWeight) has_bwd_weight.insert(r.layer);
+    const bool sa = r.a.scale_block > 0, sb = r.b.scale_block > 0;
+    if (!sa && !sb) continue;
+    const bool mm = r.layer_type == LayerType::kMatmul;
+    switch (r.phase) {
+      case Phase::kFwd:
+        if (sa || (mm && sb)) act_scaled.insert(r.layer);
+        if (sb && !mm) wgt_scaled.insert(r.layer);
+        break;
+      case Phase::kBwdData:
+        if (sa) err_scaled.insert(r.layer);
+        if (sb) (mm ? act_scaled : wgt_scaled).insert(r.layer);
+        break;
+      case Phase::kBwdWeight:
+        if (sa) act_scaled.insert(r.layer);
+        if (sb) err_scaled.insert(r.layer);
+        break;
+    }
   }
   for (std::size_t i = 0; i < trace.records.size(); ++i) {
     const TraceRecord& r = trace.records[i];
     const auto m = static_cast<std::uint64_t>(r.shape.m), n = static_cast<std::uint64_t>(r.shape.n),
                k = static_cast<std::uint64_t>(r.shape.k), rep = static_cast<std::uint64_t>(r.repeat);
+    const bool mm = r.layer_type == LayerType::kMatmul;
+    const bool act = act_scaled.count(r.layer) != 0, wgt = wgt_scaled.count(r.layer) != 0,
+               err = err_scaled.count(r.layer) != 0;
     switch (r.phase) {
       case Phase::kFwd:
-        q[i].activations = (r.layer_type == LayerType::kConv ? r.conv.input_elements() : m * k) * rep;
-        (r.layer_type == LayerType::kMatmul ? q[i].activations : q[i].weights) += k * n * rep;
+        q[i].activations = (act ? m * k : r.layer_type == LayerType::kConv ? r.conv.input_elements() : m * k) * rep;
+        (mm ? q[i].activations : q[i].weights) += k * n * rep;
         break;
       case Phase::kBwdData:  // dA = G . W^T: G is its A operand (M x K)
-        if (has_bwd_weight.count(r.layer) == 0 && error_charged.insert(r.layer).second) q[i].errors = m * k * rep;
+        if (err || (has_bwd_weight.count(r.layer) == 0 && error_charged.insert(r.layer).second)) q[i].errors = m * k * rep;
+        if (mm ? act : wgt) (mm ? q[i].activations : q[i].weights) += k * n * rep;  // its own copy of W^T (or B^T)
         break;
       case Phase::kBwdWeight:  // dW = A^T . G: G is its B operand (K x N), its own on every record
         q[i].errors = k * n * rep;  // (a layer's attention GEMMs: one record per sequence and head)
+        if (act) q[i].activations += m * k * rep;  // its own copy of A^T
         error_charged.insert(r.layer);
         break;
     }
@@ -173,7 +202,10 @@ const char* to_string(OutputType t) {
 
 int bytes_per_element(OutputType t) { return t == OutputType::kI64 ? 8 : 4; }
 
-std::string TraceRecord::format_name() const { return shift_pair() ? "pot4+int8" : to_string(a.format); }
+std::string TraceRecord::format_name() const {
+  const std::string base = shift_pair() ? "pot4+int8" : to_string(a.format);
+  return scaled() ? base + " (finer scales)" : base;
+}
 
 OutputType TraceRecord::output_type() const {
   if (is_float_format(format())) return OutputType::kF32;
@@ -199,6 +231,46 @@ std::uint64_t TraceRecord::operand_b_bytes() const {
 }
 std::uint64_t TraceRecord::expected_bytes() const {
   return static_cast<std::uint64_t>(shape.m) * shape.n * bytes_per_element(output_type());
+}
+
+std::uint64_t TraceRecord::scale_count_a() const {
+  if (a.scale_block <= 0) return 0;
+  return static_cast<std::uint64_t>(shape.m) * static_cast<std::uint64_t>((shape.k + a.scale_block - 1) / a.scale_block);
+}
+std::uint64_t TraceRecord::scale_count_b() const {
+  if (b.scale_block <= 0) return 0;
+  return static_cast<std::uint64_t>(shape.n) * static_cast<std::uint64_t>((shape.k + b.scale_block - 1) / b.scale_block);
+}
+
+ScaleGroups record_scale_groups(const TraceRecord& rec, bool a_side, const RecordPayload& p) {
+  const OperandSpec& op = a_side ? rec.a : rec.b;
+  ScaleGroups g;
+  if (op.format == NumFormat::kPot4) {
+    g.block = op.scale_block;
+    g.tensor_exp = op.scale_exp - 6;
+    const std::vector<std::int8_t>& e = a_side ? p.a_scales : p.b_scales;
+    g.exps.reserve(e.size());
+    for (std::int8_t x : e) g.exps.push_back(int{x} - 6);
+  } else {  // INT8 with a power-of-two scale (the reader checks it is one)
+    int ex = 0;
+    std::frexp(op.scale, &ex);
+    g.tensor_exp = ex - 1;
+  }
+  return g;
+}
+
+std::vector<std::int32_t> record_operand_ints(const TraceRecord& rec, bool a_side, const RecordPayload& p) {
+  const bool pot4 = (a_side ? rec.a : rec.b).format == NumFormat::kPot4;
+  std::vector<std::int32_t> v;
+  if (pot4) {
+    const std::vector<Pot4Code>& c = a_side ? p.a_pot4 : p.b_pot4;
+    v.reserve(c.size());
+    for (Pot4Code x : c) v.push_back(pot4_int(x));
+  } else {
+    const std::vector<std::int8_t>& c = a_side ? p.a_int8 : p.b_int8;
+    v.assign(c.begin(), c.end());
+  }
+  return v;
 }
 
 std::size_t Trace::records_with_payload() const {
@@ -251,6 +323,15 @@ std::string check_record_result(const TraceRecord& rec, const RecordPayload& p) 
     return first_mismatch(s, c, p.expected_fp32, "recomputed", "recorded");
   }
   std::vector<std::int64_t> c(count);
+  if (rec.scaled()) {  // finer scales: the exact aligned sum (models/scaled_gemm.h)
+    const ScaleGroups ga = record_scale_groups(rec, true, p), gb = record_scale_groups(rec, false, p);
+    const std::vector<std::int32_t> a = record_operand_ints(rec, true, p), b = record_operand_ints(rec, false, p);
+    ScaledLsb lsb;
+    std::string why;
+    if (!scaled_lsb(s.m, s.n, s.k, a.data(), ga, b.data(), gb, rec.max_product_term(), &lsb, &why)) return why;
+    scaled_gemm_ref(s.m, s.n, s.k, a.data(), ga, b.data(), gb, lsb, c.data());
+    return first_mismatch(s, c, p.expected_acc, "recomputed", "recorded");
+  }
   if (rec.shift_pair()) {  // PoT4 codes as their integer images +-2^(m-1): the exact integer reference
     auto ints = [](const std::vector<Pot4Code>& codes, const std::vector<std::int8_t>& i8) {
       if (codes.empty()) return i8;

@@ -40,6 +40,10 @@ struct OperandSpec {
   NumFormat format = NumFormat::kPot4;
   int scale_exp = 0;   // pot4: the tensor's scale exponent E; fp8: v = q * 2^scale_exp
   float scale = 1.0f;  // int8, int4: v = q * scale (positive, finite)
+  // pot4 with finer scales (models/scaled_gemm.h): one scale exponent E per group of scale_block
+  // elements along K of each row of A or column of B (K: one per row or column), held in the
+  // payload ("a_scales", "b_scales"); 0: the one scale_exp of the tensor.
+  std::int64_t scale_block = 0;
 };
 // Both operands of a GEMM share one format, except the hybrid FP8 pair (E4M3 with E5M2) and the
 // shift-add pair (one PoT4 and one INT8 operand: every product a shift of the INT8 value).
@@ -88,10 +92,18 @@ struct TraceRecord {
   ConvGeometry conv;              // layer_type conv only
   bool has_payload = false;
   PayloadRef payload_a, payload_b, payload_expected;
+  PayloadRef payload_a_scales, payload_b_scales;  // an operand with scale_block > 0
+
+  // Finer scales on either operand: the expected output is the exact 64-bit aligned sum
+  // (models/scaled_gemm.h) at the LSB the operands define.
+  bool scaled() const { return a.scale_block > 0 || b.scale_block > 0; }
+  // Scale exponents of an operand with scale_block: M (A) or N (B) times ceil(K / scale_block).
+  std::uint64_t scale_count_a() const;
+  std::uint64_t scale_count_b() const;
 
   NumFormat format() const { return a.format; }
   // The record's formats by name: a.format's, except the shift-add pair, "pot4+int8" in either
-  // orientation (reports, inspect, notes).
+  // orientation, each followed by " (finer scales)" when the record has them (reports, inspect, notes).
   std::string format_name() const;
   bool shift_pair() const { return is_shift_pair(a.format, b.format); }
   std::int64_t max_product_term() const { return mfsim::max_product_term(a.format, b.format); }
@@ -198,9 +210,17 @@ struct RecordPayload {
   std::vector<Pot4Code> a_pot4, b_pot4;
   std::vector<std::int8_t> a_int8, b_int8;  // int8, int4
   std::vector<float> a_fp32, b_fp32;        // fp32, bf16, fp8e4m3, fp8e5m2
+  std::vector<std::int8_t> a_scales, b_scales;  // finer scales: each group's scale exponent E
   std::vector<std::int64_t> expected_acc;   // integer formats
   std::vector<float> expected_fp32;         // float formats
 };
+
+struct ScaleGroups;
+// The scale groups of a scaled record's operand (models/scaled_gemm.h), each group's exponent x
+// on the integer grid: PoT4 E - 6 (per group, or the tensor's), INT8 log2(scale) (a power of two).
+ScaleGroups record_scale_groups(const TraceRecord& rec, bool a_side, const RecordPayload& p);
+// The operands of a scaled record as integers on their grids (PoT4: +-2^(m-1); INT8: q).
+std::vector<std::int32_t> record_operand_ints(const TraceRecord& rec, bool a_side, const RecordPayload& p);
 
 // Compares two M x N outputs element by element (floats bit for bit). Returns "" when equal,
 // else "first mismatch at output element (r, c) of MxN: <got_name> X, <want_name> Y".

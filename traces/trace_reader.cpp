@@ -17,6 +17,8 @@
 #include "common/json_fields.h"
 #include "models/minifloat.h"
 
+#include "models/scaled_gemm.h"
+
 namespace mfsim {
 
 using nlohmann::json;
@@ -39,6 +41,8 @@ OperandSpec parse_operand(JsonFields& rec, const char* key) {
     op.scale_exp = static_cast<int>(f.required_int(
         "scale_exp", kPot4ScaleExpMin, kPot4ScaleExpMax,
         "an integer scale exponent in [-120, 127]"));
+    op.scale_block = f.optional_int("scale_block", 1, kTraceMaxDim, "a positive integer (elements per scale along K)")
+                         .value_or(0);
   } else if (op.format == NumFormat::kFp8E4M3 || op.format == NumFormat::kFp8E5M2) {
     op.scale_exp = static_cast<int>(f.required_int("scale_exp", kFp8ScaleExpMin, kFp8ScaleExpMax,
                                                    "an integer scale exponent in [-160, 160]"));
@@ -201,6 +205,26 @@ TraceRecord parse_record(const json& j, const std::string& file, std::size_t ind
     parse_overflow_policy(pol, &r.accumulator.overflow);
     af.finish();
   }
+  if (r.scaled()) {  // finer scales (models/scaled_gemm.h)
+    for (const auto& [op, key] : {std::pair{&r.a, "a.scale_block"}, std::pair{&r.b, "b.scale_block"}}) {
+      if (op->scale_block > r.shape.k) {
+        f.fail(key, fmt::format("{} is more than K = {}; a group lies along K", op->scale_block, r.shape.k));
+      }
+    }
+    for (const auto& [op, key] : {std::pair{&r.a, "a"}, std::pair{&r.b, "b"}}) {
+      if (op->format == NumFormat::kPot4) continue;
+      int e = 0;
+      if (op->format != NumFormat::kInt8 || std::frexp(op->scale, &e) != 0.5f) {
+        f.fail(key, fmt::format("a GEMM with finer scales pairs PoT4 with PoT4 or with INT8 whose scale is a power of "
+                                "two; got {} with scale {}",
+                                to_string(op->format), op->scale));
+      }
+    }
+    if (r.accumulator.bits != 64) {
+      f.fail("accumulator.bits", fmt::format("a GEMM with finer scales sums into the 64-bit aligned accumulator; got {}",
+                                             r.accumulator.bits));
+    }
+  }
   r.fp32_fma = f.optional_bool("fp32_fma", false);
   if (r.fp32_fma && r.format() != NumFormat::kFp32) {
     f.fail("fp32_fma", "only fp32 GEMMs can use fused multiply-add");
@@ -228,6 +252,14 @@ TraceRecord parse_record(const json& j, const std::string& file, std::size_t ind
         pf, "expected", r.expected_bytes(),
         fmt::format("{}x{} {} elements", r.shape.m, r.shape.n, to_string(r.output_type())),
         file_bytes, &r);
+    if (r.a.scale_block > 0) {
+      r.payload_a_scales = parse_payload_ref(pf, "a_scales", r.scale_count_a(),
+                                             fmt::format("{} int8 scale exponents", r.scale_count_a()), file_bytes);
+    }
+    if (r.b.scale_block > 0) {
+      r.payload_b_scales = parse_payload_ref(pf, "b_scales", r.scale_count_b(),
+                                             fmt::format("{} int8 scale exponents", r.scale_count_b()), file_bytes);
+    }
     pf.finish();
     r.has_payload = true;
   }
@@ -511,6 +543,20 @@ RecordPayload TraceReader::read_payload(std::size_t index) const {
                                    path_, index, which));
     }
   }
+  if (r.scaled()) {
+    for (const auto& [on, ref, out, which] :
+         {std::tuple{r.a.scale_block > 0, &r.payload_a_scales, &p.a_scales, "a_scales"},
+          std::tuple{r.b.scale_block > 0, &r.payload_b_scales, &p.b_scales, "b_scales"}}) {
+      if (!on) continue;
+      *out = decode_le<std::int8_t>(read_range(index, which, *ref));
+      for (std::size_t i = 0; i < out->size(); ++i) {
+        if ((*out)[i] < kPot4ScaleExpMin) {
+          throw InputError(fmt::format("{}: records[{}].payload.{}: element {} is {}; a scale exponent is in [{}, {}]",
+                                       path_, index, which, i, (*out)[i], kPot4ScaleExpMin, kPot4ScaleExpMax));
+        }
+      }
+    }
+  }
   switch (r.output_type()) {
     case OutputType::kI32: {
       auto v = decode_le<std::int32_t>(c);
@@ -541,6 +587,15 @@ RecordPayload TraceReader::read_payload(std::size_t index) const {
                                      path_, index, v == &p.a_int8 ? "a" : "b", i, (*v)[i], to_string(f), qmax,
                                      qmax));
       }
+    }
+  }
+  if (r.scaled()) {  // the aligned sum must fit its 64 bits whatever the operands
+    const std::vector<std::int32_t> ia = record_operand_ints(r, true, p), ib = record_operand_ints(r, false, p);
+    ScaledLsb lsb;
+    std::string why;
+    if (!scaled_lsb(r.shape.m, r.shape.n, r.shape.k, ia.data(), record_scale_groups(r, true, p), ib.data(),
+                    record_scale_groups(r, false, p), r.max_product_term(), &lsb, &why)) {
+      throw InputError(fmt::format("{}: records[{}].payload: {}", path_, index, why));
     }
   }
   for (const auto& [fmt_of, vals, which] : {std::tuple{r.a.format, &p.a_fp32, "a"}, std::tuple{r.b.format, &p.b_fp32, "b"}}) {

@@ -28,6 +28,7 @@ ojson operand_json(const OperandSpec& op) {
     j["scale_exp"] = op.scale_exp;
   }
   if (op.format == NumFormat::kInt8 || op.format == NumFormat::kInt4) j["scale"] = static_cast<double>(op.scale);
+  if (op.scale_block > 0) j["scale_block"] = op.scale_block;
   return j;
 }
 
@@ -207,6 +208,48 @@ void TraceWriter::add_pot4_int8(const TraceRecord& rec, const Pot4Code* pot4_ope
                     acc_bytes(rec, expected, static_cast<std::size_t>(s.m * s.n)));
 }
 
+void GemmRecorder::add_scaled(const TraceRecord& rec, const Pot4Code*, const std::int8_t*, const Pot4Code*,
+                              const std::int8_t*, const std::int8_t*, const std::int8_t*, const std::int64_t*) {
+  throw std::logic_error(fmt::format("{} {}: this recorder does not record GEMMs with finer scales", rec.layer,
+                                     to_string(rec.phase)));
+}
+
+void TraceWriter::add_scaled(const TraceRecord& rec_in, const Pot4Code* a_pot4, const std::int8_t* a_int8,
+                             const Pot4Code* b_pot4, const std::int8_t* b_int8, const std::int8_t* a_scales,
+                             const std::int8_t* b_scales, const std::int64_t* expected) {
+  TraceRecord rec = rec_in;
+  const auto where = [&] { return fmt::format("trace writer: {} {}", rec.layer, to_string(rec.phase)); };
+  if (!rec.scaled() || rec.repeat != 1) throw std::invalid_argument(where() + ": not a scaled record with repeat 1");
+  if ((rec.a.format == NumFormat::kPot4) != (a_pot4 != nullptr) || (rec.b.format == NumFormat::kPot4) != (b_pot4 != nullptr) ||
+      !(rec.a.format == NumFormat::kPot4 || rec.b.format == NumFormat::kPot4) ||
+      (rec.a.format != NumFormat::kPot4 && rec.a.format != NumFormat::kInt8) ||
+      (rec.b.format != NumFormat::kPot4 && rec.b.format != NumFormat::kInt8)) {
+    throw std::invalid_argument(where() + ": finer scales need PoT4 operands (or one INT8 with a power-of-two scale)");
+  }
+  for (const OperandSpec* op : {&rec.a, &rec.b}) {
+    if (op->scale_block > 0 && (op->format != NumFormat::kPot4 || op->scale_block > rec.shape.k)) {
+      throw std::invalid_argument(where() + fmt::format(": scale_block {} on a {} operand with K {}", op->scale_block,
+                                                        to_string(op->format), rec.shape.k));
+    }
+  }
+  rec.accumulator.bits = 64;  // the aligned accumulator
+  const auto& s = rec.shape;
+  const std::size_t na = static_cast<std::size_t>(s.m * s.k), nb = static_cast<std::size_t>(s.k * s.n);
+  auto operand = [&](const Pot4Code* p, const std::int8_t* i, std::size_t n) {
+    if (p == nullptr) return raw_bytes(i, n);
+    std::vector<std::uint8_t> packed(pot4_packed_bytes(n));
+    pot4_pack(p, n, packed.data());
+    return packed;
+  };
+  rec.payload_a = append(operand(a_pot4, a_int8, na).data(), rec.operand_a_bytes());
+  rec.payload_b = append(operand(b_pot4, b_int8, nb).data(), rec.operand_b_bytes());
+  rec.payload_expected = append(acc_bytes(rec, expected, static_cast<std::size_t>(s.m * s.n)).data(), rec.expected_bytes());
+  if (rec.a.scale_block > 0) rec.payload_a_scales = append(a_scales, rec.scale_count_a());
+  if (rec.b.scale_block > 0) rec.payload_b_scales = append(b_scales, rec.scale_count_b());
+  rec.has_payload = true;
+  trace_.records.push_back(std::move(rec));
+}
+
 void TraceWriter::add_fp32(const TraceRecord& rec, const float* a, const float* b,
                            const float* expected) {
   check(rec, FormatKind::kFloat);
@@ -289,6 +332,8 @@ std::string trace_to_json(const Trace& t) {
       ojson e = ref_json(r.payload_expected);
       e["type"] = to_string(r.output_type());
       j["payload"] = ojson{{"a", ref_json(r.payload_a)}, {"b", ref_json(r.payload_b)}, {"expected", e}};
+      if (r.a.scale_block > 0) j["payload"]["a_scales"] = ref_json(r.payload_a_scales);
+      if (r.b.scale_block > 0) j["payload"]["b_scales"] = ref_json(r.payload_b_scales);
     }
     out += (i == 0 ? "\n  " : ",\n  ") + j.dump();
   }

@@ -13,6 +13,7 @@
 #include "training/quant_gemm.h"
 #include "models/gemm_ref.h"
 #include "models/rng.h"
+#include "models/scaled_gemm.h"
 #include "traces/gemm_recorder.h"
 #include "traces/network_ops.h"
 
@@ -274,60 +275,107 @@ double grouped_value(const Grid& g, int r, int c) {
 }
 
 // C = op(A) . op(B) for grids of which at least one is PoT4 with finer scales; the other may be
-// PoT4 or a policy's INT8 operand with a power-of-two scale (per tensor: one group). The reduction is cut
-// into chunks at the block boundaries of both operands (the smaller block; sizes are powers of two);
-// each chunk's integer partial sum is exact (one-hot terms, fewer than 2^24 / 4096 of them), is
-// scaled by its two exponents (an alignment shift) and the chunks are added exactly (a wide
-// accumulator, double here: the chunks' exponents span far fewer than 53 - 24 bits in practice)
-// and rounded to FP32 once. Without blocks (outer scales) there is one chunk: an exponent add
-// per output.
-void grouped_gemm(bool ta, bool tb, int m, int n, int k, const Grid& a, const Grid& b, float* out) {
-  auto block_of = [](const Grid& g, bool reduce_cols) {
-    if (g.ge.empty()) return 0;
-    const int len = reduce_cols ? g.g_cols : g.g_rows, along = reduce_cols ? g.cols : g.rows;
-    return len < along ? len : 0;
+// PoT4 or a policy's INT8 operand with a power-of-two scale (per tensor: one group). The arithmetic
+// is models/scaled_gemm.h's: every product v_a v_b 2^(x_a + x_b) summed exactly in an integer
+// whose LSB weighs 2^L, then rounded to FP32 once. The reduction is cut into chunks at the block
+// boundaries of both operands (the smaller block; sizes are powers of two) and at 2^24 / max
+// product (each chunk's float sum is then an exact integer); each chunk's sum is shifted by its
+// two exponents' offsets and added in 64 bits. `record_ints`: the operands on their grids,
+// row-major as recorded (A m x k, B k x n), with their groups (ScaleGroups) and the LSB.
+struct GroupedOperands {
+  std::vector<std::int32_t> a, b;
+  ScaleGroups ga, gb;
+  ScaledLsb lsb;
+};
+
+// Element (i, kk) of op(A) (m x k) and (kk, j) of op(B) (k x n) as stored.
+inline std::size_t a_index(bool ta, int m, int k, int i, int kk) {
+  return ta ? static_cast<std::size_t>(kk) * m + i : static_cast<std::size_t>(i) * k + kk;
+}
+inline std::size_t b_index(bool tb, int n, int k, int kk, int j) {
+  return tb ? static_cast<std::size_t>(j) * k + kk : static_cast<std::size_t>(kk) * n + j;
+}
+
+// The grid exponent x of a stored grid element: PoT4 E - 6 (per group or tensor), INT8 e.
+int grid_exp(const Grid& g, int r, int c) {
+  return g.format == NumFormat::kPot4 ? g.group_exp(r, c) - 6 : g.e;
+}
+
+// The record's view of the operands: integers row-major and the groups along K.
+GroupedOperands grouped_operands(bool ta, bool tb, int m, int n, int k, const Grid& a, const Grid& b) {
+  GroupedOperands o;
+  o.a.resize(static_cast<std::size_t>(m) * k);
+  o.b.resize(static_cast<std::size_t>(k) * n);
+  for (int i = 0; i < m; ++i) {
+    for (int kk = 0; kk < k; ++kk) o.a[static_cast<std::size_t>(i) * k + kk] = static_cast<std::int32_t>(a.v[a_index(ta, m, k, i, kk)]);
+  }
+  for (int kk = 0; kk < k; ++kk) {
+    for (int j = 0; j < n; ++j) o.b[static_cast<std::size_t>(kk) * n + j] = static_cast<std::int32_t>(b.v[b_index(tb, n, k, kk, j)]);
+  }
+  // Groups along K: a's len along its reduction direction (columns of m x k, rows of k x m).
+  auto groups = [&](const Grid& g, bool left) {
+    ScaleGroups sg;
+    const bool stored_t = left ? ta : tb;
+    const int outer = left ? m : n;
+    if (g.ge.empty()) {
+      sg.tensor_exp = g.format == NumFormat::kPot4 ? g.e - 6 : g.e;
+      return sg;
+    }
+    // op(A) row i reduces along stored columns (no ta) or rows (ta); op(B) column j along
+    // stored rows (no tb) or columns (tb).
+    const bool along_cols = left ? !stored_t : stored_t;
+    sg.block = std::min<std::int64_t>(along_cols ? g.g_cols : g.g_rows, k);
+    const std::int64_t nb = sg.blocks(k);
+    sg.exps.resize(static_cast<std::size_t>(outer * nb));
+    for (int u = 0; u < outer; ++u) {
+      for (std::int64_t blk = 0; blk < nb; ++blk) {
+        const int kk = static_cast<int>(blk * sg.block);
+        const int r = left ? (ta ? kk : u) : (tb ? u : kk);
+        const int c = left ? (ta ? u : kk) : (tb ? kk : u);
+        sg.exps[static_cast<std::size_t>(u * nb + blk)] = grid_exp(g, r, c);
+      }
+    }
+    return sg;
   };
-  // op(A) is m x k: stored m x k (reduce along columns) or k x m (ta: along rows).
-  const int ba = block_of(a, !ta), bb = block_of(b, tb);
+  o.ga = groups(a, true);
+  o.gb = groups(b, false);
+  return o;
+}
+
+// The exact aligned sums (integers at 2^lsb) of C = op(A) . op(B).
+void grouped_gemm(bool ta, bool tb, int m, int n, int k, const Grid& a, const Grid& b, const GroupedOperands& o,
+                  std::vector<std::int64_t>& acc) {
   int chunk = k;
-  if (ba > 0) chunk = std::min(chunk, ba);
-  if (bb > 0) chunk = std::min(chunk, bb);
-  // Each grid's value is v 2^(exp + offset): PoT4 integers (|v| <= 64) on the grid 2^(e - 6),
-  // INT8 with a power-of-two scale (|v| <= 127) at 2^e. Partial sums exact below 2^24.
-  const auto offset = [](const Grid& g) { return g.format == NumFormat::kPot4 ? -6 : 0; };
+  for (const ScaleGroups* g : {&o.ga, &o.gb}) {
+    if (g->block > 0 && g->block < chunk) chunk = static_cast<int>(g->block);
+  }
   const auto max_int = [](const Grid& g) { return g.format == NumFormat::kPot4 ? 64 : 127; };
   chunk = std::min(chunk, (1 << 24) / (max_int(a) * max_int(b)));
-  const int shift = offset(a) + offset(b);
   const std::size_t mn = static_cast<std::size_t>(m) * n;
-  std::vector<double> acc(mn, 0.0);
+  acc.assign(mn, 0);
   std::vector<float> ac, bc, part(mn);
   for (int k0 = 0; k0 < k; k0 += chunk) {
     const int kc = std::min(chunk, k - k0);
     ac.resize(static_cast<std::size_t>(m) * kc);
     bc.resize(static_cast<std::size_t>(kc) * n);
     for (int i = 0; i < m; ++i) {
-      for (int t = 0; t < kc; ++t) {
-        ac[static_cast<std::size_t>(i) * kc + t] =
-            ta ? a.v[static_cast<std::size_t>(k0 + t) * m + i] : a.v[static_cast<std::size_t>(i) * k + k0 + t];
-      }
+      for (int t = 0; t < kc; ++t) ac[static_cast<std::size_t>(i) * kc + t] = a.v[a_index(ta, m, k, i, k0 + t)];
     }
     for (int t = 0; t < kc; ++t) {
-      for (int j = 0; j < n; ++j) {
-        bc[static_cast<std::size_t>(t) * n + j] =
-            tb ? b.v[static_cast<std::size_t>(j) * k + k0 + t] : b.v[static_cast<std::size_t>(k0 + t) * n + j];
-      }
+      for (int j = 0; j < n; ++j) bc[static_cast<std::size_t>(t) * n + j] = b.v[b_index(tb, n, k, k0 + t, j)];
     }
     sgemm(false, false, m, n, kc, ac.data(), bc.data(), part.data());
     for (int i = 0; i < m; ++i) {
-      const int ea = ta ? a.group_exp(k0, i) : a.group_exp(i, k0);
+      const int sa = o.ga.at(i, k0, k) - o.lsb.min_a;
       for (int j = 0; j < n; ++j) {
-        const int eb = tb ? b.group_exp(j, k0) : b.group_exp(k0, j);
-        const std::size_t o = static_cast<std::size_t>(i) * n + j;
-        acc[o] += std::ldexp(static_cast<double>(part[o]), ea + eb + shift);
+        const std::size_t x = static_cast<std::size_t>(i) * n + j;
+        if (part[x] == 0.0f) continue;
+        // A non-zero chunk sum has non-zero elements in both groups: offsets >= 0.
+        const int sh = sa + (o.gb.at(j, k0, k) - o.lsb.min_b);
+        acc[x] += static_cast<std::int64_t>(part[x]) * (std::int64_t{1} << sh);
       }
     }
   }
-  for (std::size_t i = 0; i < mn; ++i) out[i] = static_cast<float>(acc[i]);
 }
 
 }  // namespace
@@ -363,10 +411,6 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
                                            "operand; the other operand is {}",
                                            layer, to_string(phase), to_string(joins(a) ? b.format : a.format)));
     }
-    if (ctx.trace != nullptr) {
-      throw InputError("train: --trace-out: a step with finer scales (--scales) cannot be traced yet: the trace format "
-                       "holds one scale per operand");
-    }
     Grid at = a, bt = b;  // a per-tensor operand seen as one group
     for (Grid* g : {&at, &bt}) {
       if (!g->ge.empty()) continue;
@@ -376,7 +420,52 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
       g->g_rows = g->rows;
       g->g_cols = g->cols;
     }
-    grouped_gemm(ta, tb, m, n, k, at, bt, out);
+    GroupedOperands o = grouped_operands(ta, tb, m, n, k, at, bt);
+    const std::int64_t max_term = static_cast<std::int64_t>(a.format == NumFormat::kPot4 ? 64 : 127) *
+                                  (b.format == NumFormat::kPot4 ? 64 : 127);
+    std::string why;
+    if (!scaled_lsb(m, n, k, o.a.data(), o.ga, o.b.data(), o.gb, max_term, &o.lsb, &why)) {
+      throw std::runtime_error(fmt::format("{} {}: finer scales: {}", layer, to_string(phase), why));
+    }
+    std::vector<std::int64_t> acc;
+    grouped_gemm(ta, tb, m, n, k, at, bt, o, acc);
+    const std::size_t mn = static_cast<std::size_t>(m) * n;
+    for (std::size_t i = 0; i < mn; ++i) out[i] = static_cast<float>(std::ldexp(static_cast<double>(acc[i]), o.lsb.lsb));
+    if (ctx.trace == nullptr) return;
+    TraceRecord r;
+    r.layer = layer;
+    r.phase = phase;
+    r.shape = GemmShape{m, n, k};
+    r.layer_type = conv != nullptr ? LayerType::kConv : type;
+    if (conv != nullptr) r.conv = *conv;
+    std::vector<Pot4Code> ca, cb;
+    std::vector<std::int8_t> ia, ib, sa8, sb8;
+    auto side = [&](const Grid& g, const ScaleGroups& sg, const std::vector<std::int32_t>& v, OperandSpec& spec,
+                    std::vector<Pot4Code>& codes, std::vector<std::int8_t>& ints, std::vector<std::int8_t>& scales) {
+      if (g.format == NumFormat::kPot4) {
+        spec.format = NumFormat::kPot4;
+        spec.scale_exp = g.e;
+        spec.scale_block = sg.block;
+        codes.resize(v.size());
+        std::transform(v.begin(), v.end(), codes.begin(), [](std::int32_t x) { return code_of(static_cast<float>(x)); });
+        for (int x : sg.exps) {
+          if (x + 6 < kPot4ScaleExpMin || x + 6 > kPot4ScaleExpMax) {
+            throw InputError(fmt::format("train: --trace-out: {} {}: a group's scale exponent {} is outside [{}, {}]", layer,
+                                         to_string(phase), x + 6, kPot4ScaleExpMin, kPot4ScaleExpMax));
+          }
+          scales.push_back(static_cast<std::int8_t>(x + 6));
+        }
+      } else {
+        spec.format = NumFormat::kInt8;
+        spec.scale = std::ldexp(1.0f, g.e);
+        ints.assign(v.begin(), v.end());
+      }
+    };
+    side(a, o.ga, o.a, r.a, ca, ia, sa8);
+    side(b, o.gb, o.b, r.b, cb, ib, sb8);
+    ctx.trace->add_scaled(r, ca.empty() ? nullptr : ca.data(), ca.empty() ? ia.data() : nullptr,
+                          cb.empty() ? nullptr : cb.data(), cb.empty() ? ib.data() : nullptr, sa8.data(), sb8.data(),
+                          acc.data());
     return;
   }
   const Grid& a = a_in;

@@ -130,7 +130,7 @@ int cmd_train(const Args& args) {
       ("policy", po::value<std::string>(), "ALS-POTQ: a whole precision policy by name (see --list-policies); the single options below override its parts")
       ("list-policies", "list the ALS-POTQ policies and exit")
       ("int8-operands", po::value<std::string>(), "ALS-POTQ: operands held in INT8 (power-of-two scale) instead of PoT4, comma-separated OPERAND[@CLASS]: OPERAND a, w or g; CLASS all (default), first, hidden, last, attention or edges; at most one INT8 operand per layer, so every product is a shift")
-      ("scales", po::value<std::string>(), "ALS-POTQ: finer power-of-two scales, comma-separated OPERAND=GRAIN: OPERAND a, w or g; GRAIN tensor (default), outer (per row of A and G, per output channel of W, in each GEMM) or block16|block32|block64 (blocks along each GEMM's reduction dimension); a step with finer scales cannot be traced yet")
+      ("scales", po::value<std::string>(), "ALS-POTQ: finer power-of-two scales, comma-separated OPERAND=GRAIN: OPERAND a, w or g; GRAIN tensor (default), outer (per row of A and G, per output channel of W, in each GEMM) or block16|block32|block64 (blocks along each GEMM's reduction dimension); traced with each group's scale exponent (docs/trace-format.md)")
       ("prc-operands", po::value<std::string>()->default_value("a,w"), "ALS-POTQ: the operands PRC applies to, none or a comma-separated subset of a (activations), w (weights), g (errors); the others keep rho = 0")
       ("prc-criterion", po::value<std::string>()->default_value("l1"), "ALS-POTQ PRC's choice of offset: l1 (least sum |x - Q(x)|), mse (least squared error) or range (the most clipping offset that clips at most 0.5%)")
       ("error-scale", po::value<std::string>()->default_value("ceil"), "ALS-POTQ errors' scale exponent: ceil(log2 max) or floor (clips the top octave)")
@@ -218,11 +218,6 @@ int cmd_train(const Args& args) {
       if (vm.count(name) != 0 && !vm[name].defaulted()) keep.push_back(name);
     }
     apply_policy(find_policy(vm["policy"].as<std::string>()), o, keep);
-  }
-  if (vm.count("trace-out") != 0 && o.arith == NumFormat::kPot4 &&
-      (o.scale_grain[0] != kScaleTensor || o.scale_grain[1] != kScaleTensor || o.scale_grain[2] != kScaleTensor)) {
-    throw InputError("train: --trace-out: a step with finer scales (--scales) cannot be traced yet: the trace format "
-                     "holds one scale per operand");
   }
   o.progress = vm.count("quiet") == 0;
   if (vm.count("trace-out") != 0) o.trace_out = vm["trace-out"].as<std::string>();

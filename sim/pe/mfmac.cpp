@@ -11,7 +11,7 @@ namespace {
 std::unique_ptr<ArrayEngine> make_engine(const SimConfig& cfg) {
   MfMacPolicy::Pe pe;
   pe.spec = cfg.accumulator;
-  return make_array_engine<MfMacPolicy>(cfg, pe, max_product_term(NumFormat::kPot4));
+  return with_finer_scales(make_array_engine<MfMacPolicy>(cfg, pe, max_product_term(NumFormat::kPot4)), cfg);
 }
 
 // ALS-POTQ's quantizers per element (docs/energy-accounting.md).
@@ -34,10 +34,8 @@ QuantOps quant_ops(double act, double wgt, double err, int wbc_iterations, int p
   return q;
 }
 
-}  // namespace
-
-const PeType& pe_type_mfmac() {
-  static const PeType t{
+PeType make_type() {
+  PeType t{
       "mfmac", "MF-MAC", "multiplication-free MAC: PoT4 operands, XOR + exponent add + one-hot accumulate",
       "#d62728", "als-potq",
       /*order=*/50, /*operand_bits=*/4, FormatKind::kPot4, /*integer_acc=*/true, max_product_term(NumFormat::kPot4),
@@ -48,6 +46,14 @@ const PeType& pe_type_mfmac() {
        {"mfmac_decode", "exponent-to-one-hot decodes", "onehot_decode", "onehot_decode"},
        {"mfmac_acc_add", "accumulator additions of one-hot terms (pe.acc_bits wide)", "accumulate", "int_add"}},
       {}, true, count_every_op, make_engine, quant_ops};
+  t.finer_scales = true;
+  return t;
+}
+
+}  // namespace
+
+const PeType& pe_type_mfmac() {
+  static const PeType t = make_type();
   return t;
 }
 

@@ -72,7 +72,7 @@ constexpr std::int64_t kMaxTerm = std::int64_t{127} * 64;
 std::unique_ptr<ArrayEngine> make_engine(const SimConfig& cfg) {
   ShiftPolicy::Pe pe;
   pe.spec = cfg.accumulator;
-  return make_array_engine<ShiftPolicy>(cfg, pe, kMaxTerm);
+  return with_finer_scales(make_array_engine<ShiftPolicy>(cfg, pe, kMaxTerm), cfg);
 }
 
 // PoT4 x PoT4 and the shift-add pair (either orientation); not INT8 x INT8.
@@ -106,6 +106,7 @@ PeType make_type() {
   t.quant_ops = quant_ops;
   t.runs_pair = runs_pair;
   t.per_operand_registers = true;
+  t.finer_scales = true;
   t.int8_quant_ops = int_pot2_quant_ops;
   return t;
 }
