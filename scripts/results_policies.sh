@@ -231,6 +231,29 @@ for net, title, metric in nets:
         verdict = "provisionally %s: FP32 on seeds %s, best on seeds %s; the target is judged on 3 seeds each" % (
             verdict, ",".join(str(s) for s in sorted(f32)), ",".join(str(s) for s in sorted(b)))
     print("- %s: `best` (%s) is %.2f pp below FP32 (target within 1.0 pp: **%s**)." % (title, best, gap, verdict))
+# What finer scales cost on the MF-MAC array, by component, against the policy they refine (from
+# the compare reports above; docs/energy-accounting.md#finer-scales).
+def comp(net, v):
+    c = "%s/%s-%s-compare.json" % (edir, net, v)
+    if not os.path.exists(c):
+        return None
+    e = json.load(open(c))["energy_pj"].get("mfmac")
+    return e if e and "by_component" in e else None
+for net in ("cnn-bn", "resnet8", "transformer", "text"):
+    for v, base in (("outer-scales", "strict"), ("block32-scales", "strict"), ("act8-wgouter", "int8-activations"),
+                    ("act8-wgblock16", "int8-activations")):
+        ev, eb = comp(net, v), comp(net, base)
+        if ev is None or eb is None:
+            continue
+        d = {k: (ev["by_component"][k] - eb["by_component"].get(k, 0.0)) * 1e-6 for k in ev["by_component"]}
+        top = sorted(((x, k) for k, x in d.items() if abs(x) >= 0.05), reverse=True)
+        print("- %s, `%s` against `%s`: %+.1f%% step energy (%s uJ); by component: %s." % (
+            net, v, base, 100 * (ev["total"] / eb["total"] - 1), "%+.1f" % ((ev["total"] - eb["total"]) * 1e-6),
+            ", ".join("%s %+.1f uJ" % (k, x) for x, k in top)))
+print("- Where finer scales cost: every GEMM quantizes its own copy of a finer-scaled operand from FP32 (a"
+      " convolution's im2col matrix, not its feature map), each output aligns one chunk sum per block (two exponent"
+      " adds, a 64-bit shift and add), and the scale arrays cross SRAM and DRAM"
+      " ([energy-accounting.md](energy-accounting.md#finer-scales)).")
 PY
 mv docs/results-policies.md.tmp docs/results-policies.md
 echo "wrote docs/results-policies.md"
