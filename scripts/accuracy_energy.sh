@@ -55,7 +55,11 @@ for net in mlp cnn cnn-bn resnet8 transformer; do
       --dataflow os --energy-table paper $(compare_args "$variant") --report "$out/$net-$variant-compare.json"
   done
 done
-/usr/bin/python3 - "$acc" "$out" <<'PY'
+# The multiplication-free policies (scripts/results_policies.sh: their run reports in
+# docs/data/results-policies, each policy's step traced and priced on the MF-MAC array, with a
+# shift second array for shift-add GEMMs and the finer scales' alignment, traffic and copies).
+RESULTS_ONLY=1 ./scripts/results_policies.sh > /dev/null
+/usr/bin/python3 - "$acc" "$out" docs/data/results-policies build/results-policies-energy <<'PY'
 import json, os, statistics, sys
 import matplotlib
 matplotlib.use("Agg")
@@ -128,5 +132,61 @@ with open("docs/results-accuracy-energy.md", "w") as f:
     f.write("|---|---|---:|---:|---:|---:|---:|\n")
     for r in rows:
         f.write("| %s | %s | %.2f | %d | %.4g | %.4g | %.4g |\n" % r)
-print("wrote docs/img/accuracy-energy.png and docs/results-accuracy-energy.md")
+    # The policies: each one's accuracy beside its step's energy, and the frontier.
+    pacc, pen = sys.argv[3], sys.argv[4]
+    variants = ["fp32", "int8", "strict", "strict-prc-all", "int8-input", "int8-errors", "int8-activations", "int8-weights",
+                "outer-scales", "block32-scales", "act8-wgouter", "act8-wgblock16", "act8-gattn", "act8-wlast",
+                "act8-glast", "edges-int8"]
+    pnets = [("cnn-bn", "cnn-bn, 15 epochs", "test accuracy"), ("resnet8", "resnet8, 15 epochs", "test accuracy"),
+             ("transformer", "Transformer, 8 epochs", "token accuracy"),
+             ("text", "character-level LM on fortunes, 6 epochs", "next-character accuracy")]
+    prow = []
+    pfig, paxes = plt.subplots(1, 4, figsize=(20, 5.5))
+    for ax, (net, title, metric) in zip(paxes, pnets):
+        pts = []
+        for v in variants:
+            a = [100 * (lambda r: r.get("test_token_accuracy", r["test_accuracy"]))(json.load(open(q)))
+                 for q in ("%s/%s-%s-s%d.json" % (pacc, net, v, sd) for sd in (1, 2, 3)) if os.path.exists(q)]
+            c = "%s/%s-%s-compare.json" % (pen, net, v)
+            if not a or not os.path.exists(c):
+                continue
+            r1 = json.load(open("%s/%s-%s-s%d.json" % (pacc, net, v, [sd for sd in (1, 2, 3)
+                                if os.path.exists("%s/%s-%s-s%d.json" % (pacc, net, v, sd))][0])))
+            key = v if v in ("fp32", "int8") else "mfmac"
+            e = json.load(open(c))["energy_pj"][key]
+            pts.append((v, statistics.mean(a), len(a), e["total"] * 1e-6, e["per_mac"], r1.get("multiplication_free", False)))
+        if not pts:
+            continue
+        # Pareto frontier: no other point at most as costly and at least as accurate (one strictly).
+        front = {p[0] for p in pts if not any((q[3] <= p[3] and q[1] >= p[1]) and (q[3] < p[3] or q[1] > p[1]) for q in pts)}
+        for v, m, n, uj, pj, mf in sorted(pts, key=lambda p: p[3]):
+            prow.append((title, v, "yes" if mf else "no", m, n, uj, pj, "yes" if v in front else ""))
+            color = "#7f7f7f" if v == "fp32" else "#1f77b4" if v == "int8" else "#d62728" if mf else "#2ca02c"
+            ax.scatter([uj], [m], color=color, marker="o" if mf else "s", s=45, zorder=3)
+            ax.annotate(v, (uj, m), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        fp = sorted((p for p in pts if p[0] in front), key=lambda p: p[3])
+        ax.plot([p[3] for p in fp], [p[1] for p in fp], color="#d62728", alpha=0.4, drawstyle="steps-post", zorder=2)
+        ax.set_xscale("log")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("step energy (uJ; 32x32, paper table)")
+        ax.set_ylabel("%s (%%), mean over seeds" % metric)
+        ax.grid(True, alpha=0.3)
+    pfig.suptitle("Each policy's accuracy against its step's energy (red: multiplication-free; line: the frontier)")
+    pfig.tight_layout(rect=(0, 0, 1, 0.94))
+    pfig.savefig("docs/img/accuracy-energy-policies.png", dpi=110)
+    f.write("\n## The multiplication-free policies\n\n")
+    f.write("Each policy of [results-policies.md](results-policies.md) (`mfsim train --quant als-potq --policy NAME`, and\n")
+    f.write("FP32 and INT8 for reference): its accuracy (mean over the seeds there) beside the energy of one training\n")
+    f.write("step traced from the functional core in that policy (seed 1, step 5 of the first epoch) on a 32x32 OS\n")
+    f.write("array, paper table: the PoT4 GEMMs on the MF-MAC array and shift-add GEMMs on a shift second array of\n")
+    f.write("the same size, with the finer scales' alignment shifts, exponent adds, scale traffic and per-GEMM\n")
+    f.write("quantized copies included ([energy-accounting.md](energy-accounting.md#finer-scales)). `frontier`: no\n")
+    f.write("other row of the network is at most as costly and at least as accurate. Regenerated with\n")
+    f.write("`scripts/results_policies.sh`'s reports.\n\n")
+    f.write("![policies: accuracy against energy](img/accuracy-energy-policies.png)\n\n")
+    f.write("| network | policy | multiplication-free | accuracy (%) | seeds | step energy (uJ) | pJ per MAC | frontier |\n")
+    f.write("|---|---|---|---:|---:|---:|---:|---|\n")
+    for r in prow:
+        f.write("| %s | %s | %s | %.2f | %d | %.4g | %.4g | %s |\n" % r)
+print("wrote docs/img/accuracy-energy.png, docs/img/accuracy-energy-policies.png and docs/results-accuracy-energy.md")
 PY
