@@ -27,50 +27,27 @@ namespace {
 // what the hardware computes per K-chunk (the chunk's integer sum shifted by the same amount,
 // docs/energy-accounting.md): a shift distributes over the sum, so the integers are equal.
 struct ScaledPolicy {
+  // An operand as w 2^s: a PoT4 code +-2^(m-1) as w = +-1 (0 for the zero code) and s = m - 1,
+  // an integer x as w = x and s = 0; s then carries the group's exponent offset too. A product
+  // is (w_a w_b) 2^(s_a + s_b): a sign XOR and a shift of the INT8 value, or a one-hot.
   struct Op {
-    std::int16_t v;      // the integer, or (code = 1) the PoT4 code
+    std::int16_t w;
     std::uint8_t valid;
-    std::uint8_t code;
-    std::int8_t off;     // the exponent offset (>= 0)
+    std::int8_t s;
   };
   using Acc = std::int64_t;
-  static constexpr Op kBubble{0, 0, 0, 0};
+  static constexpr Op kBubble{0, 0, 0};
   static constexpr FormatKind kHolds = FormatKind::kInt;
-  static Op make(int v) { return Op{static_cast<std::int16_t>(v), 1, 0, 0}; }
+  static Op make(int v) { return Op{static_cast<std::int16_t>(v), 1, 0}; }
   static Op make_scaled(int v, bool code, std::int8_t off) {
-    return Op{static_cast<std::int16_t>(v), 1, static_cast<std::uint8_t>(code ? 1 : 0), off};
+    if (!code) return Op{static_cast<std::int16_t>(v), 1, off};
+    const auto c = static_cast<Pot4Code>(v);
+    if (pot4_is_zero(c)) return Op{0, 1, 0};
+    return Op{static_cast<std::int16_t>(pot4_negative(c) ? -1 : 1), 1,
+              static_cast<std::int8_t>(static_cast<int>(pot4_mag(c)) - 1 + off)};
   }
   static unsigned valid(Op o) { return o.valid; }
-  static double value(Op o) {
-    const double v = o.code != 0 ? pot4_int(static_cast<Pot4Code>(o.v)) : o.v;
-    return std::ldexp(v, o.off);
-  }
-  // |product| on the integer grid and its sign, before the offsets.
-  static std::int64_t product(Op a, Op b) {
-    std::int64_t mag = 0;
-    bool neg = false;
-    if (a.code != 0 && b.code != 0) {
-      const auto ca = static_cast<Pot4Code>(a.v), cb = static_cast<Pot4Code>(b.v);
-      if (pot4_is_zero(ca) || pot4_is_zero(cb)) return 0;
-      mag = std::int64_t{1} << (pot4_mag(ca) + pot4_mag(cb) - 2);
-      neg = pot4_negative(ca) != pot4_negative(cb);
-    } else if (a.code != 0 || b.code != 0) {
-      const Op& p = a.code != 0 ? a : b;
-      const Op& x = a.code != 0 ? b : a;
-      const auto c = static_cast<Pot4Code>(p.v);
-      if (pot4_is_zero(c) || x.v == 0) return 0;
-      mag = std::int64_t{x.v < 0 ? -x.v : x.v} << (pot4_mag(c) - 1);
-      neg = (x.v < 0) != pot4_negative(c);
-    } else {
-      mag = std::int64_t{a.v} * b.v;  // not produced: a scaled GEMM has a PoT4 operand
-      if (mag < 0) {
-        mag = -mag;
-        neg = true;
-      }
-    }
-    mag <<= (a.off + b.off);
-    return neg ? -mag : mag;
-  }
+  static double value(Op o) { return std::ldexp(static_cast<double>(o.w), o.s); }
   struct Pe {
     AccumulatorSpec spec;
     bool fma = false;
@@ -79,11 +56,12 @@ struct ScaledPolicy {
       const unsigned both = a.valid & b.valid;
       tally.slots += both;
       tally.valid_operands += a.valid + b.valid;
-      if (both == 0) return acc;
-      const std::int64_t prod = product(a, b);
-      tally.zero += static_cast<unsigned>(prod == 0);
+      // Bubbles hold w = 0: their product is 0 and never counted as a zero product.
+      // (a shift of the unsigned image: the reader bounds every sum below 2^63, models/scaled_gemm.h)
+      const auto prod = static_cast<std::int64_t>(static_cast<std::uint64_t>(std::int64_t{a.w * b.w}) << (a.s + b.s));
+      tally.zero += both & static_cast<unsigned>(prod == 0);
       if constexpr (kChecked) {
-        if (accumulate(acc, prod, spec, pos.row, pos.col, pos.k)) ++tally.saturations;
+        if (both != 0 && accumulate(acc, prod, spec, pos.row, pos.col, pos.k)) ++tally.saturations;
         return acc;
       } else {
         return acc + prod;

@@ -54,26 +54,27 @@ bool array_represents(const PeType& a, const TraceRecord& r) {
 GemmOperands to_array_operands(const PeType& array, const TraceRecord& r, RecordPayload& p) {
   GemmOperands ops;
   if (r.scaled() && array.finer_scales) {  // offsets first: they read the operands
-    const std::vector<std::int32_t> ia = record_operand_ints(r, true, p), ib = record_operand_ints(r, false, p);
+    if (!p.scaled_checked) throw std::logic_error("a scaled record's payload reached the array unchecked by the reader");
     const ScaleGroups ga = record_scale_groups(r, true, p), gb = record_scale_groups(r, false, p);
-    ScaledLsb lsb;
-    std::string why;
-    if (!scaled_lsb(r.shape.m, r.shape.n, r.shape.k, ia.data(), ga, ib.data(), gb, r.max_product_term(), &lsb, &why)) {
-      throw InputError(why);  // the reader rejects these already
-    }
     const std::int64_t M = r.shape.m, N = r.shape.n, K = r.shape.k;
-    ops.a_off.resize(ia.size());
-    ops.b_off.resize(ib.size());
+    // An element's offset from its operand's least exponent (0 for a zero element, whose
+    // product is 0 whatever its group).
+    auto zero = [](const TraceRecord& rec, bool a_side, const RecordPayload& pl, std::size_t x) {
+      const bool pot4 = (a_side ? rec.a : rec.b).format == NumFormat::kPot4;
+      return pot4 ? pot4_is_zero((a_side ? pl.a_pot4 : pl.b_pot4)[x]) : (a_side ? pl.a_int8 : pl.b_int8)[x] == 0;
+    };
+    ops.a_off.resize(static_cast<std::size_t>(M * K));
+    ops.b_off.resize(static_cast<std::size_t>(K * N));
     for (std::int64_t i = 0; i < M; ++i) {
       for (std::int64_t k = 0; k < K; ++k) {
-        const std::size_t x = static_cast<std::size_t>(i * K + k);
-        ops.a_off[x] = static_cast<std::int8_t>(ia[x] == 0 ? 0 : ga.at(i, k, K) - lsb.min_a);
+        const auto x = static_cast<std::size_t>(i * K + k);
+        ops.a_off[x] = static_cast<std::int8_t>(zero(r, true, p, x) ? 0 : ga.at(i, k, K) - p.scaled_min_a);
       }
     }
     for (std::int64_t k = 0; k < K; ++k) {
       for (std::int64_t j = 0; j < N; ++j) {
-        const std::size_t x = static_cast<std::size_t>(k * N + j);
-        ops.b_off[x] = static_cast<std::int8_t>(ib[x] == 0 ? 0 : gb.at(j, k, K) - lsb.min_b);
+        const auto x = static_cast<std::size_t>(k * N + j);
+        ops.b_off[x] = static_cast<std::int8_t>(zero(r, false, p, x) ? 0 : gb.at(j, k, K) - p.scaled_min_b);
       }
     }
   }

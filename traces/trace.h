@@ -211,6 +211,10 @@ struct RecordPayload {
   std::vector<std::int8_t> a_int8, b_int8;  // int8, int4
   std::vector<float> a_fp32, b_fp32;        // fp32, bf16, fp8e4m3, fp8e5m2
   std::vector<std::int8_t> a_scales, b_scales;  // finer scales: each group's scale exponent E
+  // Finer scales: the least grid exponent of each operand's non-zero groups (models/scaled_gemm.h
+  // ScaledLsb::min_a, min_b), set by the reader when it checked the record's bound.
+  bool scaled_checked = false;
+  int scaled_min_a = 0, scaled_min_b = 0;
   std::vector<std::int64_t> expected_acc;   // integer formats
   std::vector<float> expected_fp32;         // float formats
 };

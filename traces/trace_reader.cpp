@@ -597,6 +597,9 @@ RecordPayload TraceReader::read_payload(std::size_t index) const {
                     record_scale_groups(r, false, p), r.max_product_term(), &lsb, &why)) {
       throw InputError(fmt::format("{}: records[{}].payload: {}", path_, index, why));
     }
+    p.scaled_checked = true;
+    p.scaled_min_a = lsb.min_a;
+    p.scaled_min_b = lsb.min_b;
   }
   for (const auto& [fmt_of, vals, which] : {std::tuple{r.a.format, &p.a_fp32, "a"}, std::tuple{r.b.format, &p.b_fp32, "b"}}) {
     if (fmt_of != NumFormat::kFp8E4M3 && fmt_of != NumFormat::kFp8E5M2 && fmt_of != NumFormat::kBf16) continue;
