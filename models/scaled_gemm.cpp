@@ -72,6 +72,12 @@ void scaled_gemm_ref(std::int64_t m, std::int64_t n, std::int64_t k, const std::
   }
 }
 
+float aligned_to_float(std::int64_t acc, int lsb) {
+  const std::int64_t lim = std::int64_t{1} << 53;
+  if (acc > -lim && acc < lim) return static_cast<float>(std::ldexp(static_cast<double>(acc), lsb));
+  return std::ldexp(static_cast<float>(acc), lsb);
+}
+
 std::int64_t scaled_chunks(std::int64_t k, const ScaleGroups& ga, const ScaleGroups& gb) {
   std::int64_t len = k;
   for (const ScaleGroups* g : {&ga, &gb}) {

@@ -51,6 +51,10 @@ bool scaled_lsb(std::int64_t m, std::int64_t n, std::int64_t k, const std::int32
 void scaled_gemm_ref(std::int64_t m, std::int64_t n, std::int64_t k, const std::int32_t* a, const ScaleGroups& ga,
                      const std::int32_t* b, const ScaleGroups& gb, const ScaledLsb& lsb, std::int64_t* c);
 
+// acc 2^lsb rounded to FP32 once (to nearest, ties to even): exact through binary64 when
+// |acc| < 2^53, else from acc's own single rounding to FP32 (then an exact power-of-two scaling).
+float aligned_to_float(std::int64_t acc, int lsb);
+
 // The number of K-chunks the hardware aligns per output: K cut at both operands' group
 // boundaries (the smaller block; blocks are powers of two or K), 1 when neither has blocks.
 std::int64_t scaled_chunks(std::int64_t k, const ScaleGroups& ga, const ScaleGroups& gb);

@@ -63,6 +63,7 @@ FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape, const ConvView&
   if (conv.active) conv_ = conv;
   conv_.a_format_bits = conv.a_format_bits;
   conv_.b_format_bits = conv.b_format_bits;
+  conv_.output_bits = conv.output_bits;
   fmap_ = tiled_ && tiles_.fmap && conv.active && cfg.conv_im2col_onchip;
   init();
   if (tiled_ && cfg.map_pinned && !fits()) {
@@ -77,6 +78,7 @@ FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape, const TileMappi
   if (conv.active) conv_ = conv;
   conv_.a_format_bits = conv.a_format_bits;
   conv_.b_format_bits = conv.b_format_bits;
+  conv_.output_bits = conv.output_bits;
   fmap_ = tiles.fmap && conv.active && cfg.conv_im2col_onchip;
   init();
 }
@@ -169,7 +171,7 @@ ArrayWidths array_widths(const SimConfig& cfg, const ConvView& view) {
     w.output = w.acc_register = 32;
   } else {
     w.acc_register = cfg.accumulator.bits;
-    w.output = (cfg.accumulator.bits + 7) / 8 * 8;
+    w.output = (std::max(cfg.accumulator.bits, view.output_bits) + 7) / 8 * 8;
   }
   return w;
 }

@@ -79,6 +79,9 @@ struct ConvView {
   // that holds each operand in its own form (PeType::per_operand_registers: the shift PE) keeps
   // them at these widths in SRAM and DRAM; every other array at its operand width.
   int a_format_bits = 0, b_format_bits = 0;
+  // Results and partial sums wider than the array's accumulator (bits per element; 0: the
+  // accumulator's): a GEMM with finer scales leaves the array as 64-bit aligned sums.
+  int output_bits = 0;
 };
 
 // Calls f(representative index, multiplicity) for the classes of a level of n iterations:

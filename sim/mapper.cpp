@@ -256,7 +256,7 @@ bool choose_tiles(const SimConfig& cfg, const GemmShape& shape, const ConvView& 
                         conv.geo.stride, conv.geo.pad, conv.geo.pad_end_h, conv.geo.pad_end_w)
           : "";
   const ArrayWidths widths = array_widths(cfg, conv);  // the operands' widths in memory
-  const std::string width_key = fmt::format(" bits {} {}", widths.a, widths.b);
+  const std::string width_key = fmt::format(" bits {} {} {}", widths.a, widths.b, widths.output);
   auto& memo = mapping_memo();
   if (auto it = memo.find(key + conv_key + cost_key + width_key); it != memo.end()) {
     *out = it->second.second;

@@ -292,9 +292,18 @@ FusedIo fused_io(const TraceRecord& r, const QuantizedElements& q, const FoldPla
   return io;
 }
 
-ConvView conv_view(const TraceRecord& r) {
+// The record's memory view on `array`. Finer scales on an array that runs them: results and
+// partial sums are the 64-bit aligned sums, and a convolution whose A (the im2col matrix, in the
+// forward and backward-weight GEMMs) has finer scales reads A as its M x K codes, not as the
+// feature map: each row's groups have their own exponents, so one input pixel has different
+// codes in different rows.
+ConvView conv_view(const TraceRecord& r, const PeType& array) {
   ConvView v;
   v.active = r.layer_type == LayerType::kConv;
+  if (r.scaled() && array.finer_scales) {
+    v.output_bits = 64;
+    if (r.a.scale_block > 0 && r.phase != Phase::kBwdData) v.active = false;
+  }
   v.geo = r.conv;
   v.phase = r.phase;
   v.a_format_bits = format_info(r.a.format).bits;
@@ -312,12 +321,12 @@ void time_record(const SimConfig& cfg, const TraceReader& reader, std::size_t i,
   // Zero products are measured from the trace's operands whenever it has them, also on an array
   // that cannot hold them exactly (the same zeros are gated on every array).
   const bool measure = r.has_payload;
-  const ConvView conv = conv_view(r);
+  const ConvView conv = conv_view(r, *cfg.array);
   const std::string key =
       fmt::format("{} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {}", r.shape.m, r.shape.n, r.shape.k, conv.active,
                   static_cast<int>(conv.phase), conv.geo.batch, conv.geo.in_h, conv.geo.in_w, conv.geo.in_c,
                   conv.geo.kernel_h, conv.geo.stride, conv.geo.pad, conv.geo.pad_end_h, conv.geo.pad_end_w,
-                  conv.a_format_bits, conv.b_format_bits);
+                  conv.a_format_bits, conv.b_format_bits) + fmt::format(" {}", conv.output_bits);
   auto hit = measure ? cache.end() : cache.find(key);
   if (hit != cache.end()) {
     out.timing = hit->second.first;
@@ -363,9 +372,11 @@ SimConfig second_config(const SimConfig& cfg) {
 // scales"), from the record and the array's own operand reads, the same in value and timing mode:
 // per output and K-chunk (K cut at both operands' group boundaries) two 8-bit exponent additions
 // (x_a + x_b, minus the LSB), one shift of the chunk's integer sum and one 64-bit addition into the
-// aligned accumulator (a 64-bit register write); each group's 8-bit exponent read from SRAM once
-// per `scale_block` elements of its operand read; the scale arrays read from DRAM once (part of the
-// compulsory bytes). Returns the DRAM bytes added.
+// aligned accumulator (a 64-bit register write); per group one 8-bit comparison (the least
+// exponent, L); each group's 8-bit exponent written into its operand's buffer once and read from
+// it once per `scale_block` elements of its operand read; the scale arrays read from DRAM once per
+// GEMM (part of the compulsory bytes; a mapping that fetches an operand from DRAM again is not
+// charged its scales again: a lower bound). Returns the DRAM bytes added.
 std::uint64_t add_scale_events(const SimConfig& cfg, const TraceRecord& r, EventCounts& e) {
   ScaleGroups ga, gb;
   ga.block = r.a.scale_block;
@@ -378,7 +389,7 @@ std::uint64_t add_scale_events(const SimConfig& cfg, const TraceRecord& r, Event
   e.scale_align_shifts = checked_add(e.scale_align_shifts, align, "scale_align_shifts");
   e.scale_wide_adds = checked_add(e.scale_wide_adds, align, "scale_wide_adds");
   e.reg_acc_write_bits = checked_add(e.reg_acc_write_bits, checked_mul(align, 64, "reg_acc_write_bits"), "reg_acc_write_bits");
-  const ArrayWidths w = array_widths(cfg, conv_view(r));
+  const ArrayWidths w = array_widths(cfg, conv_view(r, *cfg.array));
   auto sram = [](std::uint64_t& bits, int width, std::int64_t block) {
     if (block <= 0 || width <= 0) return;
     const std::uint64_t elems = bits / static_cast<std::uint64_t>(width);
@@ -387,7 +398,13 @@ std::uint64_t add_scale_events(const SimConfig& cfg, const TraceRecord& r, Event
   };
   sram(e.sram_a_read_bits, w.a, r.a.scale_block);
   sram(e.sram_b_read_bits, w.b, r.b.scale_block);
-  const std::uint64_t dram = checked_mul(r.scale_count_a() + r.scale_count_b(), rep, "dram scale bytes");
+  // The scale arrays are written into the operand buffers once (their fill from DRAM), and the
+  // LSB is the least of each operand's group exponents: one 8-bit comparison per group.
+  const std::uint64_t groups = checked_mul(r.scale_count_a() + r.scale_count_b(), rep, "scale groups");
+  e.sram_a_write_bits = checked_add(e.sram_a_write_bits, checked_mul(r.scale_count_a() * rep, 8, "sram scale bits"), "sram_a_write_bits");
+  e.sram_b_write_bits = checked_add(e.sram_b_write_bits, checked_mul(r.scale_count_b() * rep, 8, "sram scale bits"), "sram_b_write_bits");
+  e.scale_exponent_adds = checked_add(e.scale_exponent_adds, groups, "scale_exponent_adds");
+  const std::uint64_t dram = groups;
   e.dram_read_bytes = checked_add(e.dram_read_bytes, dram, "dram_read_bytes");
   return dram;
 }
@@ -409,9 +426,21 @@ std::vector<std::size_t> choose_modes(const TraceReader& reader, const ReplayOpt
     const SimConfig& rcfg = out[i].on_second ? cfg2 : cfg;
     if (cfg.map_pinned) {  // a pinned tiling must fit every GEMM: say which does not, before any work
       try {
-        FoldPlan check(rcfg, r.shape, conv_view(r));
+        FoldPlan check(rcfg, r.shape, conv_view(r, *rcfg.array));
       } catch (const InputError& e) {
         throw InputError(fmt::format("{}: {}: {}", reader.path(), record_name(i, r), e.what()));
+      }
+    }
+    if (r.scaled() && rcfg.array->finer_scales) {
+      // Each K-chunk is summed in the PE's accumulator before its alignment: it must hold the chunk.
+      std::int64_t chunk = r.shape.k;  // the longest chunk: the smaller block (blocks nest), or K
+      for (std::int64_t b : {r.a.scale_block, r.b.scale_block}) {
+        if (b > 0) chunk = std::min(chunk, b);
+      }
+      if (static_cast<double>(chunk) * static_cast<double>(r.max_product_term()) > static_cast<double>(rcfg.accumulator.max())) {
+        throw InputError(fmt::format("{}: {}: a K-chunk of {} products of up to {} can exceed the {}-bit PE accumulator "
+                                     "that sums it before its alignment (pe.acc_bits); raise pe.acc_bits",
+                                     reader.path(), record_name(i, r), chunk, r.max_product_term(), rcfg.accumulator.bits));
       }
     }
     if (opt.mode == SimMode::kValue) {
@@ -484,7 +513,7 @@ ValueRun run_value_records(const TraceReader& reader, const SimConfig& cfg, cons
     std::vector<GemmOperands> fp32_refs_ops(value_records.size());
     for (std::size_t j = 0; j < value_records.size(); ++j) {
       std::size_t i = value_records[j];
-      jobs.push_back(GemmJob{trace.records[i].shape, conv_view(trace.records[i]), [&, i, j]() {
+      jobs.push_back(GemmJob{trace.records[i].shape, conv_view(trace.records[i], *cfg.array), [&, i, j]() {
                                throw_if_cancelled();  // before each GEMM of the SystemC run
                                RecordPayload p = reader.read_payload(i);
                                GemmOperands ops = to_array_operands(*cfg.array, trace.records[i], p);
@@ -837,7 +866,7 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     const SimConfig& rcfg = g.on_second ? cfg2 : cfg;
     std::uint64_t scalesim = checked_mul(scalesim_cycles(cfg.dataflow, cfg.rows, cfg.cols, r.shape),
                                          static_cast<std::uint64_t>(r.repeat), "cycles.scalesim_compatible");
-    const FoldPlan plan(rcfg, r.shape, conv_view(r));
+    const FoldPlan plan(rcfg, r.shape, conv_view(r, *rcfg.array));
     const auto rep_n = static_cast<std::uint64_t>(r.repeat);
     std::uint64_t compulsory = checked_mul(plan.compulsory_bytes(), rep_n, "dram.compulsory_bytes");
     std::uint64_t compulsory_gemm = checked_mul(plan.compulsory_bytes_gemm_view(), rep_n, "dram.compulsory_bytes");

@@ -20,11 +20,14 @@ using mfsim::test::TempDir;
 
 namespace {
 
+// K-chunks per output, from the record alone: K cut every `scale_block` of the smaller block.
 std::int64_t chunks_of(const json& rec) {
-  ScaleGroups ga, gb;
-  ga.block = rec["a"].value("scale_block", 0);
-  gb.block = rec["b"].value("scale_block", 0);
-  return scaled_chunks(rec["K"].get<std::int64_t>(), ga, gb);
+  const auto k = rec["K"].get<std::int64_t>();
+  std::int64_t len = k;
+  for (const char* side : {"a", "b"}) {
+    if (rec[side].contains("scale_block")) len = std::min(len, rec[side]["scale_block"].get<std::int64_t>());
+  }
+  return (k + len - 1) / len;
 }
 
 }  // namespace
@@ -69,28 +72,33 @@ TEST_CASE("finer scales: traced, replayed bit for bit in every dataflow, counted
         CHECK(jv["verification"]["mismatches"] == 0);
         CHECK(jv["total"]["events"] == jt["total"]["events"]);
         CHECK(jv["total"]["cycles"] == jt["total"]["cycles"]);
-        std::uint64_t adds = 0, scale_bytes = 0;
+        std::uint64_t adds = 0, scale_bytes = 0, scale_exps = 0;
         for (std::size_t i = 0; i < 8; ++i) {
           const json& rec = t["records"][i];
           const json& gv = jv["gemms"][i];
           CHECK(gv["events"] == jt["gemms"][i]["events"]);
           const std::uint64_t align =
               rec["M"].get<std::uint64_t>() * rec["N"].get<std::uint64_t>() * static_cast<std::uint64_t>(chunks_of(rec));
-          CHECK(gv["events"]["scale_exponent_adds"] == 2 * align);
-          CHECK(gv["events"]["scale_align_shifts"] == align);
-          CHECK(gv["events"]["scale_wide_adds"] == align);
-          adds += 2 * align;
-          // The scale arrays are read from DRAM, part of the physical minimum.
+          // The scale arrays (one byte per group) are read from DRAM, part of the physical minimum,
+          // and their least exponent found with one comparison per group.
+          std::uint64_t groups = 0;
           for (const char* side : {"a", "b"}) {
             if (!rec[side].contains("scale_block")) continue;
             const auto outer = rec[std::string(side) == "a" ? "M" : "N"].get<std::uint64_t>();
             const auto blk = rec[side]["scale_block"].get<std::uint64_t>(), k = rec["K"].get<std::uint64_t>();
-            scale_bytes += outer * ((k + blk - 1) / blk);
+            groups += outer * ((k + blk - 1) / blk);
           }
+          CHECK(gv["events"]["scale_exponent_adds"] == 2 * align + groups);
+          CHECK(gv["events"]["scale_align_shifts"] == align);
+          CHECK(gv["events"]["scale_wide_adds"] == align);
+          adds += 2 * align + groups;
+          scale_bytes += groups;
+          scale_exps += groups;
           CHECK(gv["dram"]["bytes"].get<std::uint64_t>() >= gv["dram"]["compulsory_bytes"].get<std::uint64_t>());
         }
         CHECK(jv["total"]["events"]["scale_exponent_adds"] == adds);
         CHECK(scale_bytes > 0);
+        CHECK(scale_exps == scale_bytes);
         // The energy items price the counters (their counts are the counters).
         bool priced = false;
         for (const auto& it : jv["energy_pj"]["items"]) {
@@ -139,6 +147,16 @@ TEST_CASE("finer scales: the quantizer charges each GEMM's own copy of a scaled 
   CHECK(q[1].errors == 0);       // G is charged on bwd_weight
   CHECK(q[2].activations == K * M);
   CHECK(q[2].errors == M * N);
+  // A convolution: its A is charged as the M x K im2col matrix the GEMM quantizes, not as its
+  // input feature map.
+  Trace c;
+  TraceRecord cr = rec(Phase::kFwd, 64, 8, 36, 16, 0);
+  cr.layer_type = LayerType::kConv;
+  cr.conv = ConvGeometry{1, 8, 8, 4, 3, 3, 1, 1};
+  c.records = {cr};
+  CHECK(quantized_elements(c)[0].activations == 64 * 36);
+  c.records[0].a.scale_block = 0;
+  CHECK(quantized_elements(c)[0].activations == 8 * 8 * 4);
   // Without finer scales, each tensor once.
   for (auto& r : t.records) r.a.scale_block = r.b.scale_block = 0;
   const std::vector<QuantizedElements> p = quantized_elements(t);
@@ -150,17 +168,20 @@ TEST_CASE("finer scales: the quantizer charges each GEMM's own copy of a scaled 
 TEST_CASE("finer scales: the reader rejects malformed scaled records with one line", "[unit]") {
   TempDir dir;
   const std::string path = dir.file("s.json");
-  // C (1 x 1) = A (1 x 4) . B (4 x 1), A in two groups of 2, B per tensor.
+  // C (1 x 1) = A (1 x 32) . B (32 x 1), A in two groups of 16, B per tensor.
   auto write = [&](const std::string& file, std::vector<std::int8_t> scales) {
     TraceWriter w(file, "test");
     TraceRecord r;
     r.layer = "l";
-    r.shape = GemmShape{1, 1, 4};
-    r.a.scale_block = 2;
+    r.shape = GemmShape{1, 1, 32};
+    r.a.scale_block = 16;
     r.a.scale_exp = 0;
     r.b.scale_exp = 0;
-    const Pot4Code a[4] = {pot4_encode(false, 1), pot4_encode(false, 2), pot4_encode(true, 1), 0};
-    const Pot4Code b[4] = {pot4_encode(false, 1), pot4_encode(false, 1), pot4_encode(false, 1), pot4_encode(false, 1)};
+    Pot4Code a[32] = {}, b[32];
+    a[0] = pot4_encode(false, 1);
+    a[1] = pot4_encode(false, 2);
+    a[16] = pot4_encode(true, 1);
+    for (Pot4Code& x : b) x = pot4_encode(false, 1);
     // x = E - 6: the first group at scales[0] - 6, the second at scales[1] - 6; L = their least + (0 - 6).
     const int lo = std::min(scales[0], scales[1]);
     const std::int64_t expected =
@@ -192,11 +213,27 @@ TEST_CASE("finer scales: the reader rejects malformed scaled records with one li
     std::ofstream(path) << text;
     return std::string("no error");
   };
-  CHECK(edited("\"scale_block\":2", "\"scale_block\":8") ==
-        path + ": records[0].a.scale_block: 8 is more than K = 4; a group lies along K");
+  CHECK(edited("\"scale_block\":16", "\"scale_block\":64") ==
+        path + ": records[0].a.scale_block: 64 is more than K = 32; a group lies along K");
+  CHECK(edited("\"scale_block\":16", "\"scale_block\":8") ==
+        path + ": records[0].a.scale_block: 8 is neither K = 32 nor a power of two of at least 16 (blocks nest, and each "
+               "chunk is long enough to hide its alignment)");
+  CHECK(edited("\"b\":{\"format\":\"pot4\",\"scale_exp\":0}", "\"b\":{\"format\":\"int8\",\"scale\":3}") ==
+        path + ": records[0].b: a GEMM with finer scales pairs PoT4 with PoT4 or with INT8 whose scale is a power of two; "
+               "got int8 with scale 3");
   CHECK(edited("\"bits\":64", "\"bits\":32") ==
         path + ": records[0].accumulator.bits: a GEMM with finer scales sums into the 64-bit aligned accumulator; got 32");
   CHECK(edited(",\"a_scales\"", ",\"x_scales\"").find("records[0].payload") != std::string::npos);
+  // A scale exponent below the format's range.
+  const std::string low = dir.file("low.json");
+  write(low, {-125, -125});
+  try {
+    TraceReader r(low);
+    (void)r.read_payload(0);
+    FAIL("no error");
+  } catch (const InputError& e) {
+    CHECK(std::string(e.what()) == low + ": records[0].payload.a_scales: element 0 is -125; a scale exponent is in [-120, 127]");
+  }
   // Exponents 120 octaves apart cannot be summed in 64 bits.
   const std::string wide = dir.file("wide.json");
   write(wide, {120, 0});
@@ -206,7 +243,7 @@ TEST_CASE("finer scales: the reader rejects malformed scaled records with one li
     FAIL("no error");
   } catch (const InputError& e) {
     CHECK(std::string(e.what()) ==
-          wide + ": records[0].payload: the groups' exponents span 120 octaves: K 4 products of up to 4096 need 135.0 "
+          wide + ": records[0].payload: the groups' exponents span 120 octaves: K 32 products of up to 4096 need 138.0 "
                  "bits, more than the 64-bit aligned accumulator holds");
   }
 }

@@ -855,6 +855,36 @@ TEST_CASE("finer scales: each group is quantized as a tensor of its own, and the
     }
   }
   for (int c = 0; c < kLayerClasses; ++c) ctx.int8_roles[c] = 0;
+  // A transposed left operand (the backward-weight GEMM's A^T, stored k x m and grouped along its
+  // rows), against the same long-double reference.
+  {
+    ctx.scale_grain[0] = 16;
+    ctx.scale_grain[1] = kScaleOuter;
+    const std::vector<float> at = transpose(a.data(), m, k);  // stored k x m
+    const Grid qa = quantize_operand(at.data(), at.size(), Role::kActivation, ctx, 0);
+    const Grid qb = quantize_operand(b.data(), b.size(), Role::kWeight, ctx, 0);
+    const GemmSource sa{at.data(), Role::kActivation}, sb{b.data(), Role::kWeight};
+    std::vector<float> out(static_cast<std::size_t>(m) * n);
+    linear_gemm(ctx, "t", nullptr, Phase::kBwdWeight, true, false, m, n, k, qa, qb, out.data(), LayerType::kFc, &sa, &sb);
+    const Grid ra = quantize_grouped(at.data(), k, m, false, 16, Role::kActivation, ctx, 0);
+    const Grid rb = quantize_grouped(b.data(), k, n, false, 0, Role::kWeight, ctx, 0);
+    for (int i = 0; i < m; ++i) {
+      for (int j = 0; j < n; ++j) {
+        long double sum = 0;
+        for (int t = 0; t < k; ++t) {
+          sum += std::ldexp(static_cast<long double>(ra.v[static_cast<std::size_t>(t) * m + i]), ra.group_exp(t, i) - 6) *
+                 std::ldexp(static_cast<long double>(rb.v[static_cast<std::size_t>(t) * n + j]), rb.group_exp(t, j) - 6);
+        }
+        REQUIRE(out[static_cast<std::size_t>(i) * n + j] == static_cast<float>(sum));
+      }
+    }
+  }
+  // The aligned sum is rounded to FP32 once: 2^53 + 2^29 + 1 is above the halfway point between
+  // 2^53 and 2^53 + 2^30 (through binary64 it would round twice, to 2^53); 3 2^-150 is halfway
+  // between two subnormals and rounds to the even one, 2^-148.
+  CHECK(aligned_to_float((std::int64_t{1} << 53) + (std::int64_t{1} << 29) + 1, 0) == std::ldexp(1.0f, 53) + std::ldexp(1.0f, 30));
+  CHECK(aligned_to_float(3, -150) == std::ldexp(1.0f, -148));
+  CHECK(aligned_to_float(-5, 2) == -20.0f);
   // A traced step records each group's exponent: the trace's exact aligned sums, scaled by 2^L
   // (models/scaled_gemm.h), are the training core's outputs, and the reader's reference agrees.
   for (const auto& [grain_a, grain_b, tb] : {std::tuple{kScaleOuter, kScaleTensor, false}, std::tuple{16, 64, true},
@@ -888,7 +918,7 @@ TEST_CASE("finer scales: each group is quantized as a tensor of its own, and the
     REQUIRE(scaled_lsb(m, n, k, ia.data(), record_scale_groups(r, true, p), ib.data(), record_scale_groups(r, false, p),
                        r.max_product_term(), &lsb, &why));
     for (std::size_t i = 0; i < out.size(); ++i) {
-      REQUIRE(out[i] == static_cast<float>(std::ldexp(static_cast<double>(p.expected_acc[i]), lsb.lsb)));
+      REQUIRE(out[i] == aligned_to_float(p.expected_acc[i], lsb.lsb));
     }
   }
   int grains[3];

@@ -196,6 +196,9 @@ struct Trace {
 // layer whose GEMMs are split into several records, like attention per sequence and head, has
 // one G slice per record), or once on its bwd_data record when the trace has no bwd_weight record
 // for the layer (a first layer has no bwd_data record, but its G is quantized all the same).
+// An operand with finer scales (scale_block) is quantized by each GEMM that reads it, as that
+// GEMM's operand (a convolution's A as its M x K im2col matrix): charged on each such record. A
+// property of the trace: the same on every array.
 struct QuantizedElements {
   std::uint64_t activations = 0, weights = 0, errors = 0;
   // Of those, the elements the record's operands hold in INT8 (the shift-add pair's INT8

@@ -210,6 +210,12 @@ TraceRecord parse_record(const json& j, const std::string& file, std::size_t ind
       if (op->scale_block > r.shape.k) {
         f.fail(key, fmt::format("{} is more than K = {}; a group lies along K", op->scale_block, r.shape.k));
       }
+      const std::int64_t b = op->scale_block;
+      if (b > 0 && b != r.shape.k && (b < 16 || (b & (b - 1)) != 0)) {
+        f.fail(key, fmt::format("{} is neither K = {} nor a power of two of at least 16 (blocks nest, and each chunk "
+                                "is long enough to hide its alignment)",
+                                b, r.shape.k));
+      }
     }
     for (const auto& [op, key] : {std::pair{&r.a, "a"}, std::pair{&r.b, "b"}}) {
       if (op->format == NumFormat::kPot4) continue;

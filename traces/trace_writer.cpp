@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -226,10 +227,21 @@ void TraceWriter::add_scaled(const TraceRecord& rec_in, const Pot4Code* a_pot4, 
       (rec.b.format != NumFormat::kPot4 && rec.b.format != NumFormat::kInt8)) {
     throw std::invalid_argument(where() + ": finer scales need PoT4 operands (or one INT8 with a power-of-two scale)");
   }
-  for (const OperandSpec* op : {&rec.a, &rec.b}) {
-    if (op->scale_block > 0 && (op->format != NumFormat::kPot4 || op->scale_block > rec.shape.k)) {
-      throw std::invalid_argument(where() + fmt::format(": scale_block {} on a {} operand with K {}", op->scale_block,
-                                                        to_string(op->format), rec.shape.k));
+  if (rec.shape.m < 1 || rec.shape.n < 1 || rec.shape.k < 1 || rec.shape.m > kTraceMaxDim || rec.shape.n > kTraceMaxDim ||
+      rec.shape.k > kTraceMaxDim) {
+    throw std::invalid_argument(where() + ": M, N, K must be in [1, 2^31 - 1]");
+  }
+  for (const auto& [op, scales] : {std::pair{&rec.a, a_scales}, std::pair{&rec.b, b_scales}}) {
+    const std::int64_t b = op->scale_block;
+    if (b > 0 && (op->format != NumFormat::kPot4 || b > rec.shape.k || scales == nullptr ||
+                  (b != rec.shape.k && (b < 16 || (b & (b - 1)) != 0)))) {
+      throw std::invalid_argument(where() + fmt::format(": scale_block {} on a {} operand with K {} (a power of two of at "
+                                                        "least 16, or K, on a PoT4 operand with its scales)",
+                                                        b, to_string(op->format), rec.shape.k));
+    }
+    int e = 0;
+    if (op->format == NumFormat::kInt8 && std::frexp(op->scale, &e) != 0.5f) {
+      throw std::invalid_argument(where() + fmt::format(": the INT8 operand's scale {} is not a power of two", op->scale));
     }
   }
   rec.accumulator.bits = 64;  // the aligned accumulator

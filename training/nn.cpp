@@ -430,7 +430,7 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
     std::vector<std::int64_t> acc;
     grouped_gemm(ta, tb, m, n, k, at, bt, o, acc);
     const std::size_t mn = static_cast<std::size_t>(m) * n;
-    for (std::size_t i = 0; i < mn; ++i) out[i] = static_cast<float>(std::ldexp(static_cast<double>(acc[i]), o.lsb.lsb));
+    for (std::size_t i = 0; i < mn; ++i) out[i] = aligned_to_float(acc[i], o.lsb.lsb);
     if (ctx.trace == nullptr) return;
     TraceRecord r;
     r.layer = layer;

@@ -80,7 +80,8 @@ int cmd_inspect(const Args& args) {
     ps.by_format[format_slot(r)]++;
     if (std::find(layers.begin(), layers.end(), r.layer) == layers.end()) layers.push_back(r.layer);
     if (!r.has_payload) continue;
-    payload_bytes += r.payload_a.bytes + r.payload_b.bytes + r.payload_expected.bytes;
+    payload_bytes += r.payload_a.bytes + r.payload_b.bytes + r.payload_expected.bytes + r.payload_a_scales.bytes +
+                     r.payload_b_scales.bytes;
     if (!verify) continue;
     RecordPayload p = reader.read_payload(i);  // verifies sizes and checksums
     if (recompute) {
