@@ -64,6 +64,7 @@ FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape, const ConvView&
   conv_.a_format_bits = conv.a_format_bits;
   conv_.b_format_bits = conv.b_format_bits;
   conv_.output_bits = conv.output_bits;
+  conv_.result_bits = conv.result_bits;
   fmap_ = tiled_ && tiles_.fmap && conv.active && cfg.conv_im2col_onchip;
   init();
   if (tiled_ && cfg.map_pinned && !fits()) {
@@ -79,6 +80,7 @@ FoldPlan::FoldPlan(const SimConfig& cfg, const GemmShape& shape, const TileMappi
   conv_.a_format_bits = conv.a_format_bits;
   conv_.b_format_bits = conv.b_format_bits;
   conv_.output_bits = conv.output_bits;
+  conv_.result_bits = conv.result_bits;
   fmap_ = tiles.fmap && conv.active && cfg.conv_im2col_onchip;
   init();
 }
@@ -91,6 +93,7 @@ void FoldPlan::init() {
   a_bits_ = widths.a;
   b_bits_ = widths.b;
   output_bits_ = widths.output;
+  result_bits_ = conv_.result_bits > 0 && conv_.result_bits < output_bits_ ? conv_.result_bits : output_bits_;
   acc_register_bits_ = widths.acc_register;
   auto m = static_cast<std::uint64_t>(shape_.m), n = static_cast<std::uint64_t>(shape_.n),
        k = static_cast<std::uint64_t>(shape_.k);
@@ -153,7 +156,7 @@ void FoldPlan::init() {
     if (!fmap_ && conv_.phase == Phase::kBwdData) {
       const std::uint64_t covered = static_cast<std::uint64_t>(g.batch) * static_cast<std::uint64_t>(rows_used_) *
                                     static_cast<std::uint64_t>(cols_used_) * static_cast<std::uint64_t>(g.in_c);
-      untouched_store_bytes_ = packed_bytes(g.input_elements() - covered, output_bits_);
+      untouched_store_bytes_ = packed_bytes(g.input_elements() - covered, result_bits_);
     }
   }
   // Folds: every distinct fold times its multiplicity.
@@ -242,9 +245,10 @@ std::uint64_t FoldPlan::tile_a_bytes(std::int64_t em, std::int64_t ek) const {
   return packed_bytes(static_cast<std::uint64_t>(em) * static_cast<std::uint64_t>(ek), a_bits_);
 }
 
-std::uint64_t FoldPlan::tile_c_bytes(std::int64_t em, std::int64_t en) const {
-  if (fmap_ && conv_.phase == Phase::kBwdData) return packed_bytes(fmap_region(em, en, true), output_bits_);
-  return packed_bytes(static_cast<std::uint64_t>(em) * static_cast<std::uint64_t>(en), output_bits_);
+std::uint64_t FoldPlan::tile_c_bytes(std::int64_t em, std::int64_t en, bool final) const {
+  const int bits = final ? result_bits_ : output_bits_;
+  if (fmap_ && conv_.phase == Phase::kBwdData) return packed_bytes(fmap_region(em, en, true), bits);
+  return packed_bytes(static_cast<std::uint64_t>(em) * static_cast<std::uint64_t>(en), bits);
 }
 
 std::uint64_t FoldPlan::tile_c_buffer_bytes(std::int64_t em, std::int64_t en) const {
@@ -258,15 +262,15 @@ std::uint64_t FoldPlan::tile_c_buffer_bytes(std::int64_t em, std::int64_t en) co
 std::uint64_t FoldPlan::compulsory_bytes_gemm_view() const {
   const auto m = static_cast<std::uint64_t>(shape_.m), n = static_cast<std::uint64_t>(shape_.n),
              k = static_cast<std::uint64_t>(shape_.k);
-  return packed_bytes(m * k, a_bits_) + packed_bytes(k * n, b_bits_) + packed_bytes(m * n, output_bits_);
+  return packed_bytes(m * k, a_bits_) + packed_bytes(k * n, b_bits_) + packed_bytes(m * n, result_bits_);
 }
 
 std::uint64_t FoldPlan::compulsory_output_bytes_gemm_view() const {
-  return packed_bytes(static_cast<std::uint64_t>(shape_.m) * static_cast<std::uint64_t>(shape_.n), output_bits_);
+  return packed_bytes(static_cast<std::uint64_t>(shape_.m) * static_cast<std::uint64_t>(shape_.n), result_bits_);
 }
 
 std::uint64_t FoldPlan::compulsory_output_bytes() const {
-  if (conv_.active && conv_.phase == Phase::kBwdData) return packed_bytes(conv_.geo.input_elements(), output_bits_);
+  if (conv_.active && conv_.phase == Phase::kBwdData) return packed_bytes(conv_.geo.input_elements(), result_bits_);
   return compulsory_output_bytes_gemm_view();
 }
 
@@ -282,10 +286,10 @@ std::uint64_t FoldPlan::compulsory_bytes() const {
       return packed_bytes(static_cast<std::uint64_t>(g.batch) * static_cast<std::uint64_t>(rows_used_) *
                               static_cast<std::uint64_t>(cols_used_) * static_cast<std::uint64_t>(g.in_c),
                           a_bits_) +
-             packed_bytes(k * n, b_bits_) + packed_bytes(m * n, output_bits_);
+             packed_bytes(k * n, b_bits_) + packed_bytes(m * n, result_bits_);
     case Phase::kBwdData:  // G, W, dX (every input-gradient element, written once)
       return packed_bytes(m * k, a_bits_) + packed_bytes(k * n, b_bits_) +
-             packed_bytes(g.input_elements(), output_bits_);
+             packed_bytes(g.input_elements(), result_bits_);
   }
   return 0;
 }
@@ -393,7 +397,7 @@ Fold FoldPlan::fixed_fold(std::int64_t outer, std::int64_t inner) const {
     std::uint64_t a_tile = packed_bytes(r * K, a_bits_);
     f.load_a_bytes = (col_block == 0 || a_tile > cfg_.sram_a_bytes / 2) ? a_tile : 0;
     f.load_b_bytes = (!b_whole_fits_ || row_block == 0) ? packed_bytes(K * c, b_bits_) : 0;
-    f.store_c_bytes = packed_bytes(r * c, output_bits_);
+    f.store_c_bytes = packed_bytes(r * c, result_bits_);  // final results
     return f;
   }
   f.first_k = row_block == 0;
@@ -412,10 +416,11 @@ Fold FoldPlan::fixed_fold(std::int64_t outer, std::int64_t inner) const {
     f.load_b_bytes = stream_load;
   }
   std::uint64_t psums = packed_bytes(t * c, output_bits_);
+  const std::uint64_t results = packed_bytes(t * c, result_bits_);
   if (psums <= cfg_.sram_c_bytes / 2) {  // partial sums stay on chip until final
-    f.store_c_bytes = f.last_k ? psums : 0;
+    f.store_c_bytes = f.last_k ? results : 0;
   } else {  // partial sums go to DRAM after every fold and come back for the next K block
-    f.store_c_bytes = psums;
+    f.store_c_bytes = f.last_k ? results : psums;
     f.load_c_bytes = f.first_k ? 0 : psums;
   }
   return f;
@@ -523,7 +528,7 @@ Fold FoldPlan::tiled_fold(const LoopIndex& idx) const {
     for (int l = nxt + 1; nxt >= 0 && l < 3; ++l) {
       if ((dep_c & bit(dim_of_level[l])) != 0 && cnt[dim_of_level[l]] > 1) moves = true;
     }
-    if (moves) f.store_c_bytes = tile_c_bytes(ext[0], ext[1]);  // final, or spilled psums
+    if (moves) f.store_c_bytes = tile_c_bytes(ext[0], ext[1], ti[2] == cnt[2] - 1);  // final, or spilled psums
   }
   return f;
 }

@@ -79,9 +79,11 @@ struct ConvView {
   // that holds each operand in its own form (PeType::per_operand_registers: the shift PE) keeps
   // them at these widths in SRAM and DRAM; every other array at its operand width.
   int a_format_bits = 0, b_format_bits = 0;
-  // Results and partial sums wider than the array's accumulator (bits per element; 0: the
-  // accumulator's): a GEMM with finer scales leaves the array as 64-bit aligned sums.
-  int output_bits = 0;
+  // Partial sums wider than the array's accumulator (bits per element; 0: the accumulator's): a
+  // GEMM with finer scales keeps 64-bit aligned sums in the output buffer and spills them so;
+  // `result_bits` (0: the same) is the width of its final results in DRAM (FP32 after the drain's
+  // conversion).
+  int output_bits = 0, result_bits = 0;
 };
 
 // Calls f(representative index, multiplicity) for the classes of a level of n iterations:
@@ -160,7 +162,8 @@ class FoldPlan {
   int operand_bits() const { return operand_bits_; }  // per element in the operand registers
   int a_bits() const { return a_bits_; }              // per element of A in SRAM and DRAM
   int b_bits() const { return b_bits_; }              // per element of B in SRAM and DRAM
-  int output_bits() const { return output_bits_; }    // per result / partial sum in SRAM, DRAM
+  int output_bits() const { return output_bits_; }
+  int result_bits() const { return result_bits_; }  // per final result in DRAM    // per result / partial sum in SRAM, DRAM
   int acc_register_bits() const { return acc_register_bits_; }
   // GEMM-view compulsory traffic: A, B read once, C written once, at their widths.
   std::uint64_t compulsory_bytes_gemm_view() const;
@@ -206,7 +209,7 @@ class FoldPlan {
   // halo, which stay in the A buffer (0 where the rule does not apply).
   std::uint64_t fmap_input_halo(std::int64_t positions, std::int64_t k_cols) const;
   std::uint64_t tile_a_bytes(std::int64_t em, std::int64_t ek) const;
-  std::uint64_t tile_c_bytes(std::int64_t em, std::int64_t en) const;         // stored / reloaded
+  std::uint64_t tile_c_bytes(std::int64_t em, std::int64_t en, bool final = false) const;         // stored / reloaded
   std::uint64_t tile_c_buffer_bytes(std::int64_t em, std::int64_t en) const;  // held in the C buffer
 
   SimConfig cfg_;
@@ -220,7 +223,7 @@ class FoldPlan {
   TileMapping tiles_;
   std::int64_t row_blocks_ = 0, col_blocks_ = 0;
   std::uint64_t folds_ = 0;
-  int operand_bits_ = 0, a_bits_ = 0, b_bits_ = 0, output_bits_ = 0, acc_register_bits_ = 0;
+  int operand_bits_ = 0, a_bits_ = 0, b_bits_ = 0, output_bits_ = 0, result_bits_ = 0, acc_register_bits_ = 0;
   bool a_whole_fits_ = false, b_whole_fits_ = false;
   bool b_streamed_ = false;   // B streamed fold by fold (or chunk by chunk)
   bool b_stream_fits_ = true; // streamed: every fold's (chunk's) B fits half the B buffer

@@ -302,6 +302,7 @@ ConvView conv_view(const TraceRecord& r, const PeType& array) {
   v.active = r.layer_type == LayerType::kConv;
   if (r.scaled() && array.finer_scales) {
     v.output_bits = 64;
+    v.result_bits = 32;  // FP32: each aligned sum rounded once as it leaves the output buffer
     if (r.a.scale_block > 0 && r.phase != Phase::kBwdData) v.active = false;
   }
   v.geo = r.conv;
@@ -326,7 +327,7 @@ void time_record(const SimConfig& cfg, const TraceReader& reader, std::size_t i,
       fmt::format("{} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {}", r.shape.m, r.shape.n, r.shape.k, conv.active,
                   static_cast<int>(conv.phase), conv.geo.batch, conv.geo.in_h, conv.geo.in_w, conv.geo.in_c,
                   conv.geo.kernel_h, conv.geo.stride, conv.geo.pad, conv.geo.pad_end_h, conv.geo.pad_end_w,
-                  conv.a_format_bits, conv.b_format_bits) + fmt::format(" {}", conv.output_bits);
+                  conv.a_format_bits, conv.b_format_bits) + fmt::format(" {} {}", conv.output_bits, conv.result_bits);
   auto hit = measure ? cache.end() : cache.find(key);
   if (hit != cache.end()) {
     out.timing = hit->second.first;
@@ -372,12 +373,13 @@ SimConfig second_config(const SimConfig& cfg) {
 // scales"), from the record and the array's own operand reads, the same in value and timing mode:
 // per output and K-chunk (K cut at both operands' group boundaries) two 8-bit exponent additions
 // (x_a + x_b, minus the LSB), one shift of the chunk's integer sum and one 64-bit addition into the
-// aligned accumulator (a 64-bit register write); per group one 8-bit comparison (the least
+// aligned accumulator (a 64-bit register write); the final results' other 32 bits read from the
+// output buffer (they reach DRAM as FP32); per group one 8-bit comparison (the least
 // exponent, L); each group's 8-bit exponent written into its operand's buffer once and read from
 // it once per `scale_block` elements of its operand read; the scale arrays read from DRAM once per
 // GEMM (part of the compulsory bytes; a mapping that fetches an operand from DRAM again is not
 // charged its scales again: a lower bound). Returns the DRAM bytes added.
-std::uint64_t add_scale_events(const SimConfig& cfg, const TraceRecord& r, EventCounts& e) {
+std::uint64_t add_scale_events(const SimConfig& cfg, const TraceRecord& r, const FoldPlan& plan, EventCounts& e) {
   ScaleGroups ga, gb;
   ga.block = r.a.scale_block;
   gb.block = r.b.scale_block;
@@ -404,6 +406,10 @@ std::uint64_t add_scale_events(const SimConfig& cfg, const TraceRecord& r, Event
   e.sram_a_write_bits = checked_add(e.sram_a_write_bits, checked_mul(r.scale_count_a() * rep, 8, "sram scale bits"), "sram_a_write_bits");
   e.sram_b_write_bits = checked_add(e.sram_b_write_bits, checked_mul(r.scale_count_b() * rep, 8, "sram scale bits"), "sram_b_write_bits");
   e.scale_exponent_adds = checked_add(e.scale_exponent_adds, groups, "scale_exponent_adds");
+  // The final results leave the output buffer as 64-bit sums and reach DRAM as FP32: the memory
+  // model counts the buffer's reads at the DRAM width, so the other half of each read is added.
+  const std::uint64_t results = checked_mul(plan.compulsory_output_bytes(), rep, "sram_c_read_bits");
+  e.sram_c_read_bits = checked_add(e.sram_c_read_bits, checked_mul(results, 8, "sram_c_read_bits"), "sram_c_read_bits");
   const std::uint64_t dram = groups;
   e.dram_read_bytes = checked_add(e.dram_read_bytes, dram, "dram_read_bytes");
   return dram;
@@ -872,7 +878,7 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     std::uint64_t compulsory_gemm = checked_mul(plan.compulsory_bytes_gemm_view(), rep_n, "dram.compulsory_bytes");
     std::uint64_t to_vector_unit = 0;
     if (r.scaled() && rcfg.array->finer_scales) {
-      const std::uint64_t scale_bytes = add_scale_events(rcfg, r, g.events);
+      const std::uint64_t scale_bytes = add_scale_events(rcfg, r, plan, g.events);
       compulsory = checked_add(compulsory, scale_bytes, "dram.compulsory_bytes");
       compulsory_gemm = checked_add(compulsory_gemm, scale_bytes, "dram.compulsory_bytes");
     }

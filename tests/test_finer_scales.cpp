@@ -92,6 +92,12 @@ TEST_CASE("finer scales: traced, replayed bit for bit in every dataflow, counted
           CHECK(gv["events"]["scale_align_shifts"] == align);
           CHECK(gv["events"]["scale_wide_adds"] == align);
           adds += 2 * align + groups;
+          // A fully connected PoT4 GEMM's physical minimum: its packed codes, its results in FP32
+          // (each aligned sum rounded once as it leaves), and its scale arrays.
+          if (rec.value("layer_type", "fc") == "fc" && std::string(array) == "mfmac") {
+            const auto M = rec["M"].get<std::uint64_t>(), N = rec["N"].get<std::uint64_t>(), K = rec["K"].get<std::uint64_t>();
+            CHECK(gv["dram"]["compulsory_bytes"] == (M * K + 1) / 2 + (K * N + 1) / 2 + 4 * M * N + groups);
+          }
           scale_bytes += groups;
           scale_exps += groups;
           CHECK(gv["dram"]["bytes"].get<std::uint64_t>() >= gv["dram"]["compulsory_bytes"].get<std::uint64_t>());
