@@ -100,15 +100,15 @@ seeded_jobs "$tjobs" "transformer-fp32 --quant fp32" "transformer-int8 --quant i
 start=$(date +%s)
 if [ "${RESULTS_ONLY:-0}" = 1 ]; then jobs=/dev/null; : ; fi  # RESULTS_ONLY=1: only rewrite the page from the results present
 # shellcheck disable=SC2016
-xargs -P 2 -L 1 sh -c 'name=$0; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 --epochs '"$epochs"' --batch 64 --lr 0.02 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$jobs"
+xargs -r -P 2 -L 1 sh -c 'name=$0; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 --epochs '"$epochs"' --batch 64 --lr 0.02 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$jobs"
 # shellcheck disable=SC2016
-[ "${RESULTS_ONLY:-0}" = 1 ] || xargs -P 2 -L 1 sh -c 'name=$0; case "$*" in *"--lr "*) ;; *) set -- --lr 0.02 "$@" ;; esac; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 --epochs 15 --batch 64 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$jl/bnjobs.txt"
+[ "${RESULTS_ONLY:-0}" = 1 ] || xargs -r -P 2 -L 1 sh -c 'name=$0; case "$*" in *"--lr "*) ;; *) set -- --lr 0.02 "$@" ;; esac; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 --epochs 15 --batch 64 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$jl/bnjobs.txt"
 # shellcheck disable=SC2016
-[ "${RESULTS_ONLY:-0}" = 1 ] || xargs -P 2 -L 1 sh -c 'name=$0; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 --epochs 10 --batch 64 --lr 0.02 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$rjobs"
+[ "${RESULTS_ONLY:-0}" = 1 ] || xargs -r -P 2 -L 1 sh -c 'name=$0; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 --epochs 10 --batch 64 --lr 0.02 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$rjobs"
 # shellcheck disable=SC2016
-[ "${RESULTS_ONLY:-0}" = 1 ] || xargs -P 2 -L 1 sh -c 'name=$0; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 --epochs 15 --batch 64 --lr 0.02 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$r15jobs"
+[ "${RESULTS_ONLY:-0}" = 1 ] || xargs -r -P 2 -L 1 sh -c 'name=$0; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 --epochs 15 --batch 64 --lr 0.02 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$r15jobs"
 # shellcheck disable=SC2016
-[ "${RESULTS_ONLY:-0}" = 1 ] || xargs -P 2 -L 1 sh -c 'name=$0; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 --model transformer:vocab=65 --epochs 8 --batch 32 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$tjobs"
+[ "${RESULTS_ONLY:-0}" = 1 ] || xargs -r -P 2 -L 1 sh -c 'name=$0; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 --model transformer:vocab=65 --epochs 8 --batch 32 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$tjobs"
 end=$(date +%s)
 # Keep the wall time of the run that trained (a rerun with every result present only rewrites the page).
 if [ $((end - start)) -gt 60 ] || [ ! -f "$out/elapsed_seconds" ]; then echo $((end - start)) > "$out/elapsed_seconds"; fi

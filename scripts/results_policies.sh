@@ -71,7 +71,7 @@ sort -u -o "$jobs" "$jobs"
 start=$(date +%s)
 if [ "${RESULTS_ONLY:-0}" != 1 ]; then
   # shellcheck disable=SC2016
-  xargs -P 2 -L 1 sh -c 'name=$0; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$jobs"
+  xargs -r -P 2 -L 1 sh -c 'name=$0; [ -f "'"$out"'/$name.json" ] || ./build/mfsim train -q --threads 1 "$@" --report "'"$out"'/$name.json" || echo "FAILED $name" >&2' < "$jobs"
 fi
 end=$(date +%s)
 if [ $((end - start)) -gt 60 ] || [ ! -f "$out/elapsed_seconds" ]; then echo $((end - start)) > "$out/elapsed_seconds"; fi
