@@ -56,6 +56,18 @@ TEST_CASE("finer scales: traced, replayed bit for bit in every dataflow, counted
       CHECK((rec["a"].contains("scale_block") || rec["b"].contains("scale_block")));
       CHECK(rec["accumulator"]["bits"] == 64);
     }
+    // inspect counts them, recomputes every GEMM with the reference, and its payload bytes include
+    // the scale arrays.
+    res = test::run_mfsim(fmt::format("inspect --json --recompute {}", trace));
+    REQUIRE(res.exit_code == 0);
+    const json ins = json::parse(res.out);
+    CHECK(ins["finer_scale_records"] == 8);
+    CHECK(ins["gemms_recomputed"] == 8);
+    std::uint64_t bytes = 0;
+    for (const auto& rec : t["records"]) {
+      for (const auto& [key, ref] : rec["payload"].items()) bytes += ref["bytes"].get<std::uint64_t>();
+    }
+    CHECK(ins["payload_bytes"] == bytes);
     for (const char* array : v.arrays) {
       if (array == nullptr) continue;
       for (const char* df : {"os", "ws", "is"}) {

@@ -71,7 +71,8 @@ int cmd_inspect(const Args& args) {
   const Trace& t = reader.trace();
   std::array<PhaseSummary, kNumPhases> phases{};
   std::vector<std::string> layers;
-  std::uint64_t payload_bytes = 0, recomputed = 0;
+  std::uint64_t payload_bytes = 0, recomputed = 0, scaled = 0;
+  std::map<std::string, std::uint64_t> blocks;  // finer scales: "a=16", "b=K", ... -> records
   for (std::size_t i = 0; i < t.records.size(); ++i) {
     const TraceRecord& r = t.records[i];
     auto& ps = phases[static_cast<int>(r.phase)];
@@ -79,6 +80,14 @@ int cmd_inspect(const Args& args) {
     ps.macs += r.macs();
     ps.by_format[format_slot(r)]++;
     if (std::find(layers.begin(), layers.end(), r.layer) == layers.end()) layers.push_back(r.layer);
+    if (r.scaled()) {
+      ++scaled;
+      for (const auto& [side, op] : {std::pair{"a", &r.a}, std::pair{"b", &r.b}}) {
+        if (op->scale_block > 0) {
+          ++blocks[fmt::format("{}={}", side, op->scale_block == r.shape.k ? std::string("K") : std::to_string(op->scale_block))];
+        }
+      }
+    }
     if (!r.has_payload) continue;
     payload_bytes += r.payload_a.bytes + r.payload_b.bytes + r.payload_expected.bytes + r.payload_a_scales.bytes +
                      r.payload_b_scales.bytes;
@@ -111,6 +120,10 @@ int cmd_inspect(const Args& args) {
     j["payload_bytes"] = payload_bytes;
     j["checksums_verified"] = verify && with_payload > 0;
     j["gemms_recomputed"] = recomputed;
+    if (scaled > 0) {
+      j["finer_scale_records"] = scaled;
+      j["scale_blocks"] = blocks;  // operand=scale_block (K: one per row or column) -> records
+    }
     nlohmann::ordered_json ph = nlohmann::ordered_json::object();
     for (int p = 0; p < kNumPhases; ++p) {
       nlohmann::ordered_json f = nlohmann::ordered_json::object();
@@ -137,6 +150,11 @@ int cmd_inspect(const Args& args) {
                      : verify          ? ", checksums verified"
                                        : ", checksums not checked");
   if (recompute) out += fmt::format("recomputed {} GEMMs: all match the reference arithmetic\n", recomputed);
+  if (scaled > 0) {
+    std::vector<std::string> parts;
+    for (const auto& [k, n] : blocks) parts.push_back(fmt::format("{} x{}", k, n));
+    out += fmt::format("scales     {} records with finer scales (scale_block: {})\n", scaled, fmt::join(parts, ", "));
+  }
   out += fmt::format("layers     {}\n\n", fmt::join(layers, " "));
   out += fmt::format("{:<12}{:>9}{:>20}  {}\n", "phase", "records", "MACs", "formats");
   for (int p = 0; p < kNumPhases; ++p) {
