@@ -140,7 +140,7 @@ std::string before_path(const std::string& out, const mfsim::test::TempDir& dir)
 }
 }  // namespace
 
-TEST_CASE("writers killed mid-write leave the previous file or none; a full disk is a clear error", "[smoke]") {
+TEST_CASE("writers killed mid-write leave the previous file or none, and a full disk is a clear error", "[smoke]") {
   TempDir dir;
   const std::string out = dir.file("t.json");
   // The previous, complete file.

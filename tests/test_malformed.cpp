@@ -110,7 +110,7 @@ TEST_CASE("a key given twice in any JSON document is an error naming its path", 
   CHECK(parse_json_document("{\"a\":{\"k\":1},\"b\":{\"k\":2},\"c\":[{\"k\":3},{\"k\":4}]}", "doc.json")["c"][1]["k"] == 4);
 }
 
-TEST_CASE("sweep resume state: a point is reused only with its own identity; hostile files are never trusted", "[unit]") {
+TEST_CASE("sweep resume state: a point is reused only with its own identity, and hostile files are never trusted", "[unit]") {
   const std::string id = nlohmann::json{{"mode", "timing"}, {"params", {{"array.rows", 8}}}}.dump();
   const std::string report = "{\"total\": {}}";
   auto meta = [](const std::string& identity) {

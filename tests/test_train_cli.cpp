@@ -188,7 +188,7 @@ TEST_CASE("train: a step of every arithmetic replays bit for bit on every array 
   CHECK(pairs == 20);
 }
 
-TEST_CASE("train: --first-last puts the first and last linear layers in another arithmetic; SQNR per layer", "[smoke]") {
+TEST_CASE("train: --first-last puts the first and last linear layers in another arithmetic, with SQNR per layer", "[smoke]") {
   TempDir dir;
   write_dataset(dir.path(), 256, 64);
   for (const char* fl : {"int8", "fp32"}) {
