@@ -925,6 +925,72 @@ IntPot2Tensor int_pot2_stochastic(const float* x, std::size_t n, std::uint64_t k
   return t;
 }
 
+namespace {
+const std::vector<int>& apot_levels() {  // ascending, with 0
+  static const std::vector<int> l = [] {
+    std::vector<int> v{0};
+    for (int i = 0; i <= 6; ++i) {
+      v.push_back(1 << i);
+      for (int j = 0; j < i; ++j) v.push_back((1 << i) + (1 << j));
+    }
+    std::sort(v.begin(), v.end());
+    return v;
+  }();
+  return l;
+}
+}  // namespace
+
+bool apot_level(int v) {
+  const std::vector<int>& l = apot_levels();
+  return std::binary_search(l.begin(), l.end(), v < 0 ? -v : v);
+}
+
+IntPot2Tensor apot_nearest(const float* x, std::size_t n) {
+  IntPot2Tensor t;
+  bool finite = true;
+  t.scale_exp = int_pot2_scale_exp(max_abs(x, n, &finite), kApotMax);
+  t.q.resize(n);
+  const std::vector<int>& l = apot_levels();
+  for (std::size_t i = 0; i < n; ++i) {
+    const double r = pot2_unscale(x[i], t.scale_exp);
+    if (std::isnan(r)) {
+      t.q[i] = 0;
+      continue;
+    }
+    const double a = std::min(std::fabs(r), static_cast<double>(kApotMax));
+    // The first level >= a, and the one below it: the nearer (the smaller on a tie).
+    auto it = std::lower_bound(l.begin(), l.end(), a, [](int lv, double v) { return lv < v; });
+    int q = it == l.end() ? l.back() : *it;
+    if (it != l.begin() && (it == l.end() || a - *(it - 1) <= *it - a)) q = *(it - 1);
+    t.q[i] = static_cast<std::int8_t>(r < 0 ? -q : q);
+  }
+  return t;
+}
+
+IntPot2Tensor apot_stochastic(const float* x, std::size_t n, std::uint64_t key) {
+  IntPot2Tensor t;
+  bool finite = true;
+  t.scale_exp = int_pot2_scale_exp(max_abs(x, n, &finite), kApotMax);
+  t.q.resize(n);
+  const std::vector<int>& l = apot_levels();
+  for (std::size_t i = 0; i < n; ++i) {
+    const double r = pot2_unscale(x[i], t.scale_exp);
+    if (std::isnan(r)) {
+      t.q[i] = 0;
+      continue;
+    }
+    const double a = std::min(std::fabs(r), static_cast<double>(kApotMax));
+    auto it = std::lower_bound(l.begin(), l.end(), a, [](int lv, double v) { return lv < v; });
+    int q = it == l.end() ? l.back() : *it;
+    if (it != l.end() && *it != a && it != l.begin()) {  // strictly between two levels
+      const int lo = *(it - 1), hi = *it;
+      q = static_cast<double>(counter_uniform(key, i)) < (a - lo) / (hi - lo) ? hi : lo;
+    }
+    t.q[i] = static_cast<std::int8_t>(r < 0 ? -q : q);
+  }
+  return t;
+}
+
 FloatTensor fp8_quantize(NumFormat f, const float* x, std::size_t n) {
   FloatTensor t;
   bool finite = true;

@@ -461,8 +461,44 @@ TEST_CASE("train: --policy selects a whole recipe, single options override its p
   r = run_mfsim(fmt::format("train -q --data {} --policy fast --report {}", dir.path(), rep));
   CHECK(r.exit_code == 2);
   CHECK(r.err == "mfsim: error: train: --policy: unknown policy \"fast\"; expected strict|strict-prc-all|int8-input|"
-                 "int8-errors|int8-activations|int8-weights|outer-scales|block32-scales|edges-int8|best (see "
+                 "int8-errors|int8-activations|int8-weights|outer-scales|block32-scales|act8-apotw|act8-apotwg|edges-int8|best (see "
                  "--list-policies)\n");
+  // Two-term power-of-two weights: multiplication-free, reported, not traceable yet, and refused
+  // with INT8 weights, finer scales on W, or another arithmetic.
+  r = run_mfsim(fmt::format("train -q --model cnn --epochs 1 --batch 32 --data {} --policy act8-apotw --report {}", dir.path(),
+                            rep));
+  REQUIRE(r.exit_code == 0);
+  j = json::parse(test::slurp(rep));
+  CHECK(j["apot_weights"] == true);
+  CHECK(j["multiplication_free"] == true);
+  CHECK(j["int8_operands"] == "a");
+  CHECK(j["wbc"] == false);
+  r = run_mfsim(fmt::format("train -q --model cnn --epochs 1 --batch 32 --data {} --apot-weights --trace-out {} --report {}",
+                            dir.path(), dir.file("apot.json"), rep));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: train: --trace-out: a step with two-term powers of two (--apot-weights, --apot-errors) "
+                 "cannot be traced yet: the trace format has no two-term format\n");
+  r = run_mfsim(fmt::format("train -q --model cnn --epochs 1 --batch 32 --data {} --policy act8-apotwg --report {}", dir.path(),
+                            rep));
+  REQUIRE(r.exit_code == 0);
+  j = json::parse(test::slurp(rep));
+  CHECK(j["apot_weights"] == true);
+  CHECK(j["apot_errors"] == true);
+  CHECK(j["multiplication_free"] == true);
+  r = run_mfsim(fmt::format("train -q --data {} --apot-errors --int8-operands g --report {}", dir.path(), rep));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: train: --apot-errors: the errors are INT8 in some layers (--int8-operands g...); choose "
+                 "one\n");
+  r = run_mfsim(fmt::format("train -q --data {} --apot-weights --int8-operands w --report {}", dir.path(), rep));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: train: --apot-weights: the weights are INT8 in some layers (--int8-operands w...); choose "
+                 "one\n");
+  r = run_mfsim(fmt::format("train -q --data {} --apot-weights --scales w=outer --report {}", dir.path(), rep));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: train: --apot-weights: two-term weights have one scale per tensor; drop w= from --scales\n");
+  r = run_mfsim(fmt::format("train -q --data {} --quant fp32 --apot-weights --report {}", dir.path(), rep));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: train: --apot-weights: applies only to --quant als-potq, not fp32\n");
   r = run_mfsim(fmt::format("train -q --data {} --quant int8 --policy strict --report {}", dir.path(), rep));
   CHECK(r.exit_code == 2);
   CHECK(r.err == "mfsim: error: train: --policy: applies only to --quant als-potq, not int8\n");

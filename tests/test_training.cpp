@@ -1,6 +1,7 @@
 // The functional training core: exact fast GEMMs, quantizers, gradients, training, traces.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -567,6 +568,64 @@ TEST_CASE("a short training run lowers the loss in every arithmetic", "[model]")
     CHECK(again["train_loss_per_epoch"] == rep["train_loss_per_epoch"]);
     CHECK(again["test_accuracy"] == rep["test_accuracy"]);
   }
+}
+
+TEST_CASE("two-term power-of-two weights: the 29 levels, the least covering scale, the nearest level", "[unit]") {
+  // Levels: 0, 2^i and 2^i + 2^j (0 <= j < i <= 6), enumerated independently.
+  std::vector<int> levels;
+  for (int v = 0; v <= 127; ++v) {
+    if (v == 0 || __builtin_popcount(static_cast<unsigned>(v)) <= 2) {
+      if (v <= 96 && (v == 0 || 31 - __builtin_clz(static_cast<unsigned>(v)) <= 6)) levels.push_back(v);
+    }
+  }
+  CHECK(levels.size() == 29);
+  for (int v = -127; v <= 127; ++v) {
+    INFO("v = " << v);
+    CHECK(apot_level(v) == (std::find(levels.begin(), levels.end(), v < 0 ? -v : v) != levels.end()));
+  }
+  SplitMix64 rng(11);
+  std::vector<float> x(3000);
+  for (auto& v : x) v = static_cast<float>((rng.uniform() * 2 - 1) * std::exp(6 * rng.uniform() - 3));
+  const IntPot2Tensor t = apot_nearest(x.data(), x.size());
+  float m = 0;
+  for (float v : x) m = std::max(m, std::fabs(v));
+  CHECK(std::ldexp(96.0, t.scale_exp) >= m);
+  CHECK(std::ldexp(96.0, t.scale_exp - 1) < m);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double r = std::ldexp(static_cast<double>(x[i]), -t.scale_exp);
+    const int q = t.q[i];
+    REQUIRE(apot_level(q));
+    REQUIRE((q == 0 || (q < 0) == (r < 0)));
+    for (int l : levels) {  // no level is nearer; a tie goes to the smaller magnitude
+      const double dq = std::fabs(std::fabs(r) - std::abs(q)), dl = std::fabs(std::fabs(r) - l);
+      REQUIRE((dq < dl || (dq == dl && std::abs(q) <= l)));
+    }
+  }
+  // Stochastic rounding (errors): every value a level, one of the two around it, and unbiased: the
+  // mean of many roundings of one value is the value (a 5-sigma bound).
+  const IntPot2Tensor ts = apot_stochastic(x.data(), x.size(), 7);
+  CHECK(ts.scale_exp == t.scale_exp);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double r = std::fabs(std::ldexp(static_cast<double>(x[i]), -ts.scale_exp));
+    const int q = std::abs(int{ts.q[i]});
+    REQUIRE(apot_level(q));
+    for (int l : levels) REQUIRE(!(l > std::min<double>(r, q) && l < std::max<double>(r, q)));  // no level between
+  }
+  std::vector<float> same(20000, 70.5f);
+  same[0] = 96.0f;  // scale 2^0: 70.5 lies between the levels 68 and 72
+  const IntPot2Tensor tm = apot_stochastic(same.data(), same.size(), 3);
+  double sum = 0;
+  for (std::size_t i = 1; i < same.size(); ++i) {
+    REQUIRE((tm.q[i] == 68 || tm.q[i] == 72));
+    sum += tm.q[i];
+  }
+  const double mean = sum / static_cast<double>(same.size() - 1), sd = std::sqrt(2.5 * 1.5) / std::sqrt(19999.0);
+  CHECK(std::fabs(mean - 70.5) < 5 * sd);
+  const float ties[3] = {96.0f, 88.0f, -7.0f};  // 88: between 80 and 96; 7: between 6 and 8
+  const IntPot2Tensor tt = apot_nearest(ties, 3);
+  CHECK(tt.scale_exp == 0);
+  CHECK(tt.q[1] == 80);
+  CHECK(tt.q[2] == -6);
 }
 
 TEST_CASE("INT8 with a power-of-two scale: the least covering exponent, nearest and unbiased stochastic rounding",

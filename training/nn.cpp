@@ -100,6 +100,22 @@ Grid quantize(const float* x, std::size_t n, Role role, StepContext& ctx, std::u
     g.v.assign(t.q.begin(), t.q.end());
     return g;
   }
+  // The W slot: the weights, and the attention's K and V (as --int8-operands w), rounded to nearest.
+  const bool apot_w = ctx.apot_weights && role != Role::kError && operand_slot(role, slot) == 1;
+  const bool apot_g = ctx.apot_errors && role == Role::kError && operand_slot(role, slot) == 2;
+  if (ctx.arith == NumFormat::kPot4 && (apot_w || apot_g)) {
+    // Two-term powers of two: INT8 integers with a power-of-two scale whose every value is 0,
+    // 2^i or 2^i + 2^j (products: shifts and adds, or exponent adds); errors rounded stochastically.
+    IntPot2Tensor t = apot_w ? apot_nearest(x, n) : apot_stochastic(x, n, key);
+    Grid g;
+    g.format = NumFormat::kInt8;
+    g.pot2 = true;
+    g.apot = true;
+    g.e = t.scale_exp;
+    g.scale = std::ldexp(1.0f, t.scale_exp);
+    g.v.assign(t.q.begin(), t.q.end());
+    return g;
+  }
   switch (ctx.arith) {
     case NumFormat::kFp32: {
       Grid g;
@@ -216,6 +232,7 @@ void exponent_add_all(float* v, std::size_t n, int shift) {
 // `conv`: the layer's geometry when it is a convolution (recorded with the GEMM), else null.
 int active_grain(const StepContext& ctx, int slot) {
   if (ctx.arith != NumFormat::kPot4 || ((ctx.int8_roles[ctx.layer_class] >> slot) & 1)) return kScaleTensor;
+  if ((slot == 1 && ctx.apot_weights) || (slot == 2 && ctx.apot_errors)) return kScaleTensor;  // two-term: per tensor
   return ctx.scale_grain[slot];
 }
 
@@ -519,6 +536,10 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
     }
   }
   if (ctx.trace == nullptr) return;
+  if (a.apot || b.apot) {
+    throw InputError("train: --trace-out: a step with two-term powers of two (--apot-weights, --apot-errors) cannot be "
+                     "traced yet: the trace format has no two-term format");
+  }
   // The record holds A (m x k) and B (k x n) row-major, as the simulators read them.
   std::vector<float> ar = ta ? transpose(a.v.data(), k, m) : a.v;
   std::vector<float> br = tb ? transpose(b.v.data(), n, k) : b.v;

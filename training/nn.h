@@ -81,6 +81,10 @@ struct StepContext {
   // dimension (and per outer index). Outer scales factor out of the dot product (an exponent add
   // per output); block scales need an alignment shift per block (training/quant_gemm.h).
   int scale_grain[3] = {0, 0, 0};
+  // ALS-POTQ's W slot (the weights, and the attention's K and V) as two-term powers of two
+  // (models/quantizer.h apot_nearest) instead of PoT4: per tensor, nearest; --apot-weights.
+  bool apot_weights = false;
+  bool apot_errors = false;  // the errors G likewise (stochastic rounding); --apot-errors
   std::uint64_t seed = 1;  // stochastic rounding keys derive from seed, step and layer
   std::uint64_t step = 0;
   GemmRecorder* trace = nullptr;  // when set, every GEMM of this step is recorded

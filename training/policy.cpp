@@ -62,6 +62,14 @@ const std::vector<Policy>& policies() {
        "", "a,w", true, "potq", "a=outer,w=outer,g=outer", nullptr},
       {"block32-scales", "strict with a scale per block of 32 elements along each GEMM's reduction dimension (MX-style)", "",
        "a,w", true, "potq", "a=block32,w=block32,g=block32", nullptr},
+      {"act8-apotw",
+       "int8-activations with two-term power-of-two weights (2^i + 2^j, per-tensor scale): forward products two shifts "
+       "and an add, backward-data products two exponent adds",
+       "a", "a,w", false, "potq", "", nullptr, true},
+      {"act8-apotwg",
+       "int8-activations with two-term power-of-two weights and errors: forward and weight-gradient products shifts "
+       "and adds, backward-data products exponent adds",
+       "a", "a,w", false, "potq", "", nullptr, true, true},
       {"edges-int8", "strict with the first and last layer entirely INT8 (INT8 x INT8 products: NOT multiplication-free)",
        "", "a,w", true, "int8", "", nullptr},
       {"best", "the best multiplication-free policy measured (docs/results-accuracy.md)", "", "", true, "potq", "",
@@ -180,6 +188,8 @@ void apply_policy(const Policy& p, TrainOptions& opt, const std::vector<std::str
   if (!kept("no-wbc")) opt.wbc = p.wbc;
   if (!kept("first-last")) opt.first_last = p.first_last;
   if (!kept("scales")) parse_scales(p.scales, "policy " + std::string(p.name), opt.scale_grain);
+  if (!kept("apot-weights")) opt.apot_weights = p.apot_weights;
+  if (!kept("apot-errors")) opt.apot_errors = p.apot_errors;
 }
 
 bool multiplication_free(const TrainOptions& opt) {

@@ -22,6 +22,8 @@ struct Policy {
   const char* first_last;     // potq | int8 (INT8 x INT8 edge layers: not multiplication-free)
   const char* scales;         // --scales spec ("" for per-tensor scales)
   const char* alias_of;       // "best" names a measured policy; null otherwise
+  bool apot_weights = false;  // --apot-weights: two-term power-of-two weights
+  bool apot_errors = false;   // --apot-errors: two-term power-of-two errors
 };
 
 // Every policy, in listing order ("best" last, naming the policy it stands for).
@@ -52,7 +54,7 @@ void parse_scales(const std::string& spec, const std::string& option, int grains
 std::string scales_spec(const int grains[3]);  // canonical, "tensor" when all are per tensor
 
 // Applies a policy's parts to options; `keep` names parts the command line set explicitly
-// (int8-operands, prc-operands, no-prc, no-wbc, first-last, scales), which stay as given.
+// (int8-operands, prc-operands, no-prc, no-wbc, first-last, scales, apot-weights, apot-errors), which stay as given.
 void apply_policy(const Policy& p, TrainOptions& opt, const std::vector<std::string>& keep);
 
 // Whether every product of every linear layer has a PoT4 operand (a shift or an exponent add):

@@ -29,6 +29,7 @@ struct Grid {
   // PoT4 with finer scales (quantize_operand): every GEMM quantizes its own copy from the FP32
   // source it is given (GemmSource), so this grid holds no values.
   bool deferred = false;
+  bool apot = false;  // INT8 (pot2) values that are two-term powers of two (--apot-weights, --apot-errors)
   // An empty grid with this one's format and scale (per tensor): for copies such as im2col and slices.
   Grid like() const {
     Grid g;
@@ -37,6 +38,7 @@ struct Grid {
     g.scale = scale;
     g.pot2 = pot2;
     g.deferred = deferred;
+    g.apot = apot;
     return g;
   }
   int group_exp(int r, int c) const {

@@ -102,6 +102,8 @@ StepContext make_context(const TrainOptions& opt) {
   if (opt.arith == NumFormat::kPot4) {
     for (int c = 0; c < kLayerClasses; ++c) ctx.int8_roles[c] = opt.int8_roles[c];
     for (int r = 0; r < 3; ++r) ctx.scale_grain[r] = opt.scale_grain[r];
+    ctx.apot_weights = opt.apot_weights;
+    ctx.apot_errors = opt.apot_errors;
   }
   ctx.potq.prc_candidates = opt.prc_candidates;
   ctx.potq.wbc_iterations = opt.wbc_iterations;
@@ -135,6 +137,8 @@ ojson report_header(const TrainOptions& opt, const std::string& spec, Network& n
   rep["int8_operands"] = opt.arith == NumFormat::kPot4 ? int8_operands_spec(opt.int8_roles) : "";
   rep["multiplication_free"] = multiplication_free(opt);
   rep["scales"] = opt.arith == NumFormat::kPot4 ? scales_spec(opt.scale_grain) : "";
+  rep["apot_weights"] = opt.arith == NumFormat::kPot4 && opt.apot_weights;
+  rep["apot_errors"] = opt.arith == NumFormat::kPot4 && opt.apot_errors;
   rep["prc_criterion"] = opt.prc_criterion == PrcCriterion::kL1 ? "l1" : opt.prc_criterion == PrcCriterion::kMse ? "mse" : "range";
   rep["error_scale"] = opt.error_scale_floor ? "floor" : "ceil";
   rep["threads"] = opt.threads;

@@ -43,6 +43,8 @@ struct TrainOptions {
   std::string policy;                          // --policy NAME ("" when none was given)
   std::uint8_t int8_roles[4] = {0, 0, 0, 0};  // --int8-operands: INT8 operands by layer class (training/policy.h)
   int scale_grain[3] = {0, 0, 0};             // --scales: finer scales of A, W, G (StepContext::scale_grain)
+  bool apot_weights = false;                  // --apot-weights: two-term power-of-two weights (apot_nearest)
+  bool apot_errors = false;                   // --apot-errors: two-term power-of-two errors (apot_stochastic)
   std::string first_last = "potq";  // potq (every layer in `arith`) | int8 | fp32: the first and last linear layer
   int sqnr_every = 10;              // per-layer SQNR sampled every this many steps (0: off)
   int prc_candidates = 3, wbc_iterations = 8;

@@ -763,6 +763,8 @@ ojson train_transformer(const TransformerOptions& o) {
   rep["int8_operands"] = opt.arith == NumFormat::kPot4 ? int8_operands_spec(opt.int8_roles) : "";
   rep["multiplication_free"] = multiplication_free(opt) && !o.attention_fp32;
   rep["scales"] = opt.arith == NumFormat::kPot4 ? scales_spec(opt.scale_grain) : "";
+  rep["apot_weights"] = opt.arith == NumFormat::kPot4 && opt.apot_weights;
+  rep["apot_errors"] = opt.arith == NumFormat::kPot4 && opt.apot_errors;
   rep["prc_criterion"] = opt.prc_criterion == PrcCriterion::kL1 ? "l1" : opt.prc_criterion == PrcCriterion::kMse ? "mse" : "range";
   rep["error_scale"] = opt.error_scale_floor ? "floor" : "ceil";
   rep["threads"] = opt.threads;

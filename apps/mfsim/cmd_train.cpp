@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <tuple>
 
 #include "apps/mfsim/cli.h"
 #include "common/atomic_file.h"
@@ -95,7 +96,8 @@ void check_applicable(const po::variables_map& vm) {
     }
   }
   const std::string quant = vm["quant"].as<std::string>();
-  const char* potq_only[] = {"no-wbc", "no-prc", "prc-operands", "prc-criterion", "error-scale", "policy", "int8-operands", "scales"};
+  const char* potq_only[] = {"no-wbc", "no-prc", "prc-operands", "prc-criterion", "error-scale", "policy", "int8-operands", "scales",
+                             "apot-weights", "apot-errors"};
   if (quant != "als-potq") {
     for (const char* name : potq_only) {
       if (given(name)) throw InputError(fmt::format("train: --{}: applies only to --quant als-potq, not {}", name, quant));
@@ -130,6 +132,11 @@ int cmd_train(const Args& args) {
       ("policy", po::value<std::string>(), "ALS-POTQ: a whole precision policy by name (see --list-policies); the single options below override its parts")
       ("list-policies", "list the ALS-POTQ policies and exit")
       ("int8-operands", po::value<std::string>(), "ALS-POTQ: operands held in INT8 (power-of-two scale) instead of PoT4, comma-separated OPERAND[@CLASS]: OPERAND a, w or g; CLASS all (default), first, hidden, last, attention or edges; at most one INT8 operand per layer, so every product is a shift")
+      ("apot-errors", "ALS-POTQ: the errors G as two-term powers of two (as --apot-weights, stochastic rounding, "
+                      "unbiased); not traceable yet")
+      ("apot-weights", "ALS-POTQ: the weights (and the attention's K and V) as two-term powers of two (0, 2^i or 2^i + 2^j, i, j in 0..6, a "
+                       "power-of-two scale per tensor) instead of PoT4: no multiplier (two shifts and an add, or two "
+                       "exponent adds); not traceable yet")
       ("scales", po::value<std::string>(), "ALS-POTQ: finer power-of-two scales, comma-separated OPERAND=GRAIN: OPERAND a, w or g; GRAIN tensor (default), outer (per row of A and G, per output channel of W, in each GEMM) or block16|block32|block64 (blocks along each GEMM's reduction dimension); traced with each group's scale exponent (docs/trace-format.md)")
       ("prc-operands", po::value<std::string>()->default_value("a,w"), "ALS-POTQ: the operands PRC applies to, none or a comma-separated subset of a (activations), w (weights), g (errors); the others keep rho = 0")
       ("prc-criterion", po::value<std::string>()->default_value("l1"), "ALS-POTQ PRC's choice of offset: l1 (least sum |x - Q(x)|), mse (least squared error) or range (the most clipping offset that clips at most 0.5%)")
@@ -157,8 +164,10 @@ int cmd_train(const Args& args) {
         std::printf("%-17s %s: %s\n", p.name, p.description, p.alias_of);
         continue;
       }
-      std::printf("%-17s %s\n%-17s   --int8-operands %s --scales %s --prc-operands %s%s%s%s\n", p.name, p.description, "",
+      std::printf("%-17s %s\n%-17s   --int8-operands %s --scales %s --prc-operands %s%s%s%s%s\n", p.name, p.description, "",
                   *p.int8_operands != 0 ? p.int8_operands : "none", *p.scales != 0 ? p.scales : "tensor", p.prc_operands,
+                  p.apot_weights ? (p.apot_errors ? " --apot-weights --apot-errors" : " --apot-weights")
+                                 : (p.apot_errors ? " --apot-errors" : ""),
                   p.wbc ? "" : " --no-wbc",
                   std::string(p.first_last) != "potq" ? " --first-last " : "",
                   std::string(p.first_last) != "potq" ? p.first_last : "");
@@ -214,10 +223,26 @@ int cmd_train(const Args& args) {
   if (vm.count("scales") != 0) parse_scales(vm["scales"].as<std::string>(), "train: --scales", o.scale_grain);
   if (vm.count("policy") != 0) {
     std::vector<std::string> keep;
-    for (const char* name : {"int8-operands", "prc-operands", "no-prc", "no-wbc", "first-last", "scales"}) {
+    for (const char* name : {"int8-operands", "prc-operands", "no-prc", "no-wbc", "first-last", "scales", "apot-weights", "apot-errors"}) {
       if (vm.count(name) != 0 && !vm[name].defaulted()) keep.push_back(name);
     }
     apply_policy(find_policy(vm["policy"].as<std::string>()), o, keep);
+  }
+  if (vm.count("apot-weights") != 0) o.apot_weights = true;
+  if (vm.count("apot-errors") != 0) o.apot_errors = true;
+  for (const auto& [on, slot, option, op, what] :
+       {std::tuple{o.apot_weights, 1, "apot-weights", "w", "weights"}, std::tuple{o.apot_errors, 2, "apot-errors", "g", "errors"}}) {
+    if (!on || o.arith != NumFormat::kPot4) continue;
+    for (int c = 0; c < kLayerClasses; ++c) {
+      if ((o.int8_roles[c] >> slot) & 1) {
+        throw InputError(fmt::format("train: --{}: the {} are INT8 in some layers (--int8-operands {}...); choose one",
+                                     option, what, op));
+      }
+    }
+    if (o.scale_grain[slot] != kScaleTensor) {
+      throw InputError(fmt::format("train: --{}: two-term {} have one scale per tensor; drop {}= from --scales", option, what,
+                                   op));
+    }
   }
   o.progress = vm.count("quiet") == 0;
   if (vm.count("trace-out") != 0) o.trace_out = vm["trace-out"].as<std::string>();
