@@ -243,6 +243,16 @@ for net, title, metric in nets:
         verdict = "provisionally %s: FP32 on seeds %s, best on seeds %s; the target is judged on 3 seeds each" % (
             verdict, ",".join(str(s) for s in sorted(f32)), ",".join(str(s) for s in sorted(b)))
     print("- %s: `best` (%s) is %.2f pp below FP32 (target within 1.0 pp: **%s**)." % (title, best, gap, verdict))
+# The two-term levers measured over 3 seeds, against the same target.
+for net, title, metric in nets:
+    f32 = runs(net, "fp32")
+    for v in ("act8-apotw", "act8-apotwg"):
+        rs = runs(net, v)
+        if not f32 or len(rs) < 3:
+            continue
+        gap = ms([acc(r) for r in f32.values()])[0] - ms([acc(r) for r in rs.values()])[0]
+        print("- %s: `%s` (two-term powers of two, multiplication-free, not traceable yet) is %.2f pp below FP32 over 3"
+              " seeds (%s)." % (title, v, gap, "within 1.0 pp" if gap <= 1.0 else "more than 1.0 pp"))
 # What finer scales cost on the MF-MAC array, by component, against the policy they refine (from
 # the compare reports above; docs/energy-accounting.md#finer-scales).
 def comp(net, v):
