@@ -945,7 +945,12 @@ bool apot_level(int v) {
   return std::binary_search(l.begin(), l.end(), v < 0 ? -v : v);
 }
 
-IntPot2Tensor apot_nearest(const float* x, std::size_t n) {
+namespace {
+// The two-term levels and scale of apot_nearest/_stochastic: element i's magnitude a = |x| 2^-E
+// (at most 96) lies in [lo, hi] between adjacent levels (lo == hi on a level); pick(i, a, lo, hi)
+// chooses one, and the sign is x's.
+template <class Pick>
+IntPot2Tensor apot_quantize(const float* x, std::size_t n, Pick pick) {
   IntPot2Tensor t;
   bool finite = true;
   t.scale_exp = int_pot2_scale_exp(max_abs(x, n, &finite), kApotMax);
@@ -958,37 +963,23 @@ IntPot2Tensor apot_nearest(const float* x, std::size_t n) {
       continue;
     }
     const double a = std::min(std::fabs(r), static_cast<double>(kApotMax));
-    // The first level >= a, and the one below it: the nearer (the smaller on a tie).
-    auto it = std::lower_bound(l.begin(), l.end(), a, [](int lv, double v) { return lv < v; });
-    int q = it == l.end() ? l.back() : *it;
-    if (it != l.begin() && (it == l.end() || a - *(it - 1) <= *it - a)) q = *(it - 1);
+    const auto it = std::lower_bound(l.begin(), l.end(), a, [](int lv, double v) { return lv < v; });  // 96 is a level
+    const int hi = *it, lo = it == l.begin() || hi == a ? hi : *(it - 1);
+    const int q = lo == hi ? hi : pick(i, a, lo, hi);
     t.q[i] = static_cast<std::int8_t>(r < 0 ? -q : q);
   }
   return t;
 }
+}  // namespace
 
-IntPot2Tensor apot_stochastic(const float* x, std::size_t n, std::uint64_t key) {
-  IntPot2Tensor t;
-  bool finite = true;
-  t.scale_exp = int_pot2_scale_exp(max_abs(x, n, &finite), kApotMax);
-  t.q.resize(n);
-  const std::vector<int>& l = apot_levels();
-  for (std::size_t i = 0; i < n; ++i) {
-    const double r = pot2_unscale(x[i], t.scale_exp);
-    if (std::isnan(r)) {
-      t.q[i] = 0;
-      continue;
-    }
-    const double a = std::min(std::fabs(r), static_cast<double>(kApotMax));
-    auto it = std::lower_bound(l.begin(), l.end(), a, [](int lv, double v) { return lv < v; });
-    int q = it == l.end() ? l.back() : *it;
-    if (it != l.end() && *it != a && it != l.begin()) {  // strictly between two levels
-      const int lo = *(it - 1), hi = *it;
-      q = static_cast<double>(counter_uniform(key, i)) < (a - lo) / (hi - lo) ? hi : lo;
-    }
-    t.q[i] = static_cast<std::int8_t>(r < 0 ? -q : q);
-  }
-  return t;
+IntPot2Tensor apot_nearest(const float* x, std::size_t n) {  // the nearer level, the smaller on a tie
+  return apot_quantize(x, n, [](std::size_t, double a, int lo, int hi) { return a - lo <= hi - a ? lo : hi; });
+}
+
+IntPot2Tensor apot_stochastic(const float* x, std::size_t n, std::uint64_t key) {  // hi with probability (a - lo) / (hi - lo)
+  return apot_quantize(x, n, [key](std::size_t i, double a, int lo, int hi) {
+    return static_cast<double>(counter_uniform(key, i)) < (a - lo) / (hi - lo) ? hi : lo;
+  });
 }
 
 FloatTensor fp8_quantize(NumFormat f, const float* x, std::size_t n) {

@@ -78,11 +78,27 @@ float aligned_to_float(std::int64_t acc, int lsb) {
   return std::ldexp(static_cast<float>(acc), lsb);
 }
 
-std::int64_t scaled_chunks(std::int64_t k, const ScaleGroups& ga, const ScaleGroups& gb) {
+bool scale_block_allowed(std::int64_t block, std::int64_t k) {
+  return block == k || (block >= 16 && block < k && (block & (block - 1)) == 0);
+}
+
+bool power_of_two_exponent(float scale, int* e) {
+  int ex = 0;
+  if (std::frexp(scale, &ex) != 0.5f) return false;
+  *e = ex - 1;
+  return true;
+}
+
+std::int64_t scaled_chunk_length(std::int64_t k, std::int64_t block_a, std::int64_t block_b) {
   std::int64_t len = k;
-  for (const ScaleGroups* g : {&ga, &gb}) {
-    if (g->block > 0) len = std::min(len, g->block);
+  for (std::int64_t b : {block_a, block_b}) {
+    if (b > 0) len = std::min(len, b);
   }
+  return len;
+}
+
+std::int64_t scaled_chunks(std::int64_t k, std::int64_t block_a, std::int64_t block_b) {
+  const std::int64_t len = scaled_chunk_length(k, block_a, block_b);
   return (k + len - 1) / len;
 }
 

@@ -55,8 +55,17 @@ void scaled_gemm_ref(std::int64_t m, std::int64_t n, std::int64_t k, const std::
 // |acc| < 2^53, else from acc's own single rounding to FP32 (then an exact power-of-two scaling).
 float aligned_to_float(std::int64_t acc, int lsb);
 
-// The number of K-chunks the hardware aligns per output: K cut at both operands' group
-// boundaries (the smaller block; blocks are powers of two or K), 1 when neither has blocks.
-std::int64_t scaled_chunks(std::int64_t k, const ScaleGroups& ga, const ScaleGroups& gb);
+// Whether `block` (> 0) is a group length the format allows for reduction length k: k itself, or a
+// power of two of at least 16 below it (so the two operands' blocks nest, and each chunk is long
+// enough to hide its alignment).
+bool scale_block_allowed(std::int64_t block, std::int64_t k);
+// The exponent e of a power-of-two scale 2^e; false when `scale` is not a power of two.
+bool power_of_two_exponent(float scale, int* e);
+
+// The longest K-chunk the hardware aligns per output: the smaller of the operands' blocks (0: no
+// blocks), or K. The number of chunks per output: K cut at both operands' group boundaries (blocks
+// nest), 1 when neither has blocks.
+std::int64_t scaled_chunk_length(std::int64_t k, std::int64_t block_a, std::int64_t block_b);
+std::int64_t scaled_chunks(std::int64_t k, std::int64_t block_a, std::int64_t block_b);
 
 }  // namespace mfsim

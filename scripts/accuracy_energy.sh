@@ -145,16 +145,15 @@ with open("docs/results-accuracy-energy.md", "w") as f:
     for ax, (net, title, metric) in zip(paxes, pnets):
         pts = []
         for v in variants:
-            a = [100 * (lambda r: r.get("test_token_accuracy", r["test_accuracy"]))(json.load(open(q)))
-                 for q in ("%s/%s-%s-s%d.json" % (pacc, net, v, sd) for sd in (1, 2, 3)) if os.path.exists(q)]
+            rs = [json.load(open(q)) for q in ("%s/%s-%s-s%d.json" % (pacc, net, v, sd) for sd in (1, 2, 3))
+                  if os.path.exists(q)]
             c = "%s/%s-%s-compare.json" % (pen, net, v)
-            if not a or not os.path.exists(c):
+            if not rs or not os.path.exists(c):
                 continue
-            r1 = json.load(open("%s/%s-%s-s%d.json" % (pacc, net, v, [sd for sd in (1, 2, 3)
-                                if os.path.exists("%s/%s-%s-s%d.json" % (pacc, net, v, sd))][0])))
+            a = [100 * r.get("test_token_accuracy", r["test_accuracy"]) for r in rs]
             key = v if v in ("fp32", "int8") else "mfmac"
             e = json.load(open(c))["energy_pj"][key]
-            pts.append((v, statistics.mean(a), len(a), e["total"] * 1e-6, e["per_mac"], r1.get("multiplication_free", False)))
+            pts.append((v, statistics.mean(a), len(a), e["total"] * 1e-6, e["per_mac"], rs[0].get("multiplication_free", False)))
         if not pts:
             continue
         # Pareto frontier: no other point at most as costly and at least as accurate (one strictly).

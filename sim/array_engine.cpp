@@ -53,19 +53,10 @@ struct ScaledPolicy {
     bool fma = false;
     template <bool kChecked>
     Acc mac(Acc acc, Op a, Op b, PeTally& tally, const ProductPos& pos) const {
-      const unsigned both = a.valid & b.valid;
-      tally.slots += both;
-      tally.valid_operands += a.valid + b.valid;
-      // Bubbles hold w = 0: their product is 0 and never counted as a zero product.
-      // (a shift of the unsigned image: the reader bounds every sum below 2^63, models/scaled_gemm.h)
+      // Bubbles hold w = 0: their product is 0. A shift of the unsigned image: the reader bounds
+      // every sum below 2^63 (models/scaled_gemm.h).
       const auto prod = static_cast<std::int64_t>(static_cast<std::uint64_t>(std::int64_t{a.w * b.w}) << (a.s + b.s));
-      tally.zero += both & static_cast<unsigned>(prod == 0);
-      if constexpr (kChecked) {
-        if (both != 0 && accumulate(acc, prod, spec, pos.row, pos.col, pos.k)) ++tally.saturations;
-        return acc;
-      } else {
-        return acc + prod;
-      }
+      return tally_and_accumulate<kChecked>(acc, prod, a.valid, b.valid, spec, tally, pos);
     }
   };
 };

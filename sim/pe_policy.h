@@ -34,6 +34,24 @@ struct ProductPos {
   std::int64_t row, col, k;
 };
 
+// The tallies and the integer accumulation of one product `prod` of an integer PE (0 when either
+// register holds a bubble), shared by the integer policies: counted as a slot when both operands
+// are valid, as a zero product when it is 0; range-checked (kChecked) against `spec`.
+template <bool kChecked>
+inline std::int64_t tally_and_accumulate(std::int64_t acc, std::int64_t prod, unsigned valid_a, unsigned valid_b,
+                                         const AccumulatorSpec& spec, PeTally& tally, const ProductPos& pos) {
+  const unsigned both = valid_a & valid_b;
+  tally.slots += both;
+  tally.valid_operands += valid_a + valid_b;
+  tally.zero += both & static_cast<unsigned>(prod == 0);
+  if constexpr (kChecked) {
+    if (both != 0 && accumulate(acc, prod, spec, pos.row, pos.col, pos.k)) ++tally.saturations;
+    return acc;
+  } else {
+    return acc + prod;
+  }
+}
+
 // MF-MAC: the register holds a PoT4 code in bits 3..0 and the valid bit in bit 4.
 struct MfMacPolicy {
   using Op = std::uint8_t;
@@ -111,17 +129,8 @@ struct IntMacPolicy {
     bool fma = false;
     template <bool kChecked>
     Acc mac(Acc acc, Op a, Op b, PeTally& tally, const ProductPos& pos) const {
-      unsigned both = a.valid & b.valid;
-      std::int64_t prod = std::int64_t{a.v} * b.v;  // 0 for bubbles
-      tally.slots += both;
-      tally.valid_operands += a.valid + b.valid;
-      tally.zero += both & static_cast<unsigned>(prod == 0);
-      if constexpr (kChecked) {
-        if (both != 0 && accumulate(acc, prod, spec, pos.row, pos.col, pos.k)) ++tally.saturations;
-        return acc;
-      } else {
-        return acc + prod;
-      }
+      return tally_and_accumulate<kChecked>(acc, std::int64_t{a.v} * b.v /* 0 for bubbles */, a.valid, b.valid, spec,
+                                            tally, pos);
     }
   };
 };

@@ -380,12 +380,10 @@ SimConfig second_config(const SimConfig& cfg) {
 // GEMM (part of the compulsory bytes; a mapping that fetches an operand from DRAM again is not
 // charged its scales again: a lower bound). Returns the DRAM bytes added.
 std::uint64_t add_scale_events(const SimConfig& cfg, const TraceRecord& r, const FoldPlan& plan, EventCounts& e) {
-  ScaleGroups ga, gb;
-  ga.block = r.a.scale_block;
-  gb.block = r.b.scale_block;
   const auto rep = static_cast<std::uint64_t>(r.repeat);
+  const auto chunks = static_cast<std::uint64_t>(scaled_chunks(r.shape.k, r.a.scale_block, r.b.scale_block));
   const std::uint64_t align = checked_mul(checked_mul(static_cast<std::uint64_t>(r.shape.m) * static_cast<std::uint64_t>(r.shape.n),
-                                                      static_cast<std::uint64_t>(scaled_chunks(r.shape.k, ga, gb)), "scale events"),
+                                                      chunks, "scale events"),
                                           rep, "scale events");
   e.scale_exponent_adds = checked_add(e.scale_exponent_adds, checked_mul(align, 2, "scale_exponent_adds"), "scale_exponent_adds");
   e.scale_align_shifts = checked_add(e.scale_align_shifts, align, "scale_align_shifts");
@@ -439,10 +437,7 @@ std::vector<std::size_t> choose_modes(const TraceReader& reader, const ReplayOpt
     }
     if (r.scaled() && rcfg.array->finer_scales) {
       // Each K-chunk is summed in the PE's accumulator before its alignment: it must hold the chunk.
-      std::int64_t chunk = r.shape.k;  // the longest chunk: the smaller block (blocks nest), or K
-      for (std::int64_t b : {r.a.scale_block, r.b.scale_block}) {
-        if (b > 0) chunk = std::min(chunk, b);
-      }
+      const std::int64_t chunk = scaled_chunk_length(r.shape.k, r.a.scale_block, r.b.scale_block);
       if (static_cast<double>(chunk) * static_cast<double>(r.max_product_term()) > static_cast<double>(rcfg.accumulator.max())) {
         throw InputError(fmt::format("{}: {}: a K-chunk of {} products of up to {} can exceed the {}-bit PE accumulator "
                                      "that sums it before its alignment (pe.acc_bits); raise pe.acc_bits",

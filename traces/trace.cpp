@@ -251,10 +251,8 @@ ScaleGroups record_scale_groups(const TraceRecord& rec, bool a_side, const Recor
     const std::vector<std::int8_t>& e = a_side ? p.a_scales : p.b_scales;
     g.exps.reserve(e.size());
     for (std::int8_t x : e) g.exps.push_back(int{x} - 6);
-  } else {  // INT8 with a power-of-two scale (the reader checks it is one)
-    int ex = 0;
-    std::frexp(op.scale, &ex);
-    g.tensor_exp = ex - 1;
+  } else if (!power_of_two_exponent(op.scale, &g.tensor_exp)) {  // INT8 with a power-of-two scale
+    throw std::logic_error("a scaled record's INT8 scale is not a power of two (the reader checks it)");
   }
   return g;
 }

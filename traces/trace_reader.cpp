@@ -210,17 +210,16 @@ TraceRecord parse_record(const json& j, const std::string& file, std::size_t ind
       if (op->scale_block > r.shape.k) {
         f.fail(key, fmt::format("{} is more than K = {}; a group lies along K", op->scale_block, r.shape.k));
       }
-      const std::int64_t b = op->scale_block;
-      if (b > 0 && b != r.shape.k && (b < 16 || (b & (b - 1)) != 0)) {
+      if (op->scale_block > 0 && !scale_block_allowed(op->scale_block, r.shape.k)) {
         f.fail(key, fmt::format("{} is neither K = {} nor a power of two of at least 16 (blocks nest, and each chunk "
                                 "is long enough to hide its alignment)",
-                                b, r.shape.k));
+                                op->scale_block, r.shape.k));
       }
     }
     for (const auto& [op, key] : {std::pair{&r.a, "a"}, std::pair{&r.b, "b"}}) {
       if (op->format == NumFormat::kPot4) continue;
       int e = 0;
-      if (op->format != NumFormat::kInt8 || std::frexp(op->scale, &e) != 0.5f) {
+      if (op->format != NumFormat::kInt8 || !power_of_two_exponent(op->scale, &e)) {
         f.fail(key, fmt::format("a GEMM with finer scales pairs PoT4 with PoT4 or with INT8 whose scale is a power of "
                                 "two; got {} with scale {}",
                                 to_string(op->format), op->scale));

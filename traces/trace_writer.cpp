@@ -10,6 +10,7 @@
 #include "common/atomic_file.h"
 #include "common/crc32.h"
 #include "models/minifloat.h"
+#include "models/scaled_gemm.h"
 
 namespace mfsim {
 
@@ -234,13 +235,13 @@ void TraceWriter::add_scaled(const TraceRecord& rec_in, const Pot4Code* a_pot4, 
   for (const auto& [op, scales] : {std::pair{&rec.a, a_scales}, std::pair{&rec.b, b_scales}}) {
     const std::int64_t b = op->scale_block;
     if (b > 0 && (op->format != NumFormat::kPot4 || b > rec.shape.k || scales == nullptr ||
-                  (b != rec.shape.k && (b < 16 || (b & (b - 1)) != 0)))) {
+                  !scale_block_allowed(b, rec.shape.k))) {
       throw std::invalid_argument(where() + fmt::format(": scale_block {} on a {} operand with K {} (a power of two of at "
                                                         "least 16, or K, on a PoT4 operand with its scales)",
                                                         b, to_string(op->format), rec.shape.k));
     }
     int e = 0;
-    if (op->format == NumFormat::kInt8 && std::frexp(op->scale, &e) != 0.5f) {
+    if (op->format == NumFormat::kInt8 && !power_of_two_exponent(op->scale, &e)) {
       throw std::invalid_argument(where() + fmt::format(": the INT8 operand's scale {} is not a power of two", op->scale));
     }
   }

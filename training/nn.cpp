@@ -362,10 +362,7 @@ GroupedOperands grouped_operands(bool ta, bool tb, int m, int n, int k, const Gr
 // The exact aligned sums (integers at 2^lsb) of C = op(A) . op(B).
 void grouped_gemm(bool ta, bool tb, int m, int n, int k, const Grid& a, const Grid& b, const GroupedOperands& o,
                   std::vector<std::int64_t>& acc) {
-  int chunk = k;
-  for (const ScaleGroups* g : {&o.ga, &o.gb}) {
-    if (g->block > 0 && g->block < chunk) chunk = static_cast<int>(g->block);
-  }
+  int chunk = static_cast<int>(scaled_chunk_length(k, o.ga.block, o.gb.block));
   const auto max_int = [](const Grid& g) { return g.format == NumFormat::kPot4 ? 64 : 127; };
   chunk = std::min(chunk, (1 << 24) / (max_int(a) * max_int(b)));
   const std::size_t mn = static_cast<std::size_t>(m) * n;

@@ -51,18 +51,9 @@ struct ShiftPolicy {
     bool fma = false;
     template <bool kChecked>
     Acc mac(Acc acc, Op a, Op b, PeTally& tally, const ProductPos& pos) const {
-      const unsigned both = a.valid & b.valid;
-      tally.slots += both;
-      tally.valid_operands += a.valid + b.valid;
-      if (both == 0) return acc;  // bubbles never touch a partial sum
-      const std::int64_t prod = a.code != 0 ? product(b, a) : product(a, b);
-      tally.zero += static_cast<unsigned>(prod == 0);
-      if constexpr (kChecked) {
-        if (accumulate(acc, prod, spec, pos.row, pos.col, pos.k)) ++tally.saturations;
-        return acc;
-      } else {
-        return acc + prod;
-      }
+      // Bubbles never touch a partial sum: their product is 0.
+      const std::int64_t prod = (a.valid & b.valid) == 0 ? 0 : a.code != 0 ? product(b, a) : product(a, b);
+      return tally_and_accumulate<kChecked>(acc, prod, a.valid, b.valid, spec, tally, pos);
     }
   };
 };
