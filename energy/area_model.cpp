@@ -123,6 +123,15 @@ SynthAreaTable parse_synth_area_table(const std::string& text, const std::string
     if (!(v > 0) || !std::isfinite(v)) e.fail(key, fmt::format("expected a positive number, got {}", v));
     return v;
   };
+  // A row synthesized after the table (scripts/synth.sh --update) names its own command and date.
+  auto row_provenance = [](JsonFields& e, std::string* command, std::string* date) {
+    *command = e.optional_string("command").value_or("");
+    *date = e.optional_string("date").value_or("");
+    if (command->empty() != date->empty()) {
+      e.fail(command->empty() ? "command" : "date",
+             "a row's own command and date come together (scripts/synth.sh --update)");
+    }
+  };
   std::set<std::string> seen;
   const nlohmann::json& pes = f.required_array("pes");
   for (std::size_t i = 0; i < pes.size(); ++i) {
@@ -148,6 +157,7 @@ SynthAreaTable parse_synth_area_table(const std::string& text, const std::string
     p.flip_flops = positive(e, "flip_flops");
     p.area_um2 = positive(e, "area_um2");
     p.area_um2_flip_flops = positive(e, "area_um2_flip_flops");
+    row_provenance(e, &p.command, &p.date);
     if (p.transistors_flip_flops >= p.transistors) {
       e.fail("transistors_flip_flops", "the flip-flops cannot have as many transistors as the whole PE");
     }
@@ -170,6 +180,7 @@ SynthAreaTable parse_synth_area_table(const std::string& text, const std::string
     a.transistors = positive(e, "transistors");
     a.flip_flops = positive(e, "flip_flops");
     a.area_um2 = positive(e, "area_um2");
+    row_provenance(e, &a.command, &a.date);
     e.finish();
     t.arrays.push_back(a);
   }
@@ -211,8 +222,9 @@ void add_pe_items(const SimConfig& cfg, const PeType& pe, const AreaTable& t, co
     double um2 = 0;
     std::string src;
     if (row == "int_add") {
-      um2 = t.int_add(acc_bits);
-      src = row_source(t, *t.find("int_add")) + fmt::format(" at {} bits", acc_bits);
+      const int bits = op.bits > 0 ? op.bits : acc_bits;
+      um2 = t.int_add(bits);
+      src = row_source(t, *t.find("int_add")) + fmt::format(" at {} bits", bits);
     } else if (row == "fp32_fma" && t.find(row) == nullptr) {
       um2 = t.find("fp32_mul")->value + t.find("fp32_add")->value;
       src = fmt::format("{}: no fp32_fma row; an FP32 multiplier and adder", t.name);
@@ -223,8 +235,9 @@ void add_pe_items(const SimConfig& cfg, const PeType& pe, const AreaTable& t, co
       out.missing.push_back(fmt::format("{} (the {} PE's {})", row, pe.name, op.action));
       continue;
     }
-    one += um2;
-    out.items.push_back({"pe_arithmetic", prefix + op.action, pes, "units", um2, um2 * pes, src});
+    const double units = pes * pe.op_units[i];
+    one += um2 * pe.op_units[i];
+    out.items.push_back({"pe_arithmetic", prefix + op.action, units, "units", um2, um2 * units, src});
   }
   // Operand registers: OS moves both operands (a east, b south); WS/IS hold a stationary operand
   // and move the other, with a shadow register for the next stationary tile when folds overlap.
@@ -305,7 +318,9 @@ ojson area_section(const SimConfig& cfg, const AreaTable& t, const SynthAreaTabl
                                   {"transistors", p->transistors},
                                   {"area_um2", p->area_um2},
                                   {"source", fmt::format("{} ({}, {})", synth->name,
-                                                         synth->provenance.at("command").get<std::string>(),
+                                                         p->command.empty()
+                                                             ? synth->provenance.at("command").get<std::string>()
+                                                             : p->command,
                                                          synth->provenance.at("tool").get<std::string>())}};
     }
   }

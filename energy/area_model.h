@@ -46,11 +46,15 @@ struct SynthPe {
   int register_bits = 0;  // an operand register's width (operand_bits, or more: the shift PE's tag bit)
   bool fma = false;
   double transistors = 0, transistors_flip_flops = 0, flip_flops = 0, area_um2 = 0, area_um2_flip_flops = 0;
+  // A row synthesized after the table (scripts/synth.sh --update): its own command and date;
+  // empty for a row of the table's provenance command.
+  std::string command, date;
 };
 struct SynthArray {
   std::string pe, dataflow, rtl;
   int operand_bits = 0, acc_bits = 0, rows = 0, cols = 0;
   double transistors = 0, flip_flops = 0, area_um2 = 0;
+  std::string command, date;  // as SynthPe's
 };
 struct SynthAreaTable {
   std::string name, description, origin;

@@ -62,7 +62,7 @@ std::vector<EnergyItem> energy_items(const ojson& cfg, const ojson& ev, const Qu
   for (const PeOp& op : pe.ops) {
     double per = 0;
     if (std::string(op.table_row) == "int_add") {
-      per = t.int_add(acc_bits);
+      per = t.int_add(op.bits > 0 ? op.bits : acc_bits);
     } else if (t.op_pj.count(op.table_row) != 0) {
       per = t.op(op.table_row);
     } else {
@@ -266,22 +266,27 @@ ojson add_energy(ojson& report, const EnergyTable& table) {
     const std::string array = g.contains("array") ? g.at("array").get<std::string>() : first;
     const ojson& qe = g.at("quantized_elements");
     double act = num(qe, "activations"), wgt = num(qe, "weights"), err = num(qe, "errors");
-    QuantOps q8;  // the shift-add pair's INT8 operand, on a PE that prices its quantizer apart
+    // The operands a PE prices by their own quantizers (the INT8 operand of a mixed pair, the
+    // two-term operands); the rest by its training arithmetic's (quant_ops).
+    std::vector<QuantOps> apart;
     const PeType& pe = pe_type(array);
-    if (qe.contains("int8") && pe.int8_quant_ops != nullptr) {
-      const ojson& i8 = qe.at("int8");
-      q8 = pe.int8_quant_ops(num(i8, "activations"), num(i8, "weights"), num(i8, "errors"));
-      act -= num(i8, "activations");
-      wgt -= num(i8, "weights");
-      err -= num(i8, "errors");
+    for (const auto& [key, fn] : {std::pair{"int8", pe.int8_quant_ops}, std::pair{"apot", pe.apot_quant_ops}}) {
+      if (!qe.contains(key) || fn == nullptr) continue;
+      const ojson& sub = qe.at(key);
+      apart.push_back(fn(num(sub, "activations"), num(sub, "weights"), num(sub, "errors")));
+      act -= num(sub, "activations");
+      wgt -= num(sub, "weights");
+      err -= num(sub, "errors");
     }
     QuantOps q = prc_roles == "a,w,g" ? quant_ops(array, act, wgt, err, wbc, prc)
                                       : quant_ops_by_role(array, act, wgt, err, wbc, prc, prc_roles);
-    q.compare32 += q8.compare32;
-    q.exp_sub8 += q8.exp_sub8;
-    q.fp32_add += q8.fp32_add;
-    q.fp32_mul += q8.fp32_mul;
-    q.rng16 += q8.rng16;
+    for (const QuantOps& o : apart) {
+      q.compare32 += o.compare32;
+      q.exp_sub8 += o.exp_sub8;
+      q.fp32_add += o.fp32_add;
+      q.fp32_mul += o.fp32_mul;
+      q.rng16 += o.rng16;
+    }
     std::vector<EnergyItem> items =
         energy_items(cfg, g.at("events"), q, table, array, array == first ? "" : array + ".");
     add_static(items, g.at("cycles").at("total").get<double>());

@@ -11,6 +11,7 @@ constexpr FormatInfo kFormats[kNumFormats] = {
     {NumFormat::kFp8E4M3, "fp8e4m3", 8, FormatKind::kFloat, 0},
     {NumFormat::kFp8E5M2, "fp8e5m2", 8, FormatKind::kFloat, 0},
     {NumFormat::kBf16, "bf16", 16, FormatKind::kFloat, 0},
+    {NumFormat::kApot, "apot", 8, FormatKind::kInt, 96},
 };
 }  // namespace
 

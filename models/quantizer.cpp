@@ -940,10 +940,6 @@ const std::vector<int>& apot_levels() {  // ascending, with 0
 }
 }  // namespace
 
-bool apot_level(int v) {
-  const std::vector<int>& l = apot_levels();
-  return std::binary_search(l.begin(), l.end(), v < 0 ? -v : v);
-}
 
 namespace {
 // The two-term levels and scale of apot_nearest/_stochastic: element i's magnitude a = |x| 2^-E

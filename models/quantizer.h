@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "models/apot.h"
 #include "models/number_format.h"
 #include "models/pot4.h"
 
@@ -98,13 +99,10 @@ int int_pot2_scale_exp(float m, int qmax);
 // 96 2^scale_exp >= max|x|), rounded to the nearest level (a tie to the smaller magnitude). Each
 // product with an INT8 value is two shifts and an add, with a PoT4 value two exponent adds: no
 // multiplier. 29 levels: a sign, two 3-bit exponents.
-constexpr int kApotMax = 96;
 IntPot2Tensor apot_nearest(const float* x, std::size_t n);
 // The same levels and scale with stochastic rounding (errors): between adjacent levels lo < |x| <
 // hi, hi with probability (|x| - lo) / (hi - lo), so the rounding is unbiased; `key` seeds it.
 IntPot2Tensor apot_stochastic(const float* x, std::size_t n, std::uint64_t key);
-// Whether |v| is a level of the format (0, 2^i or 2^i + 2^j with 0 <= j < i <= 6).
-bool apot_level(int v);
 
 // FP8 (E4M3 or E5M2) with a power-of-two per-tensor scale: v = q * 2^scale_exp, where
 // scale_exp = ceil(log2(max|x| / max_fmt)) puts the largest magnitude at or below the format's

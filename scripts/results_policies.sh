@@ -90,6 +90,7 @@ if [ $((end - start)) -gt 60 ] || [ ! -f "$out/elapsed_seconds" ]; then echo $((
 # and one INT8 operand), which compare runs on a shift second array beside the MF-MAC one.
 # Finer scales are traced with each group's exponent and priced on the MF-MAC (and shift) array:
 # the per-chunk alignment, the scale arrays' traffic and the extra quantized copies.
+# The two-term policies run every GEMM on the two-term shift-add array (shift2).
 e=build/results-policies-energy  # traces and compare reports: regenerated, not kept
 mkdir -p "$e"
 for net in cnn-bn resnet8 transformer text; do
@@ -99,7 +100,7 @@ for net in cnn-bn resnet8 transformer text; do
     text) small="--model transformer:seq=64 --task text --batch 32 --train-examples 320 --test-examples 32" ;;
   esac
   for v in fp32 int8 strict strict-prc-all int8-input int8-errors int8-activations int8-weights edges-int8 act8-gattn \
-           act8-wlast act8-glast outer-scales block32-scales act8-wgouter act8-wgblock16; do
+           act8-wlast act8-glast outer-scales block32-scales act8-wgouter act8-wgblock16 act8-apotw act8-apotwg; do
     case "$v" in
       fp32|int8) targs="--quant $v"; arrays="$v" ;;
       act8-gattn) targs="--quant als-potq --policy int8-activations --int8-operands a@first,a@hidden,a@last,g@attention"; arrays="mfmac" ;;
@@ -107,6 +108,9 @@ for net in cnn-bn resnet8 transformer text; do
       act8-glast) targs="--quant als-potq --policy int8-activations --int8-operands a@first,a@hidden,a@attention,g@last"; arrays="mfmac" ;;
       act8-wgouter) targs="--quant als-potq --policy int8-activations --scales w=outer,g=outer"; arrays="mfmac" ;;
       act8-wgblock16) targs="--quant als-potq --policy int8-activations --scales w=block16,g=block16"; arrays="mfmac" ;;
+      # Two-term operands: every GEMM on the two-term shift-add array (int8+apot, pot4+apot, apot,
+      # and the shift-add pair pot4+int8).
+      act8-apotw|act8-apotwg) targs="--quant als-potq --policy $v"; arrays="shift2" ;;
       # PoT4 GEMMs on the MF-MAC array; compare adds the second array a step's other GEMMs need
       # (shift for shift-add GEMMs, INT8 for edges-int8's INT8 x INT8 layers).
       *) targs="--quant als-potq --policy $v"; arrays="mfmac" ;;
@@ -173,8 +177,9 @@ print("`act8-gattn`, `act8-wlast`, `act8-glast` are int8-activations with the at
 print("weights or errors, in INT8 instead of those layers' activations (`--int8-operands`).")
 print("`act8-apotw` is int8-activations with two-term power-of-two weights (`--apot-weights`, 2^i + 2^j, the W slot:")
 print("the weights and the attention's K and V; every product shifts and adds, or exponent adds; [method.md](method.md));")
-print("`act8-apotwg` also has two-term errors (`--apot-errors`). The trace format cannot hold them yet, so their steps are")
-print("not priced.")
+print("`act8-apotwg` also has two-term errors (`--apot-errors`). Their steps are priced on the two-term shift-add array")
+print("(`shift2`: one shift and accumulator add per term of a product's code operand, [energy-accounting.md](energy-accounting.md));")
+print("the other policies' on the MF-MAC array, with a shift second array for their shift-add GEMMs.")
 print("`best` is `%s`." % best)
 print("Mean +- sample standard deviation over the seeds given; `change` is against `strict` on the same seeds.\n")
 for net, title, metric in nets:
@@ -202,13 +207,13 @@ for net, title, metric in nets:
         if text:
             b = [r["test_bits_per_char"] for r in rs.values()]
             bpc = " %.3f +- %.3f |" % ms(b)
-        energy, pjmac = "not traceable yet" if v.startswith("act8-apotw") else "not priced", ""
+        energy, pjmac = "not priced", ""
         # transformer12, text10 and text-lr* train the same networks as transformer and text: the same step.
         c = "%s/%s-%s-compare.json" % (edir, {"transformer12": "transformer", "text10": "text", "text-lr001": "text",
                                                "text-lr004": "text"}.get(net, net), v)
         if os.path.exists(c):
             cj = json.load(open(c))
-            key = "mfmac" if v not in ("fp32", "int8") else v
+            key = v if v in ("fp32", "int8") else "shift2" if v.startswith("act8-apotw") else "mfmac"
             if key in cj["energy_pj"]:
                 energy = "%.4g" % (cj["energy_pj"][key]["total"] * 1e-6)
                 pjmac = "%.4g" % cj["energy_pj"][key]["per_mac"]
@@ -251,7 +256,7 @@ for net, title, metric in nets:
         if not f32 or len(rs) < 3:
             continue
         gap = ms([acc(r) for r in f32.values()])[0] - ms([acc(r) for r in rs.values()])[0]
-        print("- %s: `%s` (two-term powers of two, multiplication-free, not traceable yet) is %.2f pp below FP32 over 3"
+        print("- %s: `%s` (two-term powers of two, multiplication-free) is %.2f pp below FP32 over 3"
               " seeds (%s)." % (title, v, gap, "within 1.0 pp" if gap <= 1.0 else "more than 1.0 pp"))
 # What finer scales cost on the MF-MAC array, by component, against the policy they refine (from
 # the compare reports above; docs/energy-accounting.md#finer-scales).

@@ -9,9 +9,11 @@
 # transistors each, their cells' liberty area), the rest being the datapath and the registers'
 # enable and reset logic.
 #
-# Usage: scripts/synth.sh [--out FILE] [--pe NAME]... [--no-arrays] [--acc-bits N] [--jobs N]
+# Usage: scripts/synth.sh [--out FILE] [--pe NAME]... [--no-arrays] [--update] [--acc-bits N] [--jobs N]
 #   --out       the table (default energy/area/osu018-synth.json)
-#   --pe        synthesize only these PE types (default: all seven)
+#   --update    replace only the synthesized rows of the existing table (--out), each with its own
+#               command and date; the other rows and the table's provenance stay
+#   --pe        synthesize only these PE types (default: all eight)
 #   --no-arrays skip the 4 x 4 arrays (MF-MAC, shift and INT8; output-stationary and stationary)
 #   --acc-bits  integer accumulator width (default 32, the default of pe.acc_bits)
 #   --jobs      Yosys runs at once (default 1); the FP32 PE takes several minutes and about
@@ -23,6 +25,7 @@ ROOT=$PWD
 OUT=""
 LIB=/usr/share/qflow/tech/osu018/osu018_stdcells.lib
 ARRAYS=1
+UPDATE=0
 ACC_BITS=32
 JOBS=1
 PES=()
@@ -32,14 +35,18 @@ while [ $# -gt 0 ]; do
     --out) OUT=${2:?synth.sh: --out: expected a file}; shift 2 ;;
     --pe) PES+=("${2:?synth.sh: --pe: expected a PE type}"); shift 2 ;;
     --no-arrays) ARRAYS=0; shift ;;
+    --update) UPDATE=1; shift ;;
     --acc-bits) ACC_BITS=${2:?synth.sh: --acc-bits: expected a width}; shift 2 ;;
     --jobs) JOBS=${2:?synth.sh: --jobs: expected a number}; shift 2 ;;
     --liberty) LIB=${2:?synth.sh: --liberty: expected a file}; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "synth.sh: unknown option \"$1\"; see --help" >&2; exit 2 ;;
   esac
 done
 case "$OUT" in "") OUT=$ROOT/energy/area/osu018-synth.json ;; /*) ;; *) OUT=$ORIG/$OUT ;; esac
+if [ "$UPDATE" = 1 ] && [ ! -r "$OUT" ]; then
+  echo "synth.sh: --update: cannot read the table \"$OUT\"" >&2; exit 2
+fi
 command -v yosys >/dev/null || { echo "synth.sh: yosys not found; run scripts/setup.sh" >&2; exit 2; }
 [ -r "$LIB" ] || { echo "synth.sh: --liberty: cannot read \"$LIB\"; run scripts/setup.sh (qflow-tech-osu018)" >&2; exit 2; }
 case "$JOBS" in ''|*[!0-9]*|0) echo "synth.sh: --jobs: expected a positive integer, got \"$JOBS\"" >&2; exit 2 ;; esac
@@ -49,12 +56,12 @@ if [ "$ACC_BITS" -lt 2 ] || [ "$ACC_BITS" -gt 64 ]; then
 fi
 
 # PE type, operand bits, accumulator bits (float PEs accumulate in binary32), FMA.
-ALL="mfmac:4:$ACC_BITS:0 int8:8:$ACC_BITS:0 int4:4:$ACC_BITS:0 shift:9:$ACC_BITS:0 fp32:32:32:0 bf16:16:32:0 fp8:8:32:0"
+ALL="mfmac:4:$ACC_BITS:0 int8:8:$ACC_BITS:0 int4:4:$ACC_BITS:0 shift:9:$ACC_BITS:0 shift2:9:$ACC_BITS:0 fp32:32:32:0 bf16:16:32:0 fp8:8:32:0"
 SEL=()
 for p in "${PES[@]+"${PES[@]}"}"; do
   hit=""
   for e in $ALL; do [ "${e%%:*}" = "$p" ] && hit=$e; done
-  [ -n "$hit" ] || { echo "synth.sh: --pe: unknown PE type \"$p\"; expected mfmac|int8|int4|shift|fp32|bf16|fp8" >&2; exit 2; }
+  [ -n "$hit" ] || { echo "synth.sh: --pe: unknown PE type \"$p\"; expected mfmac|int8|int4|shift|shift2|fp32|bf16|fp8" >&2; exit 2; }
   SEL+=("$hit")
 done
 [ ${#SEL[@]} -gt 0 ] || read -r -a SEL <<< "$ALL"
@@ -120,9 +127,10 @@ while [ "$running" -gt 0 ]; do
 done
 
 mkdir -p "$(dirname "$OUT")"
-python3 - "$TMP" "$OUT" "$LIB" "$COMMAND" "$(yosys -V)" $LIST <<'PY'
+python3 - "$TMP" "$OUT" "$LIB" "$COMMAND" "$(yosys -V)" "$UPDATE" $LIST <<'PY'
 import datetime, hashlib, json, os, re, sys
-tmp, out, lib, command, version = sys.argv[1:6]
+tmp, out, lib, command, version, update = sys.argv[1:7]
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 def cmos(tag):
     d = json.load(open(os.path.join(tmp, tag + ".cmos.json")))
     return int(d["design"]["estimated_num_transistors"]), int(d["design"]["num_cells_by_type"].get("$_DFF_P_", 0))
@@ -140,14 +148,15 @@ def area(tag):
     ff = sum(int(n) * cell_area(c) for c, n in re.findall(r"^\s+(DFF\w*)\s+([0-9]+)\s*$", text, re.M))
     return float(found[0]), ff
 pes, arrays = [], []
-for item in sys.argv[6:]:
+for item in sys.argv[7:]:
     kind, pe, ow, aw, fma = item.split(":")
     tag = kind + "-" + pe
     t, ffs = cmos(tag)
     a, aff = area(tag)
-    # The shift PE's operand registers carry a tag bit beside its 8-bit operands.
-    row = {"pe": pe, "operand_bits": int(ow) - (1 if pe == "shift" else 0), "acc_bits": int(aw)}
-    if pe == "shift" and kind == "pe":
+    # The shift PEs' operand registers carry a tag bit beside their 8-bit operands.
+    tagged = pe in ("shift", "shift2")
+    row = {"pe": pe, "operand_bits": int(ow) - (1 if tagged else 0), "acc_bits": int(aw)}
+    if tagged and kind == "pe":
         row["register_bits"] = int(ow)
     if kind == "pe":
         row.update({"fma": fma == "1", "rtl": "mfsim_pe_reg", "transistors": t, "transistors_flip_flops": 16 * ffs,
@@ -172,7 +181,7 @@ doc = {
         "liberty": lib,
         "liberty_sha256": sha,
         "node_nm": 180,
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "date": now,
         "transistors": "whole PE (mfsim_pe_reg) synthesized flat; Yosys stat -tech cmos after abc -g cmos2: NAND/NOR 4, NOT 2, D flip-flop 16 transistors; "
                        "flip-flops with reset or enable legalized to plain ones plus gates",
         "area": "sum of the OSU018 cells' liberty areas (no placement, wiring or utilization overhead); "
@@ -181,6 +190,25 @@ doc = {
     "pes": pes,
     "arrays": arrays,
 }
+if update == "1":
+    # The existing table with the synthesized rows replaced (or added), each carrying its own
+    # command and date; the same tool and liberty file, or the table would mix two syntheses.
+    old = json.load(open(out))
+    for key in ("tool", "liberty_sha256"):
+        if old["provenance"][key] != doc["provenance"][key]:
+            sys.exit(f"synth.sh: --update: {out} was synthesized with another {key} "
+                     f"({old['provenance'][key]}); regenerate the whole table")
+    def merge(rows, new, key):
+        for r in new:
+            r["command"], r["date"] = command.strip(), now
+            hit = [i for i, o in enumerate(rows) if key(o) == key(r)]
+            if hit:
+                rows[hit[0]] = r
+            else:
+                rows.append(r)
+    merge(old["pes"], pes, lambda r: r["pe"])
+    merge(old["arrays"], arrays, lambda r: (r["pe"], r["dataflow"]))
+    doc = old
 tmpout = out + ".tmp"
 with open(tmpout, "w") as f:
     json.dump(doc, f, indent=1)

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <memory>
+#include <stdexcept>
 #include <type_traits>
 #include <vector>
 
@@ -45,6 +46,12 @@ template <class P, class = void>
 constexpr bool kPerOperand = false;
 template <class P>
 constexpr bool kPerOperand<P, std::void_t<decltype(P::make_code(Pot4Code{}))>> = true;
+
+// A per-operand policy that takes two-term values as codes (P::make_apot: the two-term PE).
+template <class P, class = void>
+constexpr bool kApotOps = false;
+template <class P>
+constexpr bool kApotOps<P, std::void_t<decltype(P::make_apot(0))>> = true;
 
 // A policy whose operand registers hold an operand with its finer-scale exponent offset
 // (P::make_scaled(value, is_pot4_code, offset): the scaled engine, sim/array_engine.cpp).
@@ -200,16 +207,23 @@ class EngineImpl : public ArrayEngine {
       one(a_, ops.a_pot4, ops.a_int, ops.a_off);
       one(b_, ops.b_pot4, ops.b_int, ops.b_off);
     } else if constexpr (kPerOperand<P>) {  // each operand as it is: PoT4 codes or integers
-      auto one = [&](std::vector<Op>& out, const std::vector<Pot4Code>& codes, const std::vector<int>& ints) {
+      auto one = [&](std::vector<Op>& out, const std::vector<Pot4Code>& codes, const std::vector<int>& ints, bool apot) {
         if (!codes.empty()) {
           out.resize(codes.size());
           std::transform(codes.begin(), codes.end(), out.begin(), [](Pot4Code c) { return P::make_code(c); });
+        } else if (apot) {
+          if constexpr (kApotOps<P>) {
+            out.resize(ints.size());
+            std::transform(ints.begin(), ints.end(), out.begin(), [](int v) { return P::make_apot(v); });
+          } else {
+            throw std::logic_error("two-term codes reached a PE without two-term registers");
+          }
         } else {
           fill(out, ints);
         }
       };
-      one(a_, ops.a_pot4, ops.a_int);
-      one(b_, ops.b_pot4, ops.b_int);
+      one(a_, ops.a_pot4, ops.a_int, ops.a_apot);
+      one(b_, ops.b_pot4, ops.b_int, ops.b_apot);
     } else if constexpr (P::kHolds == FormatKind::kPot4) {
       fill(a_, ops.a_pot4);
       fill(b_, ops.b_pot4);

@@ -30,6 +30,9 @@ struct GemmOperands {
   // Finer scales: each element's exponent offset x - min over the operand (0 for a zero element);
   // empty when the record has none. The PE shifts each product by the sum of its two offsets.
   std::vector<std::int8_t> a_off, b_off;
+  // Per-operand registers (the two-term PE): a_int (b_int) holds two-term values that the PE
+  // takes as codes (the shifter's two amounts), not as its data integer.
+  bool a_apot = false, b_apot = false;
 };
 
 struct ValueGemmResult {

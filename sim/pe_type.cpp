@@ -52,6 +52,17 @@ QuantOps int_pot2_quant_ops(double act, double wgt, double err) {
   return q;
 }
 
+QuantOps apot_quant_ops(double act, double wgt, double err) {
+  QuantOps q;
+  const double all = act + wgt + err;
+  q.compare32 += 3 * all;  // max |x|; the two levels bracketing the residual
+  q.exp_sub8 += 3 * all;   // x * 2^-s; the leading term's exponent; the residual's leading term
+  q.fp32_add += all;       // the residual |x| 2^-s - 2^i
+  q.rng16 += err;          // the errors' stochastic rounding ...
+  q.compare32 += err;      // ... against the random number
+  return q;
+}
+
 const std::vector<const PeType*>& pe_types() {
   static const std::vector<const PeType*> types = [] {
     std::vector<const PeType*> t = registered_pe_types();

@@ -36,6 +36,7 @@ struct PeOp {
   const char* description;  // what one count is
   const char* action;       // the energy item's action ("xor", "multiply", "accumulate")
   const char* table_row;    // the energy-table row pricing it; "int_add" is priced at pe.acc_bits
+  int bits = 0;             // an "int_add" of this width instead (0: pe.acc_bits)
 };
 
 // Quantizer operations of one GEMM record's tensors (docs/energy-accounting.md).
@@ -90,6 +91,16 @@ struct PeType {
   // The quantizer operations of the tensors a trace holds in INT8 with a power-of-two scale (the
   // shift-add pair's INT8 operand), per element; null: counted as the others (quant_ops).
   QuantOps (*int8_quant_ops)(double activations, double weights, double errors) = nullptr;
+  // The quantizer operations of the tensors a trace holds as two-term powers of two (apot), per
+  // element; null: counted as the others (quant_ops).
+  QuantOps (*apot_quant_ops)(double activations, double weights, double errors) = nullptr;
+  // Op counts a record adds by its operand formats, given the counts of its executed products
+  // (count_ops): the two-term PE's second shift and addition when its code operand is two-term.
+  // Null: none. Replay applies it in value and timing mode alike.
+  void (*pair_ops)(NumFormat a, NumFormat b, PeOpCounts& counts) = nullptr;
+  // Hardware units of each op in one PE (the area model): 1 each unless the type says (the
+  // two-term PE has two shifters and two adders).
+  std::array<int, kMaxPeOps> op_units{1, 1, 1, 1};
 
   bool can_hold(NumFormat f) const;
   // Whether the PE computes a GEMM of `a` x `b` operands exactly (both held, and the pair run).
@@ -116,6 +127,23 @@ QuantOps int_quant_ops(double activations, double weights, double errors, int wb
 // pair, int_pot2_nearest/_stochastic): per element a max search, the scaling (an exponent
 // subtraction), a rounding comparison; stochastic rounding of errors adds a random number.
 QuantOps int_pot2_quant_ops(double activations, double weights, double errors);
+
+// Per-operand registers (PeType::per_operand_registers): the operand whose values are the
+// shifter's amounts (a code) and the one that is shifted (an integer). A PoT4 value is one term, a
+// two-term value two, an INT8 value none (always the integer); the code operand is the one with
+// fewer terms (B on a tie), so an INT8 operand is never a code and a PoT4 one is preferred.
+constexpr int shift_terms(NumFormat f) { return f == NumFormat::kPot4 ? 1 : f == NumFormat::kApot ? 2 : 0; }
+constexpr bool code_operand_is_b(NumFormat a, NumFormat b) {
+  return shift_terms(b) > 0 && (shift_terms(a) == 0 || shift_terms(b) <= shift_terms(a));
+}
+// Terms per product of a record on a per-operand PE: its code operand's (1 or 2).
+constexpr int code_terms(NumFormat a, NumFormat b) { return shift_terms(code_operand_is_b(a, b) ? b : a); }
+
+// The two-term quantizer's operations (apot_nearest, apot_stochastic), per element: a max
+// search, the power-of-two scale (an exponent subtraction), the leading term from the exponent,
+// the residual (an FP32 subtraction) and its leading term, two comparisons against the bracketing
+// levels; stochastic rounding of errors adds a random number and its comparison.
+QuantOps apot_quant_ops(double activations, double weights, double errors);
 
 // The registry: every PE type under sim/pe/, in report order (FP32 first).
 const std::vector<const PeType*>& pe_types();

@@ -50,7 +50,8 @@ bool array_represents(const PeType& a, const TraceRecord& r) {
 // floats on float arrays: the array then computes the recorded integer accumulators exactly
 // (binary32: as long as no partial sum needs rounding). Float formats are decoded to binary32 by
 // the trace reader already. A PE with per-operand registers (the shift PE) gets each operand as
-// it is: PoT4 codes and integers; of a PoT4 x PoT4 record, A as its integer images.
+// it is: the code operand (code_operand_is_b) as PoT4 codes or two-term codes, the other as
+// integers (PoT4 as its integer images).
 GemmOperands to_array_operands(const PeType& array, const TraceRecord& r, RecordPayload& p) {
   GemmOperands ops;
   if (r.scaled() && array.finer_scales) {  // offsets first: they read the operands
@@ -95,17 +96,20 @@ GemmOperands to_array_operands(const PeType& array, const TraceRecord& r, Record
     for (int v : ints(f, pc, i8)) out.push_back(static_cast<float>(v));
     return out;
   };
-  if (array.per_operand_registers) {
-    const bool both_pot4 = r.a.format == NumFormat::kPot4 && r.b.format == NumFormat::kPot4;
-    if (r.a.format == NumFormat::kPot4 && !both_pot4) {
+  if (array.per_operand_registers) {  // one operand as codes (the shifter's amounts), the other as integers
+    const bool code_b = code_operand_is_b(r.a.format, r.b.format);
+    const bool code_a = !code_b && shift_terms(r.a.format) > 0;
+    if (code_a && r.a.format == NumFormat::kPot4) {
       ops.a_pot4 = std::move(p.a_pot4);
     } else {
       ops.a_int = ints(r.a.format, p.a_pot4, p.a_int8);
+      ops.a_apot = code_a;  // two-term values as codes
     }
-    if (r.b.format == NumFormat::kPot4) {
+    if (code_b && r.b.format == NumFormat::kPot4) {
       ops.b_pot4 = std::move(p.b_pot4);
     } else {
       ops.b_int = ints(r.b.format, p.b_pot4, p.b_int8);
+      ops.b_apot = code_b;
     }
     return ops;
   }
@@ -660,10 +664,16 @@ ojson gemm_json(const SimConfig& cfg, std::size_t i, const TraceRecord& r, const
   j["quantized_elements"] = ojson{{"activations", quantized.activations},
                                   {"weights", quantized.weights},
                                   {"errors", quantized.errors}};
-  if (r.shift_pair()) {  // of those, the INT8 operand's (priced by the power-of-two integer quantizer)
+  if (r.shift_pair() || (r.apot_pair() && (r.a.format == NumFormat::kInt8 || r.b.format == NumFormat::kInt8))) {
+    // of those, the INT8 operand's (priced by the power-of-two integer quantizer)
     j["quantized_elements"]["int8"] = ojson{{"activations", quantized.int8_activations},
                                             {"weights", quantized.int8_weights},
                                             {"errors", quantized.int8_errors}};
+  }
+  if (r.apot_pair()) {  // of those, the two-term operands' (priced by the two-term quantizer)
+    j["quantized_elements"]["apot"] = ojson{{"activations", quantized.apot_activations},
+                                            {"weights", quantized.apot_weights},
+                                            {"errors", quantized.apot_errors}};
   }
   j["mode"] = g.mode;
   j["folds"] = g.timing.folds;
@@ -872,6 +882,7 @@ ReplayOutcome replay_trace(const TraceReader& reader, const ReplayOptions& opt) 
     std::uint64_t compulsory = checked_mul(plan.compulsory_bytes(), rep_n, "dram.compulsory_bytes");
     std::uint64_t compulsory_gemm = checked_mul(plan.compulsory_bytes_gemm_view(), rep_n, "dram.compulsory_bytes");
     std::uint64_t to_vector_unit = 0;
+    if (rcfg.array->pair_ops != nullptr) rcfg.array->pair_ops(r.a.format, r.b.format, g.events.pe_ops);
     if (r.scaled() && rcfg.array->finer_scales) {
       const std::uint64_t scale_bytes = add_scale_events(rcfg, r, plan, g.events);
       compulsory = checked_add(compulsory, scale_bytes, "dram.compulsory_bytes");

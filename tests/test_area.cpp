@@ -152,6 +152,14 @@ TEST_CASE("malformed synthesized tables: one error naming the field", "[unit]") 
   j["version"] = 2;
   CHECK_THROWS_WITH(parse_synth_area_table(j.dump(), "s.json"),
                     "s.json: version: unsupported synthesized area table version 2; this mfsim reads version 1");
+  // A row added by synth.sh --update carries its own command and date, both or neither.
+  j = json::parse(good);
+  j["pes"][0]["command"] = "scripts/synth.sh --pe mfmac --update";
+  j["pes"][0].erase("date");
+  CHECK_THROWS_WITH(parse_synth_area_table(j.dump(), "s.json"),
+                    "s.json: pes[0].date: a row's own command and date come together (scripts/synth.sh --update)");
+  j["pes"][0]["date"] = "2026-12-03T07:00:00Z";
+  CHECK(parse_synth_area_table(j.dump(), "s.json").pes[0].command == "scripts/synth.sh --pe mfmac --update");
 }
 
 TEST_CASE("an array's area: its PEs' units, registers and accumulators, and the SRAM buffers", "[model]") {

@@ -113,7 +113,7 @@ TEST_CASE("trace errors: record fields", "[unit]") {
   CHECK(with([](json& j) { j["records"][2]["phase"] = "forward"; }) ==
         fx.err("records[2].phase: unknown value \"forward\"; expected fwd|bwd_data|bwd_weight"));
   CHECK(with([](json& j) { j["records"][0]["a"]["format"] = "int2"; }) ==
-        fx.err("records[0].a.format: unknown value \"int2\"; expected pot4|int8|fp32|int4|fp8e4m3|fp8e5m2|bf16"));
+        fx.err("records[0].a.format: unknown value \"int2\"; expected pot4|int8|fp32|int4|fp8e4m3|fp8e5m2|bf16|apot"));
   CHECK(with([](json& j) { j["records"][0]["layer"] = 3; }) ==
         fx.err("records[0].layer: expected a string, got 3"));
   CHECK(with([](json& j) { j["records"][0]["batch"] = 7; }) ==

@@ -184,8 +184,8 @@ TEST_CASE("train: a step of every arithmetic replays bit for bit on every array 
       }
     }
   }
-  // fp32 on 1 array, bf16 on 2, fp8 on 3, int8 on 3, int4 on 5, als-potq on 6 (shift too).
-  CHECK(pairs == 20);
+  // fp32 on 1 array, bf16 on 2, fp8 on 3, int8 on 3, int4 on 5, als-potq on 7 (shift and shift2 too).
+  CHECK(pairs == 21);
 }
 
 TEST_CASE("train: --first-last puts the first and last linear layers in another arithmetic, with SQNR per layer", "[smoke]") {
@@ -368,7 +368,7 @@ TEST_CASE("simulate: a step mixing PoT4 and INT8 runs on an MF-MAC array with an
   e = run_mfsim(fmt::format("simulate -q --trace {} --set array.second=int16 --report {}", trace, dir.file("x.json")));
   CHECK(e.exit_code == 2);
   CHECK(e.err == "mfsim: error: --set array.second=int16: array.second: expected none|fp32|bf16|fp8|int8|int4|shift|"
-                 "mfmac, got \"int16\"\n");
+                 "shift2|mfmac, got \"int16\"\n");
   CHECK_FALSE(test::file_exists(dir.file("x.json")));
   // compare passes array.second to every array and says which ran GEMMs on it.
   auto c = run_mfsim(fmt::format("compare --trace {} --rows 8 --cols 6 --arrays mfmac --set array.second=int8 --report {}",
@@ -473,11 +473,18 @@ TEST_CASE("train: --policy selects a whole recipe, single options override its p
   CHECK(j["multiplication_free"] == true);
   CHECK(j["int8_operands"] == "a");
   CHECK(j["wbc"] == false);
+  // A step with two-term weights is traced (apot operands) and replays bit for bit on the
+  // two-term shift-add array.
   r = run_mfsim(fmt::format("train -q --model cnn --epochs 1 --batch 32 --data {} --apot-weights --trace-out {} --report {}",
                             dir.path(), dir.file("apot.json"), rep));
-  CHECK(r.exit_code == 2);
-  CHECK(r.err == "mfsim: error: train: --trace-out: a step with two-term powers of two (--apot-weights, --apot-errors) "
-                 "cannot be traced yet: the trace format has no two-term format\n");
+  REQUIRE(r.exit_code == 0);
+  auto sim = run_mfsim(fmt::format("simulate -q --trace {} --array shift2 --rows 8 --cols 8 --mode value --report {}",
+                                   dir.file("apot.json"), dir.file("apot-sim.json")));
+  INFO(sim.err);
+  REQUIRE(sim.exit_code == 0);
+  j = json::parse(test::slurp(dir.file("apot-sim.json")));
+  CHECK(j["verification"]["gemms_checked"] == 11);
+  CHECK(j["verification"]["mismatches"] == 0);
   r = run_mfsim(fmt::format("train -q --model cnn --epochs 1 --batch 32 --data {} --policy act8-apotwg --report {}", dir.path(),
                             rep));
   REQUIRE(r.exit_code == 0);

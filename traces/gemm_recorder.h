@@ -21,6 +21,10 @@ class GemmRecorder {
   // A shift-add GEMM: one operand PoT4, the other INT8 (rec.a.format says which is A).
   virtual void add_pot4_int8(const TraceRecord& rec, const Pot4Code* pot4_operand, const std::int8_t* int8_operand,
                              const std::int64_t* expected) = 0;
+  // A GEMM with a two-term operand (rec.apot_pair()): each operand as PoT4 codes, or as integers
+  // (INT8 values, or two-term values: 0, +-2^i, +-(2^i + 2^j)), the other pointer null.
+  virtual void add_apot(const TraceRecord& rec, const Pot4Code* a_pot4, const std::int8_t* a_int,
+                        const Pot4Code* b_pot4, const std::int8_t* b_int, const std::int64_t* expected);
   // A GEMM with finer scales (rec.scaled()): each operand as PoT4 codes or INT8 values (the
   // other pointer null), each operand with scale_block > 0 with its groups' exponents E
   // (rec.scale_count_a(), _b()), and the exact aligned sum (models/scaled_gemm.h).

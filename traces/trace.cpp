@@ -69,25 +69,39 @@ std::vector<QuantizedElements> quantized_elements(const Trace& trace) {
         error_charged.insert(r.layer);
         break;
     }
-    if (r.shift_pair()) {  // the roles of the INT8 operand: fwd A, B; bwd_data A (G); bwd_weight B (G)
-      const bool a_int8 = r.a.format == NumFormat::kInt8;
-      switch (r.phase) {
-        case Phase::kFwd:
-          if (r.layer_type == LayerType::kMatmul) {
-            q[i].int8_activations = (a_int8 ? m * k : k * n) * rep;  // both operands are activations
-          } else if (a_int8) {
-            q[i].int8_activations = q[i].activations;
-          } else {
-            q[i].int8_weights = q[i].weights;
-          }
-          break;
-        case Phase::kBwdData:
-          if (a_int8) q[i].int8_errors = q[i].errors;
-          break;
-        case Phase::kBwdWeight:
-          if (!a_int8) q[i].int8_errors = q[i].errors;
-          break;
+    // Of those, each operand's own elements by its role, for the operands quantized by another
+    // quantizer than ALS-POTQ: an INT8 operand beside a PoT4 or two-term one (the
+    // power-of-two-scaled integer quantizer) and a two-term operand (apot_nearest/_stochastic).
+    struct Side {
+      std::uint64_t elements;
+      int role;  // 0 activations, 1 weights, 2 errors
+    };
+    Side sa{0, 0}, sb{0, 0};
+    switch (r.phase) {
+      case Phase::kFwd:
+        sa = {q[i].activations - (mm ? k * n * rep : 0), 0};
+        sb = {k * n * rep, mm ? 0 : 1};
+        break;
+      case Phase::kBwdData:
+        sa = {q[i].errors, 2};
+        sb = {(mm ? act : wgt) ? k * n * rep : 0, mm ? 0 : 1};
+        break;
+      case Phase::kBwdWeight:
+        sa = {act ? m * k * rep : 0, 0};
+        sb = {q[i].errors, 2};
+        break;
+    }
+    const bool mixed = is_shift_pair(r.a.format, r.b.format) || is_apot_pair(r.a.format, r.b.format);
+    for (const auto& [f, side] : {std::pair{r.a.format, sa}, std::pair{r.b.format, sb}}) {
+      std::uint64_t* bucket[3] = {nullptr, nullptr, nullptr};
+      if (f == NumFormat::kInt8 && mixed) {
+        bucket[0] = &q[i].int8_activations, bucket[1] = &q[i].int8_weights, bucket[2] = &q[i].int8_errors;
+      } else if (f == NumFormat::kApot) {
+        bucket[0] = &q[i].apot_activations, bucket[1] = &q[i].apot_weights, bucket[2] = &q[i].apot_errors;
+      } else {
+        continue;
       }
+      *bucket[side.role] += side.elements;
     }
   }
   return q;
@@ -184,7 +198,14 @@ std::uint64_t NonGemmOp::write_bytes(bool fused) const {
 
 bool operand_formats_compatible(NumFormat a, NumFormat b) {
   auto fp8 = [](NumFormat f) { return f == NumFormat::kFp8E4M3 || f == NumFormat::kFp8E5M2; };
-  return a == b || (fp8(a) && fp8(b)) || is_shift_pair(a, b);
+  return a == b || (fp8(a) && fp8(b)) || is_shift_pair(a, b) || is_apot_pair(a, b);
+}
+
+bool is_apot_pair(NumFormat a, NumFormat b) {
+  const auto partner = [](NumFormat f) {
+    return f == NumFormat::kApot || f == NumFormat::kPot4 || f == NumFormat::kInt8;
+  };
+  return (a == NumFormat::kApot && partner(b)) || (b == NumFormat::kApot && partner(a));
 }
 
 bool is_shift_pair(NumFormat a, NumFormat b) {
@@ -203,7 +224,11 @@ const char* to_string(OutputType t) {
 int bytes_per_element(OutputType t) { return t == OutputType::kI64 ? 8 : 4; }
 
 std::string TraceRecord::format_name() const {
-  const std::string base = shift_pair() ? "pot4+int8" : to_string(a.format);
+  // Mixed pairs by name whatever the orientation: "pot4+int8", "int8+apot", "pot4+apot".
+  const NumFormat other = a.format == NumFormat::kApot ? b.format : a.format;
+  const std::string base = shift_pair()                          ? "pot4+int8"
+                           : apot_pair() && a.format != b.format ? fmt::format("{}+apot", to_string(other))
+                                                                 : to_string(a.format);
   return scaled() ? base + " (finer scales)" : base;
 }
 
@@ -330,7 +355,7 @@ std::string check_record_result(const TraceRecord& rec, const RecordPayload& p) 
     scaled_gemm_ref(s.m, s.n, s.k, a.data(), ga, b.data(), gb, lsb, c.data());
     return first_mismatch(s, c, p.expected_acc, "recomputed", "recorded");
   }
-  if (rec.shift_pair()) {  // PoT4 codes as their integer images +-2^(m-1): the exact integer reference
+  if (rec.shift_pair() || rec.apot_pair()) {  // PoT4 codes as their integer images +-2^(m-1): the exact integer reference
     auto ints = [](const std::vector<Pot4Code>& codes, const std::vector<std::int8_t>& i8) {
       if (codes.empty()) return i8;
       std::vector<std::int8_t> v(codes.size());

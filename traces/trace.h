@@ -45,10 +45,13 @@ struct OperandSpec {
   // payload ("a_scales", "b_scales"); 0: the one scale_exp of the tensor.
   std::int64_t scale_block = 0;
 };
-// Both operands of a GEMM share one format, except the hybrid FP8 pair (E4M3 with E5M2) and the
-// shift-add pair (one PoT4 and one INT8 operand: every product a shift of the INT8 value).
+// Both operands of a GEMM share one format, except the hybrid FP8 pair (E4M3 with E5M2), the
+// shift-add pair (one PoT4 and one INT8 operand: every product a shift of the INT8 value) and the
+// two-term pairs (a two-term operand with an INT8, PoT4 or two-term one: every product at most
+// two shifts of an integer and their sum).
 bool operand_formats_compatible(NumFormat a, NumFormat b);
 bool is_shift_pair(NumFormat a, NumFormat b);
+bool is_apot_pair(NumFormat a, NumFormat b);
 
 struct PayloadRef {
   std::uint64_t offset = 0;  // byte offset in the payload file
@@ -102,10 +105,12 @@ struct TraceRecord {
   std::uint64_t scale_count_b() const;
 
   NumFormat format() const { return a.format; }
-  // The record's formats by name: a.format's, except the shift-add pair, "pot4+int8" in either
-  // orientation, each followed by " (finer scales)" when the record has them (reports, inspect, notes).
+  // The record's formats by name: a.format's, or of two formats "pot4+int8",
+  // "int8+apot" or "pot4+apot" in either orientation,
+  // each followed by " (finer scales)" when the record has them (reports, inspect, notes).
   std::string format_name() const;
   bool shift_pair() const { return is_shift_pair(a.format, b.format); }
+  bool apot_pair() const { return is_apot_pair(a.format, b.format); }
   std::int64_t max_product_term() const { return mfsim::max_product_term(a.format, b.format); }
   std::uint64_t macs() const { return shape.macs() * static_cast<std::uint64_t>(repeat); }
   OutputType output_type() const;
@@ -204,6 +209,9 @@ struct QuantizedElements {
   // Of those, the elements the record's operands hold in INT8 (the shift-add pair's INT8
   // operand: quantized by the power-of-two-scaled integer quantizer, not ALS-POTQ).
   std::uint64_t int8_activations = 0, int8_weights = 0, int8_errors = 0;
+  // Of those, the elements the record's operands hold as two-term powers of two (the two-term
+  // quantizer, models/quantizer.h apot_nearest and apot_stochastic).
+  std::uint64_t apot_activations = 0, apot_weights = 0, apot_errors = 0;
 };
 std::vector<QuantizedElements> quantized_elements(const Trace& trace);
 

@@ -15,6 +15,7 @@
 #include "common/crc32.h"
 #include "common/error.h"
 #include "common/json_fields.h"
+#include "models/apot.h"
 #include "models/minifloat.h"
 
 #include "models/scaled_gemm.h"
@@ -46,11 +47,15 @@ OperandSpec parse_operand(JsonFields& rec, const char* key) {
   } else if (op.format == NumFormat::kFp8E4M3 || op.format == NumFormat::kFp8E5M2) {
     op.scale_exp = static_cast<int>(f.required_int("scale_exp", kFp8ScaleExpMin, kFp8ScaleExpMax,
                                                    "an integer scale exponent in [-160, 160]"));
-  } else if (op.format == NumFormat::kInt8 || op.format == NumFormat::kInt4) {
+  } else if (op.format == NumFormat::kInt8 || op.format == NumFormat::kInt4 || op.format == NumFormat::kApot) {
     double s = f.required_number("scale");
     auto sf = static_cast<float>(s);
     if (!(s > 0.0) || !std::isfinite(sf) || static_cast<double>(sf) != s) {
       f.fail("scale", fmt::format("expected a positive finite float32 value, got {}", s));
+    }
+    int e = 0;
+    if (op.format == NumFormat::kApot && !power_of_two_exponent(sf, &e)) {
+      f.fail("scale", fmt::format("a two-term (apot) operand's scale is a power of two; got {}", s));
     }
     op.scale = sf;
   }
@@ -507,7 +512,8 @@ void decode_operand(NumFormat f, const std::vector<std::uint8_t>& raw, std::uint
       pot4_unpack(raw.data(), elems, pot4->data());
       break;
     case NumFormat::kInt8:
-    case NumFormat::kInt4: *i8 = decode_le<std::int8_t>(raw); break;
+    case NumFormat::kInt4:
+    case NumFormat::kApot: *i8 = decode_le<std::int8_t>(raw); break;
     case NumFormat::kFp32: *f32 = decode_le<float>(raw); break;
     case NumFormat::kBf16: {
       auto codes = decode_le<std::uint16_t>(raw);
@@ -583,9 +589,14 @@ RecordPayload TraceReader::read_payload(std::size_t index) const {
   }
   // Each operand's range by its own format (the shift-add pair: only its INT8 side).
   for (const auto& [f, v] : {std::pair{r.a.format, &p.a_int8}, std::pair{r.b.format, &p.b_int8}}) {
-    if (f != NumFormat::kInt8 && f != NumFormat::kInt4) continue;
+    if (f != NumFormat::kInt8 && f != NumFormat::kInt4 && f != NumFormat::kApot) continue;
     const int qmax = static_cast<int>(format_info(f).max_int);
     for (std::size_t i = 0; i < v->size(); ++i) {
+      if (f == NumFormat::kApot && !apot_level((*v)[i])) {
+        throw InputError(fmt::format("{}: records[{}].payload.{}: element {} is {}; apot operands are 0, +-2^i or "
+                                     "+-(2^i + 2^j) with 0 <= j < i <= 6",
+                                     path_, index, v == &p.a_int8 ? "a" : "b", i, (*v)[i]));
+      }
       if ((*v)[i] < -qmax || (*v)[i] > qmax) {
         throw InputError(fmt::format("{}: records[{}].payload.{}: element {} is {}; {} "
                                      "operands are symmetric in [-{}, {}]",

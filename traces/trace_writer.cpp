@@ -9,6 +9,7 @@
 
 #include "common/atomic_file.h"
 #include "common/crc32.h"
+#include "models/apot.h"
 #include "models/minifloat.h"
 #include "models/scaled_gemm.h"
 
@@ -29,7 +30,9 @@ ojson operand_json(const OperandSpec& op) {
   if (op.format == NumFormat::kPot4 || op.format == NumFormat::kFp8E4M3 || op.format == NumFormat::kFp8E5M2) {
     j["scale_exp"] = op.scale_exp;
   }
-  if (op.format == NumFormat::kInt8 || op.format == NumFormat::kInt4) j["scale"] = static_cast<double>(op.scale);
+  if (op.format == NumFormat::kInt8 || op.format == NumFormat::kInt4 || op.format == NumFormat::kApot) {
+    j["scale"] = static_cast<double>(op.scale);
+  }
   if (op.scale_block > 0) j["scale_block"] = op.scale_block;
   return j;
 }
@@ -109,7 +112,8 @@ void TraceWriter::check(const TraceRecord& rec, FormatKind want) const {
     throw std::invalid_argument(fmt::format("trace writer: {} {}: dimensions out of range",
                                             rec.layer, to_string(rec.phase)));
   }
-  if ((format_info(rec.a.format).kind != want && !is_shift_pair(rec.a.format, rec.b.format)) ||
+  if ((format_info(rec.a.format).kind != want && !is_shift_pair(rec.a.format, rec.b.format) &&
+       !is_apot_pair(rec.a.format, rec.b.format)) ||
       !operand_formats_compatible(rec.a.format, rec.b.format)) {
     throw std::invalid_argument(fmt::format("trace writer: {} {}: operand formats {} and {} do not fit this call",
                                             rec.layer, to_string(rec.phase), to_string(rec.a.format),
@@ -207,6 +211,49 @@ void TraceWriter::add_pot4_int8(const TraceRecord& rec, const Pot4Code* pot4_ope
   pot4_pack(pot4_operand, n_pot4, packed.data());
   const std::vector<std::uint8_t> ints = raw_bytes(int8_operand, n_int);
   push_with_payload(rec, a_pot4 ? packed : ints, a_pot4 ? ints : packed,
+                    acc_bytes(rec, expected, static_cast<std::size_t>(s.m * s.n)));
+}
+
+void GemmRecorder::add_apot(const TraceRecord& rec, const Pot4Code*, const std::int8_t*, const Pot4Code*,
+                            const std::int8_t*, const std::int64_t*) {
+  throw std::logic_error(fmt::format("{} {}: this recorder does not record GEMMs with two-term operands", rec.layer,
+                                     to_string(rec.phase)));
+}
+
+void TraceWriter::add_apot(const TraceRecord& rec, const Pot4Code* a_pot4, const std::int8_t* a_int,
+                           const Pot4Code* b_pot4, const std::int8_t* b_int, const std::int64_t* expected) {
+  const auto where = [&] { return fmt::format("trace writer: {} {}", rec.layer, to_string(rec.phase)); };
+  if (!rec.apot_pair() || rec.scaled()) {
+    throw std::invalid_argument(where() + fmt::format(": operand formats {} and {} are not a two-term pair (apot with "
+                                                      "apot, pot4 or int8; no finer scales)",
+                                                      to_string(rec.a.format), to_string(rec.b.format)));
+  }
+  check(rec, FormatKind::kInt);
+  const auto& s = rec.shape;
+  const std::size_t na = static_cast<std::size_t>(s.m * s.k), nb = static_cast<std::size_t>(s.k * s.n);
+  auto operand = [&](const OperandSpec& op, const Pot4Code* p, const std::int8_t* v, std::size_t n) {
+    if ((op.format == NumFormat::kPot4) != (p != nullptr) || (p == nullptr && v == nullptr)) {
+      throw std::invalid_argument(where() + fmt::format(": a {} operand given as the wrong kind of values", to_string(op.format)));
+    }
+    if (p != nullptr) {
+      std::vector<std::uint8_t> packed(pot4_packed_bytes(n));
+      pot4_pack(p, n, packed.data());
+      return packed;
+    }
+    int e = 0;
+    if (!power_of_two_exponent(op.scale, &e)) {
+      throw std::invalid_argument(where() + fmt::format(": the {} operand's scale {} is not a power of two",
+                                                        to_string(op.format), op.scale));
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      const bool ok = op.format == NumFormat::kApot ? apot_level(v[i]) : v[i] >= -127;
+      if (!ok) {
+        throw std::invalid_argument(where() + fmt::format(": operand value {} is not a {} value", v[i], to_string(op.format)));
+      }
+    }
+    return raw_bytes(v, n);
+  };
+  push_with_payload(rec, operand(rec.a, a_pot4, a_int, na), operand(rec.b, b_pot4, b_int, nb),
                     acc_bytes(rec, expected, static_cast<std::size_t>(s.m * s.n)));
 }
 

@@ -33,6 +33,8 @@ class TraceWriter : public GemmRecorder {
   void add_fp32(const TraceRecord& rec, const float* a, const float* b, const float* expected) override;
   void add_pot4_int8(const TraceRecord& rec, const Pot4Code* pot4_operand, const std::int8_t* int8_operand,
                      const std::int64_t* expected) override;
+  void add_apot(const TraceRecord& rec, const Pot4Code* a_pot4, const std::int8_t* a_int, const Pot4Code* b_pot4,
+                const std::int8_t* b_int, const std::int64_t* expected) override;
   void add_scaled(const TraceRecord& rec, const Pot4Code* a_pot4, const std::int8_t* a_int8, const Pot4Code* b_pot4,
                   const std::int8_t* b_int8, const std::int8_t* a_scales, const std::int8_t* b_scales,
                   const std::int64_t* expected) override;

@@ -151,6 +151,8 @@ Grid quantize(const float* x, std::size_t n, Role role, StepContext& ctx, std::u
       }
       return g;
     }
+    case NumFormat::kApot:  // an operand format of the ALS-POTQ policies (above), not an arithmetic
+      throw std::logic_error("quantize: apot is not a training arithmetic");
   }
   return {};
 }
@@ -470,6 +472,11 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
           scales.push_back(static_cast<std::int8_t>(x + 6));
         }
       } else {
+        if (g.apot) {
+          throw InputError(fmt::format("train: --trace-out: {} {}: a two-term operand beside finer scales cannot be "
+                                       "traced (a GEMM with finer scales pairs PoT4 with PoT4 or INT8)",
+                                       layer, to_string(phase)));
+        }
         spec.format = NumFormat::kInt8;
         spec.scale = std::ldexp(1.0f, g.e);
         ints.assign(v.begin(), v.end());
@@ -533,10 +540,6 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
     }
   }
   if (ctx.trace == nullptr) return;
-  if (a.apot || b.apot) {
-    throw InputError("train: --trace-out: a step with two-term powers of two (--apot-weights, --apot-errors) cannot be "
-                     "traced yet: the trace format has no two-term format");
-  }
   // The record holds A (m x k) and B (k x n) row-major, as the simulators read them.
   std::vector<float> ar = ta ? transpose(a.v.data(), k, m) : a.v;
   std::vector<float> br = tb ? transpose(b.v.data(), n, k) : b.v;
@@ -561,6 +564,28 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
   }
   std::vector<std::int64_t> expected(mn);
   for (std::size_t i = 0; i < mn; ++i) expected[i] = static_cast<std::int64_t>(acc[i]);
+  if (a.apot || b.apot) {  // a two-term operand (apot) with a PoT4, INT8 (power-of-two scale) or two-term one
+    std::vector<Pot4Code> ca, cb;
+    std::vector<std::int8_t> ia, ib;
+    auto side = [](const Grid& g, const std::vector<float>& v, OperandSpec& spec, std::vector<Pot4Code>& codes,
+                   std::vector<std::int8_t>& ints) {
+      if (g.format == NumFormat::kPot4) {
+        spec.format = NumFormat::kPot4;
+        spec.scale_exp = g.e;
+        codes.resize(v.size());
+        std::transform(v.begin(), v.end(), codes.begin(), code_of);
+      } else {
+        spec.format = g.apot ? NumFormat::kApot : NumFormat::kInt8;
+        spec.scale = g.scale;  // 2^e
+        ints.assign(v.begin(), v.end());
+      }
+    };
+    side(a, ar, r.a, ca, ia);
+    side(b, br, r.b, cb, ib);
+    ctx.trace->add_apot(r, ca.empty() ? nullptr : ca.data(), ca.empty() ? ia.data() : nullptr,
+                        cb.empty() ? nullptr : cb.data(), cb.empty() ? ib.data() : nullptr, expected.data());
+    return;
+  }
   if (a.format != b.format) {  // a policy's shift-add GEMM: one PoT4 operand, one INT8 (power-of-two scale)
     const bool a_pot4 = a.format == NumFormat::kPot4;
     const Grid& pg = a_pot4 ? a : b;

@@ -18,13 +18,26 @@ namespace {
 
 struct PhaseSummary {
   std::uint64_t records = 0, macs = 0;
-  std::array<std::uint64_t, kNumFormats + 1> by_format{};  // the last: the shift-add pair
+  std::array<std::uint64_t, kNumFormats + 3> by_format{};  // then the mixed pairs
 };
 
-// The slot of a record's formats in PhaseSummary::by_format, and the slot's name.
-constexpr int kShiftPairSlot = kNumFormats;
-int format_slot(const TraceRecord& r) { return r.shift_pair() ? kShiftPairSlot : static_cast<int>(r.format()); }
-std::string slot_name(int k) { return k == kShiftPairSlot ? "pot4+int8" : to_string(static_cast<NumFormat>(k)); }
+// The slot of a record's formats in PhaseSummary::by_format, and the slot's name: one per
+// format, then the shift-add pair and the two mixed two-term pairs.
+constexpr int kShiftPairSlot = kNumFormats, kInt8ApotSlot = kNumFormats + 1, kPot4ApotSlot = kNumFormats + 2;
+constexpr int kLastSlot = kPot4ApotSlot;
+int format_slot(const TraceRecord& r) {
+  if (r.shift_pair()) return kShiftPairSlot;
+  if (r.apot_pair() && r.a.format != r.b.format) {
+    return r.a.format == NumFormat::kInt8 || r.b.format == NumFormat::kInt8 ? kInt8ApotSlot : kPot4ApotSlot;
+  }
+  return static_cast<int>(r.format());
+}
+std::string slot_name(int k) {
+  return k == kShiftPairSlot ? "pot4+int8"
+         : k == kInt8ApotSlot ? "int8+apot"
+         : k == kPot4ApotSlot ? "pot4+apot"
+                              : to_string(static_cast<NumFormat>(k));
+}
 
 std::string thousands(std::uint64_t v) {
   std::string s = std::to_string(v), out;
@@ -35,9 +48,9 @@ std::string thousands(std::uint64_t v) {
   return out;
 }
 
-std::string formats_text(const std::array<std::uint64_t, kNumFormats + 1>& f) {
+std::string formats_text(const std::array<std::uint64_t, kNumFormats + 3>& f) {
   std::string out;
-  for (int i = 0; i <= kShiftPairSlot; ++i) {
+  for (int i = 0; i <= kLastSlot; ++i) {
     if (f[i] == 0) continue;
     out += fmt::format("{}{} x{}", out.empty() ? "" : ", ", slot_name(i), f[i]);
   }
@@ -127,7 +140,7 @@ int cmd_inspect(const Args& args) {
     nlohmann::ordered_json ph = nlohmann::ordered_json::object();
     for (int p = 0; p < kNumPhases; ++p) {
       nlohmann::ordered_json f = nlohmann::ordered_json::object();
-      for (int k = 0; k <= kShiftPairSlot; ++k) {
+      for (int k = 0; k <= kLastSlot; ++k) {
         f[slot_name(k)] = phases[p].by_format[k];
       }
       ph[to_string(static_cast<Phase>(p))] = {

@@ -28,7 +28,7 @@ const PeType& pe_type_fp32() {
       "#7f7f7f", "fp32",
       /*order=*/0, /*operand_bits=*/32, FormatKind::kFloat, /*integer_acc=*/false, 0,
       {NumFormat::kFp32, NumFormat::kBf16, NumFormat::kFp8E4M3, NumFormat::kFp8E5M2, NumFormat::kInt8,
-       NumFormat::kInt4, NumFormat::kPot4},
+       NumFormat::kInt4, NumFormat::kPot4, NumFormat::kApot},
       {{"fp32_mul", "FP32 multiplications (multiply-then-add PEs)", "multiply", "fp32_mul"},
        {"fp32_add", "FP32 additions (multiply-then-add PEs)", "add", "fp32_add"},
        {"fp32_fma", "FP32 fused multiply-adds (pe.fp32_fma)", "fma", "fp32_fma"}},

@@ -1,5 +1,6 @@
 // The INT8 PE: symmetric INT8 operands, an 8 x 8-bit multiply and an integer accumulate of
-// pe.acc_bits. Runs INT8 traces, and PoT4 and INT4 traces exactly (their values are INT8 values).
+// pe.acc_bits. Runs INT8 traces, and PoT4, INT4 and two-term traces exactly (their values are INT8
+// values).
 #include "sim/array_engine.h"
 #include "sim/pe_type.h"
 
@@ -16,7 +17,7 @@ const PeType& pe_type_int8() {
       "int8", "INT8", "INT8 multiply-accumulate: 8 x 8-bit multiply, integer accumulate",
       "#1f77b4", "int8",
       /*order=*/30, /*operand_bits=*/8, FormatKind::kInt, /*integer_acc=*/true, max_product_term(NumFormat::kInt8),
-      {NumFormat::kInt8, NumFormat::kInt4, NumFormat::kPot4},
+      {NumFormat::kInt8, NumFormat::kInt4, NumFormat::kPot4, NumFormat::kApot},
       {{"int8_mul", "8 x 8-bit multiplications", "multiply", "int8_mul"},
        {"int8_add", "accumulator additions (pe.acc_bits wide)", "accumulate", "int_add"}},
       {}, true, count_every_op, make_engine, int_quant_ops};

@@ -1,6 +1,6 @@
 // The PE of an array: one MAC step of the PE type PE on a pair of valid operands,
 // acc_out = acc (+) a * b. OW: operand bits (mfmac 4, int8 8, int4 4, fp32 32, bf16 16,
-// fp8 8, shift 9: a tag bit and 8 data bits); AW: accumulator bits (integer PEs: pe.acc_bits; float PEs: 32). a_fmt/b_fmt select
+// fp8 8, shift and shift2 9: a tag bit and 8 data bits); AW: accumulator bits (integer PEs: pe.acc_bits; float PEs: 32). a_fmt/b_fmt select
 // E5M2 for FP8 operands (per GEMM operand); other PE types ignore them. sat: an integer add
 // clamped.
 module mfsim_mac #(parameter PE = "int8", parameter OW = 8, parameter AW = 32, parameter FMA = 0) (
@@ -17,6 +17,8 @@ module mfsim_mac #(parameter PE = "int8", parameter OW = 8, parameter AW = 32, p
       mfsim_pe_mfmac #(.AW(AW)) pe (.a(a), .b(b), .acc(acc), .acc_out(acc_out), .sat(sat));
     end else if (PE == "shift") begin : shift
       mfsim_pe_shift #(.AW(AW)) pe (.a(a), .b(b), .acc(acc), .acc_out(acc_out), .sat(sat));
+    end else if (PE == "shift2") begin : shift2
+      mfsim_pe_shift2 #(.AW(AW)) pe (.a(a), .b(b), .acc(acc), .acc_out(acc_out), .sat(sat));
     end else if (PE == "int8") begin : int8
       mfsim_pe_int8 #(.AW(AW)) pe (.a(a), .b(b), .acc(acc), .acc_out(acc_out), .sat(sat));
     end else if (PE == "int4") begin : int4

@@ -1,4 +1,4 @@
-// Integer PEs of mfsim (sim/pe/mfmac.cpp, int8.cpp, int4.cpp, shift.cpp): one combinational MAC step
+// Integer PEs of mfsim (sim/pe/mfmac.cpp, int8.cpp, int4.cpp, shift.cpp, shift2.cpp): one combinational MAC step
 // acc_out = acc + product, saturated to the AW-bit two's-complement range (the C++ accumulator,
 // models/accumulator.h: `saturate` clamps; `error` stops the C++ run, the RTL raises `sat`).
 // The array (mfsim_array_os.v, mfsim_array_stat.v) calls a PE only for a pair of valid operands.
@@ -80,5 +80,30 @@ module mfsim_pe_shift #(parameter AW = 32) (
   wire [14:0] shifted = {7'd0, mag} << (p[2:0] - 3'd1);
   wire        neg = x[7] ^ p[3];
   wire [15:0] term = p[2:0] == 3'd0 ? 16'd0 : neg ? 16'd0 - {1'b0, shifted} : {1'b0, shifted};
+  mfsim_sat_add #(.AW(AW), .PW(16)) add (.acc(acc), .term(term), .sum(acc_out), .sat(sat));
+endmodule
+
+// Two-term shift-add (sim/pe/shift2.cpp): INT8, PoT4 and two-term (models/apot.h) operands, every
+// product a sign XOR and one barrel shift and one addition per term, no multiplier. Registers
+// are 9 bits, {tag, data}: tag 0, data an 8-bit integer (an INT8 value, or the integer image of
+// a PoT4 or two-term value); tag 1, data[6:0] a code {sign, hi[2:0], lo[2:0]}: two PoT4
+// magnitude codes (0: no term; m: the term 2^(m-1)), lo = 0 for a PoT4 code. The product is
+// +-(|x| << (hi - 1) + |x| << (lo - 1)); |x| <= 128 and a code's magnitude <= 96, so the sum
+// fits 14 bits and the signed term 16.
+module mfsim_pe_shift2 #(parameter AW = 32) (
+  input  wire [8:0]    a,
+  input  wire [8:0]    b,
+  input  wire [AW-1:0] acc,
+  output wire [AW-1:0] acc_out,
+  output wire          sat
+);
+  wire [7:0]  x = a[8] ? b[7:0] : a[7:0];  // the integer
+  wire [6:0]  p = a[8] ? a[6:0] : b[6:0];  // the code
+  wire [7:0]  mag = x[7] ? 8'd0 - x : x;   // |x|, 0..128 (unsigned)
+  wire [14:0] t_hi = p[5:3] == 3'd0 ? 15'd0 : {7'd0, mag} << (p[5:3] - 3'd1);
+  wire [14:0] t_lo = p[2:0] == 3'd0 ? 15'd0 : {7'd0, mag} << (p[2:0] - 3'd1);
+  wire [15:0] sum = {1'b0, t_hi} + {1'b0, t_lo};
+  wire        neg = x[7] ^ p[6];
+  wire [15:0] term = neg ? 16'd0 - sum : sum;
   mfsim_sat_add #(.AW(AW), .PW(16)) add (.acc(acc), .term(term), .sum(acc_out), .sat(sat));
 endmodule

@@ -19,12 +19,15 @@ namespace mfsim::test {
 
 // The MAC arithmetic of one executed product on PE type `pe` under energy table `table`
 // (pe.acc_bits 32, multiply-then-add FP32): the sum of the type's ops, priced by the evaluator.
-inline double per_product_pj(const std::string& pe, const std::string& table) {
+// `pair`: the record's operand formats, for a PE type whose ops depend on them (pair_ops).
+inline double per_product_pj(const std::string& pe, const std::string& table,
+                             std::pair<NumFormat, NumFormat> pair = {NumFormat::kFp32, NumFormat::kFp32}) {
   const PeType& t = pe_type(pe);
   SimConfig cfg;
   cfg.array = &t;
   PeOpCounts ops{};
   t.count_ops(cfg, 1, ops);
+  if (t.pair_ops != nullptr) t.pair_ops(pair.first, pair.second, ops);
   nlohmann::ordered_json config{{"array.kind", pe}, {"pe.acc_bits", 32}, {"sram.a_kib", 256},
                                 {"sram.b_kib", 256}, {"sram.c_kib", 128}};
   nlohmann::ordered_json events;

@@ -26,6 +26,7 @@
 #include RTL_HEADER
 #include "verilated.h"
 
+#include "models/apot.h"
 #include "models/gemm_ref.h"
 #include "models/minifloat.h"
 #include "sim/array_sim.h"
@@ -92,6 +93,19 @@ std::uint64_t encode(const Case& g, bool is_a, std::size_t i) {
     const std::vector<Pot4Code>& codes = is_a ? g.ops.a_pot4 : g.ops.b_pot4;
     if (!codes.empty()) return 0x100u | (codes[i] & 0xFu);
     return static_cast<std::uint64_t>((is_a ? g.ops.a_int : g.ops.b_int)[i]) & 0xFFu;
+  }
+  if (kPe == "shift2") {  // {tag, 8 bits}: an integer, or a code {sign, hi, lo} (PoT4: lo = 0)
+    const std::vector<Pot4Code>& codes = is_a ? g.ops.a_pot4 : g.ops.b_pot4;
+    if (!codes.empty()) {
+      const Pot4Code c = codes[i];
+      return 0x100u | (pot4_negative(c) ? 0x40u : 0u) | (static_cast<std::uint64_t>(pot4_mag(c)) << 3);
+    }
+    const int v = (is_a ? g.ops.a_int : g.ops.b_int)[i];
+    if (is_a ? g.ops.a_apot : g.ops.b_apot) {
+      const ApotTerms t = apot_terms(v);
+      return 0x100u | (v < 0 ? 0x40u : 0u) | (static_cast<std::uint64_t>(t.hi) << 3) | static_cast<std::uint64_t>(t.lo);
+    }
+    return static_cast<std::uint64_t>(v) & 0xFFu;
   }
   if (kPe == "int8" || kPe == "int4") {
     return static_cast<std::uint64_t>((is_a ? g.ops.a_int : g.ops.b_int)[i]) & ((1u << kOw) - 1);
@@ -315,8 +329,8 @@ RtlResult check_case(const SimConfig& cfg, const Case& g) {
     if (kPe == "mfmac") {
       st = gemm_pot4_ref(s, g.ops.a_pot4.data(), g.ops.b_pot4.data(), cfg.accumulator, ref.data());
     } else {
-      // Integers as they are; a PoT4 code (the shift PE's) as its integer image +-2^(m-1): the
-      // shift of x by m-1 is x times that image exactly.
+      // Integers as they are (two-term values too); a PoT4 code (the shift PEs') as its integer
+      // image +-2^(m-1): the shift of x by m-1 is x times that image exactly.
       auto ints = [](const std::vector<Pot4Code>& codes, const std::vector<int>& v) {
         std::vector<std::int8_t> out;
         if (!codes.empty()) {
@@ -375,6 +389,31 @@ Case random_case(std::mt19937_64& rng, GemmShape s, bool extreme) {
       if (codes_in_a) g.ops.b_int.push_back(val());
       else g.ops.b_pot4.push_back(code());
     }
+  } else if (kPe == "shift2") {
+    // One operand codes (PoT4 codes, or two-term values taken as codes), the other integers
+    // (INT8 values, two-term values, or PoT4 integer images), in either orientation.
+    std::vector<int> levels;
+    for (int v = -kApotMax; v <= kApotMax; ++v) {
+      if (apot_level(v) && (!extreme || v >= 64)) levels.push_back(v);
+    }
+    auto level = [&]() { return levels[static_cast<std::size_t>(uni(0, static_cast<int>(levels.size()) - 1))]; };
+    auto code = [&]() { return static_cast<Pot4Code>(extreme ? uni(6, 7) : uni(0, 15)); };
+    const bool codes_in_a = uni(0, 1) == 1, apot_codes = uni(0, 1) == 1;
+    const int int_kind = uni(0, 2);  // 0 INT8, 1 two-term, 2 PoT4 images
+    auto val = [&]() {
+      if (int_kind == 1) return level();
+      if (int_kind == 2) return pot4_int(code());
+      return extreme ? uni(100, 127) : uni(0, 9) == 0 ? 0 : uni(-127, 127);
+    };
+    auto fill = [&](bool is_code, std::size_t n, std::vector<Pot4Code>& codes, std::vector<int>& ints, bool& apot) {
+      apot = is_code && apot_codes;
+      for (std::size_t i = 0; i < n; ++i) {
+        if (is_code && !apot_codes) codes.push_back(code());
+        else ints.push_back(is_code ? level() : val());
+      }
+    };
+    fill(codes_in_a, na, g.ops.a_pot4, g.ops.a_int, g.ops.a_apot);
+    fill(!codes_in_a, nb, g.ops.b_pot4, g.ops.b_int, g.ops.b_apot);
   } else if (kPe == "int8" || kPe == "int4") {
     const int q = kPe == "int8" ? 127 : 7;
     auto val = [&]() {
@@ -454,7 +493,7 @@ TEST_CASE("extreme operands: whole float range, saturating accumulators", "[rtl]
     return;
   }
   // Long K with large same-signed operands: the AW-bit accumulators clamp.
-  const std::int64_t k = kPe == "mfmac" ? 2600 : kPe == "int8" ? 700 : kPe == "shift" ? 1200 : 1000;
+  const std::int64_t k = kPe == "mfmac" ? 2600 : kPe == "int8" ? 700 : kPe == "shift" || kPe == "shift2" ? 1200 : 1000;
   for (Dataflow d : dataflows()) {
     std::mt19937_64 rng(15);
     SimConfig cfg = make_config(d, 1);
@@ -516,10 +555,10 @@ TEST_CASE("example trace records (traces/examples/mlp-tiny.json)", "[rtl]") {
 TEST_CASE("traced training steps of the functional core (tests/rtl/trace_steps.sh)", "[rtl]") {
   const std::string dir = RTL_STEPS;
   int total = 0;
-  for (const char* step : {"strict", "int8act", "int8", "int4", "fp32", "bf16", "fp8"}) {
+  for (const char* step : {"strict", "int8act", "apot", "int8", "int4", "fp32", "bf16", "fp8"}) {
     const int ran = cosim_trace(dir + "/" + step + ".json");
     total += ran;
-    const std::string own = kPe == "mfmac" ? "strict" : kPe == "shift" ? "int8act" : kPe;
+    const std::string own = kPe == "mfmac" ? "strict" : kPe == "shift" ? "int8act" : kPe == "shift2" ? "apot" : kPe;
     if (own == step) {
       INFO("step " << step);
       REQUIRE(ran == static_cast<int>(TraceReader(dir + "/" + step + ".json").trace().records.size()));
