@@ -431,10 +431,11 @@ TEST_CASE("train: --policy selects a whole recipe, single options override its p
   CHECK(j["policy"] == "none");
   CHECK(j["prc_operands"] == "a,w");  // the default: the errors are never clipped
   CHECK(j["int8_operands"] == "");
-  // Every multiplication-free policy's traced step has a PoT4 operand in every GEMM (a shift or an
-  // exponent add), the finer scales' with each group's exponent (scale_block).
+  // Every multiplication-free policy's traced step has a power-of-two code operand in every GEMM,
+  // PoT4 or two-term (its products shifts and adds, or exponent adds), the finer scales' with each
+  // group's exponent (scale_block). `best` is act8-apotwg: INT8 activations, two-term W and G.
   for (const char* p : {"best", "strict", "int8-input", "int8-errors", "int8-activations", "int8-weights", "outer-scales",
-                        "block32-scales"}) {
+                        "block32-scales", "act8-apotw", "act8-apotwg"}) {
     const std::string trace = dir.file(std::string(p) + "-step.json");
     r = run_mfsim(fmt::format("train -q --model cnn --epochs 1 --batch 32 --data {} --policy {} --trace-out {} --report {}",
                               dir.path(), p, trace, rep));
@@ -444,10 +445,18 @@ TEST_CASE("train: --policy selects a whole recipe, single options override its p
     const json t = json::parse(test::slurp(trace));
     REQUIRE(t["records"].size() == 11);
     int shift_pairs = 0;
+    int apot = 0;
     for (const auto& rec : t["records"]) {
-      CHECK((rec["a"]["format"] == "pot4" || rec["b"]["format"] == "pot4"));
+      const auto code = [](const json& op) { return op["format"] == "pot4" || op["format"] == "apot"; };
+      CHECK((code(rec["a"]) || code(rec["b"])));
       shift_pairs += rec["a"]["format"] != rec["b"]["format"] ? 1 : 0;
+      apot += rec["a"]["format"] == "apot" || rec["b"]["format"] == "apot" ? 1 : 0;
     }
+    const bool two_term = std::string(p) == "best" || std::string(p).rfind("act8-apot", 0) == 0;
+    CHECK((apot > 0) == two_term);
+    // act8-apotwg: every GEMM has a two-term operand (W in forward and backward-data, G in
+    // backward-data and weight-gradient); act8-apotw's weight gradients are PoT4 x INT8.
+    if (two_term) CHECK(apot == (std::string(p) == "act8-apotw" ? 7 : 11));
     const bool finer = std::string(p).find("scales") != std::string::npos;
     CHECK((shift_pairs > 0) == (std::string(p) != "strict" && !finer));
     for (const auto& rec : t["records"]) {

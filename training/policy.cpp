@@ -72,8 +72,8 @@ const std::vector<Policy>& policies() {
        "a", "a,w", false, "potq", "", nullptr, true, true},
       {"edges-int8", "strict with the first and last layer entirely INT8 (INT8 x INT8 products: NOT multiplication-free)",
        "", "a,w", true, "int8", "", nullptr},
-      {"best", "the best multiplication-free policy measured (docs/results-accuracy.md)", "", "", true, "potq", "",
-       "int8-activations"},
+      {"best", "the best multiplication-free policy measured (docs/results-policies.md)", "", "", true, "potq", "",
+       "act8-apotwg"},
   };
   return p;
 }
