@@ -112,7 +112,8 @@ xargs -r -P 2 -L 1 sh -c 'name=$0; [ -f "'"$out"'/$name.json" ] || ./build/mfsim
 end=$(date +%s)
 # Keep the wall time of the run that trained (a rerun with every result present only rewrites the page).
 if [ $((end - start)) -gt 60 ] || [ ! -f "$out/elapsed_seconds" ]; then echo $((end - start)) > "$out/elapsed_seconds"; fi
-python3 - "$out" "$epochs" "$(cat "$out/elapsed_seconds")" > docs/results-accuracy.md <<'PY'
+best=$(./build/mfsim train --list-policies | sed -n 's/^best .*: \([a-z0-9-]*\)$/\1/p')
+python3 - "$out" "$epochs" "$(cat "$out/elapsed_seconds")" "$best" docs/data/results-policies > docs/results-accuracy.md.tmp <<'PY'
 import json, os, statistics, sys
 out, epochs, secs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def runs(model, variant):
@@ -449,10 +450,24 @@ print("  87.2. FP32 at 0.02 cosine: 87.3, 89.0, 89.7. PoT4 training wants a smal
 print("  every run here uses 0.02 with cosine decay for all three arithmetics (the same recipe). The")
 print("  first full run of this script used 0.05: CNN gap 5.0 pp (ALS-POTQ 85.09 +- 1.19 against FP32")
 print("  90.13 +- 0.32), MLP gap 1.6 pp.")
-print("- Not measured: per-channel scales for the weights, and the levers' combinations beyond PRC off or on")
-print("  activations and weights only, with the first and last layer in INT8 (each needs an ablation over")
-print("  the same seeds before it becomes a default).")
+print("- Finer scales (per output channel, per row, per block), INT8 operands in one role and two-term powers of")
+print("  two are measured as whole policies in [results-policies.md](results-policies.md) (`mfsim train --policy NAME`).")
+# `--policy best` against FP32 on the policies' recipes (docs/data/results-policies, scripts/results_policies.sh).
+pol, best = sys.argv[5], sys.argv[4]
+def pol_mean(net, v):
+    xs = [json.load(open(p)) for p in ("%s/%s-%s-s%d.json" % (pol, net, v, s) for s in (1, 2, 3)) if os.path.exists(p)]
+    return (statistics.mean(100 * r.get("test_token_accuracy", r["test_accuracy"]) for r in xs), len(xs)) if xs else (None, 0)
+items = []
+for net, label in (("cnn-bn", "cnn-bn"), ("resnet8", "resnet8"), ("transformer", "the Transformer (token accuracy)"),
+                   ("text", "the character-level language model on fortunes (next-character accuracy)")):
+    (b, nb), (f, nf) = pol_mean(net, best), pol_mean(net, "fp32")
+    if b is not None and f is not None:
+        items.append("%s %.2f%% against FP32's %.2f%% (%d and %d seeds)" % (label, b, f, nb, nf))
+if items:
+    print("- The best multiplication-free policy measured, `--policy best` (`%s`; every product a shift or" % best)
+    print("  shift-add, or an exponent add): " + "; ".join(items) + " ([results-policies.md](results-policies.md)).")
 PY
+mv docs/results-accuracy.md.tmp docs/results-accuracy.md
 # The accuracy curves of the networks trained to convergence (mean over the seeds, the band spans
 # the seeds' lowest to highest).
 /usr/bin/python3 - "$out" <<'PY'
