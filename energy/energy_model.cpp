@@ -326,9 +326,12 @@ ojson add_energy(ojson& report, const EnergyTable& table) {
   e["by_component"] = by_component(total);
   const double arith = e["by_component"]["pe_arithmetic"].get<double>();
   e["arithmetic_per_mac"] = macs > 0 ? arith / macs : 0.0;
-  // The MAC arithmetic both ways, from the same counts: every executed product costs the
-  // sum of its arithmetic actions (on its array); with gating, products with a zero operand cost
-  // nothing. On two arrays the per-product figure is the mean over all products.
+  // The MAC arithmetic both ways, from the same counts: an executed product costs its array's
+  // MAC arithmetic divided by the products it executed (a product need not do every action once:
+  // the two-term PE shifts twice for a two-term code and adds terms only then); with gating,
+  // products with a zero operand cost nothing. The finer scales' per-output and per-chunk work
+  // (scale_*) is not per product and is left out. On two arrays the per-product figure is the
+  // mean over all products.
   const ojson& ev = report.at("total").at("events");
   const double slots = num(ev, "mac_slots"), zero = num(ev, "products_zero");
   if (per_array.size() <= 1) {  // one array (or no GEMMs: the report's total events)
@@ -336,12 +339,20 @@ ojson add_energy(ojson& report, const EnergyTable& table) {
     array_slots = {{first, slots}};
     array_zero = {{first, zero}};
   }
+  const bool gating = cfg.value("pe.zero_gating", true);
   double gated = 0, ungated = 0, per_product_one = 0;
   for (const auto& [array, items] : per_array) {
-    double per_product = 0;
+    const std::string prefix = array == first ? "" : array + ".";
+    double mac_pj = 0, per_action_sum = 0;
     for (const auto& it : items) {
-      if (it.component == "pe_arithmetic" && it.count > 0) per_product += it.pj_per_action;
+      if (it.component != "pe_arithmetic" || it.action.rfind(prefix + "scale_", 0) == 0) continue;
+      mac_pj += it.pj;
+      if (it.count > 0) per_action_sum += it.pj_per_action;
     }
+    // Executed products: those with a zero operand too when gating is off (they then do the work).
+    const double executed = gating ? array_slots[array] - array_zero[array] : array_slots[array];
+    // Without an executed product (all gated, or no GEMMs) the sum of the actions' prices.
+    const double per_product = executed > 0 ? mac_pj / executed : per_action_sum;
     per_product_one = per_product;
     gated += per_product * (array_slots[array] - array_zero[array]);
     ungated += per_product * array_slots[array];

@@ -11,8 +11,9 @@
 #
 # Usage: scripts/synth.sh [--out FILE] [--pe NAME]... [--no-arrays] [--update] [--acc-bits N] [--jobs N]
 #   --out       the table (default energy/area/osu018-synth.json)
-#   --update    replace only the synthesized rows of the existing table (--out), each with its own
-#               command and date; the other rows and the table's provenance stay
+#   --update    replace only the synthesized rows (the --pe types, and the arrays unless --no-arrays)
+#               of the existing table (--out), each with its own command and date; the other rows
+#               and the table's provenance stay
 #   --pe        synthesize only these PE types (default: all eight)
 #   --no-arrays skip the 4 x 4 arrays (MF-MAC, shift and INT8; output-stationary and stationary)
 #   --acc-bits  integer accumulator width (default 32, the default of pe.acc_bits)
@@ -39,7 +40,7 @@ while [ $# -gt 0 ]; do
     --acc-bits) ACC_BITS=${2:?synth.sh: --acc-bits: expected a width}; shift 2 ;;
     --jobs) JOBS=${2:?synth.sh: --jobs: expected a number}; shift 2 ;;
     --liberty) LIB=${2:?synth.sh: --liberty: expected a file}; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "synth.sh: unknown option \"$1\"; see --help" >&2; exit 2 ;;
   esac
 done
@@ -202,6 +203,11 @@ if update == "1":
         for r in new:
             r["command"], r["date"] = command.strip(), now
             hit = [i for i, o in enumerate(rows) if key(o) == key(r)]
+            if hit and rows[hit[0]]["acc_bits"] != r["acc_bits"]:
+                # One row per PE type (and array): a row at other widths would replace it silently.
+                print(f"synth.sh: --update: {out} has the {r['pe']} row at {rows[hit[0]]['acc_bits']} accumulator "
+                      f"bits, not {r['acc_bits']}; use --out for another table", file=sys.stderr)
+                sys.exit(2)
             if hit:
                 rows[hit[0]] = r
             else:

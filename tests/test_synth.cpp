@@ -65,6 +65,15 @@ TEST_CASE("scripts/synth.sh --update: replaces only the synthesized row, which n
       CHECK(u.command == s.command);
     }
   }
+  // A row at other widths would replace the PE's row: refused, the table unchanged.
+  const std::string before = test::slurp(table);
+  const std::string widths = test::source_dir() + "/scripts/synth.sh --pe mfmac --no-arrays --update --acc-bits 24 --out " +
+                             table + " 2> " + d.file("err24");
+  CHECK(WEXITSTATUS(std::system(widths.c_str())) == 2);
+  CHECK(test::slurp(d.file("err24")).find("synth.sh: --update: " + table +
+                                          " has the mfmac row at 32 accumulator bits, not 24; use --out for another "
+                                          "table\n") != std::string::npos);
+  CHECK(test::slurp(table) == before);
   // Nothing to update: one line, exit 2, no table written.
   const std::string bad = test::source_dir() + "/scripts/synth.sh --pe mfmac --update --out " + d.file("none.json") +
                           " 2> " + d.file("err");

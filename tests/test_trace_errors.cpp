@@ -126,10 +126,10 @@ TEST_CASE("trace errors: record fields", "[unit]") {
         fx.err("records[5].b.scale: expected a positive finite float32 value, got 0.1"));
   CHECK(with([](json& j) { j["records"][0]["b"] = {{"format", "int4"}, {"scale", 0.5}}; }) ==
         fx.err("records[0].b.format: \"int4\" differs from a.format \"pot4\"; both operands of a "
-               "GEMM must use one format (or fp8e4m3 with fp8e5m2, or pot4 with int8)"));
+               "GEMM must use one format (or fp8e4m3 with fp8e5m2, or pot4 with int8, or apot with apot, pot4 or int8)"));
   CHECK(with([](json& j) { j["records"][0]["b"] = {{"format", "fp32"}}; }) ==
         fx.err("records[0].b.format: \"fp32\" differs from a.format \"pot4\"; both operands of a "
-               "GEMM must use one format (or fp8e4m3 with fp8e5m2, or pot4 with int8)"));
+               "GEMM must use one format (or fp8e4m3 with fp8e5m2, or pot4 with int8, or apot with apot, pot4 or int8)"));
   CHECK(with([](json& j) { j["records"][6]["accumulator"] = {{"bits", 32}, {"overflow", "error"}}; }) ==
         fx.err("records[6].accumulator: fp32 GEMMs have no integer accumulator; remove this field"));
   CHECK(with([](json& j) { j["records"][0]["accumulator"]["bits"] = 65; }) ==

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -153,9 +154,27 @@ TEST_CASE("two-term records: written, read, recomputed, replayed bit for bit on 
         shifts += e["shift2_shift"].get<std::uint64_t>();
       }
       // The energy items price what was counted: the shifts at the table's shift8 row.
+      int shift_items = 0;
       for (const auto& it : vj["energy_pj"]["items"]) {
-        if (it["component"] == "pe_arithmetic" && it["action"] == "shift") CHECK(it["count"] == shifts);
+        if (it["component"] == "pe_arithmetic" && it["action"] == "shift") {
+          CHECK(it["count"] == shifts);
+          ++shift_items;
+        }
       }
+      CHECK(shift_items == 1);
+      // Zero gating from the same counts: the gated arithmetic is the arithmetic priced, and the
+      // per-product figure is its mean over the executed products (one- and two-term codes mixed).
+      const json& zg = vj["energy_pj"]["zero_gating"];
+      const double arith = vj["energy_pj"]["by_component"]["pe_arithmetic"].get<double>();
+      std::uint64_t slots = 0, zero = 0;
+      for (const auto& g : vj["gemms"]) {
+        slots += g["events"]["mac_slots"].get<std::uint64_t>();
+        zero += g["events"]["products_zero"].get<std::uint64_t>();
+      }
+      CHECK(zg["arithmetic_gated"].get<double>() == Approx(arith));
+      CHECK(zg["arithmetic_pj_per_product"].get<double>() == Approx(arith / static_cast<double>(slots - zero)));
+      CHECK(zg["arithmetic_ungated"].get<double>() ==
+            Approx(zg["arithmetic_pj_per_product"].get<double>() * static_cast<double>(slots)));
     }
   }
   // The shift PE holds no two-term value: timing mode, said per GEMM; value mode refuses.
@@ -192,6 +211,58 @@ TEST_CASE("two-term records: quantized elements by operand, priced by the two-te
   CHECK(q[3].apot_errors == 0);
 }
 
+TEST_CASE("two-term records: compare's savings, the quantizers' operations and the PE's area", "[smoke]") {
+  TempDir dir;
+  const std::string trace = dir.file("t.json");
+  write_trace(trace);
+  auto c = test::run_mfsim(fmt::format("compare -q --trace {} --arrays shift2 --rows 4 --cols 3 --energy-table paper "
+                                       "--report {}",
+                                       trace, dir.file("c.json")));
+  INFO(c.err);
+  REQUIRE(c.exit_code == 0);
+  const json cj = json::parse(test::slurp(dir.file("c.json")));
+  // With gating on every array, the headline arithmetic saving is the gated one.
+  const json& sv = cj["savings_vs_fp32"]["shift2"];
+  CHECK(sv["arithmetic"].get<double>() == Approx(sv["arithmetic_zero_gating_on"].get<double>()));
+  auto s = test::run_mfsim(fmt::format("simulate -q --trace {} --array shift2 --rows 4 --cols 3 --report {}", trace,
+                                       dir.file("s.json")));
+  REQUIRE(s.exit_code == 0);
+  const json sj = json::parse(test::slurp(dir.file("s.json")));
+  // Quantization: every quantized element of this trace is INT8 (the power-of-two-scaled integer
+  // quantizer: 2 compares and an exponent subtraction each, a random number per error) or two-term
+  // (3 compares, 3 exponent subtractions and an FP32 add each; an error also a random number and a
+  // compare); none PoT4. fc1 fwd: A 9 x 37 INT8, W 37 x 7 two-term; fc1 bwd_weight: G 9 x 7
+  // two-term; fc0 bwd_weight: G 13 x 11 INT8.
+  const double i8 = 9 * 37 + 13 * 11, i8_err = 13 * 11, ap = 37 * 7 + 9 * 7, ap_err = 9 * 7;
+  std::map<std::string, double> want = {{"compare", 2 * i8 + 3 * ap + ap_err},
+                                        {"exponent_subtract", i8 + 3 * ap},
+                                        {"fp32_add", ap},
+                                        {"fp32_multiply", 0},
+                                        {"random_16bit", i8_err + ap_err}};
+  int found = 0;
+  for (const auto& it : sj["energy_pj"]["items"]) {
+    if (it["component"] != "quantization") continue;
+    INFO(it["action"]);
+    CHECK(it["count"].get<double>() == Approx(want.at(it["action"].get<std::string>())));
+    ++found;
+  }
+  CHECK(found == 5);
+  // Area: each PE has two shifters, a 16-bit term adder (half the 32-bit accumulator adder: adders
+  // scale linearly in width) and the accumulator adder.
+  std::map<std::string, json> area;
+  for (const auto& it : sj["area"]["items"]) {
+    if (it["component"] == "pe_arithmetic") area[it["item"].get<std::string>()] = it;
+  }
+  REQUIRE(area.count("shift") == 1);
+  REQUIRE(area.count("term_add") == 1);
+  REQUIRE(area.count("accumulate") == 1);
+  CHECK(area["shift"]["count"] == 2 * 4 * 3);
+  CHECK(area["term_add"]["count"] == 4 * 3);
+  CHECK(area["accumulate"]["count"] == 4 * 3);
+  CHECK(area["term_add"]["um2_per_unit"].get<double>() ==
+        Approx(area["accumulate"]["um2_per_unit"].get<double>() * 16 / 32));
+}
+
 TEST_CASE("two-term records: the writer and the reader reject what is not a two-term value with one line", "[unit]") {
   TempDir dir;
   TraceRecord r;
@@ -215,6 +286,13 @@ TEST_CASE("two-term records: the writer and the reader reject what is not a two-
     CHECK_THROWS_WITH(w.add_apot(r4, nullptr, a, nullptr, ok, &expected),
                       "trace writer: l fwd: operand formats int8 and int8 are not a two-term pair (apot with apot, pot4 "
                       "or int8; no finer scales)");
+    // A two-term pair only through add_apot (which checks its levels and scales).
+    CHECK_THROWS_WITH(w.add_int8(r, a, ok, &expected),
+                      "trace writer: l fwd: operand formats int8 and apot do not fit this call");
+    TraceRecord r5 = r;
+    r5.a.scale = 0.375f;
+    CHECK_THROWS_WITH(w.add_apot(r5, nullptr, a, nullptr, ok, &expected),
+                      "trace writer: l fwd: the int8 operand's scale 0.375 is not a power of two");
   }
   // An INT8 x INT8 trace whose B is relabelled apot: 7 is no two-term value.
   const std::string path = dir.file("r.json");
@@ -252,4 +330,27 @@ TEST_CASE("two-term records: the writer and the reader reject what is not a two-
   } catch (const InputError& e) {
     CHECK(std::string(e.what()) == path + ": records[0].b.scale: a two-term (apot) operand's scale is a power of two; got 3");
   }
+  // The INT8 partner of a two-term operand has a power-of-two scale too; apot pairs with nothing else.
+  const std::string good = dir.file("g.json");
+  write_trace(good);
+  const json base = json::parse(test::slurp(good));
+  auto read_error = [&](const json& j) {
+    std::ofstream(good) << j.dump();
+    try {
+      TraceReader reader(good);
+      return std::string("no error");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+  };
+  json j = base;
+  j["records"][0]["a"]["scale"] = 0.375;
+  CHECK(read_error(j) == good + ": records[0].a.scale: the INT8 partner of a two-term (apot) operand has a "
+                                "power-of-two scale; got 0.375");
+  j = base;
+  j["records"][0]["a"] = {{"format", "fp32"}};
+  CHECK(read_error(j) == good + ": records[0].b.format: \"apot\" differs from a.format \"fp32\"; both operands of a "
+                                "GEMM must use one format (or fp8e4m3 with fp8e5m2, or pot4 with int8, or apot with "
+                                "apot, pot4 or int8)");
+  CHECK(read_error(base) == "no error");
 }

@@ -195,8 +195,18 @@ TraceRecord parse_record(const json& j, const std::string& file, std::size_t ind
   r.b = parse_operand(f, "b");
   if (!operand_formats_compatible(r.a.format, r.b.format)) {
     f.fail("b.format", fmt::format("\"{}\" differs from a.format \"{}\"; both operands of a GEMM "
-                                   "must use one format (or fp8e4m3 with fp8e5m2, or pot4 with int8)",
+                                   "must use one format (or fp8e4m3 with fp8e5m2, or pot4 with int8, or apot "
+                                   "with apot, pot4 or int8)",
                                    to_string(r.b.format), to_string(r.a.format)));
+  }
+  if (is_apot_pair(r.a.format, r.b.format)) {  // the INT8 partner's scale: a power of two as well
+    for (const auto& [key, op] : {std::pair<const char*, const OperandSpec&>{"a.scale", r.a}, {"b.scale", r.b}}) {
+      int e = 0;
+      if (op.format == NumFormat::kInt8 && !power_of_two_exponent(op.scale, &e)) {
+        f.fail(key, fmt::format("the INT8 partner of a two-term (apot) operand has a power-of-two scale; got {}",
+                                static_cast<double>(op.scale)));
+      }
+    }
   }
   if (const json* acc = f.optional_object("accumulator")) {
     if (is_float_format(r.format())) {

@@ -106,15 +106,15 @@ TraceWriter::TraceWriter(std::string json_path, std::string generator, std::stri
 
 TraceWriter::~TraceWriter() = default;
 
-void TraceWriter::check(const TraceRecord& rec, FormatKind want) const {
+void TraceWriter::check(const TraceRecord& rec, FormatKind want, bool apot_call) const {
   if (rec.shape.m < 1 || rec.shape.n < 1 || rec.shape.k < 1 || rec.shape.m > kTraceMaxDim ||
       rec.shape.n > kTraceMaxDim || rec.shape.k > kTraceMaxDim) {
     throw std::invalid_argument(fmt::format("trace writer: {} {}: dimensions out of range",
                                             rec.layer, to_string(rec.phase)));
   }
-  if ((format_info(rec.a.format).kind != want && !is_shift_pair(rec.a.format, rec.b.format) &&
-       !is_apot_pair(rec.a.format, rec.b.format)) ||
-      !operand_formats_compatible(rec.a.format, rec.b.format)) {
+  const bool apot = is_apot_pair(rec.a.format, rec.b.format);
+  if ((format_info(rec.a.format).kind != want && !is_shift_pair(rec.a.format, rec.b.format) && !apot) ||
+      !operand_formats_compatible(rec.a.format, rec.b.format) || apot != apot_call) {
     throw std::invalid_argument(fmt::format("trace writer: {} {}: operand formats {} and {} do not fit this call",
                                             rec.layer, to_string(rec.phase), to_string(rec.a.format),
                                             to_string(rec.b.format)));
@@ -228,7 +228,7 @@ void TraceWriter::add_apot(const TraceRecord& rec, const Pot4Code* a_pot4, const
                                                       "apot, pot4 or int8; no finer scales)",
                                                       to_string(rec.a.format), to_string(rec.b.format)));
   }
-  check(rec, FormatKind::kInt);
+  check(rec, FormatKind::kInt, true);
   const auto& s = rec.shape;
   const std::size_t na = static_cast<std::size_t>(s.m * s.k), nb = static_cast<std::size_t>(s.k * s.n);
   auto operand = [&](const OperandSpec& op, const Pot4Code* p, const std::int8_t* v, std::size_t n) {

@@ -49,7 +49,9 @@ class TraceWriter : public GemmRecorder {
 
  private:
   PayloadRef append(const void* data, std::uint64_t bytes);
-  void check(const TraceRecord& rec, FormatKind want) const;
+  // A record's shape and operand formats for a call writing `want` operands; `apot_call`: the
+  // call for two-term pairs (add_apot), the only one that takes them.
+  void check(const TraceRecord& rec, FormatKind want, bool apot_call = false) const;
   void push_with_payload(TraceRecord rec, const std::vector<std::uint8_t>& a,
                          const std::vector<std::uint8_t>& b, const std::vector<std::uint8_t>& c);
 

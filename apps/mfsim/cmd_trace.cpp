@@ -73,7 +73,7 @@ int cmd_trace(const Args& args) {
       ("tokens", po::value<std::string>(), "Transformer tokens per batch (sets --batch = tokens / seq)")
       ("vocab", po::value<std::string>(), "Transformer output vocabulary (default 32000)")
       ("phases", po::value<std::string>()->default_value("fwd,bwd_data,bwd_weight"), "phases to emit")
-      ("format", po::value<std::string>()->default_value("pot4"), "operand format of the records: pot4|int8|fp32|int4|fp8e4m3|fp8e5m2|bf16")
+      ("format", po::value<std::string>()->default_value("pot4"), "operand format of the records: pot4|int8|fp32|int4|fp8e4m3|fp8e5m2|bf16|apot")
       ("output,o", po::value<std::string>(), "trace file to write (.json)")
       ("list-networks", "list the known networks")
       ("ops", "also record the step's work outside the GEMMs (normalization, activations, pooling, softmax, "
