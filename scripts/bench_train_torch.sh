@@ -2,7 +2,8 @@
 # mfsim's training core against PyTorch, side by side in one run (docs/performance.md): one FP32
 # epoch of the CNN, cnn-bn and resnet8 over the first 6,400 Fashion-MNIST training images, batch
 # 64, SGD with momentum 0.9, one thread each (mfsim --threads 1; torch.set_num_threads(1)).
-# Prints both epoch times and their ratio. Run it with nothing else running on the machine.
+# Prints both epoch times and their ratio. Run it with nothing else running on the machine, and
+# without OPENBLAS_CORETYPE in the environment unless that core is what you mean to measure.
 #   usage: scripts/bench_train_torch.sh [IMAGES] [MODELS...]   (default: 6400 cnn cnn-bn resnet8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,8 @@ python=/usr/bin/python3  # Debian's python3-torch
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+# OpenBLAS's kernels follow OPENBLAS_CORETYPE when it is set (docs/training-core.md, "The BLAS core").
+echo "OPENBLAS_CORETYPE: ${OPENBLAS_CORETYPE:-unset (OpenBLAS or mfsim picks the core)}"
 # The PyTorch replica of mfsim's networks (training/nn.cpp network_spec; docs/training-core.md):
 # convolutions and linear layers with bias, batch norm momentum 0.1, eps 1e-5.
 cat > "$tmp/torch_epoch.py" << 'EOF'
