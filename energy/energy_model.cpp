@@ -38,11 +38,7 @@ QuantOps quant_ops_by_role(const std::string& array, double act, double wgt, dou
   for (const QuantOps& p : {quant_ops(array, act, 0, 0, wbc, has('a') ? prc : 0),
                             quant_ops(array, 0, wgt, 0, wbc, has('w') ? prc : 0),
                             quant_ops(array, 0, 0, err, wbc, has('g') ? prc : 0)}) {
-    q.compare32 += p.compare32;
-    q.exp_sub8 += p.exp_sub8;
-    q.fp32_add += p.fp32_add;
-    q.fp32_mul += p.fp32_mul;
-    q.rng16 += p.rng16;
+    q += p;
   }
   return q;
 }
@@ -280,13 +276,7 @@ ojson add_energy(ojson& report, const EnergyTable& table) {
     }
     QuantOps q = prc_roles == "a,w,g" ? quant_ops(array, act, wgt, err, wbc, prc)
                                       : quant_ops_by_role(array, act, wgt, err, wbc, prc, prc_roles);
-    for (const QuantOps& o : apart) {
-      q.compare32 += o.compare32;
-      q.exp_sub8 += o.exp_sub8;
-      q.fp32_add += o.fp32_add;
-      q.fp32_mul += o.fp32_mul;
-      q.rng16 += o.rng16;
-    }
+    for (const QuantOps& o : apart) q += o;
     std::vector<EnergyItem> items =
         energy_items(cfg, g.at("events"), q, table, array, array == first ? "" : array + ".");
     add_static(items, g.at("cycles").at("total").get<double>());

@@ -926,22 +926,17 @@ IntPot2Tensor int_pot2_stochastic(const float* x, std::size_t n, std::uint64_t k
 }
 
 namespace {
-const std::vector<int>& apot_levels() {  // ascending, with 0
+const std::vector<int>& apot_levels() {  // ascending, with 0: the magnitudes apot_level (models/apot.h) accepts
   static const std::vector<int> l = [] {
-    std::vector<int> v{0};
-    for (int i = 0; i <= 6; ++i) {
-      v.push_back(1 << i);
-      for (int j = 0; j < i; ++j) v.push_back((1 << i) + (1 << j));
+    std::vector<int> v;
+    for (int a = 0; a <= kApotMax; ++a) {
+      if (apot_level(a)) v.push_back(a);
     }
-    std::sort(v.begin(), v.end());
     return v;
   }();
   return l;
 }
-}  // namespace
 
-
-namespace {
 // The two-term levels and scale of apot_nearest/_stochastic: element i's magnitude a = |x| 2^-E
 // (at most 96) lies in [lo, hi] between adjacent levels (lo == hi on a level); pick(i, a, lo, hi)
 // chooses one, and the sign is x's.

@@ -52,6 +52,20 @@ inline std::int64_t tally_and_accumulate(std::int64_t acc, std::int64_t prod, un
   }
 }
 
+// The MAC of a per-operand policy P (the shift PEs, sim/pe/shift.cpp and shift2.cpp): the operand
+// whose register holds a code (Op::code) gives the shifter's amounts, the other its data;
+// P::product(data, code) is their exact product. Bubbles never touch a partial sum: product 0.
+template <class P>
+struct CodeOperandPe {
+  AccumulatorSpec spec;
+  bool fma = false;
+  template <bool kChecked>
+  std::int64_t mac(std::int64_t acc, typename P::Op a, typename P::Op b, PeTally& tally, const ProductPos& pos) const {
+    const std::int64_t prod = (a.valid & b.valid) == 0 ? 0 : a.code != 0 ? P::product(b, a) : P::product(a, b);
+    return tally_and_accumulate<kChecked>(acc, prod, a.valid, b.valid, spec, tally, pos);
+  }
+};
+
 // MF-MAC: the register holds a PoT4 code in bits 3..0 and the valid bit in bit 4.
 struct MfMacPolicy {
   using Op = std::uint8_t;

@@ -46,6 +46,14 @@ struct QuantOps {
   double fp32_add = 0;   // FP32 sums (WBC magnitude sums, PRC errors, INT rounding)
   double fp32_mul = 0;   // INT scaling x * qmax / max
   double rng16 = 0;      // 16-bit random numbers for stochastic rounding
+  QuantOps& operator+=(const QuantOps& o) {
+    compare32 += o.compare32;
+    exp_sub8 += o.exp_sub8;
+    fp32_add += o.fp32_add;
+    fp32_mul += o.fp32_mul;
+    rng16 += o.rng16;
+    return *this;
+  }
 };
 
 struct PeType {
@@ -94,12 +102,13 @@ struct PeType {
   // The quantizer operations of the tensors a trace holds as two-term powers of two (apot), per
   // element; null: counted as the others (quant_ops).
   QuantOps (*apot_quant_ops)(double activations, double weights, double errors) = nullptr;
-  // Op counts a record adds by its operand formats, given the counts of its executed products
-  // (count_ops): the two-term PE's second shift and addition when its code operand is two-term.
+  // Op counts a record adjusts by its operand formats, given the counts of its executed products
+  // (count_ops): the two-term PE's second shift, and its term add only when its code operand is
+  // two-term.
   // Null: none. Replay applies it in value and timing mode alike.
   void (*pair_ops)(NumFormat a, NumFormat b, PeOpCounts& counts) = nullptr;
   // Hardware units of each op in one PE (the area model): 1 each unless the type says (the
-  // two-term PE has two shifters and two adders).
+  // two-term PE has two shifters).
   std::array<int, kMaxPeOps> op_units{1, 1, 1, 1};
 
   bool can_hold(NumFormat f) const;

@@ -564,7 +564,9 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
   }
   std::vector<std::int64_t> expected(mn);
   for (std::size_t i = 0; i < mn; ++i) expected[i] = static_cast<std::int64_t>(acc[i]);
-  if (a.apot || b.apot) {  // a two-term operand (apot) with a PoT4, INT8 (power-of-two scale) or two-term one
+  if (a.apot || b.apot || a.format != b.format) {
+    // A policy's mixed GEMM: a two-term operand (apot) with a PoT4, INT8 or two-term one, or the
+    // shift-add pair (one PoT4 operand, one INT8); the INT8 and two-term scales are powers of two.
     std::vector<Pot4Code> ca, cb;
     std::vector<std::int8_t> ia, ib;
     auto side = [](const Grid& g, const std::vector<float>& v, OperandSpec& spec, std::vector<Pot4Code>& codes,
@@ -582,27 +584,13 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
     };
     side(a, ar, r.a, ca, ia);
     side(b, br, r.b, cb, ib);
-    ctx.trace->add_apot(r, ca.empty() ? nullptr : ca.data(), ca.empty() ? ia.data() : nullptr,
-                        cb.empty() ? nullptr : cb.data(), cb.empty() ? ib.data() : nullptr, expected.data());
-    return;
-  }
-  if (a.format != b.format) {  // a policy's shift-add GEMM: one PoT4 operand, one INT8 (power-of-two scale)
-    const bool a_pot4 = a.format == NumFormat::kPot4;
-    const Grid& pg = a_pot4 ? a : b;
-    const Grid& ig = a_pot4 ? b : a;
-    OperandSpec ps, is;
-    ps.format = NumFormat::kPot4;
-    ps.scale_exp = pg.e;
-    is.format = NumFormat::kInt8;
-    is.scale = ig.scale;
-    r.a = a_pot4 ? ps : is;
-    r.b = a_pot4 ? is : ps;
-    const std::vector<float>& pv = a_pot4 ? ar : br;
-    const std::vector<float>& iv = a_pot4 ? br : ar;
-    std::vector<Pot4Code> codes(pv.size());
-    std::transform(pv.begin(), pv.end(), codes.begin(), code_of);
-    std::vector<std::int8_t> ints(iv.begin(), iv.end());
-    ctx.trace->add_pot4_int8(r, codes.data(), ints.data(), expected.data());
+    if (a.apot || b.apot) {
+      ctx.trace->add_apot(r, ca.empty() ? nullptr : ca.data(), ca.empty() ? ia.data() : nullptr,
+                          cb.empty() ? nullptr : cb.data(), cb.empty() ? ib.data() : nullptr, expected.data());
+    } else {
+      ctx.trace->add_pot4_int8(r, ca.empty() ? cb.data() : ca.data(), ia.empty() ? ib.data() : ia.data(),
+                               expected.data());
+    }
   } else if (ctx.arith == NumFormat::kPot4) {
     r.a.format = r.b.format = NumFormat::kPot4;
     r.a.scale_exp = a.e;

@@ -46,16 +46,7 @@ struct ShiftPolicy {
     return ((x.v < 0) != pot4_negative(c)) ? -shifted : shifted;
   }
 
-  struct Pe {
-    AccumulatorSpec spec;
-    bool fma = false;
-    template <bool kChecked>
-    Acc mac(Acc acc, Op a, Op b, PeTally& tally, const ProductPos& pos) const {
-      // Bubbles never touch a partial sum: their product is 0.
-      const std::int64_t prod = (a.valid & b.valid) == 0 ? 0 : a.code != 0 ? product(b, a) : product(a, b);
-      return tally_and_accumulate<kChecked>(acc, prod, a.valid, b.valid, spec, tally, pos);
-    }
-  };
+  using Pe = CodeOperandPe<ShiftPolicy>;
 };
 
 constexpr std::int64_t kMaxTerm = std::int64_t{127} * 64;

@@ -52,15 +52,7 @@ struct Shift2Policy {
     return ((x.v < 0) != (p.v < 0)) ? -sum : sum;
   }
 
-  struct Pe {
-    AccumulatorSpec spec;
-    bool fma = false;
-    template <bool kChecked>
-    Acc mac(Acc acc, Op a, Op b, PeTally& tally, const ProductPos& pos) const {
-      const std::int64_t prod = (a.valid & b.valid) == 0 ? 0 : a.code != 0 ? product(b, a) : product(a, b);
-      return tally_and_accumulate<kChecked>(acc, prod, a.valid, b.valid, spec, tally, pos);
-    }
-  };
+  using Pe = CodeOperandPe<Shift2Policy>;
 };
 
 constexpr std::int64_t kMaxTerm = std::int64_t{127} * 96;
