@@ -150,6 +150,15 @@ def runs(net, v):
     return {s: r for s in (1, 2, 3) for r in [load(net, v, s)] if r is not None}
 def acc(r):
     return 100 * r.get("test_token_accuracy", r["test_accuracy"])
+# The energy entry of a variant's priced step on its own array (its compare report), or None.
+# transformer12, text10 and text-lr* train the same networks as transformer and text: the same step.
+STEP_NET = {"transformer12": "transformer", "text10": "text", "text-lr001": "text", "text-lr004": "text"}
+def priced(net, v):
+    c = "%s/%s-%s-compare.json" % (edir, STEP_NET.get(net, net), v)
+    if not os.path.exists(c):
+        return None
+    key = v if v in ("fp32", "int8") else "shift2" if v.startswith("act8-apotw") else "mfmac"
+    return json.load(open(c))["energy_pj"].get(key)
 def ms(xs):
     return (statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0)
 total = 0.0
@@ -209,15 +218,10 @@ for net, title, metric in nets:
             b = [r["test_bits_per_char"] for r in rs.values()]
             bpc = " %.3f +- %.3f |" % ms(b)
         energy, pjmac = "not priced", ""
-        # transformer12, text10 and text-lr* train the same networks as transformer and text: the same step.
-        c = "%s/%s-%s-compare.json" % (edir, {"transformer12": "transformer", "text10": "text", "text-lr001": "text",
-                                               "text-lr004": "text"}.get(net, net), v)
-        if os.path.exists(c):
-            cj = json.load(open(c))
-            key = v if v in ("fp32", "int8") else "shift2" if v.startswith("act8-apotw") else "mfmac"
-            if key in cj["energy_pj"]:
-                energy = "%.4g" % (cj["energy_pj"][key]["total"] * 1e-6)
-                pjmac = "%.4g" % cj["energy_pj"][key]["per_mac"]
+        e = priced(net, v)
+        if e:
+            energy = "%.4g" % (e["total"] * 1e-6)
+            pjmac = "%.4g" % e["per_mac"]
         name = "**%s** (best)" % v if v == best else v
         print("| %s | %s | %.2f +- %.2f | %s | %s | %s |%s %s | %s |" % (
             name, "yes" if mf else "no", m, sd, ",".join(str(s) for s in sorted(rs)),
@@ -253,11 +257,7 @@ for net, title, metric in nets:
     print("- %s: `best` (%s) is %s (target within 1.0 pp: **%s**)." % (title, best, versus_fp32(gap), verdict))
 # What best's accuracy costs: its step energy against FP32's, INT8's and strict's (same network, 32x32, paper table).
 def step_uj(net, v):
-    c = "%s/%s-%s-compare.json" % (edir, net, v)
-    if not os.path.exists(c):
-        return None
-    key = v if v in ("fp32", "int8") else "shift2" if v.startswith("act8-apotw") else "mfmac"
-    e = json.load(open(c))["energy_pj"].get(key)
+    e = priced(net, v)
     return e["total"] * 1e-6 if e else None
 for net in ("cnn-bn", "resnet8", "transformer", "text"):
     eb = step_uj(net, best)
@@ -278,11 +278,8 @@ for net, title, metric in nets:
               " seeds (%s)." % (title, v, versus_fp32(gap), "within 1.0 pp" if gap <= 1.0 else "more than 1.0 pp below"))
 # What finer scales cost on the MF-MAC array, by component, against the policy they refine (from
 # the compare reports above; docs/energy-accounting.md#finer-scales).
-def comp(net, v):
-    c = "%s/%s-%s-compare.json" % (edir, net, v)
-    if not os.path.exists(c):
-        return None
-    e = json.load(open(c))["energy_pj"].get("mfmac")
+def comp(net, v):  # the finer scales and the policies they refine: all priced on the MF-MAC array
+    e = priced(net, v)
     return e if e and "by_component" in e else None
 for net in ("cnn-bn", "resnet8", "transformer", "text"):
     for v, base in (("outer-scales", "strict"), ("block32-scales", "strict"), ("act8-wgouter", "int8-activations"),
