@@ -2,8 +2,9 @@
 # mfsim's training core against PyTorch, side by side in one run (docs/performance.md): one FP32
 # epoch of the CNN, cnn-bn and resnet8 over the first 6,400 Fashion-MNIST training images, batch
 # 64, SGD with momentum 0.9, one thread each (mfsim --threads 1; torch.set_num_threads(1)).
-# Prints both epoch times and their ratio. Run it with nothing else running on the machine, and
-# without OPENBLAS_CORETYPE in the environment unless that core is what you mean to measure.
+# Prints the epoch times (mfsim, PyTorch, mfsim with --conv-path blas) and mfsim's ratio to
+# PyTorch. Run it with nothing else running on the machine, and without OPENBLAS_CORETYPE in the
+# environment unless that core is what you mean to measure.
 #   usage: scripts/bench_train_torch.sh [IMAGES] [MODELS...]   (default: 6400 cnn cnn-bn resnet8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,13 +75,22 @@ for s in range(0, images, 64):
     sgd.step()
 print(f"{time.perf_counter() - t0:.3f}")
 EOF
-printf '%-8s %12s %12s %8s\n' model "mfsim (s)" "PyTorch (s)" ratio
+# mfsim with its default --conv-path auto (the direct convolution kernels where they give the BLAS's
+# bits: docs/training-core.md), and again with --conv-path blas (im2col + sgemm + col2im).
+printf '%-8s %12s %12s %12s %8s %s\n' model "mfsim (s)" "PyTorch (s)" "mfsim blas" ratio "conv path (auto)"
+epoch() {  # the first epoch's seconds of a report
+  "$python" -c "import json,sys; print('%.3f' % json.load(open(sys.argv[1]))['epoch_seconds'][0])" "$1"
+}
 for model in "${models[@]}"; do
-  ./build/mfsim train -q --threads 1 --model "$model" --quant fp32 --epochs 1 --batch 64 --lr-schedule constant \
-    --train-limit "$images" --test-limit 256 --report "$tmp/r.json"
-  ours=$("$python" -c "import json,sys; print('%.3f' % json.load(open(sys.argv[1]))['epoch_seconds'][0])" "$tmp/r.json")
+  for path in auto blas; do
+    ./build/mfsim train -q --threads 1 --model "$model" --quant fp32 --epochs 1 --batch 64 --lr-schedule constant \
+      --train-limit "$images" --test-limit 256 --conv-path "$path" --report "$tmp/r-$path.json"
+  done
+  ours=$(epoch "$tmp/r-auto.json")
+  blas=$(epoch "$tmp/r-blas.json")
   theirs=$("$python" "$tmp/torch_epoch.py" "$model" "$images" "$data")
-  printf '%-8s %12s %12s %8s\n' "$model" "$ours" "$theirs" "$("$python" -c "print('%.2f' % ($ours / $theirs))")"
+  chosen=$("$python" -c "import json,sys; c=json.load(open(sys.argv[1]))['conv_path']; print('%d direct, %d blas shapes' % (c['direct_shapes'], c['blas_shapes']))" "$tmp/r-auto.json")
+  printf '%-8s %12s %12s %12s %8s %s\n' "$model" "$ours" "$theirs" "$blas" "$("$python" -c "print('%.2f' % ($ours / $theirs))")" "$chosen"
 done
-echo "blas: $("$python" -c "import json,sys; print(json.load(open(sys.argv[1]))['blas'])" "$tmp/r.json")"
+echo "blas: $("$python" -c "import json,sys; print(json.load(open(sys.argv[1]))['blas'])" "$tmp/r-auto.json")"
 echo "torch: $("$python" -c "import torch; print(torch.__version__)")"

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include <nlohmann/json.hpp>
 
@@ -128,7 +129,53 @@ TEST_CASE("train: data and usage errors name the file", "[smoke]") {
   r = run_mfsim(fmt::format("train -q --prc-operands a,,w --data {} --report {}", dir.path(), rep));
   CHECK(r.err == "mfsim: error: train: --prc-operands: unknown operand \"\" in \"a,,w\"; expected none or a "
                  "comma-separated subset of a,w,g\n");
+  r = run_mfsim(fmt::format("train -q --conv-path fast --data {} --report {}", dir.path(), rep));
+  CHECK(r.exit_code == 2);
+  CHECK(r.err == "mfsim: error: train: --conv-path: unknown value \"fast\"; expected auto|blas|direct\n");
   CHECK_FALSE(test::file_exists(rep));
+}
+
+// --conv-path never changes a figure where auto takes the direct kernels: they reproduce the
+// BLAS's bits (training/conv_direct.h). On a machine with AVX-512 the test asks OpenBLAS for its
+// AVX-512 kernels (whose order the direct kernels follow), so auto must take them there.
+TEST_CASE("train: the direct convolution kernels leave every figure of an FP32 run unchanged", "[smoke]") {
+  TempDir dir;
+  write_dataset(dir.path(), 192, 64);
+  const char* saved = std::getenv("OPENBLAS_CORETYPE");
+  const std::string saved_core = saved != nullptr ? saved : "";
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  if (avx512) setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+  auto figures = [&](const std::string& model, const std::string& path, json* conv) {
+    const std::string rep = dir.file(model + "-" + path + ".json");
+    auto r = run_mfsim(fmt::format("train -q --model {} --quant fp32 --epochs 2 --batch 48 --seed 5 --data {} "
+                                   "--conv-path {} --report {}",
+                                   model, dir.path(), path, rep));
+    INFO(model << " " << path << ": " << r.err);
+    REQUIRE(r.exit_code == 0);
+    json j = json::parse(test::slurp(rep));
+    *conv = j["conv_path"];
+    for (const char* key : {"command", "epoch_seconds", "conv_path"}) j.erase(key);
+    return j;
+  };
+  for (const std::string model : {"cnn-bn", "resnet8"}) {
+    json cb, ca, cd;
+    const json blas = figures(model, "blas", &cb), automatic = figures(model, "auto", &ca);
+    INFO(model << ": auto " << ca.dump());
+    CHECK(automatic == blas);
+    CHECK(cb["direct_shapes"] == 0);
+    if (avx512) {
+      CHECK(ca["direct_shapes"].get<int>() > 0);
+      CHECK(ca["blas_shapes"] == 0);
+      // Forced, the kernels give the same figures too (here: the same order as the BLAS).
+      CHECK(figures(model, "direct", &cd) == blas);
+    }
+  }
+  if (saved != nullptr) {
+    setenv("OPENBLAS_CORETYPE", saved_core.c_str(), 1);
+  } else {
+    unsetenv("OPENBLAS_CORETYPE");
+  }
 }
 
 // --prc-operands: the operands PRC applies to, in the report; the others at the ALS scale.

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "training/conv_direct.h"
 #include "training/exact_gemm.h"
 #include "training/layer_kernels.h"
 #include "training/quant_gemm.h"
@@ -722,12 +723,26 @@ class LinearBase : public Layer {
     const GemmSource sa{cols_f32_.data(), Role::kActivation}, sw{w_.data(), Role::kWeight};
     linear_gemm(ctx, name_, geometry(), Phase::kFwd, false, false, m, n_, k_, cols_, wq_, y, LayerType::kFc,
                 fa ? &sa : nullptr, fw ? &sw : nullptr);
+    add_bias(ctx, m, y);
+  }
+  // y (m x N) += the bias, per row.
+  void add_bias(StepContext& ctx, int m, float* y) {
     const float* b = b_.data();
     for (int i = 0; i < m; ++i) {
       float* row = y + static_cast<std::size_t>(i) * n_;
       for (int j = 0; j < n_; ++j) row[j] += b[j];
     }
     record_op(ctx, bias_op(name_, OpPhase::kFwd, u64(static_cast<std::size_t>(m) * n_), u64(n_)));
+  }
+  // The bias gradient: the column sums of dy (m_ x N), in row order.
+  void bias_grad(StepContext& ctx, const float* dy) {
+    std::fill(db_.begin(), db_.end(), 0.0f);
+    float* db = db_.data();
+    for (int i = 0; i < m_; ++i) {
+      const float* row = dy + static_cast<std::size_t>(i) * n_;
+      for (int j = 0; j < n_; ++j) db[j] += row[j];
+    }
+    record_op(ctx, bias_op(name_, OpPhase::kBwd, u64(static_cast<std::size_t>(m_) * n_), u64(n_)));
   }
   // dy: M x N. Writes dcols (M x K) when need_dx (every element: the buffer may be reused).
   void backward_gemm(StepContext& ctx, const float* dy, bool need_dx, std::vector<float>* dcols) {
@@ -744,13 +759,7 @@ class LinearBase : public Layer {
     }
     linear_gemm(ctx, name_, geometry(), Phase::kBwdWeight, true, false, k_, n_, m_, cols_, g, dw_.data(), LayerType::kFc,
                 fa ? &sa : nullptr, fg ? &sg : nullptr);
-    std::fill(db_.begin(), db_.end(), 0.0f);
-    float* db = db_.data();
-    for (int i = 0; i < m_; ++i) {
-      const float* row = dy + static_cast<std::size_t>(i) * n_;
-      for (int j = 0; j < n_; ++j) db[j] += row[j];
-    }
-    record_op(ctx, bias_op(name_, OpPhase::kBwd, u64(static_cast<std::size_t>(m_) * n_), u64(n_)));
+    bias_grad(ctx, dy);
   }
 
   // A convolution's geometry for its trace records (null for a fully connected layer).
@@ -804,6 +813,13 @@ class Conv2d : public LinearBase {
     EdgeScope scope(ctx, *this);
     batch_ = x.n;
     geometry_ = ConvGeometry{batch_, h_, w_in_, cin_, ks_, ks_, stride_, pad_};
+    // FP32 without a trace: the direct kernels where this run's chooser allows all the GEMMs this
+    // layer runs (training/conv_direct.h: the BLAS path's bits).
+    direct_ = ctx.arith == NumFormat::kFp32 && ctx.trace == nullptr && ctx.conv != nullptr &&
+              ctx.conv->direct(ConvPathChooser::kForward, shape(), n_) &&
+              ctx.conv->direct(ConvPathChooser::kBackwardWeight, shape(), n_) &&
+              (first || ctx.conv->direct(ConvPathChooser::kBackwardData, shape(), n_));
+    if (direct_) return forward_direct(std::move(x), ctx);
     Grid xq = input_grid(x, ctx);
     note_sqnr(ctx, name_, 0, x.v.data(), x.v.size(), xq);
     Grid cols = xq.like();
@@ -830,6 +846,7 @@ class Conv2d : public LinearBase {
   }
   Tensor backward(Tensor dy, StepContext& ctx) override {
     EdgeScope scope(ctx, *this);
+    if (direct_) return backward_direct(std::move(dy), ctx);
     backward_gemm(ctx, dy.v.data(), !first, &dcols_);
     spare_out_ = std::move(dy.v);
     Tensor dx;
@@ -845,6 +862,41 @@ class Conv2d : public LinearBase {
   }
 
  private:
+  Tensor forward_direct(Tensor x, StepContext& ctx) {
+    m_ = batch_ * p_ * q_;
+    xpad_.resize(padded_size(shape()));
+    pad_input(shape(), x.v.data(), xpad_.data());
+    spare_in_ = std::move(x.v);  // becomes the input gradient's buffer
+    Tensor y;
+    y.n = batch_;
+    y.h = p_;
+    y.w = q_;
+    y.c = n_;
+    y.v = std::move(spare_out_);  // every element written
+    y.v.resize(static_cast<std::size_t>(m_) * n_);
+    conv_forward_direct(shape(), n_, xpad_.data(), w_.data(), y.v.data(), ctx.conv->block());
+    add_bias(ctx, m_, y.v.data());
+    return y;
+  }
+  Tensor backward_direct(Tensor dy, StepContext& ctx) {
+    if (!first) {
+      dxpad_.assign(padded_size(shape()), 0.0f);
+      conv_backward_data_direct(shape(), n_, dy.v.data(), w_.data(), dxpad_.data(), ctx.conv->block());
+    }
+    conv_backward_weight_direct(shape(), n_, xpad_.data(), dy.v.data(), dw_.data(), ctx.conv->block());
+    bias_grad(ctx, dy.v.data());
+    spare_out_ = std::move(dy.v);
+    Tensor dx;
+    dx.n = batch_;
+    dx.h = h_;
+    dx.w = w_in_;
+    dx.c = cin_;
+    if (first) return dx;
+    dx.v = std::move(spare_in_);
+    dx.v.resize(static_cast<std::size_t>(batch_) * h_ * w_in_ * cin_);
+    crop_input(shape(), dxpad_.data(), dx.v.data());
+    return dx;
+  }
   ConvShape shape() const { return ConvShape{batch_, h_, w_in_, cin_, ks_, stride_, pad_}; }
   const ConvGeometry* geometry() const override { return &geometry_; }
 
@@ -853,6 +905,8 @@ class Conv2d : public LinearBase {
   // Buffers kept across steps (no allocation or zero-filling per step): the input gradient's,
   // the output's, and the im2col gradient.
   std::vector<float> spare_in_, spare_out_, dcols_;
+  bool direct_ = false;               // this step's GEMMs take the direct kernels
+  std::vector<float> xpad_, dxpad_;   // the direct path's padded input and input gradient
 };
 
 class Relu : public Layer {

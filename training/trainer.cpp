@@ -267,6 +267,10 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
   }
 
   StepContext ctx = make_context(opt);
+  // The convolutions' path (--conv-path): the direct kernels are single-threaded, so auto keeps the
+  // BLAS when it runs more than one thread.
+  ConvPathChooser conv_chooser(opt.threads > 1 && opt.conv_path == ConvPath::kAuto ? ConvPath::kBlas : opt.conv_path);
+  ctx.conv = &conv_chooser;
   ojson rep = report_header(opt, spec, net, train, test);
   std::map<std::string, QuantNoise> sqnr;  // this epoch's samples
   ojson sqnr_per_epoch = ojson::array();
@@ -355,6 +359,12 @@ ojson train_network(const TrainOptions& opt, const Dataset& train, const Dataset
   }
   if (!tracer.written().empty()) rep["trace"] = tracer.written();
   rep["blas"] = blas_info();
+  // Which path the convolutions' GEMMs took: shapes (layer geometry and GEMM) on each.
+  rep["conv_path"] = ojson{{"requested", to_string(opt.conv_path)},
+                           {"direct_shapes", conv_chooser.direct_shapes()},
+                           {"blas_shapes", conv_chooser.blas_shapes()},
+                           {"direct_isa", conv_direct_isa()},
+                           {"reduction_block", conv_chooser.block()}};
   return rep;
 }
 

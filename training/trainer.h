@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "training/conv_direct.h"
 #include "training/dataset.h"
 #include "traces/trace.h"
 #include "training/nn.h"
@@ -53,6 +54,9 @@ struct TrainOptions {
   std::string trace_out;       // write the trace of one step here (JSON + .bin)
   int trace_step = 0;          // 0-based step of the first epoch
   int threads = 1;             // BLAS threads (the GEMMs here are small: 1 is fastest on 2 cores)
+  // --conv-path: the FP32 convolutions' GEMMs (training/conv_direct.h). Under auto the direct
+  // kernels run where they give the BLAS's bits, and only with one thread (they are single-threaded).
+  ConvPath conv_path = ConvPath::kAuto;
   bool progress = true;        // progress line on stderr
 };
 

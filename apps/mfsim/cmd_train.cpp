@@ -149,6 +149,7 @@ int cmd_train(const Args& args) {
       ("test-examples", po::value<int>()->default_value(1000), "transformer: held-out test sequences generated (--task text: at most this many test windows)")
       ("data", po::value<std::string>()->default_value(kDefaultDataDir), "directory with the IDX files")
       ("threads", po::value<int>()->default_value(1), "BLAS threads (1 is fastest for these small GEMMs on 2 cores)")
+      ("conv-path", po::value<std::string>()->default_value("auto"), "FP32 convolutions: auto (direct kernels where they give the BLAS's bits, checked per shape; one thread), blas (im2col + sgemm + col2im) or direct (the direct kernels' order always)")
       ("trace-out", po::value<std::string>(), "write the trace of one training step (every GEMM, with operands)")
       ("trace-step", po::value<int>()->default_value(0), "which step of the first epoch to trace (0-based)")
       ("report", po::value<std::string>(), "JSON report to write (atomically)")
@@ -191,6 +192,10 @@ int cmd_train(const Args& args) {
   o.epochs = positive("epochs");
   o.batch = positive("batch");
   o.threads = positive("threads");
+  if (!parse_conv_path(vm["conv-path"].as<std::string>(), &o.conv_path)) {
+    throw InputError(fmt::format("train: --conv-path: unknown value \"{}\"; expected auto|blas|direct",
+                                 vm["conv-path"].as<std::string>()));
+  }
   o.seed = vm["seed"].as<std::uint64_t>();
   o.lr = vm["lr"].as<double>();
   if (!(o.lr > 0)) throw InputError(fmt::format("train: --lr: expected a positive number, got {}", o.lr));
