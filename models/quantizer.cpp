@@ -946,16 +946,33 @@ IntPot2Tensor apot_quantize(const float* x, std::size_t n, Pick pick) {
   bool finite = true;
   t.scale_exp = int_pot2_scale_exp(max_abs(x, n, &finite), kApotMax);
   t.q.resize(n);
-  const std::vector<int>& l = apot_levels();
+  // The levels around each integer c in [0, 96]: above[c] the least level >= c, below[c] the level
+  // before it (itself for 0). The levels are integers, so the least level >= a is above[ceil(a)].
+  struct Neighbours {
+    int above[kApotMax + 1], below[kApotMax + 1];
+  };
+  static const Neighbours nb = [] {
+    Neighbours v{};
+    const std::vector<int>& l = apot_levels();  // ascending, from 0; 96 is a level
+    for (int c = 0; c <= kApotMax; ++c) {
+      const auto it = std::lower_bound(l.begin(), l.end(), c);
+      v.above[c] = *it;
+      v.below[c] = it == l.begin() ? *it : *(it - 1);
+    }
+    return v;
+  }();
+  // |x| 2^-E as a product by the exact power of two in double: pot2_unscale's value (E is within
+  // +-160 for any float maximum, far inside double's exponent range).
+  const double inv = std::ldexp(1.0, -t.scale_exp);
   for (std::size_t i = 0; i < n; ++i) {
-    const double r = pot2_unscale(x[i], t.scale_exp);
+    const double r = static_cast<double>(x[i]) * inv;
     if (std::isnan(r)) {
       t.q[i] = 0;
       continue;
     }
     const double a = std::min(std::fabs(r), static_cast<double>(kApotMax));
-    const auto it = std::lower_bound(l.begin(), l.end(), a, [](int lv, double v) { return lv < v; });  // 96 is a level
-    const int hi = *it, lo = it == l.begin() || hi == a ? hi : *(it - 1);
+    const int c = static_cast<int>(std::ceil(a));
+    const int hi = nb.above[c], lo = hi == a ? hi : nb.below[c];
     const int q = lo == hi ? hi : pick(i, a, lo, hi);
     t.q[i] = static_cast<std::int8_t>(r < 0 ? -q : q);
   }

@@ -189,3 +189,58 @@ TEST_CASE("conv direct: the chooser keeps the BLAS, takes the kernels, or checks
   CHECK(p == ConvPath::kDirect);
   CHECK_FALSE(parse_conv_path("fast", &p));
 }
+
+TEST_CASE("conv direct: integer operands give exact sums: chunked weight gradients, dequantized input gradients",
+          "[unit]") {
+  // An integer arithmetic's grids: integers held in floats (INT8 activations, PoT4 errors).
+  std::mt19937 rng(17);
+  std::uniform_int_distribution<int> i8(-127, 127), e(0, 6), sgn(0, 1);
+  const ConvShape s{3, 9, 8, 5, 3, 2, 1};
+  const int cout = 16, k = s.k * s.k * s.c, m = s.n * s.p() * s.q();
+  const std::size_t nx = static_cast<std::size_t>(s.n) * s.h * s.w * s.c;
+  std::vector<float> x(nx), w(static_cast<std::size_t>(k) * cout), g(static_cast<std::size_t>(m) * cout);
+  for (float& v : x) v = static_cast<float>(i8(rng));
+  for (float& v : w) v = static_cast<float>(i8(rng));
+  for (float& v : g) v = (sgn(rng) != 0 ? -1.0f : 1.0f) * static_cast<float>(1 << e(rng));
+  std::vector<float> xpad(padded_size(s));
+  pad_input(s, x.data(), xpad.data());
+  // Weight gradient: exact integer sums (int64 reference), in chunks of 7 output pixels.
+  std::vector<double> dw(static_cast<std::size_t>(k) * cout);
+  for (const char* isa : {"scalar", "avx2", "avx512"}) {
+    if (!conv_direct_use_isa(isa)) continue;
+    INFO(isa);
+    conv_backward_weight_exact(s, cout, xpad.data(), g.data(), 7, dw.data());
+    bool exact = true;
+    for (int kk = 0; kk < k; ++kk) {
+      for (int co = 0; co < cout; ++co) {
+        std::int64_t sum = 0;
+        for (int row = 0; row < m; ++row) {
+          sum += static_cast<std::int64_t>(tap_value(s, x, row, kk)) *
+                 static_cast<std::int64_t>(g[static_cast<std::size_t>(row) * cout + co]);
+        }
+        exact = exact && dw[static_cast<std::size_t>(kk) * cout + co] == static_cast<double>(sum);
+      }
+    }
+    CHECK(exact);
+    // Input gradient: each exact sum times the dequantizing factor (one rounding), then col2im.
+    for (float factor : {1.0f, 0.125f, 0.0123f}) {
+      std::vector<float> dcols(static_cast<std::size_t>(m) * k), ref(nx, 0.0f), got(nx), dxpad(padded_size(s), 0.0f);
+      for (int row = 0; row < m; ++row) {
+        for (int kk = 0; kk < k; ++kk) {
+          std::int64_t sum = 0;
+          for (int co = 0; co < cout; ++co) {
+            sum += static_cast<std::int64_t>(g[static_cast<std::size_t>(row) * cout + co]) *
+                   static_cast<std::int64_t>(w[static_cast<std::size_t>(kk) * cout + co]);
+          }
+          dcols[static_cast<std::size_t>(row) * k + kk] = static_cast<float>(sum) * factor;
+        }
+      }
+      col2im(s, dcols.data(), ref.data());
+      conv_backward_data_direct(s, cout, g.data(), w.data(), dxpad.data(), kDefaultReductionBlock, factor);
+      crop_input(s, dxpad.data(), got.data());
+      INFO("factor " << factor);
+      CHECK(same_bits(got, ref));
+    }
+  }
+  REQUIRE(conv_direct_use_isa("best"));
+}

@@ -178,6 +178,35 @@ TEST_CASE("train: the direct convolution kernels leave every figure of an FP32 r
   }
 }
 
+// The integer arithmetics' sums are exact, so the direct kernels give the BLAS path's bits under
+// any core and auto takes them without a check: the same figures, every convolution direct.
+TEST_CASE("train: the integer arithmetics take the direct convolution kernels and keep every figure", "[smoke]") {
+  TempDir dir;
+  write_dataset(dir.path(), 192, 64);
+  for (const std::string model : {"cnn-bn", "resnet8"}) {
+    for (const std::string quant : {"--quant int8", "--quant als-potq --policy strict", "--quant als-potq --policy best"}) {
+      json runs[2];
+      for (int i = 0; i < 2; ++i) {
+        const std::string rep = dir.file(fmt::format("{}-{}.json", model, i));
+        auto r = run_mfsim(fmt::format("train -q --model {} {} --epochs 2 --batch 48 --seed 5 --data {} --conv-path {} "
+                                       "--report {}",
+                                       model, quant, dir.path(), i == 0 ? "blas" : "auto", rep));
+        INFO(model << " " << quant << ": " << r.err);
+        REQUIRE(r.exit_code == 0);
+        runs[i] = json::parse(test::slurp(rep));
+      }
+      INFO(model << " " << quant << ": " << runs[1]["conv_path"].dump());
+      CHECK(runs[0]["conv_path"]["direct_shapes"] == 0);
+      CHECK(runs[1]["conv_path"]["direct_shapes"].get<int>() > 0);
+      CHECK(runs[1]["conv_path"]["blas_shapes"] == 0);
+      for (json& j : runs) {
+        for (const char* key : {"command", "epoch_seconds", "conv_path"}) j.erase(key);
+      }
+      CHECK(runs[1] == runs[0]);
+    }
+  }
+}
+
 // --prc-operands: the operands PRC applies to, in the report; the others at the ALS scale.
 TEST_CASE("train: --prc-operands names the operands PRC may clip", "[smoke]") {
   TempDir dir;

@@ -611,6 +611,18 @@ TEST_CASE("two-term power-of-two weights: the 29 levels, the least covering scal
     REQUIRE(apot_level(q));
     for (int l : levels) REQUIRE(!(l > std::min<double>(r, q) && l < std::max<double>(r, q)));  // no level between
   }
+  // The rule to the bit: the upper level exactly when counter_uniform(key, i) < (a - lo) / (hi - lo),
+  // lo and hi the levels around a = |x| 2^-E found by a plain search (the quantizer uses a table).
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double a = std::min(96.0, std::fabs(std::ldexp(static_cast<double>(x[i]), -ts.scale_exp)));
+    int lo = 0, hi = 96;
+    for (int l : levels) {
+      if (l <= a) lo = std::max(lo, l);
+      if (l >= a) hi = std::min(hi, l);
+    }
+    const int q = lo == hi ? hi : static_cast<double>(counter_uniform(7, i)) < (a - lo) / (hi - lo) ? hi : lo;
+    REQUIRE(std::abs(int{ts.q[i]}) == q);
+  }
   std::vector<float> same(20000, 70.5f);
   same[0] = 96.0f;  // scale 2^0: 70.5 lies between the levels 68 and 72
   const IntPot2Tensor tm = apot_stochastic(same.data(), same.size(), 3);

@@ -169,7 +169,8 @@ void conv_forward_direct(const ConvShape& s, int cout, const float* xpad, const 
   active()->forward(g.args);
 }
 
-void conv_backward_data_direct(const ConvShape& s, int cout, const float* gr, const float* w, float* dxpad, int q) {
+void conv_backward_data_direct(const ConvShape& s, int cout, const float* gr, const float* w, float* dxpad, int q,
+                               float factor) {
   Geometry g = geometry(s, cout);
   const ConvKernelArgs& a = g.args;
   const std::vector<int> blocks = reduction_blocks(cout, q);
@@ -183,6 +184,7 @@ void conv_backward_data_direct(const ConvShape& s, int cout, const float* gr, co
   g.args.g = gr;
   g.args.out = dxpad;
   g.args.buf = buf.data();
+  g.args.factor = factor;
   active()->backward_data(g.args);
 }
 
@@ -199,6 +201,27 @@ void conv_backward_weight_direct(const ConvShape& s, int cout, const float* xpad
   g.args.g = gr;
   g.args.out = dw;
   active()->backward_weight(g.args);
+}
+
+void conv_backward_weight_exact(const ConvShape& s, int cout, const float* xpad, const float* gr, int chunk, double* dw) {
+  Geometry g = geometry(s, cout);
+  const std::size_t n = static_cast<std::size_t>(g.args.k) * cout;
+  std::fill(dw, dw + n, 0.0);
+  std::vector<float> part(n);
+  const int m = g.args.m;
+  for (int m0 = 0; m0 < m; m0 += chunk) {
+    const int len = std::min(chunk, m - m0);
+    ConvKernelArgs a = g.args;  // the output pixels [m0, m0 + len), one block
+    a.m = len;
+    a.base = g.base.data() + m0;
+    a.blocks = &len;
+    a.nblocks = 1;
+    a.x = xpad;
+    a.g = gr + static_cast<std::size_t>(m0) * cout;
+    a.out = part.data();
+    active()->backward_weight(a);
+    for (std::size_t i = 0; i < n; ++i) dw[i] += static_cast<double>(part[i]);
+  }
 }
 
 const char* conv_direct_isa() { return active()->isa; }
@@ -358,6 +381,10 @@ bool ConvPathChooser::direct(Gemm gemm, const ConvShape& s, int cout) {
   const bool use = path_ == ConvPath::kDirect || (block() > 0 && conv_direct_matches_blas(gemm, s, cout, block_));
   chosen_.emplace(key, use);
   return use;
+}
+
+void ConvPathChooser::record_exact(Gemm gemm, const ConvShape& s, int cout, bool direct) {
+  chosen_[std::make_tuple(3 + static_cast<int>(gemm), s.n, s.h, s.w, s.c, s.k, s.stride, s.pad, cout)] = direct;
 }
 
 int ConvPathChooser::block() {

@@ -2,7 +2,7 @@
 // convolution"): a convolution's three GEMMs computed from the NHWC tensors themselves, without
 // the im2col matrix, its packed copies or the col2im pass that the BLAS path needs.
 //
-// Each output element is computed in one fixed order, the one OpenBLAS's level-3 driver and its
+// For FP32 operands each output element is computed in one fixed order, the one OpenBLAS's level-3 driver and its
 // AVX-512 (SkylakeX, Cooperlake) kernels use: the reduction of length n is cut into blocks by
 // reduction_blocks(n); within a block the products are summed in index order by fused
 // multiply-adds into an accumulator that starts at +0; the blocks' sums are added in order to the
@@ -10,7 +10,9 @@
 // to the input gradient in pixel order, as col2im does. Zero products of the padding are skipped
 // or added, whichever is faster: neither changes a sum (an accumulator started at +0 never holds
 // -0, so x + 0 = x). The result is the same bits on every ISA (scalar, AVX2, AVX-512: wider
-// vectors of the same per-element operations).
+// vectors of the same per-element operations). For an integer arithmetic's operands (integers
+// held in floats, training/exact_gemm.h) every sum is exact, so any order gives the BLAS path's
+// bits, under every BLAS core; the training core takes these kernels for them without a check.
 //
 // Whether the BLAS sums in this order depends on its kernel (OpenBLAS's Haswell kernel does not in
 // some edge tiles): ConvPathChooser checks it on each shape before it lets the training core use
@@ -52,12 +54,18 @@ void conv_forward_direct(const ConvShape& s, int cout, const float* xpad, const 
 // dxpad (padded_size, holding its starting values) += the input gradient of g (n p q x cout):
 // for each output pixel in order, its row of g times w^T added to the taps it read; what
 // sgemm(g, w^T) followed by col2im gives (on the padded tensor: crop it after).
+// `factor`: each sum is multiplied by it before the col2im additions (an integer GEMM's
+// dequantization, IntGemmPlan::as_multiplier); 1 leaves the sums as they are.
 void conv_backward_data_direct(const ConvShape& s, int cout, const float* g, const float* w, float* dxpad,
-                               int q = kDefaultReductionBlock);
+                               int q = kDefaultReductionBlock, float factor = 1.0f);
 // dw (k k c x cout) = the weight gradient cols^T g, summed over the output pixels in
 // reduction_blocks(n p q).
 void conv_backward_weight_direct(const ConvShape& s, int cout, const float* xpad, const float* g, float* dw,
                                  int q = kDefaultReductionBlock);
+// Integer-valued operands (an integer arithmetic's grids): dw (k k c x cout, in double) = the exact
+// weight-gradient sums, in chunks of `chunk` output pixels whose float sums are exact (chunk times
+// the largest product below 2^24), added in double: exact, so the same values in any order.
+void conv_backward_weight_exact(const ConvShape& s, int cout, const float* xpad, const float* g, int chunk, double* dw);
 
 // The instruction set the kernels run with: the widest this machine has ("avx512", "avx2" or
 // "scalar"), unless conv_direct_use_isa chose another (tests: every build gives the same bits).
@@ -86,7 +94,11 @@ class ConvPathChooser {
   ConvPath path() const { return path_; }
   // The block length the kernels use (measured on first use).
   int block();
-  // Shapes checked (or taken) so far: how many use each path.
+  // Records that an integer arithmetic's GEMM of this shape took the direct kernels (exact: no
+  // check) or the BLAS path (a reduction too long for one exact float chunk), for the counts.
+  void record_exact(Gemm gemm, const ConvShape& s, int cout, bool direct);
+  // Shapes (geometry, batch, output channels, GEMM; FP32 and integer counted apart) so far on each
+  // path.
   int direct_shapes() const;
   int blas_shapes() const;
 

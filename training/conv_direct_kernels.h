@@ -36,6 +36,7 @@ struct ConvKernelArgs {
   const float* g = nullptr;   // m x cout (backward)
   float* out = nullptr;       // y (m x cout), the padded input gradient, or dw (k x cout)
   float* buf = nullptr;       // backward-data scratch: 8 x kp
+  float factor = 1.0f;        // backward-data: each sum times this before col2im (1: as it is)
 };
 
 namespace MFSIM_CONV_NS {
@@ -58,6 +59,7 @@ struct VS {
   static R zero() { return 0.0f; }
   static R fma(R a, R b, R c) { return __builtin_fmaf(a, b, c); }
   static R add(R a, R b) { return a + b; }
+  static R mul(R a, R b) { return a * b; }
   static void store(float* p, R v) { *p = v; }
 };
 
@@ -75,6 +77,7 @@ struct V8 {
   static R zero() { return _mm256_setzero_ps(); }
   static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
   static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
   static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
 };
 #endif
@@ -89,6 +92,7 @@ struct V16 {
   static R zero() { return _mm512_setzero_ps(); }
   static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
   static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
 };
 #endif
@@ -229,6 +233,14 @@ void bwdd_chunk(const ConvKernelArgs& a, int p0, int nt, int k0) {
       for (int v = 0; v < VK; ++v) out[t][v] = V::add(out[t][v], acc[t][v]);
     }
     c0 = c1;
+  }
+  if (a.factor != 1.0f) {  // an integer GEMM's dequantization (one rounding, as the BLAS path's)
+    const R f = V::bcast(a.factor);
+#pragma GCC unroll 16
+    for (int t = 0; t < TP; ++t) {
+#pragma GCC unroll 8
+      for (int v = 0; v < VK; ++v) out[t][v] = V::mul(out[t][v], f);
+    }
   }
 #pragma GCC unroll 16
   for (int t = 0; t < TP; ++t) {

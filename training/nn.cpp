@@ -230,6 +230,57 @@ void exponent_add_all(float* v, std::size_t n, int shift) {
 }
 }  // namespace
 
+IntGemmPlan int_gemm_plan(const std::string& layer, Phase phase, const Grid& a, const Grid& b, int k) {
+  // Integer grids: PoT4 (+-2^(m-1)), INT8 or INT4, or a policy's mixed pair (a PoT4 operand
+  // with an INT8 one: its products are shifts). Products bounded by the two formats' largest
+  // integers; sums exact.
+  const auto max_int = [](const Grid& g) { return g.format == NumFormat::kPot4 ? 64.0 : static_cast<double>(format_info(g.format).max_int); };
+  IntGemmPlan p;
+  p.max_product = a.format == b.format && a.format != NumFormat::kPot4 && !a.pot2 && !b.pot2
+                      ? static_cast<double>(max_product_term(a.format))
+                      : max_int(a) * max_int(b);
+  // A power-of-two scale on both sides: dequantization is an exponent add (no multiplication).
+  const auto pot_exp = [](const Grid& g) { return g.format == NumFormat::kPot4 ? g.e - 6 : g.e; };
+  p.exponent_dequant = (a.format == NumFormat::kPot4 || a.pot2) && (b.format == NumFormat::kPot4 || b.pot2);
+  p.shift = pot_exp(a) + pot_exp(b);
+  p.scale = a.scale * b.scale;
+  if (static_cast<double>(k) * p.max_product > 2147483647.0) {
+    throw std::runtime_error(fmt::format("{} {}: K = {} could overflow the 32-bit accumulator", layer,
+                                         to_string(phase), k));
+  }
+  p.one_chunk = static_cast<double>(k) * p.max_product < 16777216.0;
+  p.chunk = std::max(1, static_cast<int>(16777215.0 / std::max(1.0, p.max_product)));
+  return p;
+}
+
+void IntGemmPlan::dequantize(float* out, std::size_t n) const {
+  if (exponent_dequant) {
+    exponent_add_all(out, n, shift);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) out[i] *= scale;
+  }
+}
+
+void IntGemmPlan::dequantize(const double* acc, float* out, std::size_t n) const {
+  if (exponent_dequant) {
+    for (std::size_t i = 0; i < n; ++i) out[i] = exponent_add(acc[i], shift);  // the accumulator's LSB weight
+  } else {
+    for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<float>(acc[i]) * scale;
+  }
+}
+
+bool IntGemmPlan::as_multiplier(float* factor) const {
+  if (!exponent_dequant) {
+    *factor = scale;  // out *= scale
+    return true;
+  }
+  // exponent_add_all's common range: an exact scaling by a normal power of two, so the product
+  // by 2^shift gives the same bits (the sums are integers below 2^24, never -0).
+  if (127 + shift <= 0 || 150 + shift >= 0xFF) return false;
+  *factor = std::ldexp(1.0f, shift);
+  return true;
+}
+
 // C = op(A) . op(B) in the step's arithmetic, dequantized to float. Records the GEMM when the
 // step is traced.
 // `conv`: the layer's geometry when it is a convolution (recorded with the GEMM), else null.
@@ -504,40 +555,16 @@ void linear_gemm(StepContext& ctx, const std::string& layer, const ConvGeometry*
       for (std::size_t i = 0; i < mn; ++i) out[i] = std::ldexp(out[i], shift);
     }
   } else {
-    // Integer grids: PoT4 (+-2^(m-1)), INT8 or INT4, or a policy's mixed pair (a PoT4 operand
-    // with an INT8 one: its products are shifts). Products bounded by the two formats' largest
-    // integers; sums exact.
-    const auto max_int = [](const Grid& g) { return g.format == NumFormat::kPot4 ? 64.0 : static_cast<double>(format_info(g.format).max_int); };
-    const double max_product = a.format == b.format && a.format != NumFormat::kPot4 && !a.pot2 && !b.pot2
-                                   ? static_cast<double>(max_product_term(a.format))
-                                   : max_int(a) * max_int(b);
-    // A power-of-two scale on both sides: dequantization is an exponent add (no multiplication).
-    const auto pot_exp = [](const Grid& g) { return g.format == NumFormat::kPot4 ? g.e - 6 : g.e; };
-    const bool exponent_dequant = (a.format == NumFormat::kPot4 || a.pot2) && (b.format == NumFormat::kPot4 || b.pot2);
-    const int shift = pot_exp(a) + pot_exp(b);
-    if (static_cast<double>(k) * max_product > 2147483647.0) {
-      throw std::runtime_error(fmt::format("{} {}: K = {} could overflow the 32-bit accumulator", layer,
-                                           to_string(phase), k));
-    }
-    if (static_cast<double>(k) * max_product < 16777216.0) {
+    const IntGemmPlan plan = int_gemm_plan(layer, phase, a, b, k);
+    if (plan.one_chunk) {
       // One chunk: the float GEMM's sums are exact integers below 2^24 (training/exact_gemm.h).
       sgemm(ta, tb, m, n, k, a.v.data(), b.v.data(), out);
       if (ctx.trace != nullptr) acc.assign(out, out + mn);
-      if (exponent_dequant) {
-        exponent_add_all(out, mn, shift);
-      } else {
-        const float s = a.scale * b.scale;
-        for (std::size_t i = 0; i < mn; ++i) out[i] *= s;
-      }
+      plan.dequantize(out, mn);
     } else {
       acc.resize(mn);
-      exact_int_gemm(ta, tb, m, n, k, a.v.data(), b.v.data(), max_product, acc.data());
-      if (exponent_dequant) {
-        for (std::size_t i = 0; i < mn; ++i) out[i] = exponent_add(acc[i], shift);  // the accumulator's LSB weight
-      } else {
-        const float s = a.scale * b.scale;
-        for (std::size_t i = 0; i < mn; ++i) out[i] = static_cast<float>(acc[i]) * s;
-      }
+      exact_int_gemm(ta, tb, m, n, k, a.v.data(), b.v.data(), plan.max_product, acc.data());
+      plan.dequantize(acc.data(), out, mn);
     }
   }
   if (ctx.trace == nullptr) return;
@@ -813,12 +840,7 @@ class Conv2d : public LinearBase {
     EdgeScope scope(ctx, *this);
     batch_ = x.n;
     geometry_ = ConvGeometry{batch_, h_, w_in_, cin_, ks_, ks_, stride_, pad_};
-    // FP32 without a trace: the direct kernels where this run's chooser allows all the GEMMs this
-    // layer runs (training/conv_direct.h: the BLAS path's bits).
-    direct_ = ctx.arith == NumFormat::kFp32 && ctx.trace == nullptr && ctx.conv != nullptr &&
-              ctx.conv->direct(ConvPathChooser::kForward, shape(), n_) &&
-              ctx.conv->direct(ConvPathChooser::kBackwardWeight, shape(), n_) &&
-              (first || ctx.conv->direct(ConvPathChooser::kBackwardData, shape(), n_));
+    direct_ = direct_allowed(ctx);
     if (direct_) return forward_direct(std::move(x), ctx);
     Grid xq = input_grid(x, ctx);
     note_sqnr(ctx, name_, 0, x.v.data(), x.v.size(), xq);
@@ -862,11 +884,32 @@ class Conv2d : public LinearBase {
   }
 
  private:
+  // The direct kernels (training/conv_direct.h) in place of im2col + GEMM + col2im, in a step
+  // that is not traced (a trace records the im2col operands) and that this run's chooser allows:
+  // FP32 where the chooser found the BLAS's bits for every GEMM this layer runs; an integer
+  // arithmetic with per-tensor scales always (its sums are exact in any order).
+  bool direct_allowed(StepContext& ctx) const {
+    if (ctx.trace != nullptr || ctx.conv == nullptr || ctx.conv->path() == ConvPath::kBlas) return false;
+    if (ctx.arith == NumFormat::kFp32) {
+      return ctx.conv->direct(ConvPathChooser::kForward, shape(), n_) &&
+             ctx.conv->direct(ConvPathChooser::kBackwardWeight, shape(), n_) &&
+             (first || ctx.conv->direct(ConvPathChooser::kBackwardData, shape(), n_));
+    }
+    if (ctx.arith != NumFormat::kPot4 && ctx.arith != NumFormat::kInt8 && ctx.arith != NumFormat::kInt4) return false;
+    for (int slot = 0; slot < 3; ++slot) {
+      if (active_grain(ctx, slot) != kScaleTensor) return false;  // finer scales: grouped GEMMs
+    }
+    return true;
+  }
+  // The operations of forward(): the same quantizations and statistics in the same order.
   Tensor forward_direct(Tensor x, StepContext& ctx) {
-    m_ = batch_ * p_ * q_;
+    Grid xq = input_grid(x, ctx);
+    note_sqnr(ctx, name_, 0, x.v.data(), x.v.size(), xq);
     xpad_.resize(padded_size(shape()));
-    pad_input(shape(), x.v.data(), xpad_.data());
-    spare_in_ = std::move(x.v);  // becomes the input gradient's buffer
+    pad_input(shape(), xq.v.data(), xpad_.data());
+    xgrid_ = xq.like();  // the input's format and scale, for the weight gradient
+    spare_in_ = x.v.empty() ? std::move(xq.v) : std::move(x.v);  // becomes the input gradient's buffer
+    m_ = batch_ * p_ * q_;
     Tensor y;
     y.n = batch_;
     y.h = p_;
@@ -874,16 +917,69 @@ class Conv2d : public LinearBase {
     y.c = n_;
     y.v = std::move(spare_out_);  // every element written
     y.v.resize(static_cast<std::size_t>(m_) * n_);
-    conv_forward_direct(shape(), n_, xpad_.data(), w_.data(), y.v.data(), ctx.conv->block());
+    wq_ = quantize_operand(w_.data(), w_.size(), Role::kWeight, ctx, 0);
+    note_sqnr(ctx, name_, 1, w_.data(), w_.size(), wq_);
+    if (xgrid_.format == NumFormat::kFp32) {
+      conv_forward_direct(shape(), n_, xpad_.data(), wq_.v.data(), y.v.data(), ctx.conv->block());
+    } else {
+      const IntGemmPlan plan = int_gemm_plan(name_, Phase::kFwd, xgrid_, wq_, k_);
+      if (plan.one_chunk) {
+        conv_forward_direct(shape(), n_, xpad_.data(), wq_.v.data(), y.v.data());  // exact: any blocks
+        plan.dequantize(y.v.data(), y.v.size());
+        ctx.conv->record_exact(ConvPathChooser::kForward, shape(), n_, true);
+      } else {
+        ctx.conv->record_exact(ConvPathChooser::kForward, shape(), n_, false);
+        // K too long for one exact float chunk: this step takes the BLAS path (the im2col of
+        // the padded input is the im2col of the input).
+        direct_ = false;
+        Grid cols = xgrid_.like();
+        cols.v = std::move(cols_.v);
+        cols.v.resize(static_cast<std::size_t>(m_) * k_);
+        im2col(padded_shape(), xpad_.data(), cols.v.data());
+        cols_ = std::move(cols);
+        linear_gemm(ctx, name_, geometry(), Phase::kFwd, false, false, m_, n_, k_, cols_, wq_, y.v.data(), LayerType::kFc);
+      }
+    }
     add_bias(ctx, m_, y.v.data());
     return y;
   }
+  // The operations of backward() after forward_direct.
   Tensor backward_direct(Tensor dy, StepContext& ctx) {
+    const std::size_t mn = static_cast<std::size_t>(m_) * n_;
+    const Grid g = quantize_operand(dy.v.data(), mn, Role::kError, ctx, rounding_key(ctx, index_));
+    note_sqnr(ctx, name_, 2, dy.v.data(), mn, g);
+    const bool fp32 = g.format == NumFormat::kFp32;
     if (!first) {
       dxpad_.assign(padded_size(shape()), 0.0f);
-      conv_backward_data_direct(shape(), n_, dy.v.data(), w_.data(), dxpad_.data(), ctx.conv->block());
+      IntGemmPlan plan;
+      float factor = 1.0f;
+      if (!fp32) plan = int_gemm_plan(name_, Phase::kBwdData, g, wq_, n_);
+      const bool direct = fp32 || (plan.one_chunk && plan.as_multiplier(&factor));
+      if (!fp32) ctx.conv->record_exact(ConvPathChooser::kBackwardData, shape(), n_, direct);
+      if (direct) {
+        conv_backward_data_direct(shape(), n_, g.v.data(), wq_.v.data(), dxpad_.data(),
+                                  fp32 ? ctx.conv->block() : kDefaultReductionBlock, factor);
+      } else {  // the BLAS path's GEMM and col2im (on the padded gradient: the same additions)
+        dcols_.resize(static_cast<std::size_t>(m_) * k_);
+        linear_gemm(ctx, name_, geometry(), Phase::kBwdData, false, true, m_, k_, n_, g, wq_, dcols_.data(),
+                    LayerType::kFc);
+        col2im(padded_shape(), dcols_.data(), dxpad_.data());
+      }
     }
-    conv_backward_weight_direct(shape(), n_, xpad_.data(), dy.v.data(), dw_.data(), ctx.conv->block());
+    if (fp32) {
+      conv_backward_weight_direct(shape(), n_, xpad_.data(), g.v.data(), dw_.data(), ctx.conv->block());
+    } else {
+      const IntGemmPlan plan = int_gemm_plan(name_, Phase::kBwdWeight, xgrid_, g, m_);
+      ctx.conv->record_exact(ConvPathChooser::kBackwardWeight, shape(), n_, true);
+      if (plan.one_chunk) {
+        conv_backward_weight_direct(shape(), n_, xpad_.data(), g.v.data(), dw_.data());  // exact: any blocks
+        plan.dequantize(dw_.data(), dw_.size());
+      } else {
+        dw_sum_.resize(dw_.size());
+        conv_backward_weight_exact(shape(), n_, xpad_.data(), g.v.data(), plan.chunk, dw_sum_.data());
+        plan.dequantize(dw_sum_.data(), dw_.data(), dw_.size());
+      }
+    }
     bias_grad(ctx, dy.v.data());
     spare_out_ = std::move(dy.v);
     Tensor dx;
@@ -897,6 +993,8 @@ class Conv2d : public LinearBase {
     crop_input(shape(), dxpad_.data(), dx.v.data());
     return dx;
   }
+  // The convolution on the zero-padded input: the same taps, no padding left to add.
+  ConvShape padded_shape() const { return ConvShape{batch_, h_ + 2 * pad_, w_in_ + 2 * pad_, cin_, ks_, stride_, 0}; }
   ConvShape shape() const { return ConvShape{batch_, h_, w_in_, cin_, ks_, stride_, pad_}; }
   const ConvGeometry* geometry() const override { return &geometry_; }
 
@@ -906,7 +1004,9 @@ class Conv2d : public LinearBase {
   // the output's, and the im2col gradient.
   std::vector<float> spare_in_, spare_out_, dcols_;
   bool direct_ = false;               // this step's GEMMs take the direct kernels
-  std::vector<float> xpad_, dxpad_;   // the direct path's padded input and input gradient
+  std::vector<float> xpad_, dxpad_;   // the direct path's padded input (on its grid) and input gradient
+  Grid xgrid_;                        // the padded input's format and scale (no values)
+  std::vector<double> dw_sum_;        // exact weight-gradient sums of an integer arithmetic
 };
 
 class Relu : public Layer {

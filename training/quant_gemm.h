@@ -83,6 +83,28 @@ struct LayerClassScope {
   LayerClassScope& operator=(const LayerClassScope&) = delete;
 };
 
+// How a GEMM of two integer grids (per-tensor scales) is summed exactly and dequantized: its
+// largest product; whether K such products stay below 2^24 (one float chunk, exact in any order),
+// else chunks of `chunk` products added in double; and the dequantization, an exponent add of
+// `shift` when both scales are powers of two, else a product by `scale` (training/exact_gemm.h).
+struct IntGemmPlan {
+  double max_product = 0;
+  bool one_chunk = true;
+  int chunk = 1;
+  bool exponent_dequant = false;
+  int shift = 0;
+  float scale = 1.0f;
+  // out (exact integer sums in float) dequantized in place.
+  void dequantize(float* out, std::size_t n) const;
+  // out = acc (exact integer sums in double) dequantized.
+  void dequantize(const double* acc, float* out, std::size_t n) const;
+  // The one float factor whose product with each exact sum gives dequantize's bits (false when
+  // the exponent add leaves the normal range, where it rounds on its own).
+  bool as_multiplier(float* factor) const;
+};
+// Throws (naming layer and phase) when K products could overflow a 32-bit accumulator.
+IntGemmPlan int_gemm_plan(const std::string& layer, Phase phase, const Grid& a, const Grid& b, int k);
+
 // out[m x n] = op(A) . op(B) in the step's arithmetic, dequantized to float; records the GEMM
 // (row-major A m x k and B k x n, with its exact expected output) when the step is traced.
 // `conv`: a convolution's geometry (null otherwise); `type`: the layer kind recorded.
