@@ -218,6 +218,8 @@ TEST_CASE("options that conflict or do not apply are one line, exit 2, before an
       {"train --model transformer --train-limit 10 --report " + out,
        "train: --train-limit: does not apply to the transformer (its task is generated; --train-examples and "
        "--test-examples size it)"},
+      {"train --model transformer --conv-path direct --report " + out,
+       "train: --conv-path: does not apply to the transformer (it has no convolutions)"},
       {"train --model cnn --spec flatten,fc:10 --report " + out, "train: --spec and --model: give one (--spec is a custom network)"},
       {"simulate --trace " + t + " --set dram.bandwidth=4 --set dram.bandwidth=8 --report " + out,
        "--set dram.bandwidth=8: dram.bandwidth is already set by --set dram.bandwidth=4"},

@@ -11,6 +11,7 @@
 
 #include "training/conv_direct.h"
 #include "training/layer_kernels.h"
+#include "training/quant_gemm.h"
 
 using namespace mfsim;
 
@@ -66,6 +67,11 @@ struct Case {
   int cout;
 };
 
+// Puts the widest build back however a test ends (the choice is global).
+struct IsaGuard {
+  ~IsaGuard() { conv_direct_use_isa("best"); }
+};
+
 }  // namespace
 
 TEST_CASE("conv direct: the reduction blocks follow OpenBLAS's level-3 rule", "[unit]") {
@@ -115,6 +121,7 @@ TEST_CASE("conv direct: forward, backward-data and backward-weight equal the ref
       {{1, 3, 3, 2, 3, 1, 1}, 336}, {{2, 8, 8, 16, 3, 2, 1}, 32}, {{1, 28, 28, 1, 5, 1, 2}, 8},
   };
   std::mt19937 rng(11);
+  IsaGuard guard;
   for (const Case& c : cases) {
     const ConvShape& s = c.s;
     const int k = s.k * s.k * s.c, m = s.n * s.p() * s.q(), cout = c.cout;
@@ -182,6 +189,13 @@ TEST_CASE("conv direct: the chooser keeps the BLAS, takes the kernels, or checks
   CHECK(blas.direct_shapes() == 0);
   CHECK(direct.direct_shapes() == 3);
   CHECK(automatic.direct_shapes() + automatic.blas_shapes() == 3);
+  // The check sees a different order: blocks of 64 over K = 576 (no BLAS core blocks so), over
+  // the 4,096 output pixels of the weight gradient, or 64 output channels of the input gradient
+  // summed in blocks of 16.
+  const ConvShape wide{1, 8, 8, 64, 3, 1, 1}, many{16, 16, 16, 8, 3, 1, 1};
+  CHECK_FALSE(conv_direct_matches_blas(ConvPathChooser::kForward, wide, 16, 64));
+  CHECK_FALSE(conv_direct_matches_blas(ConvPathChooser::kBackwardWeight, many, 16, 64));
+  CHECK_FALSE(conv_direct_matches_blas(ConvPathChooser::kBackwardData, s, 64, 16));
   ConvPath p;
   CHECK(parse_conv_path("auto", &p));
   CHECK(p == ConvPath::kAuto);
@@ -204,6 +218,7 @@ TEST_CASE("conv direct: integer operands give exact sums: chunked weight gradien
   for (float& v : g) v = (sgn(rng) != 0 ? -1.0f : 1.0f) * static_cast<float>(1 << e(rng));
   std::vector<float> xpad(padded_size(s));
   pad_input(s, x.data(), xpad.data());
+  IsaGuard guard;
   // Weight gradient: exact integer sums (int64 reference), in chunks of 7 output pixels.
   std::vector<double> dw(static_cast<std::size_t>(k) * cout);
   for (const char* isa : {"scalar", "avx2", "avx512"}) {
@@ -243,4 +258,34 @@ TEST_CASE("conv direct: integer operands give exact sums: chunked weight gradien
     }
   }
   REQUIRE(conv_direct_use_isa("best"));
+}
+
+TEST_CASE("conv direct: an integer GEMM's dequantization as one factor gives dequantize's bits wherever it is offered",
+          "[unit]") {
+  const float sums[] = {0.0f, 1.0f, -1.0f, 3.0f, -127.0f, 4095.0f, 16129.0f, -16777215.0f, 16777215.0f, 65536.0f};
+  int offered = 0;
+  for (int shift = -160; shift <= 140; ++shift) {
+    IntGemmPlan plan;
+    plan.exponent_dequant = true;
+    plan.shift = shift;
+    float factor = 0.0f;
+    if (!plan.as_multiplier(&factor)) {
+      CHECK((shift <= -127 || shift >= 105));  // only outside exponent_add_all's common range
+      continue;
+    }
+    ++offered;
+    for (float v : sums) {
+      float a = v;
+      plan.dequantize(&a, 1);
+      const float b = v * factor;
+      INFO("shift " << shift << " sum " << v);
+      CHECK(std::memcmp(&a, &b, sizeof(float)) == 0);
+    }
+  }
+  CHECK(offered == 105 + 126);  // shifts -126 .. 104
+  IntGemmPlan scaled;  // a float scale (INT8): out *= scale, the same single rounding
+  scaled.scale = 0.0123f;
+  float factor = 0.0f;
+  REQUIRE(scaled.as_multiplier(&factor));
+  CHECK(factor == 0.0123f);
 }

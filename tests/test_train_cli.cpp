@@ -137,20 +137,31 @@ TEST_CASE("train: data and usage errors name the file", "[smoke]") {
 
 // --conv-path never changes a figure where auto takes the direct kernels: they reproduce the
 // BLAS's bits (training/conv_direct.h). On a machine with AVX-512 the test asks OpenBLAS for its
-// AVX-512 kernels (whose order the direct kernels follow), so auto must take them there.
+// AVX-512 kernels (whose order the direct kernels follow), so auto must take them there; elsewhere
+// auto may keep the BLAS, and --conv-path direct must still run.
 TEST_CASE("train: the direct convolution kernels leave every figure of an FP32 run unchanged", "[smoke]") {
-  TempDir dir;
-  write_dataset(dir.path(), 192, 64);
-  const char* saved = std::getenv("OPENBLAS_CORETYPE");
-  const std::string saved_core = saved != nullptr ? saved : "";
+  TempDir dir, whole;
+  write_dataset(dir.path(), 200, 64);  // batch 48: a last batch of 8 (OpenBLAS's small-matrix kernels)
+  write_dataset(whole.path(), 192, 64);  // whole batches only
+  struct CoreGuard {  // the environment as it was, however the test ends
+    const char* saved = std::getenv("OPENBLAS_CORETYPE");
+    std::string value = saved != nullptr ? saved : "";
+    ~CoreGuard() {
+      if (saved != nullptr) {
+        setenv("OPENBLAS_CORETYPE", value.c_str(), 1);
+      } else {
+        unsetenv("OPENBLAS_CORETYPE");
+      }
+    }
+  } guard;
   const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   if (avx512) setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
-  auto figures = [&](const std::string& model, const std::string& path, json* conv) {
+  auto figures = [&](const std::string& model, const std::string& path, json* conv, const TempDir& data) {
     const std::string rep = dir.file(model + "-" + path + ".json");
     auto r = run_mfsim(fmt::format("train -q --model {} --quant fp32 --epochs 2 --batch 48 --seed 5 --data {} "
                                    "--conv-path {} --report {}",
-                                   model, dir.path(), path, rep));
+                                   model, data.path(), path, rep));
     INFO(model << " " << path << ": " << r.err);
     REQUIRE(r.exit_code == 0);
     json j = json::parse(test::slurp(rep));
@@ -160,21 +171,23 @@ TEST_CASE("train: the direct convolution kernels leave every figure of an FP32 r
   };
   for (const std::string model : {"cnn-bn", "resnet8"}) {
     json cb, ca, cd;
-    const json blas = figures(model, "blas", &cb), automatic = figures(model, "auto", &ca);
+    const json blas = figures(model, "blas", &cb, dir), automatic = figures(model, "auto", &ca, dir);
     INFO(model << ": auto " << ca.dump());
     CHECK(automatic == blas);
     CHECK(cb["direct_shapes"] == 0);
+    const json direct = figures(model, "direct", &cd, dir);
+    CHECK(cd["direct_shapes"].get<int>() > 0);
+    CHECK(cd["blas_shapes"] == 0);
     if (avx512) {
       CHECK(ca["direct_shapes"].get<int>() > 0);
-      CHECK(ca["blas_shapes"] == 0);
-      // Forced, the kernels give the same figures too (here: the same order as the BLAS).
-      CHECK(figures(model, "direct", &cd) == blas);
+      CHECK(ca["reduction_block"] == 448);  // SkylakeX's
+      // Whole batches: every shape direct, and forced the same figures (this BLAS's order).
+      json wb, wa, wd;
+      const json whole_blas = figures(model, "blas", &wb, whole), whole_auto = figures(model, "auto", &wa, whole);
+      CHECK(whole_auto == whole_blas);
+      CHECK(wa["blas_shapes"] == 0);
+      CHECK(figures(model, "direct", &wd, whole) == whole_blas);
     }
-  }
-  if (saved != nullptr) {
-    setenv("OPENBLAS_CORETYPE", saved_core.c_str(), 1);
-  } else {
-    unsetenv("OPENBLAS_CORETYPE");
   }
 }
 
@@ -182,13 +195,18 @@ TEST_CASE("train: the direct convolution kernels leave every figure of an FP32 r
 // any core and auto takes them without a check: the same figures, every convolution direct.
 TEST_CASE("train: the integer arithmetics take the direct convolution kernels and keep every figure", "[smoke]") {
   TempDir dir;
-  write_dataset(dir.path(), 192, 64);
-  for (const std::string model : {"cnn-bn", "resnet8"}) {
-    for (const std::string quant : {"--quant int8", "--quant als-potq --policy strict", "--quant als-potq --policy best"}) {
+  write_dataset(dir.path(), 200, 64);  // batch 48: a last batch of 8
+  // A convolution with K = 9 x 120 = 1080 input values: INT8 products of up to 127^2 reach 2^24,
+  // too long for one exact float chunk, so its forward GEMM (and that layer's step) takes the BLAS.
+  const std::string wide = "--spec conv:120:3:1:1,relu,maxpool:2,conv:8:3:1:1,relu,flatten,fc:10";
+  for (const std::string& model : {std::string("--model cnn-bn"), std::string("--model resnet8"), wide}) {
+    for (const std::string quant : {"--quant int8", "--quant int4", "--quant als-potq --policy strict",
+                                    "--quant als-potq --policy best"}) {
+      if (model == wide && quant != "--quant int8") continue;
       json runs[2];
       for (int i = 0; i < 2; ++i) {
-        const std::string rep = dir.file(fmt::format("{}-{}.json", model, i));
-        auto r = run_mfsim(fmt::format("train -q --model {} {} --epochs 2 --batch 48 --seed 5 --data {} --conv-path {} "
+        const std::string rep = dir.file(fmt::format("run-{}.json", i));
+        auto r = run_mfsim(fmt::format("train -q {} {} --epochs 2 --batch 48 --seed 5 --data {} --conv-path {} "
                                        "--report {}",
                                        model, quant, dir.path(), i == 0 ? "blas" : "auto", rep));
         INFO(model << " " << quant << ": " << r.err);
@@ -198,7 +216,8 @@ TEST_CASE("train: the integer arithmetics take the direct convolution kernels an
       INFO(model << " " << quant << ": " << runs[1]["conv_path"].dump());
       CHECK(runs[0]["conv_path"]["direct_shapes"] == 0);
       CHECK(runs[1]["conv_path"]["direct_shapes"].get<int>() > 0);
-      CHECK(runs[1]["conv_path"]["blas_shapes"] == 0);
+      // The wide layer's forward at its three batch sizes (48, the last 8, evaluation's 64).
+      CHECK(runs[1]["conv_path"]["blas_shapes"].get<int>() == (model == wide ? 3 : 0));
       for (json& j : runs) {
         for (const char* key : {"command", "epoch_seconds", "conv_path"}) j.erase(key);
       }

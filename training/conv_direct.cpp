@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 #include "training/exact_gemm.h"
 
@@ -97,6 +98,8 @@ Geometry geometry(const ConvShape& s, int cout) {
     }
   }
   ConvKernelArgs& a = g.args;
+  a = ConvKernelArgs{};
+  a.factor = 1.0f;
   a.m = static_cast<int>(g.base.size());
   a.k = k;
   a.kp = (k + 15) / 16 * 16;
@@ -112,6 +115,7 @@ Geometry geometry(const ConvShape& s, int cout) {
 }  // namespace
 
 std::vector<int> reduction_blocks(int n, int q, int unroll) {
+  if (q < 1 || unroll < 1) throw std::invalid_argument("reduction_blocks: the block length and unroll must be positive");
   std::vector<int> b;
   for (int done = 0; done < n;) {
     int len = n - done;
@@ -338,6 +342,14 @@ bool conv_direct_matches_blas(ConvPathChooser::Gemm gemm, const ConvShape& s, in
   for (float& v : x) v = next();
   for (float& v : w) v = next();
   for (float& v : g) v = next();
+  // Some all-zero reductions too (a dead channel), so that zero results are compared as well:
+  // output channel 0 of the weights (forward) and of the output gradient (weight gradient), and
+  // weight row 0 (input gradient); never all of an operand.
+  if (cout > 1) {
+    for (std::size_t i = 0; i < w.size(); i += static_cast<std::size_t>(cout)) w[i] = 0.0f;
+    for (std::size_t i = 0; i < g.size(); i += static_cast<std::size_t>(cout)) g[i] = -0.0f;
+  }
+  if (k > 1) std::fill(w.begin(), w.begin() + cout, 0.0f);
   std::vector<float> cols, xpad(padded_size(s));
   if (gemm != ConvPathChooser::kBackwardData) {
     cols.resize(static_cast<std::size_t>(m) * k);

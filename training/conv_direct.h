@@ -7,9 +7,9 @@
 // reduction_blocks(n); within a block the products are summed in index order by fused
 // multiply-adds into an accumulator that starts at +0; the blocks' sums are added in order to the
 // output, which starts at +0. The backward-data pass then adds each output pixel's contributions
-// to the input gradient in pixel order, as col2im does. Zero products of the padding are skipped
-// or added, whichever is faster: neither changes a sum (an accumulator started at +0 never holds
-// -0, so x + 0 = x). The result is the same bits on every ISA (scalar, AVX2, AVX-512: wider
+// to the input gradient in pixel order, as col2im does. The padding's zero products are added as
+// the BLAS path adds them (skipping them would change a sum whose other operand is infinite or
+// NaN: 0 x Inf is NaN). The result is the same bits on every ISA (scalar, AVX2, AVX-512: wider
 // vectors of the same per-element operations). For an integer arithmetic's operands (integers
 // held in floats, training/exact_gemm.h) every sum is exact, so any order gives the BLAS path's
 // bits, under every BLAS core; the training core takes these kernels for them without a check.

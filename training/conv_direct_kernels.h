@@ -18,25 +18,25 @@
 namespace mfsim {
 
 // A convolution's operands for the kernels (pointers owned by the caller, conv_direct.cpp).
-struct ConvKernelArgs {
-  int m = 0;     // output pixels: n p q
-  int k = 0;     // reduction length of the forward GEMM: k k c
-  int kp = 0;    // k rounded up to a multiple of 16 (the row length of wt and buf)
-  int cout = 0;  // output channels
-  int cin = 0;   // input channels
-  int taps = 0;  // k k
-  const int* off = nullptr;              // [k] offset of reduction index (r, s, ch) from a pixel's base
-  const int* tap_off = nullptr;          // [taps] offset of tap (r, s) from a pixel's base
-  const std::int64_t* base = nullptr;    // [m] each output pixel's base offset in the padded input
-  const int* blocks = nullptr;           // the reduction blocks of this GEMM (over k, cout or m)
-  int nblocks = 0;
-  const float* x = nullptr;   // the padded input (forward, backward-weight)
-  const float* w = nullptr;   // k x cout (forward)
-  const float* wt = nullptr;  // cout x kp, zero beyond k (backward-data)
-  const float* g = nullptr;   // m x cout (backward)
-  float* out = nullptr;       // y (m x cout), the padded input gradient, or dw (k x cout)
-  float* buf = nullptr;       // backward-data scratch: 8 x kp
-  float factor = 1.0f;        // backward-data: each sum times this before col2im (1: as it is)
+struct ConvKernelArgs {  // no member initializers: no inline constructor a wider TU could supply
+  int m;     // output pixels: n p q
+  int k;     // reduction length of the forward GEMM: k k c
+  int kp;    // k rounded up to a multiple of 16 (the row length of wt and buf)
+  int cout;  // output channels
+  int cin;   // input channels
+  int taps;  // k k
+  const int* off;            // [k] offset of reduction index (r, s, ch) from a pixel's base
+  const int* tap_off;        // [taps] offset of tap (r, s) from a pixel's base
+  const std::int64_t* base;  // [m] each output pixel's base offset in the padded input
+  const int* blocks;         // the reduction blocks of this GEMM (over k, cout or m)
+  int nblocks;
+  const float* x;   // the padded input (forward, backward-weight)
+  const float* w;   // k x cout (forward)
+  const float* wt;  // cout x kp, zero beyond k (backward-data)
+  const float* g;   // m x cout (backward)
+  float* out;       // y (m x cout), the padded input gradient, or dw (k x cout)
+  float* buf;       // backward-data scratch: 8 x kp
+  float factor;     // backward-data: each sum times this before col2im (1: as it is)
 };
 
 namespace MFSIM_CONV_NS {
@@ -100,7 +100,9 @@ struct V16 {
 constexpr int cmin(int a, int b) { return a < b ? a : b; }
 constexpr int cmax(int a, int b) { return a > b ? a : b; }
 
-// Forward: T output pixels x VC vectors of output channels from co0, every reduction block.
+// Forward: T output pixels x VC vectors of output channels from co0, every reduction block; each
+// block's sums are stored in y (the first) or added to it (later blocks: y + acc, as the BLAS
+// adds a block to C; the first block's 0 + acc is acc, which is never -0).
 template <class V, int T, int VC>
 void fwd_chunk(const ConvKernelArgs& a, int co0) {
   using R = typename V::R;
@@ -110,12 +112,6 @@ void fwd_chunk(const ConvKernelArgs& a, int co0) {
     const float* px[T];
 #pragma GCC unroll 16
     for (int t = 0; t < T; ++t) px[t] = a.x + a.base[p0 + cmin(t, nt - 1)];
-    R out[T][VC];
-#pragma GCC unroll 16
-    for (int t = 0; t < T; ++t) {
-#pragma GCC unroll 4
-      for (int v = 0; v < VC; ++v) out[t][v] = V::zero();
-    }
     int k0 = 0;
     for (int b = 0; b < a.nblocks; ++b) {
       const int k1 = k0 + a.blocks[b];
@@ -138,17 +134,12 @@ void fwd_chunk(const ConvKernelArgs& a, int co0) {
           for (int v = 0; v < VC; ++v) acc[t][v] = V::fma(xb, wv[v], acc[t][v]);
         }
       }
-#pragma GCC unroll 16
-      for (int t = 0; t < T; ++t) {
+      for (int t = 0; t < nt; ++t) {
+        float* y = a.out + static_cast<std::size_t>(p0 + t) * cout + co0;
 #pragma GCC unroll 4
-        for (int v = 0; v < VC; ++v) out[t][v] = V::add(out[t][v], acc[t][v]);
+        for (int v = 0; v < VC; ++v) V::store(y + v * V::L, b == 0 ? acc[t][v] : V::add(V::load(y + v * V::L), acc[t][v]));
       }
       k0 = k1;
-    }
-    for (int t = 0; t < nt; ++t) {
-      float* y = a.out + static_cast<std::size_t>(p0 + t) * cout + co0;
-#pragma GCC unroll 4
-      for (int v = 0; v < VC; ++v) V::store(y + v * V::L, out[t][v]);
     }
   }
 }
@@ -192,7 +183,8 @@ void bwdw_chunk(const ConvKernelArgs& a, int co0, int m0, int m1, bool first) {
 }
 
 // Backward-data: the rows of g^T-by-w products of TP output pixels from p0 (nt of them real),
-// VK vectors of reduction indices from k0, every block of output channels, into buf (TP x kp).
+// VK vectors of reduction indices from k0, every block of output channels, into buf (TP x kp):
+// the first block's sums stored, later ones added (as fwd_chunk), then times the factor.
 template <class V, int TP, int VK>
 void bwdd_chunk(const ConvKernelArgs& a, int p0, int nt, int k0) {
   using R = typename V::R;
@@ -200,12 +192,6 @@ void bwdd_chunk(const ConvKernelArgs& a, int p0, int nt, int k0) {
   const float* gr[TP];
 #pragma GCC unroll 16
   for (int t = 0; t < TP; ++t) gr[t] = a.g + static_cast<std::size_t>(p0 + cmin(t, nt - 1)) * cout;
-  R out[TP][VK];
-#pragma GCC unroll 16
-  for (int t = 0; t < TP; ++t) {
-#pragma GCC unroll 8
-    for (int v = 0; v < VK; ++v) out[t][v] = V::zero();
-  }
   int c0 = 0;
   for (int b = 0; b < a.nblocks; ++b) {
     const int c1 = c0 + a.blocks[b];
@@ -227,25 +213,20 @@ void bwdd_chunk(const ConvKernelArgs& a, int p0, int nt, int k0) {
         for (int v = 0; v < VK; ++v) acc[t][v] = V::fma(gb, wv[v], acc[t][v]);
       }
     }
-#pragma GCC unroll 16
-    for (int t = 0; t < TP; ++t) {
-#pragma GCC unroll 8
-      for (int v = 0; v < VK; ++v) out[t][v] = V::add(out[t][v], acc[t][v]);
-    }
-    c0 = c1;
-  }
-  if (a.factor != 1.0f) {  // an integer GEMM's dequantization (one rounding, as the BLAS path's)
+    const bool last = b + 1 == a.nblocks;
     const R f = V::bcast(a.factor);
 #pragma GCC unroll 16
     for (int t = 0; t < TP; ++t) {
+      float* d = a.buf + static_cast<std::size_t>(t) * a.kp + k0;
 #pragma GCC unroll 8
-      for (int v = 0; v < VK; ++v) out[t][v] = V::mul(out[t][v], f);
+      for (int v = 0; v < VK; ++v) {
+        R r = b == 0 ? acc[t][v] : V::add(V::load(d + v * V::L), acc[t][v]);
+        // An integer GEMM's dequantization (one rounding, as the BLAS path's).
+        if (last && a.factor != 1.0f) r = V::mul(r, f);
+        V::store(d + v * V::L, r);
+      }
     }
-  }
-#pragma GCC unroll 16
-  for (int t = 0; t < TP; ++t) {
-#pragma GCC unroll 8
-    for (int v = 0; v < VK; ++v) V::store(a.buf + static_cast<std::size_t>(t) * a.kp + k0 + v * V::L, out[t][v]);
+    c0 = c1;
   }
 }
 

@@ -836,11 +836,11 @@ class Conv2d : public LinearBase {
     p_ = (h + 2 * pad - k) / stride + 1;
     q_ = (w + 2 * pad - k) / stride + 1;
   }
-  Tensor forward(Tensor x, StepContext& ctx, bool) override {
+  Tensor forward(Tensor x, StepContext& ctx, bool train) override {
     EdgeScope scope(ctx, *this);
     batch_ = x.n;
     geometry_ = ConvGeometry{batch_, h_, w_in_, cin_, ks_, ks_, stride_, pad_};
-    direct_ = direct_allowed(ctx);
+    direct_ = direct_allowed(ctx, train);
     if (direct_) return forward_direct(std::move(x), ctx);
     Grid xq = input_grid(x, ctx);
     note_sqnr(ctx, name_, 0, x.v.data(), x.v.size(), xq);
@@ -887,15 +887,18 @@ class Conv2d : public LinearBase {
   // The direct kernels (training/conv_direct.h) in place of im2col + GEMM + col2im, in a step
   // that is not traced (a trace records the im2col operands) and that this run's chooser allows:
   // FP32 where the chooser found the BLAS's bits for every GEMM this layer runs; an integer
-  // arithmetic with per-tensor scales always (its sums are exact in any order).
-  bool direct_allowed(StepContext& ctx) const {
+  // arithmetic with per-tensor scales always (its sums are exact in any order), unless only the
+  // portable build runs here (slower than the BLAS; taken only under --conv-path direct).
+  // Evaluation (no backward) needs only the forward GEMM.
+  bool direct_allowed(StepContext& ctx, bool train) const {
     if (ctx.trace != nullptr || ctx.conv == nullptr || ctx.conv->path() == ConvPath::kBlas) return false;
     if (ctx.arith == NumFormat::kFp32) {
       return ctx.conv->direct(ConvPathChooser::kForward, shape(), n_) &&
-             ctx.conv->direct(ConvPathChooser::kBackwardWeight, shape(), n_) &&
-             (first || ctx.conv->direct(ConvPathChooser::kBackwardData, shape(), n_));
+             (!train || (ctx.conv->direct(ConvPathChooser::kBackwardWeight, shape(), n_) &&
+                         (first || ctx.conv->direct(ConvPathChooser::kBackwardData, shape(), n_))));
     }
     if (ctx.arith != NumFormat::kPot4 && ctx.arith != NumFormat::kInt8 && ctx.arith != NumFormat::kInt4) return false;
+    if (std::strcmp(conv_direct_isa(), "scalar") == 0 && ctx.conv->path() != ConvPath::kDirect) return false;
     for (int slot = 0; slot < 3; ++slot) {
       if (active_grain(ctx, slot) != kScaleTensor) return false;  // finer scales: grouped GEMMs
     }

@@ -89,8 +89,9 @@ struct StepContext {
   std::uint64_t seed = 1;  // stochastic rounding keys derive from seed, step and layer
   std::uint64_t step = 0;
   GemmRecorder* trace = nullptr;  // when set, every GEMM of this step is recorded
-  // When set, an FP32 convolution's three GEMMs take the direct kernels where this run's chooser
-  // allows (training/conv_direct.h; not in a traced step, whose records hold the im2col matrix).
+  // When set, a convolution's three GEMMs take the direct kernels where this run's chooser allows
+  // (FP32 and the integer arithmetics; training/conv_direct.h; not in a traced step, whose records
+  // hold the im2col matrix).
   ConvPathChooser* conv = nullptr;
   // When set, every operation outside the GEMMs that this step runs (batch norm, ReLU, pooling,
   // the residual additions, biases; the loss and the optimizer by the trainer) is appended, in

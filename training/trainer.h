@@ -54,8 +54,9 @@ struct TrainOptions {
   std::string trace_out;       // write the trace of one step here (JSON + .bin)
   int trace_step = 0;          // 0-based step of the first epoch
   int threads = 1;             // BLAS threads (the GEMMs here are small: 1 is fastest on 2 cores)
-  // --conv-path: the FP32 convolutions' GEMMs (training/conv_direct.h). Under auto the direct
-  // kernels run where they give the BLAS's bits, and only with one thread (they are single-threaded).
+  // --conv-path: the convolutions' GEMMs (training/conv_direct.h). Under auto the direct kernels
+  // run where they give the BLAS path's bits (FP32: checked per shape; the integer arithmetics:
+  // always), and only with one thread (they are single-threaded).
   ConvPath conv_path = ConvPath::kAuto;
   bool progress = true;        // progress line on stderr
 };

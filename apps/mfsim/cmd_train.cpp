@@ -87,6 +87,7 @@ void check_applicable(const po::variables_map& vm) {
                                      "--train-examples and --test-examples size it)", name));
       }
     }
+    if (given("conv-path")) throw InputError("train: --conv-path: does not apply to the transformer (it has no convolutions)");
   } else {
     for (const char* name : {"attention-quant", "train-examples", "test-examples", "task", "text-dir"}) {
       if (given(name)) {
@@ -149,7 +150,7 @@ int cmd_train(const Args& args) {
       ("test-examples", po::value<int>()->default_value(1000), "transformer: held-out test sequences generated (--task text: at most this many test windows)")
       ("data", po::value<std::string>()->default_value(kDefaultDataDir), "directory with the IDX files")
       ("threads", po::value<int>()->default_value(1), "BLAS threads (1 is fastest for these small GEMMs on 2 cores)")
-      ("conv-path", po::value<std::string>()->default_value("auto"), "FP32 convolutions: auto (direct kernels where they give the BLAS's bits, checked per shape; one thread), blas (im2col + sgemm + col2im) or direct (the direct kernels' order always)")
+      ("conv-path", po::value<std::string>()->default_value("auto"), "the convolutions' kernels: auto (direct kernels where they give the BLAS path's bits: FP32 checked per shape, the integer arithmetics always; one thread), blas (im2col + sgemm + col2im) or direct (the direct kernels always; FP32 in their order)")
       ("trace-out", po::value<std::string>(), "write the trace of one training step (every GEMM, with operands)")
       ("trace-step", po::value<int>()->default_value(0), "which step of the first epoch to trace (0-based)")
       ("report", po::value<std::string>(), "JSON report to write (atomically)")
