@@ -9,6 +9,7 @@
 #include <cstring>
 #include <random>
 
+#include "tests/test_util.h"
 #include "training/conv_direct.h"
 #include "training/layer_kernels.h"
 #include "training/quant_gemm.h"
@@ -17,22 +18,11 @@ using namespace mfsim;
 
 namespace {
 
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
+using test::same_bits;
 
 // Mixed magnitudes and signs (so the order of the sums shows in the bits), with zeros and
 // negative zeros. (No NaN: which NaN payload an FMA returns depends on its operand order.)
-std::vector<float> random_values(std::mt19937& rng, std::size_t n) {
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::uniform_int_distribution<int> e(-10, 10), pick(0, 19);
-  std::vector<float> v(n);
-  for (auto& x : v) {
-    const int k = pick(rng);
-    x = k == 0 ? 0.0f : k == 1 ? -0.0f : std::ldexp(u(rng), e(rng));
-  }
-  return v;
-}
+std::vector<float> random_values(std::mt19937& rng, std::size_t n) { return test::mixed_values(rng, n, 10, 20, false); }
 
 // The input value reduction index kk of output pixel `row` reads (0 in the padding).
 float tap_value(const ConvShape& s, const std::vector<float>& x, int row, int kk) {

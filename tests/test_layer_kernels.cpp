@@ -21,22 +21,11 @@ using namespace mfsim;
 
 namespace {
 
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
+using test::same_bits;
 
 // Values of mixed magnitudes and signs (so the order of additions shows in the bits), with
 // zeros, negative zeros and a NaN now and then.
-std::vector<float> random_values(std::mt19937& rng, std::size_t n) {
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::uniform_int_distribution<int> e(-12, 12), pick(0, 49);
-  std::vector<float> v(n);
-  for (auto& x : v) {
-    const int k = pick(rng);
-    x = k == 0 ? 0.0f : k == 1 ? -0.0f : k == 2 ? NAN : std::ldexp(u(rng), e(rng));
-  }
-  return v;
-}
+std::vector<float> random_values(std::mt19937& rng, std::size_t n) { return test::mixed_values(rng, n, 12, 50, true); }
 
 // The reference im2col and col2im: one kernel tap at a time (the loops the kernels replaced).
 template <class F>

@@ -5,8 +5,10 @@
 #include <sys/wait.h>
 #include <zlib.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -107,6 +109,21 @@ void write_dataset(const std::string& dir, int n_train, int n_test) {
     write_gz(dir + "/" + prefix + "-images-idx3-ubyte.gz", idx({n, 28, 28}, px));
     spit(dir + "/" + prefix + "-labels-idx1-ubyte", idx({n}, lb));  // plain IDX works too
   }
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+std::vector<float> mixed_values(std::mt19937& rng, std::size_t n, int max_exp, int one_in, bool nan) {
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> e(-max_exp, max_exp), pick(0, one_in - 1);
+  std::vector<float> v(n);
+  for (auto& x : v) {
+    const int k = pick(rng);
+    x = k == 0 ? 0.0f : k == 1 ? -0.0f : nan && k == 2 ? NAN : std::ldexp(u(rng), e(rng));
+  }
+  return v;
 }
 
 }  // namespace mfsim::test

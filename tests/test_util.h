@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,12 @@ void write_dataset(const std::string& dir, int n_train, int n_test);
 // An IDX file of unsigned bytes with these dimensions, and a gzip writer (for malformed files).
 std::string idx(const std::vector<int>& dims, const std::vector<std::uint8_t>& data);
 void write_gz(const std::string& path, const std::string& bytes);
+
+// The same float bits, element for element (so -0 differs from +0 and a NaN's payload counts).
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b);
+// Values of mixed magnitudes (2^-max_exp .. 2^max_exp) and signs, so that the order of sums shows
+// in the bits: of each `one_in` draws, one is +0, one -0 and, with `nan`, one a NaN.
+std::vector<float> mixed_values(std::mt19937& rng, std::size_t n, int max_exp, int one_in, bool nan);
 
 std::string source_dir();  // the repository root (compile definition)
 std::string example_trace();  // traces/examples/mlp-tiny.json in the source tree

@@ -68,11 +68,17 @@ const KernelSet*& active() {
   return k;
 }
 
-// The operands' geometry shared by the three kernels.
+// The operands' geometry shared by the three kernels, and the reduction blocks of one of them.
 struct Geometry {
-  std::vector<int> off, tap_off;
+  std::vector<int> off, tap_off, blocks;
   std::vector<std::int64_t> base;
   ConvKernelArgs args;
+  // The GEMM's reduction of length n in reduction_blocks(n, q).
+  void reduce(int n, int q) {
+    blocks = reduction_blocks(n, q);
+    args.blocks = blocks.data();
+    args.nblocks = static_cast<int>(blocks.size());
+  }
 };
 
 Geometry geometry(const ConvShape& s, int cout) {
@@ -164,9 +170,7 @@ void crop_input(const ConvShape& s, const float* xpad, float* x) {
 
 void conv_forward_direct(const ConvShape& s, int cout, const float* xpad, const float* w, float* y, int q) {
   Geometry g = geometry(s, cout);
-  const std::vector<int> blocks = reduction_blocks(g.args.k, q);
-  g.args.blocks = blocks.data();
-  g.args.nblocks = static_cast<int>(blocks.size());
+  g.reduce(g.args.k, q);
   g.args.x = xpad;
   g.args.w = w;
   g.args.out = y;
@@ -177,13 +181,11 @@ void conv_backward_data_direct(const ConvShape& s, int cout, const float* gr, co
                                float factor) {
   Geometry g = geometry(s, cout);
   const ConvKernelArgs& a = g.args;
-  const std::vector<int> blocks = reduction_blocks(cout, q);
+  g.reduce(cout, q);
   std::vector<float> wt(static_cast<std::size_t>(cout) * a.kp, 0.0f), buf(static_cast<std::size_t>(8) * a.kp);
   for (int k = 0; k < a.k; ++k) {
     for (int co = 0; co < cout; ++co) wt[static_cast<std::size_t>(co) * a.kp + k] = w[static_cast<std::size_t>(k) * cout + co];
   }
-  g.args.blocks = blocks.data();
-  g.args.nblocks = static_cast<int>(blocks.size());
   g.args.wt = wt.data();
   g.args.g = gr;
   g.args.out = dxpad;
@@ -194,13 +196,11 @@ void conv_backward_data_direct(const ConvShape& s, int cout, const float* gr, co
 
 void conv_backward_weight_direct(const ConvShape& s, int cout, const float* xpad, const float* gr, float* dw, int q) {
   Geometry g = geometry(s, cout);
-  const std::vector<int> blocks = reduction_blocks(g.args.m, q);
-  if (blocks.empty()) {  // no output pixels: a zero gradient, as the BLAS gives
+  g.reduce(g.args.m, q);
+  if (g.blocks.empty()) {  // no output pixels: a zero gradient, as the BLAS gives
     std::fill(dw, dw + static_cast<std::size_t>(g.args.k) * cout, 0.0f);
     return;
   }
-  g.args.blocks = blocks.data();
-  g.args.nblocks = static_cast<int>(blocks.size());
   g.args.x = xpad;
   g.args.g = gr;
   g.args.out = dw;

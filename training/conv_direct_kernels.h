@@ -230,42 +230,43 @@ void bwdd_chunk(const ConvKernelArgs& a, int p0, int nt, int k0) {
   }
 }
 
-// Vectors of output channels per chunk: the largest of 4, 2, 1 dividing the vector count.
-inline int channel_vectors(int nv) { return nv % 4 == 0 ? 4 : nv % 2 == 0 ? 2 : 1; }
+template <int N>
+struct Int {  // a compile-time int for the generic lambdas below
+  static constexpr int value = N;
+};
 
-template <class V>
-void forward_v(const ConvKernelArgs& a) {
-  const int vc = channel_vectors(a.cout / V::L);
-  constexpr int T1 = cmin(8, V::kAcc), T2 = cmin(8, V::kAcc / 2), T4 = cmax(1, cmin(6, V::kAcc / 4));
-  for (int co0 = 0; co0 < a.cout; co0 += vc * V::L) {
-    if (vc == 4) {
-      fwd_chunk<V, T4, 4>(a, co0);
-    } else if (vc == 2) {
-      fwd_chunk<V, T2, 2>(a, co0);
-    } else {
-      fwd_chunk<V, T1, 1>(a, co0);
-    }
+// The chunk of output channels a tile covers, VC vectors (the largest of 4, 2, 1 dividing the
+// vector count), and the tile's other side T (pixels or reduction indices) that fits the
+// accumulators: fn(Int<VC>, Int<T>).
+template <class V, class Fn>
+void with_channel_tile(const ConvKernelArgs& a, Fn fn) {
+  const int nv = a.cout / V::L;
+  if (nv % 4 == 0) {
+    fn(Int<4>{}, Int<cmax(1, cmin(6, V::kAcc / 4))>{});
+  } else if (nv % 2 == 0) {
+    fn(Int<2>{}, Int<cmin(8, V::kAcc / 2)>{});
+  } else {
+    fn(Int<1>{}, Int<cmin(8, V::kAcc)>{});
   }
 }
 
 template <class V>
+void forward_v(const ConvKernelArgs& a) {
+  with_channel_tile<V>(a, [&a](auto vc, auto t) {
+    for (int co0 = 0; co0 < a.cout; co0 += vc.value * V::L) fwd_chunk<V, t.value, vc.value>(a, co0);
+  });
+}
+
+template <class V>
 void backward_weight_v(const ConvKernelArgs& a) {
-  const int vc = channel_vectors(a.cout / V::L);
-  constexpr int T1 = cmin(8, V::kAcc), T2 = cmin(8, V::kAcc / 2), T4 = cmax(1, cmin(6, V::kAcc / 4));
-  int m0 = 0;
-  for (int b = 0; b < a.nblocks; ++b) {
-    const int m1 = m0 + a.blocks[b];
-    for (int co0 = 0; co0 < a.cout; co0 += vc * V::L) {
-      if (vc == 4) {
-        bwdw_chunk<V, T4, 4>(a, co0, m0, m1, b == 0);
-      } else if (vc == 2) {
-        bwdw_chunk<V, T2, 2>(a, co0, m0, m1, b == 0);
-      } else {
-        bwdw_chunk<V, T1, 1>(a, co0, m0, m1, b == 0);
-      }
+  with_channel_tile<V>(a, [&a](auto vc, auto t) {
+    int m0 = 0;
+    for (int b = 0; b < a.nblocks; ++b) {
+      const int m1 = m0 + a.blocks[b];
+      for (int co0 = 0; co0 < a.cout; co0 += vc.value * V::L) bwdw_chunk<V, t.value, vc.value>(a, co0, m0, m1, b == 0);
+      m0 = m1;
     }
-    m0 = m1;
-  }
+  });
 }
 
 // The last r < VK vectors of reduction indices in one chunk of r.
@@ -299,26 +300,26 @@ void backward_data_v(const ConvKernelArgs& a) {
   }
 }
 
+// fn(V{}) with the widest vector type of this build whose lanes divide the output channels.
+template <class Fn>
+void with_channel_vector([[maybe_unused]] const ConvKernelArgs& a, Fn fn) {  // unread in the portable build
+#ifdef MFSIM_CONV_AVX512
+  if (a.cout % 16 == 0) return fn(V16{});
+#endif
+#if defined(MFSIM_CONV_AVX2) || defined(MFSIM_CONV_AVX512)
+  if (a.cout % 8 == 0) return fn(V8{});
+#endif
+  fn(VS{});
+}
+
 }  // namespace
 
 void forward(const ConvKernelArgs& a) {
-#ifdef MFSIM_CONV_AVX512
-  if (a.cout % 16 == 0) return forward_v<V16>(a);
-#endif
-#if defined(MFSIM_CONV_AVX2) || defined(MFSIM_CONV_AVX512)
-  if (a.cout % 8 == 0) return forward_v<V8>(a);
-#endif
-  forward_v<VS>(a);
+  with_channel_vector(a, [&a](auto v) { forward_v<decltype(v)>(a); });
 }
 
 void backward_weight(const ConvKernelArgs& a) {
-#ifdef MFSIM_CONV_AVX512
-  if (a.cout % 16 == 0) return backward_weight_v<V16>(a);
-#endif
-#if defined(MFSIM_CONV_AVX2) || defined(MFSIM_CONV_AVX512)
-  if (a.cout % 8 == 0) return backward_weight_v<V8>(a);
-#endif
-  backward_weight_v<VS>(a);
+  with_channel_vector(a, [&a](auto v) { backward_weight_v<decltype(v)>(a); });
 }
 
 void backward_data(const ConvKernelArgs& a) {

@@ -856,13 +856,7 @@ class Conv2d : public LinearBase {
     }
     // The input's buffer becomes the next input gradient (fp32: the input moved into xq).
     spare_in_ = x.v.empty() ? std::move(xq.v) : std::move(x.v);
-    Tensor y;
-    y.n = batch_;
-    y.h = p_;
-    y.w = q_;
-    y.c = n_;
-    y.v = std::move(spare_out_);  // the last output gradient's buffer; the GEMM writes every element
-    y.v.resize(static_cast<std::size_t>(batch_) * p_ * q_ * n_);
+    Tensor y = output_tensor();
     forward_gemm(ctx, batch_ * p_ * q_, std::move(cols), y.v.data());
     return y;
   }
@@ -871,6 +865,28 @@ class Conv2d : public LinearBase {
     if (direct_) return backward_direct(std::move(dy), ctx);
     backward_gemm(ctx, dy.v.data(), !first, &dcols_);
     spare_out_ = std::move(dy.v);
+    Tensor dx = input_gradient();
+    if (first) return dx;
+    dx.v.assign(dx.v.size(), 0.0f);
+    col2im(shape(), dcols_.data(), dx.v.data());  // a scatter-add (no multiplications)
+    return dx;
+  }
+
+ private:
+  // The output, in the last output gradient's buffer (the GEMM or kernel writes every element).
+  Tensor output_tensor() {
+    Tensor y;
+    y.n = batch_;
+    y.h = p_;
+    y.w = q_;
+    y.c = n_;
+    y.v = std::move(spare_out_);
+    y.v.resize(static_cast<std::size_t>(batch_) * p_ * q_ * n_);
+    return y;
+  }
+  // The input gradient's shape, in the input's buffer sized to it (values left to the caller);
+  // the first layer's has no values.
+  Tensor input_gradient() {
     Tensor dx;
     dx.n = batch_;
     dx.h = h_;
@@ -878,12 +894,9 @@ class Conv2d : public LinearBase {
     dx.c = cin_;
     if (first) return dx;
     dx.v = std::move(spare_in_);
-    dx.v.assign(static_cast<std::size_t>(batch_) * h_ * w_in_ * cin_, 0.0f);
-    col2im(shape(), dcols_.data(), dx.v.data());  // a scatter-add (no multiplications)
+    dx.v.resize(static_cast<std::size_t>(batch_) * h_ * w_in_ * cin_);
     return dx;
   }
-
- private:
   // The direct kernels (training/conv_direct.h) in place of im2col + GEMM + col2im, in a step
   // that is not traced (a trace records the im2col operands) and that this run's chooser allows:
   // FP32 where the chooser found the BLAS's bits for every GEMM this layer runs; an integer
@@ -913,13 +926,7 @@ class Conv2d : public LinearBase {
     xgrid_ = xq.like();  // the input's format and scale, for the weight gradient
     spare_in_ = x.v.empty() ? std::move(xq.v) : std::move(x.v);  // becomes the input gradient's buffer
     m_ = batch_ * p_ * q_;
-    Tensor y;
-    y.n = batch_;
-    y.h = p_;
-    y.w = q_;
-    y.c = n_;
-    y.v = std::move(spare_out_);  // every element written
-    y.v.resize(static_cast<std::size_t>(m_) * n_);
+    Tensor y = output_tensor();
     wq_ = quantize_operand(w_.data(), w_.size(), Role::kWeight, ctx, 0);
     note_sqnr(ctx, name_, 1, w_.data(), w_.size(), wq_);
     if (xgrid_.format == NumFormat::kFp32) {
@@ -985,15 +992,8 @@ class Conv2d : public LinearBase {
     }
     bias_grad(ctx, dy.v.data());
     spare_out_ = std::move(dy.v);
-    Tensor dx;
-    dx.n = batch_;
-    dx.h = h_;
-    dx.w = w_in_;
-    dx.c = cin_;
-    if (first) return dx;
-    dx.v = std::move(spare_in_);
-    dx.v.resize(static_cast<std::size_t>(batch_) * h_ * w_in_ * cin_);
-    crop_input(shape(), dxpad_.data(), dx.v.data());
+    Tensor dx = input_gradient();
+    if (!first) crop_input(shape(), dxpad_.data(), dx.v.data());
     return dx;
   }
   // The convolution on the zero-padded input: the same taps, no padding left to add.
